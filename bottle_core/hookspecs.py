@@ -1,0 +1,196 @@
+"""The hooks of bottle: this module is their reference.
+
+Backends (entry-point group ``bottle.backends``; only the selected one is
+loaded) and provisioners (group ``bottle.plugins``; all are loaded) implement
+these with ``from bottle_core import hookimpl``. bottle always calls hooks with
+keyword arguments, so an implementation may accept any subset of them; give
+implementations no default values (pluggy would silently leave such an
+argument out).
+
+Order: ``prepare`` and ``launch`` are firstresult and answered by the
+backend. For the ``provision_*`` hooks every implementation runs, the
+backend's first, then the plugins'. The provision hooks run in this order:
+ca, git, skills, prompt, supervise.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .plan import Plan
+    from .sandbox import Bottle
+    from .spec import BottleSpec
+
+PROJECT = "bottle"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def backend_availability() -> str | None:
+    """Say whether this backend can work on this machine, cheaply.
+
+    :return: ``None`` when the backend is usable, else one line saying why
+        not and what to do ("no Docker engine at unix:///var/run/docker.sock:
+        start dockerd"). ``bottle backends`` and backend selection call it.
+
+    Stops at the first non-None result. Implemented by backends only; called
+    on a manager holding that one backend, so it never sees another's answer.
+    """
+
+
+@hookspec(firstresult=True)
+def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
+    """Resolve what the user asked for into a Plan, before anything starts.
+
+    :param spec: the manifest, the agent name, ``copy_cwd`` and the user's cwd.
+    :param stage_dir: the state root (``$XDG_STATE_HOME/bottle``); the plan's
+        own state dir is ``stage_dir/<slug>``.
+    :return: the Plan, with its state dir created and the prompt file written
+        there (mode 0600). Backends usually build it with
+        :func:`bottle_core.plan.base_plan` and add what they resolve
+        themselves (network subnet, bundle IP, image names).
+
+    Stops at the first non-None result. Implemented by the selected backend.
+    Must not start anything: ``bottle plan`` calls it only to print the Plan.
+    """
+
+
+@hookspec(firstresult=True)
+def launch(plan: Plan) -> AbstractContextManager[Bottle]:
+    """Bring up the bottle the Plan describes: networks, bundle, agent sandbox.
+
+    :param plan: the Plan from ``prepare``.
+    :return: a context manager whose ``__enter__`` returns the running
+        :class:`bottle_core.sandbox.Bottle` and whose ``__exit__`` removes
+        everything launch created, on normal exit, on an exception and on
+        Ctrl-C/SIGTERM (the CLI turns SIGTERM into an exception).
+
+    Stops at the first non-None result. Implemented by the selected backend.
+    """
+
+
+@hookspec
+def provision_ca(plan: Plan, bottle: Bottle) -> None:
+    """Make the sandbox trust the bundle's TLS-inspecting proxy.
+
+    :param plan: the Plan.
+    :param bottle: the running Bottle handle (``exec``, ``copy_in``, ``copy_out``).
+
+    Every implementation runs, the backend's first. The backend installs the
+    bundle's CA (its private key never leaves the bundle); a plugin may add
+    trust for its own tools. Runs first of the provision hooks.
+    """
+
+
+@hookspec
+def provision_git(plan: Plan, bottle: Bottle) -> None:
+    """Point the sandbox's git at the bundle's git gate for each remote in the plan.
+
+    :param plan: the Plan (``plan.git_gate`` lists the remotes).
+    :param bottle: the running Bottle handle.
+
+    Every implementation runs, the backend's first. No upstream credential may
+    be written into the sandbox.
+    """
+
+
+@hookspec
+def provision_skills(plan: Plan, bottle: Bottle) -> None:
+    """Install the agent's skills into the sandbox.
+
+    :param plan: the Plan (``plan.skills`` lists name and host folder).
+    :param bottle: the running Bottle handle.
+
+    Every implementation runs, the backend's first. A plugin may install
+    further skills into ``plan.guest.skills_dir``.
+    """
+
+
+@hookspec
+def provision_prompt(plan: Plan, bottle: Bottle) -> None:
+    """Place the agent's prompt file at ``plan.guest.prompt_file``.
+
+    :param plan: the Plan (``plan.prompt_file`` is the host copy, or None).
+    :param bottle: the running Bottle handle.
+
+    Every implementation runs, the backend's first. The file is owned by the
+    agent user with mode 0600.
+    """
+
+
+@hookspec
+def provision_supervise(plan: Plan, bottle: Bottle) -> None:
+    """Wire Claude Code's hook events to the bundle's supervisor.
+
+    :param plan: the Plan (``plan.supervise`` holds mode and port).
+    :param bottle: the running Bottle handle.
+
+    Every implementation runs, the backend's first. Runs last of the
+    provision hooks, so a plugin here sees a fully provisioned sandbox.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``bottle`` command line.
+
+    :param cli: the top-level click group; call ``cli.add_command(...)``.
+
+    Every implementation runs. Called for plugins of group ``bottle.plugins``
+    when the CLI starts a command; keep imports inside the command bodies so
+    ``bottle --help`` stays fast.
+    """
+
+
+PROVISION_ORDER = ("provision_ca", "provision_git", "provision_skills", "provision_prompt", "provision_supervise")
+
+
+@hookspec(firstresult=True)
+def build_images(force: bool) -> list[str]:
+    """Build the backend's images (``bottle image build``), showing progress as they build.
+
+    :param force: rebuild even when an image with the same content hash exists.
+    :return: the image names that are now present.
+
+    Stops at the first non-None result. Implemented by the selected backend.
+    """
+
+
+@hookspec(firstresult=True)
+def list_bottles() -> list[dict]:
+    """The running bottles this backend knows of (``bottle ls``).
+
+    :return: one dict per bottle with at least ``slug``, ``agent``,
+        ``backend`` and ``started`` (unix time).
+
+    Stops at the first non-None result. Implemented by the selected backend.
+    """
+
+
+@hookspec(firstresult=True)
+def stop_bottle(slug: str) -> bool:
+    """Stop and remove the bottle ``slug`` and everything labelled with it (``bottle stop``).
+
+    :param slug: the bottle's slug, as ``bottle ls`` shows it.
+    :return: True when something was removed, False when no such bottle runs.
+
+    Stops at the first non-None result. Implemented by the selected backend.
+    """
+
+
+@hookspec(firstresult=True)
+def collect_garbage() -> list[str]:
+    """Remove every labelled resource whose bottle is gone (``bottle gc``).
+
+    :return: a description of each removed resource ("container bottle-x-agent").
+
+    Stops at the first non-None result. Implemented by the selected backend.
+    """

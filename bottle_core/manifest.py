@@ -1,0 +1,316 @@
+"""The manifest: the user's declaration of bottles and agents (``bottle.toml`` or JSON).
+
+The pydantic models here are the contract: ``bottle manifest schema`` prints
+their JSON Schema and ``docs/manifest.md`` describes the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ManifestError
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MEMORY_PATTERN = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
+HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$")
+
+
+def _slug(value: str) -> str:
+    if not SLUG_PATTERN.match(value):
+        raise ValueError(
+            f"{value!r} is not a safe name: use 1-40 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not ENV_NAME_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a valid environment variable name")
+    return value
+
+
+def _host(value: str) -> str:
+    if not HOST_PATTERN.match(value.lower()):
+        raise ValueError(f"{value!r} is not a host name (write 'example.com' or '*.example.com')")
+    return value.lower()
+
+
+def _memory(value: str | int) -> str | int:
+    if isinstance(value, int):
+        if value < 64 * 1024 * 1024:
+            raise ValueError("memory must be at least 64m")
+        return value
+    if not MEMORY_PATTERN.match(value.strip()):
+        raise ValueError(f"{value!r} is not a size: write bytes as a number, or '512m', '2g'")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Host = Annotated[str, AfterValidator(_host)]
+MemorySize = Annotated[str | int, AfterValidator(_memory)]
+
+
+def memory_bytes(value: str | int) -> int:
+    """A manifest memory size ('512m', '2g' or bytes) in bytes."""
+    if isinstance(value, int):
+        return value
+    number, unit = MEMORY_PATTERN.match(value.strip()).groups()  # type: ignore[union-attr]
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+class Strict(BaseModel):
+    """Base of every manifest model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Egress(Strict):
+    """Where the bottle may reach on the internet, through the bundle's proxy."""
+
+    allow: list[Host] = Field(
+        default_factory=list,
+        description="Hosts the proxy lets through ('example.com', or '*.example.com' for subdomains). "
+        "The model API host is always allowed.",
+    )
+
+
+class PushPolicy(Strict):
+    """Which refs the agent may push to through the git gate."""
+
+    allow: list[str] = Field(
+        default_factory=lambda: ["refs/heads/bottle/*"],
+        description="Ref patterns the agent may push (fnmatch style).",
+    )
+    protected: list[str] = Field(
+        default_factory=lambda: ["refs/heads/main", "refs/heads/master"],
+        description="Refs that may never be force-pushed or deleted.",
+    )
+
+
+class GitRemote(Strict):
+    """An upstream repository the agent can fetch from and push to through the git gate."""
+
+    url: str = Field(description="Upstream URL; its credentials stay on the host side of the gate.")
+    push: PushPolicy = Field(default_factory=PushPolicy, description="Push policy for this remote.")
+
+
+class Secret(Strict):
+    """A secret the agent may use without holding it: it sees a placeholder, the proxy swaps in the value."""
+
+    from_env: EnvName | None = Field(default=None, description="Host environment variable holding the value.")
+    from_file: str | None = Field(default=None, description="Host file holding the value.")
+    hosts: list[Host] = Field(min_length=1, description="The only hosts the secret may be sent to.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.from_env is None) == (self.from_file is None):
+            raise ValueError("give exactly one of 'from_env' or 'from_file'")
+        return self
+
+
+class BottleDef(Strict):
+    """A sandbox recipe: backend, image, resources, egress allow-list, git remotes, secrets, env."""
+
+    backend: str | None = Field(default=None, description="Backend name (default: docker).")
+    image: str | None = Field(
+        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim)."
+    )
+    cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores.")
+    memory: MemorySize = Field(default="2g", description="Memory limit: bytes, or '512m', '2g'.")
+    pids: int = Field(default=1024, ge=16, le=1_000_000, description="Process limit inside the sandbox.")
+    egress: Egress = Field(default_factory=Egress, description="Outbound allow-list.")
+    git: dict[Slug, GitRemote] = Field(default_factory=dict, description="Git remotes by name.")
+    secrets: dict[EnvName, Secret] = Field(default_factory=dict, description="Secrets by environment variable name.")
+    env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment for the agent.")
+
+
+class Supervise(Strict):
+    """How Claude Code's hook events are supervised by the bundle."""
+
+    mode: Literal["off", "audit", "enforce"] = Field(
+        default="audit", description="off: no supervision; audit: log every event; enforce: also apply deny rules."
+    )
+    deny_tools: list[str] = Field(default_factory=list, description="Tool names refused in enforce mode.")
+
+
+class AgentDef(Strict):
+    """An agent: prompt, skills, the bottle it runs in, model and extra claude arguments."""
+
+    bottle: Slug = Field(description="Name of the bottle this agent runs in.")
+    prompt: str = Field(default="", description="Text appended to Claude Code's system prompt.")
+    prompt_file: str | None = Field(
+        default=None, description="File (inside the manifest's folder) holding the prompt, instead of 'prompt'."
+    )
+    skills: list[Slug] = Field(default_factory=list, description="Skill folders to install (by name).")
+    model: str | None = Field(default=None, description="Model name passed to claude --model.")
+    claude_args: list[str] = Field(default_factory=list, description="Extra arguments for every claude run.")
+    supervise: Supervise = Field(default_factory=Supervise, description="Supervision policy.")
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> AgentDef:
+        if self.prompt and self.prompt_file:
+            raise ValueError("give 'prompt' or 'prompt_file', not both")
+        return self
+
+
+class Manifest(Strict):
+    """The whole manifest. ``base_dir`` (not a field) is the folder relative paths start from."""
+
+    bottles: dict[Slug, BottleDef] = Field(default_factory=dict, description="Bottle definitions by name.")
+    agents: dict[Slug, AgentDef] = Field(default_factory=dict, description="Agents by name.")
+
+    _source: str = "<manifest>"
+    _base_dir: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _agents_name_bottles(self) -> Manifest:
+        for name, agent in self.agents.items():
+            if agent.bottle not in self.bottles:
+                known = ", ".join(sorted(self.bottles)) or "none"
+                raise _FieldError(
+                    ("agents", name, "bottle"), f"no bottle named {agent.bottle!r} (bottles: {known})"
+                )
+        return self
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    # -- loading -----------------------------------------------------------
+
+    @classmethod
+    def from_json_obj(cls, obj: Any, *, source: str = "<manifest>", base_dir: Path | None = None) -> Manifest:
+        """Validate a parsed manifest; paths (skills, prompt_file) resolve against ``base_dir`` (default cwd)."""
+        if not isinstance(obj, dict):
+            raise ManifestError(source, "the manifest must be a table/object with 'bottles' and 'agents'")
+        try:
+            manifest = cls.model_validate(obj)
+        except ValidationError as exc:
+            raise _manifest_error(source, exc) from None
+        except _FieldError as exc:
+            raise ManifestError(source, exc.message, field=_field_path(exc.loc)) from None
+        manifest._source = source
+        manifest._base_dir = (base_dir or Path.cwd()).resolve()
+        manifest._check_paths()
+        return manifest
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        """Read ``bottle.toml`` (or a ``.json`` file) and validate it."""
+        path = Path(path)
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ManifestError(source, "no such file", hint="write a bottle.toml or pass -m PATH") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(source, f"cannot read: {exc}") from None
+        if path.suffix.lower() == ".json":
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(source, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        else:
+            try:
+                obj = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ManifestError(source, f"invalid TOML: {exc}") from None
+        return cls.from_json_obj(obj, source=source, base_dir=path.parent)
+
+    # -- resolution ----------------------------------------------------------
+
+    def skill_search_path(self) -> list[Path]:
+        """Where skills are looked for, in order: the manifest's ``skills/`` folder, then ``~/.claude/skills``."""
+        return [self.base_dir / "skills", Path.home() / ".claude" / "skills"]
+
+    def find_skill(self, name: str) -> Path | None:
+        """The folder of skill ``name``, or None when no search folder has it."""
+        for folder in self.skill_search_path():
+            candidate = folder / name
+            if candidate.is_dir():
+                return candidate
+        return None
+
+    def prompt_path(self, agent: str) -> Path | None:
+        """The resolved prompt file of ``agent``, if it has one."""
+        prompt_file = self.agents[agent].prompt_file
+        return (self.base_dir / prompt_file).resolve() if prompt_file else None
+
+    def prompt_text(self, agent: str) -> str:
+        """The agent's prompt, read from its prompt_file when it has one."""
+        path = self.prompt_path(agent)
+        return path.read_text(encoding="utf-8") if path else self.agents[agent].prompt
+
+    def agent(self, name: str) -> AgentDef:
+        """The agent called ``name``, or a usage error naming the agents there are."""
+        try:
+            return self.agents[name]
+        except KeyError:
+            known = ", ".join(sorted(self.agents)) or "none"
+            raise ManifestError(self.source, f"no agent named {name!r} (agents: {known})") from None
+
+    def _check_paths(self) -> None:
+        for name, agent in self.agents.items():
+            for index, skill in enumerate(agent.skills):
+                if self.find_skill(skill) is None:
+                    searched = " then ".join(str(p) for p in self.skill_search_path())
+                    raise ManifestError(
+                        self.source,
+                        f"skill {skill!r} not found (searched {searched})",
+                        field=f"agents.{name}.skills[{index}]",
+                    )
+            path = self.prompt_path(name)
+            if path is not None:
+                field = f"agents.{name}.prompt_file"
+                if not path.is_relative_to(self.base_dir):
+                    raise ManifestError(self.source, f"{agent.prompt_file!r} is outside the manifest's folder", field=field)
+                if not path.is_file():
+                    raise ManifestError(self.source, f"{agent.prompt_file!r} is not a file", field=field)
+
+
+class _FieldError(Exception):
+    """A cross-field check failed at a known location (not a ValueError, so pydantic lets it through)."""
+
+    def __init__(self, loc: tuple[Any, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part == "[key]":
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _manifest_error(source: str, exc: ValidationError) -> ManifestError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = tuple(first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}"
+        loc = loc[:-1] + (loc[-1],)
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return ManifestError(source, message + more, field=_field_path(loc))

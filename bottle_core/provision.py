@@ -1,0 +1,42 @@
+"""bottle's own provisioning, written as an ordinary plugin.
+
+It uses nothing but the public Bottle handle, so it works on every backend;
+backends and third parties add their own implementations of the same hooks.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+from .hookspecs import hookimpl
+from .plan import Plan
+from .sandbox import Bottle, tar_of_folders
+
+
+@hookimpl
+def provision_skills(plan: Plan, bottle: Bottle) -> None:
+    """Copy every skill folder whole into the guest skills folder, in one tar stream."""
+    if not plan.skills:
+        return
+    skills_dir = plan.guest.skills_dir
+    uid = plan.guest.uid
+    bottle.check(["mkdir", "-p", skills_dir], user=str(uid))
+    stream = tar_of_folders(((skill.name, Path(skill.source)) for skill in plan.skills), uid=uid)
+    bottle.copy_in(stream, skills_dir)
+
+
+@hookimpl
+def provision_prompt(plan: Plan, bottle: Bottle) -> None:
+    """Place the prompt file, owned by the agent user, mode 0600 (only when the prompt is non-empty)."""
+    if not plan.has_prompt:
+        return
+    folder, name = posixpath.split(plan.guest.prompt_file)
+    bottle.check(["mkdir", "-p", folder], user=str(plan.guest.uid))
+    bottle.write_files(folder, {name: Path(plan.prompt_file).read_bytes()}, mode=0o600)
+
+
+def copy_workspace(plan: Plan, bottle: Bottle) -> None:
+    """Copy the user's directory into the workspace (a copy: the host folder is never written to)."""
+    stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)
+    bottle.copy_in(stream, plan.guest.workspace)

@@ -1,0 +1,139 @@
+"""The Bottle handle: what every backend's ``launch`` yields.
+
+Provisioners talk to the sandbox only through this interface, so a provisioner
+written once works on every backend.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import sys
+import tarfile
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .plan import Plan
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of a command run to completion in the sandbox."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+def as_argv(command: Sequence[str] | str) -> list[str]:
+    """A shell string runs under ``sh -c``; a sequence is run as it is."""
+    return ["sh", "-c", command] if isinstance(command, str) else list(command)
+
+
+class Bottle(ABC):
+    """A running sandbox. Backends subclass it; provisioners only call its public methods."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+
+    @abstractmethod
+    def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
+             workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
+        """Run ``command`` to completion; ``user`` defaults to the agent user, ``workdir`` to the workspace."""
+
+    @abstractmethod
+    def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
+            workdir: str | None = None) -> int:
+        """Run ``argv`` attached to this process's stdin/stdout/stderr (with a TTY if asked); return its exit code."""
+
+    @abstractmethod
+    def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
+        """Unpack a tar stream into the existing guest folder ``dest``."""
+
+    @abstractmethod
+    def copy_out(self, src: str) -> bytes:
+        """A tar stream of the guest path ``src``."""
+
+    def close(self) -> None:
+        """Release anything the handle holds (the launch context removes the sandbox itself)."""
+
+    # -- conveniences every backend gets -------------------------------------
+
+    def check(self, command: Sequence[str] | str, **kwargs) -> ExecResult:
+        """``exec`` that raises when the command fails, with its stderr in the message."""
+        from .errors import BottleRuntimeError
+
+        result = self.exec(command, **kwargs)
+        if not result.ok:
+            shown = command if isinstance(command, str) else shlex.join(command)
+            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            raise BottleRuntimeError(f"in bottle {self.plan.slug}: `{shown}` exited {result.returncode}: {detail[0]}")
+        return result
+
+    def write_files(self, dest: str, files: Mapping[str, bytes], *, mode: int = 0o644, owner: int | None = None) -> None:
+        """Copy files (name -> content) into ``dest`` as one tar stream."""
+        uid = self.plan.guest.uid if owner is None else owner
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.uid, info.gid = len(content), mode, uid, uid
+                tar.addfile(info, io.BytesIO(content))
+        self.copy_in(buffer.getvalue(), dest)
+
+    def claude_argv(self, args: Sequence[str], *, interactive: bool) -> list[str]:
+        """The ``claude`` command line for this plan: prompt, model, the agent's and the caller's arguments."""
+        return claude_argv(self.plan, args, interactive=interactive)
+
+    def exec_claude(self, args: Sequence[str] = (), *, interactive: bool | None = None) -> int:
+        """Run claude as the agent user in the workspace; interactive with a TTY when stdin is one."""
+        if interactive is None:
+            interactive = sys.stdin.isatty()
+        return self.run(self.claude_argv(args, interactive=interactive), tty=interactive)
+
+
+def claude_argv(plan: Plan, args: Sequence[str], *, interactive: bool) -> list[str]:
+    """``claude`` with ``--append-system-prompt-file`` exactly when the agent has a non-empty prompt."""
+    argv = ["claude", "--dangerously-skip-permissions"]
+    if plan.has_prompt:
+        argv += ["--append-system-prompt-file", plan.guest.prompt_file]
+    if plan.model:
+        argv += ["--model", plan.model]
+    argv += plan.claude_args
+    if not interactive and "-p" not in args and "--print" not in args:
+        argv.append("-p")
+    argv += list(args)
+    return argv
+
+
+def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, exclude: Iterable[str] = ()) -> BinaryIO:
+    """One tar stream holding each host folder under its archive name, owned by ``uid``.
+
+    Spooled to disk past 32 MiB, so copying a large working tree in does not fill memory.
+    """
+    skip = set(exclude)
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if Path(info.name).name in skip:
+            return None
+        info.uid = info.gid = uid
+        info.uname = info.gname = ""
+        return info
+
+    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
+    with tarfile.open(fileobj=spool, mode="w") as tar:
+        for arcname, folder in folders:
+            tar.add(folder, arcname=arcname, filter=owned)
+    spool.seek(0)
+    return spool  # type: ignore[return-value]

@@ -1,0 +1,54 @@
+"""The lifecycle of one bottle: prepare, launch, provision, workspace, then the caller's work.
+
+This is the only place that strings the hooks together; the CLI and tests
+both go through it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .hookspecs import PROVISION_ORDER
+from .plan import Plan, state_root
+from .plugins import Plugins, select_backend
+from .provision import copy_workspace
+from .sandbox import Bottle
+from .spec import BottleSpec
+
+
+def plugins_for(spec: BottleSpec, backend_option: str | None = None) -> Plugins:
+    """A manager holding bottle's defaults, the selected backend and every plugin."""
+    plugins = Plugins()
+    plugins.load_core()
+    plugins.load_plugins()
+    plugins.load_backend(select_backend(backend_option, spec.backend_field))
+    return plugins
+
+
+def prepare(plugins: Plugins, spec: BottleSpec, stage_dir: Path | None = None) -> Plan:
+    """Ask the backend for the Plan and save it as plan.json in the state dir."""
+    plan = plugins.call_first("prepare", spec=spec, stage_dir=stage_dir or state_root())
+    plan.save()
+    return plan
+
+
+@contextmanager
+def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
+    """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards."""
+    try:
+        with plugins.call_first("launch", plan=plan) as bottle:
+            for hook in PROVISION_ORDER:
+                plugins.call_each(hook, plan=plan, bottle=bottle)
+            if plan.copy_cwd:
+                copy_workspace(plan, bottle)
+            yield bottle
+    finally:
+        discard_state(plan)
+
+
+def discard_state(plan: Plan) -> None:
+    """Remove the state dir of a finished bottle (its prompt copy included)."""
+    shutil.rmtree(plan.state_dir, ignore_errors=True)

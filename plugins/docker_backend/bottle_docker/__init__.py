@@ -1,0 +1,1 @@
+"""bottle's Docker backend: agent containers on an isolated network behind a sidecar bundle."""
