@@ -146,15 +146,7 @@ def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
 
     spec = _spec(manifest_path, agent, copy_cwd=True)
     plugins = session.plugins_for(spec, obj["backend"])
-    result = plugins.call_first("prepare", spec=spec, stage_dir=_plan_stage())
-    click.echo(result.model_dump_json(indent=2))
-
-
-def _plan_stage() -> Path:
-    # `bottle plan` only shows a plan: its state dir goes to a throwaway folder, not the real state root.
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="bottle-plan-"))
+    click.echo(session.prepare(plugins, spec).model_dump_json(indent=2))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -239,7 +231,12 @@ def stop(obj: dict, slug: str) -> None:
 @click.pass_obj
 def gc(obj: dict, as_json: bool) -> None:
     """Remove every labelled resource whose bottle is gone."""
-    removed = _backend_only(obj).call_first("collect_garbage") or []
+    from .plan import prune_state_dirs
+
+    plugins = _backend_only(obj)
+    removed = plugins.call_first("collect_garbage") or []
+    active = {row["slug"] for row in plugins.call_first("list_bottles") or []}
+    removed += [f"state dir {path}" for path in prune_state_dirs(active)]
     if as_json:
         click.echo(json.dumps(removed))
     else:

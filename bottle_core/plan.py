@@ -181,6 +181,22 @@ def state_root() -> Path:
     return Path(base) / "bottle"
 
 
+def prune_state_dirs(active: set[str], *, older_than: float = 600.0) -> list[Path]:
+    """Remove state dirs of bottles that are not running and were planned more than ``older_than`` s ago."""
+    import shutil
+
+    removed = []
+    root = state_root()
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for path in root.iterdir():
+        if path.is_dir() and path.name not in active and now - path.stat().st_mtime > older_than:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def new_slug(agent: str) -> str:
     """A unique, engine-safe name for one run of ``agent``."""
     return f"{agent[:24]}-{secrets.token_hex(3)}"

@@ -6,7 +6,13 @@ module just to ask for availability.
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from bottle_core import hookimpl
+
+BASE_IMAGE = "debian:bookworm-slim"
 
 
 @hookimpl
@@ -14,3 +20,107 @@ def backend_availability():
     from .engine import availability
 
     return availability()
+
+
+@hookimpl
+def prepare(spec, stage_dir):
+    from bottle_core.plan import NetworkPlan, base_plan
+
+    from . import engine, network
+
+    client = engine.client()
+    subnet = network.pick_subnet(network.used_subnets(client))
+    bottle = spec.manifest.bottles[spec.bottle_name]
+    base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
+    outbound = os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK")
+    plan = base_plan(
+        spec, backend="docker", stage_dir=Path(stage_dir),
+        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=network.bundle_ip(subnet),
+                            outbound=outbound or "pending", outbound_is_owned=not outbound),
+        images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
+    )
+    plan.network.name = f"bottle-{plan.slug}"
+    if not outbound:
+        plan.network.outbound = f"bottle-{plan.slug}-out"
+    return plan
+
+
+@hookimpl
+def launch(plan):
+    from .launch import DockerLaunch
+
+    return DockerLaunch(plan)
+
+
+@hookimpl
+def provision_ca(plan, bottle):
+    """Install the bundle's CA into the agent's trust store (the key stays in the bundle)."""
+    from .launch import bundle_ca, wait_for_bundle
+
+    wait_for_bundle(bottle)
+    folder, name = os.path.split(plan.guest.ca_cert)
+    bottle.write_files(folder, {name: bundle_ca(bottle)}, mode=0o644, owner=0)
+    bottle.check(["update-ca-certificates"], user="0")
+
+
+@hookimpl
+def build_images(force):
+    from . import engine
+    from .images import ensure_images
+
+    base = os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
+    return sorted(ensure_images(engine.client(), base, force=force).values())
+
+
+@hookimpl
+def list_bottles():
+    from . import engine, labels
+
+    rows = []
+    for container in engine.client().api.containers(filters={"label": f"{labels.ROLE}=agent"}):
+        tags = container.get("Labels") or {}
+        rows.append({"slug": tags.get(labels.SLUG), "agent": tags.get(labels.AGENT), "backend": "docker",
+                     "started": float(tags.get(labels.STARTED) or 0), "state": container.get("State"),
+                     "owner_alive": labels.owner_alive(tags)})
+    return sorted(rows, key=lambda row: row["started"])
+
+
+@hookimpl
+def stop_bottle(slug):
+    from . import engine, labels
+    from .launch import remove_resources
+
+    client = engine.client()
+    containers = client.api.containers(all=True, filters={"label": f"{labels.SLUG}={slug}"})
+    networks = client.api.networks(filters={"label": f"{labels.SLUG}={slug}"})
+    if not containers and not networks:
+        return False
+    _remove_state(containers)
+    remove_resources(client, [c["Id"] for c in containers], [n["Name"] for n in networks])
+    return True
+
+
+@hookimpl
+def collect_garbage():
+    from . import engine, labels
+    from .launch import remove_resources
+
+    client = engine.client()
+    containers = [c for c in client.api.containers(all=True, filters={"label": labels.SLUG})
+                  if not labels.owner_alive(c.get("Labels") or {})]
+    live_slugs = {(c.get("Labels") or {}).get(labels.SLUG) for c in client.api.containers(
+        all=True, filters={"label": labels.SLUG})} - {(c.get("Labels") or {}).get(labels.SLUG) for c in containers}
+    networks = [n for n in client.api.networks(filters={"label": labels.SLUG})
+                if not labels.owner_alive(n.get("Labels") or {})
+                and (n.get("Labels") or {}).get(labels.SLUG) not in live_slugs]
+    _remove_state(containers)
+    return remove_resources(client, [c["Id"] for c in containers], [n["Name"] for n in networks])
+
+
+def _remove_state(containers) -> None:
+    from . import labels
+
+    for container in containers:
+        state_dir = (container.get("Labels") or {}).get(labels.STATE_DIR)
+        if state_dir and Path(state_dir).name == (container.get("Labels") or {}).get(labels.SLUG):
+            shutil.rmtree(state_dir, ignore_errors=True)

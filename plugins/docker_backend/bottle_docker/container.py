@@ -1,0 +1,96 @@
+"""DockerBottle: the Bottle handle over a running agent container."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import BinaryIO
+
+from bottle_core.errors import BottleRuntimeError
+from bottle_core.plan import Plan
+from bottle_core.sandbox import Bottle, ExecResult, as_argv
+
+
+class DockerBottle(Bottle):
+    """exec, copy_in and copy_out through the engine API; attached runs through the docker CLI."""
+
+    def __init__(self, plan: Plan, client, agent_id: str, bundle_id: str):
+        super().__init__(plan)
+        self.client = client
+        self.agent_id = agent_id
+        self.bundle_id = bundle_id
+
+    def _user(self, user: str | None) -> str:
+        return user if user is not None else str(self.plan.guest.uid)
+
+    def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
+             workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
+        return exec_in(self.client, self.agent_id, as_argv(command), user=self._user(user), env=env,
+                       workdir=workdir or self.plan.guest.workspace, stdin=stdin)
+
+    def exec_bundle(self, command: Sequence[str] | str, *, user: str = "0") -> ExecResult:
+        """Run a command in the bundle (backend-internal: probes and the bundle's own provisioning)."""
+        return exec_in(self.client, self.bundle_id, as_argv(command), user=user, env=None, workdir="/", stdin=None)
+
+    def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
+            workdir: str | None = None) -> int:
+        docker_cli = shutil.which("docker")
+        if docker_cli is None:
+            raise BottleRuntimeError("the docker command-line client is needed to attach to a bottle",
+                                     hint="install the docker CLI (Debian: docker.io)")
+        cmd = [docker_cli, "exec", "-i", "-u", self._user(user), "-w", workdir or self.plan.guest.workspace]
+        if tty:
+            cmd.append("-t")
+        for key, value in (env or {}).items():
+            cmd += ["-e", f"{key}={value}"]
+        cmd += [self.agent_id, *argv]
+        return subprocess.call(cmd, stdin=None if sys.stdin and not sys.stdin.closed else subprocess.DEVNULL)
+
+    def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
+        if not self.client.api.put_archive(self.agent_id, dest, tar_stream):
+            raise BottleRuntimeError(f"could not copy files into {dest} in bottle {self.plan.slug}")
+
+    def copy_out(self, src: str) -> bytes:
+        return read_archive(self.client, self.agent_id, src)
+
+
+def read_archive(client, container_id: str, src: str) -> bytes:
+    """A tar stream of ``src`` in a container, as bytes."""
+    from docker.errors import NotFound
+
+    try:
+        chunks, _stat = client.api.get_archive(container_id, src)
+    except NotFound:
+        raise BottleRuntimeError(f"no such path in the bottle: {src}") from None
+    return b"".join(chunks)
+
+
+def exec_in(client, container_id: str, argv: list[str], *, user: str, env: Mapping[str, str] | None,
+            workdir: str, stdin: bytes | None) -> ExecResult:
+    """Run argv in a container to completion; stdout and stderr kept apart."""
+    api = client.api
+    exec_id = api.exec_create(container_id, argv, user=user, environment=dict(env or {}), workdir=workdir,
+                              stdin=stdin is not None, stdout=True, stderr=True)["Id"]
+    if stdin is None:
+        stdout, stderr = api.exec_start(exec_id, demux=True)
+    else:
+        stdout, stderr = _exec_with_stdin(api, exec_id, stdin)
+    code = api.exec_inspect(exec_id)["ExitCode"]
+    return ExecResult(returncode=code if code is not None else -1, stdout=stdout or b"", stderr=stderr or b"")
+
+
+def _exec_with_stdin(api, exec_id: str, data: bytes) -> tuple[bytes, bytes]:
+    from docker.utils.socket import frames_iter, STDOUT
+
+    sock = api.exec_start(exec_id, socket=True)
+    raw = getattr(sock, "_sock", sock)
+    raw.sendall(data)
+    raw.shutdown(1)  # SHUT_WR: the command sees end of input
+    out, err = bytearray(), bytearray()
+    for stream, chunk in frames_iter(sock, tty=False):
+        (out if stream == STDOUT else err).extend(chunk)
+    sock.close()
+    return bytes(out), bytes(err)
+

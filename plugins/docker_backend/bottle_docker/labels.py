@@ -1,0 +1,40 @@
+"""Labels that mark every engine resource a bottle creates, so it can be found and removed."""
+
+from __future__ import annotations
+
+import os
+import time
+
+SLUG = "bottle.slug"
+AGENT = "bottle.agent"
+ROLE = "bottle.role"
+OWNER_PID = "bottle.pid"
+STARTED = "bottle.started"
+STATE_DIR = "bottle.state-dir"
+
+
+def for_bottle(plan, role: str) -> dict[str, str]:
+    """The labels of one resource of ``plan``'s bottle."""
+    return {
+        SLUG: plan.slug,
+        AGENT: plan.agent,
+        ROLE: role,
+        OWNER_PID: str(os.getpid()),
+        STARTED: f"{time.time():.0f}",
+        STATE_DIR: plan.state_dir,
+    }
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the bottle process that created a resource is still running on this host."""
+    try:
+        pid = int(labels.get(OWNER_PID, ""))
+    except ValueError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

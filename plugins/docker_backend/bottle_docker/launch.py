@@ -1,0 +1,207 @@
+"""Bringing a planned bottle up, and taking all of it down again.
+
+Order: images, bottle network, outbound network, bundle (pinned IP on the
+bottle network, plus the outbound network), agent container (bottle network
+only). Teardown removes what was created, newest first, whatever happened.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from bottle_core.errors import BottleRuntimeError
+from bottle_core.plan import Plan
+
+from . import engine, labels
+from .container import DockerBottle, read_archive
+from .network import create_bottle_network, create_outbound_network
+
+READY_LINE = b"bottle-bundle: ready"
+READY_TIMEOUT = 60.0
+BUNDLE_CA = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
+BUNDLE_UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"
+
+
+def agent_environment(plan: Plan) -> dict[str, str]:
+    """The agent's environment: the proxy, the bundle's CA for every TLS stack, placeholders, the manifest's env."""
+    proxy = plan.proxy.url
+    ca_bundle = plan.guest.ca_bundle
+    env = {
+        "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
+        "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1",
+        "NODE_EXTRA_CA_CERTS": plan.guest.ca_cert,
+        "SSL_CERT_FILE": ca_bundle, "REQUESTS_CA_BUNDLE": ca_bundle, "PIP_CERT": ca_bundle,
+        "GIT_SSL_CAINFO": ca_bundle, "CURL_CA_BUNDLE": ca_bundle,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        # The agent never holds the real key; the bundle's proxy is where credentials live.
+        "ANTHROPIC_API_KEY": "bottle-placeholder-anthropic-api-key",
+        "HOME": plan.guest.home,
+    }
+    env.update({secret.name: secret.placeholder for secret in plan.secrets})
+    env.update(plan.env)
+    return env
+
+
+def bundle_environment(plan: Plan) -> dict[str, str]:
+    env = {
+        "BOTTLE_PROXY_HOST": plan.proxy.listen_host,
+        "BOTTLE_PROXY_PORT": str(plan.proxy.port),
+        "BOTTLE_ALLOW": ",".join(plan.egress.allow),
+    }
+    if plan.proxy.upstream_ca_file:
+        env["BOTTLE_UPSTREAM_CA"] = BUNDLE_UPSTREAM_CA
+    return env
+
+
+class DockerLaunch(AbstractContextManager):
+    """The context manager ``launch`` returns: enter brings the bottle up, exit removes all of it."""
+
+    def __init__(self, plan: Plan, images: dict[str, str] | None = None):
+        self.plan = plan
+        self.images = images
+        self.client = engine.client()
+        self.containers: list[str] = []
+        self.networks: list[str] = []
+        self.bottle: DockerBottle | None = None
+
+    def __enter__(self) -> DockerBottle:
+        try:
+            self._start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self.bottle  # type: ignore[return-value]
+
+    def __exit__(self, *exc_info) -> None:
+        self.teardown()
+
+    # -- bring up ----------------------------------------------------------------
+
+    def _start(self) -> None:
+        from docker.errors import APIError, ImageNotFound
+
+        plan, api = self.plan, self.client.api
+        images = self.images or resolve_images(self.client, plan)
+        net = plan.network
+        try:
+            create_bottle_network(self.client, net.name, net.subnet, labels.for_bottle(plan, "network"))
+            self.networks.append(net.name)
+            if net.outbound_is_owned:
+                create_outbound_network(self.client, net.outbound, labels.for_bottle(plan, "outbound"))
+                self.networks.append(net.outbound)
+
+            bundle = api.create_container(
+                images["bundle"], name=f"bottle-{plan.slug}-bundle", environment=bundle_environment(plan),
+                labels=labels.for_bottle(plan, "bundle"), detach=True,
+                host_config=api.create_host_config(
+                    cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
+                    mem_limit="256m", pids_limit=256,
+                ),
+                networking_config=api.create_networking_config(
+                    {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
+                ),
+            )["Id"]
+            self.containers.append(bundle)
+            api.connect_container_to_network(bundle, net.outbound)
+            if plan.proxy.upstream_ca_file:
+                api.put_archive(bundle, "/", _single_file_tar(BUNDLE_UPSTREAM_CA, Path(plan.proxy.upstream_ca_file)))
+            api.start(bundle)
+
+            res = plan.resources
+            agent = api.create_container(
+                images["agent"], command=["sleep", "infinity"], name=f"bottle-{plan.slug}-agent",
+                user=f"{plan.guest.uid}:{plan.guest.uid}", working_dir=plan.guest.workspace,
+                environment=agent_environment(plan), labels=labels.for_bottle(plan, "agent"), detach=True,
+                host_config=api.create_host_config(
+                    cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
+                    mem_limit=res.memory_bytes, memswap_limit=res.memory_bytes,
+                    nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids,
+                    tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
+                    network_mode=net.name,
+                ),
+            )["Id"]
+            self.containers.append(agent)
+            api.start(agent)
+        except ImageNotFound as exc:
+            raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
+        except APIError as exc:
+            raise BottleRuntimeError(f"the engine refused to start bottle {plan.slug}: {exc.explanation or exc}") from None
+        self.bottle = DockerBottle(plan, self.client, agent_id=agent, bundle_id=bundle)
+
+    # -- tear down -----------------------------------------------------------------
+
+    def teardown(self) -> None:
+        """Remove every container and network this launch created, newest first; never raises."""
+        remove_resources(self.client, list(reversed(self.containers)), list(reversed(self.networks)))
+        self.containers.clear()
+        self.networks.clear()
+
+
+def remove_resources(client, containers: list[str], networks: list[str]) -> list[str]:
+    """Force-remove containers, then networks; returns what was removed. Missing ones are fine."""
+    from docker.errors import APIError, NotFound
+
+    removed = []
+    for container in containers:
+        try:
+            client.api.remove_container(container, force=True, v=True)
+            removed.append(f"container {container[:12]}")
+        except NotFound:
+            pass
+        except APIError:
+            pass  # a removal already in progress; gc finishes it
+    for network in networks:
+        try:
+            client.api.remove_network(network)
+            removed.append(f"network {network}")
+        except NotFound:
+            pass
+        except APIError:
+            pass
+    return removed
+
+
+def resolve_images(client, plan: Plan) -> dict[str, str]:
+    """The content-hash tags of the agent and bundle images, building them when missing."""
+    from .images import ensure_images
+
+    return ensure_images(client, plan.images["base"])
+
+
+def wait_for_bundle(bottle: DockerBottle, timeout: float = READY_TIMEOUT) -> None:
+    """Poll the bundle's output until it says it is ready; fail with its last words if it dies or stalls."""
+    api = bottle.client.api
+    deadline = time.monotonic() + timeout
+    output = b""
+    while time.monotonic() < deadline:
+        output = api.logs(bottle.bundle_id, stdout=True, stderr=True)
+        if READY_LINE in output:
+            return
+        if not api.inspect_container(bottle.bundle_id)["State"]["Running"]:
+            break
+        time.sleep(0.05)
+    tail = output.decode("utf-8", "replace").strip().splitlines()[-3:]
+    raise BottleRuntimeError(
+        f"the bundle of bottle {bottle.plan.slug} did not become ready: {' | '.join(tail) or 'no output'}"
+    )
+
+
+def bundle_ca(bottle: DockerBottle) -> bytes:
+    """The bundle's CA certificate (the public part; the key stays in the bundle)."""
+    with tarfile.open(fileobj=io.BytesIO(read_archive(bottle.client, bottle.bundle_id, BUNDLE_CA))) as tar:
+        member = tar.getmembers()[0]
+        return tar.extractfile(member).read()  # type: ignore[union-attr]
+
+
+def _single_file_tar(path: str, source: Path) -> bytes:
+    data = source.read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
