@@ -1,0 +1,139 @@
+"""A stand-in for an ordinary web site on the test "internet".
+
+It answers every GET (and HEAD) with ``hello from <name>``, where the name is
+``ORIGIN_NAME`` when set, else the host the client asked for, so one server
+can stand for several host names. Other methods get the same text plus the
+size of the body received. Every request is logged as one JSON line to stdout
+and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
+Standard library only.
+
+Usage::
+
+    origin.py [--cert PEM --key PEM] [--port 443] [--http-port 80]
+
+``ORIGIN_CERT`` / ``ORIGIN_KEY`` stand in for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+
+SECRET_HEADERS = {"authorization", "x-api-key", "proxy-authorization", "cookie"}
+
+_lock = threading.Lock()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """Greets every request with the origin's name."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "bottle-test-origin/1"
+    timeout = 300
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass  # requests are logged as JSON instead
+
+    def _name(self) -> str:
+        host = self.headers.get("Host", "")
+        # Strip a port, keeping IPv6 literals intact.
+        if host.startswith("["):
+            host = host.split("]", 1)[0] + "]"
+        else:
+            host = host.split(":", 1)[0]
+        return os.environ.get("ORIGIN_NAME") or host or "origin"
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        text = f"hello from {self._name()}"
+        if self.command not in ("GET", "HEAD"):
+            text += f" ({len(body)} bytes received)"
+        self._record(body)
+        data = (text + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _record(self, body: bytes) -> None:
+        headers = {}
+        for key, value in self.headers.items():
+            lowered = key.lower()
+            headers[lowered] = "sha256:" + hashlib.sha256(value.encode()).hexdigest() if lowered in SECRET_HEADERS else value
+        line = json.dumps({
+            "time": time.time(),
+            "scheme": self.server.scheme,
+            "method": self.command,
+            "path": self.path,
+            "headers": headers,
+            "body": body.decode("utf-8", "replace"),
+        })
+        with _lock:
+            log_path = os.environ.get("ORIGIN_LOG")
+            if log_path:
+                with open(log_path, "a", encoding="utf-8") as handle:
+                    handle.write(line + "\n")
+            print(line, flush=True)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+
+class Server(http.server.ThreadingHTTPServer):
+    """A threaded server; with ``tls`` set, each connection's handshake runs in its own thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address, scheme, tls=None):
+        super().__init__(address, Handler)
+        self.scheme = scheme
+        self.tls = tls
+
+    def finish_request(self, request, client_address):
+        if self.tls is not None:
+            request.settimeout(30)
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                print(json.dumps({"tls_error": str(exc), "client": client_address[0]}), flush=True)
+                return
+        super().finish_request(request, client_address)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cert", default=os.environ.get("ORIGIN_CERT"))
+    parser.add_argument("--key", default=os.environ.get("ORIGIN_KEY"))
+    parser.add_argument("--port", type=int, default=443)
+    parser.add_argument("--http-port", type=int, default=None, help="also serve plain HTTP on this port")
+    args = parser.parse_args(argv)
+
+    servers = []
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+        context.set_alpn_protocols(["http/1.1"])
+        servers.append(("https", args.port, Server(("0.0.0.0", args.port), "https", tls=context)))
+    if args.http_port:
+        servers.append(("http", args.http_port, Server(("0.0.0.0", args.http_port), "http")))
+    if not servers:
+        parser.error("give --cert/--key (or ORIGIN_CERT/ORIGIN_KEY) or --http-port")
+    for _, _, server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    for scheme, port, _ in servers:
+        print(f"origin listening on {scheme} port {port}", flush=True)
+    servers[0][2].serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
