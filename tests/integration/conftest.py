@@ -1,0 +1,417 @@
+"""Fixtures that stand in for "the internet" in integration tests.
+
+A test network (``internet``, internal so nothing leaves the machine) holds a
+scripted model API server answering as ``api.anthropic.com`` and a web origin
+answering as ``allowed.test`` and ``denied.test``, all with certificates from
+a throwaway CA (``test_ca``). ``outbound_env`` gives the environment that puts
+a bottle's bundle on that network and makes its proxy trust that CA.
+
+Every engine resource made here carries the label ``bottle.test=1`` and the
+pid of the pytest process, is removed when the session ends (also after a
+failure), and is swept by a later session if this one was killed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+
+SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
+IMAGE_REPO = "bottle-test-server"
+TEST_LABEL = "bottle.test"
+PID_LABEL = "bottle.test.pid"
+MODEL_HOST = "api.anthropic.com"
+ORIGIN_NAMES = ("allowed.test", "denied.test")
+READY_TIMEOUT = 30.0
+
+
+def resource_labels() -> dict[str, str]:
+    """Labels of every container and network the test fixtures create."""
+    return {TEST_LABEL: "1", PID_LABEL: str(os.getpid())}
+
+
+def _pid_alive(value: str | None) -> bool:
+    try:
+        os.kill(int(value or ""), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(client) -> None:
+    """Remove test containers and networks left by pytest sessions that no longer run."""
+    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=1"}):
+        if PID_LABEL in container.labels and not _pid_alive(container.labels[PID_LABEL]):
+            container.remove(force=True)
+    for network in client.networks.list(filters={"label": f"{TEST_LABEL}=1"}):
+        labels = network.attrs.get("Labels") or {}
+        if PID_LABEL in labels and not _pid_alive(labels[PID_LABEL]):
+            _remove_quietly(network)
+
+
+def _remove_quietly(resource) -> None:
+    """Remove a container (forced) or network; one already gone is fine."""
+    import docker.errors
+    from docker.models.containers import Container
+
+    try:
+        if isinstance(resource, Container):
+            resource.remove(force=True)
+        else:
+            resource.remove()
+    except docker.errors.NotFound:
+        pass
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A Docker SDK client for the local engine; fails the test clearly when there is none."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure here means the same thing to the user
+        pytest.fail(f"integration tests need a running Docker engine: {exc}", pytrace=False)
+    sweep_stale(client)
+    yield client
+    client.close()
+
+
+# --- the test-server image ---------------------------------------------------
+
+
+def server_image_tag() -> str:
+    """``bottle-test-server:<hash>``, the hash covering the Dockerfile and the server scripts."""
+    digest = hashlib.sha256()
+    for path in sorted(SERVERS_DIR.iterdir()):
+        if path.is_file() and (path.name == "Dockerfile" or path.suffix == ".py"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
+
+
+@pytest.fixture(scope="session")
+def server_image(docker_client) -> str:
+    """The test-server image's tag, built once (kept between sessions as a cache; older builds removed)."""
+    import docker.errors
+
+    tag = server_image_tag()
+    try:
+        docker_client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        try:
+            docker_client.images.build(path=str(SERVERS_DIR), tag=tag, labels={TEST_LABEL: "1"}, rm=True, forcerm=True)
+        except docker.errors.BuildError as exc:
+            log = "".join(chunk.get("stream", "") for chunk in exc.build_log if isinstance(chunk, dict))
+            pytest.fail(f"building {tag} failed: {exc}\n{log[-3000:]}", pytrace=False)
+        for image in docker_client.images.list(name=IMAGE_REPO):
+            if tag not in image.tags:
+                try:
+                    docker_client.images.remove(image.id)
+                except docker.errors.APIError:
+                    pass  # still used by someone's container; a later build removes it
+    return tag
+
+
+# --- the CA ------------------------------------------------------------------
+
+
+class CertAuthority:
+    """A throwaway CA (``trustme``) that writes its PEM and the certificates it issues to files."""
+
+    def __init__(self, directory: Path):
+        import trustme
+
+        self.ca = trustme.CA()
+        self.directory = directory
+        self.pem_path = directory / "ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.pem_path))
+        self.pem_path.chmod(0o644)
+
+    def issue(self, *names: str, directory: Path | None = None) -> tuple[Path, Path]:
+        """Issue a server certificate for ``names``; returns (certificate chain PEM, key PEM)."""
+        directory = directory or self.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        cert = self.ca.issue_cert(*names)
+        stem = names[0].replace("*", "_")
+        cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+        with open(cert_path, "wb") as handle:
+            for blob in cert.cert_chain_pems:
+                handle.write(blob.bytes())
+        cert.private_key_pem.write_to_path(str(key_path))
+        # The servers run as root in their containers, but keep the files readable for any uid.
+        cert_path.chmod(0o644)
+        key_path.chmod(0o644)
+        return cert_path, key_path
+
+    def write_pem(self, path: Path) -> Path:
+        """Write the CA certificate to ``path`` (for a trust store or ``NODE_EXTRA_CA_CERTS``)."""
+        self.ca.cert_pem.write_to_path(str(path))
+        return path
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> CertAuthority:
+    """The session's test CA; its PEM is at ``test_ca.pem_path``."""
+    return CertAuthority(tmp_path_factory.mktemp("test-ca"))
+
+
+# --- the network and containers on it ---------------------------------------
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a throwaway container printed and how it exited."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Internet:
+    """The test "internet": an internal network the servers (and the bundle, via ``outbound_env``) join."""
+
+    def __init__(self, client, network, image: str):
+        self.client = client
+        self.network = network
+        self.name = network.name
+        self.image = image
+
+    def start(self, name: str, command: list[str], *, aliases=(), environment=None, binds=None):
+        """Start a detached container of the test-server image on this network."""
+        api = self.client.api
+        networking = api.create_networking_config({self.name: api.create_endpoint_config(aliases=list(aliases))})
+        host_config = api.create_host_config(binds=binds or {}, network_mode=self.name)
+        created = api.create_container(
+            self.image, command, name=name, labels=resource_labels(), environment=environment or {},
+            host_config=host_config, networking_config=networking, detach=True,
+        )
+        container = self.client.containers.get(created["Id"])
+        container.start()
+        return container
+
+    def run(self, command: list[str], *, environment=None, binds=None, timeout: float = 120) -> RunResult:
+        """Run ``command`` to its end in a throwaway container on this network and remove it."""
+        name = f"bottle-test-run-{secrets.token_hex(4)}"
+        container = self.start(name, command, environment=environment, binds=binds)
+        try:
+            try:
+                status = container.wait(timeout=timeout)
+            except Exception as exc:  # the SDK raises a transport error on timeout
+                raise TimeoutError(f"{command!r} did not finish within {timeout}s") from exc
+            return RunResult(
+                status.get("StatusCode", -1),
+                container.logs(stdout=True, stderr=False).decode("utf-8", "replace"),
+                container.logs(stdout=False, stderr=True).decode("utf-8", "replace"),
+            )
+        finally:
+            _remove_quietly(container)
+
+    def ip_of(self, container) -> str:
+        container.reload()
+        return container.attrs["NetworkSettings"]["Networks"][self.name]["IPAddress"]
+
+
+def wait_until_listening(container, marker: str, timeout: float = READY_TIMEOUT) -> None:
+    """Poll a server container's output for its ready line; fail with its output if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = container.logs().decode("utf-8", "replace")
+        if marker in output:
+            return
+        container.reload()
+        if container.status in ("exited", "dead"):
+            pytest.fail(f"{container.name} exited before it was ready:\n{output}", pytrace=False)
+        time.sleep(0.1)
+    pytest.fail(f"{container.name} not ready after {timeout}s:\n{container.logs().decode()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def internet(docker_client, server_image):
+    """An internal docker network standing for the internet; ``internet.name`` is its name."""
+    name = f"bottle-test-internet-{secrets.token_hex(4)}"
+    network = docker_client.networks.create(name, driver="bridge", internal=True, labels=resource_labels(),
+                                            check_duplicate=True)
+    try:
+        yield Internet(docker_client, network, server_image)
+    finally:
+        # Containers someone left attached (a failed bottle, a throwaway run) would block the removal.
+        network.reload()
+        for container_id in (network.attrs.get("Containers") or {}):
+            try:
+                container = docker_client.containers.get(container_id)
+                if container.labels.get(TEST_LABEL) == "1":
+                    _remove_quietly(container)
+                else:
+                    network.disconnect(container_id, force=True)
+            except Exception:  # noqa: BLE001 - best effort before the removal that matters
+                pass
+        _remove_quietly(network)
+
+
+def _shared_dir(tmp_path_factory, name: str) -> Path:
+    """A host directory a server container mounts, writable by whatever uid the server runs as."""
+    directory = tmp_path_factory.mktemp(name)
+    directory.chmod(0o777)
+    return directory
+
+
+class ModelServer:
+    """Handle on the scripted model server: set its replies, read what it was sent.
+
+    A script is a list of replies served in order to ``POST /v1/messages``:
+    a string (text), or ``{"text": ...}``, ``{"tool_use": {"name": ..., "input": {...}}}``
+    (or both, or a list of tool uses). Once the script runs out every reply is ``pong``.
+    """
+
+    host = MODEL_HOST
+
+    def __init__(self, container, directory: Path, ip: str):
+        self.container = container
+        self.directory = directory
+        self.ip = ip
+        self.script_path = directory / "script.json"
+        self.log_path = directory / "requests.jsonl"
+
+    def set_script(self, replies: list) -> None:
+        """Replace the replies still to come with ``replies``."""
+        tmp = self.directory / f".script-{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps(replies), encoding="utf-8")
+        tmp.chmod(0o666)
+        os.replace(tmp, self.script_path)
+
+    def remaining_script(self) -> list:
+        """The replies not served yet."""
+        try:
+            return json.loads(self.script_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+
+    def requests(self) -> list[dict]:
+        """Every request received since the last reset, oldest first (credential headers hashed)."""
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def messages(self) -> list[dict]:
+        """The bodies of the ``POST /v1/messages`` requests received since the last reset."""
+        return [r["body"] for r in self.requests() if r["method"] == "POST" and r["path"].split("?")[0] == "/v1/messages"]
+
+    def reset(self) -> None:
+        """Forget the script and the request log."""
+        self.set_script([])
+        self.log_path.write_text("", encoding="utf-8")
+
+    def output(self) -> str:
+        """The server's own output (for a failing test's message)."""
+        return self.container.logs().decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="session")
+def model_server_session(internet, test_ca, tmp_path_factory) -> ModelServer:
+    """The session's model server, answering as ``api.anthropic.com`` on ``internet``."""
+    directory = _shared_dir(tmp_path_factory, "model-server")
+    cert, key = test_ca.issue(MODEL_HOST, directory=directory)
+    (directory / "requests.jsonl").touch(mode=0o666)
+    container = None
+    try:
+        container = internet.start(
+            f"bottle-test-model-{secrets.token_hex(4)}",
+            ["python3", "/opt/bottle-test/model_server.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}"],
+            aliases=[MODEL_HOST],
+            environment={"MODEL_SCRIPT": "/srv/script.json", "MODEL_LOG": "/srv/requests.jsonl"},
+            binds={str(directory): {"bind": "/srv", "mode": "rw"}},
+        )
+        wait_until_listening(container, "model server listening on https")
+        server = ModelServer(container, directory, internet.ip_of(container))
+        server.reset()
+        yield server
+    finally:
+        if container is not None:
+            _remove_quietly(container)
+
+
+@pytest.fixture
+def model_server(model_server_session) -> ModelServer:
+    """The model server with an empty script and request log for this test."""
+    model_server_session.reset()
+    return model_server_session
+
+
+class Origin:
+    """Handle on the web origin answering ``hello from <host>`` as ``allowed.test`` and ``denied.test``."""
+
+    names = ORIGIN_NAMES
+
+    def __init__(self, container, directory: Path, ip: str):
+        self.container = container
+        self.directory = directory
+        self.ip = ip  # its address on ``internet``, for probes that try to bypass the proxy
+        self.log_path = directory / "requests.jsonl"
+
+    def requests(self) -> list[dict]:
+        """Every request received since the last reset, oldest first (credential headers hashed)."""
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def reset(self) -> None:
+        """Forget the request log."""
+        self.log_path.write_text("", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def origin_session(internet, test_ca, tmp_path_factory) -> Origin:
+    """The session's web origin on ``internet`` (HTTPS on 443, plain HTTP on 80)."""
+    directory = _shared_dir(tmp_path_factory, "origin")
+    cert, key = test_ca.issue(*ORIGIN_NAMES, directory=directory)
+    (directory / "requests.jsonl").touch(mode=0o666)
+    container = None
+    try:
+        container = internet.start(
+            f"bottle-test-origin-{secrets.token_hex(4)}",
+            ["python3", "/opt/bottle-test/origin.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}",
+             "--port", "443", "--http-port", "80"],
+            aliases=list(ORIGIN_NAMES),
+            environment={"ORIGIN_LOG": "/srv/requests.jsonl"},
+            binds={str(directory): {"bind": "/srv", "mode": "rw"}},
+        )
+        wait_until_listening(container, "origin listening on http port")
+        yield Origin(container, directory, internet.ip_of(container))
+    finally:
+        if container is not None:
+            _remove_quietly(container)
+
+
+@pytest.fixture
+def origin(origin_session) -> Origin:
+    """The web origin with an empty request log for this test."""
+    origin_session.reset()
+    return origin_session
+
+
+@pytest.fixture(scope="session")
+def outbound_env(internet, test_ca, model_server_session, origin_session) -> dict[str, str]:
+    """Env vars that put a bottle's bundle on ``internet`` and make its proxy trust ``test_ca``.
+
+    Apply them with ``monkeypatch.setenv`` before launching a bottle; the
+    model server and origin are already up when this is given.
+    """
+    return {
+        "BOTTLE_DOCKER_OUTBOUND_NETWORK": internet.name,
+        "BOTTLE_UPSTREAM_CA_FILE": str(test_ca.pem_path),
+        "BOTTLE_MODEL_HOST": MODEL_HOST,
+    }
