@@ -1,0 +1,31 @@
+"""The smol backend's hook implementations (entry point ``bottle.backends: smol``).
+
+Nothing heavy is imported at module level: ``bottle backends`` loads this
+module just to ask for availability, which only runs ``smolvm --version`` and
+looks at ``/dev/kvm``.
+"""
+
+from __future__ import annotations
+
+from bottle_core import hookimpl
+
+
+@hookimpl
+def backend_availability():
+    from .availability import availability
+
+    return availability()
+
+
+@hookimpl
+def prepare(spec, stage_dir):
+    from .prepare import prepare_plan
+
+    return prepare_plan(spec, stage_dir)
+
+
+@hookimpl
+def launch(plan):
+    from .launch import launch_bottle
+
+    return launch_bottle(plan)
