@@ -1,0 +1,74 @@
+# bottle: set-up, tests and benchmarks. `make test` prepares a fresh Debian 12
+# machine (as root) and runs every test; each step skips what is already done.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BOTTLE := $(VENV)/bin/bottle
+PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
+# Reinstall into the venv when a distribution's metadata changes.
+VENV_STAMP := $(VENV)/.bottle-installed
+PROJECTS := pyproject.toml plugins/docker_backend/pyproject.toml plugins/smol_backend/pyproject.toml
+
+.PHONY: help setup host-packages engine engine-stop base-image kvm venv images test unit integration bench demo clean distclean
+
+help:
+	@echo "make test         set up the host (engine, base image, venv, images) and run every test"
+	@echo "make unit         unit tests only (no engine needed)"
+	@echo "make integration  integration tests only"
+	@echo "make bench        CLI start-up benchmark"
+	@echo "make demo         run scripts/demo.sh"
+	@echo "make setup        only the set-up steps of 'make test'"
+	@echo "make engine-stop  stop the Docker engine, if 'make' started it"
+	@echo "make clean        remove caches and build output (distclean: also .venv and .cache)"
+
+setup: host-packages engine base-image kvm venv
+
+host-packages:
+	scripts/host-packages.sh
+
+engine: host-packages
+	scripts/engine.sh start
+
+engine-stop:
+	scripts/engine.sh stop
+
+base-image: engine
+	scripts/base-image.sh
+
+kvm:
+	scripts/kvm.sh
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(PROJECTS) scripts/venv.sh
+	scripts/venv.sh
+	touch $@
+
+images: engine base-image venv
+	$(BOTTLE) image build
+
+test: setup images
+	$(PYTEST) tests
+
+unit: venv
+	$(PYTEST) tests/unit
+
+integration: setup images
+	$(PYTEST) tests/integration
+
+bench: venv
+	$(PY) benchmarks/bench_cli.py
+
+demo: setup images
+	scripts/demo.sh
+
+clean:
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	rm -rf build dist .pytest_cache .benchmarks *.egg-info plugins/*/build plugins/*/*.egg-info examples/*/build examples/*/*.egg-info
+
+distclean: clean engine-stop
+	rm -rf $(VENV) .cache
