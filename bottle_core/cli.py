@@ -287,3 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("bottle: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"bottle: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)

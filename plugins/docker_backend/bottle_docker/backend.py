@@ -36,6 +36,7 @@ def prepare(spec, stage_dir):
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir),
         network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=network.bundle_ip(subnet),
+                            agent_ip=network.agent_ip(subnet),
                             outbound=outbound or "pending", outbound_is_owned=not outbound),
         images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
     )

@@ -142,6 +142,9 @@ class DockerLaunch(AbstractContextManager):
                 tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
                 network_mode=plan.network.name,
             ),
+            networking_config=api.create_networking_config(
+                {plan.network.name: api.create_endpoint_config(ipv4_address=plan.network.agent_ip)}
+            ),
         )["Id"]
         self.containers.append(agent)
         return agent

@@ -18,6 +18,7 @@ from bottle_core.errors import BottleRuntimeError
 POOL = ipaddress.ip_network("10.213.0.0/16")
 PREFIX = 24
 BUNDLE_HOST_INDEX = 2  # .1 is kept by the engine's IPAM as the (unused) gateway
+AGENT_HOST_INDEX = 3  # pinned too: both start at once, and a dynamic address could take the bundle's
 
 
 def used_subnets(client) -> list[ipaddress.IPv4Network]:
@@ -62,6 +63,10 @@ def pick_subnet(used: list[ipaddress.IPv4Network], rng: random.Random | None = N
 
 def bundle_ip(subnet: ipaddress.IPv4Network) -> str:
     return str(subnet.network_address + BUNDLE_HOST_INDEX)
+
+
+def agent_ip(subnet: ipaddress.IPv4Network) -> str:
+    return str(subnet.network_address + AGENT_HOST_INDEX)
 
 
 def create_bottle_network(client, name: str, subnet: str, labels: dict[str, str]):

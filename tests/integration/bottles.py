@@ -1,0 +1,69 @@
+"""Helpers for integration tests that start real bottles on the real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from bottle_core import session
+from bottle_core.manifest import Manifest
+from bottle_core.plugins import Plugins
+from bottle_core.spec import BottleSpec
+
+BOTTLE = str(Path(sys.executable).with_name("bottle"))
+
+
+def write_manifest(folder: Path, obj: dict, skills: dict[str, dict[str, str]] | None = None) -> Path:
+    """A manifest (JSON) in ``folder``, with skill folders under ``folder/skills``."""
+    for skill, files in (skills or {}).items():
+        for rel, text in files.items():
+            path = folder / "skills" / skill / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    path = folder / "bottle.json"
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def docker_plugins() -> Plugins:
+    plugins = Plugins()
+    plugins.load_core()
+    plugins.load_backend("docker")
+    return plugins
+
+
+@contextmanager
+def bottle_of(manifest_path: Path, agent: str, *, copy_cwd: bool = False, cwd: Path | None = None):
+    """A running bottle of ``agent``, provisioned like `bottle run` does, removed afterwards."""
+    manifest = Manifest.load(manifest_path)
+    spec = BottleSpec(manifest=manifest, agent=agent, copy_cwd=copy_cwd, cwd=cwd or manifest_path.parent)
+    plugins = docker_plugins()
+    plan = session.prepare(plugins, spec)
+    with session.running(plugins, plan) as bottle:
+        yield bottle
+
+
+def resources_of(label: str, value: str) -> tuple[list[str], list[str]]:
+    """Names of containers and networks carrying ``label=value``."""
+    containers = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}={value}", "--format", "{{.Names}}"],
+                                capture_output=True, text=True, check=True).stdout.split()
+    networks = subprocess.run(["docker", "network", "ls", "--filter", f"label={label}={value}", "--format",
+                               "{{.Name}}"], capture_output=True, text=True, check=True).stdout.split()
+    return containers, networks
+
+
+def bottle_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 180,
+               input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run the real `bottle` console script."""
+    return subprocess.run([BOTTLE, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True,
+                          timeout=timeout, input=input if input is not None else b"")
+
+
+def tcp_probe(bottle, host: str, port: int, timeout: int = 2) -> bool:
+    """True when a TCP connection from inside the agent to host:port succeeds."""
+    result = bottle.exec(["timeout", str(timeout), "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}"])
+    return result.returncode == 0

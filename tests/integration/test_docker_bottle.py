@@ -1,0 +1,221 @@
+"""Real bottles on the real engine: the handle, provisioning, privileges, workspace, cleanup."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .bottles import bottle_cli, bottle_of, resources_of, write_manifest
+
+pytestmark = pytest.mark.integration
+
+PROMPT = "You are tester. Answer in one word.\n"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "tester.md").write_text(PROMPT)
+    return write_manifest(tmp_path, {
+        "bottles": {"dev": {"memory": "768m", "pids": 300, "cpus": 1.5}},
+        "agents": {
+            "tester": {"bottle": "dev", "prompt_file": "prompts/tester.md", "skills": ["hello", "review"]},
+            "plain": {"bottle": "dev"},
+        },
+    }, skills={
+        "hello": {"SKILL.md": "---\nname: hello\n---\nSay hello.\n", "scripts/run.sh": "echo hi\n"},
+        "review": {"SKILL.md": "---\nname: review\n---\nReview code.\n"},
+    })
+
+
+def test_exec_round_trip(manifest):
+    with bottle_of(manifest, "plain") as bottle:
+        result = bottle.exec(["sh", "-c", "echo to-out; echo to-err >&2; exit 7"])
+        assert (result.returncode, result.stdout, result.stderr) == (7, b"to-out\n", b"to-err\n")
+        assert bottle.exec("true").returncode == 0
+        assert bottle.exec(["cat"], stdin=b"fed through stdin").stdout == b"fed through stdin"
+        assert bottle.exec(["pwd"]).stdout.strip() == b"/workspace"
+
+
+def test_prompt_and_skills_land(manifest):
+    with bottle_of(manifest, "tester") as bottle:
+        guest = bottle.plan.guest
+        prompt = bottle.exec(["cat", guest.prompt_file])
+        assert prompt.stdout.decode() == PROMPT
+        assert bottle.exec(["stat", "-c", "%a %U", guest.prompt_file]).stdout.split() == [b"600", b"agent"]
+        assert bottle.exec(["cat", f"{guest.skills_dir}/hello/scripts/run.sh"]).stdout == b"echo hi\n"
+        listing = bottle.exec(["find", guest.skills_dir, "-type", "f"]).stdout.decode().split()
+        assert sorted(p.removeprefix(guest.skills_dir + "/") for p in listing) == [
+            "hello/SKILL.md", "hello/scripts/run.sh", "review/SKILL.md"]
+        owners = bottle.exec(["find", guest.skills_dir, "!", "-user", "agent"]).stdout
+        assert owners == b""
+
+
+def test_no_prompt_means_no_prompt_file(manifest):
+    with bottle_of(manifest, "plain") as bottle:
+        assert not bottle.plan.has_prompt
+        assert bottle.exec(["test", "-e", bottle.plan.guest.prompt_file]).returncode == 1
+        assert "--append-system-prompt-file" not in bottle.claude_argv([], interactive=False)
+
+
+def test_agent_is_unprivileged_and_limited(manifest):
+    with bottle_of(manifest, "plain") as bottle:
+        assert bottle.exec(["id", "-u"]).stdout.strip() == b"1000"
+        status = dict(line.split(":\t", 1) for line in bottle.exec(["cat", "/proc/self/status"]).text().splitlines()
+                      if ":\t" in line)
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert int(status[cap], 16) == 0, cap
+        assert status["NoNewPrivs"].strip() == "1"
+        # No engine socket anywhere it usually lives.
+        assert bottle.exec("ls /var/run/docker.sock /run/docker.sock").returncode != 0
+        # cgroup v2 files first, v1 second: engines run on either.
+        def cgroup(v2: str, v1: str) -> bytes:
+            return bottle.exec(f"cat /sys/fs/cgroup/{v2} 2>/dev/null || cat /sys/fs/cgroup/{v1}").stdout.split()[0]
+
+        assert cgroup("memory.max", "memory/memory.limit_in_bytes") == str(768 * 1024 * 1024).encode()
+        assert cgroup("pids.max", "pids/pids.max") == b"300"
+        assert cgroup("cpu.max", "cpu/cpu.cfs_quota_us") == b"150000"
+        assert b"tmpfs /tmp" in bottle.exec(["cat", "/proc/mounts"]).stdout
+        # su/sudo cannot bring root back.
+        assert bottle.exec("su -c id root </dev/null").returncode != 0
+
+
+def test_workspace_is_a_copy(manifest, tmp_path):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('hi')\n")
+    (project / "README").write_text("readme\n")
+
+    def digest() -> str:
+        h = hashlib.sha256()
+        for path in sorted(project.rglob("*")):
+            h.update(str(path).encode() + (path.read_bytes() if path.is_file() else b""))
+        return h.hexdigest()
+
+    before = digest()
+    with bottle_of(manifest, "plain", copy_cwd=True, cwd=project) as bottle:
+        assert bottle.exec(["cat", "/workspace/src/main.py"]).stdout == b"print('hi')\n"
+        assert bottle.exec(["stat", "-c", "%U", "/workspace/src/main.py"]).stdout.strip() == b"agent"
+        assert bottle.exec("echo changed > /workspace/README && rm /workspace/src/main.py").returncode == 0
+        assert bottle.exec(["cat", "/workspace/README"]).stdout == b"changed\n"
+        out = tarfile.open(fileobj=io.BytesIO(bottle.copy_out("/workspace/README")))
+        assert out.extractfile(out.getmembers()[0]).read() == b"changed\n"
+    assert digest() == before
+
+
+def test_everything_removed_after_normal_exit_and_exception(manifest):
+    with bottle_of(manifest, "plain") as bottle:
+        slug = bottle.plan.slug
+        containers, networks = resources_of("bottle.slug", slug)
+        assert len(containers) >= 2 and len(networks) == 2
+    assert resources_of("bottle.slug", slug) == ([], [])
+    assert not Path(bottle.plan.state_dir).exists()
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with bottle_of(manifest, "plain") as bottle:
+            slug = bottle.plan.slug
+            raise RuntimeError("boom")
+    assert resources_of("bottle.slug", slug) == ([], [])
+
+
+def test_sigterm_to_bottle_exec_removes_everything(tmp_path):
+    agent = f"term-{uuid.uuid4().hex[:6]}"
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    proc = subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
+                             "--", "sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            containers, _ = resources_of("bottle.agent", agent)
+            running = subprocess.run(["docker", "ps", "--filter", f"label=bottle.agent={agent}", "--filter",
+                                      "label=bottle.role=agent", "-q"], capture_output=True, text=True).stdout
+            if running.strip():
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        else:
+            pytest.fail("the bottle never started")
+        time.sleep(1.0)  # let provisioning finish and `sleep` start
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert resources_of("bottle.agent", agent) == ([], [])
+
+
+def test_cli_exec_ls_stop_gc(tmp_path):
+    agent = f"cli-{uuid.uuid4().hex[:6]}"
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+
+    result = bottle_cli("exec", "-m", str(manifest), agent, "--", "sh", "-c", "echo out; echo err >&2; exit 5")
+    assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
+    assert resources_of("bottle.agent", agent) == ([], [])
+
+    # A bottle whose `bottle` process dies without cleaning up is found by ls and removed by gc.
+    proc = subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
+                             "--", "sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        slug = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and slug is None:
+            rows = json.loads(bottle_cli("ls", "--json").stdout)
+            slug = next((r["slug"] for r in rows if r["agent"] == agent), None)
+            time.sleep(0.3)
+        assert slug, "bottle ls never showed the bottle"
+        table = bottle_cli("ls").stdout.decode()
+        assert slug in table and "docker" in table
+        proc.kill()
+        proc.wait(timeout=30)
+        assert resources_of("bottle.slug", slug)[0], "a killed bottle process leaves its containers"
+        gc = bottle_cli("gc")
+        assert gc.returncode == 0, gc.stderr
+        assert resources_of("bottle.slug", slug) == ([], [])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    proc = subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
+                             "--", "sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        slug = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and slug is None:
+            rows = json.loads(bottle_cli("ls", "--json").stdout)
+            slug = next((r["slug"] for r in rows if r["agent"] == agent), None)
+            time.sleep(0.3)
+        stopped = bottle_cli("stop", slug)
+        assert stopped.returncode == 0 and slug in stopped.stdout.decode()
+        assert resources_of("bottle.slug", slug) == ([], [])
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    again = bottle_cli("stop", slug)
+    assert again.returncode == 2 and b"no running bottle" in again.stderr
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {"demo": {"bottle": "dev"}}})
+    unknown = bottle_cli("exec", "-m", str(manifest), "nobody", "--", "true")
+    assert unknown.returncode == 2
+    assert unknown.stderr.decode().count("\n") == 1 and "nobody" in unknown.stderr.decode()
+    no_engine = bottle_cli("exec", "-m", str(manifest), "demo", "--", "true",
+                           env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert no_engine.returncode == 1
+    line = no_engine.stderr.decode()
+    assert line.count("\n") == 1 and "no Docker engine" in line and "Traceback" not in line
