@@ -1,0 +1,231 @@
+"""The smol backend against a recording fake smolvm: argv shapes, exit codes, errors, cleanup."""
+
+from __future__ import annotations
+
+import base64
+import io
+import ipaddress
+import tarfile
+
+import pytest
+
+from bottle_core.errors import BottleRuntimeError
+from bottle_core.manifest import Manifest
+from bottle_core.spec import BottleSpec
+from bottle_smol import binary, network
+from bottle_smol.binary import find
+from bottle_smol.engine import Engine, SmolvmError
+from bottle_smol.machine import machine_name, running_machine
+from bottle_smol.prepare import prepare_plan
+from bottle_smol.sandbox import SmolBottle
+
+from .test_smol_fake import fake_smolvm  # noqa: F401  (fixture)
+
+IMAGE = b"a docker save stream, as far as the fake cares"
+
+
+@pytest.fixture
+def plan(manifest_factory, tmp_path, monkeypatch, fake_smolvm):  # noqa: F811
+    monkeypatch.setattr(network, "engine_subnets", lambda: [])
+    manifest = Manifest.load(manifest_factory({
+        "bottles": {"dev": {"cpus": 1.5, "memory": "1g", "env": {"FOO": "bar"}}},
+        "agents": {"demo": {"prompt": "hi", "bottle": "dev"}},
+    }))
+    return prepare_plan(BottleSpec(manifest, "demo", cwd=tmp_path), tmp_path / "state")
+
+
+@pytest.fixture
+def engine(fake_smolvm):  # noqa: F811
+    return Engine(find())
+
+
+def _verbs(fake):
+    return [argv[1] for argv in fake.argvs()]
+
+
+def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):  # noqa: F811
+    subnet = ipaddress.ip_network(plan.network.subnet)
+    assert subnet.subnet_of(network.POOL) and subnet.prefixlen == 24
+    assert plan.network.bundle_ip == str(subnet.network_address + 2)
+    assert plan.proxy.listen_host == plan.network.bundle_ip
+    assert plan.backend == "smol"
+    assert plan.backend_options["machine"] == f"bottle-{plan.slug}"
+    assert plan.backend_options["smolvm_version"] == "1.32.2"
+    assert plan.backend_options["egress"] == ["--allow-cidr", f"{plan.network.bundle_ip}/32",
+                                              "--dns", plan.network.bundle_ip]
+    assert (plan.backend_options["cpus"], plan.backend_options["mem_mib"]) == (2, 1024)
+    assert fake_smolvm.calls() == []  # prepare starts nothing
+
+
+def test_pick_subnet_skips_used_ones():
+    used = [ipaddress.ip_network("10.213.0.0/17")]
+    for _ in range(20):
+        assert not network.pick_subnet(used).overlaps(used[0])
+    with pytest.raises(BottleRuntimeError, match="no free /24"):
+        network.pick_subnet([network.POOL])
+
+
+def test_machine_names_follow_smolvm_rules():
+    assert machine_name("demo-0a1b2c") == "bottle-demo-0a1b2c"
+    assert machine_name("we.ird--name-") == "bottle-we-ird-name"
+
+
+def test_lifecycle_argv_contract(plan, engine, fake_smolvm):  # noqa: F811
+    name = f"bottle-{plan.slug}"
+    bundle = plan.network.bundle_ip
+    with running_machine(engine, plan, IMAGE) as machine:
+        assert machine == name
+        assert fake_smolvm.machines()[name]["state"] == "running"
+    create, start, status, stop, delete = fake_smolvm.calls()
+
+    argv = create["argv"]
+    assert argv[:4] == ["machine", "create", "--name", name]
+    assert argv[argv.index("--"):] == ["--", "sleep", "infinity"]
+    options = argv[:argv.index("--")]
+    assert ["--image", "-"] == options[options.index("--image"):options.index("--image") + 2]
+    assert f"bottle.slug={plan.slug}" in options and options[options.index(f"bottle.slug={plan.slug}") - 1] == "--label"
+    pairs = list(zip(options, options[1:]))
+    for pair in [("--allow-cidr", f"{bundle}/32"), ("--dns", bundle), ("--cpus", "2"), ("--mem", "1024"),
+                 ("-e", f"HTTPS_PROXY=http://{bundle}:8080"), ("-e", f"NO_PROXY={bundle}"), ("-e", "FOO=bar")]:
+        assert pair in pairs
+    assert "--net" not in options and "--net-backend" not in options  # the policy implies virtio-net
+    assert create["stdin_bytes"] == len(IMAGE)
+    assert base64.b64decode(create["stdin_head"]) == IMAGE[:64]
+
+    assert start["argv"] == ["machine", "start", "--name", name]
+    assert status["argv"] == ["machine", "status", "--name", name, "--json"]
+    assert stop["argv"] == ["machine", "stop", "--name", name]
+    assert delete["argv"] == ["machine", "delete", "--name", name, "-f"]
+    assert fake_smolvm.machines() == {}
+
+
+def test_machine_is_removed_when_the_body_raises(plan, engine, fake_smolvm):  # noqa: F811
+    with pytest.raises(KeyboardInterrupt):
+        with running_machine(engine, plan, IMAGE):
+            raise KeyboardInterrupt
+    assert _verbs(fake_smolvm)[-2:] == ["stop", "delete"]
+    assert fake_smolvm.machines() == {}
+
+
+def test_failed_start_reports_smolvms_error_and_removes_the_machine(plan, engine, fake_smolvm, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("FAKE_SMOLVM_START_ERROR", "kvm permission denied: Cannot access /dev/kvm")
+    with pytest.raises(SmolvmError) as caught:
+        with running_machine(engine, plan, IMAGE):
+            pytest.fail("the body must not run")
+    assert caught.value.render() == ("smolvm machine start failed: agent operation failed: start machine: "
+                                     "kvm permission denied: Cannot access /dev/kvm")
+    assert _verbs(fake_smolvm) == ["create", "start", "stop", "delete"]
+    assert fake_smolvm.machines() == {}
+
+
+def test_a_name_already_taken_is_not_deleted(plan, engine, fake_smolvm):  # noqa: F811
+    engine.create(f"bottle-{plan.slug}", labels={"owner": "someone-else"}, image="-", options=[], workload=[],
+                  stdin=b"")
+    with pytest.raises(SmolvmError, match="already exists"):
+        with running_machine(engine, plan, IMAGE):
+            pass
+    assert _verbs(fake_smolvm) == ["create", "create"]
+    assert fake_smolvm.machines()[f"bottle-{plan.slug}"]["labels"] == {"owner": "someone-else"}
+
+
+@pytest.fixture
+def bottle(plan, engine, fake_smolvm):  # noqa: F811
+    with running_machine(engine, plan, IMAGE) as machine:
+        yield SmolBottle(plan, engine, machine)
+
+
+def _exec_calls(fake):
+    return [call for call in fake.calls() if call["argv"][1] == "exec"]
+
+
+def test_exec_argv_puts_every_option_before_the_double_dash(bottle, fake_smolvm):  # noqa: F811
+    result = bottle.exec(["echo", "--name", "-u", "x"], env={"K": "V"}, workdir="/tmp")
+    assert result.ok and result.stdout == b"--name -u x\n"
+    (call,) = _exec_calls(fake_smolvm)
+    assert call["argv"] == ["machine", "exec", "--name", bottle.machine, "-u", "agent", "-w", "/tmp", "-e", "K=V",
+                            "--", "echo", "--name", "-u", "x"]
+    assert "-i" not in call["argv"]
+
+
+def test_exec_defaults_to_agent_user_and_workspace_and_uses_sh_for_strings(bottle, fake_smolvm):  # noqa: F811
+    bottle.exec("true")
+    (call,) = _exec_calls(fake_smolvm)
+    assert call["argv"][4:] == ["-u", "agent", "-w", "/workspace", "--", "sh", "-c", "true"]
+
+
+def test_exec_passes_stdin_with_dash_i(bottle, fake_smolvm):  # noqa: F811
+    result = bottle.exec(["cat"], stdin=b"hello")
+    assert result.stdout == b"hello"
+    (call,) = _exec_calls(fake_smolvm)
+    assert "-i" in call["argv"][:call["argv"].index("--")]
+    assert call["stdin_bytes"] == 5
+
+
+def test_guest_exit_codes_and_guest_error_lines_pass_through(bottle):
+    assert bottle.exec(["sh", "-c", "exit 7"]).returncode == 7
+    # A guest that prints its own "Error:" line is the guest's failure, not smolvm's.
+    result = bottle.exec(["sh", "-c", "echo 'Error: my tool broke' >&2; exit 1"])
+    assert (result.returncode, result.stderr) == (1, b"Error: my tool broke\n")
+
+
+def test_the_stray_note_line_is_dropped_from_stderr(bottle):
+    assert bottle.exec(["sh", "-c", "echo out; echo err >&2"]).stderr == b"err\n"
+
+
+def test_smolvm_failures_in_exec_raise(bottle, engine, fake_smolvm):  # noqa: F811
+    with pytest.raises(SmolvmError, match="failed to spawn command"):
+        bottle.exec(["no-such-command-anywhere"])
+    engine.stop(bottle.machine)
+    with pytest.raises(SmolvmError, match="is not running"):
+        bottle.exec(["true"])
+
+
+def test_old_smolvm_gets_runuser_instead_of_dash_u(plan, fake_smolvm, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.9.3")
+    binary._version.cache_clear()
+    engine = Engine(find())
+    args = engine.exec_args("m", ["id"], user="agent", env=None, workdir=None, interactive=False)
+    assert args == ["--name", "m", "--", "runuser", "-u", "agent", "--", "id"]
+    assert engine.exec_args("m", ["id"], user="root", env=None, workdir=None, interactive=False) == \
+        ["--name", "m", "--", "id"]
+
+
+def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):  # noqa: F811
+    dest = tmp_path / "guest-dir"
+    dest.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    bottle.copy_in(buffer.getvalue(), str(dest))
+    assert (dest / "hello.txt").read_bytes() == b"hello"
+    copy_in = _exec_calls(fake_smolvm)[0]["argv"]
+    assert copy_in[4:] == ["-u", "root", "-w", "/", "-i", "--", "tar", "-x", "-p", "-f", "-", "-C", str(dest)]
+
+    with tarfile.open(fileobj=io.BytesIO(bottle.copy_out(str(dest / "hello.txt")))) as tar:
+        assert tar.getnames() == ["hello.txt"]
+        assert tar.extractfile("hello.txt").read() == b"hello"
+    copy_out = _exec_calls(fake_smolvm)[1]["argv"]
+    assert copy_out[copy_out.index("--"):] == ["--", "tar", "-c", "-f", "-", "-C", str(dest), "hello.txt"]
+
+
+def test_copy_out_of_a_missing_path_says_so(bottle):
+    with pytest.raises(BottleRuntimeError, match="copy of /no/such/path out of bottle"):
+        bottle.copy_out("/no/such/path")
+
+
+def test_launch_says_the_bundle_is_missing_and_starts_nothing(plan, fake_smolvm):  # noqa: F811
+    from bottle_smol import backend
+
+    with pytest.raises(BottleRuntimeError, match="bundle .* is not implemented") as caught:
+        with backend.launch(plan=plan):
+            pytest.fail("launch must not yield")
+    assert "--backend docker" in caught.value.render()
+    assert fake_smolvm.calls() == []
+
+
+def test_usage_errors_from_clap_raise(engine):
+    with pytest.raises(SmolvmError, match="error: the following required arguments were not provided") as caught:
+        engine.call("exec", ["--name", "x"])  # no command after the options
+    assert caught.value.returncode == 2
