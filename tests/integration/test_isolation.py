@@ -1,0 +1,105 @@
+"""The agent's only network peer is the bundle: probes run from inside the agent, as an attacker would."""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from .bottles import bottle_of, tcp_probe, write_manifest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    return write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {"probe": {"bottle": "dev"}}})
+
+
+@pytest.fixture
+def host_servers():
+    """Two HTTP servers on the host: one on 127.0.0.1, one on every address (0.0.0.0)."""
+    servers = [http.server.ThreadingHTTPServer((addr, 0), http.server.SimpleHTTPRequestHandler)
+               for addr in ("127.0.0.1", "0.0.0.0")]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    yield {"loopback": servers[0].server_address[1], "any": servers[1].server_address[1]}
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def host_addresses() -> list[str]:
+    """This machine's own non-loopback IPv4 addresses (docker0 and every other interface)."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        address = line.split()[3].split("/")[0]
+        if not ipaddress.ip_address(address).is_loopback:
+            found.append(address)
+    return found
+
+
+def docker0_address() -> str:
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True,
+                         check=True).stdout
+    return out.split()[3].split("/")[0]
+
+
+def reachable_from_host(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex((address, port)) == 0
+
+
+def test_host_services_unreachable_from_agent(manifest, host_servers):
+    bridge_ip = docker0_address()
+    targets = sorted({bridge_ip, *host_addresses()})
+    # The probe can tell: an ordinary container on the default bridge does reach the 0.0.0.0 server.
+    control = subprocess.run(["docker", "run", "--rm", "debian:bookworm-slim", "timeout", "3", "bash", "-c",
+                              f"exec 3<>/dev/tcp/{bridge_ip}/{host_servers['any']}"], capture_output=True)
+    assert control.returncode == 0, "control: a plain container should reach the host through docker0"
+    for address in targets:
+        assert reachable_from_host(address, host_servers["any"])
+
+    with bottle_of(manifest, "probe") as bottle:
+        plan = bottle.plan
+        for address in targets:
+            assert not tcp_probe(bottle, address, host_servers["any"]), f"reached host {address}"
+            assert not tcp_probe(bottle, address, host_servers["loopback"]), f"reached host {address}"
+        # "localhost" inside the agent is the agent's own loopback, not the host's.
+        assert not tcp_probe(bottle, "127.0.0.1", host_servers["loopback"])
+        assert not tcp_probe(bottle, "127.0.0.1", host_servers["any"])
+        # The engine's nominal gateway on the bottle network does not exist on the host.
+        gateway = str(ipaddress.ip_network(plan.network.subnet).network_address + 1)
+        assert not tcp_probe(bottle, gateway, host_servers["any"])
+
+        routes = bottle.exec(["cat", "/proc/net/route"]).text().splitlines()[1:]
+        destinations = [line.split()[1] for line in routes]
+        assert "00000000" not in destinations, f"the agent has a default route: {routes}"
+        assert len(routes) == 1, "only the bottle subnet is routed"
+        # Only the bundle (and the agent itself) answer on the bottle network.
+        assert tcp_probe(bottle, plan.network.bundle_ip, plan.proxy.port)
+
+
+def test_only_the_proxy_port_answers_on_the_bundle(manifest):
+    with bottle_of(manifest, "probe") as bottle:
+        plan = bottle.plan
+        ip = plan.network.bundle_ip
+        # A service bound to loopback inside the bundle (as the egress daemon is) ...
+        bottle.exec_bundle(["sh", "-c", "nohup python3 -m http.server --bind 127.0.0.1 9999 >/dev/null 2>&1 &"])
+        ready = bottle.exec_bundle(["bash", "-c", "for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/9999) 2>/dev/null"
+                                                " && exit 0; sleep 0.1; done; exit 1"], user="0")
+        assert ready.returncode == 0, "control: the loopback service runs inside the bundle"
+        # ... cannot be reached from the agent on any bundle address.
+        assert not tcp_probe(bottle, ip, 9999)
+        ports = " ".join(str(p) for p in [*range(1, 1025), 2375, 3128, 8000, 8081, 8443, 9090, 9418, 9999])
+        scan = bottle.exec(["bash", "-c", f"for p in {ports} {plan.proxy.port}; do "
+                                          f"(exec 3<>/dev/tcp/{ip}/$p) 2>/dev/null && echo $p; done"])
+        assert scan.stdout.split() == [str(plan.proxy.port).encode()]
