@@ -190,7 +190,9 @@ class Internet:
         """Start a detached container of the test-server image on this network."""
         api = self.client.api
         networking = api.create_networking_config({self.name: api.create_endpoint_config(aliases=list(aliases))})
-        host_config = api.create_host_config(binds=binds or {}, network_mode=self.name)
+        # The embedded DNS still answers the network's aliases; names it would forward elsewhere go to
+        # the container's own loopback, where nothing answers, so no lookup leaves the machine.
+        host_config = api.create_host_config(binds=binds or {}, network_mode=self.name, dns=["127.0.0.1"])
         created = api.create_container(
             self.image, command, name=name, labels=resource_labels(), environment=environment or {},
             host_config=host_config, networking_config=networking, detach=True,

@@ -7,6 +7,7 @@ as the bundle's proxy would reach these hosts, with no bottle involved.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -140,3 +141,52 @@ def test_outbound_env_names_the_network_and_ca(outbound_env, internet, test_ca):
     assert outbound_env["BOTTLE_DOCKER_OUTBOUND_NETWORK"] == internet.name
     assert internet.network.attrs["Internal"] is True
     assert open(outbound_env["BOTTLE_UPSTREAM_CA_FILE"]).read().startswith("-----BEGIN CERTIFICATE-----")
+
+
+# Set to a Linux x64 ``claude`` binary to check the model server against the real client.
+CLAUDE_BIN_ENV = "BOTTLE_TEST_CLAUDE_BIN"
+
+
+@pytest.fixture
+def claude_bin() -> str:
+    path = os.environ.get(CLAUDE_BIN_ENV, "")
+    if not os.path.isfile(path):
+        pytest.skip(f"set {CLAUDE_BIN_ENV} to a claude binary to run this check")
+    return path
+
+
+def run_claude(internet, test_ca, claude_bin: str, args: str):
+    """Run ``claude`` as root in a throwaway container on ``internet``, talking to the model server by name."""
+    return internet.run(
+        ["sh", "-c", f"cd /tmp && claude {args}; echo; cat /tmp/proof.txt 2>/dev/null"],
+        environment={
+            "ANTHROPIC_API_KEY": "test",
+            "NODE_EXTRA_CA_CERTS": "/ca/ca.pem",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "IS_SANDBOX": "1",  # claude refuses to skip permissions as root without it
+        },
+        binds={claude_bin: {"bind": "/usr/local/bin/claude", "mode": "ro"},
+               str(test_ca.pem_path.parent): {"bind": "/ca", "mode": "ro"}},
+        timeout=120,
+    )
+
+
+def test_real_claude_runs_a_scripted_tool(internet, test_ca, model_server, claude_bin):
+    model_server.set_script([
+        {"tool_use": {"name": "Bash", "input": {"command": "echo made-by-tool > /tmp/proof.txt",
+                                                "description": "write a file"}}},
+        "file written",
+    ])
+
+    result = run_claude(internet, test_ca, claude_bin, "-p 'write the file' --output-format json "
+                                                        "--dangerously-skip-permissions")
+
+    assert result.exit_code == 0, result.stderr
+    answer, proof = result.stdout.strip().split("\n", 1)
+    assert json.loads(answer)["result"] == "file written"
+    assert proof.strip() == "made-by-tool"
+    first, second = model_server.messages()
+    assert "Bash" in [tool["name"] for tool in first["tools"]]
+    # The second turn carries the tool's result back to the model.
+    results = [block for block in second["messages"][-1]["content"] if block.get("type") == "tool_result"]
+    assert len(results) == 1

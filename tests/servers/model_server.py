@@ -19,6 +19,10 @@ Environment (each used when the matching option is absent):
 - ``MODEL_LOG``: a file to which every request is appended as one JSON line
   (method, path, headers with credential values hashed, JSON body, and the
   reply served); each line is printed to stdout too.
+
+Other requests: ``POST /v1/messages/count_tokens`` gets a token count,
+``GET``/``HEAD`` of ``/`` and ``/api/hello`` get 200, anything else a 404 in
+the API's error shape (Claude Code takes that as "no settings, no policy").
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ import uuid
 
 #: Header values never written to the log in clear; a hash lets a test compare them.
 SECRET_HEADERS = {"authorization", "x-api-key", "proxy-authorization", "cookie"}
+
+#: Paths answered 200 to GET/HEAD: connectivity checks (Claude Code sends ``HEAD /api/hello``).
+HEALTH_PATHS = {"/", "/api/hello"}
 
 _lock = threading.Lock()
 
@@ -209,8 +216,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send_json(200, message(model, blocks))
 
     def do_GET(self):  # noqa: N802
-        self._record(None)
-        self._send_json(200, {"ok": True})
+        if self.path.split("?", 1)[0] in HEALTH_PATHS:
+            self._record(None)
+            return self._send_json(200, {"ok": True})
+        # Claude Code's settings, policy and bootstrap look-ups: a 404 reads as "nothing configured
+        # here" and is asked once, where a 200 with an unexpected body makes it ask again.
+        self._record(None, status=404)
+        self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
 
     do_HEAD = do_GET
 
