@@ -89,14 +89,16 @@ class Plugins:
 
     def register(self, plugin: object, name: str, kind: str, record: PluginRecord | None = None) -> None:
         """Register a plugin object (tests use this directly) and check its hook names."""
-        self.pm.register(plugin, name=name)
         try:
+            # register() refuses arguments a hook does not have; check_pending() unknown hook names.
+            self.pm.register(plugin, name=name)
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            self.pm.unregister(name=name)
+            if self.pm.has_plugin(name):
+                self.pm.unregister(name=name)
             rec = record or PluginRecord(name, kind)
-            raise PluginError(name, rec.distribution, f"implements an unknown hook: {exc}",
-                              hint="fix the hook's name or upgrade bottle-core") from None
+            raise PluginError(name, rec.distribution, f"does not match bottle's hooks: {' '.join(str(exc).split())}",
+                              hint="fix the hook's name or arguments, or upgrade bottle-core") from None
         rec = record or PluginRecord(name, kind)
         rec.hooks = sorted({impl.name for impl in self.pm.get_hookcallers(plugin) or []})
         self.records[name] = rec
