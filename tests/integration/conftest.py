@@ -39,23 +39,33 @@ def resource_labels() -> dict[str, str]:
 
 def _pid_alive(value: str | None) -> bool:
     try:
-        os.kill(int(value or ""), 0)
+        pid = int(value or "")
+        os.kill(pid, 0)
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # A killed session not yet reaped by its parent still answers kill(0): it is a zombie.
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def sweep_stale(client) -> None:
     """Remove test containers and networks left by pytest sessions that no longer run."""
-    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=1"}):
-        if PID_LABEL in container.labels and not _pid_alive(container.labels[PID_LABEL]):
-            container.remove(force=True)
-    for network in client.networks.list(filters={"label": f"{TEST_LABEL}=1"}):
-        labels = network.attrs.get("Labels") or {}
-        if PID_LABEL in labels and not _pid_alive(labels[PID_LABEL]):
-            _remove_quietly(network)
+    import docker.errors
+
+    stale = [c for c in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=1"})
+             if PID_LABEL in c.labels and not _pid_alive(c.labels[PID_LABEL])]
+    stale += [n for n in client.networks.list(filters={"label": f"{TEST_LABEL}=1"})
+              if PID_LABEL in (n.attrs.get("Labels") or {}) and not _pid_alive(n.attrs["Labels"][PID_LABEL])]
+    for resource in stale:  # containers first, so their networks are free to go
+        try:
+            _remove_quietly(resource)
+        except docker.errors.APIError:
+            pass  # something else still holds it; the next sweep tries again
 
 
 def _remove_quietly(resource) -> None:
@@ -309,6 +319,16 @@ class ModelServer:
     def messages(self) -> list[dict]:
         """The bodies of the ``POST /v1/messages`` requests received since the last reset."""
         return [r["body"] for r in self.requests() if r["method"] == "POST" and r["path"].split("?")[0] == "/v1/messages"]
+
+    def system_prompts(self) -> list[str]:
+        """The system prompt of each ``POST /v1/messages`` request, its text blocks joined by newlines."""
+        prompts = []
+        for body in self.messages():
+            system = body.get("system") or ""
+            if isinstance(system, list):
+                system = "\n".join(block.get("text", "") for block in system if isinstance(block, dict))
+            prompts.append(system)
+        return prompts
 
     def reset(self) -> None:
         """Forget the script and the request log."""

@@ -79,6 +79,7 @@ def test_model_server_streams_scripted_text(internet, test_ca, model_server):
     [recorded] = model_server.requests()
     assert recorded["method"] == "POST" and recorded["path"] == "/v1/messages"
     assert recorded["body"]["system"] == "You are a test."
+    assert model_server.system_prompts() == ["You are a test."]
     assert recorded["headers"]["host"] == "api.anthropic.com"
     assert "test-key" not in json.dumps(recorded)
     assert recorded["headers"]["x-api-key"].startswith("sha256:")
@@ -185,6 +186,7 @@ def test_real_claude_runs_a_scripted_tool(internet, test_ca, model_server, claud
     answer, proof = result.stdout.strip().split("\n", 1)
     assert json.loads(answer)["result"] == "file written"
     assert proof.strip() == "made-by-tool"
+    assert "Claude" in model_server.system_prompts()[0]
     first, second = model_server.messages()
     assert "Bash" in [tool["name"] for tool in first["tools"]]
     # The second turn carries the tool's result back to the model.
