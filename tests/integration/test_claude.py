@@ -1,0 +1,56 @@
+"""The real `claude` binary in a bottle, talking through the bundle's proxy to a scripted model server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .bottles import bottle_cli, bottle_of, write_manifest
+
+pytestmark = pytest.mark.integration
+
+PROMPT = "You are demo. Be brief."
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    return write_manifest(tmp_path, {"bottles": {"dev": {}},
+                                     "agents": {"demo": {"skills": [], "prompt": PROMPT, "bottle": "dev"}}})
+
+
+def test_claude_print_mode_through_the_proxy(manifest, model_server):
+    model_server.set_script(["pong from the scripted model"])
+    with bottle_of(manifest, "demo") as bottle:
+        argv = bottle.claude_argv(["ping", "--output-format", "json"], interactive=False)
+        assert argv[argv.index("--append-system-prompt-file") + 1] == bottle.plan.guest.prompt_file
+        result = bottle.exec(argv)
+        # The agent only ever holds a placeholder key; credentials live in the bundle.
+        assert bottle.exec(["printenv", "ANTHROPIC_API_KEY"]).stdout.startswith(b"bottle-placeholder")
+    assert result.returncode == 0, result.stderr.decode() + model_server.output()[-2000:]
+    answer = json.loads(result.stdout)
+    assert answer["result"] == "pong from the scripted model"
+    assert any(PROMPT in system for system in model_server.system_prompts())
+
+
+def test_claude_runs_tools_inside_the_sandbox(manifest, model_server):
+    model_server.set_script([
+        {"tool_use": {"name": "Bash", "input": {"command": "id -u > /workspace/made-by-claude.txt",
+                                                "description": "write a file"}}},
+        "done",
+    ])
+    with bottle_of(manifest, "demo") as bottle:
+        result = bottle.exec(bottle.claude_argv(["write the file"], interactive=False))
+        assert result.returncode == 0, result.stderr.decode()
+        assert bottle.exec(["cat", "/workspace/made-by-claude.txt"]).stdout.strip() == b"1000"
+
+
+def test_bottle_run_one_shot(manifest, model_server, tmp_path):
+    model_server.set_script(["hello from bottle run"])
+    result = bottle_cli("run", "-m", str(manifest), "--no-copy-cwd", "demo", "--", "hi", "--output-format", "json",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["result"] == "hello from bottle run"

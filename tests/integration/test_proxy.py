@@ -1,0 +1,68 @@
+"""Egress through the bundle's proxy, tried from inside the agent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .bottles import bottle_of, tcp_probe, write_manifest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    return write_manifest(tmp_path, {
+        "bottles": {"web": {"egress": {"allow": ["allowed.test"]}}},
+        "agents": {"surfer": {"bottle": "web"}},
+    })
+
+
+def curl(bottle, *args: str):
+    return bottle.exec(["curl", "-sS", "--max-time", "10", *args])
+
+
+def test_allowlisted_host_answers_over_https(manifest, origin):
+    with bottle_of(manifest, "surfer") as bottle:
+        result = curl(bottle, "https://allowed.test/")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == b"hello from allowed.test"
+        # The TLS session was the bundle's: its CA signed what curl saw, and curl trusted it.
+        issuer = bottle.exec("curl -sS -v --max-time 10 https://allowed.test/ 2>&1 >/dev/null | grep -i issuer")
+        assert b"mitmproxy" in issuer.stdout
+    assert [r["path"] for r in origin.requests()] == ["/", "/"]
+
+
+def test_host_not_on_the_list_is_refused_with_a_reason(manifest, origin):
+    with bottle_of(manifest, "surfer") as bottle:
+        tls = curl(bottle, "https://denied.test/")
+        assert tls.returncode != 0 and b"403" in tls.stderr
+        plain = curl(bottle, "-w", "\\n%{http_code}", "http://denied.test/")
+        body, code = plain.stdout.rsplit(b"\n", 1)
+        assert code == b"403"
+        assert b"denied.test" in body and b"allow-list" in body
+        logs = bottle.client.api.logs(bottle.bundle_id).decode()
+        events = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+        denied = [e for e in events if e.get("event") == "egress" and e.get("host") == "denied.test"]
+        assert denied and all(e["decision"] == "deny" for e in denied)
+    assert origin.requests() == []
+
+
+def test_no_way_around_the_proxy(manifest, origin):
+    with bottle_of(manifest, "surfer") as bottle:
+        # Straight to the origin's address, skipping the proxy: there is no route.
+        assert not tcp_probe(bottle, origin.ip, 443)
+        direct = curl(bottle, "--noproxy", "*", "-k", f"https://{origin.ip}/")
+        assert direct.returncode != 0
+        # Names do not resolve in the agent (no DNS side channel), though the bundle resolves them.
+        assert bottle.exec(["getent", "hosts", "allowed.test"]).returncode != 0
+        assert bottle.exec(["getent", "hosts", "api.anthropic.com"]).returncode != 0
+        assert bottle.exec_bundle(["getent", "hosts", "allowed.test"]).returncode == 0
+        # The proxy's own address cannot be used as a plain relay to the origin's IP either.
+        relayed = curl(bottle, "-k", f"https://{origin.ip}/")
+        assert relayed.returncode != 0
+    assert origin.requests() == []
