@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 import uuid
 
 import pytest
@@ -51,13 +53,18 @@ def wheel_smolvm(monkeypatch, tmp_path):
     monkeypatch.delenv("BOTTLE_SMOLVM", raising=False)
     monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
                                               if not os.path.exists(os.path.join(p, "smolvm"))))
-    monkeypatch.setenv("BOTTLE_SMOLVM_STATE_DIR", str(tmp_path / "smolvm-state"))
+    # A short path: smolvm keeps each machine's unix sockets under it (107-byte limit).
+    state = tempfile.mkdtemp(prefix="smol-")
+    monkeypatch.setenv("BOTTLE_SMOLVM_STATE_DIR", state)
     found = binary.find()
     assert found.source == "smolmachines"
     engine = Engine(found)
-    yield engine
-    for machine in engine.ls():  # nothing may outlive the test, even after a failure
-        engine.delete(machine["name"])
+    try:
+        yield engine
+        for machine in engine.ls():  # nothing may outlive the test, even after a failure
+            engine.delete(machine["name"])
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
