@@ -1,0 +1,129 @@
+"""The manifest models: TOML and JSON alike, defaults, resolution of skills and prompts, the schema."""
+
+from __future__ import annotations
+
+import pytest
+
+from bottle_core.errors import ManifestError
+from bottle_core.manifest import Manifest, memory_bytes
+from bottle_core.testing import SEED_MANIFEST
+
+FULL = {
+    "bottles": {
+        "dev": {
+            "cpus": 1.5,
+            "memory": "512m",
+            "pids": 256,
+            "egress": {"allow": ["Example.COM", "*.pypi.example"]},
+            "git": {"origin": {"url": "https://git.example/repo.git", "push": {"allow": ["refs/heads/feature/*"]}}},
+            "secrets": {"GH_TOKEN": {"from_env": "GH_TOKEN", "hosts": ["api.github.example"]}},
+            "env": {"LANG": "C.UTF-8"},
+        }
+    },
+    "agents": {
+        "demo": {"bottle": "dev", "prompt_file": "prompts/demo.md", "skills": ["review"], "model": "claude-x",
+                 "claude_args": ["--verbose"], "supervise": {"mode": "enforce", "deny_tools": ["WebFetch"]}}
+    },
+}
+
+
+def test_toml_and_json_give_the_same_manifest(manifest_factory):
+    files = {"prompts/demo.md": "Review carefully."}
+    from_toml = Manifest.load(manifest_factory(FULL, fmt="toml", skills=["review"], files=files))
+    from_json = Manifest.load(manifest_factory(FULL, fmt="json"))
+
+    assert from_toml.model_dump() == from_json.model_dump()
+
+
+def test_fields_are_read_and_normalised(manifest_factory, tmp_path):
+    path = manifest_factory(FULL, skills=["review"], files={"prompts/demo.md": "Review carefully."})
+    manifest = Manifest.load(path)
+
+    bottle = manifest.bottles["dev"]
+    assert bottle.egress.allow == ["example.com", "*.pypi.example"]
+    assert bottle.git["origin"].push.allow == ["refs/heads/feature/*"]
+    assert bottle.git["origin"].push.protected == ["refs/heads/main", "refs/heads/master"]
+    assert memory_bytes(bottle.memory) == 512 * 1024**2
+    assert manifest.prompt_text("demo") == "Review carefully."
+    assert manifest.find_skill("review") == tmp_path / "skills" / "review"
+    assert manifest.source == str(path) and manifest.base_dir == tmp_path
+
+
+def test_defaults_of_the_seed_manifest(manifest_factory):
+    manifest = Manifest.load(manifest_factory(SEED_MANIFEST))
+
+    bottle, agent = manifest.bottles["dev"], manifest.agents["demo"]
+    assert (bottle.backend, bottle.cpus, memory_bytes(bottle.memory), bottle.pids) == (None, 2.0, 2 * 1024**3, 1024)
+    assert bottle.egress.allow == [] and bottle.secrets == {}
+    assert agent.supervise.mode == "audit"
+    assert manifest.prompt_text("demo") == "You are demo. Be brief."
+
+
+@pytest.mark.parametrize(("text", "size"), [("1024", 1024), ("64m", 64 * 1024**2), ("2G", 2 * 1024**3),
+                                            ("512mb", 512 * 1024**2), (128 * 1024**2, 128 * 1024**2)])
+def test_memory_sizes(text, size):
+    assert memory_bytes(text) == size
+
+
+def test_skills_are_found_in_the_home_folder_after_the_manifest_folder(manifest_factory, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".claude" / "skills" / "shared").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    data = {"bottles": {"dev": {}}, "agents": {"demo": {"bottle": "dev", "skills": ["local", "shared"]}}}
+
+    manifest = Manifest.load(manifest_factory(data, skills=["local"]))
+
+    assert manifest.find_skill("local") == tmp_path / "skills" / "local"
+    assert manifest.find_skill("shared") == home / ".claude" / "skills" / "shared"
+
+
+def test_a_skill_beside_the_manifest_wins_over_the_home_folder(manifest_factory, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".claude" / "skills" / "review").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+
+    manifest = Manifest.load(manifest_factory(FULL, skills=["review"], files={"prompts/demo.md": "x"}))
+
+    assert manifest.find_skill("review") == tmp_path / "skills" / "review"
+
+
+def test_an_unknown_agent_names_the_known_ones(manifest_factory):
+    manifest = Manifest.load(manifest_factory())
+
+    with pytest.raises(ManifestError) as caught:
+        manifest.agent("ghost")
+
+    assert caught.value.exit_code == 2
+    assert "'ghost'" in caught.value.render() and "demo" in caught.value.render()
+
+
+def test_several_problems_are_counted_in_one_line(manifest_factory):
+    path = manifest_factory({"bottles": {"dev": {"cpus": "x", "pids": "y", "colour": 1}}, "agents": {}}, fmt="json")
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(path)
+
+    line = caught.value.render()
+    assert "\n" not in line and "2 more problems" in line
+    assert caught.value.field is not None and caught.value.field.startswith("bottles.dev.")
+
+
+def test_a_field_path_is_given_for_nested_lists(manifest_factory):
+    data = {"bottles": {"dev": {"egress": {"allow": ["ok.example", "not a host"]}}}, "agents": {}}
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(manifest_factory(data, fmt="json"))
+
+    assert caught.value.field == "bottles.dev.egress.allow[1]"
+
+
+def test_the_schema_describes_every_field():
+    schema = Manifest.model_json_schema()
+
+    def undescribed(model_schema: dict) -> list[str]:
+        return [name for name, prop in model_schema.get("properties", {}).items() if "description" not in prop]
+
+    missing = {name: undescribed(defn) for name, defn in schema.get("$defs", {}).items()}
+    missing["Manifest"] = undescribed(schema)
+    assert {name: fields for name, fields in missing.items() if fields} == {}
+    assert schema["additionalProperties"] is False
