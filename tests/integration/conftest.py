@@ -172,7 +172,9 @@ class CertAuthority:
 @pytest.fixture(scope="session")
 def test_ca(tmp_path_factory) -> CertAuthority:
     """The session's test CA; its PEM is at ``test_ca.pem_path``."""
-    return CertAuthority(tmp_path_factory.mktemp("test-ca"))
+    directory = tmp_path_factory.mktemp("test-ca")
+    directory.chmod(0o755)  # mounted into containers whose clients may not run as root
+    return CertAuthority(directory)
 
 
 # --- the network and containers on it ---------------------------------------
