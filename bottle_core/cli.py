@@ -130,6 +130,14 @@ def schema() -> None:
     click.echo(json.dumps(Manifest.model_json_schema(), indent=2))
 
 
+@manifest.command()
+def reference() -> None:
+    """Print the manifest reference (Markdown), generated from the models."""
+    from .reference import render
+
+    click.echo(render(), nl=False)
+
+
 def _spec(manifest_path: Path | None, agent: str, copy_cwd: bool):
     from .spec import BottleSpec
 
