@@ -155,6 +155,18 @@ def test_smolvms_errors_for_unknown_machines(wheel_smolvm):
     assert usage.value.returncode == 2
 
 
+def test_gc_removes_a_machine_whose_bottle_is_gone(wheel_smolvm, plan, docker_client):
+    from bottle_smol import backend
+
+    stream = docker_client.images.get(plan.images["agent"]).save(named=True)
+    gone = {**labels(plan), "bottle.pid": "0", TEST_LABEL: "1"}
+    wheel_smolvm.create(machine_name(plan.slug), labels=gone, image="-", options=create_options(plan),
+                        workload=WORKLOAD, stdin=stream)
+    assert [b["slug"] for b in backend.list_bottles()] == [plan.slug]
+    assert backend.collect_garbage() == [f"microVM {machine_name(plan.slug)}"]
+    assert wheel_smolvm.ls() == []
+
+
 def test_launch_refuses_until_the_bundle_exists(wheel_smolvm, plan):
     from bottle_smol import backend
 

@@ -229,3 +229,19 @@ def test_usage_errors_from_clap_raise(engine):
     with pytest.raises(SmolvmError, match="error: the following required arguments were not provided") as caught:
         engine.call("exec", ["--name", "x"])  # no command after the options
     assert caught.value.returncode == 2
+
+
+def test_ls_stop_and_gc_find_machines_by_label(plan, engine, fake_smolvm):  # noqa: F811
+    from bottle_smol import backend
+
+    engine.create("someone-elses", labels={"owner": "x"}, image="-", options=[], workload=[], stdin=b"")
+    engine.create("bottle-dead-owner", labels={"bottle.slug": "dead", "bottle.agent": "a", "bottle.pid": "0"},
+                  image="-", options=[], workload=[], stdin=b"")
+    with running_machine(engine, plan, IMAGE):
+        listed = backend.list_bottles()
+        assert sorted(b["slug"] for b in listed) == sorted(["dead", plan.slug])
+        assert {b["backend"] for b in listed} == {"smol"}
+        assert backend.collect_garbage() == ["microVM bottle-dead-owner"]  # our own process is alive
+        assert backend.stop_bottle(slug=plan.slug) is True
+        assert backend.stop_bottle(slug=plan.slug) is False
+    assert list(fake_smolvm.machines()) == ["someone-elses"]

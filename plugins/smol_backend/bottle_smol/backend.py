@@ -29,3 +29,24 @@ def launch(plan):
     from .launch import launch_bottle
 
     return launch_bottle(plan)
+
+
+@hookimpl
+def list_bottles():
+    from .inventory import list_machines
+
+    return list_machines()
+
+
+@hookimpl
+def stop_bottle(slug):
+    from .inventory import stop_slug
+
+    return stop_slug(slug)
+
+
+@hookimpl
+def collect_garbage():
+    from .inventory import collect
+
+    return collect()
