@@ -219,3 +219,16 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert no_engine.returncode == 1
     line = no_engine.stderr.decode()
     assert line.count("\n") == 1 and "no Docker engine" in line and "Traceback" not in line
+
+
+def test_exec_gets_a_tty_when_the_user_has_one(tmp_path):
+    """`bottle exec` from a terminal attaches one in the bottle (as `bottle run` does for claude)."""
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {"demo": {"bottle": "dev"}}})
+    bottle = str(Path(os.sys.executable).with_name("bottle"))
+    # `script` gives the bottle command a pseudo-terminal as its stdin and stdout.
+    result = subprocess.run(["script", "-qec", f"{bottle} exec -m {manifest} demo -- tty", "/dev/null"],
+                            capture_output=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert b"/dev/pts/" in result.stdout
+    piped = bottle_cli("exec", "-m", str(manifest), "demo", "--", "tty")
+    assert piped.returncode == 1 and b"not a tty" in piped.stdout
