@@ -175,6 +175,12 @@ def test_every_hookspec_is_documented(spec):
         assert "Every implementation runs" in doc, f"{spec.__name__} does not say who runs"
 
 
+def test_every_hook_has_a_place_in_the_plugin_guide():
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    missing = [fn.__name__ for fn in hookspec_functions() if f"`{fn.__name__}" not in guide]
+    assert missing == [], f"docs/plugins.md does not describe: {', '.join(missing)}"
+
+
 # -- discovery from installed distributions -------------------------------------------------------
 
 
