@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from bottle_core import addressing
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.manifest import Manifest
 from bottle_core.spec import BottleSpec
@@ -45,7 +46,7 @@ def _verbs(fake):
 
 def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):  # noqa: F811
     subnet = ipaddress.ip_network(plan.network.subnet)
-    assert subnet.subnet_of(network.POOL) and subnet.prefixlen == 24
+    assert subnet.subnet_of(addressing.POOL) and subnet.prefixlen == 24
     assert plan.network.bundle_ip == str(subnet.network_address + 2)
     assert plan.proxy.listen_host == plan.network.bundle_ip
     assert plan.backend == "smol"
@@ -55,14 +56,6 @@ def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):  # no
                                               "--dns", plan.network.bundle_ip]
     assert (plan.backend_options["cpus"], plan.backend_options["mem_mib"]) == (2, 1024)
     assert fake_smolvm.calls() == []  # prepare starts nothing
-
-
-def test_pick_subnet_skips_used_ones():
-    used = [ipaddress.ip_network("10.213.0.0/17")]
-    for _ in range(20):
-        assert not network.pick_subnet(used).overlaps(used[0])
-    with pytest.raises(BottleRuntimeError, match="no free /24"):
-        network.pick_subnet([network.POOL])
 
 
 def test_machine_names_follow_smolvm_rules():

@@ -24,19 +24,19 @@ def backend_availability():
 
 @hookimpl
 def prepare(spec, stage_dir):
+    from bottle_core.addressing import agent_ip, bundle_ip, pick_subnet
     from bottle_core.plan import NetworkPlan, base_plan
 
     from . import engine, network
 
-    client = engine.client()
-    subnet = network.pick_subnet(network.used_subnets(client))
+    subnet = pick_subnet(network.used_subnets(engine.client()))
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
     outbound = os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK")
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir),
-        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=network.bundle_ip(subnet),
-                            agent_ip=network.agent_ip(subnet),
+        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
+                            agent_ip=agent_ip(subnet),
                             outbound=outbound or "pending", outbound_is_owned=not outbound),
         images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bottle_core import addressing
 from bottle_core.plan import NetworkPlan, Plan, base_plan
 from bottle_core.spec import BottleSpec
 
@@ -31,8 +32,8 @@ def images(spec: BottleSpec) -> dict[str, str]:
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
     """Resolve ``spec``: pick the bundle's subnet and address, record the smolvm binary and machine name."""
-    subnet = network.pick_subnet(network.engine_subnets() + network.host_routes())
-    bundle_ip = network.bundle_ip(subnet)
+    subnet = addressing.pick_subnet(network.engine_subnets() + addressing.host_routes())
+    bundle_ip = addressing.bundle_ip(subnet)
     # Names carry the slug, which base_plan makes; they are filled in right after.
     net = NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip, outbound="pending")
     binary = find()
