@@ -131,7 +131,12 @@ class Plugins:
         for ext in manager:
             if ext.name in self.records:
                 continue
-            self.register(ext.plugin, ext.name, PLUGIN, _record(ext.entry_point, PLUGIN))
+            record = _record(ext.entry_point, PLUGIN)
+            try:
+                self.register(ext.plugin, ext.name, PLUGIN, record)
+            except PluginError as exc:
+                record.error = exc.message.split(": ", 1)[-1]
+                failed.append(record)
         for record in failed:
             self.records[record.name] = record
             if strict:

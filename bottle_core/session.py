@@ -7,6 +7,7 @@ both go through it.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,10 @@ def plugins_for(spec: BottleSpec, backend_option: str | None = None) -> Plugins:
     """A manager holding bottle's defaults, the selected backend and every plugin."""
     plugins = Plugins()
     plugins.load_core()
-    plugins.load_plugins()
+    for record in plugins.load_plugins():
+        dist = f" (from {record.distribution})" if record.distribution else ""
+        print(f"bottle: warning: plugin {record.name!r}{dist} skipped: {record.error} "
+              f"(uninstall it, or choose plugins with BOTTLE_PLUGINS)", file=sys.stderr)
     plugins.load_backend(select_backend(backend_option, spec.backend_field))
     return plugins
 
