@@ -1,0 +1,112 @@
+"""The agent and bundle images, tagged by a content hash of their inputs.
+
+A change to a Dockerfile, a context file, the base image or the claude binary
+gives a new tag and so a rebuild; no change reuses the image without calling
+the builder at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bottle_core.errors import BottleRuntimeError
+
+from . import claude_binary
+
+IMAGES_DIR = Path(__file__).resolve().parent / "images"
+ROLES = ("agent", "bundle")
+LABEL = "bottle.image"
+
+
+def content_hash(folder: Path, extra: dict[str, str]) -> str:
+    """sha256 over every file of a build context (names and bytes) and the ``extra`` inputs."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for key in sorted(extra):
+        h.update(f"{key}={extra[key]}\0".encode())
+    return h.hexdigest()
+
+
+def stderr_progress(role: str) -> Callable[[str], None]:
+    def show(line: str) -> None:
+        if line.strip():
+            sys.stderr.write(f"[bottle-{role}] {line.rstrip()}\n")
+            sys.stderr.flush()
+    return show
+
+
+def base_image_id(client, base: str) -> str:
+    from docker.errors import ImageNotFound
+
+    try:
+        return client.images.get(base).id
+    except ImageNotFound:
+        raise BottleRuntimeError(
+            f"base image {base} is not present",
+            hint="build or pull it (this project's `make base-image` makes an offline one), or set BOTTLE_BASE_IMAGE",
+        ) from None
+
+
+def ensure_images(client, base: str, *, force: bool = False,
+                  progress: Callable[[str, str], None] | None = None) -> dict[str, str]:
+    """Tags of the agent and bundle images for ``base``, building those that are missing (or all, with force)."""
+    base_id = base_image_id(client, base)
+    claude = claude_binary.locate()
+    inputs = {
+        "bundle": {"base": base_id},
+        "agent": {"base": base_id, "claude": claude_binary.digest(claude)},
+    }
+    tags = {}
+    for role in ROLES:
+        tag = f"bottle-{role}:{content_hash(IMAGES_DIR / role, inputs[role])[:12]}"
+        tags[role] = tag
+        if force or not _present(client, tag):
+            show = (lambda line, r=role: progress(r, line)) if progress else stderr_progress(role)
+            build(client, role, tag, base, show, extra_files={"claude": claude} if role == "agent" else {})
+    return tags
+
+
+def _present(client, tag: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        client.images.get(tag)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def build(client, role: str, tag: str, base: str, show: Callable[[str], None], extra_files: dict[str, Path]) -> None:
+    """Build one image from its folder (plus ``extra_files``) in a temporary context."""
+    from docker.errors import APIError
+
+    show(f"building {tag} from {base}")
+    with tempfile.TemporaryDirectory(prefix=f"bottle-{role}-") as work:
+        context = Path(work)
+        shutil.copytree(IMAGES_DIR / role, context, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for name, source in extra_files.items():
+            try:
+                os.link(source, context / name)  # 400 MB of claude: link rather than copy when we can
+            except OSError:
+                shutil.copy2(source, context / name)
+        last = ""
+        try:
+            for chunk in client.api.build(path=str(context), tag=tag, buildargs={"BASE": base}, rm=True,
+                                          forcerm=True, decode=True, labels={LABEL: role}):
+                if "error" in chunk:
+                    raise BottleRuntimeError(f"building {tag} failed: {chunk['error'].strip()}",
+                                             hint=f"last step: {last.strip()[:120]}")
+                for line in (chunk.get("stream") or "").splitlines():
+                    last = line or last
+                    show(line)
+        except APIError as exc:
+            raise BottleRuntimeError(f"building {tag} failed: {exc.explanation or exc}") from None
+    show(f"built {tag}")
