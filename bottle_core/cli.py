@@ -171,7 +171,7 @@ def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, claud
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
     with session.running(plugins, plan_) as bottle:
-        code = bottle.exec_claude(list(claude_args))
+        code = bottle.exec_claude(_after_dashes(claude_args))
     sys.exit(code)
 
 
@@ -185,12 +185,22 @@ def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, com
     """Start a fresh bottle of AGENT, run COMMAND as the agent user in /workspace, remove it all."""
     from . import session
 
+    argv = _after_dashes(command)
+    if not argv:
+        from .errors import UsageError
+
+        raise UsageError("no command given", hint="write it after --, e.g. bottle exec AGENT -- make test")
     spec = _spec(manifest_path, agent, copy_cwd)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
     with session.running(plugins, plan_) as bottle:
-        code = bottle.run(list(command), tty=sys.stdin.isatty() and sys.stdout.isatty())
+        code = bottle.run(argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
     sys.exit(code)
+
+
+def _after_dashes(args: tuple[str, ...]) -> list[str]:
+    # Arguments after the agent are passed through untouched, so click keeps a leading "--".
+    return list(args[1:] if args[:1] == ("--",) else args)
 
 
 def _backend_only(obj: dict):
