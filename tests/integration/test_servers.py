@@ -7,7 +7,6 @@ as the bundle's proxy would reach these hosts, with no bottle involved.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -144,16 +143,12 @@ def test_outbound_env_names_the_network_and_ca(outbound_env, internet, test_ca):
     assert open(outbound_env["BOTTLE_UPSTREAM_CA_FILE"]).read().startswith("-----BEGIN CERTIFICATE-----")
 
 
-# Set to a Linux x64 ``claude`` binary to check the model server against the real client.
-CLAUDE_BIN_ENV = "BOTTLE_TEST_CLAUDE_BIN"
-
-
 @pytest.fixture
 def claude_bin() -> str:
-    path = os.environ.get(CLAUDE_BIN_ENV, "")
-    if not os.path.isfile(path):
-        pytest.skip(f"set {CLAUDE_BIN_ENV} to a claude binary to run this check")
-    return path
+    """The same real claude binary the agent image is built with (BOTTLE_CLAUDE_BINARY, or bottle's cached copy)."""
+    from bottle_docker.claude_binary import locate
+
+    return str(locate())
 
 
 def run_claude(internet, test_ca, claude_bin: str, args: str):
