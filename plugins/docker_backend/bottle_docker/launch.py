@@ -91,11 +91,12 @@ class DockerLaunch(AbstractContextManager):
             self._create_networks()
             bundle = self._create_bundle(images["bundle"])
             agent = self._create_agent(images["agent"])
+            fixer = self._create_route_fixer(agent, images["bundle"])
             # Starting a container costs ~0.4 s here; the two do not depend on each other.
             with ThreadPoolExecutor(max_workers=2) as pool:
                 for future in [pool.submit(self.client.api.start, cid) for cid in (bundle, agent)]:
                     future.result()
-            self._drop_default_route(agent, images["bundle"])
+            self._drop_default_route(fixer)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
         except APIError as exc:
@@ -149,14 +150,8 @@ class DockerLaunch(AbstractContextManager):
         self.containers.append(agent)
         return agent
 
-    def _drop_default_route(self, agent: str, image: str) -> None:
-        """Remove the agent's default route, so the bundle on its own subnet is all it can address.
-
-        The engine gives every bridge network a gateway route, even an internal
-        one whose gateway address exists nowhere. A one-shot container that
-        shares the agent's network namespace (and alone holds NET_ADMIN) deletes
-        it; the agent itself never has a capability.
-        """
+    def _create_route_fixer(self, agent: str, image: str) -> str:
+        """A one-shot container that will delete the agent's default route (see ``_drop_default_route``)."""
         api = self.client.api
         fixer = api.create_container(
             image, command=["ip", "route", "del", "default"], user="0", name=f"bottle-{self.plan.slug}-netfix",
@@ -165,6 +160,17 @@ class DockerLaunch(AbstractContextManager):
                                                cap_add=["NET_ADMIN"], security_opt=["no-new-privileges:true"]),
         )["Id"]
         self.containers.append(fixer)
+        return fixer
+
+    def _drop_default_route(self, fixer: str) -> None:
+        """Remove the agent's default route, so the bundle on its own subnet is all it can address.
+
+        The engine gives every bridge network a gateway route, even an internal
+        one whose gateway address exists nowhere. A one-shot container that
+        shares the agent's network namespace (and alone holds NET_ADMIN) deletes
+        it; the agent itself never has a capability.
+        """
+        api = self.client.api
         api.start(fixer)
         status = api.wait(fixer, timeout=30).get("StatusCode")
         if status != 0:

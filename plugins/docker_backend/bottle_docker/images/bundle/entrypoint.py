@@ -7,18 +7,25 @@ Contract with the launch code (bottle_docker.launch):
 - env ``BOTTLE_ALLOW``: comma-separated allowed hosts; ``*.example.com`` allows subdomains;
 - env ``BOTTLE_UPSTREAM_CA`` (optional): a PEM of extra CAs trusted for upstream servers,
   copied into the container before it starts;
-- mitmproxy's confdir is ``/var/lib/bottle/mitmproxy``: it makes a CA there on first start,
-  whose private key never leaves the bundle; the certificate alone is
-  ``mitmproxy-ca-cert.pem``, which the launch code copies into the agent;
+- mitmproxy's confdir is ``/var/lib/bottle/mitmproxy``; this script makes the bottle's CA there
+  (an ECDSA P-256 key: generated in milliseconds, where mitmproxy's RSA-2048 default
+  costs ~0.3 s of every launch). The private key never leaves the bundle; the
+  certificate alone is ``mitmproxy-ca-cert.pem``, which the launch code copies into the agent;
 - one line ``bottle-bundle: ready`` on stdout once the proxy accepts connections;
 - every egress decision is one JSON line on stdout (see egress_addon.py).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -34,11 +41,41 @@ def upstream_trust(extra: str | None) -> list[str]:
     return ["--set", f"ssl_verify_upstream_trusted_ca={combined}"]
 
 
+def make_ca(confdir: Path) -> None:
+    """A fresh CA for this bottle, in the files mitmproxy loads (key and certificate, and certificate alone)."""
+    if (confdir / "mitmproxy-ca.pem").exists():
+        return
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bottle bundle CA"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bottle")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=2)).not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    ca_file = confdir / "mitmproxy-ca.pem"
+    ca_file.touch(mode=0o600)
+    ca_file.write_bytes(key_pem + cert_pem)
+    (confdir / "mitmproxy-ca-cert.pem").write_bytes(cert_pem)
+
+
 def main() -> None:
     host = os.environ["BOTTLE_PROXY_HOST"]
     port = os.environ.get("BOTTLE_PROXY_PORT", "8080")
+    make_ca(CONFDIR)
     argv = [
-        "mitmdump", "--quiet",
+        "--quiet",
         "--listen-host", host, "--listen-port", port,
         "--set", f"confdir={CONFDIR}",
         "--set", "connection_strategy=lazy",
@@ -46,7 +83,9 @@ def main() -> None:
         *upstream_trust(os.environ.get("BOTTLE_UPSTREAM_CA")),
     ]
     sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    from mitmproxy.tools.main import mitmdump
+
+    sys.exit(mitmdump(argv))
 
 
 if __name__ == "__main__":
