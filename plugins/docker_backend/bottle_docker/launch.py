@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
+from bottle_core.signals import deferred
 
 from . import engine, labels
 from .container import DockerBottle, read_archive
@@ -142,6 +143,9 @@ class DockerLaunch(AbstractContextManager):
                 nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids,
                 tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
                 network_mode=plan.network.name,
+                # Names are the proxy's business: the engine's resolver may only ever forward to the bundle,
+                # which serves no DNS, so no lookup can carry data out (older engines forwarded from the host).
+                dns=[plan.network.bundle_ip],
             ),
             networking_config=api.create_networking_config(
                 {plan.network.name: api.create_endpoint_config(ipv4_address=plan.network.agent_ip)}
@@ -181,7 +185,8 @@ class DockerLaunch(AbstractContextManager):
 
     def teardown(self) -> None:
         """Remove every container and network this launch created, newest first; never raises."""
-        remove_resources(self.client, list(reversed(self.containers)), list(reversed(self.networks)))
+        with deferred():
+            remove_resources(self.client, list(reversed(self.containers)), list(reversed(self.networks)))
         self.containers.clear()
         self.networks.clear()
 

@@ -1,0 +1,26 @@
+"""Clean-up runs to its end even when Ctrl-C or SIGTERM arrives in the middle of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from bottle_core.signals import deferred
+
+
+def test_ctrl_c_waits_for_the_block_then_interrupts():
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append("cleanup done")
+    assert finished == ["cleanup done"]
+
+
+def test_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with deferred():
+        assert signal.getsignal(signal.SIGTERM) is not before
+    assert signal.getsignal(signal.SIGTERM) is before
