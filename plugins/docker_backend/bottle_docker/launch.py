@@ -89,28 +89,40 @@ class DockerLaunch(AbstractContextManager):
         plan = self.plan
         images = self.images or resolve_images(self.client, plan)
         try:
-            self._create_networks()
-            bundle = self._create_bundle(images["bundle"])
-            agent = self._create_agent(images["agent"])
-            fixer = self._create_route_fixer(agent, images["bundle"])
-            # Starting a container costs ~0.4 s here; the two do not depend on each other.
             with ThreadPoolExecutor(max_workers=2) as pool:
-                for future in [pool.submit(self.client.api.start, cid) for cid in (bundle, agent)]:
-                    future.result()
-            self._drop_default_route(fixer)
+                self._create_networks(pool)
+                bundle = self._create_bundle(images["bundle"])
+                # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
+                # the proxy's own start): set it going first, and do the agent's side meanwhile.
+                bundle_started = pool.submit(self.client.api.start, bundle)
+                agent = self._create_agent(images["agent"])
+                fixer = self._create_route_fixer(agent, images["bundle"])
+                self.client.api.start(agent)
+                self._drop_default_route(fixer)
+                bundle_started.result()
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
         except APIError as exc:
             raise BottleRuntimeError(f"the engine refused to start bottle {plan.slug}: {exc.explanation or exc}") from None
         self.bottle = DockerBottle(plan, self.client, agent_id=agent, bundle_id=bundle)
 
-    def _create_networks(self) -> None:
+    def _create_networks(self, pool: ThreadPoolExecutor) -> None:
+        """Both networks at once; each one that was made is recorded for teardown, even if the other failed."""
         plan, net = self.plan, self.plan.network
-        create_bottle_network(self.client, net.name, net.subnet, labels.for_bottle(plan, "network"))
-        self.networks.append(net.name)
+        jobs = {net.name: pool.submit(create_bottle_network, self.client, net.name, net.subnet,
+                                      labels.for_bottle(plan, "network"))}
         if net.outbound_is_owned:
-            create_outbound_network(self.client, net.outbound, labels.for_bottle(plan, "outbound"))
-            self.networks.append(net.outbound)
+            jobs[net.outbound] = pool.submit(create_outbound_network, self.client, net.outbound,
+                                             labels.for_bottle(plan, "outbound"))
+        failures = []
+        for name, job in jobs.items():
+            try:
+                job.result()
+                self.networks.append(name)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after recording the others
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def _create_bundle(self, image: str) -> str:
         plan, net, api = self.plan, self.plan.network, self.client.api
