@@ -22,6 +22,7 @@ from .spec import BottleSpec
 
 PLAN_VERSION = 1
 DEFAULT_MODEL_HOST = "api.anthropic.com"
+MODEL_KEY = "ANTHROPIC_API_KEY"
 
 
 class PlanModel(BaseModel):
@@ -115,6 +116,16 @@ class SecretPlan(PlanModel):
     hosts: list[str]
     from_env: str | None = None
     from_file: str | None = None
+    optional: bool = Field(default=False, description="True when a missing value is no error (the model key).")
+
+    def value(self) -> str | None:
+        """The real value, read on the host when the bottle launches; never stored in the plan."""
+        if self.from_env is not None:
+            return os.environ.get(self.from_env)
+        try:
+            return Path(self.from_file).read_text(encoding="utf-8").rstrip("\n")  # type: ignore[arg-type]
+        except OSError:
+            return None
 
 
 class GuestPaths(PlanModel):
@@ -198,6 +209,11 @@ def prune_state_dirs(active: set[str], *, older_than: float = 600.0) -> list[Pat
     return removed
 
 
+def placeholder(name: str) -> str:
+    """What the agent sees instead of a secret's value: unique per run, recognisable in the proxy."""
+    return f"bottle-placeholder-{name.lower().replace('_', '-')}-{secrets.token_hex(12)}"
+
+
 def new_slug(agent: str) -> str:
     """A unique, engine-safe name for one run of ``agent``."""
     return f"{agent[:24]}-{secrets.token_hex(3)}"
@@ -231,10 +247,14 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     model_host = os.environ.get("BOTTLE_MODEL_HOST", DEFAULT_MODEL_HOST)
     allow = sorted({model_host, *bottle.egress.allow})
     secret_plans = [
-        SecretPlan(name=name, placeholder=f"bottle-secret-{name.lower()}-{secrets.token_hex(8)}", hosts=s.hosts,
-                   from_env=s.from_env, from_file=s.from_file)
+        SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
+                   from_file=str((manifest.base_dir / s.from_file).expanduser()) if s.from_file else None)
         for name, s in bottle.secrets.items()
     ]
+    if MODEL_KEY not in bottle.secrets:
+        # The model key is a secret like any other: the agent holds a placeholder, the proxy the value.
+        secret_plans.append(SecretPlan(name=MODEL_KEY, placeholder=placeholder(MODEL_KEY), hosts=[model_host],
+                                       from_env=MODEL_KEY, optional=True))
     return Plan(
         slug=slug,
         agent=spec.agent,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,10 +15,14 @@ pytestmark = pytest.mark.integration
 PROMPT = "You are demo. Be brief."
 
 
+MODEL_KEY = "sk-ant-test-not-a-real-key-0123456789"
+
+
 @pytest.fixture
 def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", MODEL_KEY)
     return write_manifest(tmp_path, {"bottles": {"dev": {}},
                                      "agents": {"demo": {"skills": [], "prompt": PROMPT, "bottle": "dev"}}})
 
@@ -29,11 +34,16 @@ def test_claude_print_mode_through_the_proxy(manifest, model_server):
         assert argv[argv.index("--append-system-prompt-file") + 1] == bottle.plan.guest.prompt_file
         result = bottle.exec(argv)
         # The agent only ever holds a placeholder key; credentials live in the bundle.
-        assert bottle.exec(["printenv", "ANTHROPIC_API_KEY"]).stdout.startswith(b"bottle-placeholder")
+        seen = bottle.exec(["printenv", "ANTHROPIC_API_KEY"]).stdout.strip()
+        assert seen.startswith(b"bottle-placeholder-") and MODEL_KEY.encode() not in seen
+        assert bottle.exec(["grep", "-rqs", MODEL_KEY, "/proc/self/environ", "/home/agent", "/workspace"]).returncode == 1
     assert result.returncode == 0, result.stderr.decode() + model_server.output()[-2000:]
     answer = json.loads(result.stdout)
     assert answer["result"] == "pong from the scripted model"
     assert any(PROMPT in system for system in model_server.system_prompts())
+    # ... and the proxy swapped the real key in on the way to the model host.
+    keys = {r["headers"].get("x-api-key") for r in model_server.requests() if r["method"] == "POST"}
+    assert keys == {"sha256:" + hashlib.sha256(MODEL_KEY.encode()).hexdigest()}
 
 
 def test_claude_runs_tools_inside_the_sandbox(manifest, model_server):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_of, tcp_probe, write_manifest
+from .bottles import bottle_cli, bottle_of, resources_of, tcp_probe, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +67,41 @@ def test_no_way_around_the_proxy(manifest, origin):
         relayed = curl(bottle, "-k", f"https://{origin.ip}/")
         assert relayed.returncode != 0
     assert origin.requests() == []
+
+
+def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outbound_env, monkeypatch, origin):
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    real = "real-token-value-never-in-the-bottle"
+    monkeypatch.setenv("HOST_TOKEN", real)
+    manifest = write_manifest(tmp_path, {
+        "bottles": {"web": {"egress": {"allow": ["allowed.test", "denied.test"]},
+                            "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
+        "agents": {"user": {"bottle": "web"}},
+    })
+    with bottle_of(manifest, "user") as bottle:
+        token = bottle.exec(["printenv", "TOKEN"]).stdout.strip()
+        assert token.startswith(b"bottle-placeholder-") and real.encode() not in token
+        sent = curl(bottle, "-H", "Authorization: Bearer $TOKEN".replace("$TOKEN", token.decode()),
+                    "https://allowed.test/")
+        assert sent.returncode == 0 and sent.stdout.strip() == b"hello from allowed.test"
+        leak = curl(bottle, "-w", "\\n%{http_code}", "-H", f"Authorization: Bearer {token.decode()}",
+                    "https://denied.test/")
+        body, code = leak.stdout.rsplit(b"\n", 1)
+        assert code == b"403" and b"TOKEN" in body
+        in_url = curl(bottle, "-w", "\\n%{http_code}", f"https://denied.test/?q={token.decode()}")
+        assert in_url.stdout.rsplit(b"\n", 1)[1] == b"403"
+    seen = [(r["headers"].get("host"), r["headers"].get("authorization")) for r in origin.requests()]
+    assert seen == [("allowed.test", "sha256:" + hashlib.sha256(f"Bearer {real}".encode()).hexdigest())]
+
+
+def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path, monkeypatch):
+    monkeypatch.delenv("HOST_TOKEN_MISSING", raising=False)
+    manifest = write_manifest(tmp_path, {
+        "bottles": {"web": {"secrets": {"TOKEN": {"from_env": "HOST_TOKEN_MISSING", "hosts": ["allowed.test"]}}}},
+        "agents": {"user": {"bottle": "web"}},
+    })
+    result = bottle_cli("exec", "-m", str(manifest), "user", "--", "true")
+    assert result.returncode == 1
+    assert b"secret TOKEN" in result.stderr and b"HOST_TOKEN_MISSING" in result.stderr
+    assert resources_of("bottle.agent", "user")[0] == []

@@ -8,6 +8,7 @@ only). Teardown removes what was created, newest first, whatever happened.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ READY_LINE = b"bottle-bundle: ready"
 READY_TIMEOUT = 60.0
 BUNDLE_CA = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
 BUNDLE_UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"
+BUNDLE_SECRETS = "/etc/bottle/secrets.json"
 
 
 def agent_environment(plan: Plan) -> dict[str, str]:
@@ -39,8 +41,6 @@ def agent_environment(plan: Plan) -> dict[str, str]:
         "SSL_CERT_FILE": ca_bundle, "REQUESTS_CA_BUNDLE": ca_bundle, "PIP_CERT": ca_bundle,
         "GIT_SSL_CAINFO": ca_bundle, "CURL_CA_BUNDLE": ca_bundle,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        # The agent never holds the real key; the bundle's proxy is where credentials live.
-        "ANTHROPIC_API_KEY": "bottle-placeholder-anthropic-api-key",
         "HOME": plan.guest.home,
     }
     env.update({secret.name: secret.placeholder for secret in plan.secrets})
@@ -56,7 +56,24 @@ def bundle_environment(plan: Plan) -> dict[str, str]:
     }
     if plan.proxy.upstream_ca_file:
         env["BOTTLE_UPSTREAM_CA"] = BUNDLE_UPSTREAM_CA
+    if plan.secrets:
+        env["BOTTLE_SECRETS"] = BUNDLE_SECRETS
     return env
+
+
+def secret_table(plan: Plan) -> bytes:
+    """The secrets the proxy swaps in, read on the host now; a declared secret with no value is an error."""
+    table = []
+    for secret in plan.secrets:
+        value = secret.value()
+        if value is None:
+            if secret.optional:
+                continue
+            source = f"host variable {secret.from_env}" if secret.from_env else f"file {secret.from_file}"
+            raise BottleRuntimeError(f"secret {secret.name}: {source} has no value",
+                                     hint="set it, or remove the secret from the manifest")
+        table.append({"name": secret.name, "placeholder": secret.placeholder, "value": value, "hosts": secret.hosts})
+    return json.dumps(table).encode()
 
 
 class DockerLaunch(AbstractContextManager):
@@ -87,11 +104,12 @@ class DockerLaunch(AbstractContextManager):
         from docker.errors import APIError, ImageNotFound
 
         plan = self.plan
+        secrets = secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
         images = self.images or resolve_images(self.client, plan)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 self._create_networks(pool)
-                bundle = self._create_bundle(images["bundle"])
+                bundle = self._create_bundle(images["bundle"], secrets)
                 # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
                 # the proxy's own start): set it going first, and do the agent's side meanwhile.
                 bundle_started = pool.submit(self.client.api.start, bundle)
@@ -124,7 +142,7 @@ class DockerLaunch(AbstractContextManager):
         if failures:
             raise failures[0]
 
-    def _create_bundle(self, image: str) -> str:
+    def _create_bundle(self, image: str, secrets: bytes) -> str:
         plan, net, api = self.plan, self.plan.network, self.client.api
         bundle = api.create_container(
             image, name=f"bottle-{plan.slug}-bundle", environment=bundle_environment(plan),
@@ -139,8 +157,11 @@ class DockerLaunch(AbstractContextManager):
         )["Id"]
         self.containers.append(bundle)
         api.connect_container_to_network(bundle, net.outbound)
+        files = {BUNDLE_SECRETS: secrets}
         if plan.proxy.upstream_ca_file:
-            api.put_archive(bundle, "/", _single_file_tar(BUNDLE_UPSTREAM_CA, Path(plan.proxy.upstream_ca_file)))
+            files[BUNDLE_UPSTREAM_CA] = Path(plan.proxy.upstream_ca_file).read_bytes()
+        # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
+        api.put_archive(bundle, "/", _files_tar(files))
         return bundle
 
     def _create_agent(self, image: str) -> str:
@@ -257,11 +278,11 @@ def bundle_ca(bottle: DockerBottle) -> bytes:
         return tar.extractfile(member).read()  # type: ignore[union-attr]
 
 
-def _single_file_tar(path: str, source: Path) -> bytes:
-    data = source.read_bytes()
+def _files_tar(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
+        for path, data in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o444
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

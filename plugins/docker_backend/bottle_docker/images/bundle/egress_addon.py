@@ -1,9 +1,14 @@
-"""mitmproxy addon: the egress allow-list, with one JSON line per decision.
+"""mitmproxy addon: the egress allow-list and the secret swap, with one JSON line per decision.
 
 A CONNECT or plain-HTTP request to a host that is not on ``BOTTLE_ALLOW``
 gets a 403 whose body says why. ``*.example.com`` allows every subdomain of
 example.com (not example.com itself); an entry with ``:port`` allows that
 port only.
+
+The agent holds only placeholders for secrets (``BOTTLE_SECRETS`` names a
+JSON list of name, placeholder, value and hosts). A request carrying a
+placeholder to one of that secret's hosts goes out with the real value in its
+place; to any other host it is refused.
 """
 
 from __future__ import annotations
@@ -46,9 +51,20 @@ def emit(record: dict) -> None:
     sys.stdout.flush()
 
 
+def load_secrets(path: str | None) -> list[dict]:
+    if not path:
+        return []
+    with open(path, encoding="utf-8") as handle:
+        secrets = json.load(handle)
+    for secret in secrets:
+        secret["rules"] = parse_allow(",".join(secret["hosts"]))
+    return secrets
+
+
 class Egress:
     def __init__(self) -> None:
         self.rules = parse_allow(os.environ.get("BOTTLE_ALLOW", ""))
+        self.secrets = load_secrets(os.environ.get("BOTTLE_SECRETS"))
 
     def running(self) -> None:
         # Say "ready" only once the listening socket accepts, not merely when start-up began.
@@ -84,6 +100,36 @@ class Egress:
         # Requests inside an allowed CONNECT tunnel were decided at CONNECT time.
         if flow.response is None and not _tunnelled(flow):
             self._decide(flow)
+        if flow.response is None:
+            self._swap_secrets(flow)
+
+    def _swap_secrets(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        for secret in self.secrets:
+            placeholder = secret["placeholder"]
+            body = request.get_content(strict=False) or b""
+            in_headers = any(placeholder in value for value in request.headers.values())
+            in_url, in_body = placeholder in request.path, placeholder.encode() in body
+            if not (in_headers or in_url or in_body):
+                continue
+            host = request.host
+            if not allowed(secret["rules"], host, request.port):
+                emit({"event": "secret", "time": time.time(), "name": secret["name"], "host": host,
+                      "decision": "deny", "reason": "host is not one the secret is bound to"})
+                flow.response = http.Response.make(
+                    403, f"bottle: secret {secret['name']} may not be sent to {host}\n",
+                    {"content-type": "text/plain; charset=utf-8"},
+                )
+                return
+            for key, value in list(request.headers.items()):
+                if placeholder in value:
+                    request.headers[key] = value.replace(placeholder, secret["value"])
+            if in_url:
+                request.path = request.path.replace(placeholder, secret["value"])
+            if in_body:
+                request.set_content(body.replace(placeholder.encode(), secret["value"].encode()))
+            emit({"event": "secret", "time": time.time(), "name": secret["name"], "host": host,
+                  "decision": "swap", "reason": "placeholder replaced for a bound host"})
 
 
 def _tunnelled(flow: http.HTTPFlow) -> bool:
