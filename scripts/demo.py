@@ -22,7 +22,6 @@ same virtualenv as this Python).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -36,7 +35,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS_DIR = ROOT / "tests" / "servers"
+sys.path.insert(0, str(ROOT))  # the test-server image recipe is shared with the tests
+from tests.servers import image  # noqa: E402
 BOTTLE = str(Path(sys.executable).with_name("bottle"))
 
 MODEL_HOST = "api.anthropic.com"
@@ -86,33 +86,12 @@ def shown(lines: str, prefix: str = "      | ") -> None:
 # --- the model server's image ------------------------------------------------
 
 
-def server_image_tag() -> str:
-    """``bottle-test-server:<hash>``, the same tag the integration tests build, so either reuses the other's."""
-    digest = hashlib.sha256()
-    for path in sorted(SERVERS_DIR.iterdir()):
-        if path.is_file() and (path.name == "Dockerfile" or path.suffix == ".py"):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"bottle-test-server:{digest.hexdigest()[:12]}"
-
-
 def ensure_server_image(client) -> str:
-    import docker.errors
-
-    tag = server_image_tag()
     try:
-        client.images.get(tag)
-        detail(f"{tag} is already built")
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    detail(f"building {tag} from tests/servers/Dockerfile ...")
-    try:
-        client.images.build(path=str(SERVERS_DIR), tag=tag, labels={"bottle.test": "1"}, rm=True, forcerm=True,
-                            timeout=BUILD_TIMEOUT)
-    except docker.errors.BuildError as exc:
-        log = "".join(chunk.get("stream", "") for chunk in exc.build_log if isinstance(chunk, dict))
-        raise DemoFailed(f"building {tag} failed: {exc}\n{log[-3000:]}") from None
-    detail("built")
+        tag, built = image.ensure_server_image(client, timeout=BUILD_TIMEOUT)
+    except image.ImageBuildFailed as exc:
+        raise DemoFailed(str(exc)) from None
+    detail(f"built {tag}" if built else f"{tag} is already built")
     return tag
 
 

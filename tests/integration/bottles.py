@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,3 +68,24 @@ def tcp_probe(bottle, host: str, port: int, timeout: int = 2) -> bool:
     """True when a TCP connection from inside the agent to host:port succeeds."""
     result = bottle.exec(["timeout", str(timeout), "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}"])
     return result.returncode == 0
+
+
+@contextmanager
+def background_bottle(manifest_path: Path, agent: str, *command: str, timeout: float = 120):
+    """`bottle exec AGENT -- COMMAND` running in the background: yields (process, slug) once `bottle ls` shows it."""
+    proc = subprocess.Popen([BOTTLE, "exec", "-m", str(manifest_path), agent, "--", *(command or ("sleep", "120"))],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        slug = None
+        while slug is None:
+            assert proc.poll() is None, f"bottle exec ended early: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "bottle ls never showed the bottle"
+            rows = json.loads(bottle_cli("ls", "--json").stdout)
+            slug = next((row["slug"] for row in rows if row["agent"] == agent), None)
+            time.sleep(0.2)
+        yield proc, slug
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

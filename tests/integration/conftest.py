@@ -14,7 +14,6 @@ failure), and is swept by a later session if this one was killed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import secrets
@@ -23,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
-IMAGE_REPO = "bottle-test-server"
+from tests.servers.image import ImageBuildFailed, ensure_server_image
+
 TEST_LABEL = "bottle.test"
 PID_LABEL = "bottle.test.pid"
 MODEL_HOST = "api.anthropic.com"
@@ -100,36 +99,13 @@ def docker_client():
 # --- the test-server image ---------------------------------------------------
 
 
-def server_image_tag() -> str:
-    """``bottle-test-server:<hash>``, the hash covering the Dockerfile and the server scripts."""
-    digest = hashlib.sha256()
-    for path in sorted(SERVERS_DIR.iterdir()):
-        if path.is_file() and (path.name == "Dockerfile" or path.suffix == ".py"):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
-
-
 @pytest.fixture(scope="session")
 def server_image(docker_client) -> str:
     """The test-server image's tag, built once (kept between sessions as a cache; older builds removed)."""
-    import docker.errors
-
-    tag = server_image_tag()
     try:
-        docker_client.images.get(tag)
-    except docker.errors.ImageNotFound:
-        try:
-            docker_client.images.build(path=str(SERVERS_DIR), tag=tag, labels={TEST_LABEL: "1"}, rm=True, forcerm=True)
-        except docker.errors.BuildError as exc:
-            log = "".join(chunk.get("stream", "") for chunk in exc.build_log if isinstance(chunk, dict))
-            pytest.fail(f"building {tag} failed: {exc}\n{log[-3000:]}", pytrace=False)
-        for image in docker_client.images.list(name=IMAGE_REPO):
-            if tag not in image.tags:
-                try:
-                    docker_client.images.remove(image.id)
-                except docker.errors.APIError:
-                    pass  # still used by someone's container; a later build removes it
-    return tag
+        return ensure_server_image(docker_client)[0]
+    except ImageBuildFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 # --- the CA ------------------------------------------------------------------

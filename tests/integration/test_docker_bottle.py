@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_cli, bottle_of, resources_of, write_manifest
+from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -131,28 +130,10 @@ def test_everything_removed_after_normal_exit_and_exception(manifest):
 def test_sigterm_to_bottle_exec_removes_everything(tmp_path):
     agent = f"term-{uuid.uuid4().hex[:6]}"
     manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
-    proc = subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
-                             "--", "sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            containers, _ = resources_of("bottle.agent", agent)
-            running = subprocess.run(["docker", "ps", "--filter", f"label=bottle.agent={agent}", "--filter",
-                                      "label=bottle.role=agent", "-q"], capture_output=True, text=True).stdout
-            if running.strip():
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        else:
-            pytest.fail("the bottle never started")
-        time.sleep(1.0)  # let provisioning finish and `sleep` start
+    with background_bottle(manifest, agent) as (proc, slug):
+        time.sleep(1.5)  # let provisioning finish and `sleep` start
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert resources_of("bottle.agent", agent) == ([], [])
 
 
@@ -165,17 +146,7 @@ def test_cli_exec_ls_stop_gc(tmp_path):
     assert resources_of("bottle.agent", agent) == ([], [])
 
     # A bottle whose `bottle` process dies without cleaning up is found by ls and removed by gc.
-    proc = subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
-                             "--", "sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        slug = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and slug is None:
-            rows = json.loads(bottle_cli("ls", "--json").stdout)
-            slug = next((r["slug"] for r in rows if r["agent"] == agent), None)
-            time.sleep(0.3)
-        assert slug, "bottle ls never showed the bottle"
+    with background_bottle(manifest, agent) as (proc, slug):
         table = bottle_cli("ls").stdout.decode()
         assert slug in table and "docker" in table
         proc.kill()
@@ -184,27 +155,12 @@ def test_cli_exec_ls_stop_gc(tmp_path):
         gc = bottle_cli("gc")
         assert gc.returncode == 0, gc.stderr
         assert resources_of("bottle.slug", slug) == ([], [])
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
-    proc = subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
-                             "--", "sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        slug = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and slug is None:
-            rows = json.loads(bottle_cli("ls", "--json").stdout)
-            slug = next((r["slug"] for r in rows if r["agent"] == agent), None)
-            time.sleep(0.3)
+    with background_bottle(manifest, agent) as (proc, slug):
         stopped = bottle_cli("stop", slug)
         assert stopped.returncode == 0 and slug in stopped.stdout.decode()
         assert resources_of("bottle.slug", slug) == ([], [])
         assert proc.wait(timeout=60) != 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     again = bottle_cli("stop", slug)
     assert again.returncode == 2 and b"no running bottle" in again.stderr
 
@@ -232,3 +188,14 @@ def test_exec_gets_a_tty_when_the_user_has_one(tmp_path):
     assert b"/dev/pts/" in result.stdout
     piped = bottle_cli("exec", "-m", str(manifest), "demo", "--", "tty")
     assert piped.returncode == 1 and b"not a tty" in piped.stdout
+
+
+def test_missing_image_that_cannot_be_built_is_one_line(tmp_path):
+    agent = f"noimg-{uuid.uuid4().hex[:6]}"
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"image": "bottle-no-such-base:1"}},
+                                         "agents": {agent: {"bottle": "dev"}}})
+    result = bottle_cli("exec", "-m", str(manifest), agent, "--", "true")
+    assert result.returncode == 1
+    line = result.stderr.decode()
+    assert line.count("\n") == 1 and "bottle-no-such-base:1" in line and "Traceback" not in line
+    assert resources_of("bottle.agent", agent) == ([], [])

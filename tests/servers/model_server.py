@@ -28,7 +28,6 @@ the API's error shape (Claude Code takes that as "no settings, no policy").
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.server
 import json
 import os
@@ -39,17 +38,12 @@ import threading
 import time
 import uuid
 
-#: Header values never written to the log in clear; a hash lets a test compare them.
-SECRET_HEADERS = {"authorization", "x-api-key", "proxy-authorization", "cookie"}
+from serving import TLSServer, log_line, redacted
 
 #: Paths answered 200 to GET/HEAD: connectivity checks (Claude Code sends ``HEAD /api/hello``).
 HEALTH_PATHS = {"/", "/api/hello"}
 
 _lock = threading.Lock()
-
-
-def _hash(value: str) -> str:
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def next_reply(script_path: str | None, default_text: str) -> dict:
@@ -153,25 +147,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return raw.decode("utf-8", "replace")
 
     def _record(self, body, reply=None, status=200):
-        headers = {}
-        for key, value in self.headers.items():
-            headers[key.lower()] = _hash(value) if key.lower() in SECRET_HEADERS else value
         entry = {
             "time": time.time(),
             "method": self.command,
             "path": self.path,
-            "headers": headers,
+            "headers": redacted(self.headers),
             "body": body,
             "status": status,
         }
         if reply is not None:
             entry["reply"] = reply
-        line = json.dumps(entry)
-        with _lock:
-            if self.server.log_path:
-                with open(self.server.log_path, "a", encoding="utf-8") as handle:
-                    handle.write(line + "\n")
-            print(line, flush=True)
+        log_line(entry, self.server.log_path)
 
     def _send_json(self, status: int, payload) -> None:
         data = json.dumps(payload).encode()
@@ -233,10 +219,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_PUT
 
 
-class Server(http.server.ThreadingHTTPServer):
-    """A threaded server; with ``tls`` set, each connection's handshake runs in its own thread."""
-
-    daemon_threads = True
+class Server(TLSServer):
+    """The model server: its script, its log, and its default reply."""
 
     def __init__(self, address, script_path, log_path, default_text, tls=None):
         super().__init__(address, Handler)
@@ -244,16 +228,6 @@ class Server(http.server.ThreadingHTTPServer):
         self.log_path = log_path
         self.default_text = default_text
         self.tls = tls
-
-    def finish_request(self, request, client_address):
-        if self.tls is not None:
-            request.settimeout(30)  # a client that never finishes its handshake frees its thread
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                print(json.dumps({"tls_error": str(exc), "client": client_address[0]}), flush=True)
-                return
-        super().finish_request(request, client_address)
 
 
 def main(argv=None) -> int:

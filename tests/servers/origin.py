@@ -17,18 +17,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.server
-import json
 import os
 import ssl
 import sys
 import threading
 import time
 
-SECRET_HEADERS = {"authorization", "x-api-key", "proxy-authorization", "cookie"}
+from serving import TLSServer, log_line, redacted
 
-_lock = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -66,47 +63,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _record(self, body: bytes) -> None:
-        headers = {}
-        for key, value in self.headers.items():
-            lowered = key.lower()
-            headers[lowered] = "sha256:" + hashlib.sha256(value.encode()).hexdigest() if lowered in SECRET_HEADERS else value
-        line = json.dumps({
+        log_line({
             "time": time.time(),
             "scheme": self.server.scheme,
             "method": self.command,
             "path": self.path,
-            "headers": headers,
+            "headers": redacted(self.headers),
             "body": body.decode("utf-8", "replace"),
-        })
-        with _lock:
-            log_path = os.environ.get("ORIGIN_LOG")
-            if log_path:
-                with open(log_path, "a", encoding="utf-8") as handle:
-                    handle.write(line + "\n")
-            print(line, flush=True)
+        }, os.environ.get("ORIGIN_LOG"))
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
 
 
-class Server(http.server.ThreadingHTTPServer):
-    """A threaded server; with ``tls`` set, each connection's handshake runs in its own thread."""
-
-    daemon_threads = True
+class Server(TLSServer):
+    """The origin: one scheme (https or http) on one port."""
 
     def __init__(self, address, scheme, tls=None):
         super().__init__(address, Handler)
         self.scheme = scheme
         self.tls = tls
-
-    def finish_request(self, request, client_address):
-        if self.tls is not None:
-            request.settimeout(30)
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                print(json.dumps({"tls_error": str(exc), "client": client_address[0]}), flush=True)
-                return
-        super().finish_request(request, client_address)
 
 
 def main(argv=None) -> int:

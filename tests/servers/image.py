@@ -1,0 +1,48 @@
+"""The test-server image, shared by the integration tests and `make demo`: tagged by its content, built once."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+SERVERS_DIR = Path(__file__).resolve().parent
+IMAGE_REPO = "bottle-test-server"
+LABEL = "bottle.test"
+
+
+class ImageBuildFailed(Exception):
+    """The test-server image did not build; the message ends with the build's last output."""
+
+
+def server_image_tag() -> str:
+    """``bottle-test-server:<hash>``, the hash covering the Dockerfile and the server scripts."""
+    digest = hashlib.sha256()
+    for path in sorted(SERVERS_DIR.iterdir()):
+        if path.is_file() and (path.name == "Dockerfile" or path.suffix == ".py"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
+
+
+def ensure_server_image(client, *, timeout: int = 600) -> tuple[str, bool]:
+    """The image's tag, and whether it had to be built now (older builds are then removed)."""
+    import docker.errors
+
+    tag = server_image_tag()
+    try:
+        client.images.get(tag)
+        return tag, False
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.build(path=str(SERVERS_DIR), tag=tag, labels={LABEL: "1"}, rm=True, forcerm=True,
+                            timeout=timeout)
+    except docker.errors.BuildError as exc:
+        log = "".join(chunk.get("stream", "") for chunk in exc.build_log if isinstance(chunk, dict))
+        raise ImageBuildFailed(f"building {tag} failed: {exc}\n{log[-3000:]}") from None
+    for image in client.images.list(name=IMAGE_REPO):
+        if tag not in image.tags:
+            try:
+                client.images.remove(image.id)
+            except docker.errors.APIError:
+                pass  # still used by someone's container; a later build removes it
+    return tag, True
