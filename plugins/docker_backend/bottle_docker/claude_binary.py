@@ -19,6 +19,7 @@ PACKAGES = {"x86_64": "@anthropic-ai/claude-code-linux-x64", "amd64": "@anthropi
 
 
 def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/bottle/claude`` (``~/.cache`` when unset): fetched binaries and their digests."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "bottle" / "claude"
 
@@ -28,9 +29,12 @@ def locate() -> Path:
     given = os.environ.get("BOTTLE_CLAUDE_BINARY")
     if given:
         path = Path(given).expanduser()
-        if not path.is_file() or not os.access(path, os.X_OK):
-            raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={given} is not an executable file",
-                                     hint="point it at a Linux claude binary, or unset it to fetch one")
+        if not path.is_file():
+            raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={given}: no such file",
+                                     hint="point it at a Linux claude binary, or unset it to fetch one with npm")
+        if not os.access(path, os.X_OK):
+            raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={given} is not executable",
+                                     hint=f"chmod +x {given}, or unset it to fetch one with npm")
         return path
     version = os.environ.get("BOTTLE_CLAUDE_VERSION") or "latest"
     cached = cache_root() / version / "claude"
@@ -52,26 +56,39 @@ def fetch(version: str, target: Path) -> Path:
     spec = package if version == "latest" else f"{package}@{version}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
-        result = subprocess.run([npm, "pack", "--silent", spec], cwd=work, capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=900)
+        try:
+            result = subprocess.run([npm, "pack", "--silent", spec], check=False, cwd=work, capture_output=True,
+                                    text=True, stdin=subprocess.DEVNULL, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise BottleRuntimeError(f"`npm pack {spec}` did not finish in 15 minutes",
+                                     hint="check npm's network access, or set BOTTLE_CLAUDE_BINARY") from None
         tarballs = list(Path(work).glob("*.tgz"))
         if result.returncode != 0 or not tarballs:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise BottleRuntimeError(f"`npm pack {spec}` failed: {last}",
                                      hint="check npm's network access, or set BOTTLE_CLAUDE_BINARY")
+        staged = Path(work) / "claude"
         with tarfile.open(tarballs[0]) as tar:
-            member = tar.getmember("package/claude")
-            source = tar.extractfile(member)
-            staged = Path(work) / "claude"
-            with open(staged, "wb") as out:
-                shutil.copyfileobj(source, out)  # type: ignore[arg-type]
+            try:
+                source = tar.extractfile("package/claude")
+            except KeyError:
+                source = None
+            if source is None:
+                raise BottleRuntimeError(f"{tarballs[0].name} has no package/claude file",
+                                         hint="set BOTTLE_CLAUDE_VERSION to a release that ships the native binary")
+            with source, open(staged, "wb") as out:
+                shutil.copyfileobj(source, out)
         staged.chmod(0o755)
         os.replace(staged, target)  # atomic: a concurrent run never sees half a binary
     return target
 
 
 def digest(path: Path) -> str:
-    """sha256 of the binary, remembered by (path, size, mtime) so 400 MB is hashed once."""
+    """sha256 of the binary, remembered by (path, size, mtime) so 400 MB is hashed once.
+
+    The memo is a small JSON file under ``cache_root()/digests`` rather than beside
+    the binary, because a binary the user points at may sit in a read-only place.
+    """
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:32]
     memo = cache_root() / "digests" / f"{key}.json"
@@ -83,6 +100,12 @@ def digest(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             h.update(block)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"path": str(path), "sha256": h.hexdigest()}))
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        staged = memo.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(json.dumps({"path": str(path), "size": stat.st_size,
+                                      "mtime_ns": stat.st_mtime_ns, "sha256": h.hexdigest()}))
+        os.replace(staged, memo)
+    except OSError:
+        pass  # an unwritable cache only costs hashing again next time
     return h.hexdigest()

@@ -34,7 +34,19 @@ def content_hash(folder: Path, extra: dict[str, str]) -> str:
     return h.hexdigest()
 
 
+def image_tag(role: str, extra: dict[str, str], images_dir: Path = IMAGES_DIR) -> str:
+    """``bottle-<role>:<hash12>``, the hash covering the role's build context and its ``extra`` inputs."""
+    return f"bottle-{role}:{content_hash(images_dir / role, extra)[:12]}"
+
+
+def build_inputs(base_id: str, claude_sha256: str) -> dict[str, dict[str, str]]:
+    """What each image depends on beyond its own folder: the base image's ID, and the agent's claude binary."""
+    return {"agent": {"base": base_id, "claude": claude_sha256}, "bundle": {"base": base_id}}
+
+
 def stderr_progress(role: str) -> Callable[[str], None]:
+    """The default progress sink: each build line on stderr, prefixed ``[bottle-<role>]``."""
+
     def show(line: str) -> None:
         if line.strip():
             sys.stderr.write(f"[bottle-{role}] {line.rstrip()}\n")
@@ -43,6 +55,7 @@ def stderr_progress(role: str) -> Callable[[str], None]:
 
 
 def base_image_id(client, base: str) -> str:
+    """The ID of the local base image; a clear error when it is not there (no pull is tried)."""
     from docker.errors import ImageNotFound
 
     try:
@@ -56,16 +69,19 @@ def base_image_id(client, base: str) -> str:
 
 def ensure_images(client, base: str, *, force: bool = False,
                   progress: Callable[[str, str], None] | None = None) -> dict[str, str]:
-    """Tags of the agent and bundle images for ``base``, building those that are missing (or all, with force)."""
+    """Tags of the agent and bundle images for ``base``, building those that are missing (or all, with force).
+
+    Returns ``{"agent": "bottle-agent:<hash12>", "bundle": "bottle-bundle:<hash12>"}``.
+    An image whose tag already exists is reused without calling the builder.
+    ``progress(role, line)`` receives every build output line; by default they
+    go to stderr, prefixed ``[bottle-agent]`` or ``[bottle-bundle]``.
+    """
     base_id = base_image_id(client, base)
     claude = claude_binary.locate()
-    inputs = {
-        "bundle": {"base": base_id},
-        "agent": {"base": base_id, "claude": claude_binary.digest(claude)},
-    }
+    inputs = build_inputs(base_id, claude_binary.digest(claude))
     tags = {}
     for role in ROLES:
-        tag = f"bottle-{role}:{content_hash(IMAGES_DIR / role, inputs[role])[:12]}"
+        tag = image_tag(role, inputs[role])
         tags[role] = tag
         if force or not _present(client, tag):
             show = (lambda line, r=role: progress(r, line)) if progress else stderr_progress(role)
@@ -88,7 +104,7 @@ def build(client, role: str, tag: str, base: str, show: Callable[[str], None], e
     from docker.errors import APIError
 
     show(f"building {tag} from {base}")
-    with tempfile.TemporaryDirectory(prefix=f"bottle-{role}-") as work:
+    with tempfile.TemporaryDirectory(prefix=f"bottle-{role}-", dir=_context_parent()) as work:
         context = Path(work)
         shutil.copytree(IMAGES_DIR / role, context, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -110,3 +126,13 @@ def build(client, role: str, tag: str, base: str, show: Callable[[str], None], e
         except APIError as exc:
             raise BottleRuntimeError(f"building {tag} failed: {exc.explanation or exc}") from None
     show(f"built {tag}")
+
+
+def _context_parent() -> str | None:
+    """Where build contexts go: beside the claude cache, so the fetched binary can be hard-linked, not copied."""
+    parent = claude_binary.cache_root().parent / "build"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # the system's temporary directory will do
+    return str(parent)

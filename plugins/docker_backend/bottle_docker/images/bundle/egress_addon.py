@@ -76,10 +76,12 @@ class Egress:
         for _ in range(600):
             try:
                 with socket.create_connection((host, port), timeout=0.5):
-                    break
+                    print(READY_LINE, flush=True)
+                    return
             except OSError:
                 time.sleep(0.05)
-        print(READY_LINE, flush=True)
+        # Never claim readiness we did not see: the launch code times out and shows this line.
+        print(f"bottle-bundle: proxy on {host}:{port} never accepted a connection", file=sys.stderr, flush=True)
 
     def _decide(self, flow: http.HTTPFlow) -> None:
         host, port = flow.request.host, flow.request.port

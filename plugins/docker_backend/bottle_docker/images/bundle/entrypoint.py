@@ -1,18 +1,25 @@
 """The bundle's entry point: run the TLS-inspecting proxy on the bottle-side address.
 
-Contract with the launch code (bottle_docker.launch):
+Contract with the launch code (bottle_docker.launch relies on exactly this):
 
-- env ``BOTTLE_PROXY_HOST``: the bottle-side IP to bind (the proxy listens there only);
+- env ``BOTTLE_PROXY_HOST``: the bottle-side IP to bind; the proxy listens there only;
 - env ``BOTTLE_PROXY_PORT``: its port (default 8080);
-- env ``BOTTLE_ALLOW``: comma-separated allowed hosts; ``*.example.com`` allows subdomains;
-- env ``BOTTLE_UPSTREAM_CA`` (optional): a PEM of extra CAs trusted for upstream servers,
-  copied into the container before it starts;
-- mitmproxy's confdir is ``/var/lib/bottle/mitmproxy``; this script makes the bottle's CA there
-  (an ECDSA P-256 key: generated in milliseconds, where mitmproxy's RSA-2048 default
-  costs ~0.3 s of every launch). The private key never leaves the bundle; the
-  certificate alone is ``mitmproxy-ca-cert.pem``, which the launch code copies into the agent;
-- one line ``bottle-bundle: ready`` on stdout once the proxy accepts connections;
-- every egress decision is one JSON line on stdout (see egress_addon.py).
+- env ``BOTTLE_ALLOW``: comma-separated allowed hosts, each optionally ``host:port``;
+  ``*.example.com`` allows every subdomain of example.com (not example.com itself);
+- env ``BOTTLE_UPSTREAM_CA`` (optional): path of a PEM of extra CAs the proxy trusts for
+  upstream servers, on top of the system CAs (mitmproxy's ``ssl_verify_upstream_trusted_ca``).
+  The launch code copies the file to ``/etc/bottle/upstream-ca.pem`` before the container starts;
+- env ``BOTTLE_SECRETS`` (optional): path of the JSON secret table (see egress_addon.py),
+  copied to ``/etc/bottle/secrets.json`` the same way;
+- mitmdump runs with confdir ``/var/lib/bottle/mitmproxy``. This script makes the bottle's CA
+  there before mitmdump starts (an ECDSA P-256 key: generated in milliseconds, where mitmproxy's
+  RSA-2048 default costs ~0.3 s of every launch). The private key never leaves the bundle;
+  the certificate alone, readable by anyone, is ``/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem``;
+- exactly one line ``bottle-bundle: ready`` on stdout (flushed) once the proxy accepts connections;
+- a CONNECT or plain-HTTP request to a host not on the allow-list gets HTTP 403 with the body
+  ``bottle: egress to <host> is not on this bottle's allow-list``;
+- every egress decision is one JSON line on stdout: ``{"event": "egress", "host", "port",
+  "method", "decision": "allow"|"deny", "reason", "time"}``.
 """
 
 from __future__ import annotations

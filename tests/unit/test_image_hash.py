@@ -1,0 +1,166 @@
+"""The content-hash tags of the agent and bundle images, and when ensure_images builds (no engine needed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import docker.errors
+import pytest
+from bottle_docker import claude_binary, images
+
+from bottle_core.errors import BottleRuntimeError
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    folder = tmp_path / "agent"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM ${BASE}\nCOPY claude /usr/local/bin/claude\n")
+    (folder / "entry.py").write_text("print('hi')\n")
+    return folder
+
+
+def test_same_inputs_give_the_same_hash(context, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(context, twin)
+    extra = {"base": "sha256:aaa", "claude": "0" * 64}
+    assert images.content_hash(context, extra) == images.content_hash(context, dict(extra))
+    assert images.content_hash(context, extra) == images.content_hash(twin, extra)
+
+
+def test_a_changed_context_file_changes_the_hash(context):
+    before = images.content_hash(context, {"base": "sha256:aaa"})
+    (context / "entry.py").write_text("print('bye')\n")
+    assert images.content_hash(context, {"base": "sha256:aaa"}) != before
+
+
+def test_an_added_or_renamed_file_changes_the_hash(context):
+    before = images.content_hash(context, {})
+    (context / "extra.txt").write_text("x")
+    added = images.content_hash(context, {})
+    (context / "extra.txt").rename(context / "other.txt")
+    assert len({before, added, images.content_hash(context, {})}) == 3
+
+
+def test_bytecode_caches_do_not_change_the_hash(context):
+    before = images.content_hash(context, {})
+    (context / "__pycache__").mkdir()
+    (context / "__pycache__" / "entry.cpython-311.pyc").write_bytes(b"\0junk")
+    assert images.content_hash(context, {}) == before
+
+
+def test_a_rebuilt_base_changes_both_tags_and_a_new_claude_only_the_agent():
+    one = images.build_inputs("sha256:base1", "a" * 64)
+    rebuilt_base = images.build_inputs("sha256:base2", "a" * 64)
+    new_claude = images.build_inputs("sha256:base1", "b" * 64)
+    for role in images.ROLES:
+        assert images.image_tag(role, one[role]) != images.image_tag(role, rebuilt_base[role])
+    assert images.image_tag("agent", one["agent"]) != images.image_tag("agent", new_claude["agent"])
+    assert images.image_tag("bundle", one["bundle"]) == images.image_tag("bundle", new_claude["bundle"])
+
+
+def test_tags_name_the_role_and_twelve_hex_digits():
+    inputs = images.build_inputs("sha256:base", "c" * 64)
+    assert re.fullmatch(r"bottle-agent:[0-9a-f]{12}", images.image_tag("agent", inputs["agent"]))
+    assert re.fullmatch(r"bottle-bundle:[0-9a-f]{12}", images.image_tag("bundle", inputs["bundle"]))
+
+
+def test_the_claude_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    binary = tmp_path / "claude"
+    binary.write_bytes(b"first")
+    first = claude_binary.digest(binary)
+    assert first == "a7937b64b8caa58f03721bb6bacf5c78cb235febe0e70b1b84cd99541461a08e"
+    # Same size and mtime: the memo answers without reading the file again.
+    stat = binary.stat()
+    binary.write_bytes(b"other")
+    os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert claude_binary.digest(binary) == first
+    # A new mtime is a new key: the file is hashed again.
+    os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert claude_binary.digest(binary) != first
+
+
+# --- ensure_images against a recording stand-in for the engine -------------------
+
+
+class FakeImages:
+    def __init__(self, present: set[str]):
+        self.present = present
+
+    def get(self, name: str):
+        if name not in self.present:
+            raise docker.errors.ImageNotFound(f"no such image: {name}")
+        return type("Image", (), {"id": f"sha256:{name}"})()
+
+
+class FakeAPI:
+    def __init__(self, owner: FakeClient):
+        self.owner = owner
+
+    def build(self, **kwargs):
+        self.owner.builds.append(kwargs)
+        assert (Path(kwargs["path"]) / "Dockerfile").is_file()
+        if self.owner.fail:
+            yield {"stream": "Step 2/5 : RUN apt-get install mitmproxy\n"}
+            yield {"error": "E: Unable to locate package mitmproxy\n", "errorDetail": {"message": "..."}}
+            return
+        yield {"stream": "Step 1/5 : FROM base\n"}
+        self.owner.images.present.add(kwargs["tag"])
+
+
+class FakeClient:
+    def __init__(self, present: set[str], fail: bool = False):
+        self.images = FakeImages(present)
+        self.api = FakeAPI(self)
+        self.builds: list[dict] = []
+        self.fail = fail
+
+
+@pytest.fixture
+def small_claude(tmp_path, monkeypatch) -> Path:
+    binary = tmp_path / "claude"
+    binary.write_bytes(b"#!/bin/sh\necho 1.0.0\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("BOTTLE_CLAUDE_BINARY", str(binary))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return binary
+
+
+def test_missing_images_are_built_once_then_reused(small_claude):
+    client = FakeClient({"base:1"})
+    lines = []
+    tags = images.ensure_images(client, "base:1", progress=lambda role, line: lines.append((role, line)))
+    assert sorted(b["tag"] for b in client.builds) == sorted(tags.values())
+    assert all(b["buildargs"] == {"BASE": "base:1"} and b["decode"] and b["rm"] for b in client.builds)
+    assert {b["labels"][images.LABEL] for b in client.builds} == {"agent", "bundle"}
+    assert ("agent", "Step 1/5 : FROM base") in lines
+    assert images.ensure_images(client, "base:1", progress=lambda role, line: lines.append(line)) == tags
+    assert len(client.builds) == 2  # the second call built nothing
+    images.ensure_images(client, "base:1", force=True, progress=lambda role, line: None)
+    assert len(client.builds) == 4
+
+
+def test_default_progress_goes_to_stderr_with_the_image_name(small_claude, capsys):
+    images.ensure_images(FakeClient({"base:1"}), "base:1")
+    err = capsys.readouterr().err
+    assert "[bottle-agent] Step 1/5 : FROM base" in err
+    assert "[bottle-bundle] Step 1/5 : FROM base" in err
+
+
+def test_a_missing_base_image_says_to_build_or_pull_it(small_claude):
+    with pytest.raises(BottleRuntimeError) as caught:
+        images.ensure_images(FakeClient(set()), "my/base:2")
+    text = caught.value.render()
+    assert "my/base:2" in text and "BOTTLE_BASE_IMAGE" in text and "pull" in text
+
+
+def test_a_build_error_names_the_image_and_the_error_line(small_claude):
+    with pytest.raises(BottleRuntimeError) as caught:
+        images.ensure_images(FakeClient({"base:1"}, fail=True), "base:1", progress=lambda role, line: None)
+    text = caught.value.render()
+    assert re.search(r"bottle-(agent|bundle):[0-9a-f]{12}", text)
+    assert "Unable to locate package mitmproxy" in text
