@@ -1,0 +1,187 @@
+"""The agent and bundle images against the real engine: reuse, the agent's tools, the bundle's contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+
+import pytest
+from bottle_docker.images import ensure_images
+
+from .conftest import resource_labels
+
+pytestmark = pytest.mark.integration
+
+BASE = os.environ.get("BOTTLE_BASE_IMAGE") or "debian:bookworm-slim"
+CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
+READY = "bottle-bundle: ready"
+IDLE_MEMORY_LIMIT = 150 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def built(docker_client) -> dict[str, str]:
+    """The images' tags, built here when missing (uses BOTTLE_CLAUDE_BINARY when set, else fetches claude)."""
+    started = time.monotonic()
+    tags = ensure_images(docker_client, BASE)
+    print(f"\nensure_images (first call this session): {time.monotonic() - started:.1f}s -> {tags}")
+    return tags
+
+
+def run(client, image: str, command: list[str], *, timeout: float = 60, **options) -> tuple[int, str]:
+    """Run ``command`` to its end in a throwaway container; its exit code and output."""
+    container = client.containers.create(image, command, labels=resource_labels(), **options)
+    try:
+        container.start()
+        status = container.wait(timeout=timeout)
+        return status["StatusCode"], container.logs().decode("utf-8", "replace")
+    finally:
+        container.remove(force=True)
+
+
+class Throwaway:
+    """Networks and containers a test creates, all removed at the end, containers first."""
+
+    def __init__(self, client):
+        self.client = client
+        self.containers = []
+        self.networks = []
+
+    def network(self):
+        network = self.client.networks.create(f"bottle-test-images-{secrets.token_hex(4)}", driver="bridge",
+                                              internal=True, labels=resource_labels())
+        self.networks.append(network)
+        return network
+
+    def start(self, image: str, network, *, alias: str, **options):
+        api = self.client.api
+        networking = api.create_networking_config({network.name: api.create_endpoint_config(aliases=[alias])})
+        created = api.create_container(
+            image, name=f"bottle-test-{alias}-{secrets.token_hex(4)}", labels=resource_labels(),
+            host_config=api.create_host_config(network_mode=network.name), networking_config=networking,
+            **options,
+        )
+        container = self.client.containers.get(created["Id"])
+        self.containers.append(container)
+        container.start()
+        return container
+
+    def remove_all(self) -> None:
+        import docker.errors
+
+        for resource in [*self.containers, *self.networks]:
+            try:
+                resource.remove(**({"force": True} if resource in self.containers else {}))
+            except docker.errors.NotFound:
+                pass
+
+
+@pytest.fixture
+def throwaway(docker_client):
+    made = Throwaway(docker_client)
+    try:
+        yield made
+    finally:
+        made.remove_all()
+
+
+def wait_for_ready(container, timeout: float = 30.0) -> float:
+    """Seconds until the bundle printed its ready line; fails with its output if it never does."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if READY in container.logs(stdout=True, stderr=False).decode("utf-8", "replace"):
+            return time.monotonic() - started
+        container.reload()
+        if container.status in ("exited", "dead"):
+            break
+        time.sleep(0.1)
+    pytest.fail(f"bundle not ready within {timeout}s:\n{container.logs().decode('utf-8', 'replace')}",
+                pytrace=False)
+
+
+def start_bundle(throwaway: Throwaway, tag: str, network, allow: str = ""):
+    environment = {"BOTTLE_PROXY_HOST": "0.0.0.0", "BOTTLE_PROXY_PORT": "8080", "BOTTLE_ALLOW": allow}
+    return throwaway.start(tag, network, alias="bundle", environment=environment)
+
+
+def test_images_are_tagged_by_content_hash_and_labelled(docker_client, built):
+    for role, tag in built.items():
+        assert tag.startswith(f"bottle-{role}:") and len(tag.split(":")[1]) == 12
+        assert docker_client.images.get(tag).labels.get("bottle.image") == role
+
+
+def test_a_second_ensure_builds_nothing(docker_client, built):
+    ids = {role: docker_client.images.get(tag).id for role, tag in built.items()}
+    lines = []
+    started = time.monotonic()
+    again = ensure_images(docker_client, BASE, progress=lambda role, line: lines.append(line))
+    elapsed = time.monotonic() - started
+    print(f"\nensure_images (cached): {elapsed:.2f}s")
+    assert again == built
+    assert lines == []  # the builder was never called
+    assert {role: docker_client.images.get(tag).id for role, tag in again.items()} == ids
+    assert elapsed < 5
+
+
+def test_agent_image_runs_claude_as_uid_1000_with_git_and_curl(docker_client, built):
+    script = "id -u; id -g; echo $HOME; pwd; claude --version; git --version; curl --version | head -1"
+    code, output = run(docker_client, built["agent"], ["sh", "-c", script], network_mode="none")
+    assert code == 0, output
+    uid, gid, home, cwd, claude, git, curl = output.splitlines()[:7]
+    assert (uid, gid, home, cwd) == ("1000", "1000", "/home/agent", "/workspace")
+    assert "Claude Code" in claude
+    assert git.startswith("git version") and curl.startswith("curl ")
+
+
+def test_bundle_says_ready_once_and_shows_its_ca_certificate(docker_client, built, throwaway):
+    bundle = start_bundle(throwaway, built["bundle"], throwaway.network())
+    seconds = wait_for_ready(bundle)
+    print(f"\nbundle ready after {seconds:.1f}s")
+    stdout = bundle.logs(stdout=True, stderr=False).decode()
+    assert stdout.splitlines().count(READY) == 1
+    code, cert = bundle.exec_run(["cat", CA_CERT], user="nobody")  # the certificate is public
+    assert code == 0 and cert.startswith(b"-----BEGIN CERTIFICATE-----"), cert
+    code, mode = bundle.exec_run(["stat", "-c", "%a %U", CA_CERT.replace("-cert.pem", ".pem")])
+    assert code == 0 and mode.decode().split() == ["600", "bundle"]  # the key stays readable by the proxy alone
+    time.sleep(1)  # let start-up settle before reading idle memory
+    usage = bundle.stats(stream=False)["memory_stats"]["usage"]
+    print(f"bundle idle memory: {usage / 2**20:.1f} MiB")
+    assert usage < IDLE_MEMORY_LIMIT
+
+
+def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_client, built, throwaway):
+    network = throwaway.network()
+    bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test")
+    # A small origin on the same network answering as allowed.test (python3 is in the bundle image).
+    throwaway.start(built["bundle"], network, alias="allowed.test",
+                    entrypoint=["python3", "-m", "http.server", "8000"], working_dir="/opt/bottle")
+    wait_for_ready(bundle)
+    client = throwaway.start(built["agent"], network, alias="client", command=["sleep", "120"])
+
+    def curl(*args: str) -> str:
+        _code, output = client.exec_run(["curl", "-sS", "--max-time", "10", "-x", "http://bundle:8080", *args])
+        return output.decode("utf-8", "replace")
+
+    denied = curl("-w", "\n%{http_code}", "http://denied.test/")
+    assert denied.endswith("\n403"), denied
+    assert "bottle: egress to denied.test is not on this bottle's allow-list" in denied
+
+    tunnel = curl("-o", "/dev/null", "-w", "%{http_connect}", "https://evil.test/")
+    assert tunnel.endswith("403"), tunnel
+
+    allowed = ""
+    for _ in range(20):  # the origin may still be starting
+        allowed = curl("-w", "\n%{http_code}", "http://allowed.test:8000/entrypoint.py")
+        if allowed.endswith("\n200"):
+            break
+        time.sleep(0.25)
+    assert allowed.endswith("\n200") and "bottle-bundle: ready" in allowed, allowed
+
+    decisions = [json.loads(line) for line in bundle.logs(stdout=True, stderr=False).decode().splitlines()
+                 if line.startswith("{")]
+    egress = [(d["host"], d["port"], d["decision"]) for d in decisions if d.get("event") == "egress"]
+    assert ("denied.test", 80, "deny") in egress
+    assert ("evil.test", 443, "deny") in egress
+    assert ("allowed.test", 8000, "allow") in egress
+    assert all({"reason", "time"} <= d.keys() for d in decisions)
