@@ -63,7 +63,7 @@ def base_image_id(client, base: str) -> str:
     except ImageNotFound:
         raise BottleRuntimeError(
             f"base image {base} is not present",
-            hint="build or pull it (this project's `make base-image` makes an offline one), or set BOTTLE_BASE_IMAGE",
+            hint=f"build or pull it (`docker pull {base}`), or set BOTTLE_BASE_IMAGE to a Debian-based image you have",
         ) from None
 
 
