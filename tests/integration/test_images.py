@@ -17,7 +17,6 @@ pytestmark = pytest.mark.integration
 BASE = os.environ.get("BOTTLE_BASE_IMAGE") or "debian:bookworm-slim"
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
 READY = "bottle-bundle: ready"
-IDLE_MEMORY_LIMIT = 150 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +120,6 @@ def test_a_second_ensure_builds_nothing(docker_client, built):
     assert again == built
     assert lines == []  # the builder was never called
     assert {role: docker_client.images.get(tag).id for role, tag in again.items()} == ids
-    assert elapsed < 5
 
 
 def test_agent_image_runs_claude_as_uid_1000_with_git_and_curl(docker_client, built):
@@ -144,10 +142,6 @@ def test_bundle_says_ready_once_and_shows_its_ca_certificate(docker_client, buil
     assert code == 0 and cert.startswith(b"-----BEGIN CERTIFICATE-----"), cert
     code, mode = bundle.exec_run(["stat", "-c", "%a %U", CA_CERT.replace("-cert.pem", ".pem")])
     assert code == 0 and mode.decode().split() == ["600", "bundle"]  # the key stays readable by the proxy alone
-    time.sleep(1)  # let start-up settle before reading idle memory
-    usage = bundle.stats(stream=False)["memory_stats"]["usage"]
-    print(f"bundle idle memory: {usage / 2**20:.1f} MiB")
-    assert usage < IDLE_MEMORY_LIMIT
 
 
 def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_client, built, throwaway):
