@@ -255,7 +255,33 @@ def _shared_dir(tmp_path_factory, name: str) -> Path:
     return directory
 
 
-class ModelServer:
+class ServerHandle:
+    """A test server container and the host folder it logs its requests to (one JSON line each)."""
+
+    def __init__(self, container, directory: Path, ip: str):
+        self.container = container
+        self.directory = directory
+        self.ip = ip  # its address on ``internet``, for probes that try to bypass the proxy
+        self.log_path = directory / "requests.jsonl"
+
+    def requests(self) -> list[dict]:
+        """Every request received since the last reset, oldest first (credential headers hashed)."""
+        try:
+            lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def reset(self) -> None:
+        """Forget the request log."""
+        self.log_path.write_text("", encoding="utf-8")
+
+    def output(self) -> str:
+        """The server's own output (for a failing test's message)."""
+        return self.container.logs().decode("utf-8", "replace")
+
+
+class ModelServer(ServerHandle):
     """Handle on the scripted model server: set its replies, read what it was sent.
 
     A script is a list of replies served in order to ``POST /v1/messages``:
@@ -266,11 +292,8 @@ class ModelServer:
     host = MODEL_HOST
 
     def __init__(self, container, directory: Path, ip: str):
-        self.container = container
-        self.directory = directory
-        self.ip = ip
+        super().__init__(container, directory, ip)
         self.script_path = directory / "script.json"
-        self.log_path = directory / "requests.jsonl"
 
     def set_script(self, replies: list) -> None:
         """Replace the replies still to come with ``replies``."""
@@ -285,14 +308,6 @@ class ModelServer:
             return json.loads(self.script_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return []
-
-    def requests(self) -> list[dict]:
-        """Every request received since the last reset, oldest first (credential headers hashed)."""
-        try:
-            lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
 
     def messages(self) -> list[dict]:
         """The bodies of the ``POST /v1/messages`` requests received since the last reset."""
@@ -311,11 +326,7 @@ class ModelServer:
     def reset(self) -> None:
         """Forget the script and the request log."""
         self.set_script([])
-        self.log_path.write_text("", encoding="utf-8")
-
-    def output(self) -> str:
-        """The server's own output (for a failing test's message)."""
-        return self.container.logs().decode("utf-8", "replace")
+        super().reset()
 
 
 @pytest.fixture(scope="session")
@@ -349,28 +360,10 @@ def model_server(model_server_session) -> ModelServer:
     return model_server_session
 
 
-class Origin:
+class Origin(ServerHandle):
     """Handle on the web origin answering ``hello from <host>`` as ``allowed.test`` and ``denied.test``."""
 
     names = ORIGIN_NAMES
-
-    def __init__(self, container, directory: Path, ip: str):
-        self.container = container
-        self.directory = directory
-        self.ip = ip  # its address on ``internet``, for probes that try to bypass the proxy
-        self.log_path = directory / "requests.jsonl"
-
-    def requests(self) -> list[dict]:
-        """Every request received since the last reset, oldest first (credential headers hashed)."""
-        try:
-            lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
-
-    def reset(self) -> None:
-        """Forget the request log."""
-        self.log_path.write_text("", encoding="utf-8")
 
 
 @pytest.fixture(scope="session")

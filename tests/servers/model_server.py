@@ -31,14 +31,13 @@ import argparse
 import http.server
 import json
 import os
-import ssl
 import sys
 import tempfile
 import threading
 import time
 import uuid
 
-from serving import TLSServer, log_line, redacted
+from serving import TLSServer, log_line, redacted, serve_all, tls_context
 
 #: Paths answered 200 to GET/HEAD: connectivity checks (Claude Code sends ``HEAD /api/hello``).
 HEALTH_PATHS = {"/", "/api/hello"}
@@ -243,20 +242,13 @@ def main(argv=None) -> int:
 
     servers = []
     if args.cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(args.cert, args.key)
-        context.set_alpn_protocols(["http/1.1"])
-        https = Server(("0.0.0.0", args.port), script, log, default_text, tls=context)
+        https = Server(("0.0.0.0", args.port), script, log, default_text, tls=tls_context(args.cert, args.key))
         servers.append(("https", args.port, https))
     if args.http_port:
         servers.append(("http", args.http_port, Server(("0.0.0.0", args.http_port), script, log, default_text)))
     if not servers:
         parser.error("give --cert/--key (or MODEL_SERVER_CERT/KEY) or --http-port")
-    for _, _, server in servers[1:]:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    for scheme, port, _ in servers:
-        print(f"model server listening on {scheme} port {port}", flush=True)
-    servers[0][2].serve_forever()
+    serve_all("model server", servers)
     return 0
 
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
-import ssl
 import sys
-import threading
 import time
 
-from serving import TLSServer, log_line, redacted
+from serving import TLSServer, log_line, redacted, serve_all, tls_context
 
 
 
@@ -94,19 +92,12 @@ def main(argv=None) -> int:
 
     servers = []
     if args.cert:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(args.cert, args.key)
-        context.set_alpn_protocols(["http/1.1"])
-        servers.append(("https", args.port, Server(("0.0.0.0", args.port), "https", tls=context)))
+        servers.append(("https", args.port, Server(("0.0.0.0", args.port), "https", tls=tls_context(args.cert, args.key))))
     if args.http_port:
         servers.append(("http", args.http_port, Server(("0.0.0.0", args.http_port), "http")))
     if not servers:
         parser.error("give --cert/--key (or ORIGIN_CERT/ORIGIN_KEY) or --http-port")
-    for _, _, server in servers[1:]:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    for scheme, port, _ in servers:
-        print(f"origin listening on {scheme} port {port}", flush=True)
-    servers[0][2].serve_forever()
+    serve_all("origin", servers)
     return 0
 
 

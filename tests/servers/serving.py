@@ -45,3 +45,20 @@ class TLSServer(http.server.ThreadingHTTPServer):
                 print(json.dumps({"tls_error": str(exc), "client": client_address[0]}), flush=True)
                 return
         super().finish_request(request, client_address)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server-side TLS context for HTTP/1.1 with the given certificate chain."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def serve_all(name: str, servers: list[tuple[str, int, TLSServer]]) -> None:
+    """Serve every (scheme, port, server) at once; the "<name> listening on ..." lines tell the tests they are up."""
+    for _, _, server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    for scheme, port, _ in servers:
+        print(f"{name} listening on {scheme} port {port}", flush=True)
+    servers[0][2].serve_forever()
