@@ -64,3 +64,13 @@ def test_bottle_run_one_shot(manifest, model_server, tmp_path):
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout)["result"] == "hello from bottle run"
+    assert b"warning" not in result.stderr
+
+
+def test_bottle_run_warns_when_the_host_has_no_model_key(manifest, model_server, tmp_path, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    model_server.set_script(["still answered"])
+    result = bottle_cli("run", "-m", str(manifest), "--no-copy-cwd", "demo", "--", "hi", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    warnings = [line for line in result.stderr.decode().splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "ANTHROPIC_API_KEY is not set" in warnings[0]
