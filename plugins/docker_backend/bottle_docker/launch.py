@@ -1,8 +1,10 @@
 """Bringing a planned bottle up, and taking all of it down again.
 
-Order: images, bottle network, outbound network, bundle (pinned IP on the
-bottle network, plus the outbound network), agent container (bottle network
-only). Teardown removes what was created, newest first, whatever happened.
+Order: secrets read and images ensured (nothing exists yet if either fails);
+the bottle network and the outbound network at once; the bundle (pinned IP on
+the bottle network, plus the outbound network), started first; the agent
+(pinned IP, bottle network only) and the one-shot container that deletes its
+default route. Teardown removes what was created, whatever happened.
 """
 
 from __future__ import annotations
