@@ -90,6 +90,17 @@ def test_the_claude_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkey
 class FakeImages:
     def __init__(self, present: set[str]):
         self.present = present
+        self.labels: dict[str, dict] = {}
+        self.removed: list[str] = []
+
+    def list(self, filters):
+        wanted = dict(item.split("=", 1) for item in filters["label"])
+        return [type("Image", (), {"id": tag, "tags": [tag]})() for tag, labels in self.labels.items()
+                if tag in self.present and all(labels.get(k) == v for k, v in wanted.items())]
+
+    def remove(self, image_id):
+        self.present.discard(image_id)
+        self.removed.append(image_id)
 
     def get(self, name: str):
         if name not in self.present:
@@ -110,6 +121,7 @@ class FakeAPI:
             return
         yield {"stream": "Step 1/5 : FROM base\n"}
         self.owner.images.present.add(kwargs["tag"])
+        self.owner.images.labels[kwargs["tag"]] = kwargs["labels"]
 
 
 class FakeClient:
@@ -164,3 +176,15 @@ def test_a_build_error_names_the_image_and_the_error_line(small_claude):
     text = caught.value.render()
     assert re.search(r"bottle-(agent|bundle):[0-9a-f]{12}", text)
     assert "Unable to locate package mitmproxy" in text
+
+
+def test_a_rebuild_removes_the_earlier_build_from_the_same_base_only(small_claude, tmp_path):
+    client = FakeClient({"base:1", "base:2"})
+    quiet = lambda role, line: None  # noqa: E731
+    first = images.ensure_images(client, "base:1", progress=quiet)
+    other_base = images.ensure_images(client, "base:2", progress=quiet)
+    small_claude.write_bytes(b"#!/bin/sh\necho 2.0.0\n")  # a new claude: a new agent image
+    second = images.ensure_images(client, "base:1", progress=quiet)
+    assert second["agent"] != first["agent"] and second["bundle"] == first["bundle"]
+    assert client.images.removed == [first["agent"]]
+    assert set(other_base.values()) <= client.images.present

@@ -22,6 +22,7 @@ from . import claude_binary
 IMAGES_DIR = Path(__file__).resolve().parent / "images"
 ROLES = ("agent", "bundle")
 LABEL = "bottle.image"
+BASE_LABEL = "bottle.base"
 
 
 def content_hash(folder: Path, extra: dict[str, str]) -> str:
@@ -86,7 +87,28 @@ def ensure_images(client, base: str, *, force: bool = False,
         if force or not _present(client, tag):
             show = (lambda line, r=role: progress(r, line)) if progress else stderr_progress(role)
             build(client, role, tag, base, show, extra_files={"claude": claude} if role == "agent" else {})
+            prune_older(client, role, base, keep=tag)
     return tags
+
+
+def prune_older(client, role: str, base: str, keep: str) -> list[str]:
+    """Remove earlier builds of ``role`` from the same base (each change of input left one behind).
+
+    Images still used by a container stay; builds from other bases stay too,
+    so bottles with different base images do not rebuild each other away.
+    """
+    from docker.errors import APIError
+
+    removed = []
+    for image in client.images.list(filters={"label": [f"{LABEL}={role}", f"{BASE_LABEL}={base}"]}):
+        if keep in image.tags:
+            continue
+        try:
+            client.images.remove(image.id)
+            removed.append(image.id)
+        except APIError:
+            pass  # in use by a running bottle
+    return removed
 
 
 def _present(client, tag: str) -> bool:
@@ -116,7 +138,7 @@ def build(client, role: str, tag: str, base: str, show: Callable[[str], None], e
         last = ""
         try:
             for chunk in client.api.build(path=str(context), tag=tag, buildargs={"BASE": base}, rm=True,
-                                          forcerm=True, decode=True, labels={LABEL: role}):
+                                          forcerm=True, decode=True, labels={LABEL: role, BASE_LABEL: base}):
                 if "error" in chunk:
                     raise BottleRuntimeError(f"building {tag} failed: {chunk['error'].strip()}",
                                              hint=f"last step: {last.strip()[:120]}")
