@@ -48,6 +48,8 @@ class NetworkPlan(PlanModel):
     agent_ip: str | None = Field(default=None, description="The agent's pinned address, when the backend pins it.")
     outbound: str = Field(description="Network the bundle uses to reach the outside.")
     outbound_is_owned: bool = Field(default=True, description="True when bottle creates (and removes) the outbound network.")
+    outbound_subnet: str | None = Field(
+        default=None, description="Subnet of an owned outbound network, from bottle's own pool (not the engine's).")
 
     @model_validator(mode="after")
     def _ip_in_subnet(self) -> NetworkPlan:

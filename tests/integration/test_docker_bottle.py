@@ -117,6 +117,13 @@ def test_everything_removed_after_normal_exit_and_exception(manifest):
         slug = bottle.plan.slug
         containers, networks = resources_of("bottle.slug", slug)
         assert len(containers) >= 2 and len(networks) == 2
+        # Both networks take their subnets from bottle's own pool, never the engine's (it holds only ~30).
+        net = bottle.plan.network
+        for name, subnet in ((net.name, net.subnet), (net.outbound, net.outbound_subnet)):
+            seen = subprocess.run(["docker", "network", "inspect", name, "-f", "{{(index .IPAM.Config 0).Subnet}}"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            assert seen == subnet and seen.startswith("10.213.")
+        assert net.subnet != net.outbound_subnet
     assert resources_of("bottle.slug", slug) == ([], [])
     assert not Path(bottle.plan.state_dir).exists()
 

@@ -29,7 +29,8 @@ def prepare(spec, stage_dir):
 
     from . import engine, network
 
-    subnet = pick_subnet(network.used_subnets(engine.client()))
+    used = network.used_subnets(engine.client())
+    subnet = pick_subnet(used)
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
     outbound = os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK")
@@ -43,6 +44,8 @@ def prepare(spec, stage_dir):
     plan.network.name = f"bottle-{plan.slug}"
     if not outbound:
         plan.network.outbound = f"bottle-{plan.slug}-out"
+        # From bottle's pool too: the engine's default pools hold only ~30 networks.
+        plan.network.outbound_subnet = str(pick_subnet(used + [subnet]))
     return plan
 
 

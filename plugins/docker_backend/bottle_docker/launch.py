@@ -133,7 +133,7 @@ class DockerLaunch(AbstractContextManager):
                                       labels.for_bottle(plan, "network"))}
         if net.outbound_is_owned:
             jobs[net.outbound] = pool.submit(create_outbound_network, self.client, net.outbound,
-                                             labels.for_bottle(plan, "outbound"))
+                                             net.outbound_subnet, labels.for_bottle(plan, "outbound"))
         failures = []
         for name, job in jobs.items():
             try:

@@ -30,6 +30,9 @@ def create_bottle_network(client, name: str, subnet: str, labels: dict[str, str]
     )
 
 
-def create_outbound_network(client, name: str, labels: dict[str, str]):
-    """The bundle's way out: an ordinary bridge of this bottle's own, so bundles never share a segment."""
-    return client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+def create_outbound_network(client, name: str, subnet: str, labels: dict[str, str]):
+    """The bundle's way out: an ordinary (NATed) bridge of this bottle's own, so bundles never share a segment."""
+    from docker.types import IPAMConfig, IPAMPool
+
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
+    return client.networks.create(name, driver="bridge", ipam=ipam, labels=labels, check_duplicate=True)
