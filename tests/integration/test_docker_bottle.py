@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, write_manifest
+from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, tcp_probe, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -205,4 +205,43 @@ def test_missing_image_that_cannot_be_built_is_one_line(tmp_path):
     assert result.returncode == 1
     line = result.stderr.decode()
     assert line.count("\n") == 1 and "bottle-no-such-base:1" in line and "Traceback" not in line
+    assert resources_of("bottle.agent", agent) == ([], [])
+
+
+def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
+    """Two bottles launched at once can plan the same free subnet; the second one moves, it does not fail."""
+    from bottle_core import session
+    from bottle_core.manifest import Manifest
+    from bottle_core.spec import BottleSpec
+
+    from .bottles import docker_plugins
+
+    plugins = docker_plugins()
+    spec = BottleSpec(manifest=Manifest.load(manifest), agent="plain", copy_cwd=False, cwd=manifest.parent)
+    plan = session.prepare(plugins, spec)
+    squatter = f"bottle-test-squatter-{uuid.uuid4().hex[:6]}"
+    planned = plan.network.subnet
+    subprocess.run(["docker", "network", "create", "--internal", "--subnet", planned, "--label", "bottle.test=1",
+                    squatter], check=True, capture_output=True)
+    try:
+        with session.running(plugins, plan) as bottle:
+            assert bottle.plan.network.subnet != planned
+            assert bottle.exec(["true"]).ok
+            ip = bottle.plan.network.bundle_ip
+            assert tcp_probe(bottle, ip, bottle.plan.proxy.port)
+            assert bottle.exec(["printenv", "HTTPS_PROXY"]).stdout.strip() == f"http://{ip}:8080".encode()
+    finally:
+        subprocess.run(["docker", "network", "rm", squatter], capture_output=True)
+    assert resources_of("bottle.slug", plan.slug) == ([], [])
+
+
+def test_bottles_launched_at_once_all_run_and_all_go(tmp_path):
+    agent = f"many-{uuid.uuid4().hex[:6]}"
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    procs = [subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
+                               "--", "sh", "-c", f"echo run-{n}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for n in range(4)]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, [err for _, err in outputs]
+    assert sorted(out for out, _ in outputs) == [f"run-{n}\n".encode() for n in range(4)]
     assert resources_of("bottle.agent", agent) == ([], [])

@@ -23,10 +23,11 @@ from bottle_core.signals import deferred
 
 from . import engine, labels
 from .container import DockerBottle, read_archive
-from .network import create_bottle_network, create_outbound_network
+from .network import create_bottle_network, create_outbound_network, readdress
 
 READY_LINE = b"bottle-bundle: ready"
 READY_TIMEOUT = 60.0
+NETWORK_ATTEMPTS = 4
 BUNDLE_CA = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
 BUNDLE_UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"
 BUNDLE_SECRETS = "/etc/bottle/secrets.json"
@@ -127,22 +128,32 @@ class DockerLaunch(AbstractContextManager):
         self.bottle = DockerBottle(plan, self.client, agent_id=agent, bundle_id=bundle)
 
     def _create_networks(self, pool: ThreadPoolExecutor) -> None:
-        """Both networks at once; each one that was made is recorded for teardown, even if the other failed."""
+        """Both networks at once, each one made recorded for teardown.
+
+        A subnet another bottle took since ``prepare`` (two launched at once)
+        is not an error: the plan is re-addressed and that network tried again.
+        """
+        from docker.errors import APIError
+
         plan, net = self.plan, self.plan.network
-        jobs = {net.name: pool.submit(create_bottle_network, self.client, net.name, net.subnet,
-                                      labels.for_bottle(plan, "network"))}
+        wanted = {net.name: (create_bottle_network, "network", "subnet")}
         if net.outbound_is_owned:
-            jobs[net.outbound] = pool.submit(create_outbound_network, self.client, net.outbound,
-                                             net.outbound_subnet, labels.for_bottle(plan, "outbound"))
-        failures = []
-        for name, job in jobs.items():
-            try:
-                job.result()
-                self.networks.append(name)
-            except Exception as exc:  # noqa: BLE001 - re-raised below, after recording the others
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+            wanted[net.outbound] = (create_outbound_network, "outbound", "outbound_subnet")
+        for attempt in range(NETWORK_ATTEMPTS):
+            jobs = {name: pool.submit(make, self.client, name, getattr(net, field), labels.for_bottle(plan, role))
+                    for name, (make, role, field) in wanted.items() if name not in self.networks}
+            taken, failures = [], []
+            for name, job in jobs.items():
+                try:
+                    job.result()
+                    self.networks.append(name)
+                except APIError as exc:
+                    (taken if "overlap" in str(exc).lower() else failures).append((wanted[name][2], exc))
+            if failures or (taken and attempt == NETWORK_ATTEMPTS - 1):
+                raise (failures or taken)[0][1]
+            if not taken:
+                return
+            readdress(self.client, plan, [field for field, _ in taken])
 
     def _create_bundle(self, image: str, secrets: bytes) -> str:
         plan, net, api = self.plan, self.plan.network, self.client.api

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from bottle_core.addressing import engine_subnets, host_routes
+from bottle_core.addressing import agent_ip, bundle_ip, engine_subnets, host_routes, pick_subnet
 
 
 def used_subnets(client) -> list[ipaddress.IPv4Network]:
@@ -36,3 +36,17 @@ def create_outbound_network(client, name: str, subnet: str, labels: dict[str, st
 
     ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
     return client.networks.create(name, driver="bridge", ipam=ipam, labels=labels, check_duplicate=True)
+
+
+def readdress(client, plan, fields: list[str]) -> None:
+    """Give the named subnets of ``plan.network`` ("subnet", "outbound_subnet") free ones, and save the plan."""
+    net = plan.network
+    used = used_subnets(client) + [ipaddress.ip_network(s) for s in (net.subnet, net.outbound_subnet) if s]
+    for field in fields:
+        subnet = pick_subnet(used)
+        used.append(subnet)
+        setattr(net, field, str(subnet))
+        if field == "subnet":
+            net.bundle_ip, net.agent_ip = bundle_ip(subnet), agent_ip(subnet)
+            plan.proxy.listen_host = net.bundle_ip
+    plan.save()
