@@ -57,7 +57,7 @@ def main() -> None:
     plugins.load_core()
     plugins.load_backend("docker")
     from bottle_docker import engine
-    from bottle_docker.launch import resolve_images, wait_for_bundle
+    from bottle_docker.launch import resolve_images
 
     plan0 = session.prepare(plugins, spec)
     images = resolve_images(engine.client(), plan0)  # build outside the timings
@@ -71,7 +71,7 @@ def main() -> None:
         with plugins.call_first("launch", plan=plan) as bottle:
             bottle.exec(["true"])
             launch_times.append(time.perf_counter() - start)
-            wait_for_bundle(bottle)
+            bottle.ready()
             time.sleep(2.0)  # let the proxy settle before reading its idle memory
             stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", bottle.bundle_id],
                                    capture_output=True, text=True, check=True).stdout

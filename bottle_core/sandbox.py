@@ -65,6 +65,9 @@ class Bottle(ABC):
     def copy_out(self, src: str) -> bytes:
         """A tar stream of the guest path ``src``."""
 
+    def ready(self) -> None:
+        """Block until the sandbox's way out (the bundle's proxy) is up; bottle calls it before handing over."""
+
     def close(self) -> None:
         """Release anything the handle holds (the launch context removes the sandbox itself)."""
 

@@ -48,6 +48,7 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
                 plugins.call_each(hook, plan=plan, bottle=bottle)
             if plan.copy_cwd:
                 copy_workspace(plan, bottle)
+            bottle.ready()  # provisioning overlapped the bundle's start-up; the network must be up now
             yield bottle
     finally:
         discard_state(plan)

@@ -59,9 +59,8 @@ def launch(plan):
 @hookimpl
 def provision_ca(plan, bottle):
     """Install the bundle's CA into the agent's trust store (the key stays in the bundle)."""
-    from .launch import bundle_ca, wait_for_bundle
+    from .launch import bundle_ca
 
-    wait_for_bundle(bottle)
     folder, name = os.path.split(plan.guest.ca_cert)
     bottle.write_files(folder, {name: bundle_ca(bottle)}, mode=0o644, owner=0)
     # What update-ca-certificates does for one added certificate: append it to the

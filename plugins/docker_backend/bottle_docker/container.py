@@ -48,6 +48,11 @@ class DockerBottle(Bottle):
         cmd += [self.agent_id, *argv]
         return subprocess.call(cmd, stdin=None if sys.stdin and not sys.stdin.closed else subprocess.DEVNULL)
 
+    def ready(self) -> None:
+        from .launch import wait_for_bundle
+
+        wait_for_bundle(self)
+
     def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
         if not self.client.api.put_archive(self.agent_id, dest, tar_stream):
             raise BottleRuntimeError(f"could not copy files into {dest} in bottle {self.plan.slug}")

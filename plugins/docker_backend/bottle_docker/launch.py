@@ -51,20 +51,36 @@ def agent_environment(plan: Plan) -> dict[str, str]:
     return env
 
 
-def bundle_environment(plan: Plan) -> dict[str, str]:
+def bundle_environment(plan: Plan, files: dict[str, bytes]) -> dict[str, str]:
+    """The bundle's settings (see its entrypoint); the files it is given are named here too."""
     env = {
         "BOTTLE_PROXY_HOST": plan.proxy.listen_host,
         "BOTTLE_PROXY_PORT": str(plan.proxy.port),
         "BOTTLE_ALLOW": ",".join(plan.egress.allow),
     }
-    if plan.proxy.upstream_ca_file:
+    if BUNDLE_UPSTREAM_CA in files:
         env["BOTTLE_UPSTREAM_CA"] = BUNDLE_UPSTREAM_CA
-    if plan.secrets:
+    if BUNDLE_SECRETS in files:
         env["BOTTLE_SECRETS"] = BUNDLE_SECRETS
     return env
 
 
-def secret_table(plan: Plan) -> bytes:
+def bundle_files(plan: Plan) -> dict[str, bytes]:
+    """What the bundle is given before it starts: the secret table and extra upstream CAs, when there are any."""
+    files = {}
+    table = secret_table(plan)
+    if table:
+        files[BUNDLE_SECRETS] = json.dumps(table).encode()
+    if plan.proxy.upstream_ca_file:
+        try:
+            files[BUNDLE_UPSTREAM_CA] = Path(plan.proxy.upstream_ca_file).read_bytes()
+        except OSError as exc:
+            raise BottleRuntimeError(f"BOTTLE_UPSTREAM_CA_FILE: cannot read {plan.proxy.upstream_ca_file}: "
+                                     f"{exc.strerror}") from None
+    return files
+
+
+def secret_table(plan: Plan) -> list[dict]:
     """The secrets the proxy swaps in, read on the host now; a declared secret with no value is an error."""
     table = []
     for secret in plan.secrets:
@@ -76,7 +92,7 @@ def secret_table(plan: Plan) -> bytes:
             raise BottleRuntimeError(f"secret {secret.name}: {source} has no value",
                                      hint="set it, or remove the secret from the manifest")
         table.append({"name": secret.name, "placeholder": secret.placeholder, "value": value, "hosts": secret.hosts})
-    return json.dumps(table).encode()
+    return table
 
 
 class DockerLaunch(AbstractContextManager):
@@ -107,12 +123,12 @@ class DockerLaunch(AbstractContextManager):
         from docker.errors import APIError, ImageNotFound
 
         plan = self.plan
-        secrets = secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
+        files = bundle_files(plan)  # before anything starts: a missing secret leaves nothing behind
         images = self.images or resolve_images(self.client, plan)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 self._create_networks(pool)
-                bundle = self._create_bundle(images["bundle"], secrets)
+                bundle = self._create_bundle(images["bundle"], files)
                 # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
                 # the proxy's own start): set it going first, and do the agent's side meanwhile.
                 bundle_started = pool.submit(self.client.api.start, bundle)
@@ -155,10 +171,10 @@ class DockerLaunch(AbstractContextManager):
                 return
             readdress(self.client, plan, [field for field, _ in taken])
 
-    def _create_bundle(self, image: str, secrets: bytes) -> str:
+    def _create_bundle(self, image: str, files: dict[str, bytes]) -> str:
         plan, net, api = self.plan, self.plan.network, self.client.api
         bundle = api.create_container(
-            image, name=f"bottle-{plan.slug}-bundle", environment=bundle_environment(plan),
+            image, name=f"bottle-{plan.slug}-bundle", environment=bundle_environment(plan, files),
             labels=labels.for_bottle(plan, "bundle"), detach=True,
             host_config=api.create_host_config(
                 cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
@@ -170,11 +186,9 @@ class DockerLaunch(AbstractContextManager):
         )["Id"]
         self.containers.append(bundle)
         api.connect_container_to_network(bundle, net.outbound)
-        files = {BUNDLE_SECRETS: secrets}
-        if plan.proxy.upstream_ca_file:
-            files[BUNDLE_UPSTREAM_CA] = Path(plan.proxy.upstream_ca_file).read_bytes()
-        # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
-        api.put_archive(bundle, "/", _files_tar(files))
+        if files:
+            # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
+            api.put_archive(bundle, "/", _files_tar(files))
         return bundle
 
     def _create_agent(self, image: str) -> str:
@@ -267,28 +281,45 @@ def resolve_images(client, plan: Plan) -> dict[str, str]:
 
 
 def wait_for_bundle(bottle: DockerBottle, timeout: float = READY_TIMEOUT) -> None:
-    """Poll the bundle's output until it says it is ready; fail with its last words if it dies or stalls."""
+    """Until the bundle says its proxy accepts connections; fail with its last words if it dies or stalls."""
+    api = bottle.client.api
+    _poll(bottle, lambda: READY_LINE in api.logs(bottle.bundle_id, stdout=True, stderr=True), "become ready", timeout)
+
+
+def bundle_ca(bottle: DockerBottle, timeout: float = READY_TIMEOUT) -> bytes:
+    """The bundle's CA certificate, as soon as the bundle has made it (the key stays in the bundle).
+
+    The bundle writes it before its proxy starts, so the agent can be taught
+    to trust it while the proxy is still starting up.
+    """
+    found: list[bytes] = []
+
+    def fetched() -> bool:
+        try:
+            archive = read_archive(bottle.client, bottle.bundle_id, BUNDLE_CA)
+        except BottleRuntimeError:
+            return False
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            found.append(tar.extractfile(tar.getmembers()[0]).read())  # type: ignore[union-attr]
+        return True
+
+    _poll(bottle, fetched, "make its CA", timeout)
+    return found[0]
+
+
+def _poll(bottle: DockerBottle, done, what: str, timeout: float) -> None:
+    """Call ``done`` until it is true, while the bundle runs, for at most ``timeout`` seconds."""
     api = bottle.client.api
     deadline = time.monotonic() + timeout
-    output = b""
     while time.monotonic() < deadline:
-        output = api.logs(bottle.bundle_id, stdout=True, stderr=True)
-        if READY_LINE in output:
+        if done():
             return
         if not api.inspect_container(bottle.bundle_id)["State"]["Running"]:
             break
         time.sleep(0.05)
+    output = api.logs(bottle.bundle_id, stdout=True, stderr=True)
     tail = output.decode("utf-8", "replace").strip().splitlines()[-3:]
-    raise BottleRuntimeError(
-        f"the bundle of bottle {bottle.plan.slug} did not become ready: {' | '.join(tail) or 'no output'}"
-    )
-
-
-def bundle_ca(bottle: DockerBottle) -> bytes:
-    """The bundle's CA certificate (the public part; the key stays in the bundle)."""
-    with tarfile.open(fileobj=io.BytesIO(read_archive(bottle.client, bottle.bundle_id, BUNDLE_CA))) as tar:
-        member = tar.getmembers()[0]
-        return tar.extractfile(member).read()  # type: ignore[union-attr]
+    raise BottleRuntimeError(f"the bundle of bottle {bottle.plan.slug} did not {what}: {' | '.join(tail) or 'no output'}")
 
 
 def _files_tar(files: dict[str, bytes]) -> bytes:

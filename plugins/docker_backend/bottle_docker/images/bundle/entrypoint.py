@@ -74,7 +74,10 @@ def make_ca(confdir: Path) -> None:
     ca_file = confdir / "mitmproxy-ca.pem"
     ca_file.touch(mode=0o600)
     ca_file.write_bytes(key_pem + cert_pem)
-    (confdir / "mitmproxy-ca-cert.pem").write_bytes(cert_pem)
+    # Written whole, then renamed: the launch code copies it out as soon as it appears.
+    staged = confdir / ".mitmproxy-ca-cert.pem"
+    staged.write_bytes(cert_pem)
+    staged.rename(confdir / "mitmproxy-ca-cert.pem")
 
 
 def main() -> None:
