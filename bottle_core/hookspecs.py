@@ -86,7 +86,9 @@ def provision_ca(plan: Plan, bottle: Bottle) -> None:
 
     Every implementation runs, the backend's first. The backend installs the
     bundle's CA (its private key never leaves the bundle); a plugin may add
-    trust for its own tools. Runs first of the provision hooks.
+    trust for its own tools. Runs first of the provision hooks, possibly while
+    the bundle's proxy is still starting, so it must not use the network; bottle
+    waits for ``bottle.ready()`` before the other provision hooks run.
     """
 
 

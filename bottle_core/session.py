@@ -46,9 +46,11 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
         with plugins.call_first("launch", plan=plan) as bottle:
             for hook in PROVISION_ORDER:
                 plugins.call_each(hook, plan=plan, bottle=bottle)
+                if hook == "provision_ca":
+                    # Trust is taught while the bundle's proxy starts; every later hook has the network.
+                    bottle.ready()
             if plan.copy_cwd:
                 copy_workspace(plan, bottle)
-            bottle.ready()  # provisioning overlapped the bundle's start-up; the network must be up now
             yield bottle
     finally:
         discard_state(plan)
