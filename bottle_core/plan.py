@@ -46,10 +46,7 @@ class NetworkPlan(PlanModel):
     subnet: str = Field(description="IPv4 subnet of the bottle network, CIDR.")
     bundle_ip: str = Field(description="The bundle's pinned address on the bottle network.")
     agent_ip: str | None = Field(default=None, description="The agent's pinned address, when the backend pins it.")
-    outbound: str = Field(description="Network the bundle uses to reach the outside.")
-    outbound_is_owned: bool = Field(default=True, description="True when bottle creates (and removes) the outbound network.")
-    outbound_subnet: str | None = Field(
-        default=None, description="Subnet of an owned outbound network, from bottle's own pool (not the engine's).")
+    outbound: str = Field(description="Network the bundle uses to reach the outside; shared, never removed by a bottle.")
 
     @model_validator(mode="after")
     def _ip_in_subnet(self) -> NetworkPlan:

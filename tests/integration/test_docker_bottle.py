@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -116,16 +117,20 @@ def test_everything_removed_after_normal_exit_and_exception(manifest):
     with bottle_of(manifest, "plain") as bottle:
         slug = bottle.plan.slug
         containers, networks = resources_of("bottle.slug", slug)
-        assert len(containers) >= 2 and len(networks) == 2
-        # Both networks take their subnets from bottle's own pool, never the engine's (it holds only ~30).
-        net = bottle.plan.network
-        for name, subnet in ((net.name, net.subnet), (net.outbound, net.outbound_subnet)):
-            seen = subprocess.run(["docker", "network", "inspect", name, "-f", "{{(index .IPAM.Config 0).Subnet}}"],
-                                  capture_output=True, text=True, check=True).stdout.strip()
-            assert seen == subnet and seen.startswith("10.213.")
-        assert net.subnet != net.outbound_subnet
+        assert len(containers) >= 2 and networks == [bottle.plan.network.name]
+        # The bottle network's subnet comes from bottle's own pool, never the engine's (it holds only ~30).
+        seen = subprocess.run(["docker", "network", "inspect", networks[0], "-f",
+                               "{{(index .IPAM.Config 0).Subnet}}"], capture_output=True, text=True, check=True)
+        assert seen.stdout.strip() == bottle.plan.network.subnet and seen.stdout.startswith("10.213.")
+        # Bundles share one way out, on which they cannot reach each other.
+        shared = json.loads(subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
+                                           capture_output=True, check=True).stdout)[0]
+        assert shared["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+        assert "bottle.slug" not in (shared.get("Labels") or {})
     assert resources_of("bottle.slug", slug) == ([], [])
     assert not Path(bottle.plan.state_dir).exists()
+    assert subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
+                          capture_output=True).returncode == 0, "the shared outbound network stays"
 
     with pytest.raises(RuntimeError, match="boom"):
         with bottle_of(manifest, "plain") as bottle:

@@ -103,3 +103,18 @@ def test_only_the_proxy_port_answers_on_the_bundle(manifest):
         scan = bottle.exec(["bash", "-c", f"for p in {ports} {plan.proxy.port}; do "
                                           f"(exec 3<>/dev/tcp/{ip}/$p) 2>/dev/null && echo $p; done"])
         assert scan.stdout.split() == [str(plan.proxy.port).encode()]
+
+
+def test_bundles_cannot_reach_each_other_on_the_shared_way_out(manifest):
+    with bottle_of(manifest, "probe") as first, bottle_of(manifest, "probe") as second:
+        outbound = first.plan.network.outbound
+        assert outbound == second.plan.network.outbound
+        address = first.client.api.inspect_container(second.bundle_id)["NetworkSettings"]["Networks"][outbound]["IPAddress"]
+        # A service listening on every address of the second bundle ...
+        second.exec_bundle(["sh", "-c", "nohup python3 -m http.server --bind 0.0.0.0 9999 >/dev/null 2>&1 &"])
+        probe = ["bash", "-c", f"for i in $(seq 50); do (exec 3<>/dev/tcp/{address}/9999) 2>/dev/null && exit 0; "
+                               "sleep 0.1; done; exit 1"]
+        assert second.exec_bundle(probe).returncode == 0, "control: it answers on its own outbound address"
+        # ... is out of the first bundle's reach on the network they share.
+        reach = first.exec_bundle(["timeout", "3", "bash", "-c", f"exec 3<>/dev/tcp/{address}/9999"])
+        assert reach.returncode != 0

@@ -29,23 +29,16 @@ def prepare(spec, stage_dir):
 
     from . import engine, network
 
-    used = network.used_subnets(engine.client())
-    subnet = pick_subnet(used)
+    subnet = pick_subnet(network.used_subnets(engine.client()))
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
-    outbound = os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK")
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir),
-        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
-                            agent_ip=agent_ip(subnet),
-                            outbound=outbound or "pending", outbound_is_owned=not outbound),
+        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip(subnet), agent_ip=agent_ip(subnet),
+                            outbound=os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK") or network.SHARED_OUTBOUND),
         images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
     )
     plan.network.name = f"bottle-{plan.slug}"
-    if not outbound:
-        plan.network.outbound = f"bottle-{plan.slug}-out"
-        # From bottle's pool too: the engine's default pools hold only ~30 networks.
-        plan.network.outbound_subnet = str(pick_subnet(used + [subnet]))
     return plan
 
 

@@ -1,8 +1,8 @@
 """Bringing a planned bottle up, and taking all of it down again.
 
 Order: secrets read and images ensured (nothing exists yet if either fails);
-the bottle network and the outbound network at once; the bundle (pinned IP on
-the bottle network, plus the outbound network), started first; the agent
+the bottle network (and the shared outbound network, the first time); the
+bundle (pinned IP on the bottle network, plus the outbound one), started first; the agent
 (pinned IP, bottle network only) and the one-shot container that deletes its
 default route. Teardown removes what was created, whatever happened.
 """
@@ -23,7 +23,7 @@ from bottle_core.signals import deferred
 
 from . import engine, labels
 from .container import DockerBottle, read_archive
-from .network import create_bottle_network, create_outbound_network, readdress
+from .network import SHARED_OUTBOUND, create_bottle_network, ensure_shared_outbound, readdress
 
 READY_LINE = b"bottle-bundle: ready"
 READY_TIMEOUT = 60.0
@@ -126,8 +126,10 @@ class DockerLaunch(AbstractContextManager):
         files = bundle_files(plan)  # before anything starts: a missing secret leaves nothing behind
         images = self.images or resolve_images(self.client, plan)
         try:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                self._create_networks(pool)
+            if plan.network.outbound == SHARED_OUTBOUND:
+                ensure_shared_outbound(self.client)
+            self._create_network()
+            with ThreadPoolExecutor(max_workers=1) as pool:
                 bundle = self._create_bundle(images["bundle"], files)
                 # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
                 # the proxy's own start): set it going first, and do the agent's side meanwhile.
@@ -143,33 +145,21 @@ class DockerLaunch(AbstractContextManager):
             raise BottleRuntimeError(f"the engine refused to start bottle {plan.slug}: {exc.explanation or exc}") from None
         self.bottle = DockerBottle(plan, self.client, agent_id=agent, bundle_id=bundle)
 
-    def _create_networks(self, pool: ThreadPoolExecutor) -> None:
-        """Both networks at once, each one made recorded for teardown.
-
-        A subnet another bottle took since ``prepare`` (two launched at once)
-        is not an error: the plan is re-addressed and that network tried again.
-        """
+    def _create_network(self) -> None:
+        """The bottle network; a subnet another bottle took since ``prepare`` moves the plan, it is no error."""
         from docker.errors import APIError
 
         plan, net = self.plan, self.plan.network
-        wanted = {net.name: (create_bottle_network, "network", "subnet")}
-        if net.outbound_is_owned:
-            wanted[net.outbound] = (create_outbound_network, "outbound", "outbound_subnet")
         for attempt in range(NETWORK_ATTEMPTS):
-            jobs = {name: pool.submit(make, self.client, name, getattr(net, field), labels.for_bottle(plan, role))
-                    for name, (make, role, field) in wanted.items() if name not in self.networks}
-            taken, failures = [], []
-            for name, job in jobs.items():
-                try:
-                    job.result()
-                    self.networks.append(name)
-                except APIError as exc:
-                    (taken if "overlap" in str(exc).lower() else failures).append((wanted[name][2], exc))
-            if failures or (taken and attempt == NETWORK_ATTEMPTS - 1):
-                raise (failures or taken)[0][1]
-            if not taken:
-                return
-            readdress(self.client, plan, [field for field, _ in taken])
+            try:
+                create_bottle_network(self.client, net.name, net.subnet, labels.for_bottle(plan, "network"))
+            except APIError as exc:
+                if "overlap" not in str(exc).lower() or attempt == NETWORK_ATTEMPTS - 1:
+                    raise
+                readdress(self.client, plan)
+                continue
+            self.networks.append(net.name)
+            return
 
     def _create_bundle(self, image: str, files: dict[str, bytes]) -> str:
         plan, net, api = self.plan, self.plan.network, self.client.api
