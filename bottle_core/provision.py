@@ -19,11 +19,10 @@ def provision_skills(plan: Plan, bottle: Bottle) -> None:
     """Copy every skill folder whole into the guest skills folder, in one tar stream."""
     if not plan.skills:
         return
-    skills_dir = plan.guest.skills_dir
-    uid = plan.guest.uid
-    bottle.check(["mkdir", "-p", skills_dir], user=str(uid))
-    stream = tar_of_folders(((skill.name, Path(skill.source)) for skill in plan.skills), uid=uid)
-    bottle.copy_in(stream, skills_dir)
+    base, below = bottle.anchor(plan.guest.skills_dir)
+    stream = tar_of_folders(((skill.name, Path(skill.source)) for skill in plan.skills), uid=plan.guest.uid,
+                            below=below)
+    bottle.copy_in(stream, base)
 
 
 @hookimpl
@@ -32,7 +31,6 @@ def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     if not plan.has_prompt:
         return
     folder, name = posixpath.split(plan.guest.prompt_file)
-    bottle.check(["mkdir", "-p", folder], user=str(plan.guest.uid))
     bottle.write_files(folder, {name: Path(plan.prompt_file).read_bytes()}, mode=0o600)
 
 

@@ -7,6 +7,7 @@ written once works on every backend.
 from __future__ import annotations
 
 import io
+import posixpath
 import shlex
 import sys
 import tarfile
@@ -85,15 +86,29 @@ class Bottle(ABC):
         return result
 
     def write_files(self, dest: str, files: Mapping[str, bytes], *, mode: int = 0o644, owner: int | None = None) -> None:
-        """Copy files (name -> content) into ``dest`` as one tar stream."""
+        """Copy files (name -> content) into ``dest`` as one tar stream (``dest`` is made if missing)."""
         uid = self.plan.guest.uid if owner is None else owner
+        base, below = self.anchor(dest)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
+            add_parents(tar, below, uid)
             for name, content in files.items():
-                info = tarfile.TarInfo(name)
+                info = tarfile.TarInfo(posixpath.join(below, name))
                 info.size, info.mode, info.uid, info.gid = len(content), mode, uid, uid
                 tar.addfile(info, io.BytesIO(content))
-        self.copy_in(buffer.getvalue(), dest)
+        self.copy_in(buffer.getvalue(), base)
+
+    def anchor(self, dest: str) -> tuple[str, str]:
+        """An existing folder to unpack into, and where ``dest`` lies below it.
+
+        Below the agent's home the missing folders travel in the tar stream
+        itself (one call, owned by the agent); elsewhere ``dest`` is made first.
+        """
+        home = self.plan.guest.home
+        if dest == home or dest.startswith(home + "/"):
+            return home, posixpath.relpath(dest, home)
+        self.check(["mkdir", "-p", dest])
+        return dest, "."
 
     def claude_argv(self, args: Sequence[str], *, interactive: bool) -> list[str]:
         """The ``claude`` command line for this plan: prompt, model, the agent's and the caller's arguments."""
@@ -120,8 +135,19 @@ def claude_argv(plan: Plan, args: Sequence[str], *, interactive: bool) -> list[s
     return argv
 
 
-def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, exclude: Iterable[str] = ()) -> BinaryIO:
-    """One tar stream holding each host folder under its archive name, owned by ``uid``.
+def add_parents(tar: tarfile.TarFile, below: str, uid: int) -> None:
+    """Folder entries for each step of the relative path ``below`` (nothing for ".")."""
+    path = ""
+    for part in [] if below == "." else below.split("/"):
+        path = posixpath.join(path, part)
+        info = tarfile.TarInfo(path)
+        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
+        tar.addfile(info)
+
+
+def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, exclude: Iterable[str] = (),
+                   below: str = ".") -> BinaryIO:
+    """One tar stream holding each host folder under ``below``/its archive name, owned by ``uid``.
 
     Spooled to disk past 32 MiB, so copying a large working tree in does not fill memory.
     """
@@ -136,7 +162,8 @@ def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, exclude: It
 
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
     with tarfile.open(fileobj=spool, mode="w") as tar:
+        add_parents(tar, below, uid)
         for arcname, folder in folders:
-            tar.add(folder, arcname=arcname, filter=owned)
+            tar.add(folder, arcname=posixpath.normpath(posixpath.join(below, arcname)), filter=owned)
     spool.seek(0)
     return spool  # type: ignore[return-value]

@@ -70,7 +70,8 @@ def test_provision_hooks_run_bottles_defaults_then_backend_then_plugins(bottle_p
     core_steps = [entry for entry in log if entry.startswith("core:")]
     assert core_steps, "bottle's own provision_prompt did not run"
     assert log == core_steps + ["backend", "plugin-a", "plugin-b"]
-    assert core_steps[-1] == f"core:copy_in {plan.guest.prompt_file.rsplit('/', 1)[0]}"
+    # The prompt's folder travels in the same tar stream, unpacked in the agent's home: one call.
+    assert core_steps == [f"core:copy_in {plan.guest.home}"]
 
 
 def test_fixture_starts_with_only_bottles_defaults(bottle_plugins):
