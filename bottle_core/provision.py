@@ -20,6 +20,8 @@ def provision_skills(plan: Plan, bottle: Bottle) -> None:
     if not plan.skills:
         return
     base, below = bottle.anchor(plan.guest.skills_dir)
+    if base != plan.guest.home:  # a skills folder placed outside the home (BOTTLE_GUEST_SKILLS_DIR)
+        bottle.check(["mkdir", "-p", base])
     stream = tar_of_folders(((skill.name, Path(skill.source)) for skill in plan.skills), uid=plan.guest.uid,
                             below=below)
     bottle.copy_in(stream, base)

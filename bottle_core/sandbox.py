@@ -86,7 +86,11 @@ class Bottle(ABC):
         return result
 
     def write_files(self, dest: str, files: Mapping[str, bytes], *, mode: int = 0o644, owner: int | None = None) -> None:
-        """Copy files (name -> content) into ``dest`` as one tar stream (``dest`` is made if missing)."""
+        """Copy files (name -> content) into ``dest`` as one tar stream.
+
+        Missing folders below the agent's home are made (owned by the agent);
+        anywhere else ``dest`` must exist.
+        """
         uid = self.plan.guest.uid if owner is None else owner
         base, below = self.anchor(dest)
         buffer = io.BytesIO()
@@ -99,15 +103,15 @@ class Bottle(ABC):
         self.copy_in(buffer.getvalue(), base)
 
     def anchor(self, dest: str) -> tuple[str, str]:
-        """An existing folder to unpack into, and where ``dest`` lies below it.
+        """A folder to unpack into, and where ``dest`` lies below it.
 
-        Below the agent's home the missing folders travel in the tar stream
-        itself (one call, owned by the agent); elsewhere ``dest`` is made first.
+        Below the agent's home that folder is the home, and the missing folders
+        travel in the tar stream itself (one engine call, owned by the agent);
+        elsewhere it is ``dest`` itself.
         """
         home = self.plan.guest.home
         if dest == home or dest.startswith(home + "/"):
             return home, posixpath.relpath(dest, home)
-        self.check(["mkdir", "-p", dest])
         return dest, "."
 
     def claude_argv(self, args: Sequence[str], *, interactive: bool) -> list[str]:

@@ -301,12 +301,14 @@ def _poll(bottle: DockerBottle, done, what: str, timeout: float) -> None:
     """Call ``done`` until it is true, while the bundle runs, for at most ``timeout`` seconds."""
     api = bottle.client.api
     deadline = time.monotonic() + timeout
+    tries = 0
     while time.monotonic() < deadline:
         if done():
             return
-        if not api.inspect_container(bottle.bundle_id)["State"]["Running"]:
+        tries += 1
+        if tries % 10 == 0 and not api.inspect_container(bottle.bundle_id)["State"]["Running"]:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     output = api.logs(bottle.bundle_id, stdout=True, stderr=True)
     tail = output.decode("utf-8", "replace").strip().splitlines()[-3:]
     raise BottleRuntimeError(f"the bundle of bottle {bottle.plan.slug} did not {what}: {' | '.join(tail) or 'no output'}")
