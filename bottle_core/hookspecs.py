@@ -11,6 +11,11 @@ Order: ``prepare`` and ``launch`` are firstresult and answered by the
 backend. For the ``provision_*`` hooks every implementation runs, the
 backend's first, then the plugins'. The provision hooks run in this order:
 ca, git, skills, prompt, supervise.
+
+Network: bottle's own and the backend's provision hooks may run while the
+bundle is still starting, so they must not need the network (or call
+``bottle.ready()`` first). Every third-party plugin's provision hook runs after
+``bottle.ready()``, with the bundle up.
 """
 
 from __future__ import annotations
@@ -86,9 +91,7 @@ def provision_ca(plan: Plan, bottle: Bottle) -> None:
 
     Every implementation runs, the backend's first. The backend installs the
     bundle's CA (its private key never leaves the bundle); a plugin may add
-    trust for its own tools. Runs first of the provision hooks, possibly while
-    the bundle's proxy is still starting, so it must not use the network; bottle
-    waits for ``bottle.ready()`` before the other provision hooks run.
+    trust for its own tools. Runs first of the provision hooks.
     """
 
 

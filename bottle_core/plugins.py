@@ -167,12 +167,19 @@ class Plugins:
             raise PluginError(name, record.distribution if record else None, f"{hook_name} failed: {_failure(exc)}",
                               hint="run with --debug for the traceback") from exc
 
-    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call every implementation of a hook: bottle's own, then the backend's, then the plugins'."""
+    def call_each(self, hook_name: str, *, before_plugins: Callable[[], None] | None = None,
+                  **kwargs: Any) -> list[Any]:
+        """Call every implementation of a hook: bottle's own, then the backend's, then the plugins'.
+
+        ``before_plugins`` runs once, just before the first third-party implementation.
+        """
         hook = getattr(self.pm.hook, hook_name)
         impls = sorted(hook.get_hookimpls(), key=lambda impl: _RANK[self._kind(impl.plugin_name)])
         results = []
         for impl in impls:
+            if before_plugins is not None and self._kind(impl.plugin_name) == PLUGIN:
+                before_plugins()
+                before_plugins = None
             try:
                 results.append(impl.function(*[kwargs[arg] for arg in impl.argnames]))
             except BottleError:

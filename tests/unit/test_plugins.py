@@ -269,3 +269,16 @@ def test_bottle_plugins_names_exactly_which_plugins_load(fake_site, monkeypatch,
     assert failed == []
     assert {name for name, rec in plugins.records.items() if rec.error is None} == loaded
     assert "broken" not in plugins.records
+
+
+def test_before_plugins_runs_once_between_backend_and_plugins(bottle_plugins, manifest_factory, tmp_path):
+    log: list[str] = []
+    plan = make_plan(manifest_factory(), tmp_path)
+    bottle_plugins.register(Provisioner("plugin-a", log), "a", PLUGIN)
+    bottle_plugins.register(Provisioner("backend", log), "fake", BACKEND)
+    bottle_plugins.register(Provisioner("plugin-b", log), "b", PLUGIN)
+
+    bottle_plugins.call_each("provision_prompt", plan=plan, bottle=RecordingBottle(plan, log),
+                             before_plugins=lambda: log.append("ready"))
+
+    assert [entry for entry in log if not entry.startswith("core:")] == ["backend", "ready", "plugin-a", "plugin-b"]

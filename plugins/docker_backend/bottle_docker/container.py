@@ -21,6 +21,7 @@ class DockerBottle(Bottle):
         self.client = client
         self.agent_id = agent_id
         self.bundle_id = bundle_id
+        self._ready = False
 
     def _user(self, user: str | None) -> str:
         return user if user is not None else str(self.plan.guest.uid)
@@ -51,7 +52,9 @@ class DockerBottle(Bottle):
     def ready(self) -> None:
         from .launch import wait_for_bundle
 
-        wait_for_bundle(self)
+        if not self._ready:
+            wait_for_bundle(self)
+            self._ready = True
 
     def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
         if not self.client.api.put_archive(self.agent_id, dest, tar_stream):
