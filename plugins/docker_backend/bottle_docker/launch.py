@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -230,6 +231,8 @@ class DockerLaunch(AbstractContextManager):
         if status != 0:
             words = api.logs(fixer).decode("utf-8", "replace").strip()
             raise BottleRuntimeError(f"could not remove the agent's default route ({words or f'exit {status}'})")
+        # Its work is done: remove it now, off the teardown's path (teardown still sweeps it if this loses).
+        threading.Thread(target=remove_resources, args=(self.client, [fixer], []), daemon=True).start()
 
     # -- tear down -----------------------------------------------------------------
 
