@@ -247,7 +247,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     allow = sorted({model_host, *bottle.egress.allow})
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
-                   from_file=str((manifest.base_dir / s.from_file).expanduser()) if s.from_file else None)
+                   from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None)
         for name, s in bottle.secrets.items()
     ]
     if MODEL_KEY not in bottle.secrets:

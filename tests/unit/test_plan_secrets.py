@@ -1,0 +1,39 @@
+"""Secrets in the Plan: placeholders only, and files found where the manifest says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bottle_core.manifest import Manifest
+from bottle_core.plan import MODEL_KEY, NetworkPlan, base_plan
+from bottle_core.spec import BottleSpec
+
+
+def plan_for(tmp_path: Path, secrets: dict):
+    path = tmp_path / "bottle.json"
+    path.write_text(json.dumps({"bottles": {"dev": {"secrets": secrets}}, "agents": {"demo": {"bottle": "dev"}}}))
+    spec = BottleSpec(manifest=Manifest.load(path), agent="demo", copy_cwd=False, cwd=tmp_path)
+    network = NetworkPlan(name="net", subnet="10.99.0.0/24", bundle_ip="10.99.0.2", outbound="out")
+    return base_plan(spec, backend="fake", stage_dir=tmp_path / "state", network=network, images={})
+
+
+def test_secret_files_resolve_from_the_manifest_folder_or_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "token").write_text("from-home\n")
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "token").write_text("from-manifest-folder\n")
+    plan = plan_for(tmp_path, {"HOME_TOKEN": {"from_file": "~/token", "hosts": ["a.example"]},
+                               "LOCAL_TOKEN": {"from_file": "keys/token", "hosts": ["a.example"]}})
+    values = {s.name: s.value() for s in plan.secrets}
+    assert values["HOME_TOKEN"] == "from-home" and values["LOCAL_TOKEN"] == "from-manifest-folder"
+    assert "from-home" not in plan.model_dump_json()
+
+
+def test_the_model_key_is_an_optional_secret_for_the_model_host(tmp_path, monkeypatch):
+    monkeypatch.delenv(MODEL_KEY, raising=False)
+    plan = plan_for(tmp_path, {})
+    (key,) = plan.secrets
+    assert (key.name, key.optional, key.hosts, key.value()) == (MODEL_KEY, True, [plan.proxy.model_host], None)
+    assert key.placeholder.startswith("bottle-placeholder-")
