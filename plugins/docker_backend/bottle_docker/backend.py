@@ -107,15 +107,15 @@ def collect_garbage():
     from .launch import remove_resources
 
     client = engine.client()
-    containers = [c for c in client.api.containers(all=True, filters={"label": labels.SLUG})
-                  if not labels.owner_alive(c.get("Labels") or {})]
-    live_slugs = {(c.get("Labels") or {}).get(labels.SLUG) for c in client.api.containers(
-        all=True, filters={"label": labels.SLUG})} - {(c.get("Labels") or {}).get(labels.SLUG) for c in containers}
+    everything = client.api.containers(all=True, filters={"label": labels.SLUG})
+    dead = [c for c in everything if not labels.owner_alive(c.get("Labels") or {})]
+    live_slugs = {(c.get("Labels") or {}).get(labels.SLUG) for c in everything} - {
+        (c.get("Labels") or {}).get(labels.SLUG) for c in dead}
     networks = [n for n in client.api.networks(filters={"label": labels.SLUG})
                 if not labels.owner_alive(n.get("Labels") or {})
                 and (n.get("Labels") or {}).get(labels.SLUG) not in live_slugs]
-    _remove_state(containers)
-    return remove_resources(client, [c["Id"] for c in containers], [n["Name"] for n in networks])
+    _remove_state(dead)
+    return remove_resources(client, [c["Id"] for c in dead], [n["Name"] for n in networks])
 
 
 def _remove_state(containers) -> None:
