@@ -85,14 +85,18 @@ def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outboun
         sent = curl(bottle, "-H", "Authorization: Bearer $TOKEN".replace("$TOKEN", token.decode()),
                     "https://allowed.test/")
         assert sent.returncode == 0 and sent.stdout.strip() == b"hello from allowed.test"
+        posted = curl(bottle, "--data", f"a={token.decode()}&b={token.decode()}", "https://allowed.test/form")
+        assert posted.returncode == 0
         leak = curl(bottle, "-w", "\\n%{http_code}", "-H", f"Authorization: Bearer {token.decode()}",
                     "https://denied.test/")
         body, code = leak.stdout.rsplit(b"\n", 1)
         assert code == b"403" and b"TOKEN" in body
         in_url = curl(bottle, "-w", "\\n%{http_code}", f"https://denied.test/?q={token.decode()}")
         assert in_url.stdout.rsplit(b"\n", 1)[1] == b"403"
-    seen = [(r["headers"].get("host"), r["headers"].get("authorization")) for r in origin.requests()]
-    assert seen == [("allowed.test", "sha256:" + hashlib.sha256(f"Bearer {real}".encode()).hexdigest())]
+    first, form = origin.requests()
+    assert (first["headers"].get("host"), first["headers"].get("authorization")) == (
+        "allowed.test", "sha256:" + hashlib.sha256(f"Bearer {real}".encode()).hexdigest())
+    assert form["path"] == "/form" and form["body"] == f"a={real}&b={real}"
 
 
 def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path, monkeypatch):

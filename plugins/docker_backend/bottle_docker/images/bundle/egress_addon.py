@@ -107,9 +107,9 @@ class Egress:
 
     def _swap_secrets(self, flow: http.HTTPFlow) -> None:
         request = flow.request
+        body = (request.get_content(strict=False) or b"") if self.secrets else b""
         for secret in self.secrets:
             placeholder = secret["placeholder"]
-            body = request.get_content(strict=False) or b""
             in_headers = any(placeholder in value for value in request.headers.values())
             in_url, in_body = placeholder in request.path, placeholder.encode() in body
             if not (in_headers or in_url or in_body):
@@ -129,7 +129,8 @@ class Egress:
             if in_url:
                 request.path = request.path.replace(placeholder, secret["value"])
             if in_body:
-                request.set_content(body.replace(placeholder.encode(), secret["value"].encode()))
+                body = body.replace(placeholder.encode(), secret["value"].encode())
+                request.set_content(body)
             emit({"event": "secret", "time": time.time(), "name": secret["name"], "host": host,
                   "decision": "swap", "reason": "placeholder replaced for a bound host"})
 
