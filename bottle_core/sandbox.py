@@ -149,17 +149,12 @@ def add_parents(tar: tarfile.TarFile, below: str, uid: int) -> None:
         tar.addfile(info)
 
 
-def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, exclude: Iterable[str] = (),
-                   below: str = ".") -> BinaryIO:
+def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, below: str = ".") -> BinaryIO:
     """One tar stream holding each host folder under ``below``/its archive name, owned by ``uid``.
 
     Spooled to disk past 32 MiB, so copying a large working tree in does not fill memory.
     """
-    skip = set(exclude)
-
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        if Path(info.name).name in skip:
-            return None
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = uid
         info.uname = info.gname = ""
         return info
