@@ -250,21 +250,49 @@ def stop(obj: dict, slug: str) -> None:
 
 @cli.command()
 @json_option
+@click.option("--keep-days", type=click.FloatRange(min=0), default=None,
+              help="Keep the logs of ended bottles this many days (default 7).")
 @click.pass_obj
-def gc(obj: dict, as_json: bool) -> None:
-    """Remove every labelled resource whose bottle is gone."""
-    from .plan import prune_state_dirs
+def gc(obj: dict, as_json: bool, keep_days: float | None) -> None:
+    """Remove every labelled resource whose bottle is gone, and logs past their keeping time."""
+    from .plan import DEFAULT_RETENTION_DAYS, prune_state_dirs
 
     plugins = _backend_only(obj)
     removed = plugins.call_first("collect_garbage") or []
     active = {row["slug"] for row in plugins.call_first("list_bottles") or []}
-    removed += [f"state dir {path}" for path in prune_state_dirs(active)]
+    days = DEFAULT_RETENTION_DAYS if keep_days is None else keep_days
+    removed += [f"state dir {path}" for path in prune_state_dirs(active, older_than=days * 86400)]
     if as_json:
         click.echo(json.dumps(removed))
     else:
         for line in removed:
             click.echo(f"removed {line}")
         click.echo(f"{len(removed)} removed")
+
+
+def _log_kind_options(command):
+    """One ``--KIND`` flag per kind of log bottle keeps (see bottle_core.logs.KINDS)."""
+    from .logs import KINDS
+
+    for kind in reversed(list(KINDS.values())):
+        command = click.option(f"--{kind.name}", "kinds", flag_value=kind.name, multiple=True, help=f"Show {kind.help}.")(command)
+    return command
+
+
+@cli.command()
+@click.argument("target")
+@_log_kind_options
+@json_option
+@click.option("-f", "--follow", is_flag=True, help="Keep showing new records until the bottle ends.")
+def logs(target: str, kinds: tuple[str, ...], as_json: bool, follow: bool) -> None:
+    """Show the logs of bottle TARGET (a slug, or an agent name for its most recent bottle)."""
+    from . import logs as bottle_logs
+
+    state_dir = bottle_logs.find_state_dir(target)
+    chosen = [bottle_logs.KINDS[name] for name in kinds] or list(bottle_logs.KINDS.values())
+    shown = bottle_logs.follow(state_dir, chosen) if follow else bottle_logs.records(state_dir, chosen)
+    for record in shown:
+        click.echo(bottle_logs.render(record, as_json=as_json))
 
 
 @cli.group()

@@ -21,6 +21,10 @@ from .manifest import memory_bytes
 from .spec import BottleSpec
 
 PLAN_VERSION = 1
+#: Written into a bottle's state dir when its run has ended.
+FINISHED = "finished"
+#: How long the state (plan and logs) of an ended bottle is kept before ``bottle gc`` removes it.
+DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_MODEL_HOST = "api.anthropic.com"
 MODEL_KEY = "ANTHROPIC_API_KEY"
 
@@ -150,7 +154,7 @@ class Plan(PlanModel):
     backend: str
     created_at: float = Field(description="Unix time the plan was made.")
     manifest: str = Field(description="The manifest the plan came from.")
-    state_dir: str = Field(description="Host state dir: plan.json, prompt file, logs.")
+    state_dir: str = Field(description="Host state dir: plan.json, prompt file (during the run), logs (kept after it).")
     cwd: str = Field(description="The user's directory when the plan was made.")
     copy_cwd: bool
     images: dict[str, str] = Field(description="Image names by role (agent, bundle, base).")
@@ -192,8 +196,12 @@ def state_root() -> Path:
     return Path(base) / "bottle"
 
 
-def prune_state_dirs(active: set[str], *, older_than: float = 600.0) -> list[Path]:
-    """Remove state dirs of bottles that are not running and were planned more than ``older_than`` s ago."""
+def prune_state_dirs(active: set[str], *, older_than: float = DEFAULT_RETENTION_DAYS * 86400) -> list[Path]:
+    """Remove state dirs (plan, logs) of bottles that are not running and were last used over ``older_than`` s ago.
+
+    "Last used" is when the run ended, or for a bottle that never said so (a
+    crash), when its state dir last changed.
+    """
     import shutil
 
     removed = []
@@ -202,7 +210,14 @@ def prune_state_dirs(active: set[str], *, older_than: float = 600.0) -> list[Pat
         return removed
     now = time.time()
     for path in root.iterdir():
-        if path.is_dir() and path.name not in active and now - path.stat().st_mtime > older_than:
+        if not path.is_dir() or path.name in active:
+            continue
+        marker = path / FINISHED
+        if marker.exists():
+            age, limit = now - marker.stat().st_mtime, older_than
+        else:  # never ended: a crash, or a bottle being launched right now (give that ten minutes)
+            age, limit = now - path.stat().st_mtime, max(older_than, 600.0)
+        if age > limit:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

@@ -6,14 +6,14 @@ both go through it.
 
 from __future__ import annotations
 
-import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .hookspecs import PROVISION_ORDER
-from .plan import Plan, state_root
+from .plan import FINISHED, Plan, state_root
 from .plugins import Plugins, select_backend
 from .provision import copy_workspace
 from .sandbox import Bottle
@@ -53,9 +53,13 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             bottle.ready()
             yield bottle
     finally:
-        discard_state(plan)
+        finish_state(plan)
 
 
-def discard_state(plan: Plan) -> None:
-    """Remove the state dir of a finished bottle (its prompt copy included)."""
-    shutil.rmtree(plan.state_dir, ignore_errors=True)
+def finish_state(plan: Plan) -> None:
+    """Keep a finished bottle's plan and logs for ``bottle logs`` (``bottle gc`` ages them out); drop its prompt copy."""
+    if plan.prompt_file:
+        Path(plan.prompt_file).unlink(missing_ok=True)
+    state = Path(plan.state_dir)
+    if state.is_dir():
+        (state / FINISHED).write_text(f"{time.time():.3f}\n", encoding="utf-8")

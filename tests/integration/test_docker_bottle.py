@@ -128,7 +128,10 @@ def test_everything_removed_after_normal_exit_and_exception(manifest):
         assert shared["Options"].get("com.docker.network.bridge.enable_icc") == "false"
         assert "bottle.slug" not in (shared.get("Labels") or {})
     assert resources_of("bottle.slug", slug) == ([], [])
-    assert not Path(bottle.plan.state_dir).exists()
+    # The plan and logs stay for `bottle logs` (gc ages them out); the prompt copy does not.
+    state = Path(bottle.plan.state_dir)
+    assert (state / "plan.json").is_file() and (state / "finished").is_file()
+    assert not (state / "prompt.md").exists()
     assert subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
                           capture_output=True).returncode == 0, "the shared outbound network stays"
 

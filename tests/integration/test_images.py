@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
+import tarfile
 import time
 
 import pytest
+from bottle_core.bundle import contract
 from bottle_docker.images import ensure_images
 
 from .conftest import resource_labels
@@ -15,8 +18,8 @@ from .conftest import resource_labels
 pytestmark = pytest.mark.integration
 
 BASE = os.environ.get("BOTTLE_BASE_IMAGE") or "debian:bookworm-slim"
-CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
-READY = "bottle-bundle: ready"
+CA_CERT = contract.CA_CERT
+READY = contract.READY_LINE.decode()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,8 @@ class Throwaway:
         self.networks.append(network)
         return network
 
-    def start(self, image: str, network, *, alias: str, **options):
+    def start(self, image: str, network, *, alias: str, files: dict[str, bytes] | None = None, **options):
+        """Create, give ``files`` (absolute path -> bytes), then start a container on ``network``."""
         api = self.client.api
         networking = api.create_networking_config({network.name: api.create_endpoint_config(aliases=[alias])})
         created = api.create_container(
@@ -63,6 +67,14 @@ class Throwaway:
         )
         container = self.client.containers.get(created["Id"])
         self.containers.append(container)
+        if files:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for path, data in files.items():
+                    info = tarfile.TarInfo(path.lstrip("/"))
+                    info.size, info.mode = len(data), 0o444
+                    tar.addfile(info, io.BytesIO(data))
+            api.put_archive(container.id, "/", buffer.getvalue())
         container.start()
         return container
 
@@ -100,8 +112,11 @@ def wait_for_ready(container, timeout: float = 30.0) -> float:
 
 
 def start_bundle(throwaway: Throwaway, tag: str, network, allow: str = ""):
-    environment = {"BOTTLE_PROXY_HOST": "0.0.0.0", "BOTTLE_PROXY_PORT": "8080", "BOTTLE_ALLOW": allow}
-    return throwaway.start(tag, network, alias="bundle", environment=environment)
+    """The bundle image alone, its proxy on every address, allowing ``allow`` (comma-separated)."""
+    config = {"proxy": {"listen_host": "0.0.0.0", "port": 8080}, "egress": {"allow": allow.split(",") if allow else []},
+              "secrets": contract.SECRETS}
+    files = {contract.CONFIG: json.dumps(config).encode(), contract.SECRETS: b"[]"}
+    return throwaway.start(tag, network, alias="bundle", environment=contract.bundle_environment(), files=files)
 
 
 def test_images_are_tagged_by_content_hash_and_labelled(docker_client, built):

@@ -109,3 +109,38 @@ def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path
     assert result.returncode == 1
     assert b"secret TOKEN" in result.stderr and b"HOST_TOKEN_MISSING" in result.stderr
     assert resources_of("bottle.agent", "user")[0] == []
+
+
+def test_bottle_logs_lists_every_decision_after_the_bottle_ended(manifest, origin, tmp_path):
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    script = "curl -sS --max-time 10 https://allowed.test/ >/dev/null; curl -sS --max-time 10 http://denied.test/"
+    run = bottle_cli("exec", "-m", str(manifest), "surfer", "--", "sh", "-c", script, env=env)
+    assert run.returncode == 0, run.stderr
+    shown = bottle_cli("logs", "surfer", "--egress", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    records = [json.loads(line) for line in shown.stdout.decode().splitlines()]
+    decisions = [(r["host"], r["decision"]) for r in records if r.get("event") == "egress"]
+    assert ("allowed.test", "allow") in decisions and ("denied.test", "deny") in decisions
+    assert all(r["log"] == "egress" for r in records)
+    text = bottle_cli("logs", "surfer", env=env).stdout.decode()
+    assert "deny" in text and "denied.test" in text
+    missing = bottle_cli("logs", "nobody-ran-this", env=env)
+    assert missing.returncode == 2 and b"nobody-ran-this" in missing.stderr
+
+
+def test_bottle_logs_follow_streams_while_the_bottle_runs(manifest, origin, tmp_path, monkeypatch):
+    import subprocess
+
+    from .bottles import BOTTLE, background_bottle
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    script = "sleep 2; curl -sS --max-time 10 http://denied.test/; sleep 2"
+    with background_bottle(manifest, "surfer", "sh", "-c", script) as (proc, slug):
+        follower = subprocess.Popen([BOTTLE, "logs", slug, "--egress", "--json", "--follow"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = follower.stdout.readline()  # arrives while the bottle still runs
+        assert proc.poll() is None
+        assert json.loads(first)["host"] == "denied.test"
+        assert proc.wait(timeout=60) == 0
+        out, err = follower.communicate(timeout=30)  # the follower ends by itself once the bottle has ended
+        assert follower.returncode == 0, err

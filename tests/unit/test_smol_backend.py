@@ -79,7 +79,7 @@ def test_lifecycle_argv_contract(plan, engine, fake_smolvm):  # noqa: F811
     assert f"bottle.slug={plan.slug}" in options and options[options.index(f"bottle.slug={plan.slug}") - 1] == "--label"
     pairs = list(zip(options, options[1:]))
     for pair in [("--allow-cidr", f"{bundle}/32"), ("--dns", bundle), ("--cpus", "2"), ("--mem", "1024"),
-                 ("-e", f"HTTPS_PROXY=http://{bundle}:8080"), ("-e", f"NO_PROXY={bundle}"), ("-e", "FOO=bar")]:
+                 ("-e", f"HTTPS_PROXY=http://{bundle}:8080"), ("-e", f"NO_PROXY=localhost,127.0.0.1,{bundle}"), ("-e", "FOO=bar")]:
         assert pair in pairs
     assert "--net" not in options and "--net-backend" not in options  # the policy implies virtio-net
     assert create["stdin_bytes"] == len(IMAGE)

@@ -15,11 +15,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bottle_core import agent
+from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
 
 from . import claude_binary
 
-IMAGES_DIR = Path(__file__).resolve().parent / "images"
+#: Each role's build context, shipped with bottle-core so every backend builds the same images.
+CONTEXTS = {"agent": agent.image_context(), "bundle": contract.image_context()}
 ROLES = ("agent", "bundle")
 LABEL = "bottle.image"
 BASE_LABEL = "bottle.base"
@@ -35,9 +38,9 @@ def content_hash(folder: Path, extra: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def image_tag(role: str, extra: dict[str, str], images_dir: Path = IMAGES_DIR) -> str:
+def image_tag(role: str, extra: dict[str, str]) -> str:
     """``bottle-<role>:<hash12>``, the hash covering the role's build context and its ``extra`` inputs."""
-    return f"bottle-{role}:{content_hash(images_dir / role, extra)[:12]}"
+    return f"bottle-{role}:{content_hash(CONTEXTS[role], extra)[:12]}"
 
 
 def build_inputs(base_id: str, claude_sha256: str) -> dict[str, dict[str, str]]:
@@ -128,7 +131,7 @@ def build(client, role: str, tag: str, base: str, show: Callable[[str], None], e
     show(f"building {tag} from {base}")
     with tempfile.TemporaryDirectory(prefix=f"bottle-{role}-", dir=_context_parent()) as work:
         context = Path(work)
-        shutil.copytree(IMAGES_DIR / role, context, dirs_exist_ok=True,
+        shutil.copytree(CONTEXTS[role], context, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
         for name, source in extra_files.items():
             try:

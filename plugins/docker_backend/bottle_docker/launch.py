@@ -10,14 +10,15 @@ default route. Teardown removes what was created, whatever happened.
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from pathlib import Path
 
+from bottle_core import agent as agent_sandbox
+from bottle_core.bundle import contract
+from bottle_core.bundle.logs import LogSink
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.signals import deferred
@@ -26,74 +27,8 @@ from . import engine, labels
 from .container import DockerBottle, read_archive
 from .network import SHARED_OUTBOUND, create_bottle_network, ensure_shared_outbound, readdress
 
-READY_LINE = b"bottle-bundle: ready"
-READY_TIMEOUT = 60.0
 NETWORK_ATTEMPTS = 4
-BUNDLE_CA = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
-BUNDLE_UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"
-BUNDLE_SECRETS = "/etc/bottle/secrets.json"
-
-
-def agent_environment(plan: Plan) -> dict[str, str]:
-    """The agent's environment: the proxy, the bundle's CA for every TLS stack, placeholders, the manifest's env."""
-    proxy = plan.proxy.url
-    ca_bundle = plan.guest.ca_bundle
-    env = {
-        "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
-        "NO_PROXY": "localhost,127.0.0.1", "no_proxy": "localhost,127.0.0.1",
-        "NODE_EXTRA_CA_CERTS": plan.guest.ca_cert,
-        "SSL_CERT_FILE": ca_bundle, "REQUESTS_CA_BUNDLE": ca_bundle, "PIP_CERT": ca_bundle,
-        "GIT_SSL_CAINFO": ca_bundle, "CURL_CA_BUNDLE": ca_bundle,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "HOME": plan.guest.home,
-    }
-    env.update({secret.name: secret.placeholder for secret in plan.secrets})
-    env.update(plan.env)
-    return env
-
-
-def bundle_environment(plan: Plan, files: dict[str, bytes]) -> dict[str, str]:
-    """The bundle's settings (see its entrypoint); the files it is given are named here too."""
-    env = {
-        "BOTTLE_PROXY_HOST": plan.proxy.listen_host,
-        "BOTTLE_PROXY_PORT": str(plan.proxy.port),
-        "BOTTLE_ALLOW": ",".join(plan.egress.allow),
-    }
-    if BUNDLE_UPSTREAM_CA in files:
-        env["BOTTLE_UPSTREAM_CA"] = BUNDLE_UPSTREAM_CA
-    if BUNDLE_SECRETS in files:
-        env["BOTTLE_SECRETS"] = BUNDLE_SECRETS
-    return env
-
-
-def bundle_files(plan: Plan) -> dict[str, bytes]:
-    """What the bundle is given before it starts: the secret table and extra upstream CAs, when there are any."""
-    files = {}
-    table = secret_table(plan)
-    if table:
-        files[BUNDLE_SECRETS] = json.dumps(table).encode()
-    if plan.proxy.upstream_ca_file:
-        try:
-            files[BUNDLE_UPSTREAM_CA] = Path(plan.proxy.upstream_ca_file).read_bytes()
-        except OSError as exc:
-            raise BottleRuntimeError(f"BOTTLE_UPSTREAM_CA_FILE: cannot read {plan.proxy.upstream_ca_file}: "
-                                     f"{exc.strerror}") from None
-    return files
-
-
-def secret_table(plan: Plan) -> list[dict]:
-    """The secrets the proxy swaps in, read on the host now; a declared secret with no value is an error."""
-    table = []
-    for secret in plan.secrets:
-        value = secret.value()
-        if value is None:
-            if secret.optional:
-                continue
-            source = f"host variable {secret.from_env}" if secret.from_env else f"file {secret.from_file}"
-            raise BottleRuntimeError(f"secret {secret.name}: {source} has no value",
-                                     hint="set it, or remove the secret from the manifest")
-        table.append({"name": secret.name, "placeholder": secret.placeholder, "value": value, "hosts": secret.hosts})
-    return table
+LOG_DRAIN_TIMEOUT = 5.0
 
 
 class DockerLaunch(AbstractContextManager):
@@ -106,6 +41,7 @@ class DockerLaunch(AbstractContextManager):
         self.containers: list[str] = []
         self.networks: list[str] = []
         self.bottle: DockerBottle | None = None
+        self.log_follower: threading.Thread | None = None
 
     def __enter__(self) -> DockerBottle:
         try:
@@ -124,14 +60,14 @@ class DockerLaunch(AbstractContextManager):
         from docker.errors import APIError, ImageNotFound
 
         plan = self.plan
-        files = bundle_files(plan)  # before anything starts: a missing secret leaves nothing behind
+        secrets = contract.secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
         images = self.images or resolve_images(self.client, plan)
         try:
             if plan.network.outbound == SHARED_OUTBOUND:
                 ensure_shared_outbound(self.client)
             self._create_network()
             with ThreadPoolExecutor(max_workers=1) as pool:
-                bundle = self._create_bundle(images["bundle"], files)
+                bundle = self._create_bundle(images["bundle"], contract.bundle_files(plan, secrets))
                 # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
                 # the proxy's own start): set it going first, and do the agent's side meanwhile.
                 bundle_started = pool.submit(self.client.api.start, bundle)
@@ -140,6 +76,7 @@ class DockerLaunch(AbstractContextManager):
                 self.client.api.start(agent)
                 self._drop_default_route(fixer)
                 bundle_started.result()
+                self._follow_bundle_logs(bundle)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
         except APIError as exc:
@@ -165,11 +102,11 @@ class DockerLaunch(AbstractContextManager):
     def _create_bundle(self, image: str, files: dict[str, bytes]) -> str:
         plan, net, api = self.plan, self.plan.network, self.client.api
         bundle = api.create_container(
-            image, name=f"bottle-{plan.slug}-bundle", environment=bundle_environment(plan, files),
+            image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
             labels=labels.for_bottle(plan, "bundle"), detach=True,
             host_config=api.create_host_config(
                 cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
-                mem_limit="256m", pids_limit=256,
+                mem_limit=contract.LIMITS["memory_bytes"], pids_limit=contract.LIMITS["pids"],
             ),
             networking_config=api.create_networking_config(
                 {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
@@ -177,9 +114,8 @@ class DockerLaunch(AbstractContextManager):
         )["Id"]
         self.containers.append(bundle)
         api.connect_container_to_network(bundle, net.outbound)
-        if files:
-            # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
-            api.put_archive(bundle, "/", _files_tar(files))
+        # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
+        api.put_archive(bundle, "/", _files_tar(files))
         return bundle
 
     def _create_agent(self, image: str) -> str:
@@ -187,7 +123,7 @@ class DockerLaunch(AbstractContextManager):
         agent = api.create_container(
             image, command=["sleep", "infinity"], name=f"bottle-{plan.slug}-agent",
             user=f"{plan.guest.uid}:{plan.guest.uid}", working_dir=plan.guest.workspace,
-            environment=agent_environment(plan), labels=labels.for_bottle(plan, "agent"), detach=True,
+            environment=agent_sandbox.environment(plan), labels=labels.for_bottle(plan, "agent"), detach=True,
             host_config=api.create_host_config(
                 cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
                 mem_limit=res.memory_bytes, memswap_limit=res.memory_bytes,
@@ -234,14 +170,44 @@ class DockerLaunch(AbstractContextManager):
         # Its work is done: remove it now, off the teardown's path (teardown still sweeps it if this loses).
         threading.Thread(target=remove_resources, args=(self.client, [fixer], []), daemon=True).start()
 
+    def _follow_bundle_logs(self, bundle: str) -> None:
+        """File the bundle's output in the state dir while it runs (its logs outlive it there)."""
+        stream = self.client.api.logs(bundle, stdout=True, stderr=True, stream=True, follow=True)
+
+        def follow() -> None:
+            sink = LogSink(self.plan.state_dir)
+            try:
+                sink.feed_stream(stream)
+            except Exception:  # the engine closed the stream as the bundle went: nothing more to file
+                pass
+            finally:
+                sink.close()
+
+        self.log_follower = threading.Thread(target=follow, name=f"bundle-logs-{self.plan.slug}", daemon=True)
+        self.log_follower.start()
+
     # -- tear down -----------------------------------------------------------------
 
     def teardown(self) -> None:
         """Remove every container and network this launch created, newest first; never raises."""
         with deferred():
+            self._drain_bundle_logs()
             remove_resources(self.client, list(reversed(self.containers)), list(reversed(self.networks)))
         self.containers.clear()
         self.networks.clear()
+
+    def _drain_bundle_logs(self) -> None:
+        """Stop the bundle and let its last lines reach the state dir before it is removed."""
+        if self.log_follower is None or self.bottle is None:
+            return
+        from docker.errors import APIError
+
+        try:
+            self.client.api.kill(self.bottle.bundle_id)
+        except APIError:
+            pass  # already stopped
+        self.log_follower.join(LOG_DRAIN_TIMEOUT)
+        self.log_follower = None
 
 
 def remove_resources(client, containers: list[str], networks: list[str]) -> list[str]:
@@ -273,13 +239,13 @@ def resolve_images(client, plan: Plan) -> dict[str, str]:
     return ensure_images(client, plan.images["base"])
 
 
-def wait_for_bundle(bottle: DockerBottle, timeout: float = READY_TIMEOUT) -> None:
-    """Until the bundle says its proxy accepts connections; fail with its last words if it dies or stalls."""
+def wait_for_bundle(bottle: DockerBottle, timeout: float = contract.READY_TIMEOUT) -> None:
+    """Until the bundle says its daemons accept connections; fail with its last words if it dies or stalls."""
     api = bottle.client.api
-    _poll(bottle, lambda: READY_LINE in api.logs(bottle.bundle_id, stdout=True, stderr=True), "become ready", timeout)
+    _poll(bottle, lambda: contract.READY_LINE in api.logs(bottle.bundle_id, stdout=True, stderr=True), "become ready", timeout)
 
 
-def bundle_ca(bottle: DockerBottle, timeout: float = READY_TIMEOUT) -> bytes:
+def bundle_ca(bottle: DockerBottle, timeout: float = contract.READY_TIMEOUT) -> bytes:
     """The bundle's CA certificate, as soon as the bundle has made it (the key stays in the bundle).
 
     The bundle writes it before its proxy starts, so the agent can be taught
@@ -289,7 +255,7 @@ def bundle_ca(bottle: DockerBottle, timeout: float = READY_TIMEOUT) -> bytes:
 
     def fetched() -> bool:
         try:
-            archive = read_archive(bottle.client, bottle.bundle_id, BUNDLE_CA)
+            archive = read_archive(bottle.client, bottle.bundle_id, contract.CA_CERT)
         except BottleRuntimeError:
             return False
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bottle_core import agent
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 
@@ -47,22 +48,12 @@ def mem_mib(plan: Plan) -> int:
     return max(64, plan.resources.memory_bytes // MIB)
 
 
-def agent_env(plan: Plan) -> dict[str, str]:
-    """The workload's environment: the manifest's env, and the bundle's proxy as the only way out."""
-    proxy = plan.proxy.url
-    env = dict(plan.env)
-    # Bundle services other than the proxy (git gate, supervise) are reached directly.
-    env.update({"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
-                "NO_PROXY": plan.network.bundle_ip, "no_proxy": plan.network.bundle_ip})
-    return env
-
-
 def create_options(plan: Plan) -> list[str]:
     """Resources and the egress policy: the bundle's address is the only peer, DNS goes to the bundle too."""
     bundle = plan.network.bundle_ip
     options = ["--cpus", str(cpus(plan)), "--mem", str(mem_mib(plan)),
                "--allow-cidr", f"{bundle}/32", "--dns", bundle]
-    for key, value in agent_env(plan).items():
+    for key, value in agent.environment(plan).items():
         options += ["-e", f"{key}={value}"]
     return options
 

@@ -1,12 +1,13 @@
 """mitmproxy addon: the egress allow-list and the secret swap, with one JSON line per decision.
 
-A CONNECT or plain-HTTP request to a host that is not on ``BOTTLE_ALLOW``
-gets a 403 whose body says why. ``*.example.com`` allows every subdomain of
+Settings come from the bundle's configuration file (``BOTTLE_BUNDLE_CONFIG``,
+see ``bottle_core.bundle.contract``). A CONNECT or plain-HTTP request to a
+host that is not on the egress allow-list gets a 403 whose body says why. ``*.example.com`` allows every subdomain of
 example.com (not example.com itself); an entry with ``:port`` allows that
 port only.
 
-The agent holds only placeholders for secrets (``BOTTLE_SECRETS`` names a
-JSON list of name, placeholder, value and hosts). A request carrying a
+The agent holds only placeholders for secrets (the configuration names a
+JSON file holding a list of name, placeholder, value and hosts). A request carrying a
 placeholder to one of that secret's hosts goes out with the real value in its
 place; to any other host it is refused.
 """
@@ -15,14 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-import threading
 import time
 
 from mitmproxy import http
-
-READY_LINE = "bottle-bundle: ready"
 
 
 def parse_allow(text: str) -> list[tuple[str, int | None]]:
@@ -47,7 +44,8 @@ def allowed(rules: list[tuple[str, int | None]], host: str, port: int) -> bool:
 
 
 def emit(record: dict) -> None:
-    sys.stdout.write(json.dumps(record) + "\n")
+    """One decision, as a JSON line on stdout: the host files it in the bottle's egress log."""
+    sys.stdout.write(json.dumps({"log": "egress", **record}) + "\n")
     sys.stdout.flush()
 
 
@@ -63,25 +61,10 @@ def load_secrets(path: str | None) -> list[dict]:
 
 class Egress:
     def __init__(self) -> None:
-        self.rules = parse_allow(os.environ.get("BOTTLE_ALLOW", ""))
-        self.secrets = load_secrets(os.environ.get("BOTTLE_SECRETS"))
-
-    def running(self) -> None:
-        # Say "ready" only once the listening socket accepts, not merely when start-up began.
-        threading.Thread(target=self._announce_ready, daemon=True).start()
-
-    def _announce_ready(self) -> None:
-        host = os.environ["BOTTLE_PROXY_HOST"]
-        port = int(os.environ.get("BOTTLE_PROXY_PORT", "8080"))
-        for _ in range(600):
-            try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    print(READY_LINE, flush=True)
-                    return
-            except OSError:
-                time.sleep(0.05)
-        # Never claim readiness we did not see: the launch code times out and shows this line.
-        print(f"bottle-bundle: proxy on {host}:{port} never accepted a connection", file=sys.stderr, flush=True)
+        with open(os.environ["BOTTLE_BUNDLE_CONFIG"], encoding="utf-8") as handle:
+            config = json.load(handle)
+        self.rules = parse_allow(",".join(config["egress"]["allow"]))
+        self.secrets = load_secrets(config.get("secrets"))
 
     def _decide(self, flow: http.HTTPFlow) -> None:
         host, port = flow.request.host, flow.request.port

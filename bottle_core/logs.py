@@ -1,0 +1,125 @@
+"""Reading a bottle's logs from its host state dir: ``bottle logs TARGET``.
+
+Each kind of log is one JSON-lines file under ``<state dir>/logs`` written by
+:class:`bottle_core.bundle.logs.LogSink` as the bundle's daemons report. A new
+kind is one entry in :data:`KINDS`: its file and how a record reads as text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+from .plan import FINISHED, Plan, state_root
+
+FOLLOW_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class LogKind:
+    """One kind of log a bottle keeps."""
+
+    name: str
+    help: str
+    text: Callable[[dict], str]
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.jsonl"
+
+
+def _clock(record: dict) -> str:
+    stamp = record.get("time")
+    return time.strftime("%H:%M:%S", time.localtime(stamp)) if isinstance(stamp, (int, float)) else "--:--:--"
+
+
+def egress_text(record: dict) -> str:
+    """``12:00:01 deny  CONNECT denied.test:443  not on this bottle's allow-list``."""
+    target = f"{record.get('host')}:{record.get('port')}" if record.get("port") else str(record.get("host"))
+    what = record.get("method") or record.get("event", "")
+    if record.get("event") == "secret":
+        what = f"secret {record.get('name')}"
+    why = record.get("rule") or record.get("reason") or ""
+    return f"{_clock(record)} {record.get('decision', '?'):<5} {what} {target}  {why}".rstrip()
+
+
+KINDS: dict[str, LogKind] = {
+    kind.name: kind for kind in (
+        LogKind("egress", "the proxy's decisions: each request allowed or refused, and why", egress_text),
+    )
+}
+
+
+def find_state_dir(target: str) -> Path:
+    """The state dir of bottle ``target``: a slug, or an agent name meaning its most recent bottle."""
+    root = state_root()
+    direct = root / target
+    if target and "/" not in target and (direct / "plan.json").is_file():
+        return direct
+    newest: tuple[float, Path] | None = None
+    for plan_file in root.glob("*/plan.json") if root.is_dir() else []:
+        try:
+            plan = Plan.read(plan_file)
+        except (OSError, ValueError):
+            continue
+        if plan.agent == target and (newest is None or plan.created_at > newest[0]):
+            newest = (plan.created_at, plan_file.parent)
+    if newest is None:
+        raise UsageError(f"no bottle or agent named {target!r} has logs here",
+                         hint=f"give a slug from `bottle ls` or an agent that has run; state is kept in {root}")
+    return newest[1]
+
+
+def records(state_dir: Path, kinds: Iterable[LogKind]) -> list[dict]:
+    """Every record of ``kinds`` so far, in time order, each tagged with its kind."""
+    found = []
+    for kind in kinds:
+        path = state_dir / "logs" / kind.file
+        if path.is_file():
+            found += [dict(record, log=kind.name) for record in _parse(path.read_text(encoding="utf-8"))]
+    return sorted(found, key=lambda r: r.get("time") if isinstance(r.get("time"), (int, float)) else 0)
+
+
+def follow(state_dir: Path, kinds: Iterable[LogKind]) -> Iterator[dict]:
+    """Records as they are written, until the bottle has ended (or the caller stops)."""
+    kinds = list(kinds)
+    offsets = {kind.name: 0 for kind in kinds}
+    while True:
+        ended = (state_dir / FINISHED).exists()
+        for kind in kinds:
+            path = state_dir / "logs" / kind.file
+            if not path.is_file():
+                continue
+            with path.open("rb") as handle:
+                handle.seek(offsets[kind.name])
+                chunk = handle.read()
+            complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits for the next round
+            offsets[kind.name] += len(complete)
+            for record in _parse(complete.decode("utf-8", "replace")):
+                yield dict(record, log=kind.name)
+        if ended:
+            return
+        time.sleep(FOLLOW_POLL)
+
+
+def render(record: dict, *, as_json: bool) -> str:
+    """One record as a JSON line, or as text for a person."""
+    if as_json:
+        return json.dumps(record, sort_keys=True)
+    kind = KINDS.get(record.get("log", ""))
+    text = kind.text(record) if kind else json.dumps(record)
+    return f"{record.get('log', '?'):<7} {text}"
+
+
+def _parse(text: str) -> Iterator[dict]:
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
