@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from bottle_core.claude_state import claude_environment
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.signals import deferred
@@ -44,9 +45,9 @@ def agent_environment(plan: Plan) -> dict[str, str]:
         "NODE_EXTRA_CA_CERTS": plan.guest.ca_cert,
         "SSL_CERT_FILE": ca_bundle, "REQUESTS_CA_BUNDLE": ca_bundle, "PIP_CERT": ca_bundle,
         "GIT_SSL_CAINFO": ca_bundle, "CURL_CA_BUNDLE": ca_bundle,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "HOME": plan.guest.home,
     }
+    env.update(claude_environment())
     env.update({secret.name: secret.placeholder for secret in plan.secrets})
     env.update(plan.env)
     return env

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bottle_core.claude_state import claude_environment
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 
@@ -50,7 +51,8 @@ def mem_mib(plan: Plan) -> int:
 def agent_env(plan: Plan) -> dict[str, str]:
     """The workload's environment: the manifest's env, and the bundle's proxy as the only way out."""
     proxy = plan.proxy.url
-    env = dict(plan.env)
+    env = claude_environment()
+    env.update(plan.env)
     # Bundle services other than the proxy (git gate, supervise) are reached directly.
     env.update({"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
                 "NO_PROXY": plan.network.bundle_ip, "no_proxy": plan.network.bundle_ip})
