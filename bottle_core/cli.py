@@ -170,10 +170,12 @@ def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, claud
     spec = _spec(manifest_path, agent, copy_cwd)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
-    for secret in plan_.secrets:
-        if secret.optional and secret.value() is None:
-            click.echo(f"bottle: warning: {secret.from_env} is not set here, so claude in the bottle has no "
-                       "credentials for the model (set it; the bottle only ever sees a placeholder)", err=True)
+    if any(secret.optional and secret.value() is None for secret in plan_.secrets):
+        from .claude_login import missing_credentials_message
+        from .errors import UsageError
+
+        session.discard_state(plan_)
+        raise UsageError(missing_credentials_message())
     with session.running(plugins, plan_) as bottle:
         code = bottle.exec_claude(_after_dashes(claude_args))
     sys.exit(code)

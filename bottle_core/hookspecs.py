@@ -10,7 +10,7 @@ argument out).
 Order: ``prepare`` and ``launch`` are firstresult and answered by the
 backend. For the ``provision_*`` hooks every implementation runs, the
 backend's first, then the plugins'. The provision hooks run in this order:
-ca, git, skills, prompt, supervise.
+ca, claude_state, git, skills, prompt, supervise.
 
 Network: bottle's own and the backend's provision hooks may run while the
 bundle is still starting, so they must not need the network (or call
@@ -96,6 +96,21 @@ def provision_ca(plan: Plan, bottle: Bottle) -> None:
 
 
 @hookspec
+def provision_claude_state(plan: Plan, bottle: Bottle) -> None:
+    """Give Claude Code its user state, so it starts with no first-run dialog.
+
+    :param plan: the Plan (``plan.guest`` says where the agent's home and workspace are).
+    :param bottle: the running Bottle handle.
+
+    Every implementation runs, bottle's own first: it writes ``~/.claude.json``
+    (onboarding done, the workspace trusted, the model key's placeholder
+    approved) and ``~/.claude/settings.json`` (the user's allow-listed UI
+    preferences, the bypass-permissions consent). A plugin that adds settings
+    merges them into those files rather than replacing them.
+    """
+
+
+@hookspec
 def provision_git(plan: Plan, bottle: Bottle) -> None:
     """Point the sandbox's git at the bundle's git gate for each remote in the plan.
 
@@ -155,7 +170,8 @@ def register_commands(cli: click.Group) -> None:
     """
 
 
-PROVISION_ORDER = ("provision_ca", "provision_git", "provision_skills", "provision_prompt", "provision_supervise")
+PROVISION_ORDER = ("provision_ca", "provision_claude_state", "provision_git", "provision_skills", "provision_prompt",
+                   "provision_supervise")
 
 
 @hookspec(firstresult=True)

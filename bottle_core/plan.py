@@ -119,12 +119,18 @@ class SecretPlan(PlanModel):
     hosts: list[str]
     from_env: str | None = None
     from_file: str | None = None
+    from_claude_login: str | None = Field(
+        default=None, description="Host file of a Claude Code login; its access token is the value.")
     optional: bool = Field(default=False, description="True when a missing value is no error (the model key).")
 
     def value(self) -> str | None:
         """The real value, read on the host when the bottle launches; never stored in the plan."""
         if self.from_env is not None:
             return os.environ.get(self.from_env)
+        if self.from_claude_login is not None:
+            from .claude_login import access_token
+
+            return access_token(Path(self.from_claude_login))
         try:
             return Path(self.from_file).read_text(encoding="utf-8").rstrip("\n")  # type: ignore[arg-type]
         except OSError:
@@ -233,6 +239,21 @@ def new_slug(agent: str) -> str:
     return f"{agent[:24]}-{secrets.token_hex(3)}"
 
 
+def model_secret(model_host: str) -> SecretPlan:
+    """The model credential, a secret like any other: the agent holds a placeholder, the proxy the value.
+
+    The host's ``ANTHROPIC_API_KEY`` when set; else its Claude Code login when it has one
+    (``CLAUDE_CODE_OAUTH_TOKEN`` in the agent); else the key, marked optional, for `bottle run` to report.
+    """
+    from .claude_login import OAUTH_TOKEN, credentials_path, has_login
+
+    if not os.environ.get(MODEL_KEY) and has_login():
+        return SecretPlan(name=OAUTH_TOKEN, placeholder=placeholder(OAUTH_TOKEN), hosts=[model_host],
+                          from_claude_login=str(credentials_path()))
+    return SecretPlan(name=MODEL_KEY, placeholder=placeholder(MODEL_KEY), hosts=[model_host], from_env=MODEL_KEY,
+                      optional=True)
+
+
 def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: NetworkPlan,
               images: dict[str, str], backend_options: dict[str, Any] | None = None) -> Plan:
     """The backend-independent part of a Plan, with its state dir and prompt file written.
@@ -266,9 +287,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         for name, s in bottle.secrets.items()
     ]
     if MODEL_KEY not in bottle.secrets:
-        # The model key is a secret like any other: the agent holds a placeholder, the proxy the value.
-        secret_plans.append(SecretPlan(name=MODEL_KEY, placeholder=placeholder(MODEL_KEY), hosts=[model_host],
-                                       from_env=MODEL_KEY, optional=True))
+        secret_plans.append(model_secret(model_host))
     return Plan(
         slug=slug,
         agent=spec.agent,

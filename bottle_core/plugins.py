@@ -107,9 +107,10 @@ class Plugins:
 
     def load_core(self) -> None:
         """Register bottle's own default provisioning, the same way third parties plug in."""
-        from . import provision
+        from . import claude_state, provision
 
-        self.register(provision, "bottle-core", CORE, PluginRecord("bottle-core", CORE, "bottle-core", _core_version()))
+        for module, name in ((provision, "bottle-core"), (claude_state, "bottle-core.claude-state")):
+            self.register(module, name, CORE, PluginRecord(name, CORE, "bottle-core", _core_version()))
 
     def load_plugins(self, *, strict: bool | None = None) -> list[PluginRecord]:
         """Load every ``bottle.plugins`` entry point (or those named in ``BOTTLE_PLUGINS``)."""

@@ -416,7 +416,9 @@ def main() -> int:
 
         step(4, "bottle run (the real claude, as the agent user, through the bundle's proxy)")
         env = {"BOTTLE_DOCKER_OUTBOUND_NETWORK": network, "BOTTLE_UPSTREAM_CA_FILE": str(ca_pem),
-               "BOTTLE_MODEL_HOST": MODEL_HOST}
+               "BOTTLE_MODEL_HOST": MODEL_HOST,
+               # The scripted model takes any key; a made-up one keeps a real key away from it.
+               "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key-0123456789"}
         started = time.monotonic()
         code, output = run_bottle(demo, manifest, env)
         detail(f"bottle run exited with {code} after {time.monotonic() - started:.1f}s")

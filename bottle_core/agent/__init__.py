@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..claude_state import claude_environment
 from ..plan import Plan
 
 
@@ -28,9 +29,9 @@ def environment(plan: Plan) -> dict[str, str]:
         "NODE_EXTRA_CA_CERTS": plan.guest.ca_cert,
         "SSL_CERT_FILE": ca_bundle, "REQUESTS_CA_BUNDLE": ca_bundle, "PIP_CERT": ca_bundle,
         "GIT_SSL_CAINFO": ca_bundle, "CURL_CA_BUNDLE": ca_bundle,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "HOME": plan.guest.home,
     }
+    env.update(claude_environment())
     env.update({secret.name: secret.placeholder for secret in plan.secrets})
     env.update(plan.env)
     return env

@@ -323,9 +323,20 @@ class ModelServer(ServerHandle):
             prompts.append(system)
         return prompts
 
+    def require_credentials(self, *values: str) -> None:
+        """Answer ``POST /v1/messages`` only when its x-api-key or authorization header is one of ``values``."""
+        import hashlib
+
+        accept = ["sha256:" + hashlib.sha256(value.encode()).hexdigest() for value in values]
+        tmp = self.directory / f".auth-{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps({"accept": accept}), encoding="utf-8")
+        tmp.chmod(0o666)
+        os.replace(tmp, self.directory / "auth.json")
+
     def reset(self) -> None:
-        """Forget the script and the request log."""
+        """Forget the script, the accepted credentials and the request log."""
         self.set_script([])
+        self.require_credentials()
         super().reset()
 
 
@@ -341,7 +352,8 @@ def model_server_session(internet, test_ca, tmp_path_factory) -> ModelServer:
             f"bottle-test-model-{secrets.token_hex(4)}",
             ["python3", "/opt/bottle-test/model_server.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}"],
             aliases=[MODEL_HOST],
-            environment={"MODEL_SCRIPT": "/srv/script.json", "MODEL_LOG": "/srv/requests.jsonl"},
+            environment={"MODEL_SCRIPT": "/srv/script.json", "MODEL_LOG": "/srv/requests.jsonl",
+                         "MODEL_AUTH": "/srv/auth.json"},
             binds={str(directory): {"bind": "/srv", "mode": "rw"}},
         )
         wait_until_listening(container, "model server listening on https")

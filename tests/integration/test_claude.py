@@ -23,6 +23,8 @@ def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("ANTHROPIC_API_KEY", MODEL_KEY)
+    # Claude Code's host folder: an empty one, so the developer's own login and preferences play no part.
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "host-claude"))
     return write_manifest(tmp_path, {"bottles": {"dev": {}},
                                      "agents": {"demo": {"skills": [], "prompt": PROMPT, "bottle": "dev"}}})
 
@@ -67,10 +69,11 @@ def test_bottle_run_one_shot(manifest, model_server, tmp_path):
     assert b"warning" not in result.stderr
 
 
-def test_bottle_run_warns_when_the_host_has_no_model_key(manifest, model_server, tmp_path, monkeypatch):
+def test_bottle_run_says_what_to_do_when_the_host_has_no_model_credentials(manifest, model_server, tmp_path,
+                                                                         monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    model_server.set_script(["still answered"])
     result = bottle_cli("run", "-m", str(manifest), "--no-copy-cwd", "demo", "--", "hi", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr.decode()
-    warnings = [line for line in result.stderr.decode().splitlines() if "warning" in line]
-    assert len(warnings) == 1 and "ANTHROPIC_API_KEY is not set" in warnings[0]
+    assert result.returncode == 2, result.stderr.decode()
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "set ANTHROPIC_API_KEY, or log in with `claude`" in lines[0], lines
+    assert model_server.requests() == []

@@ -20,6 +20,14 @@ Environment (each used when the matching option is absent):
   (method, path, headers with credential values hashed, JSON body, and the
   reply served); each line is printed to stdout too.
 
+- ``MODEL_AUTH``: a JSON file ``{"accept": ["sha256:<hex>", ...]}``; while it lists
+  anything, a ``POST /v1/messages`` whose ``x-api-key`` or ``authorization`` value
+  hashes to none of them gets a 401 (the API's ``authentication_error``).
+
+``POST /v1/oauth/token`` stands in for Claude Code's token endpoint: a
+``refresh_token`` grant gets a new pair derived from the refresh token
+(``refreshed_pair`` below), so a test knows what to expect.
+
 Other requests: ``POST /v1/messages/count_tokens`` gets a token count,
 ``GET``/``HEAD`` of ``/`` and ``/api/hello`` get 200, anything else a 404 in
 the API's error shape (Claude Code takes that as "no settings, no policy").
@@ -28,6 +36,7 @@ the API's error shape (Claude Code takes that as "no settings, no policy").
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.server
 import json
 import os
@@ -65,6 +74,21 @@ def next_reply(script_path: str | None, default_text: str) -> dict:
         os.chmod(tmp, 0o644)
         os.replace(tmp, script_path)
     return {"text": reply} if isinstance(reply, str) else reply
+
+
+def refreshed_pair(refresh_token: str) -> tuple[str, str]:
+    """The (access, refresh) tokens the token endpoint hands out for ``refresh_token``."""
+    digest = hashlib.sha256(refresh_token.encode()).hexdigest()
+    return f"sk-ant-oat01-refreshed-{digest[:24]}", f"sk-ant-ort01-refreshed-{digest[24:48]}"
+
+
+def accepted_credentials(auth_path: str | None) -> set[str]:
+    """The credential hashes ``MODEL_AUTH`` accepts; empty means every request is let in."""
+    try:
+        with open(auth_path or "", encoding="utf-8") as handle:
+            return set(json.load(handle).get("accept") or [])
+    except (OSError, ValueError, AttributeError):
+        return set()
 
 
 def content_blocks(reply: dict) -> list[dict]:
@@ -187,6 +211,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/v1/messages/count_tokens":
             self._record(body)
             return self._send_json(200, {"input_tokens": 10})
+        if path == "/v1/oauth/token":
+            return self._token(body if isinstance(body, dict) else {})
+        if path == "/v1/messages" and not self._authorised():
+            self._record(body, status=401)
+            return self._send_json(401, {"type": "error", "error": {"type": "authentication_error",
+                                                                     "message": "invalid credentials"}})
         if path != "/v1/messages":
             self._record(body, status=404)
             return self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
@@ -199,6 +229,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send_stream(model, blocks)
         else:
             self._send_json(200, message(model, blocks))
+
+    def _authorised(self) -> bool:
+        accept = accepted_credentials(self.server.auth_path)
+        if not accept:
+            return True
+        given = redacted(self.headers)
+        return any(given.get(name) in accept for name in ("x-api-key", "authorization"))
+
+    def _token(self, body: dict) -> None:
+        shown = {k: ("sha256:" + hashlib.sha256(str(v).encode()).hexdigest() if k == "refresh_token" else v)
+                 for k, v in body.items()}
+        if body.get("grant_type") != "refresh_token" or not body.get("refresh_token"):
+            self._record(shown, status=400)
+            return self._send_json(400, {"error": "invalid_grant"})
+        access, refresh = refreshed_pair(str(body["refresh_token"]))
+        self._record(shown)
+        self._send_json(200, {"access_token": access, "refresh_token": refresh, "expires_in": 28800,
+                              "token_type": "Bearer"})
 
     def do_GET(self):  # noqa: N802
         if self.path.split("?", 1)[0] in HEALTH_PATHS:
@@ -221,8 +269,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(TLSServer):
     """The model server: its script, its log, and its default reply."""
 
-    def __init__(self, address, script_path, log_path, default_text, tls=None):
+    def __init__(self, address, script_path, log_path, default_text, tls=None, auth_path=None):
         super().__init__(address, Handler)
+        self.auth_path = auth_path
         self.script_path = script_path
         self.log_path = log_path
         self.default_text = default_text
@@ -239,13 +288,16 @@ def main(argv=None) -> int:
     script = os.environ.get("MODEL_SCRIPT")
     log = os.environ.get("MODEL_LOG")
     default_text = os.environ.get("MODEL_DEFAULT_TEXT", "pong")
+    auth = os.environ.get("MODEL_AUTH")
 
     servers = []
     if args.cert:
-        https = Server(("0.0.0.0", args.port), script, log, default_text, tls=tls_context(args.cert, args.key))
+        https = Server(("0.0.0.0", args.port), script, log, default_text, tls=tls_context(args.cert, args.key),
+                       auth_path=auth)
         servers.append(("https", args.port, https))
     if args.http_port:
-        servers.append(("http", args.http_port, Server(("0.0.0.0", args.http_port), script, log, default_text)))
+        servers.append(("http", args.http_port, Server(("0.0.0.0", args.http_port), script, log, default_text,
+                                                             auth_path=auth)))
     if not servers:
         parser.error("give --cert/--key (or MODEL_SERVER_CERT/KEY) or --http-port")
     serve_all("model server", servers)
