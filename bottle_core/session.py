@@ -6,6 +6,7 @@ both go through it.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -63,3 +64,8 @@ def finish_state(plan: Plan) -> None:
     state = Path(plan.state_dir)
     if state.is_dir():
         (state / FINISHED).write_text(f"{time.time():.3f}\n", encoding="utf-8")
+
+
+def discard_state(plan: Plan) -> None:
+    """Remove the state dir of a bottle that was planned but never launched."""
+    shutil.rmtree(plan.state_dir, ignore_errors=True)

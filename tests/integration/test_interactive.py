@@ -82,10 +82,11 @@ def in_agent(agent: str, command: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
-def egress_decisions(agent: str) -> list[dict]:
-    logs = subprocess.run(["docker", "logs", container_of(agent, "bundle")], capture_output=True, text=True,
-                          check=True).stdout
-    return [json.loads(line) for line in logs.splitlines() if line.startswith('{"event": "egress"')]
+def egress_decisions(agent: str, env: dict[str, str]) -> list[dict]:
+    """The proxy's decisions so far in the agent's running bottle, as `bottle logs` shows them."""
+    shown = bottle_cli("logs", agent, "--egress", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    return [r for r in map(json.loads, shown.stdout.decode().splitlines()) if r.get("event") == "egress"]
 
 
 def start_run(terminal: Terminal, manifest: Path, agent: str, env: dict[str, str], cwd: Path) -> str:
@@ -115,7 +116,7 @@ def test_bottle_run_opens_at_the_prompt_every_time(terminal, manifest, agent_nam
         terminal.wait_for(lambda s, a=answer: a in s, "the scripted model's reply")
         assert any(question in json.dumps(body.get("messages")) for body in model_server.messages())
 
-        decisions = egress_decisions(agent_name)
+        decisions = egress_decisions(agent_name, run_env)
         assert decisions and all(d["decision"] == "allow" for d in decisions), decisions
         assert {d["host"] for d in decisions} == {"api.anthropic.com"}
 
