@@ -161,7 +161,7 @@ def test_bundle_says_ready_once_and_shows_its_ca_certificate(docker_client, buil
 
 def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_client, built, throwaway):
     network = throwaway.network()
-    bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test")
+    bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test:8000")
     # A small origin on the same network answering as allowed.test (python3 is in the bundle image).
     throwaway.start(built["bundle"], network, alias="allowed.test",
                     entrypoint=["python3", "-m", "http.server", "8000"], working_dir="/opt/bottle")
@@ -176,7 +176,7 @@ def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_clie
 
     denied = curl("-w", "\n%{http_code}", "http://denied.test/")
     assert denied.endswith("\n403"), denied
-    assert "bottle: egress to denied.test is not on this bottle's allow-list" in denied
+    assert "bottle: refused (rule not-allowed): denied.test is not on this bottle's allow-list" in denied
 
     tunnel = curl("-o", "/dev/null", "-w", "%{http_connect}", "https://evil.test/")
     assert tunnel == "403", tunnel
@@ -191,8 +191,8 @@ def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_clie
 
     decisions = [json.loads(line) for line in bundle.logs(stdout=True, stderr=False).decode().splitlines()
                  if line.startswith("{")]
-    egress = [(d["host"], d["port"], d["decision"]) for d in decisions if d.get("event") == "egress"]
-    assert ("denied.test", 80, "deny") in egress
-    assert ("evil.test", 443, "deny") in egress
-    assert ("allowed.test", 8000, "allow") in egress
-    assert all({"reason", "time"} <= d.keys() for d in decisions)
+    egress = [(d["host"], d["port"], d["decision"], d["rule"]) for d in decisions if d.get("log") == "egress"]
+    assert ("denied.test", 80, "deny", "not-allowed") in egress
+    assert ("evil.test", 443, "deny", "not-allowed") in egress
+    assert ("allowed.test", 8000, "allow", "allowed.test:8000") in egress
+    assert all({"id", "time", "status", "bytes_in", "bytes_out"} <= d.keys() for d in decisions)
