@@ -37,19 +37,30 @@ def _clock(record: dict) -> str:
     return time.strftime("%H:%M:%S", time.localtime(stamp)) if isinstance(stamp, (int, float)) else "--:--:--"
 
 
+def _egress_target(record: dict) -> str:
+    host, port, scheme = record.get("host") or "-", record.get("port"), record.get("scheme")
+    if record.get("method") == "TLS":  # TLS spoken to the proxy itself; host is the server name it asked for
+        return f"{host} (to the proxy port {port})"
+    if scheme:  # an HTTP request: shown as its URL (no query: the proxy never logs one)
+        default = {"http": 80, "https": 443}.get(scheme)
+        return f"{scheme}://{host}{'' if port in (None, default) else f':{port}'}{record.get('path') or ''}"
+    return f"{host}:{port}" if port else host
+
+
 def egress_text(record: dict) -> str:
-    """``12:00:01 deny  CONNECT denied.test:443  not on this bottle's allow-list``."""
-    target = f"{record.get('host')}:{record.get('port')}" if record.get("port") else str(record.get("host"))
-    what = record.get("method") or record.get("event", "")
-    if record.get("event") == "secret":
-        what = f"secret {record.get('name')}"
-    why = record.get("rule") or record.get("reason") or ""
-    return f"{_clock(record)} {record.get('decision', '?'):<5} {what} {target}  {why}".rstrip()
+    """``12:00:01 deny  GET http://denied.test/ 403  rule=not-allowed`` (bytes shown when any moved)."""
+    status = record.get("status")
+    moved = [f"{label}={record[key]}B" for label, key in (("out", "bytes_out"), ("in", "bytes_in"))
+             if record.get(key)]
+    parts = [_clock(record), f"{record.get('decision', '?'):<5}", str(record.get("method") or "?"),
+             _egress_target(record), str(status) if status is not None else "-", *moved]
+    rule = record.get("rule") or record.get("reason")
+    return " ".join(parts) + (f"  rule={rule}" if rule else "")
 
 
 KINDS: dict[str, LogKind] = {
     kind.name: kind for kind in (
-        LogKind("egress", "the proxy's decisions: each request allowed or refused, and why", egress_text),
+        LogKind("egress", "the proxy's decisions: each request allowed or refused, and the rule", egress_text),
     )
 }
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .bundle.image.egress_policy import parse_entry
 from .errors import ManifestError
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -43,6 +44,10 @@ def _host(value: str) -> str:
     return value.lower()
 
 
+def _egress_entry(value: str) -> str:
+    return parse_entry(value).text
+
+
 def _memory(value: str | int) -> str | int:
     if isinstance(value, int):
         if value < 64 * 1024 * 1024:
@@ -56,6 +61,7 @@ def _memory(value: str | int) -> str | int:
 Slug = Annotated[str, AfterValidator(_slug)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Host = Annotated[str, AfterValidator(_host)]
+EgressEntry = Annotated[str, AfterValidator(_egress_entry)]
 MemorySize = Annotated[str | int, AfterValidator(_memory)]
 
 
@@ -76,10 +82,12 @@ class Strict(BaseModel):
 class Egress(Strict):
     """Where the bottle may reach on the internet, through the bundle's proxy."""
 
-    allow: list[Host] = Field(
+    allow: list[EgressEntry] = Field(
         default_factory=list,
-        description="Hosts the proxy lets through ('example.com', or '*.example.com' for subdomains). "
-        "The model API host is always allowed.",
+        description="Where the proxy lets requests through: 'example.com' (HTTPS on 443), '*.example.com' "
+        "(its subdomains, names that look like encoded data refused), 'http://example.com' (plain HTTP on 80), "
+        "'https://example.com:8443', or 'example.com:22' (any protocol on a listed port). "
+        "The model API host is always allowed. See docs/egress.md.",
     )
 
 

@@ -78,7 +78,8 @@ class EgressPlan(PlanModel):
     """The allow-list the proxy enforces; the egress daemon binds loopback inside the bundle."""
 
     listen: str = Field(default="127.0.0.1", description="Loopback address of the egress daemon.")
-    allow: list[str] = Field(default_factory=list, description="Allowed hosts, model host included.")
+    allow: list[str] = Field(default_factory=list,
+                             description="Allow-list entries (docs/egress.md), the model host included.")
 
 
 class GitGateRemote(PlanModel):

@@ -2,7 +2,7 @@
 
 A test network (``internet``, internal so nothing leaves the machine) holds a
 scripted model API server answering as ``api.anthropic.com`` and a web origin
-answering as ``allowed.test`` and ``denied.test``, all with certificates from
+answering as ``allowed.test``, ``denied.test`` and a few more names, all with certificates from
 a throwaway CA (``test_ca``). ``outbound_env`` gives the environment that puts
 a bottle's bundle on that network and makes its proxy trust that CA.
 
@@ -27,7 +27,10 @@ from tests.servers.image import ImageBuildFailed, ensure_server_image
 TEST_LABEL = "bottle.test"
 PID_LABEL = "bottle.test.pid"
 MODEL_HOST = "api.anthropic.com"
-ORIGIN_NAMES = ("allowed.test", "denied.test")
+#: Names the web origin answers as. The proxy tests allow some of them, each on other ports and protocols;
+#: the long hex label (the words "my password") stands for data hidden in a name under a wildcard entry.
+ORIGIN_NAMES = ("allowed.test", "denied.test", "plain.test", "odd.test", "ssh.test", "www.wild.test",
+                "6d792070617373776f7264.wild.test")
 READY_TIMEOUT = 30.0
 
 
@@ -373,14 +376,15 @@ def model_server(model_server_session) -> ModelServer:
 
 
 class Origin(ServerHandle):
-    """Handle on the web origin answering ``hello from <host>`` as ``allowed.test`` and ``denied.test``."""
+    """Handle on the web origin answering ``hello from <host>`` as each of ``ORIGIN_NAMES``."""
 
     names = ORIGIN_NAMES
 
 
 @pytest.fixture(scope="session")
 def origin_session(internet, test_ca, tmp_path_factory) -> Origin:
-    """The session's web origin on ``internet`` (HTTPS on 443, plain HTTP on 80)."""
+    """The session's web origin on ``internet``: HTTPS on 443 and 8443, plain HTTP on 80 and 8000, and a
+    protocol that is not HTTP on 22 (a banner, then lines echoed)."""
     directory = _shared_dir(tmp_path_factory, "origin")
     cert, key = test_ca.issue(*ORIGIN_NAMES, directory=directory)
     (directory / "requests.jsonl").touch(mode=0o666)
@@ -389,12 +393,12 @@ def origin_session(internet, test_ca, tmp_path_factory) -> Origin:
         container = internet.start(
             f"bottle-test-origin-{secrets.token_hex(4)}",
             ["python3", "/opt/bottle-test/origin.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}",
-             "--port", "443", "--http-port", "80"],
+             "--port", "443", "--port", "8443", "--http-port", "80", "--http-port", "8000", "--tcp-port", "22"],
             aliases=list(ORIGIN_NAMES),
             environment={"ORIGIN_LOG": "/srv/requests.jsonl"},
             binds={str(directory): {"bind": "/srv", "mode": "rw"}},
         )
-        wait_until_listening(container, "origin listening on http port")
+        wait_until_listening(container, "origin listening on tcp port")
         yield Origin(container, directory, internet.ip_of(container))
     finally:
         if container is not None:

@@ -56,13 +56,14 @@ class Throwaway:
         self.networks.append(network)
         return network
 
-    def start(self, image: str, network, *, alias: str, files: dict[str, bytes] | None = None, **options):
+    def start(self, image: str, network, *, alias: str, files: dict[str, bytes] | None = None,
+              dns: list[str] | None = None, **options):
         """Create, give ``files`` (absolute path -> bytes), then start a container on ``network``."""
         api = self.client.api
         networking = api.create_networking_config({network.name: api.create_endpoint_config(aliases=[alias])})
         created = api.create_container(
             image, name=f"bottle-test-{alias}-{secrets.token_hex(4)}", labels=resource_labels(),
-            host_config=api.create_host_config(network_mode=network.name), networking_config=networking,
+            host_config=api.create_host_config(network_mode=network.name, dns=dns), networking_config=networking,
             **options,
         )
         container = self.client.containers.get(created["Id"])
@@ -111,12 +112,13 @@ def wait_for_ready(container, timeout: float = 30.0) -> float:
                 pytrace=False)
 
 
-def start_bundle(throwaway: Throwaway, tag: str, network, allow: str = ""):
+def start_bundle(throwaway: Throwaway, tag: str, network, allow: str = "", dns: list[str] | None = None):
     """The bundle image alone, its proxy on every address, allowing ``allow`` (comma-separated)."""
     config = {"proxy": {"listen_host": "0.0.0.0", "port": 8080}, "egress": {"allow": allow.split(",") if allow else []},
               "secrets": contract.SECRETS}
     files = {contract.CONFIG: json.dumps(config).encode(), contract.SECRETS: b"[]"}
-    return throwaway.start(tag, network, alias="bundle", environment=contract.bundle_environment(), files=files)
+    return throwaway.start(tag, network, alias="bundle", environment=contract.bundle_environment(), files=files,
+                           dns=dns)
 
 
 def test_images_are_tagged_by_content_hash_and_labelled(docker_client, built):
@@ -161,7 +163,7 @@ def test_bundle_says_ready_once_and_shows_its_ca_certificate(docker_client, buil
 
 def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_client, built, throwaway):
     network = throwaway.network()
-    bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test")
+    bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test:8000")
     # A small origin on the same network answering as allowed.test (python3 is in the bundle image).
     throwaway.start(built["bundle"], network, alias="allowed.test",
                     entrypoint=["python3", "-m", "http.server", "8000"], working_dir="/opt/bottle")
@@ -176,7 +178,7 @@ def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_clie
 
     denied = curl("-w", "\n%{http_code}", "http://denied.test/")
     assert denied.endswith("\n403"), denied
-    assert "bottle: egress to denied.test is not on this bottle's allow-list" in denied
+    assert "bottle: refused (rule not-allowed): denied.test is not on this bottle's allow-list" in denied
 
     tunnel = curl("-o", "/dev/null", "-w", "%{http_connect}", "https://evil.test/")
     assert tunnel == "403", tunnel
@@ -191,8 +193,49 @@ def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_clie
 
     decisions = [json.loads(line) for line in bundle.logs(stdout=True, stderr=False).decode().splitlines()
                  if line.startswith("{")]
-    egress = [(d["host"], d["port"], d["decision"]) for d in decisions if d.get("event") == "egress"]
-    assert ("denied.test", 80, "deny") in egress
-    assert ("evil.test", 443, "deny") in egress
-    assert ("allowed.test", 8000, "allow") in egress
-    assert all({"reason", "time"} <= d.keys() for d in decisions)
+    egress = [(d["host"], d["port"], d["decision"], d["rule"]) for d in decisions if d.get("log") == "egress"]
+    assert ("denied.test", 80, "deny", "not-allowed") in egress
+    assert ("evil.test", 443, "deny", "not-allowed") in egress
+    assert ("allowed.test", 8000, "allow", "allowed.test:8000") in egress
+    assert all({"id", "time", "status", "bytes_in", "bytes_out"} <= d.keys() for d in decisions)
+
+
+def test_the_bundle_resolves_no_name_of_a_refused_request(docker_client, built, throwaway, server_image):
+    """Refused requests are answered before any lookup: the resolver is asked only for the allowed name."""
+    network = throwaway.network()
+    origin = throwaway.start(built["bundle"], network, alias="origin-by-ip",
+                             entrypoint=["python3", "-m", "http.server", "8000"], working_dir="/opt/bottle")
+    origin.reload()
+    origin_ip = origin.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    resolver = throwaway.start(server_image, network, alias="resolver", command=[
+        "dnsmasq", "--no-daemon", "--log-queries", "--log-facility=-", "--no-resolv", "--no-hosts",
+        "--user=root", f"--address=/allowed.test/{origin_ip}", f"--address=/wild.test/{origin_ip}",
+        f"--address=/refused.test/{origin_ip}"])
+    resolver.reload()
+    resolver_ip = resolver.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+    bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test:8000,*.wild.test:8000",
+                          dns=[resolver_ip])
+    wait_for_ready(bundle)
+    client = throwaway.start(built["agent"], network, alias="client", command=["sleep", "120"])
+
+    def curl(*args: str) -> str:
+        _code, out = client.exec_run(["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                                      "-x", "http://bundle:8080", *args])
+        return out.decode("utf-8", "replace")
+
+    refused = {
+        "http://not-listed.refused.test:8000/": "not-allowed",
+        "https://tunnel.refused.test/": "not-allowed",
+        "http://allowed.test:22/": "port-not-allowed",
+        "http://6d792070617373776f7264.wild.test:8000/": "encoded-label",
+    }
+    for url in refused:
+        assert "403" in curl(url), url
+    assert "403" in curl("-H", "Host: fronted.refused.test:8000", "http://allowed.test:8000/")
+    assert curl("http://allowed.test:8000/entrypoint.py").endswith("200")
+    asked = [line for line in resolver.logs().decode("utf-8", "replace").splitlines() if "query[" in line]
+    assert any("allowed.test" in line for line in asked), asked  # the resolver is asked for what is allowed
+    assert not [line for line in asked if "refused.test" in line or "wild.test" in line], asked
+    rules = [json.loads(line).get("rule") for line in bundle.logs(stdout=True, stderr=False).decode().splitlines()
+             if line.startswith("{")]
+    assert set(refused.values()) | {"host-mismatch"} <= set(rules)

@@ -45,11 +45,12 @@ def test_host_not_on_the_list_is_refused_with_a_reason(manifest, origin):
         plain = curl(bottle, "-w", "\\n%{http_code}", "http://denied.test/")
         body, code = plain.stdout.rsplit(b"\n", 1)
         assert code == b"403"
-        assert b"denied.test" in body and b"allow-list" in body
+        assert b"denied.test" in body and b"allow-list" in body and b"rule not-allowed" in body
         logs = bottle.client.api.logs(bottle.bundle_id).decode()
         events = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-        denied = [e for e in events if e.get("event") == "egress" and e.get("host") == "denied.test"]
-        assert denied and all(e["decision"] == "deny" for e in denied)
+        denied = [e for e in events if e.get("log") == "egress" and e.get("host") == "denied.test"]
+        assert [(e["method"], e["decision"], e["rule"]) for e in denied] == [
+            ("CONNECT", "deny", "not-allowed"), ("GET", "deny", "not-allowed")]
     assert origin.requests() == []
 
 
@@ -90,7 +91,7 @@ def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outboun
         leak = curl(bottle, "-w", "\\n%{http_code}", "-H", f"Authorization: Bearer {token.decode()}",
                     "https://denied.test/")
         body, code = leak.stdout.rsplit(b"\n", 1)
-        assert code == b"403" and b"TOKEN" in body
+        assert code == b"403" and b"TOKEN" in body and b"rule secret-host" in body and real.encode() not in body
         in_url = curl(bottle, "-w", "\\n%{http_code}", f"https://denied.test/?q={token.decode()}")
         assert in_url.stdout.rsplit(b"\n", 1)[1] == b"403"
     first, form = origin.requests()
@@ -113,17 +114,29 @@ def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path
 
 def test_bottle_logs_lists_every_decision_after_the_bottle_ended(manifest, origin, tmp_path):
     env = {"XDG_STATE_HOME": str(tmp_path / "state")}
-    script = "curl -sS --max-time 10 https://allowed.test/ >/dev/null; curl -sS --max-time 10 http://denied.test/"
+    script = ("c='curl -sS --max-time 10 -o /dev/null'; $c https://allowed.test/a?q=1; $c http://denied.test/; "
+              "$c -H 'Host: denied.test' https://allowed.test/; $c https://allowed.test:22/; "
+              "$c --proxy https://$(echo $HTTPS_PROXY | cut -d/ -f3) --proxy-insecure https://allowed.test/; true")
     run = bottle_cli("exec", "-m", str(manifest), "surfer", "--", "sh", "-c", script, env=env)
     assert run.returncode == 0, run.stderr
     shown = bottle_cli("logs", "surfer", "--egress", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
     records = [json.loads(line) for line in shown.stdout.decode().splitlines()]
-    decisions = [(r["host"], r["decision"]) for r in records if r.get("event") == "egress"]
-    assert ("allowed.test", "allow") in decisions and ("denied.test", "deny") in decisions
     assert all(r["log"] == "egress" for r in records)
+    decisions = [(r["method"], r["host"], r["port"], r["decision"], r["rule"]) for r in records]
+    assert decisions == [
+        ("CONNECT", "allowed.test", 443, "allow", "allowed.test"),
+        ("GET", "allowed.test", 443, "allow", "allowed.test"),
+        ("GET", "denied.test", 80, "deny", "not-allowed"),
+        ("CONNECT", "allowed.test", 443, "allow", "allowed.test"),
+        ("GET", "allowed.test", 443, "deny", "host-mismatch"),
+        ("CONNECT", "allowed.test", 22, "deny", "port-not-allowed"),
+        ("TLS", "", 8080, "deny", "tls-to-proxy"),  # curl sends no server name for an IP address
+    ]
+    allowed = records[1]
+    assert (allowed["path"], allowed["status"], allowed["bytes_out"]) == ("/a", 200, 0) and allowed["bytes_in"] > 0
     text = bottle_cli("logs", "surfer", env=env).stdout.decode()
-    assert "deny" in text and "denied.test" in text
+    assert "deny  GET http://denied.test/ 403" in text and "rule=not-allowed" in text
     missing = bottle_cli("logs", "nobody-ran-this", env=env)
     assert missing.returncode == 2 and b"nobody-ran-this" in missing.stderr
 

@@ -5,11 +5,13 @@ It answers every GET (and HEAD) with ``hello from <name>``, where the name is
 can stand for several host names. Other methods get the same text plus the
 size of the body received. Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
+With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
+port (a banner first, like SSH, then each line echoed; each line logged).
 Standard library only.
 
 Usage::
 
-    origin.py [--cert PEM --key PEM] [--port 443] [--http-port 80]
+    origin.py [--cert PEM --key PEM] [--port 443 ...] [--http-port 80 ...] [--tcp-port 22 ...]
 
 ``ORIGIN_CERT`` / ``ORIGIN_KEY`` stand in for the options.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import os
+import socketserver
 import sys
 import time
 
@@ -64,6 +67,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         log_line({
             "time": time.time(),
             "scheme": self.server.scheme,
+            "port": self.server.server_address[1],
             "method": self.command,
             "path": self.path,
             "headers": redacted(self.headers),
@@ -82,19 +86,37 @@ class Server(TLSServer):
         self.tls = tls
 
 
+class LineEcho(socketserver.StreamRequestHandler):
+    """Not HTTP: greets with a banner, then echoes each line back."""
+
+    def handle(self):
+        self.wfile.write(b"SSH-2.0-bottle-test-origin\r\n")
+        for line in self.rfile:
+            log_line({"time": time.time(), "scheme": "tcp", "port": self.server.server_address[1],
+                      "data": line.decode("utf-8", "replace")}, os.environ.get("ORIGIN_LOG"))
+            self.wfile.write(b"echo " + line)
+
+
+class TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cert", default=os.environ.get("ORIGIN_CERT"))
     parser.add_argument("--key", default=os.environ.get("ORIGIN_KEY"))
-    parser.add_argument("--port", type=int, default=443)
-    parser.add_argument("--http-port", type=int, default=None, help="also serve plain HTTP on this port")
+    parser.add_argument("--port", type=int, action="append", help="serve HTTPS on this port (default 443)")
+    parser.add_argument("--http-port", type=int, action="append", default=[], help="also serve plain HTTP here")
+    parser.add_argument("--tcp-port", type=int, action="append", default=[], help="also speak a non-HTTP protocol")
     args = parser.parse_args(argv)
 
     servers = []
     if args.cert:
-        servers.append(("https", args.port, Server(("0.0.0.0", args.port), "https", tls=tls_context(args.cert, args.key))))
-    if args.http_port:
-        servers.append(("http", args.http_port, Server(("0.0.0.0", args.http_port), "http")))
+        tls = tls_context(args.cert, args.key)
+        servers += [("https", port, Server(("0.0.0.0", port), "https", tls=tls)) for port in args.port or [443]]
+    servers += [("http", port, Server(("0.0.0.0", port), "http")) for port in args.http_port]
+    servers += [("tcp", port, TCPServer(("0.0.0.0", port), LineEcho)) for port in args.tcp_port]
     if not servers:
         parser.error("give --cert/--key (or ORIGIN_CERT/ORIGIN_KEY) or --http-port")
     serve_all("origin", servers)

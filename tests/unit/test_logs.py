@@ -40,3 +40,18 @@ def test_an_unknown_target_names_itself_and_the_state_root(tmp_path, monkeypatch
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     with pytest.raises(UsageError, match="'ghost'"):
         logs.find_state_dir("ghost")
+
+
+@pytest.mark.parametrize(("record", "shown"), [
+    ({"decision": "deny", "method": "GET", "host": "denied.test", "port": 80, "scheme": "http", "path": "/",
+      "status": 403, "rule": "not-allowed"}, "deny  GET http://denied.test/ 403  rule=not-allowed"),
+    ({"decision": "allow", "method": "POST", "host": "odd.test", "port": 8443, "scheme": "https", "path": "/a",
+      "status": 200, "bytes_out": 5, "bytes_in": 23, "rule": "https://odd.test:8443"},
+     "allow POST https://odd.test:8443/a 200 out=5B in=23B  rule=https://odd.test:8443"),
+    ({"decision": "deny", "method": "CONNECT", "host": "allowed.test", "port": 22, "status": 403,
+      "rule": "port-not-allowed"}, "deny  CONNECT allowed.test:22 403  rule=port-not-allowed"),
+    ({"decision": "deny", "method": "TLS", "host": "", "port": 8080, "status": None, "rule": "tls-to-proxy"},
+     "deny  TLS - (to the proxy port 8080) -  rule=tls-to-proxy"),
+])
+def test_an_egress_decision_reads_as_one_line(record, shown):
+    assert logs.egress_text({"time": None, **record}) == f"--:--:-- {shown}"

@@ -127,3 +127,24 @@ def test_the_schema_describes_every_field():
     missing["Manifest"] = undescribed(schema)
     assert {name: fields for name, fields in missing.items() if fields} == {}
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    ("ftp://files.example", "only http:// or https://"),
+    ("https://api.example/v1", "not a URL with a path"),
+    ("api.example:70000", "from 1 to 65535"),
+])
+def test_an_egress_entry_error_names_the_field_and_how_to_write_it(manifest_factory, entry, says):
+    data = {"bottles": {"dev": {"egress": {"allow": ["ok.example", entry]}}}, "agents": {}}
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(manifest_factory(data, fmt="json"))
+
+    assert caught.value.field == "bottles.dev.egress.allow[1]" and says in caught.value.render()
+
+
+def test_egress_entries_keep_their_port_and_scheme(manifest_factory):
+    data = {"bottles": {"dev": {"egress": {"allow": ["HTTP://Plain.example", "ssh.example:22", "*.cdn.example"]}}},
+            "agents": {}}
+    manifest = Manifest.load(manifest_factory(data, fmt="json"))
+    assert manifest.bottles["dev"].egress.allow == ["http://plain.example", "ssh.example:22", "*.cdn.example"]

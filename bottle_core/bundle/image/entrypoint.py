@@ -35,6 +35,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
+#: Written by proxy_addon.py once its policy is loaded: mitmproxy runs on without an addon that failed to load,
+#: so the proxy counts as ready only when this file exists (a broken policy fails closed).
+POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -92,6 +95,10 @@ class Daemon:
     argv: list[str]
     address: tuple[str, int]
     process: subprocess.Popen | None = None
+    ready_file: Path | None = None  # when set, the daemon is ready only once this file exists too
+
+    def ready(self) -> bool:
+        return accepts(self.address) and (self.ready_file is None or self.ready_file.exists())
 
 
 def daemons(config: dict) -> list[Daemon]:
@@ -102,11 +109,14 @@ def daemons(config: dict) -> list[Daemon]:
         shutil.which("mitmdump") or "mitmdump", "--quiet",
         "--listen-host", proxy["listen_host"], "--listen-port", str(proxy["port"]),
         "--set", f"confdir={CONFDIR}",
-        "--set", "connection_strategy=lazy",
-        "-s", str(here / "proxy_addon.py"),
+        # Nothing is connected (or resolved) before the request that needs it was judged allowed.
+        "--set", "connection_strategy=lazy", "--set", "upstream_cert=false",
+        "--set", "onboarding=false",  # no mitm.it answered inside the bundle
+        "-s", str(here / "proxy_addon.py"), "--set", f"bottle_policy_loaded={POLICY_LOADED}",
         *upstream_trust(config.get("upstream_ca")),
     ]
-    return [Daemon("proxy", mitmdump, (proxy["listen_host"], int(proxy["port"])))]
+    POLICY_LOADED.unlink(missing_ok=True)
+    return [Daemon("proxy", mitmdump, (proxy["listen_host"], int(proxy["port"])), ready_file=POLICY_LOADED)]
 
 
 def accepts(address: tuple[str, int]) -> bool:
@@ -122,7 +132,7 @@ def announce_ready(running: list[Daemon]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     waiting = list(running)
     while waiting and time.monotonic() < deadline:
-        waiting = [d for d in waiting if not accepts(d.address)]
+        waiting = [d for d in waiting if not d.ready()]
         if waiting:
             time.sleep(0.02)
     if waiting:

@@ -1,46 +1,62 @@
-"""mitmproxy addon: the egress allow-list and the secret swap, with one JSON line per decision.
+"""mitmproxy addon: every request the agent makes is judged on its own, one JSON line per decision.
 
 Settings come from the bundle's configuration file (``BOTTLE_BUNDLE_CONFIG``,
-see ``bottle_core.bundle.contract``). A CONNECT or plain-HTTP request to a
-host that is not on the egress allow-list gets a 403 whose body says why. ``*.example.com`` allows every subdomain of
-example.com (not example.com itself); an entry with ``:port`` allows that
-port only.
+see ``bottle_core.bundle.contract``); the policy itself is ``egress_policy``.
+Every way a client can speak to the proxy is judged, nothing is assumed:
+
+* a CONNECT, by the host and port of its target (the tunnel's content is
+  judged again once seen);
+* every HTTP request, inside a tunnel or not, by where mitmproxy would send
+  it (the tunnel's target, or the URL of an absolute-form request) and the
+  protocol (HTTPS or plain HTTP); its ``Host`` header (and an absolute-form
+  target inside a tunnel) must name that same host and port, and the TLS SNI
+  the same host (no domain fronting);
+* a tunnel that is not HTTP(S), by its target with the protocol ``raw``:
+  allowed only on a port listed explicitly;
+* TLS spoken to the proxy port itself is refused (the connection is closed);
+* last, every outbound connection mitmproxy is about to open is judged again
+  (``server_connect``), so a path missed above still opens nothing.
+
+A refusal is a 403 with ``X-Bottle-Decision: deny; rule=RULE`` and a short body
+naming the rule, sent before any connection is opened or any name resolved
+(the proxy runs with ``connection_strategy=lazy``). Each decision is one JSON
+line on stdout with ``"log": "egress"``; the host files it (see
+``bottle_core.bundle.logs``). Allowed requests are recorded when their
+response is complete, refusals when refused, a CONNECT once.
 
 The agent holds only placeholders for secrets (the configuration names a
-JSON file holding a list of name, placeholder, value and hosts). A request carrying a
-placeholder to one of that secret's hosts goes out with the real value in its
-place; to any other host it is refused.
+JSON file holding a list of name, placeholder, value and hosts). A request
+carrying a placeholder to one of that secret's hosts goes out with the real
+value in its place; to any other host it is refused (rule ``secret-host``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 
-from mitmproxy import http
+from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
+from mitmproxy import connection, ctx, http, tcp
+from mitmproxy.net.server_spec import parse_with_mode
+from mitmproxy.net.tls import is_tls_record_magic
+from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy import layers
+from mitmproxy.proxy.layers import modes
+from mitmproxy.proxy.layers.tls import parse_client_hello
+
+DECISION_HEADER = "X-Bottle-Decision"
+LOGGED = "bottle.logged"
+ALLOWED_BY = "bottle.decision"
+SWAPPED = "bottle.swapped"
+PATH = "bottle.path"
+#: How an HTTP request starts (a method and a space), or could still start once more bytes come.
+HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 
 
-def parse_allow(text: str) -> list[tuple[str, int | None]]:
-    rules = []
-    for entry in filter(None, (part.strip().lower() for part in text.split(","))):
-        host, _, port = entry.partition(":")
-        rules.append((host, int(port) if port else None))
-    return rules
-
-
-def allowed(rules: list[tuple[str, int | None]], host: str, port: int) -> bool:
-    host = host.lower().rstrip(".")
-    for pattern, rule_port in rules:
-        if rule_port is not None and rule_port != port:
-            continue
-        if pattern.startswith("*."):
-            if host.endswith(pattern[1:]):
-                return True
-        elif host == pattern:
-            return True
-    return False
+# -- records -------------------------------------------------------------------
 
 
 def emit(record: dict) -> None:
@@ -49,44 +65,214 @@ def emit(record: dict) -> None:
     sys.stdout.flush()
 
 
-def load_secrets(path: str | None) -> list[dict]:
-    if not path:
-        return []
-    with open(path, encoding="utf-8") as handle:
-        secrets = json.load(handle)
-    for secret in secrets:
-        secret["rules"] = parse_allow(",".join(secret["hosts"]))
-    return secrets
+def decision_record(*, id: str, method: str, host: str, port: int | None, path: str, decision: Decision,
+                    status: int | None = None, bytes_in: int = 0, bytes_out: int = 0, **extra) -> dict:
+    """The fields every egress record has (bytes_out: request body sent out; bytes_in: response body back)."""
+    return {"id": id, "time": time.time(), "method": method, "host": host, "port": port, "path": path,
+            "status": status, "bytes_in": bytes_in, "bytes_out": bytes_out,
+            "decision": "allow" if decision.allowed else "deny", "rule": decision.rule, **extra}
+
+
+def log_flow(flow: http.HTTPFlow, decision: Decision, status: int | None = None, **extra) -> None:
+    """Record ``flow``'s decision once (later hooks of the same flow record nothing more)."""
+    if flow.metadata.get(LOGGED):
+        return
+    flow.metadata[LOGGED] = True
+    request, response = flow.request, flow.response
+    emit(decision_record(
+        id=flow.id, method=request.method, host=request.host, port=request.port,
+        path=flow.metadata.get(PATH, "" if request.method == "CONNECT" else request.path.split("?", 1)[0]),
+        decision=decision, status=status or (response.status_code if response else None),
+        **({} if request.method == "CONNECT" else {"scheme": request.scheme}),
+        bytes_out=len(request.raw_content or b"") if decision.allowed else 0,
+        bytes_in=len(response.raw_content or b"") if response is not None and decision.allowed else 0,
+        **extra,
+    ))
+
+
+def refusal(decision: Decision) -> http.Response:
+    """The 403 a refused request gets: the rule in a header for machines and in the body for people."""
+    return http.Response.make(
+        403, f"bottle: refused (rule {decision.rule}): {decision.reason}\n",
+        {"content-type": "text/plain; charset=utf-8", DECISION_HEADER: f"deny; rule={decision.rule}"},
+    )
+
+
+def refuse(flow: http.HTTPFlow, decision: Decision) -> None:
+    flow.response = refusal(decision)
+    log_flow(flow, decision)
+
+
+# -- checks that are not the allow-list ------------------------------------------
+
+
+def _authority(text: str, default_port: int) -> tuple[str, int] | None:
+    """``host[:port]`` as (host, port); None when it does not parse."""
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    return (normal_host(host), int(port)) if port.isdigit() and host else None
+
+
+def same_target(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal when the request names another host than where it would go (Host, authority, SNI); else None."""
+    request = flow.request
+    target = (normal_host(request.host), request.port)
+    default = 443 if request.scheme == "https" else 80
+    host_header = request.host_header
+    if not host_header:
+        return Decision(False, "host-mismatch", "the request has no Host header")
+    if _authority(host_header, default) != target:
+        return Decision(False, "host-mismatch",
+                        f"the Host header does not name {request.host}:{request.port}, where this request goes")
+    if request.authority and _authority(request.authority, default) != target:
+        return Decision(False, "host-mismatch", f"the request target does not name {request.host}:{request.port}")
+    sni = flow.client_conn.sni
+    if sni and flow.client_conn.tls_established and normal_host(sni) != target[0]:
+        return Decision(False, "sni-mismatch", f"the TLS server name does not name {request.host}")
+    return None
+
+
+# -- the addon --------------------------------------------------------------------
+
+
+class Refused(layer.Layer):
+    """Closes the client's connection at once and sends nothing: the answer to TLS aimed at the proxy itself."""
+
+    def _handle_event(self, event: events.Event) -> layer.CommandGenerator[None]:
+        if isinstance(event, events.Start):
+            yield commands.CloseConnection(self.context.client)
 
 
 class Egress:
     def __init__(self) -> None:
         with open(os.environ["BOTTLE_BUNDLE_CONFIG"], encoding="utf-8") as handle:
             config = json.load(handle)
-        self.rules = parse_allow(",".join(config["egress"]["allow"]))
+        self.policy = Policy(config["egress"]["allow"])
         self.secrets = load_secrets(config.get("secrets"))
+        self.upstream: tuple[str, int] | None = None
 
-    def _decide(self, flow: http.HTTPFlow) -> None:
-        host, port = flow.request.host, flow.request.port
-        ok = allowed(self.rules, host, port)
-        reason = "on the allow-list" if ok else "not on this bottle's allow-list"
-        emit({"event": "egress", "time": time.time(), "host": host, "port": port,
-              "method": flow.request.method, "decision": "allow" if ok else "deny", "reason": reason})
-        if not ok:
-            flow.response = http.Response.make(
-                403, f"bottle: egress to {host} is not on this bottle's allow-list\n",
-                {"content-type": "text/plain; charset=utf-8"},
-            )
+    def load(self, loader) -> None:
+        loader.add_option("bottle_policy_loaded", str, "", "File written once this policy is in force.")
+
+    def running(self) -> None:
+        # When a second stage is configured as mitmproxy's upstream, connections to it are its to judge.
+        if ctx.options.mode.startswith("upstream:"):
+            self.upstream = parse_with_mode(ctx.options.mode)[1].address
+        if ctx.options.bottle_policy_loaded:
+            with open(ctx.options.bottle_policy_loaded, "w", encoding="utf-8") as handle:
+                handle.write(f"{len(self.policy.entries)} entries\n")
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        data = nextlayer.data_client()
+        if nextlayer.layer is not None or len(data) < 3:
+            return  # decided already, or too little seen yet (mitmproxy asks again)
+        stack = nextlayer.context.layers
+        if len(stack) == 1 and isinstance(stack[0], modes.HttpProxy):
+            if is_tls_record_magic(data):
+                self._refuse_tls_to_proxy(nextlayer, data)
+        elif nextlayer.context.server.address and not is_tls_record_magic(data) and not HTTP_START.match(data):
+            # Inside a tunnel and neither TLS nor HTTP: a raw tunnel (judged in tcp_start). mitmproxy alone
+            # would take a protocol starting with letters, like SSH, for HTTP.
+            nextlayer.layer = layers.TCPLayer(nextlayer.context)
+
+    def _refuse_tls_to_proxy(self, nextlayer: layer.NextLayer, data: bytes) -> None:
+        """TLS spoken to the proxy port itself (a proxy URL with https://) is refused before any handshake."""
+        try:
+            hello = parse_client_hello(data)
+        except ValueError:
+            hello = None
+        client = nextlayer.context.client
+        emit(decision_record(id=client.id, method="TLS", host=(hello.sni if hello else None) or "",
+                             port=client.sockname[1] if client.sockname else None, path="",
+                             decision=Decision(False, "tls-to-proxy", "TLS to the proxy port itself")))
+        nextlayer.layer = Refused(nextlayer.context)
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
-        self._decide(flow)
+        request = flow.request
+        decision = self.policy.judge(request.host, request.port, TUNNEL)
+        if decision.allowed and request.host_header and _authority(request.host_header, request.port) != (
+                normal_host(request.host), request.port):
+            decision = Decision(False, "host-mismatch", "the Host header does not name the CONNECT target")
+        if not decision.allowed:
+            refuse(flow, decision)
+            return
+        log_flow(flow, decision, status=200)  # mitmproxy answers an allowed CONNECT with 200
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
+        decision = same_target(flow) or self.policy.judge(request.host, request.port,
+                                                          HTTPS if request.scheme == "https" else HTTP)
+        if decision.allowed:
+            flow.metadata[ALLOWED_BY] = decision
+        else:
+            refuse(flow, decision)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        # Requests inside an allowed CONNECT tunnel were decided at CONNECT time.
-        if flow.response is None and not _tunnelled(flow):
-            self._decide(flow)
-        if flow.response is None:
+        if flow.response is None and ALLOWED_BY in flow.metadata:
             self._swap_secrets(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if ALLOWED_BY in flow.metadata:
+            log_flow(flow, flow.metadata[ALLOWED_BY], **self._swapped(flow))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if ALLOWED_BY in flow.metadata:
+            log_flow(flow, flow.metadata[ALLOWED_BY], error=flow.error.msg if flow.error else None,
+                     **self._swapped(flow))
+
+    def tcp_start(self, flow: tcp.TCPFlow) -> None:
+        host, port = flow.server_conn.address or ("", 0)
+        decision = self.policy.judge(host, port, RAW)
+        sni = flow.client_conn.sni
+        if decision.allowed and sni and normal_host(sni) != normal_host(host):
+            decision = Decision(False, "sni-mismatch", f"the TLS server name does not name {host}")
+        flow.metadata[ALLOWED_BY] = decision
+        if not decision.allowed:
+            # mitmproxy checks server.error after server_connect: the connection is never opened.
+            flow.server_conn.error = f"bottle: deny; rule={decision.rule}"
+            self._log_tcp(flow)
+
+    def tcp_end(self, flow: tcp.TCPFlow) -> None:
+        self._log_tcp(flow)
+
+    def tcp_error(self, flow: tcp.TCPFlow) -> None:
+        self._log_tcp(flow)
+
+    def _log_tcp(self, flow: tcp.TCPFlow) -> None:
+        decision = flow.metadata.get(ALLOWED_BY)
+        if decision is None or flow.metadata.get(LOGGED):
+            return
+        flow.metadata[LOGGED] = True
+        host, port = flow.server_conn.address or ("", None)
+        sent = sum(len(m.content) for m in flow.messages if m.from_client)
+        received = sum(len(m.content) for m in flow.messages if not m.from_client)
+        emit(decision_record(id=flow.id, method="TCP", host=host, port=port, path="", decision=decision,
+                             bytes_out=sent, bytes_in=received))
+
+    # The last line: no outbound connection opens to what the policy does not allow.
+    def server_connect(self, data) -> None:
+        server: connection.Server = data.server
+        if server.error or not server.address or server.via is not None or server.address == self.upstream:
+            return
+        host, port = server.address
+        decision = self.policy.judge(host, port, TUNNEL)
+        if decision.allowed and server.sni and normal_host(server.sni) != normal_host(host):
+            decision = Decision(False, "sni-mismatch", f"the TLS server name does not name {host}")
+        if not decision.allowed:
+            server.error = f"bottle: deny; rule={decision.rule}"
+            emit(decision_record(id=server.id, method="OPEN", host=host, port=port, path="",
+                                 decision=decision, stage="connection"))
+
+    # -- secrets ----------------------------------------------------------------
+
+    @staticmethod
+    def _swapped(flow: http.HTTPFlow) -> dict:
+        return {"secrets": flow.metadata[SWAPPED]} if flow.metadata.get(SWAPPED) else {}
 
     def _swap_secrets(self, flow: http.HTTPFlow) -> None:
         request = flow.request
@@ -97,14 +283,9 @@ class Egress:
             in_url, in_body = placeholder in request.path, placeholder.encode() in body
             if not (in_headers or in_url or in_body):
                 continue
-            host = request.host
-            if not allowed(secret["rules"], host, request.port):
-                emit({"event": "secret", "time": time.time(), "name": secret["name"], "host": host,
-                      "decision": "deny", "reason": "host is not one the secret is bound to"})
-                flow.response = http.Response.make(
-                    403, f"bottle: secret {secret['name']} may not be sent to {host}\n",
-                    {"content-type": "text/plain; charset=utf-8"},
-                )
+            if not bound_to(secret, request.host, request.port):
+                refuse(flow, Decision(False, "secret-host",
+                                      f"secret {secret['name']} may not be sent to {request.host}"))
                 return
             for key, value in list(request.headers.items()):
                 if placeholder in value:
@@ -114,12 +295,26 @@ class Egress:
             if in_body:
                 body = body.replace(placeholder.encode(), secret["value"].encode())
                 request.set_content(body)
-            emit({"event": "secret", "time": time.time(), "name": secret["name"], "host": host,
-                  "decision": "swap", "reason": "placeholder replaced for a bound host"})
+            flow.metadata.setdefault(SWAPPED, []).append(secret["name"])
 
 
-def _tunnelled(flow: http.HTTPFlow) -> bool:
-    return flow.request.scheme == "https" or flow.client_conn.tls_established
+def load_secrets(path: str | None) -> list[dict]:
+    if not path:
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def bound_to(secret: dict, host: str, port: int) -> bool:
+    """Whether ``host:port`` is one the secret may go to (its hosts: names or ``*.`` patterns, a port optional)."""
+    host = normal_host(host)
+    for pattern in secret["hosts"]:
+        name, _, only_port = pattern.lower().partition(":")
+        if only_port and int(only_port) != port:
+            continue
+        if host == name or (name.startswith("*.") and host.endswith(name[1:])):
+            return True
+    return False
 
 
 addons = [Egress()]

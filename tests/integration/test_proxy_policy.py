@@ -1,0 +1,265 @@
+"""The proxy judges every request, tried from inside the agent through each way a client can speak to it.
+
+One bottle serves the module. Its allow-list (below) lets each origin name
+through on other ports and protocols; the origin (``conftest.py``) answers
+every name on HTTPS 443 and 8443, plain HTTP 80 and 8000, and a protocol that
+is not HTTP on 22, and logs what reaches it, so "refused" is checked at both
+ends: the agent's answer and the origin's silence.
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import subprocess
+import threading
+
+import pytest
+
+from .bottles import bottle_of, write_manifest
+
+pytestmark = pytest.mark.integration
+
+ALLOW = ["allowed.test", "http://plain.test", "odd.test:8000", "https://odd.test:8443", "ssh.test:22",
+         "*.wild.test"]
+ENCODED = "6d792070617373776f7264.wild.test"
+
+#: A raw client run inside the agent: send bytes to the proxy, print what came back (base64 would hide text).
+PROBE = r"""
+import socket, sys
+host, port, data = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode().decode("unicode_escape").encode("latin-1")
+s = socket.create_connection((host, port), timeout=5)
+s.sendall(data)
+s.settimeout(3)
+out = b""
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+        if b"\r\n\r\n" in out and len(sys.argv) > 4:
+            s.sendall(sys.argv[4].encode().decode("unicode_escape").encode("latin-1"))
+            sys.argv = sys.argv[:4]
+except OSError:
+    pass
+sys.stdout.write(out.decode("latin-1"))
+"""
+
+
+@pytest.fixture(scope="module")
+def bottle(tmp_path_factory, outbound_env, origin_session):
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in outbound_env.items():
+            patch.setenv(key, value)
+        folder = tmp_path_factory.mktemp("policy")
+        manifest = write_manifest(folder, {"bottles": {"web": {"egress": {"allow": ALLOW}}},
+                                           "agents": {"surfer": {"bottle": "web"}}})
+        with bottle_of(manifest, "surfer") as running:
+            yield running
+
+
+@pytest.fixture
+def origin(origin_session):
+    origin_session.reset()
+    return origin_session
+
+
+def curl(bottle, *args: str) -> tuple[str, str]:
+    """curl through the proxy: the status (or CONNECT status) and X-Bottle-Decision of the answer, as text."""
+    result = bottle.exec(["curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-D", "-",
+                          "-w", "%{http_code} %{http_connect}", *args])
+    out = result.stdout.decode("utf-8", "replace")
+    decision = next((line.split(":", 1)[1].strip() for line in out.splitlines()
+                     if line.lower().startswith("x-bottle-decision:")), "")
+    return out.strip().splitlines()[-1] if out.strip() else "", decision
+
+
+def body(bottle, *args: str) -> str:
+    result = bottle.exec(["curl", "-sS", "--max-time", "10", *args])
+    return result.stdout.decode("utf-8", "replace")
+
+
+def probe(bottle, data: str, then: str | None = None) -> str:
+    """Raw bytes to the proxy port from inside the agent; what the proxy answered."""
+    argv = ["python3", "-c", PROBE, bottle.plan.network.bundle_ip, str(bottle.plan.proxy.port), data]
+    return bottle.exec(argv + ([then] if then else [])).stdout.decode("latin-1")
+
+
+def decisions(bottle) -> list[dict]:
+    """The egress records the bundle has printed so far."""
+    logs = bottle.client.api.logs(bottle.bundle_id, stdout=True, stderr=False).decode("utf-8", "replace")
+    return [record for line in logs.splitlines() if line.startswith("{")
+            for record in [json.loads(line)] if record.get("log") == "egress"]
+
+
+def last_decision(bottle, **match) -> dict:
+    found = [r for r in decisions(bottle) if all(r.get(k) == v for k, v in match.items())]
+    assert found, f"no egress record with {match}: {decisions(bottle)[-5:]}"
+    return found[-1]
+
+
+# -- ports ----------------------------------------------------------------------------------------------------
+
+
+def test_an_entry_without_a_port_allows_https_on_443_only(bottle, origin):
+    assert curl(bottle, "https://allowed.test/")[0] == "200 200"
+    assert curl(bottle, "http://allowed.test/") == ("403 000", "deny; rule=port-not-allowed")
+    code, _ = curl(bottle, "https://allowed.test:8443/")
+    assert code.endswith(" 403")  # the CONNECT is refused
+    assert last_decision(bottle, host="allowed.test", port=8443)["rule"] == "port-not-allowed"
+    assert [(r["scheme"], r["port"]) for r in origin.requests()] == [("https", 443)]
+
+
+def test_plain_http_needs_an_http_entry_and_odd_ports_an_explicit_one(bottle, origin):
+    assert curl(bottle, "http://plain.test/")[0] == "200 000"
+    assert curl(bottle, "https://plain.test/")[0].endswith(" 403")
+    assert last_decision(bottle, host="plain.test", port=443)["rule"] == "port-not-allowed"
+    assert curl(bottle, "http://odd.test:8000/")[0] == "200 000"
+    assert curl(bottle, "https://odd.test:8443/")[0] == "200 200"
+    assert curl(bottle, "http://odd.test:8443/") == ("403 000", "deny; rule=protocol-not-allowed")
+    seen = sorted((r["scheme"], r["port"]) for r in origin.requests())
+    assert seen == [("http", 80), ("http", 8000), ("https", 8443)]
+
+
+def test_a_tunnel_that_is_not_http_needs_its_port_listed(bottle, origin):
+    # CONNECT to port 22 of a host allowed for HTTPS only: refused at the CONNECT.
+    refused = probe(bottle, "CONNECT allowed.test:22 HTTP/1.1\\r\\nHost: allowed.test:22\\r\\n\\r\\n")
+    assert refused.startswith("HTTP/1.1 403") and "rule=port-not-allowed" in refused
+    # SSH-like bytes through an allowed HTTPS tunnel (port 443 of allowed.test): the tunnel is closed.
+    raw = probe(bottle, "CONNECT allowed.test:443 HTTP/1.1\\r\\nHost: allowed.test:443\\r\\n\\r\\n",
+                then="SSH-2.0-probe\\r\\n")
+    assert raw.startswith("HTTP/1.1 200") and "SSH-2.0-bottle-test-origin" not in raw
+    assert last_decision(bottle, method="TCP", host="allowed.test")["rule"] == "raw-tunnel"
+    # The same to a host whose port 22 is listed: the protocol passes both ways.
+    listed = probe(bottle, "CONNECT ssh.test:22 HTTP/1.1\\r\\nHost: ssh.test:22\\r\\n\\r\\n", then="SSH-2.0-probe\\r\\n")
+    assert "SSH-2.0-bottle-test-origin" in listed and "echo SSH-2.0-probe" in listed
+    assert [(r["scheme"], r["port"]) for r in origin.requests()] == [("tcp", 22)]
+
+
+# -- side doors -----------------------------------------------------------------------------------------------
+
+
+def test_absolute_form_requests_on_a_plain_connection_are_judged_by_url_and_host(bottle, origin):
+    for target in ("https://denied.test/", "http://denied.test/", "http://allowed.test:22/"):
+        answer = probe(bottle, f"GET {target} HTTP/1.1\\r\\nHost: {target.split('/')[2]}\\r\\n\\r\\n")
+        assert answer.startswith("HTTP/1.1 403") and "X-Bottle-Decision: deny; rule=" in answer, (target, answer)
+    mismatch = probe(bottle, "GET http://plain.test/ HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n")
+    assert mismatch.startswith("HTTP/1.1 403") and "rule=host-mismatch" in mismatch
+    assert origin.requests() == []
+    allowed = probe(bottle, "GET http://plain.test/x?token=abc HTTP/1.1\\r\\nHost: plain.test\\r\\n"
+                            "Connection: close\\r\\n\\r\\n")
+    assert allowed.startswith("HTTP/1.1 200") and "hello from plain.test" in allowed
+    record = last_decision(bottle, host="plain.test", decision="allow")
+    assert record["path"] == "/x" and record["status"] == 200 and record["bytes_in"] > 0  # no query logged
+
+
+def test_tls_to_the_proxy_port_itself_is_refused(bottle, origin):
+    proxy = f"https://{bottle.plan.network.bundle_ip}:{bottle.plan.proxy.port}"
+    result = bottle.exec(["curl", "-sS", "--max-time", "10", "--proxy", proxy, "--proxy-insecure",
+                          "https://allowed.test/"])
+    assert result.returncode != 0 and b"hello" not in result.stdout
+    hello = bottle.exec(["sh", "-c", f"echo | openssl s_client -connect {bottle.plan.network.bundle_ip}:"
+                                     f"{bottle.plan.proxy.port} -servername denied.test 2>&1"])
+    assert b"BEGIN CERTIFICATE" not in hello.stdout  # no handshake at all
+    assert last_decision(bottle, method="TLS", host="denied.test")["rule"] == "tls-to-proxy"
+    assert origin.requests() == []
+
+
+def test_domain_fronting_through_an_allowed_tunnel_is_refused(bottle, origin):
+    # CONNECT allowed.test, then a Host header naming another host.
+    assert curl(bottle, "-H", "Host: denied.test", "https://allowed.test/") == ("403 200", "deny; rule=host-mismatch")
+    # CONNECT allowed.test, then TLS whose server name is another host (the Host header agreeing with the CONNECT).
+    fronted = curl(bottle, "--connect-to", "denied.test:443:allowed.test:443", "-H", "Host: allowed.test",
+                   "https://denied.test/")
+    assert fronted == ("403 200", "deny; rule=sni-mismatch")
+    # Plain HTTP through a tunnel: the same.
+    plain = probe(bottle, "CONNECT plain.test:80 HTTP/1.1\\r\\nHost: plain.test:80\\r\\n\\r\\n",
+                  then="GET / HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n")
+    assert "rule=host-mismatch" in plain
+    assert origin.requests() == []
+
+
+def test_the_onboarding_app_answers_nowhere(bottle, origin):
+    assert curl(bottle, "http://mitm.it/") == ("403 000", "deny; rule=not-allowed")
+    assert curl(bottle, "https://mitm.it/")[0].endswith(" 403")
+    inside = body(bottle, "-H", "Host: mitm.it", "https://allowed.test/")
+    assert "mitmproxy" not in inside.lower() and "host-mismatch" in inside
+
+
+def test_names_that_look_like_encoded_data_are_refused_under_a_wildcard(bottle, origin):
+    assert curl(bottle, "https://www.wild.test/")[0] == "200 200"
+    assert curl(bottle, f"https://{ENCODED}/")[0].endswith(" 403")
+    assert last_decision(bottle, host=ENCODED)["rule"] == "encoded-label"
+    assert [r["headers"]["host"] for r in origin.requests()] == ["www.wild.test"]
+
+
+# -- a scan of what is near the bundle -----------------------------------------------------------------------
+
+
+class _Listener(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def host_addresses() -> list[str]:
+    """This machine's IPv4 addresses (the engine's bridges' gateways among them), loopback left out."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    return sorted({line.split()[3].split("/")[0] for line in out.splitlines()} - {"127.0.0.1"})
+
+
+def test_a_scan_through_the_proxy_of_what_is_near_the_bundle_gets_nothing(bottle, origin, docker_client,
+                                                                          internet):
+    hits = []
+
+    class Record(socketserver.BaseRequestHandler):
+        def handle(self):
+            hits.append(self.client_address)
+
+    # A service on every address of this machine, and one on the bundle's own loopback: both must stay unreached.
+    listener = _Listener(("0.0.0.0", 0), Record)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    port = listener.server_address[1]
+    exec_id = bottle.client.api.exec_create(bottle.bundle_id, ["python3", "-m", "http.server", "--bind",
+                                                               "127.0.0.1", "9999"], user="bundle")
+    bottle.client.api.exec_start(exec_id, detach=True)
+    try:
+        gateway = internet.network.attrs["IPAM"]["Config"][0]["Gateway"]
+        targets = [("127.0.0.1", 9999), ("127.0.0.1", bottle.plan.proxy.port), ("localhost", 9999),
+                   ("127.0.0.11", 53), (gateway, port), *((address, port) for address in host_addresses())]
+        for host, target_port in targets:
+            for args in ([f"http://{host}:{target_port}/"], ["-p", f"http://{host}:{target_port}/"],
+                         [f"https://{host}:{target_port}/"]):
+                code, decision = curl(bottle, *args)
+                assert "200" not in code.split(), (host, target_port, args, code)
+            assert probe(bottle, f"GET http://{host}:{target_port}/ HTTP/1.1\\r\\nHost: {host}:{target_port}"
+                                 "\\r\\n\\r\\n").startswith("HTTP/1.1 403")
+            assert last_decision(bottle, host=host)["rule"] == "not-allowed"
+        served = bottle.exec_bundle(["python3", "-c", "import urllib.request as u; "
+                                     "print(u.urlopen('http://127.0.0.1:9999/', timeout=5).status)"], user="bundle")
+        assert served.stdout.strip() == b"200"  # the loopback service was there to be found
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    assert hits == []
+    assert origin.requests() == []
+
+
+def test_a_refused_request_never_reaches_the_origin_or_the_network(bottle, origin):
+    before = len(decisions(bottle))
+    for args in (["http://denied.test/"], ["https://denied.test/"], ["-H", "Host: denied.test", "https://allowed.test/"],
+                 [f"http://{ENCODED}/"]):
+        curl(bottle, *args)
+    records = decisions(bottle)[before:]
+    assert [r["decision"] for r in records] == ["deny", "deny", "allow", "deny", "deny"]  # the CONNECT allowed
+    assert all(r["bytes_out"] == 0 and r["bytes_in"] == 0 for r in records)
+    assert origin.requests() == []
+
+
+def test_every_record_has_the_documented_fields(bottle):
+    fields = {"id", "time", "method", "host", "port", "path", "status", "bytes_in", "bytes_out", "decision", "rule"}
+    records = decisions(bottle)
+    assert records and all(fields <= r.keys() for r in records)
+    assert all(r["rule"] for r in records)
+    assert len({r["id"] for r in records}) == len(records)  # one record per decision
+
