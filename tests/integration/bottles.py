@@ -73,6 +73,7 @@ def tcp_probe(bottle, host: str, port: int, timeout: int = 2) -> bool:
 @contextmanager
 def background_bottle(manifest_path: Path, agent: str, *command: str, timeout: float = 120):
     """`bottle exec AGENT -- COMMAND` running in the background: yields (process, slug) once `bottle ls` shows it."""
+    before = {row["slug"] for row in json.loads(bottle_cli("ls", "--json").stdout)}  # other runs of the same agent
     proc = subprocess.Popen([BOTTLE, "exec", "-m", str(manifest_path), agent, "--", *(command or ("sleep", "120"))],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -82,7 +83,7 @@ def background_bottle(manifest_path: Path, agent: str, *command: str, timeout: f
             assert proc.poll() is None, f"bottle exec ended early: {proc.stderr.read().decode()}"
             assert time.monotonic() < deadline, "bottle ls never showed the bottle"
             rows = json.loads(bottle_cli("ls", "--json").stdout)
-            slug = next((row["slug"] for row in rows if row["agent"] == agent), None)
+            slug = next((row["slug"] for row in rows if row["agent"] == agent and row["slug"] not in before), None)
             time.sleep(0.2)
         yield proc, slug
     finally:
