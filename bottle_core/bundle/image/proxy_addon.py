@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import urlsplit
 
 from mitmproxy import http
 
@@ -65,11 +66,18 @@ class Egress:
             config = json.load(handle)
         self.rules = parse_allow(",".join(config["egress"]["allow"]))
         self.secrets = load_secrets(config.get("secrets"))
+        # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
+        self.bundle_ip = config["proxy"]["listen_host"]
+        self.gate_rules = parse_allow(",".join(
+            f"{urlsplit(remote['url']).hostname}:{urlsplit(remote['url']).port or 443}" for remote in config.get("git_gate", {}).get("remotes", {}).values()
+            if remote.get("kind") == "https"))
 
     def _decide(self, flow: http.HTTPFlow) -> None:
         host, port = flow.request.host, flow.request.port
         ok = allowed(self.rules, host, port)
         reason = "on the allow-list" if ok else "not on this bottle's allow-list"
+        if not ok and flow.client_conn.peername[0] == self.bundle_ip and allowed(self.gate_rules, host, port):
+            ok, reason = True, "the git gate's upstream"
         emit({"event": "egress", "time": time.time(), "host": host, "port": port,
               "method": flow.request.method, "decision": "allow" if ok else "deny", "reason": reason})
         if not ok:
