@@ -47,12 +47,11 @@ def find_repository(path: Path) -> Repository | None:
     """The repository ``path`` is in (or is), or None when it is in none (or git is not installed)."""
     if shutil.which("git") is None or not Path(path).is_dir():
         return None
-    out = _git(["rev-parse", "--is-bare-repository", "--absolute-git-dir", "--git-common-dir"], path)
+    out = _git(["rev-parse", "--is-bare-repository", "--path-format=absolute", "--git-dir", "--git-common-dir"], path)
     if out.returncode != 0:
         return None
     bare, git_dir, common = out.stdout.splitlines()[:3]
-    git_dir_path = Path(git_dir)
-    common_path = (git_dir_path / common if not os.path.isabs(common) else Path(common)).resolve()
+    git_dir_path, common_path = Path(git_dir), Path(common).resolve()
     top = None
     if bare != "true":
         shown = _git(["rev-parse", "--show-toplevel"], path)

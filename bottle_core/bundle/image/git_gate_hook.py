@@ -31,8 +31,10 @@ from pathlib import Path
 
 from git_gate import ZERO, load_config, upstream_env, upstream_url
 
-#: A path upstream's receive-pack: none of its hooks, and never the checked-out branch.
-PATH_RECEIVE_PACK = "git -c core.hooksPath=/dev/null -c receive.denyCurrentBranch=refuse receive-pack"
+#: A path upstream's receive-pack: none of its hooks, never the checked-out branch, and out of the gate's
+#: quarantine (git hands that variable down to a local receive-pack, which then may not move refs).
+PATH_RECEIVE_PACK = ("env -u GIT_QUARANTINE_PATH git -c core.hooksPath=/dev/null -c receive.denyCurrentBranch=refuse "
+                     "receive-pack")
 
 
 def say(text: str) -> None:
@@ -129,7 +131,7 @@ def main() -> int:
     pushed = forward(config, name, updates)  # type: ignore[arg-type]
     if pushed.returncode != 0:
         words = [line for line in (pushed.stdout + pushed.stderr).splitlines()
-                 if line.strip() and not line.startswith(("To ", "Done"))]
+                 if line.strip() and not line.startswith(("To ", "Done", "hint:"))]
         say(f"the upstream of {name} refused the push:")
         for line in words:
             say(f"  upstream: {line.strip()}")
