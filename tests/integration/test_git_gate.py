@@ -153,6 +153,10 @@ def test_declared_remote_to_a_bare_repository(tmp_path, manifest_dir):
     bare = seed_bare(tmp_path / "upstream.git", tmp_path, {"main": 2})
     manifest = write_manifest(manifest_dir, {"bottles": {"dev": {"git": {"upstream": {"url": str(bare)}}}},
                                              "agents": {"lander": {"bottle": "dev"}}})
+    # The upstream's own hook would refuse every push, and leave a mark: the gate's pushes never run it.
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\ntouch \"$GIT_DIR/hook-ran\"\nexit 1\n")
+    hook.chmod(0o755)
     with bottle_of(manifest, "lander") as bottle:
         gate_clone(bottle, "upstream")
         log = in_clone(bottle, "git log --format=%s")
@@ -162,6 +166,7 @@ def test_declared_remote_to_a_bare_repository(tmp_path, manifest_dir):
                                   " && git rev-parse HEAD")
         assert pushed.ok, pushed.text()
         assert git(bare, "rev-parse", "refs/heads/bottle/lander/feature") == pushed.text().split()[-1]
+        assert not (bare / "hook-ran").exists()
         # Fetch through the gate sees what arrived upstream since the clone.
         git(tmp_path / "seed-upstream.git", "push", "-q", str(bare), "main:refs/heads/from-host")
         fetched = in_clone(bottle, "git fetch -q origin && git branch -r")
