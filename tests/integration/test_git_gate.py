@@ -168,6 +168,7 @@ def test_declared_remote_to_a_bare_repository(tmp_path, manifest_dir):
         assert git(bare, "rev-parse", "refs/heads/bottle/lander/feature") == pushed.text().split()[-1]
         assert not (bare / "hook-ran").exists()
         # Fetch through the gate sees what arrived upstream since the clone.
+        hook.unlink()
         git(tmp_path / "seed-upstream.git", "push", "-q", str(bare), "main:refs/heads/from-host")
         fetched = in_clone(bottle, "git fetch -q origin && git branch -r")
         assert fetched.ok and "origin/from-host" in fetched.text()
