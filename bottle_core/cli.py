@@ -178,6 +178,7 @@ def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, claud
         raise UsageError(missing_credentials_message())
     with session.running(plugins, plan_) as bottle:
         code = bottle.exec_claude(_after_dashes(claude_args))
+    _summary(plan_)
     sys.exit(code)
 
 
@@ -201,7 +202,16 @@ def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, com
     plan_ = session.prepare(plugins, spec)
     with session.running(plugins, plan_) as bottle:
         code = bottle.run(argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
+    _summary(plan_)
     sys.exit(code)
+
+
+def _summary(plan_) -> None:
+    """One short account of the run on stderr, from the logs the bundle left in the state dir."""
+    from .logs import summary
+
+    for line in summary(Path(plan_.state_dir)):
+        click.echo(f"bottle: {line}", err=True)
 
 
 def _after_dashes(args: tuple[str, ...]) -> list[str]:

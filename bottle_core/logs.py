@@ -58,11 +58,44 @@ def egress_text(record: dict) -> str:
     return " ".join(parts) + (f"  rule={rule}" if rule else "")
 
 
+def git_text(record: dict) -> str:
+    """``12:00:01 pushed  origin refs/heads/bottle/x 1a2b3c4..5d6e7f8`` (and the rule and reason of a refusal)."""
+    refs = " ".join(f"{r.get('ref')} {str(r.get('old'))[:7]}..{str(r.get('new'))[:7]}" for r in record.get("refs") or [])
+    why = f"  rule {record['rule']}: {record.get('reason') or ''}" if record.get("rule") else ""
+    return f"{_clock(record)} {record.get('decision', '?'):<7} {record.get('remote', '?')} {refs}{why}".rstrip()
+
+
 KINDS: dict[str, LogKind] = {
     kind.name: kind for kind in (
         LogKind("egress", "the proxy's decisions: each request allowed or refused, and the rule", egress_text),
+        LogKind("git", "the git gate's push decisions: refs, old and new, pushed or refused and by which rule",
+                git_text),
     )
 }
+
+
+def summary(state_dir: Path) -> list[str]:
+    """The end-of-run lines: refs pushed and where they landed, pushes refused, egress counts and blocked hosts."""
+    found = records(state_dir, KINDS.values())
+    lines = []
+    pushes = [r for r in found if r["log"] == "git"]
+    landed = [f"{ref.get('ref', '?').removeprefix('refs/heads/')} -> {r.get('upstream', r.get('remote'))}"
+              for r in pushes if r.get("decision") == "pushed" for ref in r.get("refs") or [] if ref.get("new", "") != "0" * 40]
+    refused = [r for r in pushes if r.get("decision") == "refused"]
+    if pushes:
+        text = f"pushed {', '.join(landed)}" if landed else "nothing pushed"
+        if refused:
+            rules = sorted({str(r.get("rule")) for r in refused})
+            text += f"; {len(refused)} push{'es' if len(refused) > 1 else ''} refused ({', '.join(rules)})"
+        lines.append(f"git: {text}")
+    egress = [r for r in found if r["log"] == "egress" and r.get("event", "egress") == "egress"]
+    if egress:
+        blocked = [r for r in egress if r.get("decision") == "deny"]
+        text = f"egress: {len(egress) - len(blocked)} allowed, {len(blocked)} blocked"
+        if blocked:
+            text += f" ({', '.join(sorted({str(r.get('host')) for r in blocked}))})"
+        lines.append(text)
+    return lines
 
 
 def find_state_dir(target: str) -> Path:

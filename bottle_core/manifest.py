@@ -65,6 +65,19 @@ EgressEntry = Annotated[str, AfterValidator(_egress_entry)]
 MemorySize = Annotated[str | int, AfterValidator(_memory)]
 
 
+def _push_size(value: str | int) -> str | int:
+    if isinstance(value, int):
+        if value < 1024:
+            raise ValueError("max_size must be at least 1k")
+        return value
+    if not MEMORY_PATTERN.match(value.strip()):
+        raise ValueError(f"{value!r} is not a size: write bytes as a number, or '50m', '1g'")
+    return value
+
+
+PushSize = Annotated[str | int, AfterValidator(_push_size)]
+
+
 def memory_bytes(value: str | int) -> int:
     """A manifest memory size ('512m', '2g' or bytes) in bytes."""
     if isinstance(value, int):
@@ -102,13 +115,45 @@ class PushPolicy(Strict):
         default_factory=lambda: ["refs/heads/main", "refs/heads/master"],
         description="Refs that may never be force-pushed or deleted.",
     )
+    max_size: PushSize = Field(
+        default="100m", description="Largest push the gate accepts (received objects): bytes, or '50m', '1g'.",
+    )
 
 
 class GitRemote(Strict):
     """An upstream repository the agent can fetch from and push to through the git gate."""
 
-    url: str = Field(description="Upstream URL; its credentials stay on the host side of the gate.")
+    url: str = Field(description="Upstream: a repository path on the host (bare or not; relative to the "
+                     "manifest's folder) or an https:// URL. Its credentials stay in the bundle.")
     push: PushPolicy = Field(default_factory=PushPolicy, description="Push policy for this remote.")
+    token_env: EnvName | None = Field(default=None, description="Host variable holding the https upstream's token.")
+    token_file: str | None = Field(default=None, description="Host file holding the https upstream's token.")
+    token_user: str = Field(default="x-access-token", description="User name sent with the token (HTTP basic auth).")
+
+    @model_validator(mode="after")
+    def _url_and_token(self) -> GitRemote:
+        if self.token_env and self.token_file:
+            raise ValueError("give 'token_env' or 'token_file', not both")
+        scheme, _, rest = self.url.partition("://")
+        if rest and (scheme != "https" or "@" in rest.split("/", 1)[0]) or self.url.startswith("git@"):
+            raise ValueError(f"{self.url!r}: give a host path or an https:// URL without credentials in it "
+                             "(name the token with token_env or token_file)")
+        if (self.token_env or self.token_file) and not self.url.startswith("https://"):
+            raise ValueError("a token is only for an https:// upstream")
+        return self
+
+
+class GitAuthor(Strict):
+    """Who the agent's commits are by (default: the host's git user.name and user.email)."""
+
+    name: str | None = Field(default=None, description="user.name in the bottle.")
+    email: str | None = Field(default=None, description="user.email in the bottle.")
+
+
+class Workspace(Strict):
+    """How the user's directory is copied in with --copy-cwd."""
+
+    include_ignored: bool = Field(default=False, description="Also copy files git ignores (a git repository only).")
 
 
 class Secret(Strict):
@@ -136,7 +181,11 @@ class BottleDef(Strict):
     memory: MemorySize = Field(default="2g", description="Memory limit: bytes, or '512m', '2g'.")
     pids: int = Field(default=1024, ge=16, le=1_000_000, description="Process limit inside the sandbox.")
     egress: Egress = Field(default_factory=Egress, description="Outbound allow-list.")
-    git: dict[Slug, GitRemote] = Field(default_factory=dict, description="Git remotes by name.")
+    git: dict[Slug, GitRemote] = Field(
+        default_factory=dict, description="Git remotes by name. None declared and the cwd a repository: "
+        "'origin' is that repository, and pushes land there as bottle/... branches.")
+    git_author: GitAuthor = Field(default_factory=GitAuthor, description="The agent's git identity.")
+    workspace: Workspace = Field(default_factory=Workspace, description="What --copy-cwd copies in.")
     secrets: dict[EnvName, Secret] = Field(default_factory=dict, description="Secrets by environment variable name.")
     env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment for the agent.")
 

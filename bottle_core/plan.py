@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -83,11 +83,32 @@ class EgressPlan(PlanModel):
 
 
 class GitGateRemote(PlanModel):
-    """One upstream behind the git gate."""
+    """One upstream behind the git gate, and the policy the gate applies to pushes to it."""
 
-    url: str
+    url: str = Field(description="The upstream as the manifest gave it (a host path or an https:// URL).")
+    kind: Literal["path", "https"] = Field(default="https", description="A repository on the host, or an https URL.")
+    git_dir: str | None = Field(default=None, description="Host git directory of a path upstream (given to the bundle).")
+    bare: bool = Field(default=True, description="False for a path upstream with a working tree (its checked-out "
+                       "branches are never updated).")
+    owner_uid: int | None = Field(default=None, description="Owner of a path upstream: the gate writes to it as them.")
+    owner_gid: int | None = None
     push_allow: list[str]
     protected: list[str]
+    max_bytes: int = Field(default=100 * 1024**2, description="Largest push accepted, in bytes of received objects.")
+    token_env: str | None = Field(default=None, description="Host variable holding the token (the value is never here).")
+    token_file: str | None = Field(default=None, description="Host file holding the token.")
+    token_user: str = "x-access-token"
+
+    def token(self) -> str | None:
+        """The https upstream's token, read on the host when the bottle launches; never stored in the plan."""
+        if self.token_env:
+            return os.environ.get(self.token_env)
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text(encoding="utf-8").strip()
+            except OSError:
+                return None
+        return None
 
 
 class GitGatePlan(PlanModel):
@@ -95,6 +116,12 @@ class GitGatePlan(PlanModel):
 
     port: int = Field(default=9418, description="Gate port on the bundle's bottle-side IP.")
     remotes: dict[str, GitGateRemote] = Field(default_factory=dict)
+    run_as: tuple[int, int] | None = Field(
+        default=None, description="uid and gid the gate runs as: the owner of its path upstreams (default: the "
+        "bundle's own user).")
+    author_name: str | None = Field(default=None, description="user.name in the bottle.")
+    author_email: str | None = Field(default=None, description="user.email in the bottle.")
+    include_ignored: bool = Field(default=False, description="Copy files git ignores into the workspace too.")
 
 
 class SupervisePlan(PlanModel):
@@ -304,10 +331,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=os.environ.get("BOTTLE_UPSTREAM_CA_FILE") or None),
         egress=EgressPlan(allow=allow),
-        git_gate=GitGatePlan(remotes={
-            name: GitGateRemote(url=r.url, push_allow=r.push.allow, protected=r.push.protected)
-            for name, r in bottle.git.items()
-        }),
+        git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
         supervise=SupervisePlan(mode=agent.supervise.mode, deny_tools=agent.supervise.deny_tools),
         guest=guest,
         resources=Resources(cpus=bottle.cpus, memory_bytes=memory_bytes(bottle.memory), pids=bottle.pids),
@@ -319,3 +343,31 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         claude_args=list(agent.claude_args),
         backend_options=backend_options or {},
     )
+
+
+def git_gate_plan(manifest, bottle, cwd: Path) -> GitGatePlan:
+    """The gate's remotes (the declared ones, else the cwd's own repository as ``origin``) and the agent's identity."""
+    from . import hostrepo
+
+    declared = {name: (remote, f"bottles.{_bottle_name(manifest, bottle)}.git.{name}")
+                for name, remote in bottle.git.items()}
+    remotes = {name: hostrepo.gate_remote(remote, manifest, field) for name, (remote, field) in declared.items()}
+    if not remotes:
+        found = hostrepo.find_repository(cwd)
+        if found is not None:
+            remotes["origin"] = hostrepo.default_remote(found)
+    owners = {(r.owner_uid, r.owner_gid) for r in remotes.values() if r.kind == "path"}
+    if len(owners) > 1:
+        from .errors import ManifestError
+
+        raise ManifestError(manifest.source, "the host repositories behind the git gate have different owners "
+                            f"({', '.join(f'{u}:{g}' for u, g in sorted(owners))})", field=f"bottles.{_bottle_name(manifest, bottle)}.git",
+                            hint="use repositories of one owner in one bottle")
+    name, email = hostrepo.author(cwd)
+    return GitGatePlan(remotes=remotes, run_as=owners.pop() if owners else None,
+                       author_name=bottle.git_author.name or name, author_email=bottle.git_author.email or email,
+                       include_ignored=bottle.workspace.include_ignored)
+
+
+def _bottle_name(manifest, bottle) -> str:
+    return next(name for name, candidate in manifest.bottles.items() if candidate is bottle)

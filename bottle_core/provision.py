@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
+from . import hostrepo
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
@@ -36,7 +37,47 @@ def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     bottle.write_files(folder, {name: Path(plan.prompt_file).read_bytes()}, mode=0o600)
 
 
+def gate_url(plan: Plan, remote: str) -> str:
+    """Where the agent reaches ``remote``: the git gate on the bundle's bottle-side address."""
+    return f"http://{plan.network.bundle_ip}:{plan.git_gate.port}/{remote}.git"
+
+
+@hookimpl
+def provision_git(plan: Plan, bottle: Bottle) -> None:
+    """The agent's git: identity, safe.directory, no credential helper, and each gate remote in the workspace.
+
+    Needs no network (the gate is only contacted when the agent fetches or
+    pushes) and writes no credential anywhere: the upstreams' live in the bundle.
+    """
+    script = (
+        'set -e\n'
+        'git config --global --replace-all safe.directory "$WORKSPACE"\n'
+        'git config --global credential.helper ""\n'
+        '[ -z "$AUTHOR_NAME" ] || git config --global user.name "$AUTHOR_NAME"\n'
+        '[ -z "$AUTHOR_EMAIL" ] || git config --global user.email "$AUTHOR_EMAIL"\n'
+        'git -C "$WORKSPACE" rev-parse --git-dir >/dev/null 2>&1 || exit 0\n'
+        'while [ $# -gt 0 ]; do\n'
+        '  git -C "$WORKSPACE" remote remove "$1" 2>/dev/null || true\n'
+        '  git -C "$WORKSPACE" remote add "$1" "$2"; shift 2\n'
+        'done\n'
+    )
+    remotes = [part for name in plan.git_gate.remotes for part in (name, gate_url(plan, name))]
+    gate = plan.git_gate
+    bottle.check(["sh", "-c", script, "provision_git", *remotes],
+                 env={"WORKSPACE": plan.guest.workspace, "AUTHOR_NAME": gate.author_name or "",
+                      "AUTHOR_EMAIL": gate.author_email or "", "HOME": plan.guest.home})
+
+
 def copy_workspace(plan: Plan, bottle: Bottle) -> None:
-    """Copy the user's directory into the workspace (a copy: the host folder is never written to)."""
-    stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)
+    """Copy the user's directory in (a copy: the host folder is never written to).
+
+    In a git repository the workspace is a real clone of it: full history,
+    the same branch, the working tree and index exactly as they are (ignored
+    files only when the manifest asks), and none of the host's git config.
+    """
+    repo = hostrepo.find_repository(Path(plan.cwd))
+    if repo is not None and not repo.bare:
+        stream = hostrepo.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored)
+    else:
+        stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)

@@ -45,12 +45,13 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
     """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards."""
     try:
         with plugins.call_first("launch", plan=plan) as bottle:
-            # bottle's own and the backend's provisioning overlap the bundle's start-up (they
+            # The workspace first, so every provision hook sees it (provision_git adds its remotes).
+            # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
             # need no network); third-party hooks, and the caller, get a bottle whose way out is up.
-            for hook in PROVISION_ORDER:
-                plugins.call_each(hook, plan=plan, bottle=bottle, before_plugins=bottle.ready)
             if plan.copy_cwd:
                 copy_workspace(plan, bottle)
+            for hook in PROVISION_ORDER:
+                plugins.call_each(hook, plan=plan, bottle=bottle, before_plugins=bottle.ready)
             bottle.ready()
             yield bottle
     finally:

@@ -4,8 +4,12 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 
 * before it starts, the files of :func:`bundle_files` are placed at their
   paths (read-only; never passed as environment, which engines show);
-* the container's own settings: non-root user from the image, every
-  capability dropped, no-new-privileges, the limits of :data:`LIMITS`;
+* the container's own settings: the image's user, every capability dropped
+  but :data:`CAPABILITIES` (the entry point uses them only to start each
+  daemon as its own non-root user, with none left), no-new-privileges, the
+  limits of :data:`LIMITS`;
+* the host folders of :func:`bundle_mounts` are mounted at their paths (the
+  git gate's upstream repositories on the host);
 * it is on the bottle network at ``plan.network.bundle_ip`` and on an
   outbound network; the ports of :func:`listening_ports` answer on the
   bottle-side address and nothing else does;
@@ -20,6 +24,7 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BottleRuntimeError
@@ -30,6 +35,11 @@ READY_TIMEOUT = 60.0
 CONFIG = "/etc/bottle/bundle.json"
 SECRETS = "/etc/bottle/secrets.json"
 UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"
+GIT_TOKENS = "/etc/bottle/git-tokens.json"
+#: Where a path upstream of the git gate appears in the bundle (``<root>/<remote name>``).
+GIT_UPSTREAMS = "/srv/upstream"
+#: The only capabilities the bundle keeps: its entry point starts each daemon as its own user with none.
+CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"]
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
 #: Limits on the bundle container itself (issue-free defaults: its daemons are small).
 LIMITS = {"memory_bytes": 256 * 1024 * 1024, "pids": 256}
@@ -42,7 +52,42 @@ def image_context() -> Path:
 
 def listening_ports(plan: Plan) -> list[int]:
     """The ports that answer on the bundle's bottle-side address; every other port is closed."""
-    return [plan.proxy.port]
+    return [plan.proxy.port, plan.git_gate.port]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder the bundle is given at ``bundle_path``."""
+
+    host_path: str
+    bundle_path: str
+    read_only: bool
+
+
+def bundle_mounts(plan: Plan) -> list[Mount]:
+    """The host folders the bundle needs: the git dir of each path upstream of the gate (writable: pushes land there).
+
+    Only the git directory is given, never a working tree; the gate runs as
+    the directory's owner (``plan.git_gate.run_as``), so no permission on
+    the host is changed.
+    """
+    return [Mount(remote.git_dir, f"{GIT_UPSTREAMS}/{name}", read_only=False)
+            for name, remote in plan.git_gate.remotes.items() if remote.kind == "path" and remote.git_dir]
+
+
+def git_tokens(plan: Plan) -> dict[str, dict]:
+    """Each https upstream's credential, read on the host now (held by the bundle only); a named one missing is an error."""
+    tokens = {}
+    for name, remote in plan.git_gate.remotes.items():
+        if remote.kind != "https" or not (remote.token_env or remote.token_file):
+            continue
+        value = remote.token()
+        if not value:
+            source = f"host variable {remote.token_env}" if remote.token_env else f"file {remote.token_file}"
+            raise BottleRuntimeError(f"git remote {name}: {source} has no token",
+                                     hint="set it, or remove token_env/token_file from the remote")
+        tokens[name] = {"user": remote.token_user, "token": value}
+    return tokens
 
 
 def bundle_config(plan: Plan) -> dict:
@@ -54,6 +99,8 @@ def bundle_config(plan: Plan) -> dict:
         "git_gate": plan.git_gate.model_dump(),
         "supervise": plan.supervise.model_dump(),
         "secrets": SECRETS,
+        "git_tokens": GIT_TOKENS,
+        "git_upstreams": GIT_UPSTREAMS,
         "upstream_ca": UPSTREAM_CA if plan.proxy.upstream_ca_file else None,
     }
 
@@ -64,7 +111,8 @@ def bundle_files(plan: Plan, secrets: list[dict]) -> dict[str, bytes]:
     :param secrets: the :func:`secret_table`, read before anything was
         started so a missing secret leaves nothing behind.
     """
-    files = {CONFIG: json.dumps(bundle_config(plan), indent=2).encode(), SECRETS: json.dumps(secrets).encode()}
+    files = {CONFIG: json.dumps(bundle_config(plan), indent=2).encode(), SECRETS: json.dumps(secrets).encode(),
+             GIT_TOKENS: json.dumps(git_tokens(plan)).encode()}
     if plan.proxy.upstream_ca_file:
         try:
             files[UPSTREAM_CA] = Path(plan.proxy.upstream_ca_file).read_bytes()

@@ -424,3 +424,52 @@ def outbound_env(internet, test_ca, model_server_session, origin_session) -> dic
         "BOTTLE_UPSTREAM_CA_FILE": str(test_ca.pem_path),
         "BOTTLE_MODEL_HOST": MODEL_HOST,
     }
+
+
+class GitForge(ServerHandle):
+    """Handle on the test git forge answering as ``git.test``: smart HTTP over TLS, a token required.
+
+    Its bare repositories live in ``repos`` on the host (``/srv/repos`` in the server).
+    """
+
+    host = "git.test"
+
+    def __init__(self, container, directory: Path, ip: str, token: str):
+        super().__init__(container, directory, ip)
+        self.token = token
+        self.repos = directory / "repos"
+
+    def url(self, name: str) -> str:
+        return f"https://{self.host}/{name}.git"
+
+
+@pytest.fixture(scope="session")
+def git_forge_session(internet, test_ca, tmp_path_factory) -> GitForge:
+    """The session's git forge on ``internet``; every request needs basic auth with ``git_forge.token``."""
+    directory = _shared_dir(tmp_path_factory, "git-forge")
+    (directory / "repos").mkdir()
+    cert, key = test_ca.issue(GitForge.host, directory=directory)
+    (directory / "requests.jsonl").touch(mode=0o666)
+    token = secrets.token_hex(20)
+    container = None
+    try:
+        container = internet.start(
+            f"bottle-test-git-{secrets.token_hex(4)}",
+            ["python3", "/opt/bottle-test/git_server.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}"],
+            aliases=[GitForge.host],
+            environment={"GIT_SERVER_TOKEN": token, "GIT_SERVER_LOG": "/srv/requests.jsonl",
+                         "GIT_SERVER_ROOT": "/srv/repos"},
+            binds={str(directory): {"bind": "/srv", "mode": "rw"}},
+        )
+        wait_until_listening(container, "git server listening on https")
+        yield GitForge(container, directory, internet.ip_of(container), token)
+    finally:
+        if container is not None:
+            _remove_quietly(container)
+
+
+@pytest.fixture
+def git_forge(git_forge_session) -> GitForge:
+    """The git forge with an empty request log for this test."""
+    git_forge_session.reset()
+    return git_forge_session

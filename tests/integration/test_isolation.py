@@ -88,7 +88,7 @@ def test_host_services_unreachable_from_agent(manifest, host_servers):
         assert tcp_probe(bottle, plan.network.bundle_ip, plan.proxy.port)
 
 
-def test_only_the_proxy_port_answers_on_the_bundle(manifest):
+def test_only_the_proxy_and_gate_ports_answer_on_the_bundle(manifest):
     with bottle_of(manifest, "probe") as bottle:
         plan = bottle.plan
         ip = plan.network.bundle_ip
@@ -100,9 +100,13 @@ def test_only_the_proxy_port_answers_on_the_bundle(manifest):
         # ... cannot be reached from the agent on any bundle address.
         assert not tcp_probe(bottle, ip, 9999)
         ports = " ".join(str(p) for p in [*range(1, 1025), 2375, 3128, 8000, 8081, 8443, 9090, 9418, 9999])
-        scan = bottle.exec(["bash", "-c", f"for p in {ports} {plan.proxy.port}; do "
+        scan = bottle.exec(["bash", "-c", f"for p in {ports} {plan.proxy.port} {plan.git_gate.port}; do "
                                           f"(exec 3<>/dev/tcp/{ip}/$p) 2>/dev/null && echo $p; done"])
-        assert scan.stdout.split() == [str(plan.proxy.port).encode()]
+        assert sorted(set(scan.stdout.split())) == sorted({str(plan.proxy.port).encode(), str(plan.git_gate.port).encode()})
+        # The gate speaks git's smart HTTP and nothing else: no dumb-protocol files, no other paths.
+        for path in ("/", "/origin.git/HEAD", "/origin.git/objects/info/packs", "/../etc/passwd"):
+            answer = bottle.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ip}:{plan.git_gate.port}{path}"])
+            assert answer.stdout in (b"403", b"404"), (path, answer.stdout)
 
 
 def test_bundles_cannot_reach_each_other_on_the_shared_way_out(manifest):

@@ -1,9 +1,13 @@
 """The bundle's entry point: start every daemon, say when all accept, stop if one dies.
 
 The daemons read their settings from the JSON file named by
-``BOTTLE_BUNDLE_CONFIG`` (written by ``bottle_core.bundle.contract``). Today
-there is one, the TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) on
-the bottle-side address. Each daemon is a child process; they start in
+``BOTTLE_BUNDLE_CONFIG`` (written by ``bottle_core.bundle.contract``): the
+TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) and the git gate
+(``git_gate.py``), both on the bottle-side address. Each daemon is a child
+process, started as its own non-root user with no capability left (the entry
+point itself keeps only what it needs for that, when it starts as root: the
+proxy runs as ``bundle``, the gate as the owner of the host repositories it
+pushes to, so nothing on the host changes owner or mode). They start in
 parallel, ``bottle-bundle: ready`` is printed once on stdout when every one
 accepts connections, and when any of them exits the others are stopped and
 the bundle exits non-zero, so the bottle fails visibly instead of limping on.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -94,6 +99,7 @@ class Daemon:
     name: str
     argv: list[str]
     address: tuple[str, int]
+    user: tuple[int, int] | None = None
     process: subprocess.Popen | None = None
     ready_file: Path | None = None  # when set, the daemon is ready only once this file exists too
 
@@ -101,10 +107,30 @@ class Daemon:
         return accepts(self.address) and (self.ready_file is None or self.ready_file.exists())
 
 
+def bundle_user() -> tuple[int, int]:
+    entry = pwd.getpwnam("bundle")
+    return entry.pw_uid, entry.pw_gid
+
+
 def daemons(config: dict) -> list[Daemon]:
-    """The daemons this bundle runs, from its configuration."""
+    """The daemons this bundle runs, from its configuration, each with the user it runs as."""
+    proxy, gate = config["proxy"], config["git_gate"]
+    here = Path(__file__).resolve().parent
+    python = sys.executable or "python3"
+    gate_user = tuple(gate["run_as"]) if gate.get("run_as") else bundle_user()
+    return [
+        Daemon("proxy", [python, str(here / "entrypoint.py"), "proxy"], (proxy["listen_host"], int(proxy["port"])),
+               bundle_user(), ready_file=POLICY_LOADED),
+        Daemon("git gate", [python, str(here / "git_gate.py")], (proxy["listen_host"], int(gate["port"])),
+               gate_user),  # type: ignore[arg-type]
+    ]
+
+
+def run_proxy(config: dict) -> None:
+    """The proxy daemon: make the CA, then become mitmdump (as the bundle user, who owns the CA's key)."""
     proxy = config["proxy"]
     here = Path(__file__).resolve().parent
+    make_ca(CONFDIR)
     mitmdump = [
         shutil.which("mitmdump") or "mitmdump", "--quiet",
         "--listen-host", proxy["listen_host"], "--listen-port", str(proxy["port"]),
@@ -116,7 +142,16 @@ def daemons(config: dict) -> list[Daemon]:
         *upstream_trust(config.get("upstream_ca")),
     ]
     POLICY_LOADED.unlink(missing_ok=True)
-    return [Daemon("proxy", mitmdump, (proxy["listen_host"], int(proxy["port"])), ready_file=POLICY_LOADED)]
+    os.execvp(mitmdump[0], mitmdump)
+
+
+def as_user(argv: list[str], user: tuple[int, int] | None) -> list[str]:
+    """``argv`` run as ``user`` with no capability at all (bounding set emptied), when this process is root."""
+    if user is None or os.geteuid() != 0:
+        return argv
+    uid, gid = user
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs", "--", *argv]
 
 
 def accepts(address: tuple[str, int]) -> bool:
@@ -145,21 +180,28 @@ def announce_ready(running: list[Daemon]) -> None:
 def stop_all(running: list[Daemon]) -> None:
     for daemon in running:
         if daemon.process and daemon.process.poll() is None:
-            daemon.process.terminate()
+            try:
+                daemon.process.terminate()
+            except PermissionError:
+                pass  # another user's daemon (no CAP_KILL here): it ends with the bundle
     for daemon in running:
         if daemon.process:
             try:
                 daemon.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                daemon.process.kill()
+                try:
+                    daemon.process.kill()
+                except PermissionError:
+                    pass
 
 
 def main() -> None:
     config = json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
-    make_ca(CONFDIR)
+    if sys.argv[1:] == ["proxy"]:
+        return run_proxy(config)
     running = daemons(config)
     for daemon in running:
-        daemon.process = subprocess.Popen(daemon.argv)
+        daemon.process = subprocess.Popen(as_user(daemon.argv, daemon.user))
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(running), sys.exit(0)))
     threading.Thread(target=announce_ready, args=(running,), daemon=True).start()
     pid, status = os.wait()  # the first daemon to end ends the bundle

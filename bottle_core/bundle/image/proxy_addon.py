@@ -37,6 +37,7 @@ import os
 import re
 import sys
 import time
+from urllib.parse import urlsplit
 
 from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
 from mitmproxy import connection, ctx, http, tcp
@@ -153,6 +154,11 @@ class Egress:
             config = json.load(handle)
         self.policy = Policy(config["egress"]["allow"])
         self.secrets = load_secrets(config.get("secrets"))
+        # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
+        self.bundle_ip = config["proxy"]["listen_host"]
+        self.gate_policy = Policy([
+            f"https://{urlsplit(remote['url']).hostname}:{urlsplit(remote['url']).port or 443}"
+            for remote in config.get("git_gate", {}).get("remotes", {}).values() if remote.get("kind") == "https"])
         self.upstream: tuple[str, int] | None = None
 
     def load(self, loader) -> None:
@@ -191,9 +197,17 @@ class Egress:
                              decision=Decision(False, "tls-to-proxy", "TLS to the proxy port itself")))
         nextlayer.layer = Refused(nextlayer.context)
 
+    def _judge(self, client: connection.Client | None, host: str, port: int, protocol: str) -> Decision:
+        """The bottle's policy; a git gate upstream is allowed too, for the gate itself (on the bundle) only."""
+        decision = self.policy.judge(host, port, protocol)
+        if not decision.allowed and client is not None and client.peername and client.peername[0] == self.bundle_ip:
+            if self.gate_policy.judge(host, port, protocol).allowed:
+                return Decision(True, "git-gate-upstream", "an upstream of the git gate, for the gate only")
+        return decision
+
     def http_connect(self, flow: http.HTTPFlow) -> None:
         request = flow.request
-        decision = self.policy.judge(request.host, request.port, TUNNEL)
+        decision = self._judge(flow.client_conn, request.host, request.port, TUNNEL)
         if decision.allowed and request.host_header and _authority(request.host_header, request.port) != (
                 normal_host(request.host), request.port):
             decision = Decision(False, "host-mismatch", "the Host header does not name the CONNECT target")
@@ -205,8 +219,8 @@ class Egress:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
-        decision = same_target(flow) or self.policy.judge(request.host, request.port,
-                                                          HTTPS if request.scheme == "https" else HTTP)
+        decision = same_target(flow) or self._judge(flow.client_conn, request.host, request.port,
+                                                    HTTPS if request.scheme == "https" else HTTP)
         if decision.allowed:
             flow.metadata[ALLOWED_BY] = decision
         else:
@@ -227,7 +241,7 @@ class Egress:
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
         host, port = flow.server_conn.address or ("", 0)
-        decision = self.policy.judge(host, port, RAW)
+        decision = self._judge(flow.client_conn, host, port, RAW)
         sni = flow.client_conn.sni
         if decision.allowed and sni and normal_host(sni) != normal_host(host):
             decision = Decision(False, "sni-mismatch", f"the TLS server name does not name {host}")
@@ -260,7 +274,7 @@ class Egress:
         if server.error or not server.address or server.via is not None or server.address == self.upstream:
             return
         host, port = server.address
-        decision = self.policy.judge(host, port, TUNNEL)
+        decision = self._judge(data.client, host, port, TUNNEL)
         if decision.allowed and server.sni and normal_host(server.sni) != normal_host(host):
             decision = Decision(False, "sni-mismatch", f"the TLS server name does not name {host}")
         if not decision.allowed:

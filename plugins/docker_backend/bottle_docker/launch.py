@@ -105,8 +105,10 @@ class DockerLaunch(AbstractContextManager):
             image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
             labels=labels.for_bottle(plan, "bundle"), detach=True,
             host_config=api.create_host_config(
-                cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
+                cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
                 mem_limit=contract.LIMITS["memory_bytes"], pids_limit=contract.LIMITS["pids"],
+                binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
+                       for m in contract.bundle_mounts(plan)},
             ),
             networking_config=api.create_networking_config(
                 {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
