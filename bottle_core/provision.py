@@ -36,6 +36,14 @@ def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     bottle.write_files(folder, {name: Path(plan.prompt_file).read_bytes()}, mode=0o600)
 
 
+@hookimpl
+def provision_supervise(plan: Plan, bottle: Bottle) -> None:
+    """Send every Claude Code hook event to the bundle's supervisor, through settings the agent cannot change."""
+    from . import supervise
+
+    supervise.provision(plan, bottle)
+
+
 def copy_workspace(plan: Plan, bottle: Bottle) -> None:
     """Copy the user's directory into the workspace (a copy: the host folder is never written to)."""
     stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)

@@ -2,11 +2,16 @@
 
 The daemons read their settings from the JSON file named by
 ``BOTTLE_BUNDLE_CONFIG`` (written by ``bottle_core.bundle.contract``). Today
-there is one, the TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) on
-the bottle-side address. Each daemon is a child process; they start in
+the TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) on the bottle-side
+address is always there. Each daemon is a child process; they start in
 parallel, ``bottle-bundle: ready`` is printed once on stdout when every one
 accepts connections, and when any of them exits the others are stopped and
 the bundle exits non-zero, so the bottle fails visibly instead of limping on.
+
+The daemons: the proxy; the supervisor (``supervisor.py``, unless supervision
+is off) judging the agent's tool calls; and, for a rehearsal with
+``--model-script``, the scripted model server (``model_server.py``) on
+loopback, to which the proxy sends every request for the model host.
 
 The CA is made here before the proxy starts (an ECDSA P-256 key: generated in
 milliseconds, where mitmproxy's RSA-2048 default costs ~0.3 s of every
@@ -106,7 +111,18 @@ def daemons(config: dict) -> list[Daemon]:
         "-s", str(here / "proxy_addon.py"),
         *upstream_trust(config.get("upstream_ca")),
     ]
-    return [Daemon("proxy", mitmdump, (proxy["listen_host"], int(proxy["port"])))]
+    running = [Daemon("proxy", mitmdump, (proxy["listen_host"], int(proxy["port"])))]
+    supervise = config.get("supervise") or {}
+    if supervise.get("mode", "off") != "off":
+        running.append(Daemon("supervisor", [sys.executable, str(here / "supervisor.py")],
+                              (supervise["listen_host"], int(supervise["port"]))))
+    scripted = config.get("scripted_model")
+    if scripted:
+        running.append(Daemon("model-script", [
+            sys.executable, str(here / "model_server.py"), "--script", scripted["script"],
+            "--listen", "127.0.0.1", "--port", str(scripted["port"]),
+        ], ("127.0.0.1", int(scripted["port"]))))
+    return running
 
 
 def accepts(address: tuple[str, int]) -> bool:

@@ -10,6 +10,10 @@ The agent holds only placeholders for secrets (the configuration names a
 JSON file holding a list of name, placeholder, value and hosts). A request carrying a
 placeholder to one of that secret's hosts goes out with the real value in its
 place; to any other host it is refused.
+
+In a rehearsal (``--model-script``) every request for the model host goes to
+the scripted model server on the bundle's loopback instead: the model host is
+never contacted, and its egress records say ``script``.
 """
 
 from __future__ import annotations
@@ -65,9 +69,19 @@ class Egress:
             config = json.load(handle)
         self.rules = parse_allow(",".join(config["egress"]["allow"]))
         self.secrets = load_secrets(config.get("secrets"))
+        scripted = config.get("scripted_model")
+        self.model_host = config["proxy"]["model_host"].lower() if scripted else None
+        self.script_port = int(scripted["port"]) if scripted else None
+
+    def _scripted(self, host: str) -> bool:
+        return self.model_host is not None and host.lower().rstrip(".") == self.model_host
 
     def _decide(self, flow: http.HTTPFlow) -> None:
         host, port = flow.request.host, flow.request.port
+        if self._scripted(host):
+            emit({"event": "egress", "time": time.time(), "host": host, "port": port, "method": flow.request.method,
+                  "decision": "script", "reason": "answered by the model script; the host is never contacted"})
+            return
         ok = allowed(self.rules, host, port)
         reason = "on the allow-list" if ok else "not on this bottle's allow-list"
         emit({"event": "egress", "time": time.time(), "host": host, "port": port,
@@ -85,6 +99,10 @@ class Egress:
         # Requests inside an allowed CONNECT tunnel were decided at CONNECT time.
         if flow.response is None and not _tunnelled(flow):
             self._decide(flow)
+        if flow.response is None and self._scripted(flow.request.host):
+            # Re-aimed before any upstream connection exists (connection_strategy=lazy).
+            flow.request.scheme, flow.request.host, flow.request.port = "http", "127.0.0.1", self.script_port
+            return
         if flow.response is None:
             self._swap_secrets(flow)
 

@@ -102,6 +102,21 @@ def stop_bottle(slug):
 
 
 @hookimpl
+def exec_in_bundle(slug, argv):
+    from bottle_core.errors import UsageError
+
+    from . import engine, labels
+    from .container import exec_in
+
+    client = engine.client()
+    found = client.api.containers(filters={"label": [f"{labels.SLUG}={slug}", f"{labels.ROLE}=bundle"]})
+    if not found:
+        raise UsageError(f"no running bottle {slug!r}", hint="see `bottle ls`")
+    # As the bundle's own user: its control socket is that user's alone.
+    return exec_in(client, found[0]["Id"], list(argv), user="bundle", env=None, workdir="/", stdin=None)
+
+
+@hookimpl
 def collect_garbage():
     from . import engine, labels
     from .launch import remove_resources
