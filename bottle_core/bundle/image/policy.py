@@ -176,7 +176,7 @@ def parse_rule(text: str) -> Rule:
     if spec == "*":
         return Rule(text, tool, spec)
     if tool == "Bash":
-        if ":*" in spec[:-2]:
+        if spec.find(":*") not in (-1, len(spec) - 2):
             raise RuleError(f"{text!r}: ':*' may only end a Bash rule (a prefix), e.g. 'Bash(git push:*)'")
     elif tool in FAMILIES:
         if "\0" in spec:
