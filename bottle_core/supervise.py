@@ -34,6 +34,8 @@ HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", 
 #: Seconds the hook client waits for the supervisor beyond an asked call's timeout, and Claude Code beyond that.
 CLIENT_GRACE, HOOK_GRACE = 15, 30
 TOOL_EVENTS = {"PreToolUse", "PostToolUse"}
+#: Events only recorded, never answered: Claude Code runs their hook in the background, off the agent's path.
+BACKGROUND_EVENTS = {"PostToolUse", "Notification", "SubagentStop", "PreCompact"}
 
 
 def managed_settings(plan: Plan) -> dict:
@@ -43,6 +45,8 @@ def managed_settings(plan: Plan) -> dict:
     for event in HOOK_EVENTS:
         wait = int(plan.supervise.ask_timeout) + CLIENT_GRACE if event == "PreToolUse" else CLIENT_GRACE
         handler = {"type": "command", "command": f"{HOOK_COMMAND} {url} {event} {wait}", "timeout": wait + HOOK_GRACE}
+        if event in BACKGROUND_EVENTS:
+            handler["async"] = True
         group = {"hooks": [handler]}
         if event in TOOL_EVENTS:
             group = {"matcher": "*", **group}
