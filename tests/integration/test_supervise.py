@@ -113,16 +113,21 @@ def test_rehearsal_allows_denies_and_times_out_with_every_event_logged(manifest,
 
     audit = logs("hasty", "audit")
     assert [r["seq"] for r in audit] == list(range(1, len(audit) + 1))
-    assert [(r["event"], r.get("decision")) for r in audit] == [
+    # PostToolUse is recorded from a background hook, so it is checked against its own call.
+    judged = [r for r in audit if r["event"] != "PostToolUse"]
+    assert [(r["event"], r.get("decision")) for r in judged] == [
         ("SessionStart", None), ("UserPromptSubmit", None),
-        ("PreToolUse", "allow"), ("PostToolUse", None),
+        ("PreToolUse", "allow"),
         ("PreToolUse", "deny"),
         ("PreToolUse", "ask"), ("Answer", "deny"),
-        ("PreToolUse", "allow"), ("PostToolUse", None),
+        ("PreToolUse", "allow"),
         ("Stop", None), ("SessionEnd", None),
     ]
-    assert audit[4]["input"]["command"] == "rm -rf /workspace" and audit[4]["rule"] == "Bash(rm -rf:*)"
-    assert audit[6]["outcome"] == "timeout" and audit[6]["id"] == audit[5]["id"]
+    assert judged[3]["input"]["command"] == "rm -rf /workspace" and judged[3]["rule"] == "Bash(rm -rf:*)"
+    assert judged[5]["outcome"] == "timeout" and judged[5]["id"] == judged[4]["id"]
+    ran = {r["tool_use_id"]: r["seq"] for r in audit if r["event"] == "PreToolUse" and r["decision"] == "allow"}
+    after = {r["tool_use_id"]: r["seq"] for r in audit if r["event"] == "PostToolUse"}
+    assert set(after) == set(ran) and all(after[call] > ran[call] for call in ran)
 
     # Nothing went to a model host: the proxy answered it from the script, and the stand-in saw nothing.
     egress = logs("hasty", "egress")
