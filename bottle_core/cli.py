@@ -138,10 +138,22 @@ def reference() -> None:
     click.echo(render(), nl=False)
 
 
-def _spec(manifest_path: Path | None, agent: str, copy_cwd: bool):
+def _spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None = None):
     from .spec import BottleSpec
 
-    return BottleSpec(manifest=load_manifest(manifest_path), agent=agent, copy_cwd=copy_cwd, cwd=Path.cwd())
+    if model_script is not None:
+        from .bundle.contract import read_model_script
+
+        read_model_script(str(model_script))  # a script that will not play fails before anything starts
+    return BottleSpec(manifest=load_manifest(manifest_path), agent=agent, copy_cwd=copy_cwd, cwd=Path.cwd(),
+                      model_script=model_script.resolve() if model_script else None)
+
+
+model_script_option = click.option(
+    "--model-script", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Rehearse: answer claude from this JSON list of replies instead of the model (no key, nothing leaves "
+         "the machine; see docs/rehearse.md).",
+)
 
 
 @cli.command()
@@ -160,17 +172,19 @@ def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @manifest_option
 @click.option("--copy-cwd/--no-copy-cwd", default=True, help="Copy the current directory into /workspace (default on).")
+@model_script_option
 @click.argument("agent")
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, claude_args: tuple[str, ...]) -> None:
+def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Path | None, agent: str,
+        claude_args: tuple[str, ...]) -> None:
     """Run Claude Code as AGENT in a fresh bottle; arguments after -- go to claude."""
     from . import session
 
-    spec = _spec(manifest_path, agent, copy_cwd)
+    spec = _spec(manifest_path, agent, copy_cwd, model_script)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
-    if any(secret.optional and secret.value() is None for secret in plan_.secrets):
+    if not plan_.scripted_model and any(s.optional and s.value() is None for s in plan_.secrets):
         from .claude_login import missing_credentials_message
         from .errors import UsageError
 
@@ -185,10 +199,12 @@ def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, claud
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @manifest_option
 @click.option("--copy-cwd/--no-copy-cwd", default=False, help="Copy the current directory into /workspace (default off).")
+@model_script_option
 @click.argument("agent")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, command: tuple[str, ...]) -> None:
+def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Path | None, agent: str,
+          command: tuple[str, ...]) -> None:
     """Start a fresh bottle of AGENT, run COMMAND as the agent user in /workspace, remove it all."""
     from . import session
 
@@ -197,7 +213,7 @@ def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, com
         from .errors import UsageError
 
         raise UsageError("no command given", hint="write it after --, e.g. bottle exec AGENT -- make test")
-    spec = _spec(manifest_path, agent, copy_cwd)
+    spec = _spec(manifest_path, agent, copy_cwd, model_script)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
     with session.running(plugins, plan_) as bottle:
@@ -209,9 +225,11 @@ def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, agent: str, com
 def _summary(plan_) -> None:
     """One short account of the run on stderr, from the logs the bundle left in the state dir."""
     from .logs import summary
+    from .supervise import summary as supervise_summary
 
-    for line in summary(Path(plan_.state_dir)):
-        click.echo(f"bottle: {line}", err=True)
+    for line in [*summary(Path(plan_.state_dir)), supervise_summary(plan_)]:
+        if line:
+            click.echo(f"bottle: {line}", err=True)
 
 
 def _after_dashes(args: tuple[str, ...]) -> list[str]:
@@ -305,6 +323,75 @@ def logs(target: str, kinds: tuple[str, ...], as_json: bool, follow: bool) -> No
     shown = bottle_logs.follow(state_dir, chosen) if follow else bottle_logs.records(state_dir, chosen)
     for record in shown:
         click.echo(bottle_logs.render(record, as_json=as_json))
+
+
+def _running_slug(plugins, target: str) -> str:
+    """A running bottle's slug from TARGET: its slug, or an agent name meaning its most recent running bottle."""
+    from .errors import UsageError
+
+    rows = plugins.call_first("list_bottles") or []
+    chosen = [row for row in rows if row.get("slug") == target] or [row for row in rows if row.get("agent") == target]
+    if not chosen:
+        raise UsageError(f"no running bottle or agent named {target!r}", hint="see `bottle ls`")
+    return max(chosen, key=lambda row: float(row.get("started") or 0))["slug"]
+
+
+@cli.command()
+@click.argument("target", required=False)
+@json_option
+@click.pass_obj
+def pending(obj: dict, target: str | None, as_json: bool) -> None:
+    """List the tool calls waiting for an answer, in bottle TARGET (a slug or agent) or in every running bottle."""
+    from . import supervise
+
+    plugins = _backend_only(obj)
+    slugs = [_running_slug(plugins, target)] if target else [row["slug"] for row in plugins.call_first("list_bottles") or []]
+    rows = []
+    for slug in slugs:
+        try:
+            waiting = supervise.pending(plugins, slug)
+        except BottleError:
+            if target:
+                raise
+            continue  # a bottle without supervision, or one ending right now
+        for call in waiting:
+            rows.append({"bottle": slug, **call, "input": call["input"] if as_json else _one_line(call["input"])})
+    emit(rows, as_json, ["bottle", "id", "tool", "input", "age", "left"])
+
+
+def _one_line(value: Any, width: int = 60) -> str:
+    text = value.get("command") if isinstance(value, dict) and isinstance(value.get("command"), str) else json.dumps(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("call_id")
+@click.pass_obj
+def approve(obj: dict, target: str, call_id: str) -> None:
+    """Let the waiting tool call CALL_ID of bottle TARGET run (see `bottle pending`)."""
+    from . import supervise
+
+    plugins = _backend_only(obj)
+    slug = _running_slug(plugins, target)
+    supervise.answer(plugins, slug, call_id, True)
+    click.echo(f"approved call {call_id} in {slug}")
+
+
+@cli.command()
+@click.argument("target")
+@click.argument("call_id")
+@click.option("--reason", default="", help="Told to the model with the refusal.")
+@click.pass_obj
+def deny(obj: dict, target: str, call_id: str, reason: str) -> None:
+    """Refuse the waiting tool call CALL_ID of bottle TARGET (see `bottle pending`)."""
+    from . import supervise
+
+    plugins = _backend_only(obj)
+    slug = _running_slug(plugins, target)
+    supervise.answer(plugins, slug, call_id, False, reason)
+    click.echo(f"denied call {call_id} in {slug}")
 
 
 @cli.group()

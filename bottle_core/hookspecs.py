@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import click
 
     from .plan import Plan
-    from .sandbox import Bottle
+    from .sandbox import Bottle, ExecResult
     from .spec import BottleSpec
 
 PROJECT = "bottle"
@@ -204,6 +204,22 @@ def stop_bottle(slug: str) -> bool:
     :return: True when something was removed, False when no such bottle runs.
 
     Stops at the first non-None result. Implemented by the selected backend.
+    """
+
+
+@hookspec(firstresult=True)
+def exec_in_bundle(slug: str, argv: list[str]) -> ExecResult:
+    """Run ``argv`` inside the bundle of the running bottle ``slug``, to completion.
+
+    :param slug: the bottle's slug, as ``bottle ls`` shows it.
+    :param argv: the command; bottle uses it for the supervisor's control
+        client (``bottle pending``, ``approve``, ``deny``), which talks to the
+        supervisor over a socket the agent cannot reach.
+    :return: the :class:`bottle_core.sandbox.ExecResult`; raise
+        :class:`bottle_core.errors.UsageError` when no such bottle runs.
+
+    Stops at the first non-None result. Implemented by the selected backend;
+    ``None`` means the backend cannot do it.
     """
 
 

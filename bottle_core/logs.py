@@ -65,11 +65,60 @@ def git_text(record: dict) -> str:
     return f"{_clock(record)} {record.get('decision', '?'):<7} {record.get('remote', '?')} {refs}{why}".rstrip()
 
 
+def audit_text(record: dict) -> str:
+    """``12:00:01 #4 deny  Bash rm -rf /workspace  denied by rule Bash(rm -rf:*) (supervise.deny)``."""
+    event = record.get("event", "?")
+    head = f"{_clock(record)} #{record.get('seq', '?')}"
+    if event == "PreToolUse":
+        call = _call_text(record.get("tool"), record.get("input"))
+        ident = f" [id {record['id']}]" if record.get("id") else ""
+        why = record.get("reason", "")
+        if record.get("policy"):
+            why = f"{why}; policy: {record['policy']}"
+        return f"{head} {record.get('decision', '?'):<5} {call}{ident}  {why}".rstrip()
+    if event == "Answer":
+        return (f"{head} {record.get('decision', '?'):<5} answer to [id {record.get('id')}] {record.get('tool')}: "
+                f"{record.get('outcome')}  {record.get('reason', '')}").rstrip()
+    detail = record.get("tool") or record.get("prompt") or record.get("source") or record.get("reason") or \
+        record.get("message") or ""
+    return f"{head} {event} {_clip(str(detail))}".rstrip()
+
+
+def model_text(record: dict) -> str:
+    """``12:00:01 POST /v1/messages  3 messages, last: tool_result ...  -> tool_use Bash``."""
+    body = record.get("body") if isinstance(record.get("body"), dict) else {}
+    reply = record.get("reply") or {}
+    served = ""
+    if reply:
+        tools = reply.get("tool_use") or []
+        names = [t.get("name") for t in ([tools] if isinstance(tools, dict) else tools) if isinstance(t, dict)]
+        served = "  -> " + (f"tool_use {', '.join(map(str, names))}" if names else f"text {_clip(str(reply.get('text', '')), 40)}")
+    messages = body.get("messages") or []
+    said = f"  {len(messages)} messages" if messages else ""
+    return f"{_clock(record)} {record.get('method', '?')} {record.get('path', '')} {record.get('status', '')}{said}{served}"
+
+
+def _call_text(tool, tool_input) -> str:
+    if isinstance(tool_input, dict):
+        shown = tool_input.get("command") or tool_input.get("file_path") or tool_input.get("url") or \
+            tool_input.get("pattern") or ""
+        return f"{tool} {_clip(str(shown))}".rstrip()
+    return str(tool)
+
+
+def _clip(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 KINDS: dict[str, LogKind] = {
     kind.name: kind for kind in (
         LogKind("egress", "the proxy's decisions: each request allowed or refused, and the rule", egress_text),
         LogKind("git", "the git gate's push decisions: refs, old and new, pushed or refused and by which rule",
                 git_text),
+        LogKind("audit", "the supervisor's record: every hook event and every tool call's decision, in order",
+                audit_text),
+        LogKind("model", "what the scripted model server received (runs with --model-script)", model_text),
     )
 }
 
@@ -125,6 +174,7 @@ def records(state_dir: Path, kinds: Iterable[LogKind]) -> list[dict]:
         path = state_dir / "logs" / kind.file
         if path.is_file():
             found += [dict(record, log=kind.name) for record in _parse(path.read_text(encoding="utf-8"))]
+    # Stable: records of one kind stay in the order they were written (the audit log's seq) at equal times.
     return sorted(found, key=lambda r: r.get("time") if isinstance(r.get("time"), (int, float)) else 0)
 
 

@@ -190,13 +190,47 @@ class BottleDef(Strict):
     env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment for the agent.")
 
 
+def _rule(value: str) -> str:
+    from .bundle.image.policy import RuleError, parse_rule
+
+    try:
+        parse_rule(value)
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
+    return value.strip()
+
+
+Rule = Annotated[str, AfterValidator(_rule)]
+
+
 class Supervise(Strict):
-    """How Claude Code's hook events are supervised by the bundle."""
+    """How the bundle's supervisor judges each tool call of Claude Code, through its hooks.
+
+    Rules use Claude Code's permission-rule syntax (``Bash(git push:*)``,
+    ``Read(./secrets/**)``, ``WebFetch(domain:example.com)``, or a bare tool
+    name). Deny wins over ask over allow; a call no rule matches gets ``default``.
+    """
 
     mode: Literal["off", "audit", "enforce"] = Field(
-        default="audit", description="off: no supervision; audit: log every event; enforce: also apply deny rules."
+        default="audit",
+        description="off: no hooks, no supervisor; audit: record every hook event and what the policy would "
+        "decide, judge nothing; enforce: record and judge every tool call.",
     )
-    deny_tools: list[str] = Field(default_factory=list, description="Tool names refused in enforce mode.")
+    deny: list[Rule] = Field(default_factory=list, description="Rules whose calls are refused (the model sees why).")
+    ask: list[Rule] = Field(
+        default_factory=list,
+        description="Rules whose calls wait for `bottle approve` or `bottle deny`; no answer within ask_timeout is a deny.",
+    )
+    allow: list[Rule] = Field(default_factory=list, description="Rules whose calls run.")
+    default: Literal["allow", "ask", "deny"] = Field(default="allow", description="The decision when no rule matches.")
+    ask_timeout: float = Field(default=300.0, gt=0, le=3600, description="Seconds an asked call waits for an answer.")
+
+    @model_validator(mode="after")
+    def _rules_need_supervision(self) -> Supervise:
+        if self.mode == "off" and (self.deny or self.ask or self.allow or self.default != "allow"):
+            raise ValueError("rules are given but mode is 'off', so nothing would apply them: "
+                             "set mode to 'enforce' (or 'audit'), or remove the rules")
+        return self
 
 
 class AgentDef(Strict):

@@ -125,11 +125,26 @@ class GitGatePlan(PlanModel):
 
 
 class SupervisePlan(PlanModel):
-    """Where Claude Code's hook events go, and the policy applied to them."""
+    """The supervisor: where Claude Code's hook events go, and the policy it applies to them."""
 
-    mode: str = Field(default="audit")
+    mode: str = Field(default="audit", description="off, audit or enforce (see the manifest's supervise table).")
     port: int = Field(default=9090, description="Supervisor port on the bundle's bottle-side IP.")
-    deny_tools: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list, description="Permission rules refused.")
+    ask: list[str] = Field(default_factory=list, description="Permission rules held for approval.")
+    allow: list[str] = Field(default_factory=list, description="Permission rules allowed.")
+    default: str = Field(default="allow", description="Decision when no rule matches.")
+    ask_timeout: float = Field(default=300.0, description="Seconds an asked call waits before it is denied.")
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "off"
+
+
+class ScriptedModelPlan(PlanModel):
+    """A scripted Messages API server in the bundle standing in for the model host (``--model-script``)."""
+
+    script_file: str = Field(description="Host file of the script: a JSON list of replies.")
+    port: int = Field(default=8099, description="Its port on the bundle's loopback; the proxy sends model requests there.")
 
 
 class SkillPlan(PlanModel):
@@ -197,6 +212,8 @@ class Plan(PlanModel):
     egress: EgressPlan
     git_gate: GitGatePlan
     supervise: SupervisePlan
+    scripted_model: ScriptedModelPlan | None = Field(
+        default=None, description="Set by --model-script: the model host is answered by a script, never contacted.")
     guest: GuestPaths = Field(default_factory=GuestPaths)
     resources: Resources
     prompt_file: str | None = Field(description="Host copy of the prompt (mode 0600), None when the prompt is empty.")
@@ -332,7 +349,10 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
                         upstream_ca_file=os.environ.get("BOTTLE_UPSTREAM_CA_FILE") or None),
         egress=EgressPlan(allow=allow),
         git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
-        supervise=SupervisePlan(mode=agent.supervise.mode, deny_tools=agent.supervise.deny_tools),
+        supervise=SupervisePlan(mode=agent.supervise.mode, deny=agent.supervise.deny, ask=agent.supervise.ask,
+                                allow=agent.supervise.allow, default=agent.supervise.default,
+                                ask_timeout=agent.supervise.ask_timeout),
+        scripted_model=ScriptedModelPlan(script_file=str(spec.model_script)) if spec.model_script else None,
         guest=guest,
         resources=Resources(cpus=bottle.cpus, memory_bytes=memory_bytes(bottle.memory), pids=bottle.pids),
         prompt_file=prompt_file,

@@ -68,6 +68,14 @@ def provision_git(plan: Plan, bottle: Bottle) -> None:
                       "AUTHOR_EMAIL": gate.author_email or "", "HOME": plan.guest.home})
 
 
+@hookimpl
+def provision_supervise(plan: Plan, bottle: Bottle) -> None:
+    """Send every Claude Code hook event to the bundle's supervisor, through settings the agent cannot change."""
+    from . import supervise
+
+    supervise.provision(plan, bottle)
+
+
 def copy_workspace(plan: Plan, bottle: Bottle) -> None:
     """Copy the user's directory in (a copy: the host folder is never written to).
 

@@ -10,12 +10,14 @@ from .manifest import Manifest
 
 @dataclass(frozen=True)
 class BottleSpec:
-    """The manifest, the agent to run, whether to copy the user's directory in, and that directory."""
+    """The manifest, the agent to run, whether to copy the user's directory in, that directory, a model script."""
 
     manifest: Manifest
     agent: str
     copy_cwd: bool = True
     cwd: Path = field(default_factory=Path.cwd)
+    model_script: Path | None = None
+    """A script of model replies (``--model-script``): the bottle talks to it instead of the model host."""
 
     def __post_init__(self) -> None:
         self.manifest.agent(self.agent)  # an unknown agent is a usage error before anything starts

@@ -1,23 +1,21 @@
-"""The bottle demo: a real ``claude`` in a real bottle, talking to a scripted model, offline.
+"""The bottle demo: a rehearsal of the whole system, offline, with the real ``claude``.
 
 What it does, step by step (each step is printed):
 
-1. Builds the scripted model server's image (``tests/servers``) if it is missing.
-2. Makes a throwaway CA and a certificate for ``api.anthropic.com``.
-3. Creates an internal docker network standing in for the internet, and starts
-   the model server on it as ``api.anthropic.com`` with two scripted replies: a
-   Bash tool call that writes a file in ``/workspace``, then a closing text.
-4. Runs ``bottle run -m <manifest> demo -- -p ...`` with the bundle put on
-   that network, and shows claude's answer.
-5. Shows what the model server received: the agent's prompt in the system
-   prompt, and the tool's output coming back from inside the bottle.
+1. Builds the test-server image (``tests/servers``) if it is missing.
+2. Makes a throwaway CA, an internal docker network standing in for the
+   internet, and a web origin on it answering as ``allowed.test`` and
+   ``denied.test``.
+3. Writes a manifest: egress allows ``allowed.test`` only; the supervisor
+   enforces a policy that denies ``Bash(rm -rf:*)``.
+4. Runs ``bottle run --model-script`` -- no model key, no model host: the
+   bundle answers the model host from a script whose tool calls read the
+   copied workspace, run an allowed and a denied command, and make an allowed
+   and a blocked web request.
+5. Shows the end-of-run summary and the bottle's audit and egress logs.
 
-Everything it creates (network, container, temporary files) is removed at the
-end, also after an error, Ctrl-C or SIGTERM. Exit status 0 means every check
-passed.
-
-Usage: ``python scripts/demo.py`` (the ``bottle`` command is taken from the
-same virtualenv as this Python).
+Everything it creates is removed at the end, also after an error, Ctrl-C or
+SIGTERM. Exit status 0 means every check passed.
 """
 
 from __future__ import annotations
@@ -39,21 +37,34 @@ sys.path.insert(0, str(ROOT))  # the test-server image recipe is shared with the
 from tests.servers import image  # noqa: E402
 BOTTLE = str(Path(sys.executable).with_name("bottle"))
 
-MODEL_HOST = "api.anthropic.com"
 AGENT_PROMPT = "You are demo. Be brief."
-USER_PROMPT = "Say hello from inside the bottle"
-TOOL_COMMAND = 'echo "hello from inside the bottle: $(id -un)" > /workspace/hello.txt && cat /workspace/hello.txt'
-TOOL_MARKER = "hello from inside the bottle:"
-FINAL_TEXT = "Done: I wrote /workspace/hello.txt inside the bottle and read it back."
+USER_PROMPT = "Show what this bottle lets you do"
+ORIGIN_NAMES = ("allowed.test", "denied.test")
+FINAL_TEXT = "Done: read the workspace, ran echo, was refused rm -rf, fetched allowed.test, was refused denied.test."
+SCRIPT = [
+    {"tool_use": {"name": "Read", "input": {"file_path": "/workspace/README.txt"}}},
+    {"tool_use": {"name": "Bash", "input": {"command": "echo hello from $(id -un) > /workspace/hello.txt",
+                                            "description": "an allowed command"}}},
+    {"tool_use": {"name": "Bash", "input": {"command": "rm -rf /workspace", "description": "a denied command"}}},
+    {"tool_use": {"name": "Bash", "input": {"command": "curl -sS https://allowed.test/",
+                                            "description": "an allowed web request"}}},
+    {"tool_use": {"name": "Bash", "input": {"command": "curl -sS https://denied.test/",
+                                            "description": "a blocked web request"}}},
+    FINAL_TEXT,
+]
 
 MANIFEST = f"""\
-# The demo's manifest: one bottle, one agent.
+# The demo's manifest: one bottle, one supervised agent.
 [bottles.dev]
+egress.allow = ["allowed.test"]
 
 [agents.demo]
 bottle = "dev"
 prompt = "{AGENT_PROMPT}"
-skills = []
+
+[agents.demo.supervise]
+mode = "enforce"
+deny = ["Bash(rm -rf:*)"]
 """
 
 #: Labels on every engine resource the demo creates, so a crashed run's leftovers can be found.
@@ -99,7 +110,7 @@ def ensure_server_image(client) -> str:
 
 
 class Demo:
-    """The demo's temporary folder, network and model server, all removed by ``close``."""
+    """The demo's temporary folder, network and web origin, all removed by ``close``."""
 
     def __init__(self, client):
         self.client = client
@@ -115,7 +126,7 @@ class Demo:
     # set-up
 
     def make_certificates(self) -> Path:
-        """A throwaway CA; a certificate for the model host signed by it. Returns the CA's PEM path."""
+        """A throwaway CA; a certificate for the origin's names signed by it. Returns the CA's PEM path."""
         import trustme
 
         self.srv.mkdir()
@@ -123,7 +134,7 @@ class Demo:
         ca = trustme.CA()
         ca_pem = self.tmp / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_pem))
-        cert = ca.issue_cert(MODEL_HOST)
+        cert = ca.issue_cert(*ORIGIN_NAMES)
         with open(self.srv / "server.crt", "wb") as handle:
             for blob in cert.cert_chain_pems:
                 handle.write(blob.bytes())
@@ -139,52 +150,39 @@ class Demo:
                                                    check_duplicate=True)
         return name
 
-    def start_model_server(self, image: str, script: list) -> None:
-        (self.srv / "script.json").write_text(json.dumps(script), encoding="utf-8")
-        (self.srv / "requests.jsonl").write_text("", encoding="utf-8")
-        for name in ("script.json", "requests.jsonl"):
-            (self.srv / name).chmod(0o666)
+    def start_origin(self, image: str) -> None:
         api = self.client.api
         networking = api.create_networking_config(
-            {self.network.name: api.create_endpoint_config(aliases=[MODEL_HOST])})
+            {self.network.name: api.create_endpoint_config(aliases=list(ORIGIN_NAMES))})
         # Its resolver points at its own loopback: the server itself never looks a name up off the machine.
-        host_config = api.create_host_config(binds={str(self.srv): {"bind": "/srv", "mode": "rw"}},
+        host_config = api.create_host_config(binds={str(self.srv): {"bind": "/srv", "mode": "ro"}},
                                              network_mode=self.network.name, dns=["127.0.0.1"])
         created = api.create_container(
-            image, ["python3", "/opt/bottle-test/model_server.py", "--cert", "/srv/server.crt", "--key",
-                    "/srv/server.key"],
-            name=f"bottle-demo-model-{self.token}", labels=self.labels, host_config=host_config,
+            image, ["python3", "/opt/bottle-test/origin.py", "--cert", "/srv/server.crt", "--key", "/srv/server.key",
+                    "--port", "443", "--http-port", "80"],
+            name=f"bottle-demo-origin-{self.token}", labels=self.labels, host_config=host_config,
             networking_config=networking, detach=True,
-            environment={"MODEL_SCRIPT": "/srv/script.json", "MODEL_LOG": "/srv/requests.jsonl"},
         )
         self.server = self.client.containers.get(created["Id"])
         self.server.start()
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             output = self.server.logs().decode("utf-8", "replace")
-            if "model server listening on https" in output:
+            if "origin listening on http port" in output:
                 return
             self.server.reload()
             if self.server.status in ("exited", "dead"):
-                raise DemoFailed(f"the model server exited before it was ready:\n{output}")
+                raise DemoFailed(f"the web origin exited before it was ready:\n{output}")
             time.sleep(0.1)
-        raise DemoFailed(f"the model server was not ready after {READY_TIMEOUT:.0f}s")
+        raise DemoFailed(f"the web origin was not ready after {READY_TIMEOUT:.0f}s")
 
     def write_manifest(self) -> Path:
         path = self.tmp / "bottle.toml"
         path.write_text(MANIFEST, encoding="utf-8")
+        (self.tmp / "script.json").write_text(json.dumps(SCRIPT, indent=1), encoding="utf-8")
         self.workspace.mkdir()
         (self.workspace / "README.txt").write_text("This folder was copied into the bottle's /workspace.\n")
         return path
-
-    # what the server saw
-
-    def requests(self) -> list[dict]:
-        try:
-            lines = (self.srv / "requests.jsonl").read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
 
     # tear-down
 
@@ -266,11 +264,14 @@ def _wait_quietly(proc: subprocess.Popen, timeout: float) -> bool:
 
 def run_bottle(demo: Demo, manifest: Path, env: dict[str, str]) -> tuple[int, str]:
     """Run the real ``bottle run`` and stream its output, indented; returns (exit code, output)."""
-    argv = [BOTTLE, "run", "-m", str(manifest), "demo", "--", "-p", USER_PROMPT, "--output-format", "text"]
+    argv = [BOTTLE, "run", "-m", str(manifest), "--model-script", str(demo.tmp / "script.json"), "demo", "--",
+            "-p", USER_PROMPT, "--output-format", "text"]
     detail("$ " + " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("BOTTLE_")))
-    detail("  bottle run -m bottle.toml demo -- -p " + json.dumps(USER_PROMPT) + " --output-format text")
+    detail("  bottle run -m bottle.toml --model-script script.json demo -- -p " + json.dumps(USER_PROMPT)
+           + " --output-format text")
     # stdin is not a terminal, so bottle runs claude one-shot without a TTY.
-    proc = subprocess.Popen(argv, cwd=demo.workspace, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+    environment = {key: value for key, value in {**os.environ, **env}.items() if key != "ANTHROPIC_API_KEY"}
+    proc = subprocess.Popen(argv, cwd=demo.workspace, env=environment, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     demo.bottle_pid = proc.pid
     lines: list[str] = []
@@ -304,63 +305,32 @@ def run_bottle(demo: Demo, manifest: Path, env: dict[str, str]) -> tuple[int, st
     return code, "".join(lines)
 
 
-# --- reading what the model server received ----------------------------------
+# --- what the bottle's logs say -----------------------------------------------
 
 
-def system_text(body: dict) -> str:
-    system = body.get("system") or ""
-    if isinstance(system, list):
-        system = "\n".join(block.get("text", "") for block in system if isinstance(block, dict))
-    return system
+def bottle_logs(kind: str) -> list[dict]:
+    result = subprocess.run([BOTTLE, "logs", "demo", f"--{kind}", "--json"], capture_output=True, text=True,
+                            timeout=60)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def tool_results(body: dict) -> list[str]:
-    """The text of every tool_result block in a Messages API request body."""
-    found = []
-    for message in body.get("messages") or []:
-        content = message.get("content")
-        for block in content if isinstance(content, list) else []:
-            if isinstance(block, dict) and block.get("type") == "tool_result":
-                inner = block.get("content")
-                if isinstance(inner, list):
-                    inner = "\n".join(part.get("text", "") for part in inner if isinstance(part, dict))
-                found.append(str(inner or ""))
-    return found
-
-
-def report_requests(requests: list[dict]) -> list[str]:
-    """Print what the server received; return the checks that failed."""
-    messages = [r for r in requests if r["method"] == "POST" and r["path"].split("?")[0] == "/v1/messages"]
-    detail(f"{len(requests)} requests in all, {len(messages)} of them to POST /v1/messages:")
-    for request in requests:
-        tag = ""
-        if request in messages:
-            reply = request.get("reply") or {}
-            tag = "  -> replied with a Bash tool call" if reply.get("tool_use") else "  -> replied with text"
-        detail(f"  {request['method']} {request['path']}{tag}")
+def report_logs(output: str) -> list[str]:
+    """Show the audit and egress logs as `bottle logs` prints them; return the checks that failed."""
+    text = subprocess.run([BOTTLE, "logs", "demo", "--audit", "--egress"], capture_output=True, text=True, timeout=60)
+    shown(text.stdout)
     failed = []
-
-    prompt_seen = [m for m in messages if AGENT_PROMPT in system_text(m.get("body") or {})]
-    if prompt_seen:
-        system = system_text(prompt_seen[0]["body"])
-        at = system.index(AGENT_PROMPT)
-        detail(f"system prompt ({len(system)} characters) contains the agent's prompt:")
-        shown("..." + system[max(0, at - 60):at + len(AGENT_PROMPT)].replace("\n", " "))
-    else:
-        failed.append(f"no request's system prompt contained {AGENT_PROMPT!r}")
-
-    results = [text for m in messages for text in tool_results(m.get("body") or {})]
-    hello = [text for text in results if TOOL_MARKER in text]
-    if hello:
-        detail("the Bash tool's result, sent back from inside the bottle:")
-        shown(hello[0])
-        if "root" in hello[0].split(TOOL_MARKER, 1)[1]:
-            failed.append("the tool ran as root inside the bottle")
-    else:
-        failed.append(f"no tool result containing {TOOL_MARKER!r} reached the model (saw {results!r})")
-
-    hosts = {r["headers"].get("host", "") for r in requests}
-    detail(f"Host headers seen: {', '.join(sorted(hosts)) or '(none)'}")
+    audit, egress = bottle_logs("audit"), bottle_logs("egress")
+    calls = [(r.get("tool"), r.get("decision")) for r in audit if r.get("event") == "PreToolUse"]
+    if calls != [("Read", "allow"), ("Bash", "allow"), ("Bash", "deny"), ("Bash", "allow"), ("Bash", "allow")]:
+        failed.append(f"the supervisor decided {calls}")
+    decisions = {(r.get("host"), r.get("decision")) for r in egress}
+    for expected in (("allowed.test", "allow"), ("denied.test", "deny")):
+        if expected not in decisions:
+            failed.append(f"the egress log lacks {expected}")
+    if any(r.get("decision") == "allow" and r.get("host") == "api.anthropic.com" for r in egress):
+        failed.append("a request went to the real model host")
+    if "5 tool calls: 4 allowed, 1 denied by policy" not in output:
+        failed.append("the end-of-run summary is missing")
     return failed
 
 
@@ -391,34 +361,27 @@ def main() -> int:
     failed: list[str] = []
     status = 1  # when something failed
     try:
-        step(1, "The scripted model server's image")
+        step(1, "The test-server image (a web origin)")
         image = ensure_server_image(client)
 
         step(2, "A stand-in internet on this machine")
         ca_pem = demo.make_certificates()
-        detail(f"throwaway CA made; certificate issued for {MODEL_HOST}")
+        detail(f"throwaway CA made; certificate issued for {', '.join(ORIGIN_NAMES)}")
         network = demo.create_network()
         detail(f"internal docker network {network} created (no route off the machine)")
-        script = [
-            {"tool_use": {"name": "Bash", "input": {"command": TOOL_COMMAND,
-                                                    "description": "Write a greeting file and show it"}}},
-            FINAL_TEXT,
-        ]
-        demo.start_model_server(image, script)
-        detail(f"model server {demo.server.name} answers as {MODEL_HOST} on it")
-        detail("its script of replies:")
-        detail("  1. a Bash tool call: " + TOOL_COMMAND)
-        detail("  2. the text: " + json.dumps(FINAL_TEXT))
+        demo.start_origin(image)
+        detail(f"web origin {demo.server.name} answers as {' and '.join(ORIGIN_NAMES)} on it")
 
-        step(3, "The manifest")
+        step(3, "The manifest and the model script (no model, no key: the bundle plays the script)")
         manifest = demo.write_manifest()
         shown(MANIFEST)
+        for number, reply in enumerate(SCRIPT, 1):
+            tool = reply.get("tool_use") if isinstance(reply, dict) else None
+            what = f"{tool['name']} {tool['input'].get('command') or tool['input'].get('file_path')}" if tool else reply
+            detail(f"  {number}. {what}")
 
-        step(4, "bottle run (the real claude, as the agent user, through the bundle's proxy)")
-        env = {"BOTTLE_DOCKER_OUTBOUND_NETWORK": network, "BOTTLE_UPSTREAM_CA_FILE": str(ca_pem),
-               "BOTTLE_MODEL_HOST": MODEL_HOST,
-               # The scripted model takes any key; a made-up one keeps a real key away from it.
-               "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key-0123456789"}
+        step(4, "bottle run --model-script (the real claude, as the agent user, supervised)")
+        env = {"BOTTLE_DOCKER_OUTBOUND_NETWORK": network, "BOTTLE_UPSTREAM_CA_FILE": str(ca_pem)}
         started = time.monotonic()
         code, output = run_bottle(demo, manifest, env)
         detail(f"bottle run exited with {code} after {time.monotonic() - started:.1f}s")
@@ -427,11 +390,8 @@ def main() -> int:
         if FINAL_TEXT not in output:
             failed.append("claude's answer did not reach the terminal")
 
-        step(5, "What the model server received")
-        failed += report_requests(demo.requests())
-        if failed and demo.server is not None:
-            print("\nmodel server output (last lines):", flush=True)
-            shown(demo.server.logs().decode("utf-8", "replace")[-3000:])
+        step(5, "The story, from the bottle's logs: bottle logs demo --audit --egress")
+        failed += report_logs(output)
     except DemoFailed as exc:
         failed.append(str(exc))
     except KeyboardInterrupt:
@@ -443,7 +403,7 @@ def main() -> int:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             demo.close()
-            detail("model server, network and temporary files removed")
+            detail("web origin, network and temporary files removed")
         finally:
             signal.signal(signal.SIGINT, previous[0])
             signal.signal(signal.SIGTERM, previous[1])
@@ -454,8 +414,8 @@ def main() -> int:
         for reason in failed:
             print(f"  - {reason}")
         return status
-    print("\nThe demo worked: claude ran a tool inside the bottle, as a non-root user, and the only")
-    print("model it talked to was the scripted server on this machine.")
+    print("\nThe demo worked: every tool call was judged outside the sandbox, every request by the proxy,")
+    print("and the only model claude talked to was the script, inside the bundle.")
     return 0
 
 

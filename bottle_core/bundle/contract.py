@@ -40,6 +40,9 @@ GIT_TOKENS = "/etc/bottle/git-tokens.json"
 GIT_UPSTREAMS = "/srv/upstream"
 #: The only capabilities the bundle keeps: its entry point starts each daemon as its own user with none.
 CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"]
+MODEL_SCRIPT = "/etc/bottle/model-script.json"
+#: The command (run in the bundle by the backend's ``exec_in_bundle``) that reaches the supervisor's control socket.
+SUPERVISE_CTL = ["python3", "/opt/bottle/supervise_ctl.py"]
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
 #: Limits on the bundle container itself (issue-free defaults: its daemons are small).
 LIMITS = {"memory_bytes": 256 * 1024 * 1024, "pids": 256}
@@ -52,7 +55,10 @@ def image_context() -> Path:
 
 def listening_ports(plan: Plan) -> list[int]:
     """The ports that answer on the bundle's bottle-side address; every other port is closed."""
-    return [plan.proxy.port, plan.git_gate.port]
+    ports = [plan.proxy.port, plan.git_gate.port]
+    if plan.supervise.active:
+        ports.append(plan.supervise.port)
+    return ports
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,9 @@ def bundle_config(plan: Plan) -> dict:
         "proxy": plan.proxy.model_dump(),
         "egress": plan.egress.model_dump(),
         "git_gate": plan.git_gate.model_dump(),
-        "supervise": plan.supervise.model_dump(),
+        "supervise": {**plan.supervise.model_dump(), "listen_host": plan.network.bundle_ip,
+                      "workspace": plan.guest.workspace, "home": plan.guest.home},
+        "scripted_model": {"script": MODEL_SCRIPT, "port": plan.scripted_model.port} if plan.scripted_model else None,
         "secrets": SECRETS,
         "git_tokens": GIT_TOKENS,
         "git_upstreams": GIT_UPSTREAMS,
@@ -113,6 +121,8 @@ def bundle_files(plan: Plan, secrets: list[dict]) -> dict[str, bytes]:
     """
     files = {CONFIG: json.dumps(bundle_config(plan), indent=2).encode(), SECRETS: json.dumps(secrets).encode(),
              GIT_TOKENS: json.dumps(git_tokens(plan)).encode()}
+    if plan.scripted_model:
+        files[MODEL_SCRIPT] = read_model_script(plan.scripted_model.script_file)
     if plan.proxy.upstream_ca_file:
         try:
             files[UPSTREAM_CA] = Path(plan.proxy.upstream_ca_file).read_bytes()
@@ -120,6 +130,24 @@ def bundle_files(plan: Plan, secrets: list[dict]) -> dict[str, bytes]:
             raise BottleRuntimeError(f"BOTTLE_UPSTREAM_CA_FILE: cannot read {plan.proxy.upstream_ca_file}: "
                                      f"{exc.strerror}") from None
     return files
+
+
+def read_model_script(path: str) -> bytes:
+    """A ``--model-script`` file's bytes, checked: a clear error naming the file when it will not play."""
+    from .image.model_server import check_script
+
+    try:
+        data = Path(path).read_bytes()
+        problem = check_script(json.loads(data))
+    except OSError as exc:
+        problem = f"cannot read it: {exc.strerror}"
+    except ValueError as exc:
+        problem = f"not JSON: {exc}"
+    if problem:
+        raise BottleRuntimeError(f"--model-script {path}: {problem}",
+                                 hint='write a JSON list of replies, e.g. ["hello", {"tool_use": {"name": "Bash", '
+                                      '"input": {"command": "ls"}}}]; see docs/rehearse.md')
+    return data
 
 
 def bundle_environment() -> dict[str, str]:
@@ -132,6 +160,8 @@ def secret_table(plan: Plan) -> list[dict]:
     table = []
     for secret in plan.secrets:
         value = secret.value()
+        if secret.optional and plan.scripted_model:
+            continue  # a rehearsal talks to the script, which needs no key
         if value is None:
             if secret.optional:
                 continue

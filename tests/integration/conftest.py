@@ -297,20 +297,20 @@ class ModelServer(ServerHandle):
     def __init__(self, container, directory: Path, ip: str):
         super().__init__(container, directory, ip)
         self.script_path = directory / "script.json"
+        self._script: list = []
+        self._served_before = 0
 
     def set_script(self, replies: list) -> None:
-        """Replace the replies still to come with ``replies``."""
+        """Replace the replies still to come with ``replies`` (the server reloads a file written anew)."""
         tmp = self.directory / f".script-{secrets.token_hex(4)}"
         tmp.write_text(json.dumps(replies), encoding="utf-8")
         tmp.chmod(0o666)
         os.replace(tmp, self.script_path)
+        self._script, self._served_before = list(replies), len(self.messages())
 
     def remaining_script(self) -> list:
-        """The replies not served yet."""
-        try:
-            return json.loads(self.script_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
+        """The replies not served yet (the server serves one per ``POST /v1/messages``)."""
+        return self._script[len(self.messages()) - self._served_before:]
 
     def messages(self) -> list[dict]:
         """The bodies of the ``POST /v1/messages`` requests received since the last reset."""
@@ -353,10 +353,9 @@ def model_server_session(internet, test_ca, tmp_path_factory) -> ModelServer:
     try:
         container = internet.start(
             f"bottle-test-model-{secrets.token_hex(4)}",
-            ["python3", "/opt/bottle-test/model_server.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}"],
+            ["python3", "/opt/bottle-test/model_server.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}",
+             "--script", "/srv/script.json", "--log", "/srv/requests.jsonl", "--auth", "/srv/auth.json"],
             aliases=[MODEL_HOST],
-            environment={"MODEL_SCRIPT": "/srv/script.json", "MODEL_LOG": "/srv/requests.jsonl",
-                         "MODEL_AUTH": "/srv/auth.json"},
             binds={str(directory): {"bind": "/srv", "mode": "rw"}},
         )
         wait_until_listening(container, "model server listening on https")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 OLD_ACCESS = "sk-ant-oat01-test-old-access-" + "a" * 24
 OLD_REFRESH = "sk-ant-ort01-test-old-refresh-" + "b" * 24
-# What the token endpoint stand-in hands out for OLD_REFRESH (tests/servers/model_server.py, refreshed_pair).
+# What the token endpoint stand-in hands out for OLD_REFRESH (bottle_core/bundle/image/model_server.py, refreshed_pair).
 _DIGEST = hashlib.sha256(OLD_REFRESH.encode()).hexdigest()
 NEW_ACCESS, NEW_REFRESH = f"sk-ant-oat01-refreshed-{_DIGEST[:24]}", f"sk-ant-ort01-refreshed-{_DIGEST[24:48]}"
 
@@ -29,8 +29,8 @@ def token_server(internet, tmp_path_factory):
     directory.chmod(0o777)
     (directory / "requests.jsonl").touch(mode=0o666)
     container = internet.start(f"bottle-test-token-{secrets.token_hex(4)}",
-                               ["python3", "/opt/bottle-test/model_server.py", "--http-port", "80"],
-                               environment={"MODEL_LOG": "/srv/requests.jsonl"},
+                               ["python3", "/opt/bottle-test/model_server.py", "--port", "80", "--log",
+                                "/srv/requests.jsonl"],
                                binds={str(directory): {"bind": "/srv", "mode": "rw"}})
     try:
         wait_until_listening(container, "model server listening on http")

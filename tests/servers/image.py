@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from pathlib import Path
 
 SERVERS_DIR = Path(__file__).resolve().parent
+#: The scripted model server is the one ``--model-script`` runs in the bundle: one copy, shipped with bottle-core.
+MODEL_SERVER = SERVERS_DIR.parent.parent / "bottle_core" / "bundle" / "image" / "model_server.py"
 IMAGE_REPO = "bottle-test-server"
 LABEL = "bottle.test"
 
@@ -17,10 +21,15 @@ class ImageBuildFailed(Exception):
 def server_image_tag() -> str:
     """``bottle-test-server:<hash>``, the hash covering the Dockerfile and the server scripts."""
     digest = hashlib.sha256()
-    for path in sorted(SERVERS_DIR.iterdir()):
-        if path.is_file() and (path.name == "Dockerfile" or path.suffix == ".py"):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in context_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
+
+
+def context_files() -> list[Path]:
+    """The image's build context: this folder's Dockerfile and scripts, and the bundle's model server."""
+    own = [p for p in SERVERS_DIR.iterdir() if p.is_file() and (p.name == "Dockerfile" or p.suffix == ".py")]
+    return sorted([*own, MODEL_SERVER], key=lambda p: p.name)
 
 
 def ensure_server_image(client, *, timeout: int = 600) -> tuple[str, bool]:
@@ -34,8 +43,10 @@ def ensure_server_image(client, *, timeout: int = 600) -> tuple[str, bool]:
     except docker.errors.ImageNotFound:
         pass
     try:
-        client.images.build(path=str(SERVERS_DIR), tag=tag, labels={LABEL: "1"}, rm=True, forcerm=True,
-                            timeout=timeout)
+        with tempfile.TemporaryDirectory() as context:
+            for path in context_files():
+                shutil.copy(path, Path(context) / path.name)
+            client.images.build(path=context, tag=tag, labels={LABEL: "1"}, rm=True, forcerm=True, timeout=timeout)
     except docker.errors.BuildError as exc:
         log = "".join(chunk.get("stream", "") for chunk in exc.build_log if isinstance(chunk, dict))
         raise ImageBuildFailed(f"building {tag} failed: {exc}\n{log[-3000:]}") from None

@@ -22,7 +22,7 @@ FULL = {
     },
     "agents": {
         "demo": {"bottle": "dev", "prompt_file": "prompts/demo.md", "skills": ["review"], "model": "claude-x",
-                 "claude_args": ["--verbose"], "supervise": {"mode": "enforce", "deny_tools": ["WebFetch"]}}
+                 "claude_args": ["--verbose"], "supervise": {"mode": "enforce", "deny": ["WebFetch"]}}
     },
 }
 

@@ -77,7 +77,8 @@ def test_provision_hooks_run_bottles_defaults_then_backend_then_plugins(bottle_p
 def test_fixture_starts_with_only_bottles_defaults(bottle_plugins):
     assert {name: rec.kind for name, rec in bottle_plugins.records.items()} == {
         "bottle-core": CORE, "bottle-core.claude-state": CORE}
-    assert set(bottle_plugins.records["bottle-core"].hooks) == {"provision_git", "provision_prompt", "provision_skills"}
+    assert set(bottle_plugins.records["bottle-core"].hooks) == {"provision_git", "provision_prompt", "provision_skills",
+                                                                "provision_supervise"}
     assert bottle_plugins.records["bottle-core.claude-state"].hooks == ["provision_claude_state"]
 
 
@@ -92,7 +93,7 @@ def test_fixture_unregisters_what_a_test_registered(bottle_plugins):
 
 class Exploding:
     @hookimpl
-    def provision_supervise(self, plan, bottle):
+    def provision_git(self, plan, bottle):
         raise RuntimeError("the greeting machine is broken")
 
 
@@ -100,13 +101,13 @@ def test_plugin_raising_in_a_hook_is_a_plugin_error_naming_it_and_its_distributi
     bottle_plugins.register(Exploding(), "boom", PLUGIN, PluginRecord("boom", PLUGIN, "bottle-boom", "1.2.3"))
 
     with pytest.raises(PluginError) as caught:
-        bottle_plugins.call_each("provision_supervise", plan=object(), bottle=object())
+        bottle_plugins.call_each("provision_git", plan=object(), bottle=object())
 
     error = caught.value
     assert (error.plugin, error.distribution) == ("boom", "bottle-boom")
     line = error.render()
     assert "'boom'" in line and "bottle-boom" in line
-    assert "provision_supervise" in line and "the greeting machine is broken" in line
+    assert "provision_git" in line and "the greeting machine is broken" in line
     assert "\n" not in line
     assert isinstance(error.__cause__, RuntimeError), "the original exception is kept for --debug"
 

@@ -1,1 +1,1 @@
-"""The bundle image's build context. ``egress_policy`` is also imported on the host to check manifests."""
+"""The bundle image's build context. Core also imports ``egress_policy`` and ``policy`` from here, to check manifests on the host."""

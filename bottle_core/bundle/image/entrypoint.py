@@ -3,7 +3,9 @@
 The daemons read their settings from the JSON file named by
 ``BOTTLE_BUNDLE_CONFIG`` (written by ``bottle_core.bundle.contract``): the
 TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) and the git gate
-(``git_gate.py``), both on the bottle-side address. Each daemon is a child
+(``git_gate.py``), both on the bottle-side address, and when asked for the
+supervisor (``supervisor.py``) and the scripted model (``model_server.py``, on
+loopback). Each daemon is a child
 process, started as its own non-root user with no capability left (the entry
 point itself keeps only what it needs for that, when it starts as root: the
 proxy runs as ``bundle``, the gate as the owner of the host repositories it
@@ -11,6 +13,11 @@ pushes to, so nothing on the host changes owner or mode). They start in
 parallel, ``bottle-bundle: ready`` is printed once on stdout when every one
 accepts connections, and when any of them exits the others are stopped and
 the bundle exits non-zero, so the bottle fails visibly instead of limping on.
+
+The daemons: the proxy; the supervisor (``supervisor.py``, unless supervision
+is off) judging the agent's tool calls; and, for a rehearsal with
+``--model-script``, the scripted model server (``model_server.py``) on
+loopback, to which the proxy sends every request for the model host.
 
 The CA is made here before the proxy starts (an ECDSA P-256 key: generated in
 milliseconds, where mitmproxy's RSA-2048 default costs ~0.3 s of every
@@ -118,12 +125,23 @@ def daemons(config: dict) -> list[Daemon]:
     here = Path(__file__).resolve().parent
     python = sys.executable or "python3"
     gate_user = tuple(gate["run_as"]) if gate.get("run_as") else bundle_user()
-    return [
+    running = [
         Daemon("proxy", [python, str(here / "entrypoint.py"), "proxy"], (proxy["listen_host"], int(proxy["port"])),
                bundle_user(), ready_file=POLICY_LOADED),
         Daemon("git gate", [python, str(here / "git_gate.py")], (proxy["listen_host"], int(gate["port"])),
                gate_user),  # type: ignore[arg-type]
     ]
+    supervise = config.get("supervise") or {}
+    if supervise.get("mode", "off") != "off":
+        running.append(Daemon("supervisor", [python, str(here / "supervisor.py")],
+                              (supervise["listen_host"], int(supervise["port"])), bundle_user()))
+    scripted = config.get("scripted_model")
+    if scripted:
+        running.append(Daemon("model-script", [
+            python, str(here / "model_server.py"), "--script", scripted["script"],
+            "--listen", "127.0.0.1", "--port", str(scripted["port"]),
+        ], ("127.0.0.1", int(scripted["port"])), bundle_user()))
+    return running
 
 
 def run_proxy(config: dict) -> None:

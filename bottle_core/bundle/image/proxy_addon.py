@@ -28,6 +28,10 @@ The agent holds only placeholders for secrets (the configuration names a
 JSON file holding a list of name, placeholder, value and hosts). A request
 carrying a placeholder to one of that secret's hosts goes out with the real
 value in its place; to any other host it is refused (rule ``secret-host``).
+
+In a rehearsal (``--model-script``) every request for the model host goes to
+the scripted model server on the bundle's loopback instead: the model host is
+never contacted, and its egress records carry the rule ``model-script``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ LOGGED = "bottle.logged"
 ALLOWED_BY = "bottle.decision"
 SWAPPED = "bottle.swapped"
 PATH = "bottle.path"
+TARGET = "bottle.target"  # where the agent aimed a request that bottle re-aimed (the model script)
 #: How an HTTP request starts (a method and a space), or could still start once more bytes come.
 HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 
@@ -80,8 +85,9 @@ def log_flow(flow: http.HTTPFlow, decision: Decision, status: int | None = None,
         return
     flow.metadata[LOGGED] = True
     request, response = flow.request, flow.response
+    host, port = flow.metadata.get(TARGET, (request.host, request.port))
     emit(decision_record(
-        id=flow.id, method=request.method, host=request.host, port=request.port,
+        id=flow.id, method=request.method, host=host, port=port,
         path=flow.metadata.get(PATH, "" if request.method == "CONNECT" else request.path.split("?", 1)[0]),
         decision=decision, status=status or (response.status_code if response else None),
         **({} if request.method == "CONNECT" else {"scheme": request.scheme}),
@@ -160,6 +166,9 @@ class Egress:
             f"https://{urlsplit(remote['url']).hostname}:{urlsplit(remote['url']).port or 443}"
             for remote in config.get("git_gate", {}).get("remotes", {}).values() if remote.get("kind") == "https"])
         self.upstream: tuple[str, int] | None = None
+        scripted = config.get("scripted_model")
+        self.model_host = normal_host(config["proxy"]["model_host"]) if scripted else None
+        self.script_port = int(scripted["port"]) if scripted else None
 
     def load(self, loader) -> None:
         loader.add_option("bottle_policy_loaded", str, "", "File written once this policy is in force.")
@@ -197,8 +206,13 @@ class Egress:
                              decision=Decision(False, "tls-to-proxy", "TLS to the proxy port itself")))
         nextlayer.layer = Refused(nextlayer.context)
 
+    def _scripted(self, host: str) -> bool:
+        return self.model_host is not None and normal_host(host) == self.model_host
+
     def _judge(self, client: connection.Client | None, host: str, port: int, protocol: str) -> Decision:
         """The bottle's policy; a git gate upstream is allowed too, for the gate itself (on the bundle) only."""
+        if self._scripted(host) and protocol != RAW:
+            return Decision(True, "model-script", "answered by the model script; the host is never contacted")
         decision = self.policy.judge(host, port, protocol)
         if not decision.allowed and client is not None and client.peername and client.peername[0] == self.bundle_ip:
             if self.gate_policy.judge(host, port, protocol).allowed:
@@ -227,6 +241,11 @@ class Egress:
             refuse(flow, decision)
 
     def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and ALLOWED_BY in flow.metadata and self._scripted(flow.request.host):
+            # Re-aimed before any upstream connection exists (connection_strategy=lazy).
+            flow.metadata[TARGET] = (flow.request.host, flow.request.port)
+            flow.request.scheme, flow.request.host, flow.request.port = "http", "127.0.0.1", self.script_port
+            return
         if flow.response is None and ALLOWED_BY in flow.metadata:
             self._swap_secrets(flow)
 
@@ -273,6 +292,8 @@ class Egress:
         server: connection.Server = data.server
         if server.error or not server.address or server.via is not None or server.address == self.upstream:
             return
+        if self.script_port is not None and server.address == ("127.0.0.1", self.script_port):
+            return  # a model-host request re-aimed at the scripted model in this bundle
         host, port = server.address
         decision = self._judge(data.client, host, port, TUNNEL)
         if decision.allowed and server.sni and normal_host(server.sni) != normal_host(host):

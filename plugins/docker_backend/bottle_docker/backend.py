@@ -102,6 +102,26 @@ def stop_bottle(slug):
 
 
 @hookimpl
+def exec_in_bundle(slug, argv):
+    from bottle_core.errors import UsageError
+
+    from . import engine, labels
+    from .container import exec_in
+
+    client = engine.client()
+    found = client.api.containers(filters={"label": [f"{labels.SLUG}={slug}", f"{labels.ROLE}=bundle"]})
+    if not found:
+        raise UsageError(f"no running bottle {slug!r}", hint="see `bottle ls`")
+    from docker.errors import APIError
+
+    # As the bundle's own user: its control socket is that user's alone.
+    try:
+        return exec_in(client, found[0]["Id"], list(argv), user="bundle", env=None, workdir="/", stdin=None)
+    except APIError as exc:  # it ended between the look-up and the exec
+        raise UsageError(f"bottle {slug!r} is no longer running ({exc.explanation or exc})") from None
+
+
+@hookimpl
 def collect_garbage():
     from . import engine, labels
     from .launch import remove_resources

@@ -1,0 +1,241 @@
+"""The supervisor: every Claude Code hook event of the agent, judged by the policy and recorded in order.
+
+The agent's hook client (``bottle-hook`` in the agent image, wired in by
+Claude Code's managed settings) posts each event to
+``http://<bundle-ip>:<port>/hook?event=NAME`` with the hook's JSON input as the
+body. The answer is plain text whose first line is one word:
+
+* ``allow`` -- the tool call may run;
+* ``deny`` -- it may not; the following lines are the reason the model sees;
+* ``ok`` -- an event that is only recorded (everything but PreToolUse).
+
+In ``enforce`` mode a PreToolUse is decided by the policy (``policy.py``):
+allow, deny, or ask -- an asked call waits until the user answers through the
+control socket (``bottle approve`` / ``bottle deny``, see
+``supervise_ctl.py``) or ``ask_timeout`` passes, which is a deny. In ``audit``
+mode every call is allowed and the policy's verdict is only recorded.
+
+Every event and decision is printed as one JSON line with ``"log": "audit"``
+and a sequence number, in the order they happen; the host files them in the
+bottle's audit log. The control socket is a Unix socket inside the bundle: the
+agent, which reaches the bundle only over the network, cannot answer its own
+questions.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socketserver
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from policy import Policy, Where
+
+CONTROL_SOCKET = "/var/lib/bottle/supervise.sock"
+#: Longest string kept from a tool's input or response in the audit log.
+KEEP_CHARS = 4000
+#: Fields of each hook input worth keeping besides the tool's (the rest repeats itself every event).
+EVENT_FIELDS = ("prompt", "source", "reason", "message", "notification_type", "stop_hook_active", "trigger")
+
+
+def clipped(value, limit: int = KEEP_CHARS):
+    """``value`` with every long string cut to ``limit`` characters (marked), so one huge file cannot flood the log."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + f"... [{len(value) - limit} more characters]"
+    if isinstance(value, dict):
+        return {key: clipped(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clipped(item, limit) for item in value]
+    return value
+
+
+@dataclass
+class Waiting:
+    """A tool call held for the user's answer."""
+
+    id: str
+    tool: str
+    tool_input: dict
+    reason: str
+    since: float = field(default_factory=time.time)
+    answered: threading.Event = field(default_factory=threading.Event)
+    approve: bool = False
+    answer_reason: str = ""
+
+
+class Supervisor:
+    """The policy, the calls waiting for an answer, and the ordered audit record."""
+
+    def __init__(self, config: dict):
+        self.mode = config.get("mode", "audit")
+        self.policy = Policy.from_config(config)
+        self.ask_timeout = float(config.get("ask_timeout", 300))
+        self.where = Where(workspace=config.get("workspace", "/workspace"), home=config.get("home", "/home/agent"))
+        self.waiting: dict[str, Waiting] = {}
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._ids = 0
+
+    def record(self, record: dict) -> None:
+        """One audit line, numbered in the order events happen."""
+        with self._lock:
+            self._seq += 1
+            line = json.dumps({"log": "audit", "time": time.time(), "seq": self._seq, **record})
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def event(self, name: str, payload: dict) -> str:
+        """Record one hook event and return the answer for the hook client."""
+        base = {"event": name, "session": payload.get("session_id")}
+        if name != "PreToolUse":
+            extra = {key: clipped(payload[key]) for key in EVENT_FIELDS if key in payload}
+            if "tool_name" in payload:
+                extra.update(tool=payload["tool_name"], tool_use_id=payload.get("tool_use_id"),
+                             response=clipped(payload.get("tool_response"), 1000))
+            self.record({**base, **extra})
+            return "ok\n"
+        tool = str(payload.get("tool_name", ""))
+        tool_input = payload.get("tool_input") if isinstance(payload.get("tool_input"), dict) else {}
+        call = {**base, "tool": tool, "input": clipped(tool_input), "tool_use_id": payload.get("tool_use_id")}
+        where = Where(self.where.workspace, self.where.home, str(payload.get("cwd") or self.where.workspace))
+        verdict = self.policy.decide(tool, tool_input, where)
+        if self.mode != "enforce":
+            self.record({**call, "decision": "allow", "reason": "audit mode: recorded, not judged",
+                         "policy": verdict.decision, "policy_reason": verdict.reason})
+            return "allow\n"
+        if verdict.decision == "allow":
+            self.record({**call, "decision": "allow", "reason": verdict.reason, "rule": verdict.rule})
+            return "allow\n"
+        if verdict.decision == "deny":
+            self.record({**call, "decision": "deny", "reason": verdict.reason, "rule": verdict.rule})
+            return f"deny\nbottle supervisor: {tool} call {verdict.reason}\n"
+        return self._ask(call, tool, tool_input, verdict.reason, verdict.rule)
+
+    def _ask(self, call: dict, tool: str, tool_input: dict, reason: str, rule: str | None) -> str:
+        with self._lock:
+            self._ids += 1
+            waiting = Waiting(str(self._ids), tool, clipped(tool_input, 400), reason)
+            self.waiting[waiting.id] = waiting
+        self.record({**call, "decision": "ask", "id": waiting.id, "reason": reason, "rule": rule,
+                     "timeout": self.ask_timeout})
+        answered = waiting.answered.wait(self.ask_timeout)
+        with self._lock:
+            self.waiting.pop(waiting.id, None)
+        if not answered:
+            why = f"no answer within {self.ask_timeout:g} s (supervise.ask_timeout), so it is denied"
+            self.record({"event": "Answer", "id": waiting.id, "tool": tool, "outcome": "timeout",
+                         "decision": "deny", "reason": why})
+            return f"deny\nbottle supervisor: {tool} call {reason}; {why}\n"
+        outcome = "approved" if waiting.approve else "denied"
+        self.record({"event": "Answer", "id": waiting.id, "tool": tool, "outcome": outcome,
+                     "decision": "allow" if waiting.approve else "deny", "reason": waiting.answer_reason})
+        if waiting.approve:
+            return "allow\n"
+        said = f": {waiting.answer_reason}" if waiting.answer_reason else ""
+        return f"deny\nbottle supervisor: the user denied this {tool} call{said}\n"
+
+    def pending(self) -> list[dict]:
+        now = time.time()
+        with self._lock:
+            return [{"id": w.id, "tool": w.tool, "input": w.tool_input, "reason": w.reason,
+                     "age": round(now - w.since, 1), "left": round(max(0.0, self.ask_timeout - (now - w.since)), 1)}
+                    for w in self.waiting.values()]
+
+    def answer(self, call_id: str, approve: bool, reason: str) -> str | None:
+        """Answer a waiting call; an error text when no call waits under that id."""
+        with self._lock:
+            waiting = self.waiting.get(call_id)
+            if waiting is None or waiting.answered.is_set():
+                ids = ", ".join(sorted(self.waiting)) or "none"
+                return f"no call waits under id {call_id!r} (waiting: {ids})"
+            waiting.approve, waiting.answer_reason = approve, reason
+            waiting.answered.set()
+        return None
+
+
+class HookHandler(http.server.BaseHTTPRequestHandler):
+    """``POST /hook?event=NAME`` from the agent's hook client; nothing else is served."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "bottle-supervisor/1"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass  # the audit log is the record
+
+    def _reply(self, status: int, text: str) -> None:
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        url = urlsplit(self.path)
+        event = (parse_qs(url.query).get("event") or [""])[0]
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            payload = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            payload = None
+        if url.path != "/hook" or not isinstance(payload, dict):
+            return self._reply(400, "deny\nbottle supervisor: the hook sent no JSON event\n")
+        event = event or str(payload.get("hook_event_name", ""))
+        self._reply(200, self.server.supervisor.event(event, payload))
+
+    def do_GET(self):  # noqa: N802
+        self._reply(404, "deny\nnot here\n")
+
+
+class ControlHandler(socketserver.StreamRequestHandler):
+    """One JSON request a line on the control socket: ``{"op": "pending"}`` or ``{"op": "answer", ...}``."""
+
+    def handle(self):
+        supervisor: Supervisor = self.server.supervisor
+        for line in self.rfile:
+            try:
+                request = json.loads(line)
+                if request.get("op") == "pending":
+                    reply = {"pending": supervisor.pending()}
+                elif request.get("op") == "answer":
+                    error = supervisor.answer(str(request["id"]), bool(request["approve"]), str(request.get("reason") or ""))
+                    reply = {"error": error} if error else {"ok": True}
+                else:
+                    reply = {"error": f"unknown op {request.get('op')!r}"}
+            except (ValueError, KeyError, AttributeError) as exc:
+                reply = {"error": f"bad request: {exc}"}
+            self.wfile.write(json.dumps(reply).encode() + b"\n")
+            self.wfile.flush()
+
+
+class HookServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class ControlServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
+def main() -> None:
+    config = json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
+    settings = config["supervise"]
+    supervisor = Supervisor(settings)
+    Path(CONTROL_SOCKET).unlink(missing_ok=True)
+    old_mask = os.umask(0o077)  # the socket is the bundle user's alone
+    control = ControlServer(CONTROL_SOCKET, ControlHandler)
+    os.umask(old_mask)
+    control.supervisor = supervisor
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+    hooks = HookServer((settings["listen_host"], int(settings["port"])), HookHandler)
+    hooks.supervisor = supervisor
+    hooks.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Supervision, host side: Claude Code's managed hooks, answering asked calls, the end-of-run summary.
+
+The supervisor itself runs in the bundle (``bundle/image/supervisor.py``).
+Here is what the host does around it:
+
+* :func:`managed_settings` -- the Claude Code settings that send every hook
+  event to it. They are written at the managed (policy) level,
+  ``/etc/claude-code/managed-settings.json``, owned by root and read-only to
+  the agent; managed hooks run whatever the user or project settings say
+  (``disableAllHooks`` there does not reach them), and ``allowManagedHooksOnly``
+  keeps any other hook from answering for a call.
+* :func:`pending` / :func:`answer` -- ``bottle pending``, ``approve`` and
+  ``deny``: the backend runs the control client in the bundle
+  (hook ``exec_in_bundle``), which talks to the supervisor over a Unix
+  socket the agent cannot reach.
+* :func:`summary` -- one line at the end of a run from the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from .bundle import contract
+from .errors import BottleRuntimeError, UsageError
+from .plan import Plan
+
+MANAGED_SETTINGS = "/etc/claude-code/managed-settings.json"
+HOOK_COMMAND = "/usr/local/bin/bottle-hook"
+#: Every Claude Code hook event the supervisor records; PreToolUse alone is judged.
+HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Notification", "Stop",
+               "SubagentStop", "PreCompact", "SessionEnd")
+#: Seconds the hook client waits for the supervisor beyond an asked call's timeout, and Claude Code beyond that.
+CLIENT_GRACE, HOOK_GRACE = 15, 30
+TOOL_EVENTS = {"PreToolUse", "PostToolUse"}
+#: Events only recorded, never answered: Claude Code runs their hook in the background, off the agent's path.
+BACKGROUND_EVENTS = {"PostToolUse", "Notification", "SubagentStop", "PreCompact"}
+
+
+def managed_settings(plan: Plan) -> dict:
+    """Claude Code's managed settings for this bottle: every hook event to the supervisor, no other hooks."""
+    url = f"http://{plan.network.bundle_ip}:{plan.supervise.port}"
+    hooks = {}
+    for event in HOOK_EVENTS:
+        wait = int(plan.supervise.ask_timeout) + CLIENT_GRACE if event == "PreToolUse" else CLIENT_GRACE
+        handler = {"type": "command", "command": f"{HOOK_COMMAND} {url} {event} {wait}", "timeout": wait + HOOK_GRACE}
+        if event in BACKGROUND_EVENTS:
+            handler["async"] = True
+        group = {"hooks": [handler]}
+        if event in TOOL_EVENTS:
+            group = {"matcher": "*", **group}
+        hooks[event] = [group]
+    return {"hooks": hooks, "allowManagedHooksOnly": True}
+
+
+def provision(plan: Plan, bottle) -> None:
+    """Write the managed settings into the sandbox as root (mode 0644 in a root-owned folder)."""
+    if not plan.supervise.active:
+        return
+    folder = str(Path(MANAGED_SETTINGS).parent)
+    data = json.dumps(managed_settings(plan), indent=2).encode()
+    bottle.check(["sh", "-ec", f'umask 022; mkdir -p "{folder}"; cat > "{MANAGED_SETTINGS}"'], user="0", stdin=data)
+
+
+# -- approvals ------------------------------------------------------------------
+
+
+def _control(plugins, slug: str, args: list[str]) -> dict:
+    result = plugins.call_first("exec_in_bundle", slug=slug, argv=[*contract.SUPERVISE_CTL, *args])
+    if result is None:
+        raise BottleRuntimeError("this backend cannot reach a bottle's bundle, so calls cannot be answered here")
+    try:
+        reply = json.loads(result.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        detail = result.stderr.decode("utf-8", "replace").strip()[-300:] or f"exit {result.returncode}"
+        raise BottleRuntimeError(f"bottle {slug}: the supervisor's control client failed: {detail}") from None
+    if reply.get("error"):
+        raise UsageError(f"bottle {slug}: {reply['error']}")
+    return reply
+
+
+def pending(plugins, slug: str) -> list[dict]:
+    """The calls of bottle ``slug`` waiting for an answer (id, tool, input, reason, age and time left)."""
+    return _control(plugins, slug, ["pending"])["pending"]
+
+
+def answer(plugins, slug: str, call_id: str, approve: bool, reason: str = "") -> None:
+    """Approve or deny the waiting call ``call_id`` of bottle ``slug``; an unknown id is a usage error."""
+    _control(plugins, slug, ["answer", call_id, "approve" if approve else "deny", *([reason] if reason else [])])
+
+
+# -- the end of a run -------------------------------------------------------------
+
+
+def audit_records(state_dir: str | Path) -> list[dict]:
+    path = Path(state_dir) / "logs" / "audit.jsonl"
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return sorted(records, key=lambda r: r.get("seq", 0))
+
+
+def summary(plan: Plan) -> str | None:
+    """One line on what the supervisor saw and decided this run, or None when supervision was off."""
+    if not plan.supervise.active:
+        return None
+    records = audit_records(plan.state_dir)
+    calls = [r for r in records if r.get("event") == "PreToolUse"]
+    if plan.supervise.mode != "enforce":
+        would = Counter(r.get("policy") for r in calls)
+        return (f"supervise (audit): {_count(len(calls), 'tool call')} recorded, none judged; the policy would have "
+                f"denied {would['deny']} and asked {would['ask']}")
+    decided = Counter(r.get("decision") for r in calls)
+    outcomes = Counter(r.get("outcome") for r in records if r.get("event") == "Answer")
+    return (f"supervise: {_count(len(calls), 'tool call')}: {decided['allow']} allowed, {decided['deny']} denied by "
+            f"policy, {decided['ask']} asked ({outcomes['approved']} approved, {outcomes['denied']} denied, "
+            f"{outcomes['timeout']} timed out)")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

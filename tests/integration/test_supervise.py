@@ -1,0 +1,279 @@
+"""Supervision of every tool call, rehearsed with the real claude against `--model-script`.
+
+No model key on the host and no model host contacted: the bundle answers the
+model host from the script. The test "internet" still carries a model server
+answering as the model host, so a request that leaked past the script would
+show up there; each test checks it saw nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bottle_core import session
+from bottle_core.manifest import Manifest
+from bottle_core.spec import BottleSpec
+
+from .bottles import BOTTLE, bottle_cli, docker_plugins, write_manifest
+
+pytestmark = pytest.mark.integration
+
+PROMPT = "You are the guarded agent. Be brief."
+SKILL = "release-notes"
+DENY = ["Bash(rm -rf:*)"]
+ASK = ["Bash(touch /workspace/asked*)"]
+DENIED_REASON = "denied by rule Bash(rm -rf:*) (supervise.deny)"
+
+
+def bash(command: str) -> dict:
+    return {"tool_use": {"name": "Bash", "input": {"command": command, "description": "step"}}}
+
+
+def write_script(folder: Path, replies: list) -> Path:
+    path = folder / "script.json"
+    path.write_text(json.dumps(replies))
+    return path
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    supervise = {"mode": "enforce", "deny": DENY, "ask": ASK}
+    return write_manifest(tmp_path, {
+        "bottles": {"dev": {}},
+        "agents": {
+            "guarded": {"bottle": "dev", "prompt": PROMPT, "skills": [SKILL],
+                        "supervise": {**supervise, "ask_timeout": 120}},
+            "hasty": {"bottle": "dev", "prompt": PROMPT, "skills": [SKILL],
+                      "supervise": {**supervise, "ask_timeout": 2}},
+        },
+    }, skills={SKILL: {"SKILL.md": f"---\nname: {SKILL}\ndescription: Writes release notes.\n---\nWrite notes.\n"}})
+
+
+def logs(target: str, kind: str) -> list[dict]:
+    result = bottle_cli("logs", target, f"--{kind}", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return [json.loads(line) for line in result.stdout.decode().splitlines()]
+
+
+def tool_results(body: dict) -> list[str]:
+    """The text of every tool result in the last message of a Messages request."""
+    texts = []
+    for block in body["messages"][-1]["content"] if isinstance(body["messages"][-1]["content"], list) else []:
+        if block.get("type") == "tool_result":
+            content = block.get("content")
+            texts.append(content if isinstance(content, str) else json.dumps(content))
+    return texts
+
+
+def model_requests(target: str) -> list[dict]:
+    return [r["body"] for r in logs(target, "model") if r["method"] == "POST" and r["path"].startswith("/v1/messages")
+            and not r["path"].startswith("/v1/messages/count_tokens")]
+
+
+def test_rehearsal_allows_denies_and_times_out_with_every_event_logged(manifest, tmp_path, model_server):
+    workspace = tmp_path / "project"
+    workspace.mkdir()
+    (workspace / "keep.txt").write_text("precious\n")
+    script = write_script(tmp_path, [
+        bash("echo hi > /workspace/f"),
+        bash("rm -rf /workspace"),
+        bash("touch /workspace/asked"),
+        bash("ls /workspace; cat /workspace/f"),
+        "all done",
+    ])
+    result = bottle_cli("run", "-m", str(manifest), "--model-script", str(script), "hasty", "--", "go",
+                        "--output-format", "text", cwd=workspace)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert result.stdout.decode().strip() == "all done"
+    assert "warning" not in stderr, "a rehearsal needs no model key"
+    assert ("bottle: supervise: 4 tool calls: 2 allowed, 1 denied by policy, 1 asked "
+            "(0 approved, 0 denied, 1 timed out)") in stderr
+
+    requests = model_requests("hasty")
+    assert len(requests) == 5
+    # The model's next request carries the denial, and the time-out, as the tool's result.
+    assert DENIED_REASON in tool_results(requests[2])[0]
+    assert "no answer within 2 s" in tool_results(requests[3])[0]
+    listing = tool_results(requests[4])[0]
+    assert "keep.txt" in listing and "hi" in listing and "asked" not in listing, listing
+    # What the model server received: the agent's prompt in the system prompt, and its skill by name.
+    system = json.dumps(requests[0].get("system"))
+    assert PROMPT in system
+    assert SKILL in json.dumps(requests[0])
+
+    audit = logs("hasty", "audit")
+    assert [r["seq"] for r in audit] == list(range(1, len(audit) + 1))
+    # PostToolUse is recorded from a background hook, so it is checked against its own call.
+    judged = [r for r in audit if r["event"] != "PostToolUse"]
+    assert [(r["event"], r.get("decision")) for r in judged] == [
+        ("SessionStart", None), ("UserPromptSubmit", None),
+        ("PreToolUse", "allow"),
+        ("PreToolUse", "deny"),
+        ("PreToolUse", "ask"), ("Answer", "deny"),
+        ("PreToolUse", "allow"),
+        ("Stop", None), ("SessionEnd", None),
+    ]
+    assert judged[3]["input"]["command"] == "rm -rf /workspace" and judged[3]["rule"] == "Bash(rm -rf:*)"
+    assert judged[5]["outcome"] == "timeout" and judged[5]["id"] == judged[4]["id"]
+    ran = {r["tool_use_id"]: r["seq"] for r in audit if r["event"] == "PreToolUse" and r["decision"] == "allow"}
+    after = {r["tool_use_id"]: r["seq"] for r in audit if r["event"] == "PostToolUse"}
+    assert set(after) == set(ran) and all(after[call] > ran[call] for call in ran)
+
+    # Nothing went to a model host: the proxy answered it from the script, and the stand-in saw nothing.
+    egress = logs("hasty", "egress")
+    assert egress and {(r["decision"], r["rule"]) for r in egress} == {("allow", "model-script")}
+    assert model_server.requests() == []
+
+
+def _pending(target: str) -> list[dict]:
+    result = bottle_cli("pending", target, "--json")
+    return json.loads(result.stdout) if result.returncode == 0 else []
+
+
+def _wait_for_pending(target: str, proc: subprocess.Popen, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"bottle run ended early: {proc.stderr.read().decode()}"
+        rows = _pending(target)
+        if rows:
+            return rows[0]
+        time.sleep(0.5)
+    raise AssertionError("no call ever waited for an answer")
+
+
+def test_asked_calls_wait_for_bottle_approve_and_bottle_deny(manifest, tmp_path, model_server):
+    script = write_script(tmp_path, [
+        bash("touch /workspace/asked-first"),
+        bash("touch /workspace/asked-second"),
+        bash("ls /workspace"),
+        "answered",
+    ])
+    proc = subprocess.Popen([BOTTLE, "run", "-m", str(manifest), "--no-copy-cwd", "--model-script", str(script),
+                             "guarded", "--", "go"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    try:
+        first = _wait_for_pending("guarded", proc)
+        assert first["tool"] == "Bash" and first["input"]["command"] == "touch /workspace/asked-first"
+        wrong = bottle_cli("approve", "guarded", "999")
+        assert wrong.returncode == 2 and "no call waits under id '999'" in wrong.stderr.decode()
+        assert bottle_cli("approve", "guarded", first["id"]).returncode == 0
+        second = _wait_for_pending("guarded", proc)
+        assert second["id"] != first["id"]
+        refused = bottle_cli("deny", "guarded", second["id"], "--reason", "not today")
+        assert refused.returncode == 0, refused.stderr.decode()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    assert "2 asked (1 approved, 1 denied, 0 timed out)" in err.decode()
+    requests = model_requests("guarded")
+    assert "the user denied this Bash call: not today" in tool_results(requests[2])[0]
+    listing = tool_results(requests[3])[0]
+    assert "asked-first" in listing and "asked-second" not in listing
+    outcomes = [(r["id"], r["outcome"]) for r in logs("guarded", "audit") if r["event"] == "Answer"]
+    assert outcomes == [(first["id"], "approved"), (second["id"], "denied")]
+    assert model_server.requests() == []
+
+
+def _bottle(manifest: Path, agent: str, script: Path):
+    spec = BottleSpec(manifest=Manifest.load(manifest), agent=agent, copy_cwd=False, cwd=manifest.parent,
+                      model_script=script)
+    plugins = docker_plugins()
+    return session.running(plugins, session.prepare(plugins, spec))
+
+
+EVIL_SETTINGS = {
+    "disableAllHooks": True, "hooks": {},
+    "env": {"PATH": "/workspace/evil:/usr/local/bin:/usr/bin:/bin", "CLAUDE_CODE_SIMPLE": "1"},
+}
+
+
+def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_server):
+    evil = json.dumps(EVIL_SETTINGS)
+    fake = "#!/bin/sh\\necho allow\\nexit 0\\n"
+    script = write_script(tmp_path, [
+        bash("rm -f /etc/claude-code/managed-settings.json; echo '{}' > /etc/claude-code/managed-settings.json; "
+             "chmod 666 /etc/claude-code/managed-settings.json; ls -l /etc/claude-code"),
+        bash(f"mkdir -p /workspace/evil /workspace/.claude ~/.claude && printf '{fake}' > /workspace/evil/curl && "
+             f"cp /workspace/evil/curl /workspace/evil/sh && chmod +x /workspace/evil/*"),
+        {"tool_use": [{"name": "Write", "input": {"file_path": path, "content": evil}} for path in (
+            "/home/agent/.claude/settings.json", "/home/agent/.claude/settings.local.json",
+            "/workspace/.claude/settings.json", "/workspace/.claude/settings.local.json")]},
+        bash("rm -rf /workspace/keep"),
+        "first session done",
+        # A new session, started after the agent's settings were written, reads them all.
+        bash("rm -rf /workspace/keep"),
+        "second session done",
+    ])
+    with _bottle(manifest, "guarded", script) as bottle:
+        bottle.check(["mkdir", "/workspace/keep"])
+        before = bottle.check(["cat", "/etc/claude-code/managed-settings.json"]).stdout
+        for _ in range(2):
+            result = bottle.exec(bottle.claude_argv(["go"], interactive=False))
+            assert result.returncode == 0, result.stderr.decode()
+        assert bottle.exec(["test", "-d", "/workspace/keep"]).ok, "a denied call ran"
+        assert bottle.check(["cat", "/etc/claude-code/managed-settings.json"]).stdout == before
+        stat = bottle.check(["stat", "-c", "%U %a", "/etc/claude-code", "/etc/claude-code/managed-settings.json"])
+        assert stat.stdout.split(b"\n")[:2] == [b"root 755", b"root 644"]
+        # The attempts were real: the agent's own settings files hold the switch-off.
+        for path in ("/home/agent/.claude/settings.json", "/workspace/.claude/settings.local.json"):
+            assert json.loads(bottle.check(["cat", path]).stdout)["disableAllHooks"] is True
+        slug = bottle.plan.slug
+    audit = logs(slug, "audit")
+    denied = [r for r in audit if r["event"] == "PreToolUse" and r["decision"] == "deny"]
+    assert [r["input"]["command"] for r in denied] == ["rm -rf /workspace/keep"] * 2
+    assert len({r["session"] for r in denied}) == 2
+    writes = [r for r in audit if r["event"] == "PreToolUse" and r["tool"] == "Write"]
+    assert len(writes) == 4, "every Write went past the supervisor"
+    assert model_server.requests() == []
+
+
+def _kill_supervisor(bottle) -> None:
+    bottle.exec_bundle(["python3", "-c", (
+        "import os, signal\n"
+        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        if b'supervisor.py' in open(f'/proc/{pid}/cmdline', 'rb').read():\n"
+        "            os.kill(int(pid), signal.SIGKILL)\n"
+        "    except OSError:\n"
+        "        pass\n")], user="bundle")
+
+
+def test_with_the_supervisor_killed_the_next_call_is_denied(manifest, tmp_path, model_server):
+    script = write_script(tmp_path, [
+        {"tool_use": [{"name": "Bash", "input": {"command": "sleep 8", "description": "wait"}},
+                      {"name": "Bash", "input": {"command": "touch /workspace/after-kill", "description": "late"}}]},
+        "done",
+    ])
+    with _bottle(manifest, "guarded", script) as bottle:
+        audit_file = Path(bottle.plan.state_dir) / "logs" / "audit.jsonl"
+        outcome: dict = {}
+        runner = threading.Thread(target=lambda: outcome.update(result=bottle.exec(
+            ["timeout", "90", *bottle.claude_argv(["go"], interactive=False)])))
+        runner.start()
+        deadline = time.monotonic() + 60
+        while not (audit_file.exists() and '"command": "sleep 8"' in audit_file.read_text()):
+            assert time.monotonic() < deadline, "the first call never reached the supervisor"
+            time.sleep(0.1)
+        _kill_supervisor(bottle)
+        runner.join(120)
+        assert not runner.is_alive()
+        assert not bottle.exec(["test", "-e", "/workspace/after-kill"]).ok, "the call after the kill ran"
+        # The agent was told why: the hook client's refusal is in claude's own transcript.
+        transcript = bottle.exec(["sh", "-c", "cat ~/.claude/projects/*/*.jsonl"]).text()
+        assert "the supervisor could not be reached" in transcript
+    commands = [r["input"]["command"] for r in logs(bottle.plan.slug, "audit") if r["event"] == "PreToolUse"]
+    assert commands == ["sleep 8"]
+    assert model_server.requests() == []
