@@ -86,7 +86,7 @@ def egress_decisions(agent: str, env: dict[str, str]) -> list[dict]:
     """The proxy's decisions so far in the agent's running bottle, as `bottle logs` shows them."""
     shown = bottle_cli("logs", agent, "--egress", "--json", env=env)
     assert shown.returncode == 0, shown.stderr
-    return [r for r in map(json.loads, shown.stdout.decode().splitlines()) if r.get("event") == "egress"]
+    return [json.loads(line) for line in shown.stdout.decode().splitlines()]
 
 
 def start_run(terminal: Terminal, manifest: Path, agent: str, env: dict[str, str], cwd: Path) -> str:

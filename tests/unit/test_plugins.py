@@ -93,7 +93,7 @@ def test_fixture_unregisters_what_a_test_registered(bottle_plugins):
 
 class Exploding:
     @hookimpl
-    def provision_git(self, plan, bottle):
+    def provision_ca(self, plan, bottle):
         raise RuntimeError("the greeting machine is broken")
 
 
@@ -101,13 +101,13 @@ def test_plugin_raising_in_a_hook_is_a_plugin_error_naming_it_and_its_distributi
     bottle_plugins.register(Exploding(), "boom", PLUGIN, PluginRecord("boom", PLUGIN, "bottle-boom", "1.2.3"))
 
     with pytest.raises(PluginError) as caught:
-        bottle_plugins.call_each("provision_git", plan=object(), bottle=object())
+        bottle_plugins.call_each("provision_ca", plan=object(), bottle=object())
 
     error = caught.value
     assert (error.plugin, error.distribution) == ("boom", "bottle-boom")
     line = error.render()
     assert "'boom'" in line and "bottle-boom" in line
-    assert "provision_git" in line and "the greeting machine is broken" in line
+    assert "provision_ca" in line and "the greeting machine is broken" in line
     assert "\n" not in line
     assert isinstance(error.__cause__, RuntimeError), "the original exception is kept for --debug"
 
