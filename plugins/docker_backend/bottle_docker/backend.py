@@ -52,10 +52,10 @@ def launch(plan):
 @hookimpl
 def provision_ca(plan, bottle):
     """Install the bundle's CA into the agent's trust store (the key stays in the bundle)."""
-    from .launch import bundle_ca
+    from .bundle import bundle_ca
 
     folder, name = os.path.split(plan.guest.ca_cert)
-    bottle.write_files(folder, {name: bundle_ca(bottle)}, mode=0o644, owner=0)
+    bottle.write_files(folder, {name: bundle_ca(bottle.client, bottle.bundle_id, plan.slug)}, mode=0o644, owner=0)
     # What update-ca-certificates does for one added certificate: append it to the
     # bundle file and link it by subject hash. The script itself re-walks all ~140
     # system certificates (about 1 s here); the certificate sits in the Debian
@@ -89,7 +89,7 @@ def list_bottles():
 @hookimpl
 def stop_bottle(slug):
     from . import engine, labels
-    from .launch import remove_resources
+    from .removal import remove_resources
 
     client = engine.client()
     containers = client.api.containers(all=True, filters={"label": f"{labels.SLUG}={slug}"})
@@ -104,7 +104,7 @@ def stop_bottle(slug):
 @hookimpl
 def collect_garbage():
     from . import engine, labels
-    from .launch import remove_resources
+    from .removal import remove_resources
 
     client = engine.client()
     everything = client.api.containers(all=True, filters={"label": labels.SLUG})

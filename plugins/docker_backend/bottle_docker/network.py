@@ -71,6 +71,25 @@ def _host_lock(name: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+NETWORK_ATTEMPTS = 4
+
+
+def create_for(client, plan, labels: dict[str, str]) -> None:
+    """The plan's bottle network; a subnet another bottle took since ``prepare`` moves the plan, it is no error."""
+    from docker.errors import APIError
+
+    net = plan.network
+    for attempt in range(NETWORK_ATTEMPTS):
+        try:
+            create_bottle_network(client, net.name, net.subnet, labels)
+        except APIError as exc:
+            if "overlap" not in str(exc).lower() or attempt == NETWORK_ATTEMPTS - 1:
+                raise
+            readdress(client, plan)
+            continue
+        return
+
+
 def readdress(client, plan) -> None:
     """Move the plan's bottle network to a free subnet (another bottle took it since ``prepare``), and save it."""
     net = plan.network
