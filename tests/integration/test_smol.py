@@ -97,7 +97,6 @@ def tiny_image(docker_client):
 
 @pytest.fixture
 def plan(manifest_factory, tmp_path, wheel_smolvm, tiny_image, monkeypatch):
-    monkeypatch.setenv("BOTTLE_AGENT_IMAGE", tiny_image)
     manifest = Manifest.load(manifest_factory({
         "bottles": {"dev": {"cpus": 1, "memory": "512m", "env": {"FOO": "bar"}}},
         "agents": {"demo": {"prompt": "hi", "bottle": "dev"}},
@@ -114,9 +113,9 @@ def test_availability_with_the_real_binary_only_depends_on_kvm(wheel_smolvm):
     assert availability() == kvm_problem()
 
 
-def test_create_with_the_backends_flags_then_delete(wheel_smolvm, plan, docker_client):
+def test_create_with_the_backends_flags_then_delete(wheel_smolvm, plan, docker_client, tiny_image):
     name = machine_name(plan.slug)
-    stream = docker_client.images.get(plan.images["agent"]).save(named=True)
+    stream = docker_client.images.get(tiny_image).save(named=True)
     wheel_smolvm.create(name, labels={**labels(plan), TEST_LABEL: "1"}, image="-", options=create_options(plan),
                         workload=WORKLOAD, stdin=stream)
     (listed,) = wheel_smolvm.ls()
@@ -155,10 +154,10 @@ def test_smolvms_errors_for_unknown_machines(wheel_smolvm):
     assert usage.value.returncode == 2
 
 
-def test_gc_removes_a_machine_whose_bottle_is_gone(wheel_smolvm, plan, docker_client):
+def test_gc_removes_a_machine_whose_bottle_is_gone(wheel_smolvm, plan, docker_client, tiny_image):
     from bottle_smol import backend
 
-    stream = docker_client.images.get(plan.images["agent"]).save(named=True)
+    stream = docker_client.images.get(tiny_image).save(named=True)
     gone = {**labels(plan), "bottle.pid": "0", TEST_LABEL: "1"}
     wheel_smolvm.create(machine_name(plan.slug), labels=gone, image="-", options=create_options(plan),
                         workload=WORKLOAD, stdin=stream)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from bottle_docker import claude_binary, images
+from bottle_core import claude_binary, images
+from bottle_docker import image_build
 
 from bottle_core.errors import BottleRuntimeError
 
@@ -145,19 +146,19 @@ def small_claude(tmp_path, monkeypatch) -> Path:
 def test_missing_images_are_built_once_then_reused(small_claude):
     client = FakeClient({"base:1"})
     lines = []
-    tags = images.ensure_images(client, "base:1", progress=lambda role, line: lines.append((role, line)))
+    tags = image_build.ensure_images(client, "base:1", progress=lambda role, line: lines.append((role, line)))
     assert sorted(b["tag"] for b in client.builds) == sorted(tags.values())
     assert all(b["buildargs"] == {"BASE": "base:1"} and b["decode"] and b["rm"] for b in client.builds)
     assert {b["labels"][images.LABEL] for b in client.builds} == {"agent", "bundle"}
     assert ("agent", "Step 1/5 : FROM base") in lines
-    assert images.ensure_images(client, "base:1", progress=lambda role, line: lines.append(line)) == tags
+    assert image_build.ensure_images(client, "base:1", progress=lambda role, line: lines.append(line)) == tags
     assert len(client.builds) == 2  # the second call built nothing
-    images.ensure_images(client, "base:1", force=True, progress=lambda role, line: None)
+    image_build.ensure_images(client, "base:1", force=True, progress=lambda role, line: None)
     assert len(client.builds) == 4
 
 
 def test_default_progress_goes_to_stderr_with_the_image_name(small_claude, capsys):
-    images.ensure_images(FakeClient({"base:1"}), "base:1")
+    image_build.ensure_images(FakeClient({"base:1"}), "base:1")
     err = capsys.readouterr().err
     assert "[bottle-agent] Step 1/5 : FROM base" in err
     assert "[bottle-bundle] Step 1/5 : FROM base" in err
@@ -165,14 +166,14 @@ def test_default_progress_goes_to_stderr_with_the_image_name(small_claude, capsy
 
 def test_a_missing_base_image_says_to_build_or_pull_it(small_claude):
     with pytest.raises(BottleRuntimeError) as caught:
-        images.ensure_images(FakeClient(set()), "my/base:2")
+        image_build.ensure_images(FakeClient(set()), "my/base:2")
     text = caught.value.render()
     assert "my/base:2" in text and "BOTTLE_BASE_IMAGE" in text and "pull" in text
 
 
 def test_a_build_error_names_the_image_and_the_error_line(small_claude):
     with pytest.raises(BottleRuntimeError) as caught:
-        images.ensure_images(FakeClient({"base:1"}, fail=True), "base:1", progress=lambda role, line: None)
+        image_build.ensure_images(FakeClient({"base:1"}, fail=True), "base:1", progress=lambda role, line: None)
     text = caught.value.render()
     assert re.search(r"bottle-(agent|bundle):[0-9a-f]{12}", text)
     assert "Unable to locate package mitmproxy" in text
@@ -181,10 +182,10 @@ def test_a_build_error_names_the_image_and_the_error_line(small_claude):
 def test_a_rebuild_removes_the_earlier_build_from_the_same_base_only(small_claude, tmp_path):
     client = FakeClient({"base:1", "base:2"})
     quiet = lambda role, line: None  # noqa: E731
-    first = images.ensure_images(client, "base:1", progress=quiet)
-    other_base = images.ensure_images(client, "base:2", progress=quiet)
+    first = image_build.ensure_images(client, "base:1", progress=quiet)
+    other_base = image_build.ensure_images(client, "base:2", progress=quiet)
     small_claude.write_bytes(b"#!/bin/sh\necho 2.0.0\n")  # a new claude: a new agent image
-    second = images.ensure_images(client, "base:1", progress=quiet)
+    second = image_build.ensure_images(client, "base:1", progress=quiet)
     assert second["agent"] != first["agent"] and second["bundle"] == first["bundle"]
     assert client.images.removed == [first["agent"]]
     assert set(other_base.values()) <= client.images.present

@@ -13,7 +13,7 @@ from bottle_core import addressing
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.manifest import Manifest
 from bottle_core.spec import BottleSpec
-from bottle_smol import binary, network
+from bottle_smol import binary, images, network
 from bottle_smol.binary import find
 from bottle_smol.engine import Engine, SmolvmError
 from bottle_smol.machine import machine_name, running_machine
@@ -28,11 +28,21 @@ IMAGE = b"a docker save stream, as far as the fake cares"
 @pytest.fixture
 def plan(manifest_factory, tmp_path, monkeypatch, fake_smolvm):  # noqa: F811
     monkeypatch.setattr(network, "engine_subnets", lambda: [])
+    monkeypatch.setattr(images, "base_image_id", lambda base: "sha256:" + "b" * 64)
+    monkeypatch.setenv("BOTTLE_CLAUDE_BINARY", str(small_claude(tmp_path)))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     manifest = Manifest.load(manifest_factory({
         "bottles": {"dev": {"cpus": 1.5, "memory": "1g", "env": {"FOO": "bar"}}},
         "agents": {"demo": {"prompt": "hi", "bottle": "dev"}},
     }))
     return prepare_plan(BottleSpec(manifest, "demo", cwd=tmp_path), tmp_path / "state")
+
+
+def small_claude(folder):
+    binary = folder / "claude"
+    binary.write_bytes(b"#!/bin/sh\necho 2.0.0\n")
+    binary.chmod(0o755)
+    return binary
 
 
 @pytest.fixture

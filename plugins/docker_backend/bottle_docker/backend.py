@@ -25,18 +25,21 @@ def backend_availability():
 @hookimpl
 def prepare(spec, stage_dir):
     from bottle_core.addressing import agent_ip, bundle_ip, pick_subnet
+    from bottle_core.images import image_names
     from bottle_core.plan import NetworkPlan, base_plan
 
     from . import engine, network
+    from .image_build import base_image_id
 
-    subnet = pick_subnet(network.used_subnets(engine.client()))
+    client = engine.client()
+    subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir),
         network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip(subnet), agent_ip=agent_ip(subnet),
                             outbound=os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK") or network.SHARED_OUTBOUND),
-        images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
+        images=image_names(base, base_image_id(client, base)),
     )
     plan.network.name = f"bottle-{plan.slug}"
     return plan
@@ -67,7 +70,7 @@ def provision_ca(plan, bottle):
 @hookimpl
 def build_images(force):
     from . import engine
-    from .images import ensure_images
+    from .image_build import ensure_images
 
     base = os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
     return sorted(ensure_images(engine.client(), base, force=force).values())

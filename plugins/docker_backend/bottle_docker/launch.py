@@ -1,6 +1,6 @@
 """Bringing a planned bottle up, and taking all of it down again.
 
-Order: secrets read and images ensured (nothing exists yet if either fails);
+Order: secrets read and the Plan's images ensured (built when missing) (nothing exists yet if either fails);
 the bottle network (and the shared outbound network, the first time); the
 bundle (pinned IP on the bottle network, plus the outbound one), started first; the agent
 (pinned IP, bottle network only) and the one-shot container that deletes its
@@ -24,15 +24,15 @@ from bottle_core.signals import deferred
 
 from . import agent, bundle, engine, labels, network
 from .container import DockerBottle
+from .image_build import ensure_planned
 from .removal import remove_resources
 
 
 class DockerLaunch(AbstractContextManager):
     """The context manager ``launch`` returns: enter brings the bottle up, exit removes all of it."""
 
-    def __init__(self, plan: Plan, images: dict[str, str] | None = None):
+    def __init__(self, plan: Plan):
         self.plan = plan
-        self.images = images
         self.client = engine.client()
         self.containers: list[str] = []
         self.networks: list[str] = []
@@ -55,7 +55,8 @@ class DockerLaunch(AbstractContextManager):
 
         plan, client = self.plan, self.client
         secrets = contract.secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
-        images = self.images or resolve_images(client, plan)
+        ensure_planned(client, plan.images)
+        images = plan.images
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(client)
@@ -89,9 +90,3 @@ class DockerLaunch(AbstractContextManager):
         self.containers.clear()
         self.networks.clear()
 
-
-def resolve_images(client, plan: Plan) -> dict[str, str]:
-    """The content-hash tags of the agent and bundle images, building them when missing."""
-    from .images import ensure_images
-
-    return ensure_images(client, plan.images["base"])

@@ -10,24 +10,18 @@ from bottle_core.plan import NetworkPlan, Plan, base_plan
 from bottle_core.spec import BottleSpec
 
 from . import network
+from .images import planned_images
 from .binary import find, format_version, version_of
 from .machine import cpus, machine_name, mem_mib
 
 BACKEND = "smol"
 DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
-# The same image names the docker backend builds: the smol agent boots the agent image, the bundle is a container.
-AGENT_IMAGE = "bottle-agent:latest"
-BUNDLE_IMAGE = "bottle-bundle:latest"
 
 
 def images(spec: BottleSpec) -> dict[str, str]:
-    """Image names by role; the agent image is handed to smolvm as a ``docker save`` stream."""
+    """Image names by role: the content-hash names every backend uses (see :mod:`bottle_core.images`)."""
     bottle = spec.manifest.bottles[spec.bottle_name]
-    return {
-        "base": bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or DEFAULT_BASE_IMAGE,
-        "agent": os.environ.get("BOTTLE_AGENT_IMAGE") or AGENT_IMAGE,
-        "bundle": os.environ.get("BOTTLE_BUNDLE_IMAGE") or BUNDLE_IMAGE,
-    }
+    return planned_images(bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or DEFAULT_BASE_IMAGE)
 
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
