@@ -7,15 +7,25 @@ keyword arguments, so an implementation may accept any subset of them; give
 implementations no default values (pluggy would silently leave such an
 argument out).
 
-Order: ``prepare`` and ``launch`` are firstresult and answered by the
-backend. For the ``provision_*`` hooks every implementation runs, the
-backend's first, then the plugins'. The provision hooks run in this order:
-ca, git, skills, prompt, supervise.
+The hooks are grouped by the phase they belong to: choosing a backend,
+planning, launching, provisioning, the command line, and managing bottles.
+
+firstresult hooks (``prepare``, ``launch`` and the management hooks) are
+answered by the selected backend; when no implementation answers, bottle says
+in one line that the backend does not support it.
+
+The ``provision_*`` hooks run in this order: ca, git, skills, prompt,
+supervise. For each, every implementation runs: bottle's own first
+(``tryfirst``), then the backend's, then the third-party plugins' (bottle
+registers those ``trylast``, in the order they were found).
 
 Network: bottle's own and the backend's provision hooks may run while the
 bundle is still starting, so they must not need the network (or call
 ``bottle.ready()`` first). Every third-party plugin's provision hook runs after
 ``bottle.ready()``, with the bundle up.
+
+``BOTTLE_TRACE_PLUGINS=1`` prints every hook call, its implementations in
+call order and its time on stderr.
 """
 
 from __future__ import annotations
@@ -37,6 +47,14 @@ PROJECT = "bottle"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+#: The provision hooks, in the order bottle calls them.
+PROVISION_ORDER = ("provision_ca", "provision_git", "provision_skills", "provision_prompt", "provision_supervise")
+
+
+# ---------------------------------------------------------------------------
+# Choosing a backend
+# ---------------------------------------------------------------------------
+
 
 @hookspec(firstresult=True)
 def backend_availability() -> str | None:
@@ -49,6 +67,11 @@ def backend_availability() -> str | None:
     Stops at the first non-None result. Implemented by backends only; called
     on a manager holding that one backend, so it never sees another's answer.
     """
+
+
+# ---------------------------------------------------------------------------
+# Planning: what the user asked for, resolved before anything starts
+# ---------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
@@ -68,6 +91,11 @@ def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
     """
 
 
+# ---------------------------------------------------------------------------
+# Launching: the Plan brought up
+# ---------------------------------------------------------------------------
+
+
 @hookspec(firstresult=True)
 def launch(plan: Plan) -> AbstractContextManager[Bottle]:
     """Bring up the bottle the Plan describes: networks, bundle, agent sandbox.
@@ -82,6 +110,11 @@ def launch(plan: Plan) -> AbstractContextManager[Bottle]:
     """
 
 
+# ---------------------------------------------------------------------------
+# Provisioning: the running sandbox made ready for the agent (in PROVISION_ORDER)
+# ---------------------------------------------------------------------------
+
+
 @hookspec
 def provision_ca(plan: Plan, bottle: Bottle) -> None:
     """Make the sandbox trust the bundle's TLS-inspecting proxy.
@@ -89,8 +122,8 @@ def provision_ca(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan.
     :param bottle: the running Bottle handle (``exec``, ``copy_in``, ``copy_out``).
 
-    Every implementation runs, the backend's first. The backend installs the
-    bundle's CA (its private key never leaves the bundle); a plugin may add
+    Every implementation runs: bottle's own, the backend's, then the plugins'
+    (after ``bottle.ready()``). The backend installs the bundle's CA (its private key never leaves the bundle); a plugin may add
     trust for its own tools. Runs first of the provision hooks.
     """
 
@@ -102,8 +135,9 @@ def provision_git(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.git_gate`` lists the remotes).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. No upstream credential may
-    be written into the sandbox.
+    Every implementation runs: bottle's own, the backend's, then the plugins'
+    (after ``bottle.ready()``). No upstream credential may be written into the
+    sandbox.
     """
 
 
@@ -114,8 +148,10 @@ def provision_skills(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.skills`` lists name and host folder).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. A plugin may install
-    further skills into ``plan.guest.skills_dir``.
+    Every implementation runs: bottle's own first (it copies every skill of
+    the plan), then the backend's, then the plugins' (after
+    ``bottle.ready()``). A plugin may install further skills into
+    ``plan.guest.skills_dir``.
     """
 
 
@@ -126,8 +162,9 @@ def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.prompt_file`` is the host copy, or None).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. The file is owned by the
-    agent user with mode 0600.
+    Every implementation runs: bottle's own first (it places the file, owned
+    by the agent user with mode 0600), then the backend's, then the plugins'
+    (after ``bottle.ready()``).
     """
 
 
@@ -138,9 +175,15 @@ def provision_supervise(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.supervise`` holds mode and port).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. Runs last of the
-    provision hooks, so a plugin here sees a fully provisioned sandbox.
+    Every implementation runs: bottle's own, the backend's, then the plugins'
+    (after ``bottle.ready()``). Runs last of the provision hooks, so a plugin
+    here sees a fully provisioned sandbox.
     """
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
 
 
 @hookspec
@@ -155,7 +198,9 @@ def register_commands(cli: click.Group) -> None:
     """
 
 
-PROVISION_ORDER = ("provision_ca", "provision_git", "provision_skills", "provision_prompt", "provision_supervise")
+# ---------------------------------------------------------------------------
+# Managing bottles: images, listing, stopping, garbage
+# ---------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)

@@ -2,6 +2,8 @@
 
 It uses nothing but the public Bottle handle, so it works on every backend;
 backends and third parties add their own implementations of the same hooks.
+Its implementations are ``tryfirst``: bottle's own provisioning runs before
+the backend's and the plugins'.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_skills(plan: Plan, bottle: Bottle) -> None:
     """Copy every skill folder whole into the guest skills folder, in one tar stream."""
     if not plan.skills:
@@ -27,7 +29,7 @@ def provision_skills(plan: Plan, bottle: Bottle) -> None:
     bottle.copy_in(stream, base)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     """Place the prompt file, owned by the agent user, mode 0600 (only when the prompt is non-empty)."""
     if not plan.has_prompt:

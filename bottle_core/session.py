@@ -44,10 +44,11 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
     """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards."""
     try:
         with plugins.call_first("launch", plan=plan) as bottle:
-            # bottle's own and the backend's provisioning overlap the bundle's start-up (they
-            # need no network); third-party hooks, and the caller, get a bottle whose way out is up.
+            # bottle's own and the backend's provisioning overlap the bundle's start-up (they need no
+            # network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the caller
+            # get a bottle whose way out is up.
             for hook in PROVISION_ORDER:
-                plugins.call_each(hook, plan=plan, bottle=bottle, before_plugins=bottle.ready)
+                plugins.call_each(hook, plan=plan, bottle=bottle)
             if plan.copy_cwd:
                 copy_workspace(plan, bottle)
             bottle.ready()
