@@ -314,3 +314,35 @@ def _manifest_error(source: str, exc: ValidationError) -> ManifestError:
         message = "required field is missing"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return ManifestError(source, message + more, field=_field_path(loc))
+
+
+# -- what the manifest accepts but nothing enforces yet ----------------------------------------------------------
+#
+# One function per feature that is not built yet, each listed in UNENFORCED. The change that builds a feature
+# deletes its function and its entry; until then, `bottle validate` and every launch warn (error with --strict).
+
+
+def _git_remotes_unenforced(manifest: Manifest, agents: dict[str, AgentDef]) -> list[str]:
+    return [f"bottles.{bottle}.git.{remote}: the git gate is not built yet, so this remote cannot be reached from "
+            "the bottle and its push policy is not enforced"
+            for bottle in sorted({agent.bottle for agent in agents.values()})
+            for remote in manifest.bottles[bottle].git]
+
+
+def _supervise_unenforced(manifest: Manifest, agents: dict[str, AgentDef]) -> list[str]:
+    return [f"agents.{name}.supervise.mode = {agent.supervise.mode!r}"
+            f"{'' if 'mode' in agent.supervise.model_fields_set else ' (the default)'}: the supervisor is not built "
+            "yet, so Claude Code's hook events are neither logged nor checked (set mode = \"off\" to say so)"
+            for name, agent in sorted(agents.items()) if agent.supervise.mode != "off"]
+
+
+UNENFORCED = (_git_remotes_unenforced, _supervise_unenforced)
+
+
+def unenforced(manifest: Manifest, agent: str | None = None) -> list[str]:
+    """What ``manifest`` asks for (of ``agent`` and its bottle, or of everything) that nothing enforces yet.
+
+    :return: one line per field, naming its path and what is missing; empty when everything asked for is enforced.
+    """
+    agents = {agent: manifest.agent(agent)} if agent is not None else dict(manifest.agents)
+    return [line for check in UNENFORCED for line in check(manifest, agents)]

@@ -28,7 +28,7 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.manifest import Manifest
 from bottle_core.spec import BottleSpec
 from bottle_smol import binary
-from bottle_smol.availability import availability, kvm_problem
+from bottle_smol.availability import host_problem, kvm_problem
 from bottle_smol.engine import Engine, SmolvmError
 from bottle_smol.machine import WORKLOAD, create_options, labels, machine_name, running_machine
 from bottle_smol.prepare import prepare_plan
@@ -109,8 +109,8 @@ def test_the_wheel_binary_reports_its_version(wheel_smolvm):
     assert wheel_smolvm.exec_has_user == (wheel_smolvm.version >= binary.EXEC_USER_SINCE)
 
 
-def test_availability_with_the_real_binary_only_depends_on_kvm(wheel_smolvm):
-    assert availability() == kvm_problem()
+def test_the_host_check_with_the_real_binary_only_depends_on_kvm(wheel_smolvm):
+    assert host_problem() == kvm_problem()
 
 
 def test_create_with_the_backends_flags_then_delete(wheel_smolvm, plan, docker_client, tiny_image):

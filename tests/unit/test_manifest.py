@@ -127,3 +127,20 @@ def test_the_schema_describes_every_field():
     missing["Manifest"] = undescribed(schema)
     assert {name: fields for name, fields in missing.items() if fields} == {}
     assert schema["additionalProperties"] is False
+
+
+def test_unenforced_names_each_field_of_the_agent_and_its_bottle_only():
+    from bottle_core.manifest import unenforced
+
+    manifest = Manifest.from_json_obj({
+        "bottles": {"dev": {"git": {"origin": {"url": "https://git.test/a.git"}}}, "plain": {}},
+        "agents": {"coder": {"bottle": "dev", "supervise": {"mode": "off"}},
+                   "watched": {"bottle": "plain", "supervise": {"mode": "audit"}},
+                   "defaulted": {"bottle": "plain"}},
+    })
+    assert [line.split(":")[0] for line in unenforced(manifest, "coder")] == ["bottles.dev.git.origin"]
+    (watched,) = unenforced(manifest, "watched")
+    assert watched.startswith("agents.watched.supervise.mode = 'audit': the supervisor is not built yet")
+    (defaulted,) = unenforced(manifest, "defaulted")
+    assert "(the default)" in defaulted
+    assert len(unenforced(manifest)) == 3

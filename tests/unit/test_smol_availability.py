@@ -68,20 +68,29 @@ def test_child_env_drops_what_would_bend_the_policy(monkeypatch):
 def test_availability_names_the_fix(fake_smolvm, monkeypatch):  # noqa: F811
     monkeypatch.setattr(avail, "kvm_problem", lambda: None)
     monkeypatch.setattr(avail, "platform_problem", lambda: None)
-    assert avail.availability() is None
+    assert avail.host_problem() is None
     monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.5.0")
     binary._version.cache_clear()
-    assert "smolvm 1.5.0" in avail.availability() and "pip install -U smolmachines" in avail.availability()
+    assert "smolvm 1.5.0" in avail.host_problem() and "pip install -U smolmachines" in avail.host_problem()
     monkeypatch.setattr(binary, "find", lambda: (_ for _ in ()).throw(binary.SmolvmNotFound(
         "no smolvm binary found", hint="pip install bottle-smol")))
     monkeypatch.setattr(avail, "find", binary.find)
-    assert avail.availability() == "no smolvm binary found (pip install bottle-smol)"
+    assert avail.host_problem() == "no smolvm binary found (pip install bottle-smol)"
+
+
+def test_smol_is_not_available_while_it_cannot_launch_and_says_all_it_lacks(fake_smolvm, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(avail, "kvm_problem", lambda: None)
+    monkeypatch.setattr(avail, "platform_problem", lambda: None)
+    assert avail.availability() == avail.MISSING  # a fine host: only the missing bundle
+    assert "cannot launch a bottle" in avail.MISSING and "--backend docker" in avail.MISSING
+    monkeypatch.setattr(avail, "kvm_problem", lambda: "no /dev/kvm")
+    assert avail.availability() == f"no /dev/kvm; {avail.MISSING}"
 
 
 def test_availability_reports_a_binary_without_version(fake_smolvm, monkeypatch):  # noqa: F811
     monkeypatch.setattr(avail, "platform_problem", lambda: None)
     fake_smolvm.path.write_text("#!/bin/sh\necho 'something else'\n")
-    assert "did not report a version" in avail.availability()
+    assert "did not report a version" in avail.host_problem()
 
 
 def test_platforms():
