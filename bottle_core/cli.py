@@ -168,12 +168,12 @@ def _spec(manifest_path: Path | None, agent: str, copy_cwd: bool):
 @click.argument("agent")
 @click.pass_obj
 def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
-    """Print the Plan for AGENT as JSON, without starting anything."""
+    """Print the Plan for AGENT as JSON, without starting or writing anything."""
     from . import session
 
     spec = _spec(manifest_path, agent, copy_cwd=True)
     plugins = session.plugins_for(spec, obj["backend"])
-    click.echo(session.prepare(plugins, spec).model_dump_json(indent=2))
+    click.echo(session.plan_for(plugins, spec).model_dump_json(indent=2))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

@@ -81,13 +81,14 @@ def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
     :param spec: the manifest, the agent name, ``copy_cwd`` and the user's cwd.
     :param stage_dir: the state root (``$XDG_STATE_HOME/bottle``); the plan's
         own state dir is ``stage_dir/<slug>``.
-    :return: the Plan, with its state dir created and the prompt file written
-        there (mode 0600). Backends usually build it with
-        :func:`bottle_core.plan.base_plan` and add what they resolve
-        themselves (network subnet, bundle IP, image names).
+    :return: the final Plan. Backends build it with
+        :func:`bottle_core.plan.base_plan` from what they resolve themselves
+        (slug-carrying names, network subnet, bundle IP, image names from
+        :func:`bottle_core.images.image_names`); nothing renames it afterwards.
 
     Stops at the first non-None result. Implemented by the selected backend.
-    Must not start anything: ``bottle plan`` calls it only to print the Plan.
+    Must not start anything nor write anything: bottle stages the Plan (state
+    dir, prompt file, plan.json) itself, and ``bottle plan`` only prints it.
     """
 
 
@@ -100,11 +101,15 @@ def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
 def launch(plan: Plan) -> AbstractContextManager[Bottle]:
     """Bring up the bottle the Plan describes: networks, bundle, agent sandbox.
 
-    :param plan: the Plan from ``prepare``.
+    :param plan: the Plan from ``prepare``, staged; launch never changes it.
     :return: a context manager whose ``__enter__`` returns the running
         :class:`bottle_core.sandbox.Bottle` and whose ``__exit__`` removes
         everything launch created, on normal exit, on an exception and on
-        Ctrl-C/SIGTERM (the CLI turns SIGTERM into an exception).
+        Ctrl-C/SIGTERM (the CLI turns SIGTERM into an exception). The
+        handle's ``plan`` is the Plan actually used: the given one, or, when
+        the backend had to change something since ``prepare`` (docker: a
+        subnet another bottle took meanwhile), a new Plan it saved again;
+        bottle provisions with the handle's plan.
 
     Stops at the first non-None result. Implemented by the selected backend.
     """

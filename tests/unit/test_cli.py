@@ -160,11 +160,10 @@ def test_plan_prints_a_plan_that_parses_back(manifest_factory, tmp_path):
     assert (plan.agent, plan.bottle) == ("demo", "dev")
     assert ipaddress.ip_address(plan.network.bundle_ip) in ipaddress.ip_network(plan.network.subnet)
     assert plan.proxy.listen_host == plan.network.bundle_ip
-    # The prompt is kept on the host for the run, readable by its owner only.
-    prompt = Path(plan.prompt_file)
-    assert prompt.read_text() == "You are demo. Be brief."
-    assert stat.S_IMODE(prompt.stat().st_mode) == 0o600
+    assert plan.network.name == f"bottle-{plan.slug}"
     assert Path(plan.state_dir).parent == tmp_path / "state" / "bottle"
+    # Printing a plan writes nothing: no state dir, no prompt file.
+    assert not (tmp_path / "state").exists()
 
 
 def test_plan_of_an_unknown_agent_names_the_agents(manifest_factory, tmp_path):

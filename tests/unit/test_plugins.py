@@ -11,7 +11,7 @@ import pytest
 
 from bottle_core import hookimpl, hookspecs
 from bottle_core.errors import PluginError
-from bottle_core.plan import NetworkPlan, base_plan
+from bottle_core.plan import NetworkPlan, base_plan, stage
 from bottle_core.plugins import BACKEND, CORE, PLUGIN, PluginRecord, Plugins
 from bottle_core.sandbox import Bottle, ExecResult
 from bottle_core.manifest import Manifest
@@ -42,7 +42,9 @@ class RecordingBottle(Bottle):
 def make_plan(manifest_path: Path, tmp_path: Path):
     spec = BottleSpec(manifest=Manifest.load(manifest_path), agent="demo", copy_cwd=False, cwd=tmp_path)
     network = NetworkPlan(name="net", subnet="10.99.0.0/24", bundle_ip="10.99.0.2", outbound="out")
-    return base_plan(spec, backend="fake", stage_dir=tmp_path / "state", network=network, images={})
+    plan = base_plan(spec, backend="fake", stage_dir=tmp_path / "state", network=network, images={})
+    stage(plan, spec.manifest.prompt_text("demo"))
+    return plan
 
 
 class Provisioner:

@@ -26,7 +26,7 @@ def backend_availability():
 def prepare(spec, stage_dir):
     from bottle_core.addressing import agent_ip, bundle_ip, pick_subnet
     from bottle_core.images import image_names
-    from bottle_core.plan import NetworkPlan, base_plan
+    from bottle_core.plan import NetworkPlan, base_plan, new_slug
 
     from . import engine, network
     from .image_build import base_image_id
@@ -35,14 +35,14 @@ def prepare(spec, stage_dir):
     subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
-    plan = base_plan(
-        spec, backend="docker", stage_dir=Path(stage_dir),
-        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip(subnet), agent_ip=agent_ip(subnet),
+    slug = new_slug(spec.agent)
+    return base_plan(
+        spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
+        network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
+                            agent_ip=agent_ip(subnet),
                             outbound=os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK") or network.SHARED_OUTBOUND),
         images=image_names(base, base_image_id(client, base)),
     )
-    plan.network.name = f"bottle-{plan.slug}"
-    return plan
 
 
 @hookimpl

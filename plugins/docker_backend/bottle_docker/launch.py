@@ -60,7 +60,8 @@ class DockerLaunch(AbstractContextManager):
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(client)
-            network.create_for(client, plan, labels.for_bottle(plan, "network"))
+            # A subnet taken since prepare gives a new Plan (saved again); the one handed over stays as it was.
+            plan = self.plan = network.create_for(client, plan, labels.for_bottle(plan, "network"))
             self.networks.append(plan.network.name)
             with ThreadPoolExecutor(max_workers=1) as pool:
                 bundle_id = bundle.create_bundle(client, plan, images["bundle"], contract.bundle_files(plan, secrets),

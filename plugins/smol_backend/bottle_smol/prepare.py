@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from bottle_core import addressing
-from bottle_core.plan import NetworkPlan, Plan, base_plan
+from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
 from . import network
@@ -28,19 +28,19 @@ def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
     """Resolve ``spec``: pick the bundle's subnet and address, record the smolvm binary and machine name."""
     subnet = addressing.pick_subnet(network.engine_subnets() + addressing.host_routes())
     bundle_ip = addressing.bundle_ip(subnet)
-    # Names carry the slug, which base_plan makes; they are filled in right after.
-    net = NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip, outbound="pending")
+    slug = new_slug(spec.agent)
+    net = NetworkPlan(name=f"bottle-{slug}-bundle", subnet=str(subnet), bundle_ip=bundle_ip,
+                      outbound=f"bottle-{slug}-out")
     binary = find()
-    plan = base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec))
-    plan.network.name = f"bottle-{plan.slug}-bundle"
-    plan.network.outbound = f"bottle-{plan.slug}-out"
-    plan.backend_options = {
+    resources = resources_of(spec.manifest.bottles[spec.bottle_name])
+    options = {
         "smolvm": binary.path,
         "smolvm_source": binary.source,
         "smolvm_version": format_version(version_of(binary)),
-        "machine": machine_name(plan.slug),
-        "cpus": cpus(plan),
-        "mem_mib": mem_mib(plan),
+        "machine": machine_name(slug),
+        "cpus": cpus(resources),
+        "mem_mib": mem_mib(resources),
         "egress": ["--allow-cidr", f"{bundle_ip}/32", "--dns", bundle_ip],
     }
-    return plan
+    return base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec),
+                     backend_options=options, slug=slug)
