@@ -9,7 +9,6 @@ runtime failures.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -342,8 +341,10 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``bottle`` command."""
+    from . import settings
+
     signal.signal(signal.SIGTERM, _terminate)
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("BOTTLE_DEBUG") == "1"
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or settings.current().debug
     try:
         cli.main(args=argv, prog_name="bottle", standalone_mode=False)
     except click.exceptions.Abort:

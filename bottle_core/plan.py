@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from . import settings
 from .manifest import memory_bytes
 from .spec import BottleSpec
 
@@ -273,10 +274,11 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     slug = slug or new_slug(spec.agent)
     state_dir = Path(stage_dir) / slug
 
-    guest = GuestPaths(skills_dir=os.environ.get("BOTTLE_GUEST_SKILLS_DIR") or GuestPaths().skills_dir)
+    config = settings.current()
+    guest = GuestPaths(skills_dir=config.guest_skills_dir or GuestPaths().skills_dir)
     prompt_file = str(state_dir / "prompt.md") if manifest.prompt_text(spec.agent).strip() else None
 
-    model_host = os.environ.get("BOTTLE_MODEL_HOST", DEFAULT_MODEL_HOST)
+    model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
@@ -300,7 +302,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         images=images,
         network=network,
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
-                        upstream_ca_file=os.environ.get("BOTTLE_UPSTREAM_CA_FILE") or None),
+                        upstream_ca_file=config.upstream_ca_file),
         egress=EgressPlan(allow=allow),
         git_gate=GitGatePlan(remotes={
             name: GitGateRemote(url=r.url, push_allow=r.push.allow, protected=r.push.protected)

@@ -20,7 +20,6 @@ call (``BOTTLE_TRACE_PLUGINS=1`` prints them).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, settings
 from .errors import BackendUnavailable, BottleError, PluginError, Unsupported, UsageError
 
 BACKEND_GROUP = "bottle.backends"
@@ -158,7 +157,7 @@ class Plugins:
         self.pm = new_manager()
         self.records: dict[str, PluginRecord] = {}
         self.backend: str | None = None
-        if os.environ.get("BOTTLE_TRACE_PLUGINS", "") not in ("", "0"):
+        if settings.current().trace_plugins:
             self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # -- registration ----------------------------------------------------------
@@ -197,10 +196,9 @@ class Plugins:
         """Load every ``bottle.plugins`` entry point (or those named in ``BOTTLE_PLUGINS``)."""
         from stevedore import ExtensionManager
 
-        if strict is None:
-            strict = os.environ.get("BOTTLE_STRICT_PLUGINS", "") not in ("", "0")
-        wanted = os.environ.get("BOTTLE_PLUGINS")
-        chosen = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+        config = settings.current()
+        strict = config.strict_plugins if strict is None else strict
+        chosen = None if config.plugins is None else set(config.plugins)
         failed: list[PluginRecord] = []
 
         def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
@@ -345,7 +343,7 @@ def availability_of(plugin: object, name: str, distribution: str | None) -> str 
 
 def select_backend(option: str | None, bottle_field: str | None) -> str:
     """``--backend``, then ``BOTTLE_BACKEND``, then the bottle's ``backend`` field, then docker."""
-    return option or os.environ.get("BOTTLE_BACKEND") or bottle_field or DEFAULT_BACKEND
+    return option or settings.current().backend or bottle_field or DEFAULT_BACKEND
 
 
 def describe_backends() -> list[dict[str, Any]]:

@@ -27,10 +27,10 @@ def modules() -> dict[str, Path]:
 
 
 def _runtime_nodes(tree: ast.AST):
-    for node in ast.walk(tree):
+    for node in ast.walk(tree):  # first drop what only a type checker reads, then walk what runs
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             node.body = []
-        yield node
+    yield from ast.walk(tree)
 
 
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
@@ -45,8 +45,9 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            targets.add(base)
-            targets.update(f"{base}.{alias.name}" for alias in node.names)
+            # `from pkg import mod` depends on mod (pkg is its parent, loaded anyway); `from mod import name` on mod.
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & known
+            targets.update(submodules or {base})
     return {t for t in targets if t in known and t != name}
 
 

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bottle_core import hookimpl
+from bottle_core import hookimpl, settings
 
 BASE_IMAGE = "debian:bookworm-slim"
 
@@ -34,13 +34,14 @@ def prepare(spec, stage_dir):
     client = engine.client()
     subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
-    base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
+    config = settings.current()
+    base = bottle.image or config.base_image or BASE_IMAGE
     slug = new_slug(spec.agent)
     return base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
                             agent_ip=agent_ip(subnet),
-                            outbound=os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK") or network.SHARED_OUTBOUND),
+                            outbound=config.docker_outbound_network or network.SHARED_OUTBOUND),
         images=image_names(base, base_image_id(client, base)),
     )
 
@@ -72,7 +73,7 @@ def build_images(force):
     from . import engine
     from .image_build import ensure_images
 
-    base = os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
+    base = settings.current().base_image or BASE_IMAGE
     return sorted(ensure_images(engine.client(), base, force=force).values())
 
 

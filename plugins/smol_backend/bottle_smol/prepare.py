@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from bottle_core import addressing
+from bottle_core import addressing, settings
 from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
@@ -21,7 +20,7 @@ DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
 def images(spec: BottleSpec) -> dict[str, str]:
     """Image names by role: the content-hash names every backend uses (see :mod:`bottle_core.images`)."""
     bottle = spec.manifest.bottles[spec.bottle_name]
-    return planned_images(bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or DEFAULT_BASE_IMAGE)
+    return planned_images(bottle.image or settings.current().base_image or DEFAULT_BASE_IMAGE)
 
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
