@@ -6,10 +6,8 @@ checked is what a user sees on the terminal.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import stat
 import subprocess
 import sys
 import textwrap
@@ -17,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from bottle_core.plan import Plan
 from bottle_core.testing import SEED_MANIFEST
 
 BOTTLE = Path(sys.executable).with_name("bottle")
@@ -147,22 +144,6 @@ def test_exec_strict_refuses_before_anything_starts(manifest_factory, tmp_path):
     result = run_bottle("exec", "--strict", "-m", str(path), "demo", "--", "true", cwd=tmp_path)
 
     assert_one_line_error(result, 2, "not enforced yet", "agents.demo.supervise")
-    assert not (tmp_path / "state").exists()
-
-
-def test_plan_prints_a_plan_that_parses_back(manifest_factory, tmp_path):
-    path = manifest_factory(SEED_MANIFEST, fmt="json")
-
-    result = run_bottle("plan", "demo", "-m", str(path), cwd=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    plan = Plan.model_validate_json(result.stdout)
-    assert (plan.agent, plan.bottle) == ("demo", "dev")
-    assert ipaddress.ip_address(plan.network.bundle_ip) in ipaddress.ip_network(plan.network.subnet)
-    assert plan.proxy.listen_host == plan.network.bundle_ip
-    assert plan.network.name == f"bottle-{plan.slug}"
-    assert Path(plan.state_dir).parent == tmp_path / "state" / "bottle"
-    # Printing a plan writes nothing: no state dir, no prompt file.
     assert not (tmp_path / "state").exists()
 
 
