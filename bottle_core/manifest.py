@@ -137,7 +137,9 @@ class Supervise(Strict):
     """How Claude Code's hook events are supervised by the bundle."""
 
     mode: Literal["off", "audit", "enforce"] = Field(
-        default="audit", description="off: no supervision; audit: log every event; enforce: also apply deny rules."
+        default="off",
+        description="off: no supervision; audit: log every event; enforce: also apply deny rules. "
+                    "Not enforced yet: audit and enforce give a warning (an error with --strict).",
     )
     deny_tools: list[str] = Field(default_factory=list, description="Tool names refused in enforce mode.")
 
@@ -330,9 +332,8 @@ def _git_remotes_unenforced(manifest: Manifest, agents: dict[str, AgentDef]) -> 
 
 
 def _supervise_unenforced(manifest: Manifest, agents: dict[str, AgentDef]) -> list[str]:
-    return [f"agents.{name}.supervise.mode = {agent.supervise.mode!r}"
-            f"{'' if 'mode' in agent.supervise.model_fields_set else ' (the default)'}: the supervisor is not built "
-            "yet, so Claude Code's hook events are neither logged nor checked (set mode = \"off\" to say so)"
+    return [f"agents.{name}.supervise.mode = {agent.supervise.mode!r}: the supervisor is not built yet, so Claude "
+            "Code's hook events are neither logged nor checked"
             for name, agent in sorted(agents.items()) if agent.supervise.mode != "off"]
 
 
