@@ -58,10 +58,11 @@ def main() -> None:
     plugins.load_core()
     plugins.load_backend("docker")
     from bottle_docker import engine
-    from bottle_docker.launch import resolve_images
+    from bottle_docker.image_build import ensure_planned
 
     plan0 = session.prepare(plugins, spec)
-    images = resolve_images(engine.client(), plan0)  # build outside the timings
+    images = plan0.images
+    ensure_planned(engine.client(), images)  # build outside the timings
     shutil.rmtree(plan0.state_dir)
     base = plan0.images["base"]
 

@@ -117,7 +117,7 @@ def user_settings(preferences: dict[str, Any]) -> dict[str, Any]:
     return {**preferences, "skipDangerousModePermissionPrompt": True}
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_claude_state(plan: Plan, bottle: Bottle) -> None:
     """Write Claude Code's global config and user settings into the agent's home."""
     home = plan.guest.home

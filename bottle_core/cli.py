@@ -9,7 +9,6 @@ runtime failures.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import time
@@ -109,11 +108,30 @@ def plugins(as_json: bool) -> None:
     emit(rows, as_json, ["name", "distribution", "version", "loaded", "hooks", "error"])
 
 
+strict_option = click.option("--strict", is_flag=True,
+                             help="Refuse a manifest asking for something bottle does not enforce yet (default: warn).")
+
+
+def check_enforced(manifest, agent: str | None, strict: bool) -> None:
+    """Warn about each field nothing enforces yet (see ``manifest.unenforced``); with ``strict``, refuse them."""
+    from .errors import ManifestError
+    from .manifest import unenforced
+
+    lines = unenforced(manifest, agent)
+    if lines and strict:
+        raise ManifestError(manifest.source, "not enforced yet: " + "; ".join(lines),
+                            hint="remove these fields, or run without --strict to go on with a warning")
+    for line in lines:
+        click.echo(f"bottle: warning: {manifest.source}: {line}", err=True)
+
+
 @cli.command()
 @manifest_option
-def validate(manifest_path: Path | None) -> None:
-    """Check the manifest and say what it declares."""
+@strict_option
+def validate(manifest_path: Path | None, strict: bool) -> None:
+    """Check the manifest and say what it declares (and what is not enforced yet)."""
     manifest = load_manifest(manifest_path)
+    check_enforced(manifest, None, strict)
     click.echo(f"{manifest.source}: ok ({len(manifest.bottles)} bottles, {len(manifest.agents)} agents)")
 
 
@@ -161,27 +179,29 @@ model_script_option = click.option(
 @click.argument("agent")
 @click.pass_obj
 def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
-    """Print the Plan for AGENT as JSON, without starting anything."""
+    """Print the Plan for AGENT as JSON, without starting or writing anything."""
     from . import session
 
     spec = _spec(manifest_path, agent, copy_cwd=True)
     plugins = session.plugins_for(spec, obj["backend"])
-    click.echo(session.prepare(plugins, spec).model_dump_json(indent=2))
+    click.echo(session.plan_for(plugins, spec).model_dump_json(indent=2))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @manifest_option
+@strict_option
 @click.option("--copy-cwd/--no-copy-cwd", default=True, help="Copy the current directory into /workspace (default on).")
 @model_script_option
 @click.argument("agent")
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Path | None, agent: str,
+def run(obj: dict, manifest_path: Path | None, strict: bool, copy_cwd: bool, model_script: Path | None, agent: str,
         claude_args: tuple[str, ...]) -> None:
     """Run Claude Code as AGENT in a fresh bottle; arguments after -- go to claude."""
     from . import session
 
     spec = _spec(manifest_path, agent, copy_cwd, model_script)
+    check_enforced(spec.manifest, agent, strict)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
     if not plan_.scripted_model and any(s.optional and s.value() is None for s in plan_.secrets):
@@ -198,12 +218,14 @@ def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Pat
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @manifest_option
+@strict_option
 @click.option("--copy-cwd/--no-copy-cwd", default=False, help="Copy the current directory into /workspace (default off).")
 @model_script_option
 @click.argument("agent")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Path | None, agent: str,
+def exec_(obj: dict, manifest_path: Path | None, strict: bool, copy_cwd: bool, model_script: Path | None,
+          agent: str,
           command: tuple[str, ...]) -> None:
     """Start a fresh bottle of AGENT, run COMMAND as the agent user in /workspace, remove it all."""
     from . import session
@@ -214,6 +236,7 @@ def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: P
 
         raise UsageError("no command given", hint="write it after --, e.g. bottle exec AGENT -- make test")
     spec = _spec(manifest_path, agent, copy_cwd, model_script)
+    check_enforced(spec.manifest, agent, strict)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
     with session.running(plugins, plan_) as bottle:
@@ -416,8 +439,10 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``bottle`` command."""
+    from . import settings
+
     signal.signal(signal.SIGTERM, _terminate)
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or os.environ.get("BOTTLE_DEBUG") == "1"
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or settings.current().debug
     try:
         cli.main(args=argv, prog_name="bottle", standalone_mode=False)
     except click.exceptions.Abort:

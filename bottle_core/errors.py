@@ -54,3 +54,7 @@ class PluginError(BottleError):
 
 class BottleRuntimeError(BottleError):
     """The sandbox could not be built or run (engine error, image build failure, ...)."""
+
+
+class Unsupported(BottleError):
+    """The selected backend has no implementation of what was asked (a firstresult hook nobody answered)."""

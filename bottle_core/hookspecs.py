@@ -7,15 +7,25 @@ keyword arguments, so an implementation may accept any subset of them; give
 implementations no default values (pluggy would silently leave such an
 argument out).
 
-Order: ``prepare`` and ``launch`` are firstresult and answered by the
-backend. For the ``provision_*`` hooks every implementation runs, the
-backend's first, then the plugins'. The provision hooks run in this order:
-ca, claude_state, git, skills, prompt, supervise.
+The hooks are grouped by the phase they belong to: choosing a backend,
+planning, launching, provisioning, the command line, and managing bottles.
+
+firstresult hooks (``prepare``, ``launch`` and the management hooks) are
+answered by the selected backend; when no implementation answers, bottle says
+in one line that the backend does not support it.
+
+The ``provision_*`` hooks run in this order: ca, claude_state, git, skills,
+prompt, supervise. For each, every implementation runs: bottle's own first
+(``tryfirst``), then the backend's, then the third-party plugins' (bottle
+registers those ``trylast``, in the order they were found).
 
 Network: bottle's own and the backend's provision hooks may run while the
 bundle is still starting, so they must not need the network (or call
 ``bottle.ready()`` first). Every third-party plugin's provision hook runs after
 ``bottle.ready()``, with the bundle up.
+
+``BOTTLE_TRACE_PLUGINS=1`` prints every hook call, its implementations in
+call order and its time on stderr.
 """
 
 from __future__ import annotations
@@ -37,6 +47,15 @@ PROJECT = "bottle"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+#: The provision hooks, in the order bottle calls them.
+PROVISION_ORDER = ("provision_ca", "provision_claude_state", "provision_git", "provision_skills", "provision_prompt",
+                   "provision_supervise")
+
+
+# ---------------------------------------------------------------------------
+# Choosing a backend
+# ---------------------------------------------------------------------------
+
 
 @hookspec(firstresult=True)
 def backend_availability() -> str | None:
@@ -51,6 +70,11 @@ def backend_availability() -> str | None:
     """
 
 
+# ---------------------------------------------------------------------------
+# Planning: what the user asked for, resolved before anything starts
+# ---------------------------------------------------------------------------
+
+
 @hookspec(firstresult=True)
 def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
     """Resolve what the user asked for into a Plan, before anything starts.
@@ -58,28 +82,43 @@ def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
     :param spec: the manifest, the agent name, ``copy_cwd`` and the user's cwd.
     :param stage_dir: the state root (``$XDG_STATE_HOME/bottle``); the plan's
         own state dir is ``stage_dir/<slug>``.
-    :return: the Plan, with its state dir created and the prompt file written
-        there (mode 0600). Backends usually build it with
-        :func:`bottle_core.plan.base_plan` and add what they resolve
-        themselves (network subnet, bundle IP, image names).
+    :return: the final Plan. Backends build it with
+        :func:`bottle_core.plan.base_plan` from what they resolve themselves
+        (slug-carrying names, network subnet, bundle IP, image names from
+        :func:`bottle_core.images.image_names`); nothing renames it afterwards.
 
     Stops at the first non-None result. Implemented by the selected backend.
-    Must not start anything: ``bottle plan`` calls it only to print the Plan.
+    Must not start anything nor write anything: bottle stages the Plan (state
+    dir, prompt file, plan.json) itself, and ``bottle plan`` only prints it.
     """
+
+
+# ---------------------------------------------------------------------------
+# Launching: the Plan brought up
+# ---------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
 def launch(plan: Plan) -> AbstractContextManager[Bottle]:
     """Bring up the bottle the Plan describes: networks, bundle, agent sandbox.
 
-    :param plan: the Plan from ``prepare``.
+    :param plan: the Plan from ``prepare``, staged; launch never changes it.
     :return: a context manager whose ``__enter__`` returns the running
         :class:`bottle_core.sandbox.Bottle` and whose ``__exit__`` removes
         everything launch created, on normal exit, on an exception and on
-        Ctrl-C/SIGTERM (the CLI turns SIGTERM into an exception).
+        Ctrl-C/SIGTERM (the CLI turns SIGTERM into an exception). The
+        handle's ``plan`` is the Plan actually used: the given one, or, when
+        the backend had to change something since ``prepare`` (docker: a
+        subnet another bottle took meanwhile), a new Plan it saved again;
+        bottle provisions with the handle's plan.
 
     Stops at the first non-None result. Implemented by the selected backend.
     """
+
+
+# ---------------------------------------------------------------------------
+# Provisioning: the running sandbox made ready for the agent (in PROVISION_ORDER)
+# ---------------------------------------------------------------------------
 
 
 @hookspec
@@ -89,8 +128,8 @@ def provision_ca(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan.
     :param bottle: the running Bottle handle (``exec``, ``copy_in``, ``copy_out``).
 
-    Every implementation runs, the backend's first. The backend installs the
-    bundle's CA (its private key never leaves the bundle); a plugin may add
+    Every implementation runs: bottle's own, the backend's, then the plugins'
+    (after ``bottle.ready()``). The backend installs the bundle's CA (its private key never leaves the bundle); a plugin may add
     trust for its own tools. Runs first of the provision hooks.
     """
 
@@ -117,8 +156,9 @@ def provision_git(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.git_gate`` lists the remotes).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. No upstream credential may
-    be written into the sandbox.
+    Every implementation runs: bottle's own, the backend's, then the plugins'
+    (after ``bottle.ready()``). No upstream credential may be written into the
+    sandbox.
     """
 
 
@@ -129,8 +169,10 @@ def provision_skills(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.skills`` lists name and host folder).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. A plugin may install
-    further skills into ``plan.guest.skills_dir``.
+    Every implementation runs: bottle's own first (it copies every skill of
+    the plan), then the backend's, then the plugins' (after
+    ``bottle.ready()``). A plugin may install further skills into
+    ``plan.guest.skills_dir``.
     """
 
 
@@ -141,8 +183,9 @@ def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.prompt_file`` is the host copy, or None).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. The file is owned by the
-    agent user with mode 0600.
+    Every implementation runs: bottle's own first (it places the file, owned
+    by the agent user with mode 0600), then the backend's, then the plugins'
+    (after ``bottle.ready()``).
     """
 
 
@@ -153,9 +196,15 @@ def provision_supervise(plan: Plan, bottle: Bottle) -> None:
     :param plan: the Plan (``plan.supervise`` holds mode and port).
     :param bottle: the running Bottle handle.
 
-    Every implementation runs, the backend's first. Runs last of the
-    provision hooks, so a plugin here sees a fully provisioned sandbox.
+    Every implementation runs: bottle's own, the backend's, then the plugins'
+    (after ``bottle.ready()``). Runs last of the provision hooks, so a plugin
+    here sees a fully provisioned sandbox.
     """
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
 
 
 @hookspec
@@ -170,8 +219,9 @@ def register_commands(cli: click.Group) -> None:
     """
 
 
-PROVISION_ORDER = ("provision_ca", "provision_claude_state", "provision_git", "provision_skills", "provision_prompt",
-                   "provision_supervise")
+# ---------------------------------------------------------------------------
+# Managing bottles: images, listing, stopping, garbage
+# ---------------------------------------------------------------------------
 
 
 @hookspec(firstresult=True)

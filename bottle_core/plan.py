@@ -1,9 +1,11 @@
 """The Plan: everything resolved before anything starts.
 
-A Plan is written by the selected backend's ``prepare`` hook, saved as
-``plan.json`` in the bottle's host state dir, printed by ``bottle plan`` and
-read back by ``bottle ls``/``stop``. Backends put what only they understand in
-``backend_options``.
+A Plan is made by the selected backend's ``prepare`` hook and is final when
+``prepare`` returns: nothing renames or rewrites it afterwards (a backend that
+must change something at launch hands over a new Plan, saved again). bottle
+writes it with :func:`stage` as ``plan.json`` in the bottle's host state dir
+(``bottle plan`` only prints it and writes nothing). Backends put what only
+they understand in ``backend_options``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from . import settings
 from .manifest import memory_bytes
 from .spec import BottleSpec
 
@@ -216,7 +219,8 @@ class Plan(PlanModel):
         default=None, description="Set by --model-script: the model host is answered by a script, never contacted.")
     guest: GuestPaths = Field(default_factory=GuestPaths)
     resources: Resources
-    prompt_file: str | None = Field(description="Host copy of the prompt (mode 0600), None when the prompt is empty.")
+    prompt_file: str | None = Field(
+        description="Host copy of the prompt (mode 0600, written when the bottle is staged), None when the prompt is empty.")
     skills: list[SkillPlan] = Field(default_factory=list)
     secrets: list[SecretPlan] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="Extra agent environment from the manifest.")
@@ -229,7 +233,7 @@ class Plan(PlanModel):
         return self.prompt_file is not None
 
     def save(self) -> Path:
-        """Write plan.json into the state dir (mode 0600) and return its path."""
+        """Write plan.json into the (existing) state dir, mode 0600, and return its path."""
         path = Path(self.state_dir) / "plan.json"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -239,6 +243,27 @@ class Plan(PlanModel):
     @classmethod
     def read(cls, path: str | Path) -> Plan:
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def stage(plan: Plan, prompt: str) -> Path:
+    """Create the plan's state dir (mode 0700) with its logs folder, the prompt file (0600) and plan.json.
+
+    :param prompt: the agent's prompt text; written when ``plan.prompt_file`` is set.
+    :return: the path of plan.json.
+    """
+    state_dir = Path(plan.state_dir)
+    state_dir.mkdir(parents=True, mode=0o700)
+    (state_dir / "logs").mkdir(mode=0o700)
+    if plan.prompt_file:
+        fd = os.open(plan.prompt_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(prompt)
+    return plan.save()
+
+
+def resources_of(bottle: Any) -> Resources:
+    """The limits of a manifest bottle definition, as the Plan records them."""
+    return Resources(cpus=bottle.cpus, memory_bytes=memory_bytes(bottle.memory), pids=bottle.pids)
 
 
 def state_root() -> Path:
@@ -300,31 +325,26 @@ def model_secret(model_host: str) -> SecretPlan:
 
 
 def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: NetworkPlan,
-              images: dict[str, str], backend_options: dict[str, Any] | None = None) -> Plan:
-    """The backend-independent part of a Plan, with its state dir and prompt file written.
+              images: dict[str, str], backend_options: dict[str, Any] | None = None,
+              slug: str | None = None) -> Plan:
+    """The whole Plan, from the spec and what the backend resolved itself (network, images, options).
 
-    Backends call this from ``prepare`` with what they resolved themselves
-    (network, images) so every backend lays out state and guest paths alike.
+    Backends call this from ``prepare`` so every backend lays out state and
+    guest paths alike. Names that carry the slug are made first: a backend
+    calls :func:`new_slug` and passes ``slug``, so nothing is renamed after.
+    Nothing is written to disk here (see :func:`stage`).
     """
     manifest = spec.manifest
     agent = manifest.agent(spec.agent)
     bottle = manifest.bottles[agent.bottle]
-    slug = new_slug(spec.agent)
+    slug = slug or new_slug(spec.agent)
     state_dir = Path(stage_dir) / slug
-    state_dir.mkdir(parents=True, mode=0o700)
-    (state_dir / "logs").mkdir(mode=0o700)
 
-    guest = GuestPaths(skills_dir=os.environ.get("BOTTLE_GUEST_SKILLS_DIR") or GuestPaths().skills_dir)
-    prompt = manifest.prompt_text(spec.agent)
-    prompt_file = None
-    if prompt.strip():
-        prompt_path = state_dir / "prompt.md"
-        fd = os.open(prompt_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(prompt)
-        prompt_file = str(prompt_path)
+    config = settings.current()
+    guest = GuestPaths(skills_dir=config.guest_skills_dir or GuestPaths().skills_dir)
+    prompt_file = str(state_dir / "prompt.md") if manifest.prompt_text(spec.agent).strip() else None
 
-    model_host = os.environ.get("BOTTLE_MODEL_HOST", DEFAULT_MODEL_HOST)
+    model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
@@ -346,7 +366,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         images=images,
         network=network,
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
-                        upstream_ca_file=os.environ.get("BOTTLE_UPSTREAM_CA_FILE") or None),
+                        upstream_ca_file=config.upstream_ca_file),
         egress=EgressPlan(allow=allow),
         git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
         supervise=SupervisePlan(mode=agent.supervise.mode, deny=agent.supervise.deny, ask=agent.supervise.ask,
@@ -354,7 +374,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
                                 ask_timeout=agent.supervise.ask_timeout),
         scripted_model=ScriptedModelPlan(script_file=str(spec.model_script)) if spec.model_script else None,
         guest=guest,
-        resources=Resources(cpus=bottle.cpus, memory_bytes=memory_bytes(bottle.memory), pids=bottle.pids),
+        resources=resources_of(bottle),
         prompt_file=prompt_file,
         skills=[SkillPlan(name=name, source=str(manifest.find_skill(name))) for name in agent.skills],
         secrets=secret_plans,

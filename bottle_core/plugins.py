@@ -9,21 +9,27 @@ Two entry-point groups:
   plugin is reported by name and does not take the tool down
   (``BOTTLE_STRICT_PLUGINS=1`` makes it fatal).
 
-Call order of the provision hooks: bottle's own defaults, then the backend,
-then the plugins in the order they were found.
+Call order of the provision hooks, by pluggy's own means: bottle's defaults
+are ``tryfirst``; the backend's are plain; every third-party plugin's are made
+``trylast`` when registered, and a plain implementation registered before the
+backend (:class:`ReadyBarrier`) calls ``bottle.ready()`` between the two, so a
+plugin always finds the bundle up. Among plugins, pluggy's rule holds: the one
+registered last runs first. Hook wrappers and hook-call monitoring see every
+call (``BOTTLE_TRACE_PLUGINS=1`` prints them).
 """
 
 from __future__ import annotations
 
-import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import BackendUnavailable, BottleError, PluginError, UsageError
+from . import hookspecs, settings
+from .errors import BackendUnavailable, BottleError, PluginError, Unsupported, UsageError
 
 BACKEND_GROUP = "bottle.backends"
 PLUGIN_GROUP = "bottle.plugins"
@@ -32,7 +38,6 @@ DEFAULT_BACKEND = "docker"
 KNOWN_BACKENDS = {"docker": "bottle-docker", "smol": "bottle-smol"}
 
 CORE, BACKEND, PLUGIN = "core", "backend", "plugin"
-_RANK = {CORE: 0, BACKEND: 1, PLUGIN: 2}
 
 
 @dataclass
@@ -70,11 +75,83 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
 
 
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, placing a third-party plugin's provision hooks after the backend's (``trylast``)."""
+
+    registering_plugin = False
+
+    def parse_hookimpl_opts(self, plugin: object, name: str):  # type: ignore[override]
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is not None and self.registering_plugin and name in hookspecs.PROVISION_ORDER:
+            opts = {**opts, "tryfirst": False, "trylast": True}
+        return opts
+
+
 def new_manager() -> pluggy.PluginManager:
     """A pluggy manager that knows bottle's hookspecs and nothing else."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     return pm
+
+
+class ReadyBarrier:
+    """Calls ``bottle.ready()`` after the backend's provision hook and before any plugin's.
+
+    Registered before the backend, with plain implementations: pluggy runs it
+    after the backend's (plain, registered later) and before the plugins'
+    (``trylast``). When no plugin implements a hook it waits for nothing, so
+    bottle's and the backend's provisioning keep overlapping the bundle's start.
+    """
+
+    NAME = "bottle-ready"
+
+    def __init__(self, plugins: Plugins):
+        self.plugins = plugins
+
+    def _ready_if_plugins_follow(self, hook_name: str, bottle: Any) -> None:
+        impls = getattr(self.plugins.pm.hook, hook_name).get_hookimpls()
+        if any(self.plugins.kind_of(impl.plugin_name) == PLUGIN for impl in impls):
+            bottle.ready()
+
+    @hookspecs.hookimpl
+    def provision_ca(self, bottle):
+        self._ready_if_plugins_follow("provision_ca", bottle)
+
+    @hookspecs.hookimpl
+    def provision_claude_state(self, bottle):
+        self._ready_if_plugins_follow("provision_claude_state", bottle)
+
+    @hookspecs.hookimpl
+    def provision_git(self, bottle):
+        self._ready_if_plugins_follow("provision_git", bottle)
+
+    @hookspecs.hookimpl
+    def provision_skills(self, bottle):
+        self._ready_if_plugins_follow("provision_skills", bottle)
+
+    @hookspecs.hookimpl
+    def provision_prompt(self, bottle):
+        self._ready_if_plugins_follow("provision_prompt", bottle)
+
+    @hookspecs.hookimpl
+    def provision_supervise(self, bottle):
+        self._ready_if_plugins_follow("provision_supervise", bottle)
+
+
+def _trace_before(hook_name: str, impls: list, kwargs: dict) -> None:
+    names = ", ".join(f"{impl.plugin_name}{'[first]' if impl.tryfirst else ''}{'[last]' if impl.trylast else ''}"
+                      for impl in reversed(impls)) or "none"
+    sys.stderr.write(f"bottle: trace: {hook_name}({', '.join(kwargs)}) -> {names}\n")
+    _trace_starts.append(time.perf_counter())
+
+
+def _trace_after(outcome: Any, hook_name: str, impls: list, kwargs: dict) -> None:
+    took = time.perf_counter() - _trace_starts.pop()
+    failed = f" raised {type(outcome.exception).__name__}" if outcome.exception is not None else ""
+    sys.stderr.write(f"bottle: trace: {hook_name} done in {took * 1000:.1f} ms{failed}\n")
+
+
+_trace_starts: list[float] = []
 
 
 class Plugins:
@@ -84,6 +161,8 @@ class Plugins:
         self.pm = new_manager()
         self.records: dict[str, PluginRecord] = {}
         self.backend: str | None = None
+        if settings.current().trace_plugins:
+            self.pm.add_hookcall_monitoring(_trace_before, _trace_after)
 
     # -- registration ----------------------------------------------------------
 
@@ -91,6 +170,7 @@ class Plugins:
         """Register a plugin object (tests use this directly) and check its hook names."""
         try:
             # register() refuses arguments a hook does not have; check_pending() unknown hook names.
+            self.pm.registering_plugin = kind == PLUGIN
             self.pm.register(plugin, name=name)
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
@@ -99,6 +179,8 @@ class Plugins:
             rec = record or PluginRecord(name, kind)
             raise PluginError(name, rec.distribution, f"does not match bottle's hooks: {' '.join(str(exc).split())}",
                               hint="fix the hook's name or arguments, or upgrade bottle-core") from None
+        finally:
+            self.pm.registering_plugin = False
         rec = record or PluginRecord(name, kind)
         rec.hooks = sorted({impl.name for impl in self.pm.get_hookcallers(plugin) or []})
         self.records[name] = rec
@@ -111,15 +193,17 @@ class Plugins:
 
         for module, name in ((provision, "bottle-core"), (claude_state, "bottle-core.claude-state")):
             self.register(module, name, CORE, PluginRecord(name, CORE, "bottle-core", _core_version()))
+        # Before any backend is registered, so pluggy runs it after the backend's implementations.
+        self.register(ReadyBarrier(self), ReadyBarrier.NAME, CORE,
+                      PluginRecord(ReadyBarrier.NAME, CORE, "bottle-core", _core_version()))
 
     def load_plugins(self, *, strict: bool | None = None) -> list[PluginRecord]:
         """Load every ``bottle.plugins`` entry point (or those named in ``BOTTLE_PLUGINS``)."""
         from stevedore import ExtensionManager
 
-        if strict is None:
-            strict = os.environ.get("BOTTLE_STRICT_PLUGINS", "") not in ("", "0")
-        wanted = os.environ.get("BOTTLE_PLUGINS")
-        chosen = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+        config = settings.current()
+        strict = config.strict_plugins if strict is None else strict
+        chosen = None if config.plugins is None else set(config.plugins)
         failed: list[PluginRecord] = []
 
         def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
@@ -156,45 +240,50 @@ class Plugins:
     # -- calling ---------------------------------------------------------------
 
     def call_first(self, hook_name: str, **kwargs: Any) -> Any:
-        """Call a firstresult hook, turning a plugin's exception into a PluginError naming it."""
+        """Call a firstresult hook; nobody answering means the backend does not support it."""
+        result = self._call(hook_name, kwargs)
+        if result is None:
+            summary = (getattr(hookspecs, hook_name).__doc__ or "").strip().splitlines()[0]
+            summary = summary.replace("``", "`").split(", ")[0].rstrip(".")
+            raise Unsupported(f"backend {self.backend or '(none)'!r} does not support {hook_name}: "
+                              f"{summary[0].lower() + summary[1:]}",
+                              hint="see `bottle backends`, or choose another backend with --backend")
+        return result
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of a hook, in pluggy's order (see the module's docstring)."""
+        return self._call(hook_name, kwargs)
+
+    def _call(self, hook_name: str, kwargs: dict[str, Any]) -> Any:
         hook = getattr(self.pm.hook, hook_name)
         try:
             return hook(**kwargs)
         except BottleError:
             raise
         except Exception as exc:
-            name = self.backend or "?"
+            name = _failing_plugin(hook, exc) or self.backend or "?"
             record = self.records.get(name)
+            hint = "run with --debug for the traceback"
+            if self.kind_of(name) == PLUGIN:
+                hint += ", or leave it out with BOTTLE_PLUGINS"
             raise PluginError(name, record.distribution if record else None, f"{hook_name} failed: {_failure(exc)}",
-                              hint="run with --debug for the traceback") from exc
+                              hint=hint) from exc
 
-    def call_each(self, hook_name: str, *, before_plugins: Callable[[], None] | None = None,
-                  **kwargs: Any) -> list[Any]:
-        """Call every implementation of a hook: bottle's own, then the backend's, then the plugins'.
-
-        ``before_plugins`` runs once, just before the first third-party implementation.
-        """
-        hook = getattr(self.pm.hook, hook_name)
-        impls = sorted(hook.get_hookimpls(), key=lambda impl: _RANK[self._kind(impl.plugin_name)])
-        results = []
-        for impl in impls:
-            if before_plugins is not None and self._kind(impl.plugin_name) == PLUGIN:
-                before_plugins()
-                before_plugins = None
-            try:
-                results.append(impl.function(*[kwargs[arg] for arg in impl.argnames]))
-            except BottleError:
-                raise
-            except Exception as exc:
-                record = self.records.get(impl.plugin_name)
-                raise PluginError(impl.plugin_name, record.distribution if record else None,
-                                  f"{hook_name} failed: {_failure(exc)}",
-                                  hint="run with --debug for the traceback, or leave it out with BOTTLE_PLUGINS") from exc
-        return results
-
-    def _kind(self, name: str) -> str:
+    def kind_of(self, name: str) -> str:
+        """``core``, ``backend`` or ``plugin``: what the plugin registered as ``name`` is."""
         record = self.records.get(name)
         return record.kind if record else PLUGIN
+
+
+def _failing_plugin(hook: Any, exc: BaseException) -> str | None:
+    """The plugin whose implementation raised ``exc``: the outermost traceback frame that is a hook implementation."""
+    owners = {getattr(impl.function, "__code__", None): impl.plugin_name for impl in hook.get_hookimpls()}
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in owners:
+            return owners[tb.tb_frame.f_code]
+        tb = tb.tb_next
+    return None
 
 
 def _core_version() -> str:
@@ -259,7 +348,7 @@ def availability_of(plugin: object, name: str, distribution: str | None) -> str 
 
 def select_backend(option: str | None, bottle_field: str | None) -> str:
     """``--backend``, then ``BOTTLE_BACKEND``, then the bottle's ``backend`` field, then docker."""
-    return option or os.environ.get("BOTTLE_BACKEND") or bottle_field or DEFAULT_BACKEND
+    return option or settings.current().backend or bottle_field or DEFAULT_BACKEND
 
 
 def describe_backends() -> list[dict[str, Any]]:

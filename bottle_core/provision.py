@@ -2,6 +2,8 @@
 
 It uses nothing but the public Bottle handle, so it works on every backend;
 backends and third parties add their own implementations of the same hooks.
+Its implementations are ``tryfirst``: bottle's own provisioning runs before
+the backend's and the plugins'.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_skills(plan: Plan, bottle: Bottle) -> None:
     """Copy every skill folder whole into the guest skills folder, in one tar stream."""
     if not plan.skills:
@@ -28,7 +30,7 @@ def provision_skills(plan: Plan, bottle: Bottle) -> None:
     bottle.copy_in(stream, base)
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_prompt(plan: Plan, bottle: Bottle) -> None:
     """Place the prompt file, owned by the agent user, mode 0600 (only when the prompt is non-empty)."""
     if not plan.has_prompt:
@@ -42,7 +44,7 @@ def gate_url(plan: Plan, remote: str) -> str:
     return f"http://{plan.network.bundle_ip}:{plan.git_gate.port}/{remote}.git"
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_git(plan: Plan, bottle: Bottle) -> None:
     """The agent's git: identity, safe.directory, no credential helper, and each gate remote in the workspace.
 
@@ -68,7 +70,7 @@ def provision_git(plan: Plan, bottle: Bottle) -> None:
                       "AUTHOR_EMAIL": gate.author_email or "", "HOME": plan.guest.home})
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def provision_supervise(plan: Plan, bottle: Bottle) -> None:
     """Send every Claude Code hook event to the bundle's supervisor, through settings the agent cannot change."""
     from . import supervise

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .hookspecs import PROVISION_ORDER
-from .plan import FINISHED, Plan, state_root
+from .plan import FINISHED, Plan, stage, state_root
 from .plugins import Plugins, select_backend
 from .provision import copy_workspace
 from .sandbox import Bottle
@@ -33,10 +33,15 @@ def plugins_for(spec: BottleSpec, backend_option: str | None = None) -> Plugins:
     return plugins
 
 
+def plan_for(plugins: Plugins, spec: BottleSpec, stage_dir: Path | None = None) -> Plan:
+    """Ask the backend for the Plan; nothing is written (``bottle plan``)."""
+    return plugins.call_first("prepare", spec=spec, stage_dir=stage_dir or state_root())
+
+
 def prepare(plugins: Plugins, spec: BottleSpec, stage_dir: Path | None = None) -> Plan:
-    """Ask the backend for the Plan and save it as plan.json in the state dir."""
-    plan = plugins.call_first("prepare", spec=spec, stage_dir=stage_dir or state_root())
-    plan.save()
+    """The Plan, staged: its state dir made, the prompt file and plan.json written."""
+    plan = plan_for(plugins, spec, stage_dir)
+    stage(plan, spec.manifest.prompt_text(spec.agent))
     return plan
 
 
@@ -45,13 +50,15 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
     """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards."""
     try:
         with plugins.call_first("launch", plan=plan) as bottle:
+            launched = bottle.plan  # the plan given, or a new one the backend saved (see the launch hookspec)
             # The workspace first, so every provision hook sees it (provision_git adds its remotes).
             # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
-            # need no network); third-party hooks, and the caller, get a bottle whose way out is up.
-            if plan.copy_cwd:
-                copy_workspace(plan, bottle)
+            # need no network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the
+            # caller get a bottle whose way out is up.
+            if launched.copy_cwd:
+                copy_workspace(launched, bottle)
             for hook in PROVISION_ORDER:
-                plugins.call_each(hook, plan=plan, bottle=bottle, before_plugins=bottle.ready)
+                plugins.call_each(hook, plan=launched, bottle=bottle)
             bottle.ready()
             yield bottle
     finally:

@@ -1,14 +1,22 @@
-"""bottle's pytest plugin: fixtures for testing bottle and its plugins.
+"""bottle's pytest plugin: fixtures and fakes for testing bottle and its plugins.
 
-Installed with bottle-core (entry point ``pytest11: bottle``), so the tests of
-every backend and third-party plugin get these fixtures without importing
-anything:
+Opt-in: a test suite that wants it says so in its ``conftest.py``::
+
+    pytest_plugins = ["bottle_core.testing"]
+
+Fixtures:
 
 * ``bottle_plugins`` -- a fresh plugin manager with bottle's own defaults
   loaded; register plain objects on it, they are unregistered afterwards.
   Nothing installed is discovered, so a test sees only what it registered.
 * ``manifest_factory`` -- writes a manifest (TOML or JSON) into ``tmp_path``
   and returns its path.
+* ``plan_factory`` -- a staged Plan for a manifest (see :func:`make_plan`),
+  with a fixed network, no engine and no backend needed.
+
+Fakes: :class:`FakeBottle`, a Bottle handle that records what it is asked and
+keeps the files copied in; :class:`FakeBackend`, a backend whose ``launch``
+yields a FakeBottle and records its own teardown.
 
 It also declares the ``integration`` marker. Importing it needs neither
 docker nor an engine.
@@ -16,14 +24,23 @@ docker nor an engine.
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 
+from .hookspecs import hookimpl
+from .manifest import Manifest
+from .plan import NetworkPlan, Plan, base_plan, stage
 from .plugins import BACKEND, PLUGIN, Plugins, PluginRecord
+from .sandbox import Bottle, ExecResult
+from .spec import BottleSpec
 
 #: The smallest useful manifest: one bottle, one agent with an inline prompt.
 SEED_MANIFEST: dict[str, Any] = {
@@ -74,6 +91,121 @@ def bottle_plugins() -> Iterator[FixturePlugins]:
 
 
 ManifestFactory = Callable[..., Path]
+
+#: The network every Plan of :func:`make_plan` gets (no engine is asked for a free subnet).
+FAKE_NETWORK = NetworkPlan(name="bottle-fake", subnet="10.99.0.0/24", bundle_ip="10.99.0.2", agent_ip="10.99.0.3",
+                           outbound="bottle-fake-out")
+FAKE_IMAGES = {"base": "debian:bookworm-slim", "agent": "bottle-agent:fake", "bundle": "bottle-bundle:fake"}
+
+
+def make_plan(manifest_path: Path, state_root: Path, *, agent: str = "demo", backend: str = "fake",
+              copy_cwd: bool = False, cwd: Path | None = None, staged: bool = True) -> Plan:
+    """A Plan for ``agent`` of the manifest at ``manifest_path``, as a backend's ``prepare`` would make it.
+
+    The network and images are fixed (:data:`FAKE_NETWORK`, :data:`FAKE_IMAGES`);
+    with ``staged`` (the default) its state dir, prompt file and plan.json are
+    written under ``state_root`` as ``bottle run`` does.
+    """
+    manifest = Manifest.load(manifest_path)
+    spec = BottleSpec(manifest=manifest, agent=agent, copy_cwd=copy_cwd, cwd=cwd or manifest_path.parent)
+    plan = base_plan(spec, backend=backend, stage_dir=state_root, network=FAKE_NETWORK.model_copy(),
+                     images=dict(FAKE_IMAGES))
+    if staged:
+        stage(plan, manifest.prompt_text(agent))
+    return plan
+
+
+@pytest.fixture
+def plan_factory(manifest_factory: ManifestFactory, tmp_path: Path) -> Callable[..., Plan]:
+    """``plan_factory(manifest=None, **options)``: a staged Plan (:func:`make_plan`) of a manifest.
+
+    ``manifest`` is a path, or a dict/str given to ``manifest_factory``; by
+    default the seed manifest (one bottle ``dev``, one agent ``demo``).
+    """
+
+    def make(manifest: Path | Mapping[str, Any] | str | None = None, **options: Any) -> Plan:
+        path = manifest if isinstance(manifest, Path) else manifest_factory(manifest)
+        return make_plan(path, tmp_path / "state", **options)
+
+    return make
+
+
+class FakeBottle(Bottle):
+    """A Bottle handle that runs nothing: it records each call and keeps what is copied in.
+
+    * ``calls`` -- ``("exec", argv, user)``, ``("run", argv)``, ``("copy_in", dest)``,
+      ``("ready",)``, in order; ``log`` (a list shared with others, if given) gets the same.
+    * ``files`` -- every regular file copied in, by guest path: ``{path: bytes}``.
+    * ``results`` -- ``{argv[0]: ExecResult}`` answers for ``exec``; others succeed with no output.
+    """
+
+    def __init__(self, plan: Plan, log: list | None = None):
+        super().__init__(plan)
+        self.calls: list[tuple] = [] if log is None else log
+        self.files: dict[str, bytes] = {}
+        self.results: dict[str, ExecResult] = {}
+        self.is_ready = False
+
+    def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
+             workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
+        argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
+        self.calls.append(("exec", argv, user))
+        return self.results.get(argv[0], ExecResult(0, b"", b""))
+
+    def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
+            workdir: str | None = None) -> int:
+        self.calls.append(("run", list(argv)))
+        return 0
+
+    def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
+        self.calls.append(("copy_in", dest))
+        data = tar_stream if isinstance(tar_stream, bytes) else tar_stream.read()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    self.files[posixpath.normpath(posixpath.join(dest, member.name))] = tar.extractfile(member).read()  # type: ignore[union-attr]
+
+    def copy_out(self, src: str) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for path, data in self.files.items():
+                if path == src or path.startswith(src.rstrip("/") + "/"):
+                    info = tarfile.TarInfo(posixpath.relpath(path, posixpath.dirname(src)))
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    def ready(self) -> None:
+        self.calls.append(("ready",))
+        self.is_ready = True
+
+
+class FakeBackend:
+    """A backend plugin whose ``launch`` yields a :class:`FakeBottle`; register it as kind ``"backend"``.
+
+    ``events`` records ``"launch"`` and ``"teardown"``; ``bottle`` is the last handle it made.
+    Set ``fail_launch`` to an exception to make bringing the bottle up fail.
+    """
+
+    def __init__(self, log: list | None = None):
+        self.events: list = [] if log is None else log
+        self.bottle: FakeBottle | None = None
+        self.fail_launch: BaseException | None = None
+
+    @hookimpl
+    def launch(self, plan: Plan):
+        @contextmanager
+        def running() -> Iterator[FakeBottle]:
+            self.events.append("launch")
+            try:
+                if self.fail_launch is not None:
+                    raise self.fail_launch
+                self.bottle = FakeBottle(plan, self.events)
+                yield self.bottle
+            finally:
+                self.events.append("teardown")
+
+        return running()
 
 
 @pytest.fixture
@@ -157,4 +289,5 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs a real Docker engine and the bottle images")
 
 
-__all__ = ["BACKEND", "PLUGIN", "SEED_MANIFEST", "FixturePlugins", "bottle_plugins", "manifest_factory", "to_toml"]
+__all__ = ["BACKEND", "PLUGIN", "SEED_MANIFEST", "FakeBackend", "FakeBottle", "FixturePlugins", "bottle_plugins",
+           "make_plan", "manifest_factory", "plan_factory", "to_toml"]

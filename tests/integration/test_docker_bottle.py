@@ -220,6 +220,7 @@ def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
     """Two bottles launched at once can plan the same free subnet; the second one moves, it does not fail."""
     from bottle_core import session
     from bottle_core.manifest import Manifest
+    from bottle_core.plan import Plan
     from bottle_core.spec import BottleSpec
 
     from .bottles import docker_plugins
@@ -238,6 +239,10 @@ def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
             ip = bottle.plan.network.bundle_ip
             assert tcp_probe(bottle, ip, bottle.plan.proxy.port)
             assert bottle.exec(["printenv", "HTTPS_PROXY"]).stdout.strip() == f"http://{ip}:8080".encode()
+            # A new plan, saved again; the one handed to launch is as prepare made it.
+            assert plan.network.subnet == planned
+            saved = Plan.read(Path(plan.state_dir) / "plan.json")
+            assert saved.network.subnet == bottle.plan.network.subnet and saved.proxy.listen_host == ip
     finally:
         subprocess.run(["docker", "network", "rm", squatter], capture_output=True)
     assert resources_of("bottle.slug", plan.slug) == ([], [])

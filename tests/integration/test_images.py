@@ -11,7 +11,7 @@ import time
 
 import pytest
 from bottle_core.bundle import contract
-from bottle_docker.images import ensure_images
+from bottle_docker.image_build import ensure_images
 
 from .conftest import resource_labels
 

@@ -146,7 +146,7 @@ def test_outbound_env_names_the_network_and_ca(outbound_env, internet, test_ca):
 @pytest.fixture
 def claude_bin() -> str:
     """The same real claude binary the agent image is built with (BOTTLE_CLAUDE_BINARY, or bottle's cached copy)."""
-    from bottle_docker.claude_binary import locate
+    from bottle_core.claude_binary import locate
 
     return str(locate())
 

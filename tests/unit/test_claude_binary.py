@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from bottle_docker import claude_binary
+from bottle_core import claude_binary
 
 from bottle_core.errors import BottleRuntimeError
 

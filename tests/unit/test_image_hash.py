@@ -1,4 +1,4 @@
-"""The content-hash tags of the agent and bundle images, and when ensure_images builds (no engine needed)."""
+"""The content-hash names of the agent and bundle images (bottle_core.images), the same for every backend."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import re
 import shutil
 from pathlib import Path
 
-import docker.errors
 import pytest
-from bottle_docker import claude_binary, images
+from bottle_core import claude_binary, images
 
-from bottle_core.errors import BottleRuntimeError
 
 
 @pytest.fixture
@@ -82,109 +80,3 @@ def test_the_claude_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkey
     # A new mtime is a new key: the file is hashed again.
     os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert claude_binary.digest(binary) != first
-
-
-# --- ensure_images against a recording stand-in for the engine -------------------
-
-
-class FakeImages:
-    def __init__(self, present: set[str]):
-        self.present = present
-        self.labels: dict[str, dict] = {}
-        self.removed: list[str] = []
-
-    def list(self, filters):
-        wanted = dict(item.split("=", 1) for item in filters["label"])
-        return [type("Image", (), {"id": tag, "tags": [tag]})() for tag, labels in self.labels.items()
-                if tag in self.present and all(labels.get(k) == v for k, v in wanted.items())]
-
-    def remove(self, image_id):
-        self.present.discard(image_id)
-        self.removed.append(image_id)
-
-    def get(self, name: str):
-        if name not in self.present:
-            raise docker.errors.ImageNotFound(f"no such image: {name}")
-        return type("Image", (), {"id": f"sha256:{name}"})()
-
-
-class FakeAPI:
-    def __init__(self, owner: FakeClient):
-        self.owner = owner
-
-    def build(self, **kwargs):
-        self.owner.builds.append(kwargs)
-        assert (Path(kwargs["path"]) / "Dockerfile").is_file()
-        if self.owner.fail:
-            yield {"stream": "Step 2/5 : RUN apt-get install mitmproxy\n"}
-            yield {"error": "E: Unable to locate package mitmproxy\n", "errorDetail": {"message": "..."}}
-            return
-        yield {"stream": "Step 1/5 : FROM base\n"}
-        self.owner.images.present.add(kwargs["tag"])
-        self.owner.images.labels[kwargs["tag"]] = kwargs["labels"]
-
-
-class FakeClient:
-    def __init__(self, present: set[str], fail: bool = False):
-        self.images = FakeImages(present)
-        self.api = FakeAPI(self)
-        self.builds: list[dict] = []
-        self.fail = fail
-
-
-@pytest.fixture
-def small_claude(tmp_path, monkeypatch) -> Path:
-    binary = tmp_path / "claude"
-    binary.write_bytes(b"#!/bin/sh\necho 1.0.0\n")
-    binary.chmod(0o755)
-    monkeypatch.setenv("BOTTLE_CLAUDE_BINARY", str(binary))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return binary
-
-
-def test_missing_images_are_built_once_then_reused(small_claude):
-    client = FakeClient({"base:1"})
-    lines = []
-    tags = images.ensure_images(client, "base:1", progress=lambda role, line: lines.append((role, line)))
-    assert sorted(b["tag"] for b in client.builds) == sorted(tags.values())
-    assert all(b["buildargs"] == {"BASE": "base:1"} and b["decode"] and b["rm"] for b in client.builds)
-    assert {b["labels"][images.LABEL] for b in client.builds} == {"agent", "bundle"}
-    assert ("agent", "Step 1/5 : FROM base") in lines
-    assert images.ensure_images(client, "base:1", progress=lambda role, line: lines.append(line)) == tags
-    assert len(client.builds) == 2  # the second call built nothing
-    images.ensure_images(client, "base:1", force=True, progress=lambda role, line: None)
-    assert len(client.builds) == 4
-
-
-def test_default_progress_goes_to_stderr_with_the_image_name(small_claude, capsys):
-    images.ensure_images(FakeClient({"base:1"}), "base:1")
-    err = capsys.readouterr().err
-    assert "[bottle-agent] Step 1/5 : FROM base" in err
-    assert "[bottle-bundle] Step 1/5 : FROM base" in err
-
-
-def test_a_missing_base_image_says_to_build_or_pull_it(small_claude):
-    with pytest.raises(BottleRuntimeError) as caught:
-        images.ensure_images(FakeClient(set()), "my/base:2")
-    text = caught.value.render()
-    assert "my/base:2" in text and "BOTTLE_BASE_IMAGE" in text and "pull" in text
-
-
-def test_a_build_error_names_the_image_and_the_error_line(small_claude):
-    with pytest.raises(BottleRuntimeError) as caught:
-        images.ensure_images(FakeClient({"base:1"}, fail=True), "base:1", progress=lambda role, line: None)
-    text = caught.value.render()
-    assert re.search(r"bottle-(agent|bundle):[0-9a-f]{12}", text)
-    assert "Unable to locate package mitmproxy" in text
-
-
-def test_a_rebuild_removes_the_earlier_build_from_the_same_base_only(small_claude, tmp_path):
-    client = FakeClient({"base:1", "base:2"})
-    quiet = lambda role, line: None  # noqa: E731
-    first = images.ensure_images(client, "base:1", progress=quiet)
-    other_base = images.ensure_images(client, "base:2", progress=quiet)
-    small_claude.write_bytes(b"#!/bin/sh\necho 2.0.0\n")  # a new claude: a new agent image
-    second = images.ensure_images(client, "base:1", progress=quiet)
-    assert second["agent"] != first["agent"] and second["bundle"] == first["bundle"]
-    assert client.images.removed == [first["agent"]]
-    assert set(other_base.values()) <= client.images.present

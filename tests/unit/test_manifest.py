@@ -55,7 +55,7 @@ def test_defaults_of_the_seed_manifest(manifest_factory):
     bottle, agent = manifest.bottles["dev"], manifest.agents["demo"]
     assert (bottle.backend, bottle.cpus, memory_bytes(bottle.memory), bottle.pids) == (None, 2.0, 2 * 1024**3, 1024)
     assert bottle.egress.allow == [] and bottle.secrets == {}
-    assert agent.supervise.mode == "audit"
+    assert agent.supervise.mode == "off"  # until the supervisor is built: the default promises nothing
     assert manifest.prompt_text("demo") == "You are demo. Be brief."
 
 
@@ -148,3 +148,13 @@ def test_egress_entries_keep_their_port_and_scheme(manifest_factory):
             "agents": {}}
     manifest = Manifest.load(manifest_factory(data, fmt="json"))
     assert manifest.bottles["dev"].egress.allow == ["http://plain.example", "ssh.example:22", "*.cdn.example"]
+
+
+def test_nothing_a_manifest_asks_for_is_left_unenforced():
+    from bottle_core.manifest import unenforced
+
+    manifest = Manifest.from_json_obj({
+        "bottles": {"dev": {"git": {"origin": {"url": "https://git.test/a.git"}}}},
+        "agents": {"coder": {"bottle": "dev", "supervise": {"mode": "enforce", "deny": ["Bash(rm -rf:*)"]}}},
+    })
+    assert unenforced(manifest) == []  # the git gate and the supervisor enforce these

@@ -11,7 +11,7 @@ import pytest
 
 from bottle_core import hookimpl, hookspecs
 from bottle_core.errors import PluginError
-from bottle_core.plan import NetworkPlan, base_plan
+from bottle_core.plan import NetworkPlan, base_plan, stage
 from bottle_core.plugins import BACKEND, CORE, PLUGIN, PluginRecord, Plugins
 from bottle_core.sandbox import Bottle, ExecResult
 from bottle_core.manifest import Manifest
@@ -42,7 +42,9 @@ class RecordingBottle(Bottle):
 def make_plan(manifest_path: Path, tmp_path: Path):
     spec = BottleSpec(manifest=Manifest.load(manifest_path), agent="demo", copy_cwd=False, cwd=tmp_path)
     network = NetworkPlan(name="net", subnet="10.99.0.0/24", bundle_ip="10.99.0.2", outbound="out")
-    return base_plan(spec, backend="fake", stage_dir=tmp_path / "state", network=network, images={})
+    plan = base_plan(spec, backend="fake", stage_dir=tmp_path / "state", network=network, images={})
+    stage(plan, spec.manifest.prompt_text("demo"))
+    return plan
 
 
 class Provisioner:
@@ -76,7 +78,7 @@ def test_provision_hooks_run_bottles_defaults_then_backend_then_plugins(bottle_p
 
 def test_fixture_starts_with_only_bottles_defaults(bottle_plugins):
     assert {name: rec.kind for name, rec in bottle_plugins.records.items()} == {
-        "bottle-core": CORE, "bottle-core.claude-state": CORE}
+        "bottle-core": CORE, "bottle-core.claude-state": CORE, "bottle-ready": CORE}
     assert set(bottle_plugins.records["bottle-core"].hooks) == {"provision_git", "provision_prompt", "provision_skills",
                                                                 "provision_supervise"}
     assert bottle_plugins.records["bottle-core.claude-state"].hooks == ["provision_claude_state"]
@@ -101,7 +103,7 @@ def test_plugin_raising_in_a_hook_is_a_plugin_error_naming_it_and_its_distributi
     bottle_plugins.register(Exploding(), "boom", PLUGIN, PluginRecord("boom", PLUGIN, "bottle-boom", "1.2.3"))
 
     with pytest.raises(PluginError) as caught:
-        bottle_plugins.call_each("provision_ca", plan=object(), bottle=object())
+        bottle_plugins.call_each("provision_ca", plan=object(), bottle=RecordingBottle(object(), []))
 
     error = caught.value
     assert (error.plugin, error.distribution) == ("boom", "bottle-boom")
@@ -274,14 +276,102 @@ def test_bottle_plugins_names_exactly_which_plugins_load(fake_site, monkeypatch,
     assert "broken" not in plugins.records
 
 
-def test_before_plugins_runs_once_between_backend_and_plugins(bottle_plugins, manifest_factory, tmp_path):
+class ReadyLoggingBottle(RecordingBottle):
+    def ready(self):
+        self.log.append("ready")
+
+
+def test_the_bundle_is_ready_between_the_backends_hook_and_the_plugins(bottle_plugins, manifest_factory, tmp_path):
     log: list[str] = []
     plan = make_plan(manifest_factory(), tmp_path)
     bottle_plugins.register(Provisioner("plugin-a", log), "a", PLUGIN)
     bottle_plugins.register(Provisioner("backend", log), "fake", BACKEND)
     bottle_plugins.register(Provisioner("plugin-b", log), "b", PLUGIN)
 
-    bottle_plugins.call_each("provision_prompt", plan=plan, bottle=RecordingBottle(plan, log),
-                             before_plugins=lambda: log.append("ready"))
+    bottle_plugins.call_each("provision_prompt", plan=plan, bottle=ReadyLoggingBottle(plan, log))
 
     assert [entry for entry in log if not entry.startswith("core:")] == ["backend", "ready", "plugin-a", "plugin-b"]
+
+
+def test_without_a_plugin_the_hook_does_not_wait_for_the_bundle(bottle_plugins, manifest_factory, tmp_path):
+    log: list[str] = []
+    plan = make_plan(manifest_factory(), tmp_path)
+    bottle_plugins.register(Provisioner("backend", log), "fake", BACKEND)
+
+    bottle_plugins.call_each("provision_prompt", plan=plan, bottle=ReadyLoggingBottle(plan, log))
+
+    assert "ready" not in log and "backend" in log
+
+
+class EagerPlugin:
+    """A plugin asking to run first: it still runs after the backend, with the bundle up."""
+
+    def __init__(self, log):
+        self.log = log
+
+    @hookimpl(tryfirst=True)
+    def provision_prompt(self, plan, bottle):
+        self.log.append("eager")
+
+
+def test_a_plugin_cannot_jump_ahead_of_the_bundles_readiness(bottle_plugins, manifest_factory, tmp_path):
+    log: list[str] = []
+    plan = make_plan(manifest_factory(), tmp_path)
+    bottle_plugins.register(EagerPlugin(log), "eager", PLUGIN)
+    bottle_plugins.register(Provisioner("backend", log), "fake", BACKEND)
+
+    bottle_plugins.call_each("provision_prompt", plan=plan, bottle=ReadyLoggingBottle(plan, log))
+
+    assert [entry for entry in log if not entry.startswith("core:")] == ["backend", "ready", "eager"]
+
+
+class QuietBackend:
+    @hookimpl
+    def list_bottles(self):
+        return []
+
+
+def test_a_firstresult_hook_nobody_answers_says_the_backend_does_not_support_it(bottle_plugins):
+    from bottle_core.errors import Unsupported
+
+    bottle_plugins.register(QuietBackend(), "quiet", BACKEND)
+    assert bottle_plugins.call_first("list_bottles") == []  # an empty answer is an answer
+    with pytest.raises(Unsupported) as caught:
+        bottle_plugins.call_first("build_images", force=False)
+    assert caught.value.render().startswith("backend 'quiet' does not support build_images: build the backend's images (`bottle image build`) (see")
+    assert "\n" not in caught.value.render()
+
+
+class HelperRaises:
+    """A plugin whose hook fails deep in a helper: the error still names the plugin, not the backend."""
+
+    @hookimpl
+    def provision_git(self, plan, bottle):
+        self._helper()
+
+    def _helper(self):
+        raise KeyError("remote")
+
+
+def test_the_error_names_the_plugin_that_failed_not_the_backend(bottle_plugins):
+    bottle_plugins.register(Provisioner("backend", []), "fake", BACKEND)
+    bottle_plugins.register(HelperRaises(), "gitty", PLUGIN, PluginRecord("gitty", PLUGIN, "bottle-gitty", "1"))
+    with pytest.raises(PluginError) as caught:
+        bottle_plugins.call_each("provision_git", plan=object(), bottle=RecordingBottle(object(), []))
+    assert caught.value.plugin == "gitty" and "bottle-gitty" in caught.value.render()
+
+
+def test_tracing_prints_each_hook_call_its_implementations_and_its_time(manifest_factory, tmp_path, monkeypatch,
+                                                                        capsys):
+    from bottle_core.testing import FixturePlugins
+
+    monkeypatch.setenv("BOTTLE_TRACE_PLUGINS", "1")
+    plugins = FixturePlugins()
+    plugins.load_core()
+    plugins.register(Provisioner("backend", []), "fake", BACKEND)
+    plugins.register(Provisioner("plugin-a", []), "a", PLUGIN)
+    plan = make_plan(manifest_factory(), tmp_path)
+    plugins.call_each("provision_prompt", plan=plan, bottle=ReadyLoggingBottle(plan, []))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "bottle: trace: provision_prompt(plan, bottle) -> bottle-core[first], fake, bottle-ready, a[last]"
+    assert lines[1].startswith("bottle: trace: provision_prompt done in ") and lines[1].endswith(" ms")

@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bottle_core import hookimpl
+from bottle_core import hookimpl, settings
 
 BASE_IMAGE = "debian:bookworm-slim"
 
@@ -25,21 +25,25 @@ def backend_availability():
 @hookimpl
 def prepare(spec, stage_dir):
     from bottle_core.addressing import agent_ip, bundle_ip, pick_subnet
-    from bottle_core.plan import NetworkPlan, base_plan
+    from bottle_core.images import image_names
+    from bottle_core.plan import NetworkPlan, base_plan, new_slug
 
     from . import engine, network
+    from .image_build import base_image_id
 
-    subnet = pick_subnet(network.used_subnets(engine.client()))
+    client = engine.client()
+    subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
-    base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
-    plan = base_plan(
-        spec, backend="docker", stage_dir=Path(stage_dir),
-        network=NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip(subnet), agent_ip=agent_ip(subnet),
-                            outbound=os.environ.get("BOTTLE_DOCKER_OUTBOUND_NETWORK") or network.SHARED_OUTBOUND),
-        images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
+    config = settings.current()
+    base = bottle.image or config.base_image or BASE_IMAGE
+    slug = new_slug(spec.agent)
+    return base_plan(
+        spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
+        network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
+                            agent_ip=agent_ip(subnet),
+                            outbound=config.docker_outbound_network or network.SHARED_OUTBOUND),
+        images=image_names(base, base_image_id(client, base)),
     )
-    plan.network.name = f"bottle-{plan.slug}"
-    return plan
 
 
 @hookimpl
@@ -52,10 +56,10 @@ def launch(plan):
 @hookimpl
 def provision_ca(plan, bottle):
     """Install the bundle's CA into the agent's trust store (the key stays in the bundle)."""
-    from .launch import bundle_ca
+    from .bundle import bundle_ca
 
     folder, name = os.path.split(plan.guest.ca_cert)
-    bottle.write_files(folder, {name: bundle_ca(bottle)}, mode=0o644, owner=0)
+    bottle.write_files(folder, {name: bundle_ca(bottle.client, bottle.bundle_id, plan.slug)}, mode=0o644, owner=0)
     # What update-ca-certificates does for one added certificate: append it to the
     # bundle file and link it by subject hash. The script itself re-walks all ~140
     # system certificates (about 1 s here); the certificate sits in the Debian
@@ -67,9 +71,9 @@ def provision_ca(plan, bottle):
 @hookimpl
 def build_images(force):
     from . import engine
-    from .images import ensure_images
+    from .image_build import ensure_images
 
-    base = os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
+    base = settings.current().base_image or BASE_IMAGE
     return sorted(ensure_images(engine.client(), base, force=force).values())
 
 
@@ -89,7 +93,7 @@ def list_bottles():
 @hookimpl
 def stop_bottle(slug):
     from . import engine, labels
-    from .launch import remove_resources
+    from .removal import remove_resources
 
     client = engine.client()
     containers = client.api.containers(all=True, filters={"label": f"{labels.SLUG}={slug}"})
@@ -124,7 +128,7 @@ def exec_in_bundle(slug, argv):
 @hookimpl
 def collect_garbage():
     from . import engine, labels
-    from .launch import remove_resources
+    from .removal import remove_resources
 
     client = engine.client()
     everything = client.api.containers(all=True, filters={"label": labels.SLUG})

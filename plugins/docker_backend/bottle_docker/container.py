@@ -12,6 +12,9 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.sandbox import Bottle, ExecResult, as_argv
 
+from .bundle import wait_for_bundle
+from .streams import exec_in, read_archive
+
 
 class DockerBottle(Bottle):
     """exec, copy_in and copy_out through the engine API; attached runs through the docker CLI."""
@@ -50,10 +53,8 @@ class DockerBottle(Bottle):
         return subprocess.call(cmd, stdin=None if sys.stdin and not sys.stdin.closed else subprocess.DEVNULL)
 
     def ready(self) -> None:
-        from .launch import wait_for_bundle
-
         if not self._ready:
-            wait_for_bundle(self)
+            wait_for_bundle(self.client, self.bundle_id, self.plan.slug)
             self._ready = True
 
     def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
@@ -62,43 +63,3 @@ class DockerBottle(Bottle):
 
     def copy_out(self, src: str) -> bytes:
         return read_archive(self.client, self.agent_id, src)
-
-
-def read_archive(client, container_id: str, src: str) -> bytes:
-    """A tar stream of ``src`` in a container, as bytes."""
-    from docker.errors import NotFound
-
-    try:
-        chunks, _stat = client.api.get_archive(container_id, src)
-    except NotFound:
-        raise BottleRuntimeError(f"no such path in the bottle: {src}") from None
-    return b"".join(chunks)
-
-
-def exec_in(client, container_id: str, argv: list[str], *, user: str, env: Mapping[str, str] | None,
-            workdir: str, stdin: bytes | None) -> ExecResult:
-    """Run argv in a container to completion; stdout and stderr kept apart."""
-    api = client.api
-    exec_id = api.exec_create(container_id, argv, user=user, environment=dict(env or {}), workdir=workdir,
-                              stdin=stdin is not None, stdout=True, stderr=True)["Id"]
-    if stdin is None:
-        stdout, stderr = api.exec_start(exec_id, demux=True)
-    else:
-        stdout, stderr = _exec_with_stdin(api, exec_id, stdin)
-    code = api.exec_inspect(exec_id)["ExitCode"]
-    return ExecResult(returncode=code if code is not None else -1, stdout=stdout or b"", stderr=stderr or b"")
-
-
-def _exec_with_stdin(api, exec_id: str, data: bytes) -> tuple[bytes, bytes]:
-    from docker.utils.socket import frames_iter, STDOUT
-
-    sock = api.exec_start(exec_id, socket=True)
-    raw = getattr(sock, "_sock", sock)
-    raw.sendall(data)
-    raw.shutdown(1)  # SHUT_WR: the command sees end of input
-    out, err = bytearray(), bytearray()
-    for stream, chunk in frames_iter(sock, tty=False):
-        (out if stream == STDOUT else err).extend(chunk)
-    sock.close()
-    return bytes(out), bytes(err)
-

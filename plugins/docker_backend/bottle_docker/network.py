@@ -71,10 +71,38 @@ def _host_lock(name: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def readdress(client, plan) -> None:
-    """Move the plan's bottle network to a free subnet (another bottle took it since ``prepare``), and save it."""
+NETWORK_ATTEMPTS = 4
+
+
+def create_for(client, plan, labels: dict[str, str]):
+    """Create the plan's bottle network; returns the Plan it was made for.
+
+    A subnet another bottle took since ``prepare`` is no error: the network
+    is made on a free subnet instead, and a new Plan saying so is returned
+    (and saved again as plan.json). The Plan given is never changed.
+    """
+    from docker.errors import APIError
+
+    for attempt in range(NETWORK_ATTEMPTS):
+        try:
+            create_bottle_network(client, plan.network.name, plan.network.subnet, labels)
+        except APIError as exc:
+            if "overlap" not in str(exc).lower() or attempt == NETWORK_ATTEMPTS - 1:
+                raise
+            plan = readdressed(client, plan)
+            continue
+        return plan
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def readdressed(client, plan):
+    """A new Plan whose bottle network sits on a free subnet (the plan's own was taken since ``prepare``), saved."""
     net = plan.network
     subnet = pick_subnet(used_subnets(client) + [ipaddress.ip_network(net.subnet)])
-    net.subnet, net.bundle_ip, net.agent_ip = str(subnet), bundle_ip(subnet), agent_ip(subnet)
-    plan.proxy.listen_host = net.bundle_ip
-    plan.save()
+    moved = plan.model_copy(deep=True, update={
+        "network": net.model_copy(update={"subnet": str(subnet), "bundle_ip": bundle_ip(subnet),
+                                          "agent_ip": agent_ip(subnet)}),
+        "proxy": plan.proxy.model_copy(update={"listen_host": bundle_ip(subnet)}),
+    })
+    moved.save()
+    return moved

@@ -45,8 +45,13 @@ def kvm_problem(path: str = KVM) -> str | None:
     return None
 
 
-def availability() -> str | None:
-    """None when the smol backend can work here, else one line: why not, and what to do."""
+#: What the backend itself still lacks, whatever the host: ``launch`` refuses until it is built.
+MISSING = ("its bundle (proxy, egress, git gate, supervise beside the microVM) is not built yet, "
+           "so it cannot launch a bottle: use --backend docker")
+
+
+def host_problem() -> str | None:
+    """Why this host cannot run smolvm microVMs (platform, binary, KVM), or None."""
     problem = platform_problem()
     if problem:
         return problem
@@ -61,3 +66,8 @@ def availability() -> str | None:
     if sys.platform == "linux":
         return kvm_problem()
     return None
+
+
+def availability() -> str | None:
+    """None when the smol backend can launch a bottle here, else one line: everything it lacks, and what to do."""
+    return "; ".join(problem for problem in (host_problem(), MISSING) if problem) or None

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bottle_core import settings
 from bottle_core.errors import BottleRuntimeError
 
 ENV_BINARY = "BOTTLE_SMOLVM"
@@ -76,7 +77,7 @@ def wheel_folder() -> Path | None:
 
 def find() -> Smolvm:
     """The smolvm binary to use, or :class:`SmolvmNotFound` saying what to do."""
-    named = os.environ.get(ENV_BINARY)
+    named = settings.current().smolvm
     if named:
         if not (os.path.isfile(named) and os.access(named, os.X_OK)):
             raise SmolvmNotFound(f"{ENV_BINARY}={named} is not an executable file",

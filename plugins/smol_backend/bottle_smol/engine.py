@@ -10,7 +10,6 @@ its usage (exit 2).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from bottle_core import settings
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.sandbox import ExecResult
 
@@ -111,7 +111,7 @@ class Engine:
 
     def _state_dir(self) -> list[str]:
         # An explicit state root keeps a test's (or a user's second) machines apart from the default ones.
-        state = os.environ.get(STATE_DIR_ENV)
+        state = settings.current().smolvm_state_dir
         return ["--state-dir", state] if state else []
 
     # -- verbs ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from bottle_core import agent
 from bottle_core.errors import BottleRuntimeError
-from bottle_core.plan import Plan
+from bottle_core.plan import Plan, Resources
 
 from .engine import Engine, SmolvmError, Stdin
 
@@ -40,18 +40,20 @@ def labels(plan: Plan) -> dict[str, str]:
             STATE_DIR_LABEL: plan.state_dir}
 
 
-def cpus(plan: Plan) -> int:
-    return max(1, min(MAX_CPUS, math.ceil(plan.resources.cpus)))
+def cpus(resources: Resources) -> int:
+    """Whole vCPUs for the microVM: the limit rounded up, within smolvm's range."""
+    return max(1, min(MAX_CPUS, math.ceil(resources.cpus)))
 
 
-def mem_mib(plan: Plan) -> int:
-    return max(64, plan.resources.memory_bytes // MIB)
+def mem_mib(resources: Resources) -> int:
+    """The microVM's memory in MiB (smolvm's floor is 64)."""
+    return max(64, resources.memory_bytes // MIB)
 
 
 def create_options(plan: Plan) -> list[str]:
     """Resources and the egress policy: the bundle's address is the only peer, DNS goes to the bundle too."""
     bundle = plan.network.bundle_ip
-    options = ["--cpus", str(cpus(plan)), "--mem", str(mem_mib(plan)),
+    options = ["--cpus", str(cpus(plan.resources)), "--mem", str(mem_mib(plan.resources)),
                "--allow-cidr", f"{bundle}/32", "--dns", bundle]
     for key, value in agent.environment(plan).items():
         options += ["-e", f"{key}={value}"]

@@ -2,51 +2,44 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from bottle_core import addressing
-from bottle_core.plan import NetworkPlan, Plan, base_plan
+from bottle_core import addressing, settings
+from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
 from . import network
+from .images import planned_images
 from .binary import find, format_version, version_of
 from .machine import cpus, machine_name, mem_mib
 
 BACKEND = "smol"
 DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
-# The same image names the docker backend builds: the smol agent boots the agent image, the bundle is a container.
-AGENT_IMAGE = "bottle-agent:latest"
-BUNDLE_IMAGE = "bottle-bundle:latest"
 
 
 def images(spec: BottleSpec) -> dict[str, str]:
-    """Image names by role; the agent image is handed to smolvm as a ``docker save`` stream."""
+    """Image names by role: the content-hash names every backend uses (see :mod:`bottle_core.images`)."""
     bottle = spec.manifest.bottles[spec.bottle_name]
-    return {
-        "base": bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or DEFAULT_BASE_IMAGE,
-        "agent": os.environ.get("BOTTLE_AGENT_IMAGE") or AGENT_IMAGE,
-        "bundle": os.environ.get("BOTTLE_BUNDLE_IMAGE") or BUNDLE_IMAGE,
-    }
+    return planned_images(bottle.image or settings.current().base_image or DEFAULT_BASE_IMAGE)
 
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
     """Resolve ``spec``: pick the bundle's subnet and address, record the smolvm binary and machine name."""
     subnet = addressing.pick_subnet(network.engine_subnets() + addressing.host_routes())
     bundle_ip = addressing.bundle_ip(subnet)
-    # Names carry the slug, which base_plan makes; they are filled in right after.
-    net = NetworkPlan(name="pending", subnet=str(subnet), bundle_ip=bundle_ip, outbound="pending")
+    slug = new_slug(spec.agent)
+    net = NetworkPlan(name=f"bottle-{slug}-bundle", subnet=str(subnet), bundle_ip=bundle_ip,
+                      outbound=f"bottle-{slug}-out")
     binary = find()
-    plan = base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec))
-    plan.network.name = f"bottle-{plan.slug}-bundle"
-    plan.network.outbound = f"bottle-{plan.slug}-out"
-    plan.backend_options = {
+    resources = resources_of(spec.manifest.bottles[spec.bottle_name])
+    options = {
         "smolvm": binary.path,
         "smolvm_source": binary.source,
         "smolvm_version": format_version(version_of(binary)),
-        "machine": machine_name(plan.slug),
-        "cpus": cpus(plan),
-        "mem_mib": mem_mib(plan),
+        "machine": machine_name(slug),
+        "cpus": cpus(resources),
+        "mem_mib": mem_mib(resources),
         "egress": ["--allow-cidr", f"{bundle_ip}/32", "--dns", bundle_ip],
     }
-    return plan
+    return base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec),
+                     backend_options=options, slug=slug)

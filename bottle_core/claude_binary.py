@@ -12,7 +12,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from bottle_core.errors import BottleRuntimeError
+from . import settings
+from .errors import BottleRuntimeError
 
 PACKAGES = {"x86_64": "@anthropic-ai/claude-code-linux-x64", "amd64": "@anthropic-ai/claude-code-linux-x64",
             "aarch64": "@anthropic-ai/claude-code-linux-arm64", "arm64": "@anthropic-ai/claude-code-linux-arm64"}
@@ -26,7 +27,7 @@ def cache_root() -> Path:
 
 def locate() -> Path:
     """``$BOTTLE_CLAUDE_BINARY``, else the cached download (``$BOTTLE_CLAUDE_VERSION`` or latest), else fetch it."""
-    given = os.environ.get("BOTTLE_CLAUDE_BINARY")
+    given = settings.current().claude_binary
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
@@ -36,7 +37,7 @@ def locate() -> Path:
             raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={given} is not executable",
                                      hint=f"chmod +x {given}, or unset it to fetch one with npm")
         return path
-    version = os.environ.get("BOTTLE_CLAUDE_VERSION") or "latest"
+    version = settings.current().claude_version
     cached = cache_root() / version / "claude"
     if cached.is_file():
         return cached

@@ -1,4 +1,4 @@
-"""A recording fake of the smolvm CLI, for the smol backend's argv-contract tests.
+"""The smol backend's own tests: bottle's pytest plugin, and a recording fake of the smolvm CLI.
 
 The fake appends each argv (and the size and head of its stdin) as a JSON
 line to a log, keeps machines in a JSON state file, answers ``--version``,
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["bottle_core.testing"]
 
 FAKE = r'''
 import base64, json, os, subprocess, sys
@@ -166,19 +168,3 @@ def fake_smolvm(tmp_path, monkeypatch) -> FakeSmolvm:
     binary._version.cache_clear()
     yield fake
     binary._version.cache_clear()
-
-
-def test_the_fake_answers_like_the_real_binary(fake_smolvm):
-    import subprocess
-
-    env = dict(os.environ)
-    version = subprocess.run([fake_smolvm.path, "--version"], capture_output=True, env=env, check=True)
-    assert version.stdout.decode() == "smolvm 1.32.2\n"
-    listed = subprocess.run([fake_smolvm.path, "machine", "ls", "--json"], capture_output=True, env=env, check=True)
-    assert json.loads(listed.stdout) == []
-    assert listed.stderr.startswith(b"note: no packed assets found")
-    missing = subprocess.run([fake_smolvm.path, "machine", "status", "--name", "x", "--json"], capture_output=True,
-                             env=env)
-    assert missing.returncode == 1
-    assert missing.stderr.decode().splitlines()[-1] == \
-        "Error: config operation failed: machine status: machine 'x' not found"

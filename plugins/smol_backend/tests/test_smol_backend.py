@@ -13,21 +13,23 @@ from bottle_core import addressing
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.manifest import Manifest
 from bottle_core.spec import BottleSpec
-from bottle_smol import binary, network
+from bottle_smol import binary, images, network
 from bottle_smol.binary import find
 from bottle_smol.engine import Engine, SmolvmError
 from bottle_smol.machine import machine_name, running_machine
 from bottle_smol.prepare import prepare_plan
 from bottle_smol.sandbox import SmolBottle
 
-from .test_smol_fake import fake_smolvm  # noqa: F401  (fixture)
 
 IMAGE = b"a docker save stream, as far as the fake cares"
 
 
 @pytest.fixture
-def plan(manifest_factory, tmp_path, monkeypatch, fake_smolvm):  # noqa: F811
+def plan(manifest_factory, tmp_path, monkeypatch, fake_smolvm):
     monkeypatch.setattr(network, "engine_subnets", lambda: [])
+    monkeypatch.setattr(images, "base_image_id", lambda base: "sha256:" + "b" * 64)
+    monkeypatch.setenv("BOTTLE_CLAUDE_BINARY", str(small_claude(tmp_path)))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     manifest = Manifest.load(manifest_factory({
         "bottles": {"dev": {"cpus": 1.5, "memory": "1g", "env": {"FOO": "bar"}}},
         "agents": {"demo": {"prompt": "hi", "bottle": "dev"}},
@@ -35,8 +37,15 @@ def plan(manifest_factory, tmp_path, monkeypatch, fake_smolvm):  # noqa: F811
     return prepare_plan(BottleSpec(manifest, "demo", cwd=tmp_path), tmp_path / "state")
 
 
+def small_claude(folder):
+    binary = folder / "claude"
+    binary.write_bytes(b"#!/bin/sh\necho 2.0.0\n")
+    binary.chmod(0o755)
+    return binary
+
+
 @pytest.fixture
-def engine(fake_smolvm):  # noqa: F811
+def engine(fake_smolvm):
     return Engine(find())
 
 
@@ -44,7 +53,7 @@ def _verbs(fake):
     return [argv[1] for argv in fake.argvs()]
 
 
-def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):  # noqa: F811
+def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):
     subnet = ipaddress.ip_network(plan.network.subnet)
     assert subnet.subnet_of(addressing.POOL) and subnet.prefixlen == 24
     assert plan.network.bundle_ip == str(subnet.network_address + 2)
@@ -63,7 +72,7 @@ def test_machine_names_follow_smolvm_rules():
     assert machine_name("we.ird--name-") == "bottle-we-ird-name"
 
 
-def test_lifecycle_argv_contract(plan, engine, fake_smolvm):  # noqa: F811
+def test_lifecycle_argv_contract(plan, engine, fake_smolvm):
     name = f"bottle-{plan.slug}"
     bundle = plan.network.bundle_ip
     with running_machine(engine, plan, IMAGE) as machine:
@@ -92,7 +101,7 @@ def test_lifecycle_argv_contract(plan, engine, fake_smolvm):  # noqa: F811
     assert fake_smolvm.machines() == {}
 
 
-def test_machine_is_removed_when_the_body_raises(plan, engine, fake_smolvm):  # noqa: F811
+def test_machine_is_removed_when_the_body_raises(plan, engine, fake_smolvm):
     with pytest.raises(KeyboardInterrupt):
         with running_machine(engine, plan, IMAGE):
             raise KeyboardInterrupt
@@ -100,7 +109,7 @@ def test_machine_is_removed_when_the_body_raises(plan, engine, fake_smolvm):  # 
     assert fake_smolvm.machines() == {}
 
 
-def test_failed_start_reports_smolvms_error_and_removes_the_machine(plan, engine, fake_smolvm, monkeypatch):  # noqa: F811
+def test_failed_start_reports_smolvms_error_and_removes_the_machine(plan, engine, fake_smolvm, monkeypatch):
     monkeypatch.setenv("FAKE_SMOLVM_START_ERROR", "kvm permission denied: Cannot access /dev/kvm")
     with pytest.raises(SmolvmError) as caught:
         with running_machine(engine, plan, IMAGE):
@@ -111,7 +120,7 @@ def test_failed_start_reports_smolvms_error_and_removes_the_machine(plan, engine
     assert fake_smolvm.machines() == {}
 
 
-def test_a_name_already_taken_is_not_deleted(plan, engine, fake_smolvm):  # noqa: F811
+def test_a_name_already_taken_is_not_deleted(plan, engine, fake_smolvm):
     engine.create(f"bottle-{plan.slug}", labels={"owner": "someone-else"}, image="-", options=[], workload=[],
                   stdin=b"")
     with pytest.raises(SmolvmError, match="already exists"):
@@ -122,7 +131,7 @@ def test_a_name_already_taken_is_not_deleted(plan, engine, fake_smolvm):  # noqa
 
 
 @pytest.fixture
-def bottle(plan, engine, fake_smolvm):  # noqa: F811
+def bottle(plan, engine, fake_smolvm):
     with running_machine(engine, plan, IMAGE) as machine:
         yield SmolBottle(plan, engine, machine)
 
@@ -131,7 +140,7 @@ def _exec_calls(fake):
     return [call for call in fake.calls() if call["argv"][1] == "exec"]
 
 
-def test_exec_argv_puts_every_option_before_the_double_dash(bottle, fake_smolvm):  # noqa: F811
+def test_exec_argv_puts_every_option_before_the_double_dash(bottle, fake_smolvm):
     result = bottle.exec(["echo", "--name", "-u", "x"], env={"K": "V"}, workdir="/tmp")
     assert result.ok and result.stdout == b"--name -u x\n"
     (call,) = _exec_calls(fake_smolvm)
@@ -140,13 +149,13 @@ def test_exec_argv_puts_every_option_before_the_double_dash(bottle, fake_smolvm)
     assert "-i" not in call["argv"]
 
 
-def test_exec_defaults_to_agent_user_and_workspace_and_uses_sh_for_strings(bottle, fake_smolvm):  # noqa: F811
+def test_exec_defaults_to_agent_user_and_workspace_and_uses_sh_for_strings(bottle, fake_smolvm):
     bottle.exec("true")
     (call,) = _exec_calls(fake_smolvm)
     assert call["argv"][4:] == ["-u", "agent", "-w", "/workspace", "--", "sh", "-c", "true"]
 
 
-def test_exec_passes_stdin_with_dash_i(bottle, fake_smolvm):  # noqa: F811
+def test_exec_passes_stdin_with_dash_i(bottle, fake_smolvm):
     result = bottle.exec(["cat"], stdin=b"hello")
     assert result.stdout == b"hello"
     (call,) = _exec_calls(fake_smolvm)
@@ -165,7 +174,7 @@ def test_the_stray_note_line_is_dropped_from_stderr(bottle):
     assert bottle.exec(["sh", "-c", "echo out; echo err >&2"]).stderr == b"err\n"
 
 
-def test_smolvm_failures_in_exec_raise(bottle, engine, fake_smolvm):  # noqa: F811
+def test_smolvm_failures_in_exec_raise(bottle, engine, fake_smolvm):
     with pytest.raises(SmolvmError, match="failed to spawn command"):
         bottle.exec(["no-such-command-anywhere"])
     engine.stop(bottle.machine)
@@ -173,7 +182,7 @@ def test_smolvm_failures_in_exec_raise(bottle, engine, fake_smolvm):  # noqa: F8
         bottle.exec(["true"])
 
 
-def test_old_smolvm_gets_runuser_instead_of_dash_u(plan, fake_smolvm, monkeypatch):  # noqa: F811
+def test_old_smolvm_gets_runuser_instead_of_dash_u(plan, fake_smolvm, monkeypatch):
     monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.9.3")
     binary._version.cache_clear()
     engine = Engine(find())
@@ -183,7 +192,7 @@ def test_old_smolvm_gets_runuser_instead_of_dash_u(plan, fake_smolvm, monkeypatc
         ["--name", "m", "--", "id"]
 
 
-def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):  # noqa: F811
+def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):
     dest = tmp_path / "guest-dir"
     dest.mkdir()
     buffer = io.BytesIO()
@@ -208,7 +217,7 @@ def test_copy_out_of_a_missing_path_says_so(bottle):
         bottle.copy_out("/no/such/path")
 
 
-def test_launch_says_the_bundle_is_missing_and_starts_nothing(plan, fake_smolvm):  # noqa: F811
+def test_launch_says_the_bundle_is_missing_and_starts_nothing(plan, fake_smolvm):
     from bottle_smol import backend
 
     with pytest.raises(BottleRuntimeError, match="bundle .* is not implemented") as caught:
@@ -224,7 +233,7 @@ def test_usage_errors_from_clap_raise(engine):
     assert caught.value.returncode == 2
 
 
-def test_ls_stop_and_gc_find_machines_by_label(plan, engine, fake_smolvm):  # noqa: F811
+def test_ls_stop_and_gc_find_machines_by_label(plan, engine, fake_smolvm):
     from bottle_smol import backend
 
     engine.create("someone-elses", labels={"owner": "x"}, image="-", options=[], workload=[], stdin=b"")
@@ -238,3 +247,15 @@ def test_ls_stop_and_gc_find_machines_by_label(plan, engine, fake_smolvm):  # no
         assert backend.stop_bottle(slug=plan.slug) is True
         assert backend.stop_bottle(slug=plan.slug) is False
     assert list(fake_smolvm.machines()) == ["someone-elses"]
+
+
+def test_the_plan_names_the_images_by_content_as_every_backend_does(plan):
+    from bottle_core.images import image_names
+
+    assert plan.images == image_names("debian:bookworm-slim", "sha256:" + "b" * 64)
+    assert plan.images["agent"].startswith("bottle-agent:") and not plan.images["agent"].endswith(":latest")
+
+
+def test_preparing_a_plan_writes_nothing(plan, tmp_path):
+    assert not (tmp_path / "state").exists()
+    assert plan.network.name == f"bottle-{plan.slug}-bundle" and plan.backend_options["machine"] == f"bottle-{plan.slug}"

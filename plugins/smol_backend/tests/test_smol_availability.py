@@ -10,7 +10,6 @@ import pytest
 from bottle_smol import availability as avail
 from bottle_smol import binary
 
-from .test_smol_fake import fake_smolvm  # noqa: F401  (fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +26,7 @@ def test_parse_version():
     assert binary.parse_version("") is None
 
 
-def test_bottle_smolvm_wins_and_is_checked(fake_smolvm, monkeypatch, tmp_path):  # noqa: F811
+def test_bottle_smolvm_wins_and_is_checked(fake_smolvm, monkeypatch, tmp_path):
     found = binary.find()
     assert (found.path, found.source) == (str(fake_smolvm.path), "BOTTLE_SMOLVM")
     assert binary.version_of(found) == (1, 32, 2)
@@ -36,7 +35,7 @@ def test_bottle_smolvm_wins_and_is_checked(fake_smolvm, monkeypatch, tmp_path): 
         binary.find()
 
 
-def test_path_then_the_wheel(monkeypatch, tmp_path, fake_smolvm):  # noqa: F811
+def test_path_then_the_wheel(monkeypatch, tmp_path, fake_smolvm):
     monkeypatch.delenv("BOTTLE_SMOLVM")
     monkeypatch.setenv("PATH", str(fake_smolvm.path.parent))
     assert binary.find().source == "PATH"
@@ -65,23 +64,32 @@ def test_child_env_drops_what_would_bend_the_policy(monkeypatch):
     assert not {k for k in env if "proxy" in k.lower() or k.startswith("SMOLVM_")}
 
 
-def test_availability_names_the_fix(fake_smolvm, monkeypatch):  # noqa: F811
+def test_availability_names_the_fix(fake_smolvm, monkeypatch):
     monkeypatch.setattr(avail, "kvm_problem", lambda: None)
     monkeypatch.setattr(avail, "platform_problem", lambda: None)
-    assert avail.availability() is None
+    assert avail.host_problem() is None
     monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.5.0")
     binary._version.cache_clear()
-    assert "smolvm 1.5.0" in avail.availability() and "pip install -U smolmachines" in avail.availability()
+    assert "smolvm 1.5.0" in avail.host_problem() and "pip install -U smolmachines" in avail.host_problem()
     monkeypatch.setattr(binary, "find", lambda: (_ for _ in ()).throw(binary.SmolvmNotFound(
         "no smolvm binary found", hint="pip install bottle-smol")))
     monkeypatch.setattr(avail, "find", binary.find)
-    assert avail.availability() == "no smolvm binary found (pip install bottle-smol)"
+    assert avail.host_problem() == "no smolvm binary found (pip install bottle-smol)"
 
 
-def test_availability_reports_a_binary_without_version(fake_smolvm, monkeypatch):  # noqa: F811
+def test_smol_is_not_available_while_it_cannot_launch_and_says_all_it_lacks(fake_smolvm, monkeypatch):
+    monkeypatch.setattr(avail, "kvm_problem", lambda: None)
+    monkeypatch.setattr(avail, "platform_problem", lambda: None)
+    assert avail.availability() == avail.MISSING  # a fine host: only the missing bundle
+    assert "cannot launch a bottle" in avail.MISSING and "--backend docker" in avail.MISSING
+    monkeypatch.setattr(avail, "kvm_problem", lambda: "no /dev/kvm")
+    assert avail.availability() == f"no /dev/kvm; {avail.MISSING}"
+
+
+def test_availability_reports_a_binary_without_version(fake_smolvm, monkeypatch):
     monkeypatch.setattr(avail, "platform_problem", lambda: None)
     fake_smolvm.path.write_text("#!/bin/sh\necho 'something else'\n")
-    assert "did not report a version" in avail.availability()
+    assert "did not report a version" in avail.host_problem()
 
 
 def test_platforms():

@@ -1,13 +1,12 @@
-"""The agent and bundle images, tagged by a content hash of their inputs.
+"""Building the agent and bundle images with the Docker engine, under the names of :mod:`bottle_core.images`.
 
 A change to a Dockerfile, a context file, the base image or the claude binary
-gives a new tag and so a rebuild; no change reuses the image without calling
+gives a new name and so a rebuild; no change reuses the image without calling
 the builder at all.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -15,38 +14,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bottle_core import agent
-from bottle_core.bundle import contract
+from bottle_core import claude_binary
 from bottle_core.errors import BottleRuntimeError
-
-from . import claude_binary
-
-#: Each role's build context, shipped with bottle-core so every backend builds the same images.
-CONTEXTS = {"agent": agent.image_context(), "bundle": contract.image_context()}
-ROLES = ("agent", "bundle")
-LABEL = "bottle.image"
-BASE_LABEL = "bottle.base"
-
-
-def content_hash(folder: Path, extra: dict[str, str]) -> str:
-    """sha256 over every file of a build context (names and bytes) and the ``extra`` inputs."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
-    for key in sorted(extra):
-        h.update(f"{key}={extra[key]}\0".encode())
-    return h.hexdigest()
-
-
-def image_tag(role: str, extra: dict[str, str]) -> str:
-    """``bottle-<role>:<hash12>``, the hash covering the role's build context and its ``extra`` inputs."""
-    return f"bottle-{role}:{content_hash(CONTEXTS[role], extra)[:12]}"
-
-
-def build_inputs(base_id: str, claude_sha256: str) -> dict[str, dict[str, str]]:
-    """What each image depends on beyond its own folder: the base image's ID, and the agent's claude binary."""
-    return {"agent": {"base": base_id, "claude": claude_sha256}, "bundle": {"base": base_id}}
-
+from bottle_core.images import BASE_LABEL, CONTEXTS, LABEL, ROLES, image_names
 
 def stderr_progress(role: str) -> Callable[[str], None]:
     """The default progress sink: each build line on stderr, prefixed ``[bottle-<role>]``."""
@@ -80,18 +50,32 @@ def ensure_images(client, base: str, *, force: bool = False,
     ``progress(role, line)`` receives every build output line; by default they
     go to stderr, prefixed ``[bottle-agent]`` or ``[bottle-bundle]``.
     """
-    base_id = base_image_id(client, base)
     claude = claude_binary.locate()
-    inputs = build_inputs(base_id, claude_binary.digest(claude))
+    names = image_names(base, base_image_id(client, base), claude)
     tags = {}
     for role in ROLES:
-        tag = image_tag(role, inputs[role])
-        tags[role] = tag
+        tag = tags[role] = names[role]
         if force or not _present(client, tag):
             show = (lambda line, r=role: progress(r, line)) if progress else stderr_progress(role)
             build(client, role, tag, base, show, extra_files={"claude": claude} if role == "agent" else {})
             prune_older(client, role, base, keep=tag)
     return tags
+
+
+def ensure_planned(client, plan_images: dict[str, str]) -> None:
+    """Make sure the images a Plan names exist, building the missing ones (launch calls this).
+
+    Inputs that changed since ``prepare`` (a new claude binary, a rebuilt
+    base) would build under other names than the Plan's: that is an error
+    asking for a new plan, never a silent switch to other images.
+    """
+    if all(_present(client, plan_images[role]) for role in ROLES):
+        return
+    built = ensure_images(client, plan_images["base"])
+    changed = [f"{plan_images[role]} is now {built[role]}" for role in ROLES if built[role] != plan_images[role]]
+    if changed:
+        raise BottleRuntimeError(f"the images' inputs changed since the plan was made ({'; '.join(changed)})",
+                                 hint="start the bottle again: a new plan names the new images")
 
 
 def prune_older(client, role: str, base: str, keep: str) -> list[str]:

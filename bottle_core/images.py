@@ -1,0 +1,54 @@
+"""The agent and bundle images, named by a content hash of their inputs, the same for every backend.
+
+``bottle-<role>:<hash12>``: the hash covers the role's build context (shipped
+with bottle-core), the base image's ID and, for the agent, the claude
+binary's digest. A change to any input gives a new name and so a rebuild; no
+change reuses the image. Backends resolve the names in ``prepare`` (the Plan
+records them) and build a missing one at launch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from . import agent, claude_binary
+from .bundle import contract
+
+#: Each role's build context, shipped with bottle-core so every backend builds the same images.
+CONTEXTS = {"agent": agent.image_context(), "bundle": contract.image_context()}
+ROLES = ("agent", "bundle")
+#: Labels a backend puts on what it builds: the role, and the base image's name.
+LABEL = "bottle.image"
+BASE_LABEL = "bottle.base"
+
+
+def content_hash(folder: Path, extra: dict[str, str]) -> str:
+    """sha256 over every file of a build context (names and bytes) and the ``extra`` inputs."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for key in sorted(extra):
+        h.update(f"{key}={extra[key]}\0".encode())
+    return h.hexdigest()
+
+
+def image_tag(role: str, extra: dict[str, str]) -> str:
+    """``bottle-<role>:<hash12>``, the hash covering the role's build context and its ``extra`` inputs."""
+    return f"bottle-{role}:{content_hash(CONTEXTS[role], extra)[:12]}"
+
+
+def build_inputs(base_id: str, claude_sha256: str) -> dict[str, dict[str, str]]:
+    """What each image depends on beyond its own folder: the base image's ID, and the agent's claude binary."""
+    return {"agent": {"base": base_id, "claude": claude_sha256}, "bundle": {"base": base_id}}
+
+
+def image_names(base: str, base_id: str, claude: Path | None = None) -> dict[str, str]:
+    """The names of a bottle's images: ``{"base": base, "agent": "bottle-agent:…", "bundle": "bottle-bundle:…"}``.
+
+    :param base: the base image's name, as the manifest or ``BOTTLE_BASE_IMAGE`` gives it.
+    :param base_id: its ID in the engine that builds the images (a rebuilt base renames both).
+    :param claude: the claude binary for the agent image; :func:`claude_binary.locate` when None.
+    """
+    inputs = build_inputs(base_id, claude_binary.digest(claude or claude_binary.locate()))
+    return {"base": base, **{role: image_tag(role, inputs[role]) for role in ROLES}}

@@ -1,0 +1,102 @@
+"""bottle's settings from the environment: every ``BOTTLE_*`` variable, read in this one place.
+
+:func:`current` reads them into a :class:`Settings` (docs/settings.md is the
+table a user reads; a test checks the two agree). It reads the environment on
+every call, which costs microseconds: a test's ``monkeypatch.setenv`` and a
+long-lived process both see the environment as it is now.
+
+Backends read their own variables here too (the docker backend's outbound
+network, the smol backend's smolvm binary), so there is one list to read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+#: The prefix every setting's variable has.
+PREFIX = "BOTTLE_"
+
+
+def _flag(value: str | None) -> bool:
+    return value not in (None, "", "0")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``BOTTLE_*`` environment, parsed. Each field's metadata gives its variable and its meaning."""
+
+    backend: str | None = None
+    """BOTTLE_BACKEND: the backend to use when --backend is not given (before the bottle's own `backend` field)."""
+    plugins: frozenset[str] | None = None
+    """BOTTLE_PLUGINS: comma-separated names of exactly which `bottle.plugins` load; set and empty loads none."""
+    strict_plugins: bool = False
+    """BOTTLE_STRICT_PLUGINS: 1 makes a plugin that fails to load an error instead of a warning."""
+    trace_plugins: bool = False
+    """BOTTLE_TRACE_PLUGINS: 1 prints every hook call, its implementations in call order and its time on stderr."""
+    debug: bool = False
+    """BOTTLE_DEBUG: 1 shows tracebacks, like --debug."""
+    base_image: str | None = None
+    """BOTTLE_BASE_IMAGE: the base image of the agent and bundle images, when the bottle names none (default debian:bookworm-slim)."""
+    claude_binary: str | None = None
+    """BOTTLE_CLAUDE_BINARY: a Linux `claude` binary for the agent image, instead of fetching one with npm."""
+    claude_version: str = "latest"
+    """BOTTLE_CLAUDE_VERSION: the Claude Code release npm fetches (default latest)."""
+    model_host: str | None = None
+    """BOTTLE_MODEL_HOST: the model API host, always allowed and given the model key (default api.anthropic.com)."""
+    upstream_ca_file: str | None = None
+    """BOTTLE_UPSTREAM_CA_FILE: a host file of extra CA certificates the bundle's proxy trusts for upstream servers."""
+    guest_skills_dir: str | None = None
+    """BOTTLE_GUEST_SKILLS_DIR: where skills go inside the sandbox (default /home/agent/.claude/skills)."""
+    docker_outbound_network: str | None = None
+    """BOTTLE_DOCKER_OUTBOUND_NETWORK: docker backend: the network bundles reach the outside through (default bottle-outbound, made on first use)."""
+    smolvm: str | None = None
+    """BOTTLE_SMOLVM: smol backend: the smolvm binary to use (default: on PATH, else the smolmachines wheel's)."""
+    smolvm_state_dir: str | None = None
+    """BOTTLE_SMOLVM_STATE_DIR: smol backend: smolvm's state root, to keep these machines apart from others."""
+
+
+def variable(name: str) -> str:
+    """The environment variable of the setting ``name``."""
+    return PREFIX + name.upper()
+
+
+def current(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings of ``environ`` (default: this process's environment)."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        return env.get(variable(name)) or None
+
+    wanted = env.get(variable("plugins"))
+    return Settings(
+        backend=get("backend"),
+        plugins=None if wanted is None else frozenset(n.strip() for n in wanted.split(",") if n.strip()),
+        strict_plugins=_flag(env.get(variable("strict_plugins"))),
+        trace_plugins=_flag(env.get(variable("trace_plugins"))),
+        debug=_flag(env.get(variable("debug"))),
+        base_image=get("base_image"),
+        claude_binary=get("claude_binary"),
+        claude_version=get("claude_version") or "latest",
+        model_host=get("model_host"),
+        upstream_ca_file=get("upstream_ca_file"),
+        guest_skills_dir=get("guest_skills_dir"),
+        docker_outbound_network=get("docker_outbound_network"),
+        smolvm=get("smolvm"),
+        smolvm_state_dir=get("smolvm_state_dir"),
+    )
+
+
+def documented() -> list[tuple[str, str]]:
+    """``(variable, meaning)`` for every setting, from the field docstrings (the table in docs/settings.md)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Settings))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
+            docs[node.target.id] = following.value.value  # type: ignore[union-attr]
+    return [(variable(f.name), docs[f.name].split(": ", 1)[1]) for f in fields(Settings)]

@@ -1,0 +1,135 @@
+"""The bundle's container: created with its files in, its output filed, its readiness and CA awaited.
+
+What goes in and how readiness is announced is the backend-independent
+contract of :mod:`bottle_core.bundle.contract`; this module only does it with
+the Docker engine.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+
+from bottle_core.bundle import contract
+from bottle_core.bundle.logs import LogSink
+from bottle_core.errors import BottleRuntimeError
+from bottle_core.plan import Plan
+
+from . import labels
+from .streams import read_archive
+
+LOG_DRAIN_TIMEOUT = 5.0
+
+
+def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
+    """Create (not start) the bundle on the bottle network at its pinned IP and on the outbound network.
+
+    The container's ID is appended to ``created`` as soon as it exists, so a
+    failure further on still removes it.
+    """
+    net, api = plan.network, client.api
+    bundle = api.create_container(
+        image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
+        labels=labels.for_bottle(plan, "bundle"), detach=True,
+        host_config=api.create_host_config(
+            cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
+            mem_limit=contract.LIMITS["memory_bytes"], pids_limit=contract.LIMITS["pids"],
+            binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
+                   for m in contract.bundle_mounts(plan)},
+        ),
+        networking_config=api.create_networking_config(
+            {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
+        ),
+    )["Id"]
+    created.append(bundle)
+    api.connect_container_to_network(bundle, net.outbound)
+    # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
+    api.put_archive(bundle, "/", files_tar(files))
+    return bundle
+
+
+def follow_logs(client, plan: Plan, bundle: str) -> threading.Thread:
+    """File the bundle's output in the state dir while it runs (its logs outlive it there)."""
+    stream = client.api.logs(bundle, stdout=True, stderr=True, stream=True, follow=True)
+
+    def follow() -> None:
+        sink = LogSink(plan.state_dir)
+        try:
+            sink.feed_stream(stream)
+        except Exception:  # the engine closed the stream as the bundle went: nothing more to file
+            pass
+        finally:
+            sink.close()
+
+    follower = threading.Thread(target=follow, name=f"bundle-logs-{plan.slug}", daemon=True)
+    follower.start()
+    return follower
+
+
+def drain_logs(client, bundle: str, follower: threading.Thread) -> None:
+    """Stop the bundle and let its last lines reach the state dir before it is removed."""
+    from docker.errors import APIError
+
+    try:
+        client.api.kill(bundle)
+    except APIError:
+        pass  # already stopped
+    follower.join(LOG_DRAIN_TIMEOUT)
+
+
+def wait_for_bundle(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> None:
+    """Until the bundle says its daemons accept connections; fail with its last words if it dies or stalls."""
+    api = client.api
+    _poll(client, bundle, slug, lambda: contract.READY_LINE in api.logs(bundle, stdout=True, stderr=True),
+          "become ready", timeout)
+
+
+def bundle_ca(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> bytes:
+    """The bundle's CA certificate, as soon as the bundle has made it (the key stays in the bundle).
+
+    The bundle writes it before its proxy starts, so the agent can be taught
+    to trust it while the proxy is still starting up.
+    """
+    found: list[bytes] = []
+
+    def fetched() -> bool:
+        try:
+            archive = read_archive(client, bundle, contract.CA_CERT)
+        except BottleRuntimeError:
+            return False
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            found.append(tar.extractfile(tar.getmembers()[0]).read())  # type: ignore[union-attr]
+        return True
+
+    _poll(client, bundle, slug, fetched, "make its CA", timeout)
+    return found[0]
+
+
+def _poll(client, bundle: str, slug: str, done, what: str, timeout: float) -> None:
+    """Call ``done`` until it is true, while the bundle runs, for at most ``timeout`` seconds."""
+    api = client.api
+    deadline = time.monotonic() + timeout
+    tries = 0
+    while time.monotonic() < deadline:
+        if done():
+            return
+        tries += 1
+        if tries % 10 == 0 and not api.inspect_container(bundle)["State"]["Running"]:
+            break
+        time.sleep(0.02)
+    output = api.logs(bundle, stdout=True, stderr=True)
+    tail = output.decode("utf-8", "replace").strip().splitlines()[-3:]
+    raise BottleRuntimeError(f"the bundle of bottle {slug} did not {what}: {' | '.join(tail) or 'no output'}")
+
+
+def files_tar(files: dict[str, bytes]) -> bytes:
+    """A tar stream placing each ``{absolute path: bytes}`` read-only (mode 0444) under ``/``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o444
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

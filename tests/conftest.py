@@ -1,0 +1,3 @@
+"""Every test folder of this repository opts in to bottle's pytest plugin (fixtures and fakes)."""
+
+pytest_plugins = ["bottle_core.testing"]

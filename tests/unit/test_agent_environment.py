@@ -1,0 +1,65 @@
+"""One agent environment for every backend: what docker and smol each hand their engine, for the same Plan.
+
+This test needs both backends installed, so it lives with the repository's tests, not with either distribution.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bottle_core import agent
+from bottle_docker import agent as docker_agent
+from bottle_smol.machine import create_options
+
+
+class RecordingAPI:
+    """Just enough of docker's low-level API for ``create_agent``: it records what the container is given."""
+
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+
+    def create_container(self, image, **kwargs):
+        self.created.append({"image": image, **kwargs})
+        return {"Id": "agent-id"}
+
+    def create_host_config(self, **kwargs):
+        return kwargs
+
+    def create_networking_config(self, endpoints):
+        return endpoints
+
+    def create_endpoint_config(self, **kwargs):
+        return kwargs
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.api = RecordingAPI()
+
+
+@pytest.fixture
+def plan(plan_factory):
+    return plan_factory({
+        "bottles": {"dev": {"env": {"FOO": "bar"}, "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["x.test"]}}}},
+        "agents": {"demo": {"prompt": "hi", "bottle": "dev"}},
+    })
+
+
+def smol_environment(options: list[str]) -> dict[str, str]:
+    pairs = [options[i + 1] for i, flag in enumerate(options) if flag == "-e"]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_docker_and_smol_give_the_agent_the_same_environment(plan):
+    client = RecordingClient()
+    docker_agent.create_agent(client, plan, "bottle-agent:x", created=[])
+    (created,) = client.api.created
+    docker_env = created["environment"]
+    smol_env = smol_environment(create_options(plan))
+    assert docker_env == smol_env == agent.environment(plan)
+    # What each must carry: the proxy, the CA, a placeholder (never a value), the manifest's env.
+    assert docker_env["HTTPS_PROXY"] == f"http://{plan.network.bundle_ip}:8080"
+    assert plan.network.bundle_ip in docker_env["NO_PROXY"].split(",")
+    assert docker_env["NODE_EXTRA_CA_CERTS"] == plan.guest.ca_cert
+    assert docker_env["TOKEN"].startswith("bottle-placeholder-token-")
+    assert docker_env["FOO"] == "bar"
