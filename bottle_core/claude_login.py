@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .claude_state import host_config_dir
 from .errors import BottleRuntimeError
 
 API_KEY = "ANTHROPIC_API_KEY"
@@ -37,9 +36,16 @@ REFRESH_MARGIN = 15 * 60
 REFRESH_TIMEOUT = 30
 
 
+def host_config_dir() -> Path:
+    """Claude Code's folder on the host: ``$CLAUDE_CONFIG_DIR``, else ``~/.claude``."""
+    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude").expanduser()
+
+
 def token_url() -> str:
     """``$BOTTLE_CLAUDE_TOKEN_URL``, else Claude Code's own token endpoint."""
-    return os.environ.get("BOTTLE_CLAUDE_TOKEN_URL") or DEFAULT_TOKEN_URL
+    from . import settings
+
+    return settings.current().claude_token_url or DEFAULT_TOKEN_URL
 
 
 def credentials_path() -> Path:

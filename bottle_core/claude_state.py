@@ -28,6 +28,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
+from .claude_login import host_config_dir
 from .hookspecs import hookimpl
 from .plan import MODEL_KEY, Plan
 from .sandbox import Bottle
@@ -60,11 +61,6 @@ CLAUDE_ENVIRONMENT = {
 def claude_environment() -> dict[str, str]:
     """The agent environment Claude Code needs in a bottle, on top of the proxy's and the secrets'."""
     return dict(CLAUDE_ENVIRONMENT)
-
-
-def host_config_dir() -> Path:
-    """Claude Code's folder on the host: ``$CLAUDE_CONFIG_DIR``, else ``~/.claude``."""
-    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude").expanduser()
 
 
 def host_global_config() -> Path:

@@ -391,11 +391,12 @@ def git_gate_plan(manifest, bottle, cwd: Path) -> GitGatePlan:
 
     declared = {name: (remote, f"bottles.{_bottle_name(manifest, bottle)}.git.{name}")
                 for name, remote in bottle.git.items()}
-    remotes = {name: hostrepo.gate_remote(remote, manifest, field) for name, (remote, field) in declared.items()}
+    remotes = {name: GitGateRemote(**hostrepo.gate_remote(remote, manifest, field))
+               for name, (remote, field) in declared.items()}
     if not remotes:
         found = hostrepo.find_repository(cwd)
         if found is not None:
-            remotes["origin"] = hostrepo.default_remote(found)
+            remotes["origin"] = GitGateRemote(**hostrepo.default_remote(found))
     owners = {(r.owner_uid, r.owner_gid) for r in remotes.values() if r.kind == "path"}
     if len(owners) > 1:
         from .errors import ManifestError

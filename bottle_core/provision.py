@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from . import hostrepo
+from . import clone, hostrepo
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
@@ -87,7 +87,7 @@ def copy_workspace(plan: Plan, bottle: Bottle) -> None:
     """
     repo = hostrepo.find_repository(Path(plan.cwd))
     if repo is not None and not repo.bare:
-        stream = hostrepo.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored)
+        stream = clone.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored)
     else:
         stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)

@@ -47,6 +47,8 @@ class Settings:
     """BOTTLE_MODEL_HOST: the model API host, always allowed and given the model key (default api.anthropic.com)."""
     upstream_ca_file: str | None = None
     """BOTTLE_UPSTREAM_CA_FILE: a host file of extra CA certificates the bundle's proxy trusts for upstream servers."""
+    claude_token_url: str | None = None
+    """BOTTLE_CLAUDE_TOKEN_URL: the token endpoint a host's Claude Code login is refreshed at before launch (default Claude Code's own)."""
     guest_skills_dir: str | None = None
     """BOTTLE_GUEST_SKILLS_DIR: where skills go inside the sandbox (default /home/agent/.claude/skills)."""
     docker_outbound_network: str | None = None
@@ -81,6 +83,7 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
         claude_version=get("claude_version") or "latest",
         model_host=get("model_host"),
         upstream_ca_file=get("upstream_ca_file"),
+        claude_token_url=get("claude_token_url"),
         guest_skills_dir=get("guest_skills_dir"),
         docker_outbound_network=get("docker_outbound_network"),
         smolvm=get("smolvm"),

@@ -112,39 +112,36 @@ def test_a_good_manifest_validates(manifest_factory, tmp_path):
     assert result.stdout.strip() == f"{path}: ok (1 bottles, 1 agents)"
 
 
-UNENFORCED = {"bottles": {"dev": {"git": {"origin": {"url": "https://git.test/repo.git"}}}},
-              "agents": {"demo": {"bottle": "dev", "supervise": {"mode": "enforce"}},
-                         "quiet": {"bottle": "dev", "supervise": {"mode": "off"}}}}
+GATED = {"bottles": {"dev": {"git": {"origin": {"url": "https://git.test/repo.git"}}}},
+         "agents": {"demo": {"bottle": "dev", "supervise": {"mode": "enforce", "deny": ["Bash(rm -rf:*)"]}},
+                    "quiet": {"bottle": "dev", "supervise": {"mode": "off"}}}}
 
 
-def test_validate_warns_of_each_field_nothing_enforces_yet(manifest_factory, tmp_path):
-    path = manifest_factory(UNENFORCED)
-
-    result = run_bottle("validate", "-m", str(path), cwd=tmp_path)
-
-    assert result.returncode == 0 and result.stdout.strip() == f"{path}: ok (1 bottles, 2 agents)"
-    warnings = result.stderr.splitlines()
-    assert len(warnings) == 2, result.stderr
-    assert warnings[0].startswith(f"bottle: warning: {path}: bottles.dev.git.origin: the git gate is not built yet")
-    assert warnings[1].startswith(f"bottle: warning: {path}: agents.demo.supervise.mode = 'enforce': the supervisor")
-
-
-def test_validate_strict_refuses_what_is_not_enforced_in_one_line(manifest_factory, tmp_path):
-    path = manifest_factory(UNENFORCED)
+def test_validate_strict_accepts_git_remotes_and_supervision_now_that_both_are_enforced(manifest_factory, tmp_path):
+    path = manifest_factory(GATED)
 
     result = run_bottle("validate", "--strict", "-m", str(path), cwd=tmp_path)
 
-    assert_one_line_error(result, 2, str(path), "not enforced yet", "bottles.dev.git.origin", "agents.demo.supervise")
-    assert result.stdout == ""
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.strip() == f"{path}: ok (1 bottles, 2 agents)"
 
 
-def test_exec_strict_refuses_before_anything_starts(manifest_factory, tmp_path):
-    path = manifest_factory(UNENFORCED)
+def test_a_field_listed_as_unenforced_warns_and_strict_refuses_it(manifest_factory, monkeypatch, capsys):
+    from bottle_core import manifest as manifest_module
+    from bottle_core.cli import check_enforced
+    from bottle_core.errors import ManifestError
+    from bottle_core.manifest import Manifest
 
-    result = run_bottle("exec", "--strict", "-m", str(path), "demo", "--", "true", cwd=tmp_path)
+    def pretend(manifest, agents):
+        return [f"agents.{name}.supervise: pretend nothing enforces it" for name in sorted(agents)]
 
-    assert_one_line_error(result, 2, "not enforced yet", "agents.demo.supervise")
-    assert not (tmp_path / "state").exists()
+    monkeypatch.setattr(manifest_module, "UNENFORCED", (pretend,))
+    loaded = Manifest.load(manifest_factory(GATED))
+    check_enforced(loaded, "demo", strict=False)
+    assert capsys.readouterr().err.strip() == (f"bottle: warning: {loaded.source}: "
+                                               "agents.demo.supervise: pretend nothing enforces it")
+    with pytest.raises(ManifestError, match="not enforced yet: agents.demo.supervise"):
+        check_enforced(loaded, "demo", strict=True)
 
 
 def test_plan_of_an_unknown_agent_names_the_agents(manifest_factory, tmp_path):

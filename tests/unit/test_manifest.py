@@ -55,7 +55,7 @@ def test_defaults_of_the_seed_manifest(manifest_factory):
     bottle, agent = manifest.bottles["dev"], manifest.agents["demo"]
     assert (bottle.backend, bottle.cpus, memory_bytes(bottle.memory), bottle.pids) == (None, 2.0, 2 * 1024**3, 1024)
     assert bottle.egress.allow == [] and bottle.secrets == {}
-    assert agent.supervise.mode == "off"  # until the supervisor is built: the default promises nothing
+    assert agent.supervise.mode == "audit"  # every hook event recorded, nothing judged
     assert manifest.prompt_text("demo") == "You are demo. Be brief."
 
 

@@ -346,7 +346,7 @@ class HelperRaises:
     """A plugin whose hook fails deep in a helper: the error still names the plugin, not the backend."""
 
     @hookimpl
-    def provision_git(self, plan, bottle):
+    def provision_ca(self, plan, bottle):
         self._helper()
 
     def _helper(self):
@@ -357,7 +357,7 @@ def test_the_error_names_the_plugin_that_failed_not_the_backend(bottle_plugins):
     bottle_plugins.register(Provisioner("backend", []), "fake", BACKEND)
     bottle_plugins.register(HelperRaises(), "gitty", PLUGIN, PluginRecord("gitty", PLUGIN, "bottle-gitty", "1"))
     with pytest.raises(PluginError) as caught:
-        bottle_plugins.call_each("provision_git", plan=object(), bottle=RecordingBottle(object(), []))
+        bottle_plugins.call_each("provision_ca", plan=object(), bottle=RecordingBottle(object(), []))
     assert caught.value.plugin == "gitty" and "bottle-gitty" in caught.value.render()
 
 

@@ -27,6 +27,10 @@ class Recorder:
         self._note("ca", bottle)
 
     @hookimpl
+    def provision_claude_state(self, bottle):
+        self._note("claude_state", bottle)
+
+    @hookimpl
     def provision_git(self, bottle):
         self._note("git", bottle)
 
