@@ -111,6 +111,8 @@ def summary(plan: Plan) -> str | None:
     if not plan.supervise.active:
         return None
     records = audit_records(plan.state_dir)
+    if not records:
+        return None  # claude never ran (`bottle exec` of another command): nothing to tell
     calls = [r for r in records if r.get("event") == "PreToolUse"]
     if plan.supervise.mode != "enforce":
         would = Counter(r.get("policy") for r in calls)

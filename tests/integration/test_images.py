@@ -115,7 +115,7 @@ def wait_for_ready(container, timeout: float = 30.0) -> float:
 def start_bundle(throwaway: Throwaway, tag: str, network, allow: str = "", dns: list[str] | None = None):
     """The bundle image alone, its proxy on every address, allowing ``allow`` (comma-separated)."""
     config = {"proxy": {"listen_host": "0.0.0.0", "port": 8080}, "egress": {"allow": allow.split(",") if allow else []},
-              "secrets": contract.SECRETS}
+              "git_gate": {"port": 9418, "remotes": {}}, "supervise": {"mode": "off"}, "secrets": contract.SECRETS}
     files = {contract.CONFIG: json.dumps(config).encode(), contract.SECRETS: b"[]"}
     return throwaway.start(tag, network, alias="bundle", environment=contract.bundle_environment(), files=files,
                            dns=dns)

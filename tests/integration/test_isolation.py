@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from bottle_core.bundle import contract
 
 from .bottles import bottle_of, tcp_probe, write_manifest
 
@@ -102,7 +103,9 @@ def test_only_the_proxy_and_gate_ports_answer_on_the_bundle(manifest):
         ports = " ".join(str(p) for p in [*range(1, 1025), 2375, 3128, 8000, 8081, 8443, 9090, 9418, 9999])
         scan = bottle.exec(["bash", "-c", f"for p in {ports} {plan.proxy.port} {plan.git_gate.port}; do "
                                           f"(exec 3<>/dev/tcp/{ip}/$p) 2>/dev/null && echo $p; done"])
-        assert sorted(set(scan.stdout.split())) == sorted({str(plan.proxy.port).encode(), str(plan.git_gate.port).encode()})
+        # Exactly the bundle's contract: the proxy, the git gate and (supervised by default) the supervisor.
+        assert sorted(set(scan.stdout.split())) == sorted({str(p).encode() for p in contract.listening_ports(plan)})
+        assert {plan.proxy.port, plan.git_gate.port, plan.supervise.port} == set(contract.listening_ports(plan))
         # The gate speaks git's smart HTTP and nothing else: no dumb-protocol files, no other paths.
         for path in ("/", "/origin.git/HEAD", "/origin.git/objects/info/packs", "/../etc/passwd"):
             answer = bottle.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://{ip}:{plan.git_gate.port}{path}"])
