@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
 PLACEHOLDER_MARK = "bottle-placeholder-"
@@ -88,10 +88,14 @@ def bound(entries: Iterable[str], host: str, port: int | None) -> bool:
 
 #: One pass finds every run that may be encoded data; each is then decoded as what its alphabet allows.
 ENCODED_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,6}")
+PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")
 _HEX_ONLY = re.compile(rb"^[0-9a-fA-F]+$")
 HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){8,}")
 _B32_ONLY = re.compile(rb"^(?:[A-Z2-7]+|[a-z2-7]+)=*$")
 ESCAPES = re.compile(rb"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|&#x?[0-9a-fA-F]{2,5};){4,}")
+
+
+_UNPRINTABLE = bytes(b for b in range(256) if not (32 <= b < 127 or b in (9, 10, 13) or b >= 0xC2))
 
 
 def texty(data: bytes) -> bool:
@@ -99,8 +103,7 @@ def texty(data: bytes) -> bool:
     if not data:
         return False
     sample = data[:4096]
-    printable = sum(1 for b in sample if 32 <= b < 127 or b in (9, 10, 13) or b >= 0xC2)
-    return printable >= 0.9 * len(sample)
+    return len(sample.translate(None, _UNPRINTABLE)) >= 0.9 * len(sample)
 
 
 def _b64(run: bytes) -> bytes | None:
@@ -133,7 +136,7 @@ def _unescape(data: bytes) -> bytes:
     text = data.decode("latin-1")
     if "&#" in text or "&" in text and ";" in text:
         text = html.unescape(text)
-    if "\\x" in text or "\\u" in text:
+    if "\\x" in text or "\\u" in text or "\\\"" in text:
         try:
             text = codecs.decode(text, "unicode_escape")
         except (UnicodeDecodeError, ValueError):
@@ -149,6 +152,35 @@ def _gunzip(data: bytes) -> bytes | None:
         return None
 
 
+def _decodings(run: bytes) -> list[bytes]:
+    """What a run of base64/base32/hex-alphabet characters decodes to, each way its alphabet allows."""
+    if _HEX_ONLY.match(run):
+        return [decoded] if (decoded := _hex(run)) else []
+    attempts = [(_b64, run)]
+    attempts += [(_hex, inner.group()) for inner in HEX_RUN.finditer(run)]
+    if _B32_ONLY.match(run):
+        attempts.append((_b32, run))
+    plain = _b64(run)
+    if len(run) < 4096 and not (plain and texty(plain)):
+        # base64 that starts mid-group (a prefix glued on): the other three alignments
+        attempts += [(_b64, run[shift:]) for shift in (1, 2, 3)]
+    results = []
+    for index, (decode, text) in enumerate(attempts):
+        try:
+            decoded = decode(text)
+        except ValueError:
+            decoded = None
+        if not decoded or len(decoded) < 8:
+            continue
+        magic = decoded.find(b"\x1f\x8b\x08", 0, 16)
+        if magic >= 0:
+            decoded = _gunzip(decoded[magic:]) or decoded
+        elif text is not run and decode is _b64 and not texty(decoded):
+            continue  # a shifted decoding is kept only when it reads as text
+        results.append(decoded)
+    return results
+
+
 def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) -> Iterator[bytes]:
     """``data`` and everything an encoder could have made of a value inside it, decoded (bounded in size and depth)."""
     budget = budget if budget is not None else [MAX_DECODED]
@@ -156,11 +188,11 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
     if depth >= MAX_DEPTH or budget[0] <= 0 or (depth and not texty(data)):
         return  # decoded binary is searched for secret values, not decoded further
     found: list[bytes] = []
-    if b"%" in data or b"+" in data:
-        once = unquote_plus(data.decode("latin-1")).encode("latin-1")
+    if b"%" in data and PERCENT.search(data):
+        once = unquote_to_bytes(data.replace(b"+", b" "))
         if once != data:
             found.append(once)
-    if (b"\\x" in data or b"\\u" in data or b"&#" in data) and ESCAPES.search(data):
+    if b'\\"' in data or (b"\\x" in data or b"\\u" in data or b"&#" in data) and ESCAPES.search(data):
         unescaped = _unescape(data)
         if unescaped != data:
             found.append(unescaped)
@@ -172,22 +204,11 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
         if count >= MAX_RUNS:
             break
         run = match.group()
-        attempts = [(_b64, run)]
-        if _HEX_ONLY.match(run):
-            attempts.insert(0, (_hex, run))
-        else:
-            attempts += [(_hex, inner.group()) for inner in HEX_RUN.finditer(run)]
-            if _B32_ONLY.match(run):
-                attempts.append((_b32, run))
-        for decode, text in attempts:
-            try:
-                decoded = decode(text)
-            except ValueError:
-                decoded = None
-            if decoded and len(decoded) >= 8:
-                if decoded[:2] == b"\x1f\x8b":
-                    decoded = _gunzip(decoded) or decoded
-                found.append(decoded)
+        # A path or a prefix glued to the data shifts it: try the slash-separated segments too.
+        split = b"/" in run and len(run) < 4096
+        candidates = [run] + ([part for part in run.split(b"/") if len(part) >= 16] if split else [])
+        for candidate in candidates:
+            found += _decodings(candidate)
     for view in found:
         budget[0] -= len(view)
         if budget[0] < 0:
@@ -358,12 +379,12 @@ def _wordlist() -> frozenset[str]:
 BIP39 = _wordlist()
 #: Common English words not in BIP-39: their presence marks prose, when the word list is missing.
 _STOP = frozenset("the a an of to and is in it that for on with as this be are by or was at from not".split())
-_WORD_RUN = re.compile(r"(?:(?<![a-z\-])[a-z]{3,8}[ \t\r\n,]+){11,}[a-z]{3,8}(?![a-z\-])")
+_WORD_RUN = re.compile(r"(?:(?<![a-z\-])[a-z]{3,8}[ \t\r\n,+]+){11,}[a-z]{3,8}(?![a-z\-])")
 
 
 def seed_phrase(match: re.Match) -> bool:
     """Twelve or more consecutive BIP-39 words (any seed phrase), or, without the list, of stop-word-free short words."""
-    words = re.split(r"[ \t\r\n,]+", match.group())
+    words = re.split(r"[ \t\r\n,+]+", match.group())
     run = 0
     for word in words:
         ok = word in BIP39 if BIP39 else word not in _STOP
@@ -413,7 +434,7 @@ PATTERNS: tuple[Pattern, ...] = (
             ("priv", "secret", "wallet", "signing", "seed"), _key_context),
     Pattern("credential-assignment", re.compile(
         r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
-        r"(?-i:([A-Za-z0-9+/_\-.=~]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret),
+        r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret),
     Pattern("crypto-seed-phrase", _WORD_RUN, (), seed_phrase, stand_ins=False, on_lowered=True),
 )
 
@@ -488,12 +509,12 @@ class Inspector:
     def inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
                 content_type: str = "") -> Finding | None:
         """The first reason to refuse this request, or None when it may go."""
-        host = host.lower().rstrip(".")
+        original_host, host = host.rstrip("."), host.lower().rstrip(".")
         headers = [(k.lower(), v) for k, v in headers if k.lower() not in ("host", "content-length")]
         known = [k for k in self.known if not bound(k.hosts, host, port)]
         patterns = [p for p in PATTERNS if not bound(self.pattern_hosts.get(p.name, ()), host, port)]
 
-        finding = self._subdomain(host, known, patterns)
+        finding = self._subdomain(original_host, known, patterns)
         if finding:
             return finding
         split = urlsplit(path)
@@ -545,7 +566,7 @@ class Inspector:
         return None
 
     def _subdomain(self, host: str, known: list[Known], patterns: list[Pattern]) -> Finding | None:
-        suffix = next((w for w in self.wildcards if host.endswith(w)), None)
+        suffix = next((w for w in self.wildcards if host.lower().endswith(w)), None)
         if suffix is None:
             return None
         labels = [label for label in host[: -len(suffix)].split(".") if label]
@@ -573,7 +594,7 @@ _DATA_ALPHABETS = (re.compile(r"^[0-9a-f]+$"), re.compile(r"^[a-z2-7]+$"), re.co
 
 def data_label(label: str) -> bool:
     """A label that is encoded data: long and random, or decodable into readable text."""
-    if len(label) >= 40 and "-" not in label.strip("-") and entropy(label) >= 3.3:
+    if len(label) >= 40 and entropy(label) >= (4.5 if "-" in label.strip("-") else 3.3):
         return True
     if len(label) >= 16:
         raw = label.encode()

@@ -157,9 +157,13 @@ _EXFIL = (
     r"(?:api[ _-]?keys?|secrets|credentials|tokens|passwords|private keys?|ssh keys?|environment variables|env vars|"
     r"\.env|conversation|chat history|system prompt)\b[^.\n]{0,40}\b(?:to|at|into)\b[^.\n]{0,20}"
     r"(?:https?://|\bwebhook\b|[\w-]+\.(?:xyz|site|top|ru|tk|test|io|com|net)\b)",
-    r"!\[[^\]]*\]\(https?://[^)\s]*(?:\?|&)[\w-]+=\{?\$?\{?[\w\s]*(?:secret|key|token|password|conversation|history)",
     r"(?:cat|less|head|more|type|read)\s+[~$\w/.\-]*(?:\.ssh/id_(?:rsa|ed25519|ecdsa|dsa)(?!\.pub)|/etc/shadow|"
     r"\.git-credentials)",
+)
+#: A markdown image whose address asks to be filled with the conversation or a secret: rendering it sends them.
+_EXFIL_LINK = (
+    r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&/][\w-]*=?\s*[{<\[$]+[^)]{0,80}?(?:secret|key|token|password|conversation|"
+    r"history|chat|data|env|credential)",
 )
 _BAIT = (
     r"\b(?:run|execute|type|paste|invoke|call)\b[^.\n]{0,40}\b(?:following|this|these|below)\b[^.\n]{0,20}"
@@ -195,6 +199,7 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 SIGNALS = {
     "override": (_compile(_OVERRIDE), 3),
     "exfiltration-request": (_compile(_EXFIL), 2),
+    "exfiltration-link": (_compile(_EXFIL_LINK), 3),
     "addressed-to-agent": (_compile(_ADDRESS), 2),
     "command-bait": (_compile(_BAIT), 1),
 }
@@ -236,7 +241,28 @@ def visible_text(markup: str) -> str:
 
 def _instructions(text: str) -> bool:
     """Hidden text that speaks to the agent (commands alone do not count: tabbed install pages hide those)."""
-    return any(SIGNALS[name][0].search(text) for name in ("override", "exfiltration-request", "addressed-to-agent"))
+    return any(SIGNALS[name][0].search(text) for name in ("override", "exfiltration-request", "exfiltration-link",
+                                                         "addressed-to-agent"))
+
+
+def _json_text(raw: str) -> str:
+    """A JSON body's strings, escapes resolved, one per line (a model reads them so); the body itself if not JSON."""
+    import json
+
+    def leaves(obj):
+        if isinstance(obj, str):
+            yield obj
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                yield from leaves(value)
+        elif isinstance(obj, list):
+            for item in obj:
+                yield from leaves(item)
+
+    try:
+        return "\n".join(leaves(json.loads(raw)))
+    except (ValueError, RecursionError):
+        return raw
 
 
 def find_injection(body: bytes, content_type: str = "") -> Verdict:
@@ -259,6 +285,8 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     if any(_instructions(normalise(visible_text(part))) for part in hidden):
         signals["hidden-instructions"] = WEIGHTS["hidden-instructions"]
 
+    if raw.lstrip()[:1] in ("{", "[") or "json" in content_type.lower():
+        raw = _json_text(raw)
     looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
     text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
     text = text.replace("\\n", "\n").replace('\\"', '"')
