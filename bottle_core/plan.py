@@ -79,6 +79,7 @@ class EgressPlan(PlanModel):
 
     listen: str = Field(default="127.0.0.1", description="Loopback address of the egress daemon.")
     allow: list[str] = Field(default_factory=list, description="Allowed hosts, model host included.")
+    responses: str = Field(default="block", description="block, warn or off: what a response read as injection gets.")
 
 
 class GitGateRemote(PlanModel):
@@ -119,16 +120,37 @@ class SecretPlan(PlanModel):
     hosts: list[str]
     from_env: str | None = None
     from_file: str | None = None
+    swap_in: list[str] = Field(default_factory=lambda: ["header"], description="Where the value is swapped in.")
     optional: bool = Field(default=False, description="True when a missing value is no error (the model key).")
 
     def value(self) -> str | None:
-        """The real value, read on the host when the bottle launches; never stored in the plan."""
+        """The real value, read on the host when the bottle launches; never stored in the plan.
+
+        One trailing line end is dropped; a value still holding a line end or
+        NUL is refused (it would split a header), naming the secret.
+        """
         if self.from_env is not None:
-            return os.environ.get(self.from_env)
-        try:
-            return Path(self.from_file).read_text(encoding="utf-8").rstrip("\n")  # type: ignore[arg-type]
-        except OSError:
-            return None
+            value = os.environ.get(self.from_env)
+        else:
+            try:
+                value = Path(self.from_file).read_text(encoding="utf-8")  # type: ignore[arg-type]
+            except (OSError, UnicodeDecodeError):
+                return None
+            value = value.removesuffix("\n").removesuffix("\r")
+        if value is not None and any(char in value for char in "\r\n\0"):
+            from .errors import BottleRuntimeError
+
+            source = f"host variable {self.from_env}" if self.from_env else f"file {self.from_file}"
+            raise BottleRuntimeError(f"secret {self.name}: the value in {source} holds a line break or NUL character",
+                                     hint="a secret is one line; remove the extra lines")
+        return value
+
+
+class WorkspacePlan(PlanModel):
+    """What the workspace copy leaves out and keeps (patterns; see bottle_core.workspace)."""
+
+    exclude: list[str] = Field(default_factory=list)
+    include: list[str] = Field(default_factory=list)
 
 
 class GuestPaths(PlanModel):
@@ -169,6 +191,7 @@ class Plan(PlanModel):
     skills: list[SkillPlan] = Field(default_factory=list)
     secrets: list[SecretPlan] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="Extra agent environment from the manifest.")
+    workspace: WorkspacePlan = Field(default_factory=WorkspacePlan, description="The workspace copy's filter.")
     model: str | None = None
     claude_args: list[str] = Field(default_factory=list)
     backend_options: dict[str, Any] = Field(default_factory=dict)
@@ -262,7 +285,8 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     allow = sorted({model_host, *bottle.egress.allow})
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
-                   from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None)
+                   from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None,
+                   swap_in=list(s.swap_in))
         for name, s in bottle.secrets.items()
     ]
     if MODEL_KEY not in bottle.secrets:
@@ -283,7 +307,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         network=network,
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=os.environ.get("BOTTLE_UPSTREAM_CA_FILE") or None),
-        egress=EgressPlan(allow=allow),
+        egress=EgressPlan(allow=allow, responses=bottle.egress.responses),
         git_gate=GitGatePlan(remotes={
             name: GitGateRemote(url=r.url, push_allow=r.push.allow, protected=r.push.protected)
             for name, r in bottle.git.items()
@@ -295,6 +319,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         skills=[SkillPlan(name=name, source=str(manifest.find_skill(name))) for name in agent.skills],
         secrets=secret_plans,
         env=dict(bottle.env),
+        workspace=WorkspacePlan(exclude=list(bottle.workspace.exclude), include=list(bottle.workspace.include)),
         model=agent.model,
         claude_args=list(agent.claude_args),
         backend_options=backend_options or {},

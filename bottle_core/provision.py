@@ -7,11 +7,13 @@ backends and third parties add their own implementations of the same hooks.
 from __future__ import annotations
 
 import posixpath
+import sys
 from pathlib import Path
 
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
+from .workspace import WorkspaceFilter, workspace_tar
 
 
 @hookimpl
@@ -38,5 +40,6 @@ def provision_prompt(plan: Plan, bottle: Bottle) -> None:
 
 def copy_workspace(plan: Plan, bottle: Bottle) -> None:
     """Copy the user's directory into the workspace (a copy: the host folder is never written to)."""
-    stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)
+    stream, left_out = workspace_tar(plan.cwd, WorkspaceFilter.of(plan.workspace), plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)
+    print(left_out.line(), file=sys.stderr)
