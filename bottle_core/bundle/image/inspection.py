@@ -34,6 +34,7 @@ import html
 import json
 import math
 import re
+import string
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -141,7 +142,10 @@ def _unescape(data: bytes) -> bytes:
             text = codecs.decode(text, "unicode_escape")
         except (UnicodeDecodeError, ValueError):
             pass
-    return text.encode("utf-8", "surrogatepass") if any(ord(c) > 255 for c in text) else text.encode("latin-1")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _gunzip(data: bytes) -> bytes | None:
@@ -250,10 +254,12 @@ class Known:
     def __post_init__(self) -> None:
         raw = self.value.encode()
         forms = {raw, raw[::-1], raw.hex().encode(), raw.hex().upper().encode(), *_b64_cores(raw)}
-        if len(raw) >= FRAGMENT + 6:
-            # Any leaked run of FRAGMENT characters holds one of these windows, half a window apart.
-            step = (FRAGMENT - 5) // 2 + 1
-            forms |= {raw[i:i + FRAGMENT - step + 1] for i in range(0, len(raw) - (FRAGMENT - step), step)}
+        # A placeholder's prefix says only a name: fragments come from its random tail.
+        random_part = raw.rsplit(b"-", 1)[-1] if self.value.startswith(PLACEHOLDER_MARK) else raw
+        if len(random_part) >= FRAGMENT + 6:
+            # Any leaked run of FRAGMENT characters holds one of these windows (12 long, 6 apart).
+            windows = {random_part[i:i + 12] for i in range(0, len(random_part) - 11, 6)}
+            forms |= {w for w in windows if entropy(w.decode("utf-8", "replace")) >= 3.0}
         self.needles = tuple(sorted(forms, key=len, reverse=True))
 
     def found_in(self, view: bytes) -> bool:
@@ -284,11 +290,14 @@ class Pattern:
     check: Callable[[re.Match], bool] | None = None  # a further test of the match (a checksum, its context)
     stand_ins: bool = True  # skip documentation stand-ins ('sk-xxxx...', '...EXAMPLE')
     on_lowered: bool = False  # the regex reads the lower-cased text (faster than a case-blind regex)
+    starts_token: bool = True  # the match must not continue a longer token
 
     def search(self, text: str, lowered: str) -> str | None:
         if self.anchors and not any(anchor in lowered for anchor in self.anchors):
             return None
         for match in self.regex.finditer(lowered if self.on_lowered else text):
+            if match.start() and match.string[match.start() - 1] in _TOKEN_CHARS and self.starts_token:
+                continue
             token = match.group(match.lastindex) if match.lastindex else match.group()
             if self.stand_ins and placeholder_like(token):
                 continue
@@ -297,8 +306,9 @@ class Pattern:
         return None
 
 
-_B = r"(?<![A-Za-z0-9_\-])"  # the credential starts a token
+_B = ""  # a credential starts a token: checked in Pattern.search (a leading lookbehind would slow re down)
 _E = r"(?![A-Za-z0-9_\-])"
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -379,15 +389,15 @@ def _wordlist() -> frozenset[str]:
 BIP39 = _wordlist()
 #: Common English words not in BIP-39: their presence marks prose, when the word list is missing.
 _STOP = frozenset("the a an of to and is in it that for on with as this be are by or was at from not".split())
-_WORD_RUN = re.compile(r"(?:(?<![a-z\-])[a-z]{3,8}[ \t\r\n,+]+){11,}[a-z]{3,8}(?![a-z\-])")
+#: Words and what separates them; any separator but blanks, commas and '+' ends a run.
+_WORDS = re.compile(r"[a-z]+|[^a-z \t\r\n,+]+")
 
 
 def seed_phrase(match: re.Match) -> bool:
     """Twelve or more consecutive BIP-39 words (any seed phrase), or, without the list, of stop-word-free short words."""
-    words = re.split(r"[ \t\r\n,+]+", match.group())
     run = 0
-    for word in words:
-        ok = word in BIP39 if BIP39 else word not in _STOP
+    for word in _WORDS.findall(match.group()):
+        ok = 3 <= len(word) <= 8 and (word in BIP39 if BIP39 else word.isalpha() and word not in _STOP)
         run = run + 1 if ok else 0
         if run >= 12:
             return True
@@ -401,11 +411,11 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("openai-key", re.compile(_B + r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|"
                                      + _B + r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|"
                                      + _B + r"sk-[A-Za-z0-9]{48}" + _E), ("sk-",)),
-    Pattern("aws-access-key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
+    Pattern("aws-access-key", re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
                                          r"[A-Z2-7]{16}(?![A-Z0-9])"),
             ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka")),
-    Pattern("aws-secret-key", re.compile(r"(?i)aws.{0,20}?(?:secret|private)[^A-Za-z0-9/+]{0,25}"
-                                         r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",)),
+    Pattern("aws-secret-key", re.compile(r"(?i)aws.{0,20}?(?:secret|private)[a-z_\-]{0,20}[^A-Za-z0-9/+]{1,25}"
+                                         r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",), starts_token=False),
     Pattern("github-token", re.compile(_B + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})"),
             ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     Pattern("gitlab-token", re.compile(_B + r"(?:gl(?:pat|dt|rt|ptt|cbt|ft|soat|imt|oas|agent)-[A-Za-z0-9_\-]{20,}"
@@ -413,7 +423,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("slack-token", re.compile(_B + r"(?:xox[abeoprs]-(?:\d+-)?[A-Za-z0-9-]{10,}|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+"
                                       r"|hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/]{20,})"),
             ("xox", "xapp-", "hooks.slack.com")),
-    Pattern("google-api-key", re.compile(r"(?<![A-Za-z0-9_\-])AIza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])"), ("aiza",)),
+    Pattern("google-api-key", re.compile(r"AIza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])"), ("aiza",)),
     Pattern("google-oauth", re.compile(_B + r"(?:GOCSPX-[A-Za-z0-9_\-]{28}|ya29\.[0-9A-Za-z_\-]{30,}|1//0[0-9A-Za-z_\-]{40,})"),
             ("gocspx-", "ya29.", "1//0")),
     Pattern("stripe-key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|" + _B + r"whsec_[0-9A-Za-z]{24,}"),
@@ -425,17 +435,19 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("huggingface-token", re.compile(_B + r"hf_[A-Za-z]{34}" + _E), ("hf_",)),
     Pattern("twilio-key", re.compile(_B + r"SK[0-9a-f]{32}" + _E), ("sk",)),
     Pattern("sendgrid-key", re.compile(_B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"), ("sg.",)),
-    Pattern("bitcoin-wif-key", re.compile(r"(?<![1-9A-Za-z])[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}(?![1-9A-Za-z])"),
+    Pattern("bitcoin-wif-key", re.compile(r"[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}(?![1-9A-Za-z])"),
             (), _base58check),
-    Pattern("crypto-extended-key", re.compile(r"(?<![1-9A-Za-z])[xyzuvtY]prv[1-9A-HJ-NP-Za-km-z]{100,112}"),
+    Pattern("crypto-extended-key", re.compile(r"[xyzuvtY]prv[1-9A-HJ-NP-Za-km-z]{100,112}"),
             ("prv",)),
-    Pattern("crypto-private-key", re.compile(r"(?<![0-9A-Za-z])(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})"
+    Pattern("crypto-private-key", re.compile(r"(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})"
                                              r"(?![0-9A-Za-z])"),
             ("priv", "secret", "wallet", "signing", "seed"), _key_context),
     Pattern("credential-assignment", re.compile(
         r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
-        r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret),
-    Pattern("crypto-seed-phrase", _WORD_RUN, (), seed_phrase, stand_ins=False, on_lowered=True),
+        r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret,
+        starts_token=False),
+    Pattern("crypto-seed-phrase", re.compile(r"(?s).+"), (), seed_phrase, stand_ins=False, on_lowered=True,
+            starts_token=False),
 )
 
 AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",

@@ -12,7 +12,7 @@ placeholder to one of that secret's hosts goes out with the real value in its
 place (in the parts ``swap_in`` names, over HTTPS only); to any other host it is refused.
 
 Every request is inspected first (``inspection.py``), every response scrubbed
-of real secret values and read for prompt injection (``responses.py``).
+of real secret values and read for prompt injection (``response_inspection.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mitmproxy import http
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inspection import Inspector  # noqa: E402
-from responses import Scrubber, find_injection  # noqa: E402
+from response_inspection import Scrubber, find_injection  # noqa: E402
 
 
 def parse_allow(text: str) -> list[tuple[str, int | None]]:
