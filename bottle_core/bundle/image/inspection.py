@@ -513,8 +513,11 @@ class Inspector:
             for pattern in PATTERNS:
                 if value and pattern.search(value, value.lower()) is not None:
                     self.pattern_hosts.setdefault(pattern.name, []).extend(hosts)
+            # A host that takes a declared credential may take credentials: the generic rule stays off there.
+            self.pattern_hosts.setdefault("credential-assignment", []).extend(hosts)
         if model_host:
             self.pattern_hosts.setdefault("anthropic-key", []).append(model_host)
+            self.pattern_hosts.setdefault("credential-assignment", []).append(model_host)
         self.wildcards = sorted({entry.split(":")[0][1:] for entry in allow if entry.startswith("*.")},
                                 key=len, reverse=True)
 
