@@ -47,16 +47,17 @@ def test_values_with_line_breaks_or_nul_are_refused_naming_the_secret(tmp_path, 
 
     (tmp_path / "two-lines").write_text("first\r\nX-Injected: yes\n")
     (tmp_path / "one-line-crlf").write_text("only-line\r\n")
-    monkeypatch.setenv("HOST_NUL", "a\0b")
+    (tmp_path / "nul").write_text("a\0b")
+    monkeypatch.setenv("HOST_LF", "a\nb")
     plan = plan_for(tmp_path, {"SPLIT": {"from_file": "two-lines", "hosts": ["a.example"]},
                                "FINE": {"from_file": "one-line-crlf", "hosts": ["a.example"]}})
     with pytest.raises(BottleRuntimeError) as refused:
         secret_table(plan)
     assert "secret SPLIT" in refused.value.render() and "line break" in refused.value.render()
     assert {s.name: s for s in plan.secrets}["FINE"].value() == "only-line"
-    nul = plan_for(tmp_path, {"NUL": {"from_env": "HOST_NUL", "hosts": ["a.example"]}})
-    with pytest.raises(BottleRuntimeError, match="secret NUL"):
-        secret_table(nul)
+    for name, source in (("NUL", {"from_file": "nul"}), ("LF", {"from_env": "HOST_LF"})):
+        with pytest.raises(BottleRuntimeError, match=f"secret {name}"):
+            secret_table(plan_for(tmp_path, {name: {**source, "hosts": ["a.example"]}}))
 
 
 def test_swap_in_defaults_to_headers_and_reaches_the_bundle(tmp_path, monkeypatch):
