@@ -46,12 +46,16 @@ def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
 
 
 def run_cases(bottle, cases: dict[str, list[str]]) -> dict[str, str]:
-    """Run each curl case inside the agent; the HTTP status each got."""
+    """Run each curl case inside the agent; the HTTP status each got (the CONNECT's, when that was refused)."""
     script = "\n".join(
-        f"printf '%s ' {shlex.quote(name)}; curl -s -o /dev/null --max-time 10 -w '%{{http_code}}\\n' "
+        f"printf '%s ' {shlex.quote(name)}; curl -s -o /dev/null --max-time 10 -w '%{{http_code}} %{{http_connect}}\\n' "
         + " ".join(shlex.quote(arg) for arg in args) for name, args in cases.items())
     result = bottle.exec(["sh", "-c", script])
-    return dict(line.split(" ", 1) for line in result.stdout.decode().splitlines() if " " in line)
+    statuses = {}
+    for line in result.stdout.decode().splitlines():
+        name, code, connect = line.split(" ")
+        statuses[name] = connect if code == "000" else code
+    return statuses
 
 
 def bundle_records(bottle) -> list[dict]:

@@ -91,6 +91,8 @@ class Egress:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._decide(flow)
+        if flow.response is None:
+            self._inspect(flow)  # data in the host name is refused before any TLS or name lookup
 
     def request(self, flow: http.HTTPFlow) -> None:
         # Requests inside an allowed CONNECT tunnel were decided at CONNECT time.
@@ -104,7 +106,8 @@ class Egress:
     def _inspect(self, flow: http.HTTPFlow) -> None:
         """Refuse a request whose content carries a secret or credential to a host it is not bound to."""
         request = flow.request
-        finding = self.inspector.inspect(request.host, request.port, request.path, request.headers.items(multi=True),
+        path = "" if request.method == "CONNECT" else request.path
+        finding = self.inspector.inspect(request.host, request.port, path, request.headers.items(multi=True),
                                          request.get_content(strict=False) or b"", request.headers.get("content-type", ""))
         if finding:
             emit({"event": "inspect", "time": time.time(), "host": request.host, "port": request.port,

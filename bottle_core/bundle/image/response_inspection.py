@@ -115,6 +115,7 @@ def _rewrite_b64_runs(data: bytes, core: bytes, value: str, placeholder: str) ->
 #: Letters from other scripts that look like Latin ones, as used to dodge word filters.
 _LOOKALIKES = str.maketrans("аеорсухіјԁһӏɡ‐‑‒–—ＩＧＮＯＲＥ", "aeopcyxijdhlg-----ignore")
 _LEET = str.maketrans("013457@$", "oieastas")
+_LEETISH = re.compile(r"[a-z][013457@$][a-z]|\b[013457][a-z]{2}")
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
 _TAGS = re.compile("[\U000e0000-\U000e007f]+")
@@ -190,7 +191,21 @@ _HIDDEN_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content)\s*=\s
 
 
 def _compile(patterns: tuple[str, ...]) -> re.Pattern:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.I | re.S)
+    # Read on normalised (lower-case) text: no re.I, which would slow every search several times over.
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.S)
+
+
+#: Words without which a signal's regex cannot match: a cheap test before the regex.
+HINTS = {
+    "override": ("ignor", "disregard", "forget", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+                 "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
+    "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
+                             "paste", "cat ", "less ", "head ", "more ", "type ", "read "),
+    "exfiltration-link": ("](",),
+    "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini"),
+    "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
+                     "more "),
+}
 
 
 #: Each kind of signal, its regex and weight; a body scoring THRESHOLD or more is injection. Install pages
@@ -282,7 +297,7 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
 
     hidden = [m.group("inner") for m in _HIDDEN_STYLE.finditer(raw)] + _COMMENT.findall(raw)
     hidden += _HIDDEN_ATTR.findall(raw)
-    if any(_instructions(normalise(visible_text(part))) for part in hidden):
+    if hidden and any(_instructions(normalise(visible_text(part))) for part in hidden):
         signals["hidden-instructions"] = WEIGHTS["hidden-instructions"]
 
     if raw.lstrip()[:1] in ("{", "[") or "json" in content_type.lower():
@@ -290,10 +305,12 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
     text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
     text = text.replace("\\n", "\n").replace('\\"', '"')
-    views = (text, text.translate(_LEET))
+    views = [text]
+    if _LEETISH.search(text):
+        views.append(text.translate(_LEET))
     for name, (regex, weight) in SIGNALS.items():
-        if any(regex.search(view) for view in views):
+        if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views):
             signals[name] = weight
-    if MARKUP.search(normalise(raw)):
+    if MARKUP.search(text if "<" not in raw else normalise(raw)):
         signals["chat-markup"] = WEIGHTS["chat-markup"]
     return Verdict(tuple(signals), sum(signals.values()))
