@@ -58,6 +58,14 @@ def run_cases(bottle, cases: dict[str, list[str]]) -> dict[str, str]:
     return statuses
 
 
+def final_response(output: bytes) -> str:
+    """``curl -i`` output through the proxy, less the CONNECT's own "200 Connection established" block."""
+    text = output.decode()
+    while text.startswith("HTTP/1.1 200 Connection established"):
+        text = text.partition("\r\n\r\n")[2]
+    return text
+
+
 def bundle_records(bottle) -> list[dict]:
     logs = bottle.client.api.logs(bottle.bundle_id).decode()
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
@@ -138,7 +146,7 @@ def test_a_bound_host_echoing_the_request_hands_back_only_the_placeholder(manife
         plain = bottle.exec(["curl", "-s", "-i", "--max-time", "10", "-H", f"Authorization: Bearer {placeholder}",
                              "http://allowed.test/plain"])
     assert echoed.returncode == 0, echoed.stderr
-    text = echoed.stdout.decode()
+    text = final_response(echoed.stdout)
     assert REAL not in text and base64.b64encode(REAL.encode()).decode() not in text
     head, _, body = text.partition("\r\n\r\n")
     echoed_header = [line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("x-echo-auth")]
@@ -169,13 +177,15 @@ def test_prompt_injection_in_a_response_is_withheld_by_default_and_flagged_in_wa
         blocked = bottle.exec(["curl", "-s", "-i", "--max-time", "10", serve(INJECTION)])
         docs = bottle.exec(["curl", "-s", "--max-time", "10", serve(DOCS)])
         records = bundle_records(bottle)
-    assert blocked.stdout.startswith(b"HTTP/1.1 403") and b"rule=response-injection" in blocked.stdout
-    assert b"ignore your previous" not in blocked.stdout
+    withheld = final_response(blocked.stdout)
+    assert withheld.startswith("HTTP/1.1 403") and "rule=response-injection" in withheld
+    assert "ignore your previous" not in withheld
     assert docs.stdout.decode() == DOCS
     assert any(r.get("rule") == "response-injection" and r["decision"] == "deny" for r in records)
     with bottle_of(manifest, "reader") as bottle:
         warned = bottle.exec(["curl", "-s", "-i", "--max-time", "10", serve(INJECTION)])
-    assert warned.stdout.startswith(b"HTTP/1.1 200") and b"x-bottle-warning: prompt injection" in warned.stdout.lower()
+    passed = final_response(warned.stdout)
+    assert passed.startswith("HTTP/1.1 200") and "x-bottle-warning: prompt injection" in passed.lower()
 
 
 def test_trust_before_use(tmp_path, outbound_env):
