@@ -259,7 +259,7 @@ class Known:
         if len(random_part) >= FRAGMENT + 6:
             # Any leaked run of FRAGMENT characters holds one of these windows (12 long, 6 apart).
             windows = {random_part[i:i + 12] for i in range(0, len(random_part) - 11, 6)}
-            forms |= {w for w in windows if entropy(w.decode("utf-8", "replace")) >= 3.0}
+            forms |= {w for w in windows if entropy(w.decode("utf-8", "replace")) >= 2.5}
         self.needles = tuple(sorted(forms, key=len, reverse=True))
 
     def found_in(self, view: bytes) -> bool:
@@ -269,7 +269,7 @@ class Known:
         """True when pieces that are each part of the value together cover most of it (a value split across fields)."""
         covered = [False] * len(self.value)
         for piece in pieces:
-            if len(piece) >= 4 and piece != self.value:
+            if len(piece) >= 3 and piece != self.value:
                 start = self.value.find(piece)
                 if start >= 0:
                     covered[start:start + len(piece)] = [True] * len(piece)
