@@ -174,6 +174,40 @@ model_script_option = click.option(
 )
 
 
+def _trusted_spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None):
+    """The spec, once the manifest's secret bindings are approved (asked on a terminal, else refused)."""
+    from .trust import require_trust
+
+    spec = _spec(manifest_path, agent, copy_cwd, model_script)
+    ask = None
+    if sys.stdin.isatty():
+        def ask(summary: str) -> bool:
+            click.echo(summary, err=True)
+            return click.confirm("Trust these bindings (remembered until they change)?", default=False, err=True)
+    require_trust(spec.manifest, ask=ask)
+    return spec
+
+
+@cli.command()
+@manifest_option
+@click.option("--revoke", is_flag=True, help="Forget the approval instead.")
+def trust(manifest_path: Path | None, revoke: bool) -> None:
+    """Approve the manifest's bindings of host secrets to hosts (asked again when they change)."""
+    from . import trust as trust_
+
+    manifest = load_manifest(manifest_path)
+    if not trust_.bindings(manifest):
+        click.echo(f"{manifest.source}: binds no host secrets; nothing to approve")
+        return
+    if revoke:
+        done = trust_.revoke(manifest)
+        click.echo(f"{manifest.source}: approval {'removed' if done else 'was not there'}")
+        return
+    click.echo(trust_.summary(manifest))
+    trust_.approve(manifest)
+    click.echo(f"{manifest.source}: approved")
+
+
 @cli.command()
 @manifest_option
 @click.argument("agent")
@@ -200,7 +234,7 @@ def run(obj: dict, manifest_path: Path | None, strict: bool, copy_cwd: bool, mod
     """Run Claude Code as AGENT in a fresh bottle; arguments after -- go to claude."""
     from . import session
 
-    spec = _spec(manifest_path, agent, copy_cwd, model_script)
+    spec = _trusted_spec(manifest_path, agent, copy_cwd, model_script)
     check_enforced(spec.manifest, agent, strict)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
@@ -235,7 +269,7 @@ def exec_(obj: dict, manifest_path: Path | None, strict: bool, copy_cwd: bool, m
         from .errors import UsageError
 
         raise UsageError("no command given", hint="write it after --, e.g. bottle exec AGENT -- make test")
-    spec = _spec(manifest_path, agent, copy_cwd, model_script)
+    spec = _trusted_spec(manifest_path, agent, copy_cwd, model_script)
     check_enforced(spec.manifest, agent, strict)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)

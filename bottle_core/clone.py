@@ -12,6 +12,7 @@ import posixpath
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,8 +57,13 @@ def working_files(repo: Repository, include_ignored: bool) -> list[str]:
     return paths
 
 
-def clone_tar(repo: Repository, *, uid: int, include_ignored: bool) -> BinaryIO:
-    """One tar stream of the clone: the working tree as it is, and a ``.git`` holding the history and the index."""
+def clone_tar(repo: Repository, *, uid: int, include_ignored: bool,
+              keep: Callable[[str], bool] = lambda path: True) -> BinaryIO:
+    """One tar stream of the clone: the working tree as it is, and a ``.git`` holding the history and the index.
+
+    ``keep(path)`` says which working files come in (the workspace filter: no
+    ``.env*`` files by default); the history and index always come whole.
+    """
     if (repo.common_dir / "objects" / "info" / "alternates").exists():
         raise BottleRuntimeError(f"{repo.common_dir} borrows objects from another repository (objects/info/alternates)",
                                  hint="run `git repack -a -d` there once so it holds all its objects, or use "
@@ -88,7 +94,7 @@ def clone_tar(repo: Repository, *, uid: int, include_ignored: bool) -> BinaryIO:
             else:
                 _add_git_part(tar, repo.common_dir, part, owned, uid)
         for name in working_files(repo, include_ignored):
-            if name == ".git" or name.startswith(".git/"):
+            if name == ".git" or name.startswith(".git/") or not keep(name):
                 continue
             tar.add(repo.top / name, arcname=name, recursive=False, filter=owned)  # type: ignore[operator]
     spool.seek(0)

@@ -102,6 +102,12 @@ class Egress(Strict):
         "'https://example.com:8443', or 'example.com:22' (any protocol on a listed port). "
         "The model API host is always allowed. See docs/egress.md.",
     )
+    responses: Literal["block", "warn", "off"] = Field(
+        default="block",
+        description="What happens to a response whose body reads as prompt injection aimed at the agent: "
+        "'block' withholds it (a 403 saying why), 'warn' passes it with an X-Bottle-Warning header, 'off' does "
+        "not look. Either way it is logged.",
+    )
 
 
 class PushPolicy(Strict):
@@ -150,24 +156,39 @@ class GitAuthor(Strict):
     email: str | None = Field(default=None, description="user.email in the bottle.")
 
 
-class Workspace(Strict):
-    """How the user's directory is copied in with --copy-cwd."""
-
-    include_ignored: bool = Field(default=False, description="Also copy files git ignores (a git repository only).")
-
-
 class Secret(Strict):
     """A secret the agent may use without holding it: it sees a placeholder, the proxy swaps in the value."""
 
     from_env: EnvName | None = Field(default=None, description="Host environment variable holding the value.")
     from_file: str | None = Field(default=None, description="Host file holding the value.")
     hosts: list[Host] = Field(min_length=1, description="The only hosts the secret may be sent to.")
+    swap_in: list[Literal["header", "url", "body"]] = Field(
+        default_factory=lambda: ["header"], min_length=1,
+        description="Where the proxy puts the real value in place of the placeholder (over HTTPS only): request "
+        "headers by default; add 'url' or 'body' only for a service that wants the credential there.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Secret:
         if (self.from_env is None) == (self.from_file is None):
             raise ValueError("give exactly one of 'from_env' or 'from_file'")
         return self
+
+
+class Workspace(Strict):
+    """How the user's directory is copied in with --copy-cwd (``bottle run`` copies it in by default), and what it leaves out."""
+
+    include_ignored: bool = Field(default=False, description="Also copy files git ignores (a git repository only).")
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="More paths to leave out, as patterns: a name ('*.pem') matches at any depth, a path with '/' "
+        "('config/prod.yaml') from the top. '.env*' files are always left out unless included.",
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="Paths to copy although excluded (say '.env.example'); 'include = [\".git/config\"]' keeps "
+        "credentials in remote URLs.",
+    )
 
 
 class BottleDef(Strict):
@@ -185,9 +206,9 @@ class BottleDef(Strict):
         default_factory=dict, description="Git remotes by name. None declared and the cwd a repository: "
         "'origin' is that repository, and pushes land there as bottle/... branches.")
     git_author: GitAuthor = Field(default_factory=GitAuthor, description="The agent's git identity.")
-    workspace: Workspace = Field(default_factory=Workspace, description="What --copy-cwd copies in.")
     secrets: dict[EnvName, Secret] = Field(default_factory=dict, description="Secrets by environment variable name.")
     env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment for the agent.")
+    workspace: Workspace = Field(default_factory=Workspace, description="What --copy-cwd copies in and leaves out.")
 
 
 def _rule(value: str) -> str:

@@ -83,6 +83,7 @@ class EgressPlan(PlanModel):
     listen: str = Field(default="127.0.0.1", description="Loopback address of the egress daemon.")
     allow: list[str] = Field(default_factory=list,
                              description="Allow-list entries (docs/egress.md), the model host included.")
+    responses: str = Field(default="block", description="block, warn or off: what a response read as injection gets.")
 
 
 class GitGateRemote(PlanModel):
@@ -167,20 +168,41 @@ class SecretPlan(PlanModel):
     from_file: str | None = None
     from_claude_login: str | None = Field(
         default=None, description="Host file of a Claude Code login; its access token is the value.")
+    swap_in: list[str] = Field(default_factory=lambda: ["header"], description="Where the value is swapped in.")
     optional: bool = Field(default=False, description="True when a missing value is no error (the model key).")
 
     def value(self) -> str | None:
-        """The real value, read on the host when the bottle launches; never stored in the plan."""
+        """The real value, read on the host when the bottle launches; never stored in the plan.
+
+        One trailing line end is dropped; a value still holding a line end or
+        NUL is refused (it would split a header), naming the secret.
+        """
         if self.from_env is not None:
-            return os.environ.get(self.from_env)
-        if self.from_claude_login is not None:
+            value = os.environ.get(self.from_env)
+        elif self.from_claude_login is not None:
             from .claude_login import access_token
 
-            return access_token(Path(self.from_claude_login))
-        try:
-            return Path(self.from_file).read_text(encoding="utf-8").rstrip("\n")  # type: ignore[arg-type]
-        except OSError:
-            return None
+            value = access_token(Path(self.from_claude_login))
+        else:
+            try:
+                value = Path(self.from_file).read_text(encoding="utf-8")  # type: ignore[arg-type]
+            except (OSError, UnicodeDecodeError):
+                return None
+            value = value.removesuffix("\n").removesuffix("\r")
+        if value is not None and any(char in value for char in "\r\n\0"):
+            from .errors import BottleRuntimeError
+
+            source = f"host variable {self.from_env}" if self.from_env else f"file {self.from_file}"
+            raise BottleRuntimeError(f"secret {self.name}: the value in {source} holds a line break or NUL character",
+                                     hint="a secret is one line; remove the extra lines")
+        return value
+
+
+class WorkspacePlan(PlanModel):
+    """What the workspace copy leaves out and keeps (patterns; see bottle_core.workspace)."""
+
+    exclude: list[str] = Field(default_factory=list)
+    include: list[str] = Field(default_factory=list)
 
 
 class GuestPaths(PlanModel):
@@ -224,6 +246,7 @@ class Plan(PlanModel):
     skills: list[SkillPlan] = Field(default_factory=list)
     secrets: list[SecretPlan] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="Extra agent environment from the manifest.")
+    workspace: WorkspacePlan = Field(default_factory=WorkspacePlan, description="The workspace copy's filter.")
     model: str | None = None
     claude_args: list[str] = Field(default_factory=list)
     backend_options: dict[str, Any] = Field(default_factory=dict)
@@ -348,7 +371,8 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     allow = sorted({model_host, *bottle.egress.allow})
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
-                   from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None)
+                   from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None,
+                   swap_in=list(s.swap_in))
         for name, s in bottle.secrets.items()
     ]
     if MODEL_KEY not in bottle.secrets:
@@ -367,7 +391,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         network=network,
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=config.upstream_ca_file),
-        egress=EgressPlan(allow=allow),
+        egress=EgressPlan(allow=allow, responses=bottle.egress.responses),
         git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
         supervise=SupervisePlan(mode=agent.supervise.mode, deny=agent.supervise.deny, ask=agent.supervise.ask,
                                 allow=agent.supervise.allow, default=agent.supervise.default,
@@ -379,6 +403,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         skills=[SkillPlan(name=name, source=str(manifest.find_skill(name))) for name in agent.skills],
         secrets=secret_plans,
         env=dict(bottle.env),
+        workspace=WorkspacePlan(exclude=list(bottle.workspace.exclude), include=list(bottle.workspace.include)),
         model=agent.model,
         claude_args=list(agent.claude_args),
         backend_options=backend_options or {},

@@ -9,12 +9,14 @@ the backend's and the plugins'.
 from __future__ import annotations
 
 import posixpath
+import sys
 from pathlib import Path
 
 from . import clone, hostrepo
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
+from .workspace import LeftOut, WorkspaceFilter, recorded, workspace_tar
 
 
 @hookimpl(tryfirst=True)
@@ -79,15 +81,21 @@ def provision_supervise(plan: Plan, bottle: Bottle) -> None:
 
 
 def copy_workspace(plan: Plan, bottle: Bottle) -> None:
-    """Copy the user's directory in (a copy: the host folder is never written to).
+    """Copy the user's directory in (a copy: the host folder is never written to), and say what stayed out.
 
     In a git repository the workspace is a real clone of it: full history,
     the same branch, the working tree and index exactly as they are (ignored
-    files only when the manifest asks), and none of the host's git config.
+    files only when the manifest asks), and a fresh git config (no remote,
+    credential or hook of the host's). Either way the workspace filter leaves
+    out ``.env*`` files and what the manifest excludes.
     """
+    filter_ = WorkspaceFilter.of(plan.workspace)
     repo = hostrepo.find_repository(Path(plan.cwd))
     if repo is not None and not repo.bare:
-        stream = clone.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored)
+        left = LeftOut()
+        stream = clone.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored,
+                                 keep=recorded(filter_, left))
     else:
-        stream = tar_of_folders([(".", Path(plan.cwd))], uid=plan.guest.uid)
+        stream, left = workspace_tar(plan.cwd, filter_, plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)
+    print(left.line(), file=sys.stderr)

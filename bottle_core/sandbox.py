@@ -13,7 +13,7 @@ import sys
 import tarfile
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -149,12 +149,18 @@ def add_parents(tar: tarfile.TarFile, below: str, uid: int) -> None:
         tar.addfile(info)
 
 
-def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, below: str = ".") -> BinaryIO:
+def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, below: str = ".",
+                   keep: Callable[[str], bool] | None = None, extra: Mapping[str, bytes] | None = None) -> BinaryIO:
     """One tar stream holding each host folder under ``below``/its archive name, owned by ``uid``.
+
+    :param keep: given each path relative to its folder, False leaves it out (a folder with all below it).
+    :param extra: files (path relative to each folder -> content) added after the folder's own, mode 0644.
 
     Spooled to disk past 32 MiB, so copying a large working tree in does not fill memory.
     """
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if keep is not None and info.name != root and not keep(posixpath.relpath(info.name, root)):
+            return None
         info.uid = info.gid = uid
         info.uname = info.gname = ""
         return info
@@ -163,6 +169,11 @@ def tar_of_folders(folders: Iterable[tuple[str, Path]], *, uid: int, below: str 
     with tarfile.open(fileobj=spool, mode="w") as tar:
         add_parents(tar, below, uid)
         for arcname, folder in folders:
-            tar.add(folder, arcname=posixpath.normpath(posixpath.join(below, arcname)), filter=owned)
+            root = posixpath.normpath(posixpath.join(below, arcname))
+            tar.add(folder, arcname=root, filter=owned)
+            for name, content in (extra or {}).items():
+                info = tarfile.TarInfo(posixpath.join(root, name))
+                info.size, info.mode, info.uid, info.gid = len(content), 0o644, uid, uid
+                tar.addfile(info, io.BytesIO(content))
     spool.seek(0)
     return spool  # type: ignore[return-value]

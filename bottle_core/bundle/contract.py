@@ -168,5 +168,6 @@ def secret_table(plan: Plan) -> list[dict]:
             source = f"host variable {secret.from_env}" if secret.from_env else f"file {secret.from_file}"
             raise BottleRuntimeError(f"secret {secret.name}: {source} has no value",
                                      hint="set it, or remove the secret from the manifest")
-        table.append({"name": secret.name, "placeholder": secret.placeholder, "value": value, "hosts": secret.hosts})
+        table.append({"name": secret.name, "placeholder": secret.placeholder, "value": value, "hosts": secret.hosts,
+                      "swap_in": secret.swap_in})
     return table

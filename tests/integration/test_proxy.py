@@ -77,7 +77,8 @@ def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outboun
     monkeypatch.setenv("HOST_TOKEN", real)
     manifest = write_manifest(tmp_path, {
         "bottles": {"web": {"egress": {"allow": ["allowed.test", "denied.test"]},
-                            "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
+                            "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"],
+                                                  "swap_in": ["header", "body"]}}}},
         "agents": {"user": {"bottle": "web"}},
     })
     with bottle_of(manifest, "user") as bottle:
@@ -106,7 +107,9 @@ def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path
         "bottles": {"web": {"secrets": {"TOKEN": {"from_env": "HOST_TOKEN_MISSING", "hosts": ["allowed.test"]}}}},
         "agents": {"user": {"bottle": "web"}},
     })
-    result = bottle_cli("exec", "-m", str(manifest), "user", "--", "true")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    assert bottle_cli("trust", "-m", str(manifest), env=env).returncode == 0
+    result = bottle_cli("exec", "-m", str(manifest), "user", "--", "true", env=env)
     assert result.returncode == 1
     assert b"secret TOKEN" in result.stderr and b"HOST_TOKEN_MISSING" in result.stderr
     assert resources_of("bottle.agent", "user")[0] == []

@@ -3,7 +3,10 @@
 It answers every GET (and HEAD) with ``hello from <name>``, where the name is
 ``ORIGIN_NAME`` when set, else the host the client asked for, so one server
 can stand for several host names. Other methods get the same text plus the
-size of the body received. Every request is logged as one JSON line to stdout
+size of the body received. Two paths behave otherwise: ``/echo...`` answers
+with what it received (method, path, headers, body as JSON, and the
+Authorization header again as ``X-Echo-Authorization``), as a careless API
+would; ``/serve?type=T&body=B`` answers with body B of content type T. Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
 With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
 port (a banner first, like SSH, then each line echoed; each line logged).
@@ -20,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import os
 import socketserver
+import urllib.parse
 import sys
 import time
 
@@ -51,6 +56,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.path.startswith("/echo"):
+            return self._echo(body)
+        if self.path.startswith("/serve?"):
+            return self._serve(body)
         text = f"hello from {self._name()}"
         if self.command not in ("GET", "HEAD"):
             text += f" ({len(body)} bytes received)"
@@ -59,6 +68,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _echo(self, body: bytes) -> None:
+        self._record(body)
+        data = json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                           "body": body.decode("utf-8", "replace")}).encode()
+        self._send(data, "application/json", {"X-Echo-Authorization": self.headers.get("Authorization", "")})
+
+    def _serve(self, body: bytes) -> None:
+        self._record(body)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        self._send(query.get("body", "").encode(), query.get("type", "text/html; charset=utf-8"), {})
+
+    def _send(self, data: bytes, content_type: str, extra: dict) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in extra.items():
+            self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

@@ -37,3 +37,35 @@ def test_the_model_key_is_an_optional_secret_for_the_model_host(tmp_path, monkey
     (key,) = plan.secrets
     assert (key.name, key.optional, key.hosts, key.value()) == (MODEL_KEY, True, [plan.proxy.model_host], None)
     assert key.placeholder.startswith("bottle-placeholder-")
+
+
+def test_values_with_line_breaks_or_nul_are_refused_naming_the_secret(tmp_path, monkeypatch):
+    import pytest
+
+    from bottle_core.bundle.contract import secret_table
+    from bottle_core.errors import BottleRuntimeError
+
+    (tmp_path / "two-lines").write_text("first\r\nX-Injected: yes\n")
+    (tmp_path / "one-line-crlf").write_text("only-line\r\n")
+    (tmp_path / "nul").write_text("a\0b")
+    monkeypatch.setenv("HOST_LF", "a\nb")
+    plan = plan_for(tmp_path, {"SPLIT": {"from_file": "two-lines", "hosts": ["a.example"]},
+                               "FINE": {"from_file": "one-line-crlf", "hosts": ["a.example"]}})
+    with pytest.raises(BottleRuntimeError) as refused:
+        secret_table(plan)
+    assert "secret SPLIT" in refused.value.render() and "line break" in refused.value.render()
+    assert {s.name: s for s in plan.secrets}["FINE"].value() == "only-line"
+    for name, source in (("NUL", {"from_file": "nul"}), ("LF", {"from_env": "HOST_LF"})):
+        with pytest.raises(BottleRuntimeError, match=f"secret {name}"):
+            secret_table(plan_for(tmp_path, {name: {**source, "hosts": ["a.example"]}}))
+
+
+def test_swap_in_defaults_to_headers_and_reaches_the_bundle(tmp_path, monkeypatch):
+    from bottle_core.bundle.contract import secret_table
+
+    monkeypatch.setenv("HOST_A", "a-value")
+    monkeypatch.setenv("HOST_B", "b-value")
+    plan = plan_for(tmp_path, {"A": {"from_env": "HOST_A", "hosts": ["a.example"]},
+                               "B": {"from_env": "HOST_B", "hosts": ["a.example"], "swap_in": ["header", "body"]}})
+    table = {row["name"]: row for row in secret_table(plan)}
+    assert table["A"]["swap_in"] == ["header"] and table["B"]["swap_in"] == ["header", "body"]

@@ -44,6 +44,8 @@ import time
 from urllib.parse import urlsplit
 
 from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
+from inspection import Inspector
+from response_inspection import Scrubber, find_injection
 from mitmproxy import connection, ctx, http, tcp
 from mitmproxy.net.server_spec import parse_with_mode
 from mitmproxy.net.tls import is_tls_record_magic
@@ -105,9 +107,9 @@ def refusal(decision: Decision) -> http.Response:
     )
 
 
-def refuse(flow: http.HTTPFlow, decision: Decision) -> None:
+def refuse(flow: http.HTTPFlow, decision: Decision, **extra) -> None:
     flow.response = refusal(decision)
-    log_flow(flow, decision)
+    log_flow(flow, decision, **extra)
 
 
 # -- checks that are not the allow-list ------------------------------------------
@@ -160,6 +162,11 @@ class Egress:
             config = json.load(handle)
         self.policy = Policy(config["egress"]["allow"])
         self.secrets = load_secrets(config.get("secrets"))
+        # Content inspection (inspection.py, response_inspection.py): what a request carries, what a response holds.
+        self.inspector = Inspector(self.secrets, config["egress"]["allow"], config["proxy"].get("model_host"))
+        self.scrubber = Scrubber(self.secrets)
+        self.responses = config["egress"].get("responses", "block")
+        self.api_host = normal_host(config["proxy"]["model_host"])  # its replies are scrubbed, not read for injection
         # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
         self.bundle_ip = config["proxy"]["listen_host"]
         self.gate_policy = Policy([
@@ -228,6 +235,8 @@ class Egress:
         if not decision.allowed:
             refuse(flow, decision)
             return
+        if self._inspect(flow):  # data in the host name is refused before any TLS or name lookup
+            return
         log_flow(flow, decision, status=200)  # mitmproxy answers an allowed CONNECT with 200
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -241,6 +250,8 @@ class Egress:
             refuse(flow, decision)
 
     def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and ALLOWED_BY in flow.metadata and self._inspect(flow):
+            return
         if flow.response is None and ALLOWED_BY in flow.metadata and self._scripted(flow.request.host):
             # Re-aimed before any upstream connection exists (connection_strategy=lazy).
             flow.metadata[TARGET] = (flow.request.host, flow.request.port)
@@ -250,8 +261,53 @@ class Egress:
             self._swap_secrets(flow)
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if ALLOWED_BY in flow.metadata and not flow.metadata.get(LOGGED):
+            self._inspect_response(flow)
         if ALLOWED_BY in flow.metadata:
             log_flow(flow, flow.metadata[ALLOWED_BY], **self._swapped(flow))
+
+    # -- content inspection ---------------------------------------------------------
+
+    def _inspect(self, flow: http.HTTPFlow) -> bool:
+        """Refuse a request whose content carries a secret or credential to a host it is not bound to."""
+        request = flow.request
+        path = "" if request.method == "CONNECT" else request.path
+        finding = self.inspector.inspect(request.host, request.port, path, request.headers.items(multi=True),
+                                         request.get_content(strict=False) or b"", request.headers.get("content-type", ""))
+        if finding is None:
+            return False
+        refuse(flow, Decision(False, finding.rule, finding.reason()), stage="inspect", name=finding.name,
+               where=finding.where)
+        return True
+
+    def _inspect_response(self, flow: http.HTTPFlow) -> None:
+        """Put placeholders back for real secret values, then read the body for prompt injection."""
+        response, host = flow.response, flow.request.host
+        scrubbed = 0
+        for key, value in list(response.headers.items(multi=True)):
+            clean, count = self.scrubber.scrub(value.encode("utf-8", "surrogateescape"))
+            if count:
+                response.headers[key] = clean.decode("utf-8", "surrogateescape")
+                scrubbed += count
+        body = response.get_content(strict=False) or b""
+        clean, count = self.scrubber.scrub(body)
+        if count:
+            response.set_content(clean)
+            scrubbed += count
+        if scrubbed:
+            flow.metadata["bottle.scrubbed"] = scrubbed
+        aimed_at = flow.metadata.get(TARGET, (host, None))[0]  # the model host, for a re-aimed rehearsal request
+        if self.responses == "off" or normal_host(aimed_at) == self.api_host:
+            return
+        verdict = find_injection(clean, response.headers.get("content-type", ""))
+        if not verdict.injection:
+            return
+        if self.responses == "block":
+            refuse(flow, Decision(False, verdict.rule(), f"the response was withheld: {verdict.reason()}"),
+                   stage="response", signals=list(verdict.signals))
+        else:
+            response.headers["x-bottle-warning"] = verdict.reason()
+            flow.metadata["bottle.warning"] = verdict.rule()
 
     def error(self, flow: http.HTTPFlow) -> None:
         if ALLOWED_BY in flow.metadata:
@@ -322,12 +378,17 @@ class Egress:
                 refuse(flow, Decision(False, "secret-host",
                                       f"secret {secret['name']} may not be sent to {request.host}"))
                 return
+            if request.scheme != "https":
+                refuse(flow, Decision(False, "secret-plain-http",
+                                      f"secret {secret['name']} is never sent over plain HTTP; use https://{request.host}"))
+                return
+            swap_in = secret.get("swap_in") or ["header"]
             for key, value in list(request.headers.items()):
-                if placeholder in value:
+                if placeholder in value and "header" in swap_in:
                     request.headers[key] = value.replace(placeholder, secret["value"])
-            if in_url:
+            if in_url and "url" in swap_in:
                 request.path = request.path.replace(placeholder, secret["value"])
-            if in_body:
+            if in_body and "body" in swap_in:
                 body = body.replace(placeholder.encode(), secret["value"].encode())
                 request.set_content(body)
             flow.metadata.setdefault(SWAPPED, []).append(secret["name"])

@@ -1,0 +1,631 @@
+"""Content inspection of requests: what the agent tries to send out, judged before any secret is swapped in.
+
+A request is taken apart into the places data can ride in (the host's
+labels, the URL, each header, the body) and every place is looked at in the
+forms an encoder would leave it in: as sent, percent-decoded, JSON-unescaped,
+and with every base64, base32, hex and gzip run inside it decoded (two layers
+deep). Three rules judge what is found:
+
+``secret-value``
+    the value of a secret the bottle knows (a manifest secret, the model key,
+    or the placeholder standing for one), whole, as a fragment of 17
+    characters or more, reversed, base64 in each of its three alignments, hex
+    or URL-encoded, or in pieces spread over JSON fields, query or form values
+    or headers, to a host that secret is not bound to.
+``credential``
+    a well-known credential shape (:data:`PATTERNS`), to any host but the ones
+    a manifest secret whose value has that shape is bound to.
+``subdomain-data``
+    labels of the host name, below an allow-list wildcard, that carry encoded
+    data rather than a name.
+
+Standard library only, plus the BIP-39 English word list that Debian's
+``python3-mnemonic`` ships (a stricter seed-phrase test; without it a
+heuristic stands in). :class:`Inspector` is the one entry point.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import hashlib
+import html
+import json
+import math
+import re
+import string
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
+
+#: Placeholders are recognisable: the agent's own, never a credential by shape.
+PLACEHOLDER_MARK = "bottle-placeholder-"
+#: Bounds that keep a hostile body from making inspection slow.
+MAX_DECODED = 4 * 1024 * 1024
+MAX_DEPTH = 2
+MAX_RUNS = 2000
+#: A secret shorter than this is matched whole only (a fragment that short would match anything).
+FRAGMENT = 17
+MIN_SECRET = 6
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Why a request is refused: the rule, what matched (a secret's or a pattern's name, never the value) and where."""
+
+    rule: str
+    name: str
+    where: str
+
+    def reason(self) -> str:
+        what = {"secret-value": f"secret {self.name}", "credential": f"a credential ({self.name})",
+                "subdomain-data": "encoded data"}.get(self.rule, self.name)
+        return f"{what} in the {self.where}"
+
+
+# --- host rules ------------------------------------------------------------------------------------
+
+
+def host_rule_matches(entry: str, host: str, port: int | None) -> bool:
+    """One allow-list style entry ('example.com', '*.example.com', with ':port' optionally) against host:port."""
+    pattern, _, rule_port = entry.lower().partition(":")
+    if rule_port and port is not None and int(rule_port) != port:
+        return False
+    host = host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
+
+
+def bound(entries: Iterable[str], host: str, port: int | None) -> bool:
+    return any(host_rule_matches(entry, host, port) for entry in entries)
+
+
+# --- decoding: every form a value can take ----------------------------------------------------------
+
+#: One pass finds every run that may be encoded data; each is then decoded as what its alphabet allows.
+ENCODED_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,6}")
+PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")
+_HEX_ONLY = re.compile(rb"^[0-9a-fA-F]+$")
+HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){8,}")
+_B32_ONLY = re.compile(rb"^(?:[A-Z2-7]+|[a-z2-7]+)=*$")
+ESCAPES = re.compile(rb"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|&#x?[0-9a-fA-F]{2,5};){4,}")
+
+
+_UNPRINTABLE = bytes(b for b in range(256) if not (32 <= b < 127 or b in (9, 10, 13) or b >= 0xC2))
+
+
+def texty(data: bytes) -> bool:
+    """Mostly printable: worth pattern matching (binary is still searched for secret values)."""
+    if not data:
+        return False
+    sample = data[:4096]
+    return len(sample.translate(None, _UNPRINTABLE)) >= 0.9 * len(sample)
+
+
+def _b64(run: bytes) -> bytes | None:
+    body = run.rstrip(b"=")
+    if len(body) % 4 == 1:
+        body = body[:-1]
+    padded = body + b"=" * (-len(body) % 4)
+    try:
+        if b"-" in body or b"_" in body:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _b32(run: bytes) -> bytes | None:
+    body = run.rstrip(b"=").upper()
+    body = body[: len(body) - len(body) % 8] if len(body) % 8 in (1, 3, 6) else body
+    try:
+        return base64.b32decode(body + b"=" * (-len(body) % 8))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _hex(run: bytes) -> bytes | None:
+    return bytes.fromhex(run.decode("ascii")) if len(run) % 2 == 0 else None
+
+
+def _unescape(data: bytes) -> bytes:
+    text = data.decode("latin-1")
+    if "&#" in text or "&" in text and ";" in text:
+        text = html.unescape(text)
+    if "\\x" in text or "\\u" in text or "\\\"" in text:
+        try:
+            text = codecs.decode(text, "unicode_escape")
+        except (UnicodeDecodeError, ValueError):
+            pass
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _gunzip(data: bytes) -> bytes | None:
+    try:
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        return inflater.decompress(data, MAX_DECODED)
+    except zlib.error:
+        return None
+
+
+def _decodings(run: bytes) -> list[bytes]:
+    """What a run of base64/base32/hex-alphabet characters decodes to, each way its alphabet allows."""
+    if _HEX_ONLY.match(run):
+        return [decoded] if (decoded := _hex(run)) else []
+    attempts = [(_b64, run)]
+    attempts += [(_hex, inner.group()) for inner in HEX_RUN.finditer(run)]
+    if _B32_ONLY.match(run):
+        attempts.append((_b32, run))
+    plain = _b64(run)
+    if len(run) < 4096 and not (plain and texty(plain)):
+        # base64 that starts mid-group (a prefix glued on): the other three alignments
+        attempts += [(_b64, run[shift:]) for shift in (1, 2, 3)]
+    results = []
+    for index, (decode, text) in enumerate(attempts):
+        try:
+            decoded = decode(text)
+        except ValueError:
+            decoded = None
+        if not decoded or len(decoded) < 8:
+            continue
+        magic = decoded.find(b"\x1f\x8b\x08", 0, 16)
+        if magic >= 0:
+            decoded = _gunzip(decoded[magic:]) or decoded
+        elif text is not run and decode is _b64 and not texty(decoded):
+            continue  # a shifted decoding is kept only when it reads as text
+        results.append(decoded)
+    return results
+
+
+def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) -> Iterator[bytes]:
+    """``data`` and everything an encoder could have made of a value inside it, decoded (bounded in size and depth)."""
+    budget = budget if budget is not None else [MAX_DECODED]
+    yield data
+    if depth >= MAX_DEPTH or budget[0] <= 0 or (depth and not texty(data)):
+        return  # decoded binary is searched for secret values, not decoded further
+    found: list[bytes] = []
+    if b"%" in data and PERCENT.search(data):
+        once = unquote_to_bytes(data.replace(b"+", b" "))
+        if once != data:
+            found.append(once)
+    if b'\\"' in data or (b"\\x" in data or b"\\u" in data or b"&#" in data) and ESCAPES.search(data):
+        unescaped = _unescape(data)
+        if unescaped != data:
+            found.append(unescaped)
+    if data[:2] == b"\x1f\x8b":
+        inflated = _gunzip(data)
+        if inflated:
+            found.append(inflated)
+    for count, match in enumerate(ENCODED_RUN.finditer(data)):
+        if count >= MAX_RUNS:
+            break
+        run = match.group()
+        # A path or a prefix glued to the data shifts it: try the slash-separated segments too.
+        split = b"/" in run and len(run) < 4096
+        candidates = [run] + ([part for part in run.split(b"/") if len(part) >= 16] if split else [])
+        for candidate in candidates:
+            found += _decodings(candidate)
+    for view in found:
+        budget[0] -= len(view)
+        if budget[0] < 0:
+            break
+        yield from decoded_views(view, depth + 1, budget)
+
+
+# --- known secrets -------------------------------------------------------------------------------
+
+
+def _b64_cores(value: bytes) -> set[bytes]:
+    """The part of value's base64 that stays the same wherever the value sits in a longer base64 text.
+
+    Base64 works in groups of three bytes, so the value can start at any of
+    three offsets in a group; for each, encode with that many bytes before it
+    and keep only the characters that depend on the value alone.
+    """
+    cores = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + value)
+        start = (offset * 4 + 2) // 3  # characters touched by the leading pad
+        end = ((offset + len(value)) // 3) * 4  # characters of whole groups only
+        core = encoded[start:end]
+        if len(core) >= 8:
+            cores.add(core)
+            cores.add(core.translate(bytes.maketrans(b"+/", b"-_")))
+    return cores
+
+
+@dataclass
+class Known:
+    """A value the bottle knows is secret, the hosts it may go to, and the byte strings that betray it."""
+
+    name: str
+    value: str
+    hosts: list[str]
+    needles: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        raw = self.value.encode()
+        forms = {raw, raw[::-1], raw.hex().encode(), raw.hex().upper().encode(), *_b64_cores(raw)}
+        # A placeholder's prefix says only a name: fragments come from its random tail.
+        random_part = raw.rsplit(b"-", 1)[-1] if self.value.startswith(PLACEHOLDER_MARK) else raw
+        if len(random_part) >= FRAGMENT + 6:
+            # Any leaked run of FRAGMENT characters holds one of these windows (12 long, 6 apart).
+            windows = {random_part[i:i + 12] for i in range(0, len(random_part) - 11, 6)}
+            forms |= {w for w in windows if entropy(w.decode("utf-8", "replace")) >= 2.5}
+        self.needles = tuple(sorted(forms, key=len, reverse=True))
+
+    def found_in(self, view: bytes) -> bool:
+        return any(needle in view for needle in self.needles)
+
+    def covered_by(self, pieces: Iterable[str]) -> bool:
+        """True when pieces that are each part of the value together cover most of it (a value split across fields)."""
+        covered = [False] * len(self.value)
+        for piece in pieces:
+            if len(piece) >= 3 and piece != self.value:
+                start = self.value.find(piece)
+                if start >= 0:
+                    covered[start:start + len(piece)] = [True] * len(piece)
+        total = sum(covered)
+        return total >= min(len(self.value), FRAGMENT) or total >= 0.8 * len(self.value) >= 8
+
+
+# --- credential patterns -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A credential shape: a cheap literal test first (any of ``anchors``, lower-case), then the regex."""
+
+    name: str
+    regex: re.Pattern
+    anchors: tuple[str, ...]
+    check: Callable[[re.Match], bool] | None = None  # a further test of the match (a checksum, its context)
+    stand_ins: bool = True  # skip documentation stand-ins ('sk-xxxx...', '...EXAMPLE')
+    on_lowered: bool = False  # the regex reads the lower-cased text (faster than a case-blind regex)
+    starts_token: bool = True  # the match must not continue a longer token
+
+    def search(self, text: str, lowered: str) -> str | None:
+        if self.anchors and not any(anchor in lowered for anchor in self.anchors):
+            return None
+        for match in self.regex.finditer(lowered if self.on_lowered else text):
+            if match.start() and match.string[match.start() - 1] in _TOKEN_CHARS and self.starts_token:
+                continue
+            token = match.group(match.lastindex) if match.lastindex else match.group()
+            if self.stand_ins and placeholder_like(token):
+                continue
+            if self.check is None or self.check(match):
+                return token
+        return None
+
+
+_B = ""  # a credential starts a token: checked in Pattern.search (a leading lookbehind would slow re down)
+_E = r"(?![A-Za-z0-9_\-])"
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _base58check(match: re.Match) -> bool:
+    token = match.group()
+    number = 0
+    for char in token:
+        number = number * 58 + B58.index(char)
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    raw = b"\0" * (len(token) - len(token.lstrip("1"))) + raw
+    body, checksum = raw[:-4], raw[-4:]
+    return len(raw) > 4 and hashlib.sha256(hashlib.sha256(body).digest()).digest()[:4] == checksum
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not text:
+        return 0.0
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def placeholder_like(token: str) -> bool:
+    """Documentation stand-ins ('sk-xxxx', 'AKIAIOSFODNN7EXAMPLE', 'your-api-key') and bottle's placeholders."""
+    lowered = token.lower()
+    if PLACEHOLDER_MARK in lowered or "example" in lowered or "xxxx" in lowered or "your" in lowered:
+        return True
+    if "..." in token or "***" in token or "<" in token:
+        return True
+    body = re.sub(r"^[a-z]+[-_]", "", lowered)
+    return len(body) >= 8 and entropy(body) < 2.5
+
+
+def _generic_secret(token: str) -> bool:
+    """Looks random enough to be a credential: long, mixed character classes, high entropy."""
+    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
+    return len(token) >= 16 and classes >= 2 and entropy(token) >= 3.5
+
+
+_KEY_WORDS = re.compile(r"(?i)(?:priv(?:ate)?[ _-]?key|secret[ _-]?key|wallet|privkey|signing[ _-]?key|seed)"
+                        r"[^A-Za-z0-9]{1,25}(?:0x)?$")
+
+
+def _key_context(match: re.Match) -> bool:
+    """A 64-hex or long base58 string is a key when its name says so (a bare one is as likely a hash)."""
+    return bool(_KEY_WORDS.search(match.string[max(0, match.start() - 48):match.start()]))
+
+
+#: Field names whose values are credentials (the name's end; 'csrf_token' or 'page_token' are not).
+_SECRET_NAMES = re.compile(
+    r"(?i)(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|app[_\-]?secret|secret|passw(?:or)?d|pwd|"
+    r"private[_\-]?key|access[_\-]?key(?:[_\-]?id)?|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|"
+    r"api[_\-]?token|bearer[_\-]?token|session[_\-]?token|secret[_\-]?access[_\-]?key)$")
+
+
+def _assigned_secret(match: re.Match) -> bool:
+    """``name = value`` where the name says credential and the value looks random."""
+    name = match.string[max(0, match.start() - 32):match.start()] + match.group("name")
+    return bool(_SECRET_NAMES.search(name)) and _generic_secret(match.group(match.lastindex))
+
+
+def _wordlist() -> frozenset[str]:
+    """BIP-39's English words, from the python3-mnemonic (Debian) or mnemonic (PyPI) package when there."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("mnemonic")
+        if spec and spec.submodule_search_locations:
+            for folder in spec.submodule_search_locations:
+                path = Path(folder) / "wordlist" / "english.txt"
+                if path.is_file():
+                    return frozenset(path.read_text(encoding="utf-8").split())
+    except (ImportError, OSError, ValueError):
+        pass
+    return frozenset()
+
+
+BIP39 = _wordlist()
+#: Common English words not in BIP-39: their presence marks prose, when the word list is missing.
+_STOP = frozenset("the a an of to and is in it that for on with as this be are by or was at from not".split())
+#: Words and what separates them; any separator but blanks, commas and '+' ends a run.
+_WORDS = re.compile(r"[a-z]+|[^a-z \t\r\n,+]+")
+
+
+def seed_phrase(match: re.Match) -> bool:
+    """Twelve or more consecutive BIP-39 words (any seed phrase), or, without the list, of stop-word-free short words."""
+    run = 0
+    for word in _WORDS.findall(match.group()):
+        ok = 3 <= len(word) <= 8 and (word in BIP39 if BIP39 else word.isalpha() and word not in _STOP)
+        run = run + 1 if ok else 0
+        if run >= 12:
+            return True
+    return False
+
+
+# Each row: the provider's documented prefix or format; where a format is not documented, the rule
+# follows the community rule sets of gitleaks (config/gitleaks.toml) and Yelp's detect-secrets plugins.
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern("anthropic-key", re.compile(_B + r"sk-ant-[a-z]{2,8}\d{0,3}-[A-Za-z0-9_\-]{20,}"), ("sk-ant-",)),
+    Pattern("openai-key", re.compile(_B + r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|"
+                                     + _B + r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|"
+                                     + _B + r"sk-[A-Za-z0-9]{48}" + _E), ("sk-",)),
+    Pattern("aws-access-key", re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
+                                         r"[A-Z2-7]{16}(?![A-Z0-9])"),
+            ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka")),
+    Pattern("aws-secret-key", re.compile(r"(?i)aws.{0,20}?(?:secret|private)[a-z_\-]{0,20}[^A-Za-z0-9/+]{1,25}"
+                                         r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",), starts_token=False),
+    Pattern("github-token", re.compile(_B + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})"),
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+    Pattern("gitlab-token", re.compile(_B + r"(?:gl(?:pat|dt|rt|ptt|cbt|ft|soat|imt|oas|agent)-[A-Za-z0-9_\-]{20,}"
+                                       r"|GR1348941[A-Za-z0-9_\-]{20,})"), ("gl", "gr1348941")),
+    Pattern("slack-token", re.compile(_B + r"(?:xox[abeoprs]-(?:\d+-)?[A-Za-z0-9-]{10,}|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+"
+                                      r"|hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/]{20,})"),
+            ("xox", "xapp-", "hooks.slack.com")),
+    Pattern("google-api-key", re.compile(r"AIza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])"), ("aiza",)),
+    Pattern("google-oauth", re.compile(_B + r"(?:GOCSPX-[A-Za-z0-9_\-]{28}|ya29\.[0-9A-Za-z_\-]{30,}|1//0[0-9A-Za-z_\-]{40,})"),
+            ("gocspx-", "ya29.", "1//0")),
+    Pattern("stripe-key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|" + _B + r"whsec_[0-9A-Za-z]{24,}"),
+            ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_")),
+    Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
+    Pattern("jwt", re.compile(_B + r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{0,}"), ("eyj",)),
+    Pattern("npm-token", re.compile(_B + r"npm_[A-Za-z0-9]{36}" + _E), ("npm_",)),
+    Pattern("pypi-token", re.compile(_B + r"pypi-AgE[A-Za-z0-9_\-]{50,}"), ("pypi-age",)),
+    Pattern("huggingface-token", re.compile(_B + r"hf_[A-Za-z]{34}" + _E), ("hf_",)),
+    Pattern("twilio-key", re.compile(_B + r"SK[0-9a-f]{32}" + _E), ("sk",)),
+    Pattern("sendgrid-key", re.compile(_B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"), ("sg.",)),
+    Pattern("bitcoin-wif-key", re.compile(r"[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}(?![1-9A-Za-z])"),
+            (), _base58check),
+    Pattern("crypto-extended-key", re.compile(r"[xyzuvtY]prv[1-9A-HJ-NP-Za-km-z]{100,112}"),
+            ("prv",)),
+    Pattern("crypto-private-key", re.compile(r"(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})"
+                                             r"(?![0-9A-Za-z])"),
+            ("priv", "secret", "wallet", "signing", "seed"), _key_context),
+    Pattern("credential-assignment", re.compile(
+        r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
+        r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret,
+        starts_token=False),
+    Pattern("crypto-seed-phrase", re.compile(r"(?s).+"), (), seed_phrase, stand_ins=False, on_lowered=True,
+            starts_token=False),
+)
+
+AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",
+                "x-goog-api-key", "x-access-token")
+
+
+# --- the inspector ------------------------------------------------------------------------------------
+
+
+def _leaves(obj) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield str(key)
+            yield from _leaves(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _leaves(item)
+    elif obj is not None and not isinstance(obj, bool):
+        yield str(obj)
+
+
+def body_pieces(body: bytes, content_type: str) -> list[str]:
+    """The separate values in a body (JSON strings, form values, multipart parts), in order."""
+    head = body[:64].lstrip()
+    if head[:1] in (b"{", b"[") or "json" in content_type:
+        try:
+            return list(_leaves(json.loads(body)))
+        except (ValueError, RecursionError):
+            return []
+    if "x-www-form-urlencoded" in content_type or (b"=" in body[:256] and b" " not in body[:256]):
+        try:
+            return [part for pair in parse_qsl(body.decode("latin-1"), keep_blank_values=True) for part in pair]
+        except ValueError:
+            return []
+    if "multipart/" in content_type:
+        match = re.search(r"boundary=\"?([^\";]+)", content_type)
+        if match:
+            parts = body.split(b"--" + match.group(1).encode())
+            return [part.split(b"\r\n\r\n", 1)[-1].rstrip(b"\r\n").decode("utf-8", "replace") for part in parts]
+    return []
+
+
+class Inspector:
+    """Judges one request at a time against the secrets a bottle knows and the credential patterns.
+
+    :param secrets: dicts with ``name``, ``value``, ``placeholder`` and ``hosts`` (the bundle's secrets file).
+    :param allow: the egress allow-list (wildcards there are where subdomain labels are the agent's to choose).
+    :param model_host: the model API host, where Anthropic credentials may always go.
+    """
+
+    def __init__(self, secrets: list[dict], allow: Iterable[str] = (), model_host: str | None = None):
+        self.known: list[Known] = []
+        self.pattern_hosts: dict[str, list[str]] = {}
+        for secret in secrets:
+            hosts = list(secret.get("hosts") or [])
+            for field in ("value", "placeholder"):
+                text = secret.get(field) or ""
+                if len(text) >= MIN_SECRET:
+                    self.known.append(Known(secret["name"], text, hosts))
+            value = secret.get("value") or ""
+            for pattern in PATTERNS:
+                if value and pattern.search(value, value.lower()) is not None:
+                    self.pattern_hosts.setdefault(pattern.name, []).extend(hosts)
+            # A host that takes a declared credential may take credentials: the generic rule stays off there.
+            self.pattern_hosts.setdefault("credential-assignment", []).extend(hosts)
+        if model_host:
+            self.pattern_hosts.setdefault("anthropic-key", []).append(model_host)
+            self.pattern_hosts.setdefault("credential-assignment", []).append(model_host)
+        self.wildcards = sorted({entry.split(":")[0][1:] for entry in allow if entry.startswith("*.")},
+                                key=len, reverse=True)
+
+    def inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
+                content_type: str = "") -> Finding | None:
+        """The first reason to refuse this request, or None when it may go."""
+        original_host, host = host.rstrip("."), host.lower().rstrip(".")
+        headers = [(k.lower(), v) for k, v in headers if k.lower() not in ("host", "content-length")]
+        known = [k for k in self.known if not bound(k.hosts, host, port)]
+        patterns = [p for p in PATTERNS if not bound(self.pattern_hosts.get(p.name, ()), host, port)]
+
+        finding = self._subdomain(original_host, known, patterns)
+        if finding:
+            return finding
+        split = urlsplit(path)
+        query = parse_qsl(split.query, keep_blank_values=True)
+        places = [("url", path.encode("utf-8", "surrogateescape"))]
+        places += [(f"header {name}", value.encode("utf-8", "surrogateescape")) for name, value in headers]
+        if body:
+            places.append(("body", body))
+        for where, data in places:
+            finding = self._scan(where, data, known, patterns)
+            if finding:
+                return finding
+            if where.startswith("header ") and where[7:] in AUTH_HEADERS:
+                finding = self._auth_header(where, data.decode("latin-1"), patterns)
+                if finding:
+                    return finding
+        pieces = [unquote(p) for p in split.path.split("/")] + [part for pair in query for part in pair]
+        pieces += [value for _, value in headers]
+        pieces += body_pieces(body, content_type.lower()) if body else []
+        for secret in known:
+            if secret.covered_by(pieces):
+                return Finding("secret-value", secret.name, "request, split across fields")
+        return None
+
+    def _scan(self, where: str, data: bytes, known: list[Known], patterns: list[Pattern]) -> Finding | None:
+        for view in decoded_views(data):
+            for secret in known:
+                if secret.found_in(view):
+                    return Finding("secret-value", secret.name, where)
+            if patterns and texty(view):
+                text = view.decode("utf-8", "replace")
+                lowered = text.lower()
+                for pattern in patterns:
+                    if pattern.search(text, lowered) is not None:
+                        return Finding("credential", pattern.name, where)
+        return None
+
+    def _auth_header(self, where: str, value: str, patterns: list[Pattern]) -> Finding | None:
+        """A credential the agent holds itself (not a placeholder), in a header made for credentials."""
+        if not any(p.name == "credential-assignment" for p in patterns):
+            return None
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip() if token else scheme
+        if scheme.lower() == "basic" and token:
+            decoded = _b64(token.encode())
+            token = decoded.decode("latin-1").partition(":")[2] if decoded else token
+        if not placeholder_like(token) and _generic_secret(token.replace(" ", "")):
+            return Finding("credential", "credential-header", where)
+        return None
+
+    def _subdomain(self, host: str, known: list[Known], patterns: list[Pattern]) -> Finding | None:
+        suffix = next((w for w in self.wildcards if host.lower().endswith(w)), None)
+        if suffix is None:
+            return None
+        labels = [label for label in host[: -len(suffix)].split(".") if label]
+        if not labels:
+            return None
+        joined = "".join(labels)
+        for secret in known:
+            if secret.found_in(joined.encode()) or secret.found_in(host.encode()):
+                return Finding("secret-value", secret.name, "host name")
+            lowered_needles = {n.lower() for n in secret.needles if n.isascii()}
+            if any(n in joined.encode() for n in lowered_needles):
+                return Finding("secret-value", secret.name, "host name")
+        for data in (joined.encode(), *(label.encode() for label in labels)):
+            finding = self._scan("host name", data, known, patterns)
+            if finding:
+                return finding
+        if data_labels(labels):
+            return Finding("subdomain-data", "subdomain-data", "host name")
+        return None
+
+
+_DATA_ALPHABETS = (re.compile(r"^[0-9a-f]+$"), re.compile(r"^[a-z2-7]+$"), re.compile(r"^[a-z0-9]+$"),
+                   re.compile(r"^[A-Za-z0-9_\-]+$"))
+
+
+def data_label(label: str) -> bool:
+    """A label that is encoded data: long and random, or decodable into readable text."""
+    if len(label) >= 40 and entropy(label) >= (4.5 if "-" in label.strip("-") else 3.3):
+        return True
+    if len(label) >= 16:
+        raw = label.encode()
+        for decode in (_hex, _b32, _b64):
+            try:
+                decoded = decode(raw)
+            except ValueError:
+                decoded = None
+            if decoded and len(decoded) >= 8 and all(32 <= b < 127 or b in (9, 10, 13) for b in decoded):
+                return True
+    return False
+
+
+def data_labels(labels: list[str]) -> bool:
+    """Labels chosen by the agent that together carry data: one clearly encoded label, or many random ones."""
+    if any(data_label(label) for label in labels):
+        return True
+    random = [label for label in labels if len(label) >= 16 and entropy(label) >= 3.5]
+    return sum(len(label) for label in random) >= 48

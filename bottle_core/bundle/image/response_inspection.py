@@ -1,0 +1,316 @@
+"""What comes back to the agent: real secret values scrubbed out, and prompt injection looked for.
+
+:class:`Scrubber` replaces every real secret value in a response (headers
+and body; as sent, URL-encoded, hex, or base64 in any alignment) by the
+placeholder the agent knows, so a host that echoes a request, or a model
+asked to repeat what it was sent, never hands the agent the real value.
+
+:func:`find_injection` reads a response body as the agent would (tags
+stripped, entities and escapes resolved, invisible characters removed,
+look-alike letters folded) and looks for text aimed at the agent rather than
+at a reader: orders to drop its instructions, talk addressed to an AI, bait
+to run commands or send credentials out, fake conversation or tool-call
+markup, and text hidden from a human reader. Each signal has a weight; a
+body scoring :data:`THRESHOLD` or more is injection. The bottle's
+``egress.responses`` says what then happens: ``block``, ``warn`` or ``off``.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus
+
+from inspection import _b64_cores
+
+THRESHOLD = 3
+#: Bodies read for injection are cut here: an instruction meant for a model sits where a model reads.
+MAX_INJECTION_SCAN = 2 * 1024 * 1024
+TEXT_TYPES = ("text/", "json", "xml", "javascript", "markdown", "yaml", "x-www-form-urlencoded")
+
+
+# --- scrubbing real values ---------------------------------------------------------------------------
+
+
+@dataclass
+class Scrubber:
+    """Replaces each real secret value (and its encoded forms) by that secret's placeholder."""
+
+    secrets: list[dict]
+    pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
+    cores: list[tuple[bytes, str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for secret in self.secrets:
+            value, placeholder = secret.get("value") or "", secret["placeholder"]
+            if len(value) < 4:
+                continue
+            forms = [(value, placeholder), (quote(value, safe=""), quote(placeholder, safe="")),
+                     (quote_plus(value), quote_plus(placeholder)), (value.encode().hex(), placeholder.encode().hex()),
+                     (value.encode().hex().upper(), placeholder.encode().hex().upper())]
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                full, swap = encode(value.encode()).decode(), encode(placeholder.encode()).decode()
+                forms += [(full, swap), (full.rstrip("="), swap.rstrip("="))]
+            for real, stand_in in forms:
+                pair = (real.encode(), stand_in.encode())
+                if pair not in self.pairs and pair[0] != pair[1]:
+                    self.pairs.append(pair)
+            for core in _b64_cores(value.encode()):
+                self.cores.append((core, value, placeholder))
+        self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
+
+    def scrub(self, data: bytes) -> tuple[bytes, int]:
+        """``data`` with every real value replaced, and how many replacements were made."""
+        count = 0
+        for real, stand_in in self.pairs:
+            if real in data:
+                count += data.count(real)
+                data = data.replace(real, stand_in)
+        for core, value, placeholder in self.cores:
+            if core in data:
+                data, n = _rewrite_b64_runs(data, core, value, placeholder)
+                count += n
+        return data, count
+
+
+_B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{8,}={0,2}")
+
+
+def _rewrite_b64_runs(data: bytes, core: bytes, value: str, placeholder: str) -> tuple[bytes, int]:
+    """Decode each base64 run holding ``core``, put the placeholder in for the value, encode it again.
+
+    A run that will not decode cleanly loses the core instead: the agent gets
+    a damaged string, never the value.
+    """
+    count = 0
+
+    def fix(match: re.Match) -> bytes:
+        nonlocal count
+        run = match.group()
+        if core not in run:
+            return run
+        count += 1
+        urlsafe = b"-" in run or b"_" in run
+        try:
+            padded = run.rstrip(b"=") + b"=" * (-len(run.rstrip(b"=")) % 4)
+            decoded = (base64.urlsafe_b64decode if urlsafe else base64.b64decode)(padded)
+            if value.encode() in decoded:
+                encoded = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(
+                    decoded.replace(value.encode(), placeholder.encode()))
+                return encoded if run.endswith(b"=") else encoded.rstrip(b"=")
+        except ValueError:
+            pass
+        return run.replace(core, b"A" * len(core))
+
+    return _B64_RUN.sub(fix, data), count
+
+
+# --- prompt injection --------------------------------------------------------------------------------
+
+#: Letters from other scripts that look like Latin ones, as used to dodge word filters.
+_LOOKALIKES = str.maketrans("аеорсухіјԁһӏɡ‐‑‒–—ＩＧＮＯＲＥ", "aeopcyxijdhlg-----ignore")
+_LEET = str.maketrans("013457@$", "oieastas")
+_LEETISH = re.compile(r"[a-z][013457@$][a-z]|\b[013457][a-z]{2}")
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+_TAGS = re.compile("[\U000e0000-\U000e007f]+")
+_TAG_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2,6}\U000e007f")
+_SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){4,}[a-z]\b")
+_TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+
+_OVERRIDE = (
+    r"\b(?:ignore|disregard|forget|override|bypass|overrule|abandon)\b[\w\s,'\-]{0,30}?"
+    r"\b(?:previous|prior|above|earlier|preceding|initial|original|system|developer|your|safety)\b[\w\s,'\-]{0,30}?"
+    r"\b(?:instructions?|prompts?|directions?|directives?|rules|guidelines|guardrails|context|programming|"
+    r"policies|constraints|restrictions|orders)\b",
+    r"\b(?:ignore|disregard|forget)\b (?:all|any|every) (?:of )?(?:the |your |my )?(?:instructions?|prompts?|directives?|"
+    r"guidelines|rules you)",
+    r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
+    r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
+    r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
+    r"\bfrom now on,? (?:you are|you will|you must|the assistant|the agent|claude)\b",
+    r"\b(?:your|the) (?:real|true|actual|new|updated) (?:instructions?|task|objective|purpose) (?:is|are)\b",
+    r"\b(?:do not|don't|never) (?:tell|inform|alert|notify|mention (?:this |it )?to|reveal (?:this )?to) the user\b",
+    r"\bwithout (?:telling|informing|asking|alerting|notifying) the user\b",
+    r"\b(?:enter|enable|activate) (?:dan|god|jailbreak|unrestricted) mode\b",
+    r"\bact as (?:an? )?(?:unrestricted|unfiltered|jailbroken|dan)\b",
+    r"\b(?:reveal|print|output|repeat|leak) (?:your|the) (?:system prompt|initial prompt|hidden instructions)\b",
+    # Other languages, as seen in published injection sets.
+    r"\bignor(?:ez|a|iere|ieren)\b.{0,30}\b(?:instructions|anweisungen|instrucciones|istruzioni|instruções)\b",
+    r"игнорир\w* .{0,30}инструкц", r"忽略.{0,10}(?:指令|指示|提示)", r"(?:指示|命令).{0,10}無視",
+)
+_ADDRESS = (
+    r"\b(?:ai|llm|language model|assistant|agent|chatbot|claude|chatgpt|gpt-?\d|copilot|gemini)s?\b[\w\s,]{0,20}"
+    r"\b(?:reading|processing|parsing|summari[sz]ing|browsing|visiting) this\b",
+    r"\b(?:attention|note|message|instructions?|important|notice) (?:to|for) (?:the |any |all )?"
+    r"(?:ai|llm|assistants?|agents?|models?|claude|chatgpt|bots?)\b",
+    r"\bif you are (?:an? )?(?:ai|llm|language model|assistant|agent|claude|bot)\b",
+    r"\bdear (?:ai|assistant|agent|claude|model|llm)\b",
+    r"\b(?:ai|assistant|agent|claude)s?,? (?:you must|you should|must|should) (?:now |immediately )?\w+",
+)
+_EXFIL = (
+    r"\b(?:send|post|upload|forward|exfiltrate|transmit|email|leak|append|paste)\b[^.\n]{0,60}\b(?:all |the |your |any )?"
+    r"(?:api[ _-]?keys?|secrets|credentials|tokens|passwords|private keys?|ssh keys?|environment variables|env vars|"
+    r"\.env|conversation|chat history|system prompt)\b[^.\n]{0,40}\b(?:to|at|into)\b[^.\n]{0,20}"
+    r"(?:https?://|\bwebhook\b|[\w-]+\.(?:xyz|site|top|ru|tk|test|io|com|net)\b)",
+    r"(?:cat|less|head|more|type|read)\s+[~$\w/.\-]*(?:\.ssh/id_(?:rsa|ed25519|ecdsa|dsa)(?!\.pub)|/etc/shadow|"
+    r"\.git-credentials)",
+)
+#: A markdown image whose address asks to be filled with the conversation or a secret: rendering it sends them.
+_EXFIL_LINK = (
+    r"!\[[^\]]*\]\(\s*https?://[^)\s]*[?&/][\w-]*=?\s*[{<\[$]+[^)]{0,80}?(?:secret|key|token|password|conversation|"
+    r"history|chat|data|env|credential)",
+)
+_BAIT = (
+    r"\b(?:run|execute|type|paste|invoke|call)\b[^.\n]{0,40}\b(?:following|this|these|below)\b[^.\n]{0,20}"
+    r"\b(?:command|script|code|shell|bash|tool)",
+    r"\b(?:curl|wget)\b[^\n|]{0,200}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b",
+    r"(?:cat|less|head|more|type)\s+[~$\w/.\-]*(?:\.aws/credentials|\.env\b|\.netrc|\.npmrc|\.pypirc|"
+    r"\.docker/config|/etc/passwd)",
+)
+_MARKUP = (
+    r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|>",
+    r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
+    r"</?(?:system[_-]?prompt|instructions|admin|important|user_query|tool_result|function_results?)>",
+    r"<(?:function_calls|invoke\s+name=|tool_use|tool_call)\b", r"\"type\"\s*:\s*\"tool_use\"",
+    r"(?:^|\n)\s*human\s*:.{0,2000}\n\s*assistant\s*:",
+)
+_HIDDEN_STYLE = re.compile(
+    r"<(?P<tag>[a-z0-9]+)\b[^>]*style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
+    r"font-size\s*:\s*0(?:\.\d+)?(?:px|em|rem|pt)?\s*[;\"']|opacity\s*:\s*0(?:\.0\d*)?\s*[;\"']|"
+    r"color\s*:\s*(?:#fff(?:fff)?|white|transparent|rgba\([^)]*,\s*0\))|"
+    r"(?:left|top|text-indent)\s*:\s*-\d{4,}px|height\s*:\s*0[;\"p]|width\s*:\s*0[;\"p])"
+    r"[^>]*>(?P<inner>.{0,4000}?)</(?P=tag)\s*>", re.S | re.I)
+_COMMENT = re.compile(r"<!--(.{0,4000}?)-->", re.S)
+_HIDDEN_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content)\s*=\s*[\"']([^\"']{20,2000})[\"']", re.I)
+
+
+def _compile(patterns: tuple[str, ...]) -> re.Pattern:
+    # Read on normalised (lower-case) text: no re.I, which would slow every search several times over.
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.S)
+
+
+#: Words without which a signal's regex cannot match: a cheap test before the regex.
+HINTS = {
+    "override": ("ignor", "disregard", "forget", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+                 "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
+    "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
+                             "paste", "cat ", "less ", "head ", "more ", "type ", "read "),
+    "exfiltration-link": ("](",),
+    "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini"),
+    "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
+                     "more "),
+}
+
+
+#: Each kind of signal, its regex and weight; a body scoring THRESHOLD or more is injection. Install pages
+#: pipe curl into sh and tabbed pages hide text, so those weigh little alone; an order to drop instructions,
+#: or instructions hidden from the reader, weigh enough alone.
+SIGNALS = {
+    "override": (_compile(_OVERRIDE), 3),
+    "exfiltration-request": (_compile(_EXFIL), 2),
+    "exfiltration-link": (_compile(_EXFIL_LINK), 3),
+    "addressed-to-agent": (_compile(_ADDRESS), 2),
+    "command-bait": (_compile(_BAIT), 1),
+}
+MARKUP = _compile(_MARKUP)
+WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
+           **{name: weight for name, (_, weight) in SIGNALS.items()}}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The signals found in a body and their total weight."""
+
+    signals: tuple[str, ...]
+    score: int
+
+    @property
+    def injection(self) -> bool:
+        return self.score >= THRESHOLD
+
+    def rule(self) -> str:
+        return "response-injection"
+
+    def reason(self) -> str:
+        return "prompt injection suspected in the response (" + ", ".join(self.signals) + ")"
+
+
+def normalise(text: str) -> str:
+    """Text as a model reads it: NFKC, invisible characters gone, look-alikes folded, lower case, spacing tamed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text).translate(_LOOKALIKES).lower()
+    text = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group()), text)
+    return re.sub(r"[ \t\r\f\v]+", " ", text)
+
+
+def visible_text(markup: str) -> str:
+    """Markup with tags (and script/style) removed and entities resolved."""
+    return html.unescape(_TAG_STRIP.sub(" ", markup))
+
+
+def _instructions(text: str) -> bool:
+    """Hidden text that speaks to the agent (commands alone do not count: tabbed install pages hide those)."""
+    return any(SIGNALS[name][0].search(text) for name in ("override", "exfiltration-request", "exfiltration-link",
+                                                         "addressed-to-agent"))
+
+
+def _json_text(raw: str) -> str:
+    """A JSON body's strings, escapes resolved, one per line (a model reads them so); the body itself if not JSON."""
+    import json
+
+    def leaves(obj):
+        if isinstance(obj, str):
+            yield obj
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                yield from leaves(value)
+        elif isinstance(obj, list):
+            for item in obj:
+                yield from leaves(item)
+
+    try:
+        return "\n".join(leaves(json.loads(raw)))
+    except (ValueError, RecursionError):
+        return raw
+
+
+def find_injection(body: bytes, content_type: str = "") -> Verdict:
+    """Read ``body`` for text aimed at the agent; return what was found and its weight."""
+    if content_type and not any(kind in content_type.lower() for kind in TEXT_TYPES):
+        return Verdict((), 0)
+    raw = body[:MAX_INJECTION_SCAN].decode("utf-8", "replace")
+    signals: dict[str, int] = {}
+
+    tags = [run for run in _TAGS.findall(_TAG_FLAG.sub("", raw)) if len(run) >= 4]
+    if tags:
+        signals["tag-characters"] = WEIGHTS["tag-characters"]
+        raw += "\n" + "".join(chr(ord(c) - 0xE0000) for run in tags for c in run)
+    invisible = len(_INVISIBLE.findall(raw))
+    if invisible >= 8 and invisible * 50 >= len(raw.strip()) or re.search("[\u202a-\u202e\u2066-\u2069]", raw):
+        signals["invisible-characters"] = WEIGHTS["invisible-characters"]
+
+    hidden = [m.group("inner") for m in _HIDDEN_STYLE.finditer(raw)] + _COMMENT.findall(raw)
+    hidden += _HIDDEN_ATTR.findall(raw)
+    if hidden and any(_instructions(normalise(visible_text(part))) for part in hidden):
+        signals["hidden-instructions"] = WEIGHTS["hidden-instructions"]
+
+    if raw.lstrip()[:1] in ("{", "[") or "json" in content_type.lower():
+        raw = _json_text(raw)
+    looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
+    text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
+    text = text.replace("\\n", "\n").replace('\\"', '"')
+    views = [text]
+    if _LEETISH.search(text):
+        views.append(text.translate(_LEET))
+    for name, (regex, weight) in SIGNALS.items():
+        if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views):
+            signals[name] = weight
+    if MARKUP.search(text if "<" not in raw else normalise(raw)):
+        signals["chat-markup"] = WEIGHTS["chat-markup"]
+    return Verdict(tuple(signals), sum(signals.values()))

@@ -1,0 +1,134 @@
+"""What the copy of the user's directory leaves behind: ``.env*`` files and credentials in ``.git/config``.
+
+Two pieces any way of making the workspace can use (a tar copy, a clone):
+:class:`WorkspaceFilter` says which relative paths stay out, and
+:func:`scrub_git_config` takes credentials out of a ``.git/config`` text
+(user and password in remote URLs, ``http.extraheader`` lines that carry an
+``Authorization`` header).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+#: Left out unless the manifest's ``workspace.include`` names them.
+DEFAULT_EXCLUDE = (".env*",)
+GIT_CONFIG = ".git/config"
+
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^/@\s\"']+)@", re.I)
+_EXTRAHEADER = re.compile(r"^\s*extraheader\s*=.*$", re.I | re.M)
+
+
+def _matches(pattern: str, path: str) -> bool:
+    """gitignore-like: a pattern with no '/' matches a name at any depth; one with '/' the path from the top."""
+    pattern = pattern.strip("/")
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(path, pattern) or path.startswith(pattern + "/")
+    return any(fnmatch.fnmatchcase(part, pattern) for part in path.split("/"))
+
+
+@dataclass(frozen=True)
+class WorkspaceFilter:
+    """Which relative paths the workspace copy leaves out: the defaults and ``exclude``, less ``include``."""
+
+    exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    defaults: tuple[str, ...] = field(default=DEFAULT_EXCLUDE)
+
+    @classmethod
+    def of(cls, workspace) -> WorkspaceFilter:
+        """The filter of a plan's (or manifest's) ``workspace`` settings."""
+        return cls(tuple(workspace.exclude), tuple(workspace.include))
+
+    def keeps(self, path: str) -> bool:
+        """True when the relative path ``path`` (posix, no leading './') is copied in."""
+        path = path.strip("/")
+        if path in ("", "."):
+            return True
+        if any(_matches(pattern, path) for pattern in self.include):
+            return True
+        return not any(_matches(pattern, path) for pattern in (*self.defaults, *self.exclude))
+
+    @property
+    def scrubs_git_config(self) -> bool:
+        """Credentials leave ``.git/config`` unless the manifest includes that file by name."""
+        return not any(pattern.strip("/") == GIT_CONFIG for pattern in self.include)
+
+
+def scrub_git_config(text: str) -> tuple[str, int]:
+    """``.git/config`` without credentials, and how many were removed.
+
+    ``https://user:token@host/repo`` becomes ``https://host/repo`` (an ssh
+    ``git@host:repo`` address names a user, not a secret, and is kept);
+    ``extraheader`` lines (CI systems put ``AUTHORIZATION: basic ...`` there)
+    are dropped.
+    """
+    count = 0
+
+    def strip(match: re.Match) -> str:
+        nonlocal count
+        if match.group("scheme").lower().startswith("ssh"):
+            return match.group()
+        count += 1
+        return match.group("scheme")
+
+    text = _URL_USERINFO.sub(strip, text)
+    text, headers = _EXTRAHEADER.subn("", text)
+    return text, count + headers
+
+
+@dataclass
+class LeftOut:
+    """What one workspace copy left behind, for the line said at launch."""
+
+    paths: list[str] = field(default_factory=list)
+    credentials: int = 0
+
+    def line(self) -> str:
+        """``bottle: workspace: left out .env, api/.env.local and 1 credential in .git/config (...)``."""
+        parts = []
+        if self.paths:
+            shown = ", ".join(self.paths[:5]) + (f" and {len(self.paths) - 5} more" if len(self.paths) > 5 else "")
+            parts.append(shown)
+        if self.credentials:
+            parts.append(f"{self.credentials} credential{'s' if self.credentials > 1 else ''} in {GIT_CONFIG}")
+        if not parts:
+            return "bottle: workspace: copied in whole (.env* files and .git/config credentials would be left out)"
+        return (f"bottle: workspace: left out {' and '.join(parts)} "
+                "(workspace.include in the manifest copies them)")
+
+
+def recorded(filter_: WorkspaceFilter, left: LeftOut):
+    """``filter_.keeps``, noting each path it leaves out in ``left``."""
+
+    def keep(path: str) -> bool:
+        kept = filter_.keeps(path)
+        if not kept:
+            left.paths.append(path)
+        return kept
+    return keep
+
+
+def workspace_tar(folder, filter_: WorkspaceFilter, uid: int):
+    """A tar stream of ``folder`` as the workspace copy takes it, and what it left out."""
+    from pathlib import Path
+
+    from .sandbox import tar_of_folders
+
+    left = LeftOut()
+    keeps = recorded(filter_, left)
+
+    def keep(path: str) -> bool:
+        if filter_.scrubs_git_config and path == GIT_CONFIG:
+            return False  # added back below, scrubbed
+        return keeps(path)
+
+    extra = {}
+    config = Path(folder) / GIT_CONFIG
+    if filter_.scrubs_git_config and config.is_file() and filter_.keeps(GIT_CONFIG):
+        text, left.credentials = scrub_git_config(config.read_text(encoding="utf-8", errors="surrogateescape"))
+        extra[GIT_CONFIG] = text.encode("utf-8", "surrogateescape")
+    stream = tar_of_folders([(".", Path(folder))], uid=uid, keep=keep, extra=extra)
+    return stream, left

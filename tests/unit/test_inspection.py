@@ -1,0 +1,149 @@
+"""Request inspection (bundle image's inspection.py): secrets in any form, credential shapes, subdomain data."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import random
+import sys
+import urllib.parse
+
+import pytest
+
+from bottle_core.bundle.contract import image_context
+from tests import corpus
+
+sys.path.insert(0, str(image_context()))
+import inspection  # noqa: E402
+
+VALUE = "Zq8rT2vL9xWm4KpN7sHc3JdF6gYb1RtE"
+PLACEHOLDER = "bottle-placeholder-token-0123456789abcdef01234567"
+SECRETS = [{"name": "TOKEN", "value": VALUE, "placeholder": PLACEHOLDER, "hosts": ["bound.test"]}]
+
+
+@pytest.fixture
+def inspector():
+    return inspection.Inspector(SECRETS, ["allowed.test", "bound.test", "*.wild.test"], model_host="api.anthropic.test")
+
+
+def check(inspector, *, host="allowed.test", path="/", headers=(), body=b"", content_type=""):
+    return inspector.inspect(host, 443, path, list(headers), body, content_type)
+
+
+@pytest.mark.parametrize("form", [
+    VALUE, base64.b64encode(VALUE.encode()).decode(), base64.b64encode(b"x" + VALUE.encode()).decode(),
+    base64.b64encode(b"xy" + VALUE.encode()).decode(), base64.urlsafe_b64encode(VALUE.encode()).decode().rstrip("="),
+    VALUE.encode().hex(), VALUE.encode().hex().upper(), urllib.parse.quote(VALUE), "".join(f"%{b:02x}" for b in VALUE.encode()),
+    base64.b32encode(VALUE.encode()).decode(), VALUE[::-1], base64.b64encode(gzip.compress(VALUE.encode())).decode(),
+    VALUE[5:25], PLACEHOLDER, base64.b64encode(PLACEHOLDER.encode()).decode(),
+])
+@pytest.mark.parametrize("place", ["query", "header", "json", "text"])
+def test_a_secret_in_any_form_and_place_is_refused_to_an_unbound_host(inspector, form, place):
+    request = {"query": {"path": "/s?q=" + urllib.parse.quote(form, safe="%")},
+               "header": {"headers": [("X-Data", form)]},
+               "json": {"body": json.dumps({"data": form}).encode(), "content_type": "application/json"},
+               "text": {"body": f"notes\n{form}\nmore".encode()}}[place]
+    finding = check(inspector, **request)
+    assert finding is not None and (finding.rule, finding.name) == ("secret-value", "TOKEN")
+
+
+def test_the_same_secret_may_go_to_its_own_host(inspector):
+    assert check(inspector, host="bound.test", headers=[("Authorization", f"Bearer {VALUE}")]) is None
+    assert check(inspector, host="bound.test", path=f"/?k={PLACEHOLDER}") is None
+
+
+@pytest.mark.parametrize("pieces", [[VALUE[:10], VALUE[10:20], VALUE[20:]], [VALUE[:16], VALUE[16:]]])
+def test_a_secret_split_across_fields_is_refused(inspector, pieces):
+    shuffled = list(reversed(pieces))
+    assert check(inspector, body=json.dumps({"a": shuffled}).encode(), content_type="application/json")
+    assert check(inspector, path="/?" + urllib.parse.urlencode([("p", p) for p in pieces]))
+    assert check(inspector, headers=[(f"X-{i}", p) for i, p in enumerate(pieces)])
+
+
+def test_a_form_and_a_multipart_body_are_read(inspector):
+    assert check(inspector, body=urllib.parse.urlencode({"a": VALUE}).encode(),
+                 content_type="application/x-www-form-urlencoded")
+    body = f"--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n{VALUE}\r\n--b--\r\n".encode()
+    assert check(inspector, body=body, content_type="multipart/form-data; boundary=b")
+
+
+@pytest.mark.parametrize("name", sorted(corpus.credentials(random.Random(3))))
+def test_every_credential_shape_is_refused(inspector, name):
+    credential = corpus.credentials(random.Random(3))[name]
+    finding = check(inspector, body=json.dumps({"x": credential}).encode(), content_type="application/json")
+    assert finding is not None and finding.rule == "credential", name
+    assert check(inspector, body=base64.b64encode(credential.encode()))
+
+
+def test_a_credential_shape_may_go_where_a_secret_of_that_shape_is_bound():
+    github = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    inspector = inspection.Inspector([{"name": "GH", "value": github, "placeholder": PLACEHOLDER, "hosts": ["api.github.test"]}],
+                                     ["api.github.test", "allowed.test"], model_host="api.anthropic.test")
+    other = "ghp_" + "Zz9yX8wV7uT6sR5qP4oN3mL2kJ1iH0gF9eD8"
+    assert check(inspector, host="api.github.test", headers=[("Authorization", f"token {other}")]) is None
+    assert check(inspector, host="allowed.test", headers=[("Authorization", f"token {other}")]).name == "github-token"
+    key = "sk-ant-api03-" + "k" * 3 + "Q7wE9rT1yU3iO5pA7sD9fG1hJ3kL5zX7cV9bN1mQ3wE5rT7yU9iO1pA3sD5fG7hJ9kL1"
+    assert check(inspector, host="api.anthropic.test", headers=[("x-api-key", key)]) is None
+
+
+@pytest.mark.parametrize("host", [
+    VALUE.encode().hex() + ".wild.test", base64.b32encode(VALUE.encode()).decode().rstrip("=").lower() + ".wild.test",
+    "726f6f743a783a303a303a726f6f74.x.wild.test", "cm9vdDp4OjA6MDpyb290Oi9yb290.wild.test",
+    "a8f3k2m9x7q1w5e4r6t8y0u2i4o6p8a1s3d5f7g9h2j4k6l8.wild.test",
+])
+def test_data_in_subdomain_labels_under_a_wildcard_is_refused(inspector, host):
+    assert check(inspector, host=host) is not None
+
+
+@pytest.mark.parametrize("host", ["d1a2b3c4d5e6f7.wild.test", "acme-build-artifacts-2025.s3.wild.test",
+                                  "app-git-feature-login-acme.wild.test", "www.wild.test", "0a1b2c3d.wild.test"])
+def test_ordinary_subdomains_pass(inspector, host):
+    assert check(inspector, host=host) is None
+
+
+@pytest.mark.parametrize("body", [
+    corpus.DOC_ABOUT_KEYS, corpus.DOC_WITH_EXAMPLE_KEYS, corpus.CODE, corpus.PROSE,
+    json.dumps({"id": "550e8400-e29b-41d4-a716-446655440000", "sha": "a" * 7 + "3f9c" * 14 + "e1b"}),
+    json.dumps({"password": "hunter2", "csrf_token": "q8D2kLm9ZxP4vT7wR1sY6nB3cF5gH0jK2aE4uI8oQ9t"}),
+    "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
+])
+def test_benign_bodies_pass(inspector, body):
+    assert check(inspector, body=body.encode()) is None
+
+
+def test_findings_name_no_value(inspector):
+    finding = check(inspector, headers=[("X-A", VALUE)])
+    assert VALUE not in finding.reason() and "TOKEN" in finding.reason() and "header x-a" in finding.reason()
+
+
+def test_a_hostile_body_is_bounded():
+    nested = base64.b64encode(base64.b64encode(base64.b64encode(b"A" * 100_000)))
+    views = list(inspection.decoded_views(nested))
+    assert sum(len(v) for v in views) <= inspection.MAX_DECODED + 2 * len(nested)
+
+
+def test_seed_phrases_need_the_word_list_words():
+    words = "abandon ability able about above absent absorb abstract absurd abuse access accident".split()
+    assert inspection.seed_phrase(__import__("re").match(r"(?s).+", " ".join(words)))
+    prose = "the quick brown fox jumps over the lazy dog while the committee reviews the annual budget"
+    assert not inspection.seed_phrase(__import__("re").match(r"(?s).+", prose))
+    assert inspection.BIP39, "the BIP-39 word list (python3-mnemonic / mnemonic) is missing"
+
+
+def test_the_labelled_corpus_rates():
+    """At least 95% of attacks refused and under 3% of benign requests (the figures are printed by the benchmark)."""
+    cases = corpus.requests(seed=11)
+    table = corpus.secrets_table(random.Random(11))
+    inspector = inspection.Inspector(table, corpus.ALLOW, model_host="api.anthropic.test")
+    attacks = [c for c in cases if c.attack]
+    benign = [c for c in cases if not c.attack]
+
+    def refused(case):
+        headers = case.headers + ([("content-type", case.content_type)] if case.content_type else [])
+        return inspector.inspect(case.host, 443, case.path, headers, case.body, case.content_type) is not None
+
+    missed = [c.kind for c in attacks if not refused(c)]
+    wrongly = [c.kind for c in benign if refused(c)]
+    assert len(missed) <= 0.05 * len(attacks), missed
+    assert len(wrongly) < 0.03 * len(benign), wrongly

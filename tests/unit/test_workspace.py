@@ -1,0 +1,56 @@
+"""The workspace copy's filter: .env* files and .git/config credentials stay on the host."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+from bottle_core.workspace import WorkspaceFilter, scrub_git_config, workspace_tar
+
+GIT_CONFIG = """[core]
+\tbare = false
+[remote "origin"]
+\turl = https://x-access-token:ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5@github.test/acme/app.git
+\tfetch = +refs/heads/*:refs/remotes/origin/*
+[remote "mirror"]
+\turl = git@github.test:acme/app.git
+[http "https://github.test/"]
+\textraheader = AUTHORIZATION: basic eC1hY2Nlc3MtdG9rZW46c2VjcmV0
+"""
+
+
+def test_env_files_are_left_out_at_any_depth_unless_included():
+    default = WorkspaceFilter()
+    assert not default.keeps(".env") and not default.keeps("api/.env.local") and not default.keeps(".envrc")
+    assert default.keeps("src/env.py") and default.keeps("README.md") and default.keeps("environment.yml")
+    chosen = WorkspaceFilter(exclude=("*.pem", "secrets/"), include=(".env.example",))
+    assert chosen.keeps(".env.example") and not chosen.keeps(".env")
+    assert not chosen.keeps("certs/server.pem") and not chosen.keeps("secrets/prod.yaml")
+
+
+def test_git_config_loses_credentials_not_remotes():
+    clean, count = scrub_git_config(GIT_CONFIG)
+    assert count == 2
+    assert "ghp_" not in clean and "extraheader" not in clean and "x-access-token" not in clean
+    assert "url = https://github.test/acme/app.git" in clean and "git@github.test:acme/app.git" in clean
+
+
+def test_the_tar_copy_applies_both(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text(GIT_CONFIG)
+    (tmp_path / ".env").write_text("TOKEN=1")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / ".env.production").write_text("TOKEN=2")
+    (tmp_path / "app" / "main.py").write_text("print(1)")
+    stream, left = workspace_tar(tmp_path, WorkspaceFilter(), uid=1000)
+    with tarfile.open(fileobj=io.BytesIO(stream.read())) as tar:
+        names = {m.name.removeprefix("./") for m in tar.getmembers()}
+        config = tar.extractfile("./.git/config").read().decode()
+    assert "app/main.py" in names and ".env" not in names and "app/.env.production" not in names
+    assert "ghp_" not in config
+    assert sorted(left.paths) == [".env", "app/.env.production"] and left.credentials == 2
+    assert ".env" in left.line() and "workspace.include" in left.line()
+    kept, left = workspace_tar(tmp_path, WorkspaceFilter(include=(".env", ".git/config")), uid=1000)
+    with tarfile.open(fileobj=io.BytesIO(kept.read())) as tar:
+        assert "ghp_" in tar.extractfile("./.git/config").read().decode()
+        assert "./.env" in tar.getnames()
