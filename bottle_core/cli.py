@@ -98,6 +98,29 @@ def backends(as_json: bool) -> None:
 
 @cli.command()
 @json_option
+@click.option("--refresh", is_flag=True, help="Ask again what backends cache (the smol backend's test boot).")
+def doctor(as_json: bool, refresh: bool) -> None:
+    """Check for real that each installed backend works here (may start a throwaway sandbox).
+
+    Exits 1 when no backend works here.
+    """
+    from .plugins import diagnose_backends
+
+    reports = diagnose_backends(refresh=refresh)
+    if as_json:
+        click.echo(json.dumps(reports, indent=2, default=str))
+    else:
+        for report in reports:
+            click.echo(f"{report['name']}: {'ok' if report['ok'] else 'NOT OK'}")
+            for check in report.get("checks", []):
+                detail = f": {check['detail']}" if check.get("detail") else ""
+                click.echo(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['name']}{detail}")
+    if not any(report["ok"] for report in reports):
+        sys.exit(1)
+
+
+@cli.command()
+@json_option
 def plugins(as_json: bool) -> None:
     """List installed provisioner plugins, with what they implement and load errors."""
     from .plugins import Plugins

@@ -69,6 +69,20 @@ def backend_availability() -> str | None:
     """
 
 
+@hookspec(firstresult=True)
+def backend_doctor(refresh: bool) -> dict:
+    """Check for real that this backend works here (``bottle doctor``), which may take seconds.
+
+    Unlike :func:`backend_availability` this may start something throwaway
+    (a container, a microVM) to see it run; a slow check should cache its
+    answer until what it depends on changes, and ``refresh`` asks it again.
+
+    :return: ``{"ok": bool, "reason": str | None, "checks": [{"name", "ok",
+        "detail"}], ...}`` plus any backend-specific keys (JSON-serialisable).
+        ``reason`` is one line saying why not, when ``ok`` is false.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Planning: what the user asked for, resolved before anything starts
 # ---------------------------------------------------------------------------

@@ -18,6 +18,13 @@ def backend_availability():
 
 
 @hookimpl
+def backend_doctor(refresh):
+    from .doctor import diagnose
+
+    return diagnose(refresh=refresh)
+
+
+@hookimpl
 def prepare(spec, stage_dir):
     from .prepare import prepare_plan
 
