@@ -75,11 +75,17 @@ def backend_doctor(refresh: bool) -> dict:
 
     Unlike :func:`backend_availability` this may start something throwaway
     (a container, a microVM) to see it run; a slow check should cache its
-    answer until what it depends on changes, and ``refresh`` asks it again.
+    answer until what it depends on changes.
+
+    :param refresh: ask again what was cached.
 
     :return: ``{"ok": bool, "reason": str | None, "checks": [{"name", "ok",
         "detail"}], ...}`` plus any backend-specific keys (JSON-serialisable).
         ``reason`` is one line saying why not, when ``ok`` is false.
+
+    Stops at the first non-None result. Implemented by backends only (it is
+    optional: without it, ``bottle doctor`` shows the availability); called
+    on a manager holding that one backend.
     """
 
 

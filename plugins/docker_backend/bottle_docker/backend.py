@@ -24,9 +24,9 @@ def backend_availability():
 
 @hookimpl
 def backend_doctor(refresh):
-    from .doctor import base_image, diagnose
+    from .doctor import diagnose
 
-    return diagnose(base_image())
+    return diagnose(settings.current().base_image or BASE_IMAGE)
 
 
 @hookimpl

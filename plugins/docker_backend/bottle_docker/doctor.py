@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from bottle_core import settings
-
 from .engine import availability, client
 
 RUN_TIMEOUT = 60
@@ -73,10 +71,3 @@ def _run_throwaway(engine, image: str) -> str | None:
     if status.get("StatusCode") != 0:
         return f"a throwaway container exited {status.get('StatusCode')} instead of 0"
     return None
-
-
-def base_image() -> str:
-    """The base image the doctor checks: the one ``bottle image build`` uses."""
-    from .backend import BASE_IMAGE
-
-    return settings.current().base_image or BASE_IMAGE

@@ -47,8 +47,9 @@ def platform_problem(system: str | None = None, machine: str | None = None,
     return None
 
 
-def hypervisor_problem(modules: Path = MODULES) -> str | None:
+def hypervisor_problem(modules: Path | None = None) -> str | None:
     """Why the KVM here cannot run smolvm's guest kernel (PVM, or no hardware KVM module), or None."""
+    modules = MODULES if modules is None else modules
     if (modules / "kvm_pvm").exists():
         return ("the hypervisor cannot run smolvm's guest kernel: /dev/kvm here is PVM (module kvm_pvm, a VM "
                 "without hardware nested virtualisation), which runs only PVM-enabled guest kernels; use bare-metal "
@@ -102,16 +103,5 @@ def host_problems() -> list[tuple[str, str]]:
 
 
 def availability() -> str | None:
-    """None when the smol backend can launch a bottle here, else one line: everything it lacks, and what to do.
-
-    A boot that ``bottle doctor`` found failing for this very engine and host
-    (its cached answer; no VM is booted here) counts too.
-    """
-    problems = [problem for _, problem in host_problems()]
-    if not problems:
-        from .doctor import cached_boot_failure
-
-        failure = cached_boot_failure()
-        if failure:
-            problems.append(failure)
-    return "; ".join(problems) or None
+    """None when every cheap check passes, else one line: everything that fails, and what to do."""
+    return "; ".join(problem for _, problem in host_problems()) or None

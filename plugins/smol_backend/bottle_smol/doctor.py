@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .availability import KVM, MODULES, host_problems
+from . import availability as availability_module
+from .availability import KVM, host_problems
 from .binary import SmolvmNotFound, Smolvm, find, format_version, version_of
 from .engine import Engine, SmolvmError
 
@@ -49,7 +50,8 @@ def fingerprint(binary: Smolvm) -> dict:
         kvm_mode = oct(os.stat(KVM).st_mode & 0o777)
     except OSError:
         kvm_mode = None
-    modules = sorted(p.name for p in MODULES.glob("kvm*")) if MODULES.is_dir() else []
+    folder = availability_module.MODULES
+    modules = sorted(p.name for p in folder.glob("kvm*")) if folder.is_dir() else []
     host = {"system": sys.platform, "kernel": platform.release(), "machine": platform.machine(),
             "kvm_modules": modules, "kvm_mode": kvm_mode}
     return {"engine": engine, "host": host}
@@ -124,6 +126,11 @@ def cached_boot_failure() -> str | None:
     if not cached or cached.get("key") != fingerprint(binary) or cached["boot"].get("ok"):
         return None
     return f"a throwaway microVM did not boot here (bottle doctor): {cached['boot'].get('error')}"
+
+
+def availability() -> str | None:
+    """``bottle backends``: the cheap checks, then a boot failure the doctor found for this engine and host."""
+    return availability_module.availability() or cached_boot_failure()
 
 
 def diagnose(*, refresh: bool = False) -> dict:

@@ -182,16 +182,6 @@ def test_smolvm_failures_in_exec_raise(bottle, engine, fake_smolvm):
         bottle.exec(["true"])
 
 
-def test_old_smolvm_gets_runuser_instead_of_dash_u(plan, fake_smolvm, monkeypatch):
-    monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.9.3")
-    binary._version.cache_clear()
-    engine = Engine(find())
-    args = engine.exec_args("m", ["id"], user="agent", env=None, workdir=None, interactive=False)
-    assert args == ["--name", "m", "--", "runuser", "-u", "agent", "--", "id"]
-    assert engine.exec_args("m", ["id"], user="root", env=None, workdir=None, interactive=False) == \
-        ["--name", "m", "--", "id"]
-
-
 def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):
     dest = tmp_path / "guest-dir"
     dest.mkdir()
@@ -215,16 +205,6 @@ def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):
 def test_copy_out_of_a_missing_path_says_so(bottle):
     with pytest.raises(BottleRuntimeError, match="copy of /no/such/path out of bottle"):
         bottle.copy_out("/no/such/path")
-
-
-def test_launch_says_the_bundle_is_missing_and_starts_nothing(plan, fake_smolvm):
-    from bottle_smol import backend
-
-    with pytest.raises(BottleRuntimeError, match="bundle .* is not implemented") as caught:
-        with backend.launch(plan=plan):
-            pytest.fail("launch must not yield")
-    assert "--backend docker" in caught.value.render()
-    assert fake_smolvm.calls() == []
 
 
 def test_usage_errors_from_clap_raise(engine):
@@ -258,4 +238,4 @@ def test_the_plan_names_the_images_by_content_as_every_backend_does(plan):
 
 def test_preparing_a_plan_writes_nothing(plan, tmp_path):
     assert not (tmp_path / "state").exists()
-    assert plan.network.name == f"bottle-{plan.slug}-bundle" and plan.backend_options["machine"] == f"bottle-{plan.slug}"
+    assert plan.network.name == f"bottle-{plan.slug}" and plan.backend_options["machine"] == f"bottle-{plan.slug}"
