@@ -408,3 +408,23 @@ def outbound_env(internet, test_ca, model_server_session, origin_session) -> dic
         "BOTTLE_UPSTREAM_CA_FILE": str(test_ca.pem_path),
         "BOTTLE_MODEL_HOST": MODEL_HOST,
     }
+
+
+# --- backends ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smol_doctor() -> dict:
+    """``bottle doctor``'s report for smol: one bounded throwaway boot per engine and host, cached on disk."""
+    doctor = pytest.importorskip("bottle_smol.doctor", reason="bottle-smol is not installed")
+    return doctor.diagnose()
+
+
+@pytest.fixture(params=["docker", "smol"])
+def backend(request) -> str:
+    """Each backend in turn; smol is skipped with the reason ``bottle doctor`` found when no guest boots here."""
+    if request.param == "smol":
+        report = request.getfixturevalue("smol_doctor")
+        if not report["ok"]:
+            pytest.skip(f"smol: bottle doctor: {report['reason']}")
+    return request.param

@@ -10,6 +10,7 @@ asked again only when one of them changes, or with ``--refresh``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -26,16 +27,20 @@ from .engine import Engine, SmolvmError
 
 #: The most a throwaway boot may take, start to exec. smolvm gives up on its own after 30 s without the agent.
 BOOT_TIMEOUT = 40.0
-CACHE_NAME = "smol-doctor.json"
+CACHE_PREFIX = "smol-doctor-"
 PROBE_CPUS, PROBE_MEM_MIB = 1, 256
 #: Checks whose failure makes a boot pointless (no engine to ask, or one smolvm would refuse at once).
 _BLOCKING = ("platform", "engine", "kvm-device")
 
 
-def cache_path() -> Path:
-    """Where the last boot's answer is kept (``$XDG_CACHE_HOME/bottle``, else ``~/.cache/bottle``)."""
+def cache_path(key: dict) -> Path:
+    """Where the boot's answer for ``key`` (engine and host) is kept: ``$XDG_CACHE_HOME/bottle``, else ``~/.cache/bottle``.
+
+    One file per engine and host, so two installations on one host keep their own answers.
+    """
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "bottle" / CACHE_NAME
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(root) / "bottle" / f"{CACHE_PREFIX}{digest}.json"
 
 
 def fingerprint(binary: Smolvm) -> dict:
@@ -70,8 +75,7 @@ def boot_probe(binary: Smolvm, timeout: float = BOOT_TIMEOUT) -> dict:
     started = time.monotonic()
     try:
         engine.call("create", ["--name", name, "--cpus", str(PROBE_CPUS), "--mem", str(PROBE_MEM_MIB)], timeout=60)
-        # RUST_LOG=error lets the VMM's own last words (KVM_EXIT_INTERNAL_ERROR, ...) reach smolvm's Error: line.
-        engine.call("start", ["--name", name], timeout=timeout, env={"RUST_LOG": "error"})
+        engine.start(name, timeout=timeout)
         guest = engine.call("exec", ["--name", name, "--", "uname", "-r"], timeout=max(5.0, timeout / 2))
         if not guest.ok:
             return _outcome(False, started, f"the guest ran but `uname -r` exited {guest.returncode}")
@@ -89,30 +93,31 @@ def _outcome(ok: bool, started: float, error: str | None, guest: str | None = No
     return {"ok": ok, "seconds": round(time.monotonic() - started, 1), "error": error, "guest_kernel": guest}
 
 
-def _read_cache() -> dict | None:
+def _read_cache(key: dict) -> dict | None:
     try:
-        return json.loads(cache_path().read_text())
+        entry = json.loads(cache_path(key).read_text())
     except (OSError, ValueError):
         return None
+    return entry if entry.get("key") == key else None
 
 
-def _write_cache(entry: dict) -> None:
-    path = cache_path()
+def _write_cache(key: dict, entry: dict) -> None:
+    path = cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(entry, indent=2))
+    temporary.write_text(json.dumps({"key": key, **entry}, indent=2))
     os.replace(temporary, path)  # two doctors at once: the last whole answer wins
 
 
 def boot(binary: Smolvm, *, refresh: bool = False) -> dict:
     """The boot's answer for this engine and host: cached, or asked now (and cached)."""
     key = fingerprint(binary)
-    cached = _read_cache()
-    if not refresh and cached and cached.get("key") == key:
+    cached = _read_cache(key)
+    if not refresh and cached:
         return {**cached["boot"], "cached": True, "checked_at": cached.get("checked_at")}
     result = boot_probe(binary)
     checked_at = time.time()
-    _write_cache({"key": key, "boot": result, "checked_at": checked_at})
+    _write_cache(key, {"boot": result, "checked_at": checked_at})
     return {**result, "cached": False, "checked_at": checked_at}
 
 
@@ -122,8 +127,8 @@ def cached_boot_failure() -> str | None:
         binary = find()
     except SmolvmNotFound:
         return None
-    cached = _read_cache()
-    if not cached or cached.get("key") != fingerprint(binary) or cached["boot"].get("ok"):
+    cached = _read_cache(fingerprint(binary))
+    if not cached or cached["boot"].get("ok"):
         return None
     return f"a throwaway microVM did not boot here (bottle doctor): {cached['boot'].get('error')}"
 

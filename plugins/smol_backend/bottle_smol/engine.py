@@ -10,6 +10,7 @@ its usage (exit 2).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -130,7 +131,8 @@ class Engine:
         self.call("create", args, stdin=stdin, timeout=timeout)
 
     def start(self, name: str, *, timeout: float = 300) -> None:
-        self.call("start", ["--name", name], timeout=timeout)
+        # RUST_LOG=error lets the VMM's last words (say, KVM_EXIT_INTERNAL_ERROR) reach smolvm's Error: line.
+        self.call("start", ["--name", name], timeout=timeout, env={"RUST_LOG": os.environ.get("RUST_LOG", "error")})
 
     def stop(self, name: str, *, timeout: float = 120) -> None:
         self.call("stop", ["--name", name], timeout=timeout)
