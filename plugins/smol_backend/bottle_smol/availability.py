@@ -22,8 +22,9 @@ MODULES = Path("/sys/module")
 #: KVM modules that drive the CPU's own virtualisation extensions (guests run natively).
 HARDWARE_KVM = ("kvm_intel", "kvm_amd")
 _SUPPORTED = {("linux", "x86_64"), ("linux", "aarch64"), ("linux", "arm64"), ("darwin", "arm64")}
-#: The smolmachines wheels are manylinux_2_34: the engine links against glibc 2.34 or newer.
-MIN_GLIBC = (2, 34)
+#: The newest glibc symbol the engine (smol-vmm, libkrun.so of smolmachines 1.32.2) needs is GLIBC_2.30,
+#: though its wheel is tagged manylinux_2_28, so pip alone would install it where it cannot run.
+MIN_GLIBC = (2, 30)
 
 
 def platform_problem(system: str | None = None, machine: str | None = None,
@@ -43,7 +44,7 @@ def platform_problem(system: str | None = None, machine: str | None = None,
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     if parts < MIN_GLIBC:
         return (f"glibc {version} is older than {'.'.join(map(str, MIN_GLIBC))}, which the smolvm engine needs: "
-                "use a newer distribution (Debian 12, Ubuntu 22.04 or later), or the docker backend")
+                "use a newer distribution (Debian 11, Ubuntu 20.04 or later), or the docker backend")
     return None
 
 

@@ -126,7 +126,8 @@ def test_platforms():
     assert avail.platform_problem("darwin", "arm64") is None
     assert "unsupported platform darwin/x86_64" in avail.platform_problem("darwin", "x86_64")
     assert "unsupported platform win32" in avail.platform_problem("win32", "AMD64")
-    assert "glibc 2.31 is older than 2.34" in avail.platform_problem("linux", "x86_64", ("glibc", "2.31"))
+    assert "glibc 2.28 is older than 2.30" in avail.platform_problem("linux", "x86_64", ("glibc", "2.28"))
+    assert avail.platform_problem("linux", "x86_64", ("glibc", "2.30")) is None
     assert "unsupported C library (not glibc)" in avail.platform_problem("linux", "aarch64", ("", ""))
 
 
