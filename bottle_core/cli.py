@@ -254,11 +254,12 @@ def _after_dashes(args: tuple[str, ...]) -> list[str]:
     return list(args[1:] if args[:1] == ("--",) else args)
 
 
-def _backend_only(obj: dict):
+def _backend_only(obj: dict, *, need_available: bool = False):
+    """The selected backend alone; by default even when it could not launch here (ls, stop and gc still work)."""
     from .plugins import Plugins, select_backend
 
     plugins = Plugins()
-    plugins.load_backend(select_backend(obj["backend"], None))
+    plugins.load_backend(select_backend(obj["backend"], None), need_available=need_available)
     return plugins
 
 
@@ -352,7 +353,7 @@ def image() -> None:
 @click.pass_obj
 def build(obj: dict, force: bool) -> None:
     """Build the backend's images (agent and bundle)."""
-    for name in _backend_only(obj).call_first("build_images", force=force) or []:
+    for name in _backend_only(obj, need_available=True).call_first("build_images", force=force) or []:
         click.echo(name)
 
 

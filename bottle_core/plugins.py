@@ -224,10 +224,15 @@ class Plugins:
                                   hint=f"uninstall {record.distribution or 'it'}, or leave it out with BOTTLE_PLUGINS")
         return failed
 
-    def load_backend(self, name: str) -> None:
-        """Load and register the backend ``name`` alone; unknown or unavailable is a clear error."""
+    def load_backend(self, name: str, *, need_available: bool = True) -> None:
+        """Load and register the backend ``name`` alone; unknown or (when ``need_available``) unavailable is a clear error.
+
+        Managing what a backend left (``bottle ls``/``stop``/``gc``) does not
+        need it to be able to launch: a host that lost its hypervisor still
+        has machines to remove.
+        """
         plugin, record = load_backend_plugin(name)
-        reason = availability_of(plugin, name, record.distribution)
+        reason = availability_of(plugin, name, record.distribution) if need_available else None
         if reason is not None:
             raise BackendUnavailable(f"backend {name!r} is installed but unavailable: {reason}")
         self.register(plugin, name, BACKEND, record)

@@ -346,3 +346,28 @@ def test_provision_ca_is_the_docker_backends_through_the_microvms_handle(bottle,
     assert written == {"/usr/local/share/ca-certificates": ({"bottle-ca.crt": b"PEM"}, {"mode": 0o644, "owner": 0})}
     ((command, options),) = ran
     assert options == {"user": "0"} and "/etc/ssl/certs/ca-certificates.crt" in command[-1]
+
+
+def test_ls_and_gc_work_where_smol_cannot_launch(fake_smolvm, monkeypatch, tmp_path):
+    """A machine left behind must be removable on a host that cannot boot one (ls and gc need no availability)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine = Engine(find())
+    engine.create("bottle-left-0a1b2c", labels={"bottle.slug": "left-0a1b2c", "bottle.agent": "left",
+                                                "bottle.pid": "0"}, image="-", options=[], workload=[], stdin=b"")
+    monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.40.0")  # unavailable: not a checked version
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    bottle_cli = str(Path(sys.executable).with_name("bottle"))
+    backends = json.loads(subprocess.run([bottle_cli, "backends", "--json"], capture_output=True, check=True,
+                                         timeout=60).stdout)
+    assert not next(b for b in backends if b["name"] == "smol")["available"]
+    listed = subprocess.run([bottle_cli, "--backend", "smol", "ls", "--json"], capture_output=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [row["slug"] for row in json.loads(listed.stdout)] == ["left-0a1b2c"]
+    collected = subprocess.run([bottle_cli, "--backend", "smol", "gc", "--json"], capture_output=True, timeout=60)
+    assert collected.returncode == 0, collected.stderr
+    assert "microVM bottle-left-0a1b2c" in json.loads(collected.stdout)
+    assert fake_smolvm.machines() == {}
