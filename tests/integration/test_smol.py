@@ -144,6 +144,36 @@ def test_create_with_the_backends_flags_then_delete(wheel_smolvm, plan, docker_c
     assert wheel_smolvm.status(name) is None
 
 
+def test_the_real_parser_accepts_every_exec_the_handle_makes(wheel_smolvm, plan, docker_client, tiny_image):
+    """Each exec argv of the handle, given to the real binary on a machine never started.
+
+    The parser accepting it shows as smolvm's own "is not running" (exit 1),
+    not a usage error (exit 2): so the flags, their order and ``--`` are
+    right for this version, even where no guest can run them.
+    """
+    name = machine_name(plan.slug)
+    stream = docker_client.images.get(tiny_image).save(named=True)
+    wheel_smolvm.create(name, labels={TEST_LABEL: "1"}, image="-", options=create_options(plan), workload=WORKLOAD,
+                        stdin=stream)
+    handle = SmolBottle(plan, wheel_smolvm, name)
+    calls = [
+        wheel_smolvm.exec_args(name, ["sh", "-c", "exit 7"], user="agent", env={"K": "V"}, workdir="/workspace",
+                               interactive=False),
+        wheel_smolvm.exec_args(name, ["tar", "-x", "-f", "-", "-C", "/"], user="root", env=None, workdir="/",
+                               interactive=True),
+        wheel_smolvm.exec_args(name, ["claude", "--name", "-u"], user="agent", env={"TERM": "xterm"},
+                               workdir="/workspace", interactive=True, tty=True),
+    ]
+    for args in calls:
+        with pytest.raises(SmolvmError) as caught:
+            wheel_smolvm.call("exec", args)
+        assert caught.value.returncode == 1 and "is not running" in caught.value.detail, args
+    with pytest.raises(SmolvmError, match="is not running"):
+        handle.exec(["true"])  # the handle's own path, stdin and all
+    with pytest.raises(SmolvmError, match="is not running"):
+        handle.copy_in(b"", "/tmp")
+
+
 def test_smolvms_errors_for_unknown_machines(wheel_smolvm):
     with pytest.raises(SmolvmError) as caught:
         wheel_smolvm.stop("bottle-no-such-machine")

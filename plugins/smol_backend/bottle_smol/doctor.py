@@ -161,8 +161,10 @@ def diagnose(*, refresh: bool = False) -> dict:
     else:
         report["boot"] = {"ran": True, **boot(find(), refresh=refresh)}
     booted = report["boot"]["ok"]
-    checks.append({"name": "boot", "ok": booted,
-                   "detail": None if booted else report["boot"].get("error") or report["boot"].get("skipped")})
+    detail = None if booted else report["boot"].get("error") or report["boot"].get("skipped")
+    if detail and report["boot"].get("cached"):
+        detail += " (cached for this engine and host; --refresh boots again)"
+    checks.append({"name": "boot", "ok": booted, "detail": detail})
     report["ok"] = all(check["ok"] for check in checks)
     report["reason"] = None if report["ok"] else _reason(problems, report["boot"])
     return report

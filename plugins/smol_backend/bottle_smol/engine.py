@@ -74,7 +74,7 @@ class Engine:
         """Refuse a smolvm this backend was not checked against (its flags and texts change between releases)."""
         problem = checked_version_problem(self.binary, self.version)
         if problem:
-            raise SmolvmError("--version", problem, -1)
+            raise BottleRuntimeError(problem)
 
     # -- the one place a smolvm child is started ---------------------------------
 

@@ -324,7 +324,7 @@ def test_an_unchecked_smolvm_is_refused_before_anything_exists(plan, fake_smolvm
 
     monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.40.1")
     binary._version.cache_clear()
-    with pytest.raises(SmolvmError, match="smolvm 1.40.1 .* is not a version this backend was checked against"):
+    with pytest.raises(BottleRuntimeError, match="smolvm 1.40.1 .* is not a version this backend was checked against"):
         with launch_bottle(plan):
             pytest.fail("launch must not yield")
     assert fake_smolvm.argvs() == [] and docker_side.names() == ["remove"]
