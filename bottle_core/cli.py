@@ -98,6 +98,29 @@ def backends(as_json: bool) -> None:
 
 @cli.command()
 @json_option
+@click.option("--refresh", is_flag=True, help="Ask again what backends cache (the smol backend's test boot).")
+def doctor(as_json: bool, refresh: bool) -> None:
+    """Check for real that each installed backend works here (may start a throwaway sandbox).
+
+    Exits 1 when no backend works here.
+    """
+    from .plugins import diagnose_backends
+
+    reports = diagnose_backends(refresh=refresh)
+    if as_json:
+        click.echo(json.dumps(reports, indent=2, default=str))
+    else:
+        for report in reports:
+            click.echo(f"{report['name']}: {'ok' if report['ok'] else 'NOT OK'}")
+            for check in report.get("checks", []):
+                detail = f": {check['detail']}" if check.get("detail") else ""
+                click.echo(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['name']}{detail}")
+    if not any(report["ok"] for report in reports):
+        sys.exit(1)
+
+
+@cli.command()
+@json_option
 def plugins(as_json: bool) -> None:
     """List installed provisioner plugins, with what they implement and load errors."""
     from .plugins import Plugins
@@ -294,11 +317,12 @@ def _after_dashes(args: tuple[str, ...]) -> list[str]:
     return list(args[1:] if args[:1] == ("--",) else args)
 
 
-def _backend_only(obj: dict):
+def _backend_only(obj: dict, *, need_available: bool = False):
+    """The selected backend alone; by default even when it could not launch here (ls, stop and gc still work)."""
     from .plugins import Plugins, select_backend
 
     plugins = Plugins()
-    plugins.load_backend(select_backend(obj["backend"], None))
+    plugins.load_backend(select_backend(obj["backend"], None), need_available=need_available)
     return plugins
 
 
@@ -461,7 +485,7 @@ def image() -> None:
 @click.pass_obj
 def build(obj: dict, force: bool) -> None:
     """Build the backend's images (agent and bundle)."""
-    for name in _backend_only(obj).call_first("build_images", force=force) or []:
+    for name in _backend_only(obj, need_available=True).call_first("build_images", force=force) or []:
         click.echo(name)
 
 

@@ -70,6 +70,26 @@ def backend_availability() -> str | None:
     """
 
 
+@hookspec(firstresult=True)
+def backend_doctor(refresh: bool) -> dict:
+    """Check for real that this backend works here (``bottle doctor``), which may take seconds.
+
+    Unlike :func:`backend_availability` this may start something throwaway
+    (a container, a microVM) to see it run; a slow check should cache its
+    answer until what it depends on changes.
+
+    :param refresh: ask again what was cached.
+
+    :return: ``{"ok": bool, "reason": str | None, "checks": [{"name", "ok",
+        "detail"}], ...}`` plus any backend-specific keys (JSON-serialisable).
+        ``reason`` is one line saying why not, when ``ok`` is false.
+
+    Stops at the first non-None result. Implemented by backends only (it is
+    optional: without it, ``bottle doctor`` shows the availability); called
+    on a manager holding that one backend.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Planning: what the user asked for, resolved before anything starts
 # ---------------------------------------------------------------------------

@@ -229,10 +229,15 @@ class Plugins:
                                   hint=f"uninstall {record.distribution or 'it'}, or leave it out with BOTTLE_PLUGINS")
         return failed
 
-    def load_backend(self, name: str) -> None:
-        """Load and register the backend ``name`` alone; unknown or unavailable is a clear error."""
+    def load_backend(self, name: str, *, need_available: bool = True) -> None:
+        """Load and register the backend ``name`` alone; unknown or (when ``need_available``) unavailable is a clear error.
+
+        Managing what a backend left (``bottle ls``/``stop``/``gc``) does not
+        need it to be able to launch: a host that lost its hypervisor still
+        has machines to remove.
+        """
         plugin, record = load_backend_plugin(name)
-        reason = availability_of(plugin, name, record.distribution)
+        reason = availability_of(plugin, name, record.distribution) if need_available else None
         if reason is not None:
             raise BackendUnavailable(f"backend {name!r} is installed but unavailable: {reason}")
         self.register(plugin, name, BACKEND, record)
@@ -364,3 +369,27 @@ def describe_backends() -> list[dict[str, Any]]:
         rows.append({"name": name, "distribution": record.distribution, "version": record.version,
                      "available": reason is None, "reason": reason})
     return rows
+
+
+def diagnose_backends(refresh: bool = False) -> list[dict[str, Any]]:
+    """``bottle doctor``: each installed backend's own real check (``backend_doctor``), or its availability."""
+    reports = []
+    for name in sorted(backend_entry_points()):
+        try:
+            plugin, record = load_backend_plugin(name)
+        except PluginError as exc:
+            reports.append({"name": name, "distribution": exc.distribution, "ok": False, "reason": exc.render(),
+                            "checks": [{"name": "load", "ok": False, "detail": exc.render()}]})
+            continue
+        pm = new_manager()
+        pm.register(plugin, name=name)
+        try:
+            report = pm.hook.backend_doctor(refresh=refresh)
+        except Exception as exc:
+            report = {"ok": False, "reason": f"its doctor failed ({_failure(exc)})", "checks": []}
+        if report is None:  # a backend without a doctor: its availability is all there is to say
+            reason = availability_of(plugin, name, record.distribution)
+            report = {"ok": reason is None, "reason": reason,
+                      "checks": [{"name": "availability", "ok": reason is None, "detail": reason}]}
+        reports.append({"name": name, "distribution": record.distribution, "version": record.version, **report})
+    return reports

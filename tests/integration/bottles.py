@@ -30,19 +30,20 @@ def write_manifest(folder: Path, obj: dict, skills: dict[str, dict[str, str]] | 
     return path
 
 
-def docker_plugins() -> Plugins:
+def docker_plugins(backend: str = "docker") -> Plugins:
     plugins = Plugins()
     plugins.load_core()
-    plugins.load_backend("docker")
+    plugins.load_backend(backend)
     return plugins
 
 
 @contextmanager
-def bottle_of(manifest_path: Path, agent: str, *, copy_cwd: bool = False, cwd: Path | None = None):
-    """A running bottle of ``agent``, provisioned like `bottle run` does, removed afterwards."""
+def bottle_of(manifest_path: Path, agent: str, *, copy_cwd: bool = False, cwd: Path | None = None,
+              backend: str = "docker"):
+    """A running bottle of ``agent`` on ``backend``, provisioned like `bottle run` does, removed afterwards."""
     manifest = Manifest.load(manifest_path)
     spec = BottleSpec(manifest=manifest, agent=agent, copy_cwd=copy_cwd, cwd=cwd or manifest_path.parent)
-    plugins = docker_plugins()
+    plugins = docker_plugins(backend)
     plan = session.prepare(plugins, spec)
     with session.running(plugins, plan) as bottle:
         yield bottle
@@ -55,6 +56,22 @@ def resources_of(label: str, value: str) -> tuple[list[str], list[str]]:
     networks = subprocess.run(["docker", "network", "ls", "--filter", f"label={label}={value}", "--format",
                                "{{.Name}}"], capture_output=True, text=True, check=True).stdout.split()
     return containers, networks
+
+
+def smol_machines(slug: str) -> list[str]:
+    """Names of the smolvm machines labelled with bottle ``slug`` (none where bottle-smol is not installed)."""
+    try:
+        from bottle_smol.binary import find
+        from bottle_smol.engine import Engine
+    except ImportError:
+        return []
+    from bottle_core.errors import BottleError
+
+    try:
+        machines = Engine(find()).ls()
+    except BottleError:
+        return []  # no smolvm here: no machine either
+    return [m["name"] for m in machines if (m.get("labels") or {}).get("bottle.slug") == slug]
 
 
 def bottle_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 180,

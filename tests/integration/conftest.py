@@ -472,3 +472,23 @@ def git_forge(git_forge_session) -> GitForge:
     """The git forge with an empty request log for this test."""
     git_forge_session.reset()
     return git_forge_session
+
+
+# --- backends ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smol_doctor() -> dict:
+    """``bottle doctor``'s report for smol: one bounded throwaway boot per engine and host, cached on disk."""
+    doctor = pytest.importorskip("bottle_smol.doctor", reason="bottle-smol is not installed")
+    return doctor.diagnose()
+
+
+@pytest.fixture(params=["docker", "smol"])
+def backend(request) -> str:
+    """Each backend in turn; smol is skipped with the reason ``bottle doctor`` found when no guest boots here."""
+    if request.param == "smol":
+        report = request.getfixturevalue("smol_doctor")
+        if not report["ok"]:
+            pytest.skip(f"smol: bottle doctor: {report['reason']}")
+    return request.param

@@ -29,9 +29,9 @@ def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
                                      "agents": {"demo": {"skills": [], "prompt": PROMPT, "bottle": "dev"}}})
 
 
-def test_claude_print_mode_through_the_proxy(manifest, model_server):
+def test_claude_print_mode_through_the_proxy(manifest, model_server, backend):
     model_server.set_script(["pong from the scripted model"])
-    with bottle_of(manifest, "demo") as bottle:
+    with bottle_of(manifest, "demo", backend=backend) as bottle:
         argv = bottle.claude_argv(["ping", "--output-format", "json"], interactive=False)
         assert argv[argv.index("--append-system-prompt-file") + 1] == bottle.plan.guest.prompt_file
         result = bottle.exec(argv)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, tcp_probe, write_manifest
+from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, smol_machines, tcp_probe, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,8 @@ def manifest(tmp_path: Path) -> Path:
     })
 
 
-def test_exec_round_trip(manifest):
-    with bottle_of(manifest, "plain") as bottle:
+def test_exec_round_trip(manifest, backend):
+    with bottle_of(manifest, "plain", backend=backend) as bottle:
         result = bottle.exec(["sh", "-c", "echo to-out; echo to-err >&2; exit 7"])
         assert (result.returncode, result.stdout, result.stderr) == (7, b"to-out\n", b"to-err\n")
         assert bottle.exec("true").returncode == 0
@@ -47,8 +47,8 @@ def test_exec_round_trip(manifest):
         assert bottle.exec(["pwd"]).stdout.strip() == b"/workspace"
 
 
-def test_prompt_and_skills_land(manifest):
-    with bottle_of(manifest, "tester") as bottle:
+def test_prompt_and_skills_land(manifest, backend):
+    with bottle_of(manifest, "tester", backend=backend) as bottle:
         guest = bottle.plan.guest
         prompt = bottle.exec(["cat", guest.prompt_file])
         assert prompt.stdout.decode() == PROMPT
@@ -113,11 +113,13 @@ def test_workspace_is_a_copy(manifest, tmp_path):
     assert digest() == before
 
 
-def test_everything_removed_after_normal_exit_and_exception(manifest):
-    with bottle_of(manifest, "plain") as bottle:
+def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
+    with bottle_of(manifest, "plain", backend=backend) as bottle:
         slug = bottle.plan.slug
         containers, networks = resources_of("bottle.slug", slug)
-        assert len(containers) >= 2 and networks == [bottle.plan.network.name]
+        # docker: the agent and the bundle; smol: the bundle, beside the agent's microVM.
+        assert len(containers) >= (2 if backend == "docker" else 1) and networks == [bottle.plan.network.name]
+        assert smol_machines(slug) == ([f"bottle-{slug}"] if backend == "smol" else [])
         # The bottle network's subnet comes from bottle's own pool, never the engine's (it holds only ~30).
         seen = subprocess.run(["docker", "network", "inspect", networks[0], "-f",
                                "{{(index .IPAM.Config 0).Subnet}}"], capture_output=True, text=True, check=True)
@@ -128,6 +130,7 @@ def test_everything_removed_after_normal_exit_and_exception(manifest):
         assert shared["Options"].get("com.docker.network.bridge.enable_icc") == "false"
         assert "bottle.slug" not in (shared.get("Labels") or {})
     assert resources_of("bottle.slug", slug) == ([], [])
+    assert smol_machines(slug) == []
     # The plan and logs stay for `bottle logs` (gc ages them out); the prompt copy does not.
     state = Path(bottle.plan.state_dir)
     assert (state / "plan.json").is_file() and (state / "finished").is_file()
@@ -136,10 +139,11 @@ def test_everything_removed_after_normal_exit_and_exception(manifest):
                           capture_output=True).returncode == 0, "the shared outbound network stays"
 
     with pytest.raises(RuntimeError, match="boom"):
-        with bottle_of(manifest, "plain") as bottle:
+        with bottle_of(manifest, "plain", backend=backend) as bottle:
             slug = bottle.plan.slug
             raise RuntimeError("boom")
     assert resources_of("bottle.slug", slug) == ([], [])
+    assert smol_machines(slug) == []
 
 
 def test_sigterm_to_bottle_exec_removes_everything(tmp_path):

@@ -27,8 +27,8 @@ def curl(bottle, *args: str):
     return bottle.exec(["curl", "-sS", "--max-time", "10", *args])
 
 
-def test_allowlisted_host_answers_over_https(manifest, origin):
-    with bottle_of(manifest, "surfer") as bottle:
+def test_allowlisted_host_answers_over_https(manifest, origin, backend):
+    with bottle_of(manifest, "surfer", backend=backend) as bottle:
         result = curl(bottle, "https://allowed.test/")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == b"hello from allowed.test"
@@ -54,8 +54,8 @@ def test_host_not_on_the_list_is_refused_with_a_reason(manifest, origin):
     assert origin.requests() == []
 
 
-def test_no_way_around_the_proxy(manifest, origin):
-    with bottle_of(manifest, "surfer") as bottle:
+def test_no_way_around_the_proxy(manifest, origin, backend):
+    with bottle_of(manifest, "surfer", backend=backend) as bottle:
         # Straight to the origin's address, skipping the proxy: there is no route.
         assert not tcp_probe(bottle, origin.ip, 443)
         direct = curl(bottle, "--noproxy", "*", "-k", f"https://{origin.ip}/")

@@ -23,6 +23,13 @@ def backend_availability():
 
 
 @hookimpl
+def backend_doctor(refresh):
+    from .doctor import diagnose
+
+    return diagnose(settings.current().base_image or BASE_IMAGE)
+
+
+@hookimpl
 def prepare(spec, stage_dir):
     from bottle_core.addressing import agent_ip, bundle_ip, pick_subnet
     from bottle_core.images import image_names

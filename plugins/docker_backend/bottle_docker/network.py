@@ -26,15 +26,27 @@ def used_subnets(client) -> list[ipaddress.IPv4Network]:
     return engine_subnets(client.api.networks()) + host_routes()
 
 
-def create_bottle_network(client, name: str, subnet: str, labels: dict[str, str]):
-    """The internal, host-less bridge for one bottle."""
+def create_bottle_network(client, name: str, subnet: str, labels: dict[str, str], *, host_address: bool = False):
+    """The internal, host-less bridge for one bottle.
+
+    ``host_address`` keeps the host's address on the bridge, for a backend
+    whose agent reaches the bundle from a host process (smol: smolvm's
+    gateway); it is still internal, so nothing on it is routed elsewhere.
+    """
     from docker.types import IPAMConfig, IPAMPool
 
     ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
     return client.networks.create(
         name, driver="bridge", internal=True, ipam=ipam, labels=labels, check_duplicate=True,
-        options={"com.docker.network.bridge.inhibit_ipv4": "true"},
+        options={} if host_address else {"com.docker.network.bridge.inhibit_ipv4": "true"},
     )
+
+
+def outbound_name() -> str:
+    """The network bundles leave through: ``BOTTLE_DOCKER_OUTBOUND_NETWORK``, else the shared one."""
+    from bottle_core import settings
+
+    return settings.current().docker_outbound_network or SHARED_OUTBOUND
 
 
 def ensure_shared_outbound(client) -> None:
@@ -74,7 +86,7 @@ def _host_lock(name: str):
 NETWORK_ATTEMPTS = 4
 
 
-def create_for(client, plan, labels: dict[str, str]):
+def create_for(client, plan, labels: dict[str, str], *, host_address: bool = False):
     """Create the plan's bottle network; returns the Plan it was made for.
 
     A subnet another bottle took since ``prepare`` is no error: the network
@@ -85,7 +97,7 @@ def create_for(client, plan, labels: dict[str, str]):
 
     for attempt in range(NETWORK_ATTEMPTS):
         try:
-            create_bottle_network(client, plan.network.name, plan.network.subnet, labels)
+            create_bottle_network(client, plan.network.name, plan.network.subnet, labels, host_address=host_address)
         except APIError as exc:
             if "overlap" not in str(exc).lower() or attempt == NETWORK_ATTEMPTS - 1:
                 raise
@@ -101,7 +113,7 @@ def readdressed(client, plan):
     subnet = pick_subnet(used_subnets(client) + [ipaddress.ip_network(net.subnet)])
     moved = plan.model_copy(deep=True, update={
         "network": net.model_copy(update={"subnet": str(subnet), "bundle_ip": bundle_ip(subnet),
-                                          "agent_ip": agent_ip(subnet)}),
+                                          "agent_ip": agent_ip(subnet) if net.agent_ip else None}),
         "proxy": plan.proxy.model_copy(update={"listen_host": bundle_ip(subnet)}),
     })
     moved.save()

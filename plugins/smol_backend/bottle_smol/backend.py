@@ -2,7 +2,10 @@
 
 Nothing heavy is imported at module level: ``bottle backends`` loads this
 module just to ask for availability, which only runs ``smolvm --version`` and
-looks at ``/dev/kvm``.
+looks at ``/dev/kvm`` and ``/sys/module``.
+
+The bundle is a container of the docker backend's making, so the hooks
+about it (its CA, the images) are the docker backend's own functions.
 """
 
 from __future__ import annotations
@@ -12,9 +15,16 @@ from bottle_core import hookimpl
 
 @hookimpl
 def backend_availability():
-    from .availability import availability
+    from .doctor import availability
 
     return availability()
+
+
+@hookimpl
+def backend_doctor(refresh):
+    from .doctor import diagnose
+
+    return diagnose(refresh=refresh)
 
 
 @hookimpl
@@ -29,6 +39,22 @@ def launch(plan):
     from .launch import launch_bottle
 
     return launch_bottle(plan)
+
+
+@hookimpl
+def provision_ca(plan, bottle):
+    """The docker backend's own: the CA comes from the same bundle container and goes in through the handle."""
+    from bottle_docker.backend import provision_ca as install_bundle_ca
+
+    install_bundle_ca(plan=plan, bottle=bottle)
+
+
+@hookimpl
+def build_images(force):
+    """The docker backend's: the bundle runs there, and the microVM boots the agent image exported from there."""
+    from bottle_docker.backend import build_images as build_in_docker
+
+    return build_in_docker(force=force)
 
 
 @hookimpl

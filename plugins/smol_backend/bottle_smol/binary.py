@@ -2,7 +2,8 @@
 
 Search order: ``$BOTTLE_SMOLVM`` (a path), ``smolvm`` on PATH, then the CLI
 shipped inside the ``smolmachines`` wheel (``smol/smol-vmm``, with
-``SMOLVM_LIB_DIR`` pointing at that folder so it finds libkrun).
+``SMOLVM_LIB_DIR`` pointing at that folder so it finds libkrun, and
+``SMOLVM_AGENT_ROOTFS_TAR`` at the guest agent's root filesystem beside it).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from bottle_core.errors import BottleRuntimeError
 ENV_BINARY = "BOTTLE_SMOLVM"
 WHEEL_PACKAGE = "smol"
 WHEEL_BINARY = "smol-vmm"
+WHEEL_ROOTFS = "agent-rootfs.tar.zst"
 VERSION_RE = re.compile(r"^smolvm (\d+)\.(\d+)\.(\d+)", re.MULTILINE)
 
-#: Oldest smolvm the backend drives: ``--allow-cidr``, ``--dns``, ``--label`` and ``--image -`` exist from here.
-MIN_VERSION = (1, 9, 0)
-#: ``machine exec -u/--user`` was seen from v1.22 on (absent in v1.9.3); older versions get ``runuser`` instead.
-EXEC_USER_SINCE = (1, 22, 0)
-
 Version = tuple[int, int, int]
+
+#: The smolvm releases whose CLI this backend was checked against (flags, ``ls --json`` fields, error texts):
+#: from the first up to, not including, the second. smolvm's flags change between minor releases.
+CHECKED = ((1, 32, 0), (1, 33, 0))
 
 
 class SmolvmNotFound(BottleRuntimeError):
@@ -88,7 +89,11 @@ def find() -> Smolvm:
         return Smolvm(on_path, "PATH")
     folder = wheel_folder()
     if folder is not None:
-        return Smolvm(str(folder / WHEEL_BINARY), "smolmachines", {"SMOLVM_LIB_DIR": str(folder)})
+        env = {"SMOLVM_LIB_DIR": str(folder)}
+        # Run from the wheel, the CLI does not find the guest agent's root filesystem by itself.
+        if (folder / WHEEL_ROOTFS).is_file():
+            env["SMOLVM_AGENT_ROOTFS_TAR"] = str(folder / WHEEL_ROOTFS)
+        return Smolvm(str(folder / WHEEL_BINARY), "smolmachines", env)
     raise SmolvmNotFound("no smolvm binary found",
                          hint=f"pip install bottle-smol (it brings the smolmachines engine), or set {ENV_BINARY}")
 
@@ -121,3 +126,14 @@ def _version(path: str, extra_env: tuple[tuple[str, str], ...]) -> Version:
 
 def format_version(version: Version) -> str:
     return ".".join(map(str, version))
+
+
+def checked_version_problem(binary: Smolvm, version: Version) -> str | None:
+    """Why ``version`` is refused (not one the backend was checked against), or None."""
+    low, high = CHECKED
+    if low <= version < high:
+        return None
+    wanted = f"{format_version(low)} up to (not including) {format_version(high)}"
+    return (f"smolvm {format_version(version)} at {binary.path} ({binary.source}) is not a version this backend "
+            f"was checked against ({wanted}): pip install 'smolmachines>={format_version(low)},"
+            f"<{format_version(high)}', or point BOTTLE_SMOLVM at such a smolvm")

@@ -10,6 +10,7 @@ its usage (exit 2).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -21,7 +22,7 @@ from bottle_core import settings
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.sandbox import ExecResult
 
-from .binary import EXEC_USER_SINCE, Smolvm, Version, version_of
+from .binary import Smolvm, Version, checked_version_problem, version_of
 
 STATE_DIR_ENV = "BOTTLE_SMOLVM_STATE_DIR"
 _NOTE = re.compile(rb"^note: no packed assets found for .*$\n?", re.MULTILINE)
@@ -62,26 +63,30 @@ class Engine:
     """The smolvm CLI, version-aware."""
 
     binary: Smolvm
+    #: smolvm's state root for every call (``--state-dir``); default ``BOTTLE_SMOLVM_STATE_DIR``, else smolvm's own.
+    state_dir: str | None = None
 
     @property
     def version(self) -> Version:
         return version_of(self.binary)
 
-    @property
-    def exec_has_user(self) -> bool:
-        return self.version >= EXEC_USER_SINCE
+    def check_version(self) -> None:
+        """Refuse a smolvm this backend was not checked against (its flags and texts change between releases)."""
+        problem = checked_version_problem(self.binary, self.version)
+        if problem:
+            raise BottleRuntimeError(problem)
 
     # -- the one place a smolvm child is started ---------------------------------
 
     def call(self, verb: str, args: Sequence[str], *, stdin: Stdin = None, timeout: float = 120,
-             check: bool = True) -> ExecResult:
+             check: bool = True, env: Mapping[str, str] | None = None) -> ExecResult:
         """Run ``smolvm machine <verb> <args>`` to completion; raise :class:`SmolvmError` on smolvm's failures."""
         argv = [self.binary.path, "machine", verb, *self._state_dir(), *args]
         # stdout/stderr go to files, so a large stdin can be streamed without a pipe deadlock.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                                        stdout=out, stderr=err, env=self.binary.child_env())
+                                        stdout=out, stderr=err, env={**self.binary.child_env(), **(env or {})})
             except OSError as exc:
                 raise SmolvmError(verb, f"cannot run {self.binary.path}: {exc}", -1) from None
             try:
@@ -111,7 +116,7 @@ class Engine:
 
     def _state_dir(self) -> list[str]:
         # An explicit state root keeps a test's (or a user's second) machines apart from the default ones.
-        state = settings.current().smolvm_state_dir
+        state = self.state_dir or settings.current().smolvm_state_dir
         return ["--state-dir", state] if state else []
 
     # -- verbs ----------------------------------------------------------------------
@@ -126,7 +131,8 @@ class Engine:
         self.call("create", args, stdin=stdin, timeout=timeout)
 
     def start(self, name: str, *, timeout: float = 300) -> None:
-        self.call("start", ["--name", name], timeout=timeout)
+        # RUST_LOG=error lets the VMM's last words (say, KVM_EXIT_INTERNAL_ERROR) reach smolvm's Error: line.
+        self.call("start", ["--name", name], timeout=timeout, env={"RUST_LOG": os.environ.get("RUST_LOG", "error")})
 
     def stop(self, name: str, *, timeout: float = 120) -> None:
         self.call("stop", ["--name", name], timeout=timeout)
@@ -157,10 +163,7 @@ class Engine:
         args = ["--name", name]
         command = list(argv)
         if user is not None:
-            if self.exec_has_user:
-                args += ["-u", user]
-            elif user not in ("root", "0"):
-                command = ["runuser", "-u", user, "--", *command]
+            args += ["-u", user]
         if workdir:
             args += ["-w", workdir]
         for key, value in (env or {}).items():

@@ -25,12 +25,22 @@ def list_machines() -> list[dict]:
 
 
 def stop_slug(slug: str) -> bool:
-    """Stop and delete the microVM of bottle ``slug``; False when there is none."""
+    """Stop and delete the microVM of bottle ``slug``, then its bundle and bridge; False when there is none."""
     engine = _engine()
     found = [m for m in _ours(engine) if m["labels"][SLUG_LABEL] == slug]
     for machine in found:
         remove(engine, machine["name"])
-    return bool(found)
+    return _docker_side("stop_bottle", slug=slug, default=False) or bool(found)
+
+
+def _docker_side(hook: str, *, default, **kwargs):
+    """The docker backend's own management hook, for the bundle container and bridge (labelled alike)."""
+    from bottle_docker import backend as docker_backend
+    from bottle_docker.engine import availability
+
+    if availability() is not None:
+        return default  # no engine: no bundle can be left either
+    return getattr(docker_backend, hook)(**kwargs)
 
 
 def owner_alive(labels: dict) -> bool:
@@ -48,11 +58,11 @@ def owner_alive(labels: dict) -> bool:
 
 
 def collect() -> list[str]:
-    """Delete every bottle microVM whose creating process is gone."""
+    """Delete every bottle microVM whose creating process is gone, then the bundles and bridges of such bottles."""
     engine = _engine()
     removed = []
     for machine in _ours(engine):
         if not owner_alive(machine["labels"]):
             remove(engine, machine["name"])
             removed.append(f"microVM {machine['name']}")
-    return removed
+    return removed + _docker_side("collect_garbage", default=[])

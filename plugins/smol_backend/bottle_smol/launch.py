@@ -1,55 +1,150 @@
-"""``launch`` for the smol backend: the bundle container, then the agent microVM, removed in reverse."""
+"""``launch`` for the smol backend: the bundle container, then the agent microVM; all removed in reverse.
+
+The bundle is the same container the docker backend runs, made by the same
+code (:mod:`bottle_docker.bundle`, from the contract in
+:mod:`bottle_core.bundle.contract`): only its network differs. smolvm opens
+the microVM's permitted connections from the host, so the bundle's bridge
+keeps the host's address (it is still internal: nothing on it is routed
+elsewhere), and the microVM's egress is restricted to ``<bundle-ip>/32``.
+
+Order: secrets read and images ensured (nothing exists yet if either fails);
+the bridge; the bundle, started; the agent image exported (cached by image
+ID); the microVM created, started and confirmed running. Teardown: the
+microVM stopped and deleted, the bundle's last log lines filed, the bundle
+and bridge removed -- on every exit path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import os
+import threading
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
 
+from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
+from bottle_core.signals import deferred
 
 from .binary import find
 from .engine import Engine
 from .machine import running_machine
 from .sandbox import SmolBottle
 
+IMAGE_CACHE = "smol-images"
 
-def agent_image_stream(plan: Plan) -> Iterable[bytes]:
-    """The agent image as a ``docker save`` stream, for ``machine create --image -``."""
-    import docker
+
+def image_cache() -> Path:
+    """Where exported agent images are kept (``$XDG_CACHE_HOME/bottle/smol-images``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "bottle" / IMAGE_CACHE
+
+
+def exported_image(client, name: str, cache: Path | None = None) -> Path:
+    """The image ``name`` as a ``docker save`` archive, made once per image ID (an older export is removed)."""
     from docker.errors import DockerException, ImageNotFound
 
-    name = plan.images["agent"]
+    cache = cache or image_cache()
     try:
-        return docker.from_env(timeout=300).images.get(name).save(named=True)
+        image = client.images.get(name)
     except ImageNotFound:
         raise BottleRuntimeError(f"agent image {name} is not in the Docker engine",
                                  hint="run `bottle image build`") from None
-    except DockerException as exc:
-        raise BottleRuntimeError(f"cannot read agent image {name} from the Docker engine: {exc}") from None
+    path = cache / f"{image.id.split(':')[-1][:32]}.tar"
+    if path.is_file():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    try:
+        with open(partial, "wb") as out:
+            for chunk in image.save(named=True):
+                out.write(chunk)
+        os.replace(partial, path)
+    except (DockerException, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise BottleRuntimeError(f"cannot export agent image {name} for smolvm: {exc}") from None
+    for old in cache.glob("*.tar"):  # one export is enough; older builds are pruned from the engine too
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
 
 
-@contextmanager
-def bundle(plan: Plan) -> Iterator[None]:
-    """The bundle (proxy, egress, git gate, supervise) as a container on a host-routable bridge.
+class SmolLaunch(AbstractContextManager):
+    """The context manager ``launch`` returns: enter brings the bottle up, exit removes all of it."""
 
-    Not built yet for this backend. Starting the microVM without it would give
-    an agent whose only allowed peer does not exist, so launch stops here.
-    """
-    raise BottleRuntimeError(
-        "the smol backend cannot start a bottle yet: its bundle (the proxy, egress, git gate and supervise "
-        f"container at {plan.network.bundle_ip} on a host-routable bridge) is not implemented",
-        hint="use the docker backend for now: --backend docker")
-    yield  # pragma: no cover
+    def __init__(self, plan: Plan):
+        from bottle_docker import engine as docker_engine
 
+        self.plan = plan
+        self.engine = Engine(find())
+        self.client = docker_engine.client()
+        self.containers: list[str] = []
+        self.networks: list[str] = []
+        self.machine = ExitStack()
+        self.bottle: SmolBottle | None = None
+        self.bundle_id: str | None = None
+        self.log_follower: threading.Thread | None = None
 
-@contextmanager
-def launch_bottle(plan: Plan) -> Iterator[SmolBottle]:
-    """Bundle first (the microVM's only peer), then the microVM; both removed on the way out."""
-    engine = Engine(find())
-    with bundle(plan), running_machine(engine, plan, agent_image_stream(plan)) as machine:
-        bottle = SmolBottle(plan, engine, machine)
+    def __enter__(self) -> SmolBottle:
         try:
-            yield bottle
-        finally:
-            bottle.close()
+            self._start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self.bottle  # type: ignore[return-value]
+
+    def __exit__(self, *exc_info) -> None:
+        self.teardown()
+
+    def _start(self) -> None:
+        from docker.errors import APIError, ImageNotFound
+
+        from bottle_docker import bundle, labels, network
+        from bottle_docker.image_build import ensure_planned
+
+        plan, client = self.plan, self.client
+        self.engine.check_version()
+        secrets = contract.secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
+        ensure_planned(client, plan.images)
+        image = exported_image(client, plan.images["agent"])
+        try:
+            if plan.network.outbound == network.SHARED_OUTBOUND:
+                network.ensure_shared_outbound(client)
+            plan = self.plan = network.create_for(client, plan, labels.for_bottle(plan, "network"),
+                                                  host_address=True)
+            self.networks.append(plan.network.name)
+            self.bundle_id = bundle.create_bundle(client, plan, plan.images["bundle"],
+                                                  contract.bundle_files(plan, secrets), self.containers)
+            client.api.start(self.bundle_id)
+            self.log_follower = bundle.follow_logs(client, plan, self.bundle_id)
+        except ImageNotFound as exc:
+            raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
+        except APIError as exc:
+            raise BottleRuntimeError(f"the engine refused to start bottle {plan.slug}'s bundle: "
+                                     f"{exc.explanation or exc}") from None
+        name = self.machine.enter_context(running_machine(self.engine, plan, None, image_ref=str(image)))
+        self.bottle = SmolBottle(plan, self.engine, name, client=client, bundle_id=self.bundle_id)
+
+    def teardown(self) -> None:
+        """Remove the microVM, then the bundle and its bridge; never raises."""
+        from bottle_docker import bundle
+        from bottle_docker.removal import remove_resources
+
+        with deferred():
+            try:
+                self.machine.close()  # stops and deletes the microVM (and says so if it cannot)
+            except Exception as exc:  # noqa: BLE001 - the containers must still go
+                import sys
+
+                print(f"bottle: {exc}; run `bottle --backend smol gc`", file=sys.stderr)
+            if self.log_follower is not None and self.bundle_id is not None:
+                bundle.drain_logs(self.client, self.bundle_id, self.log_follower)
+                self.log_follower = None
+            remove_resources(self.client, list(reversed(self.containers)), list(reversed(self.networks)))
+        self.containers.clear()
+        self.networks.clear()
+
+
+def launch_bottle(plan: Plan) -> SmolLaunch:
+    """The smol bottle's launch context (``with launch_bottle(plan) as bottle: ...``)."""
+    return SmolLaunch(plan)

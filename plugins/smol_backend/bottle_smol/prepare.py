@@ -8,6 +8,8 @@ from bottle_core import addressing, settings
 from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
+from bottle_docker.network import outbound_name
+
 from . import network
 from .images import planned_images
 from .binary import find, format_version, version_of
@@ -28,8 +30,7 @@ def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
     subnet = addressing.pick_subnet(network.engine_subnets() + addressing.host_routes())
     bundle_ip = addressing.bundle_ip(subnet)
     slug = new_slug(spec.agent)
-    net = NetworkPlan(name=f"bottle-{slug}-bundle", subnet=str(subnet), bundle_ip=bundle_ip,
-                      outbound=f"bottle-{slug}-out")
+    net = NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip, outbound=outbound_name())
     binary = find()
     resources = resources_of(spec.manifest.bottles[spec.bottle_name])
     options = {

@@ -6,6 +6,7 @@ import base64
 import io
 import ipaddress
 import tarfile
+import types
 
 import pytest
 
@@ -182,16 +183,6 @@ def test_smolvm_failures_in_exec_raise(bottle, engine, fake_smolvm):
         bottle.exec(["true"])
 
 
-def test_old_smolvm_gets_runuser_instead_of_dash_u(plan, fake_smolvm, monkeypatch):
-    monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.9.3")
-    binary._version.cache_clear()
-    engine = Engine(find())
-    args = engine.exec_args("m", ["id"], user="agent", env=None, workdir=None, interactive=False)
-    assert args == ["--name", "m", "--", "runuser", "-u", "agent", "--", "id"]
-    assert engine.exec_args("m", ["id"], user="root", env=None, workdir=None, interactive=False) == \
-        ["--name", "m", "--", "id"]
-
-
 def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):
     dest = tmp_path / "guest-dir"
     dest.mkdir()
@@ -215,16 +206,6 @@ def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):
 def test_copy_out_of_a_missing_path_says_so(bottle):
     with pytest.raises(BottleRuntimeError, match="copy of /no/such/path out of bottle"):
         bottle.copy_out("/no/such/path")
-
-
-def test_launch_says_the_bundle_is_missing_and_starts_nothing(plan, fake_smolvm):
-    from bottle_smol import backend
-
-    with pytest.raises(BottleRuntimeError, match="bundle .* is not implemented") as caught:
-        with backend.launch(plan=plan):
-            pytest.fail("launch must not yield")
-    assert "--backend docker" in caught.value.render()
-    assert fake_smolvm.calls() == []
 
 
 def test_usage_errors_from_clap_raise(engine):
@@ -258,4 +239,135 @@ def test_the_plan_names_the_images_by_content_as_every_backend_does(plan):
 
 def test_preparing_a_plan_writes_nothing(plan, tmp_path):
     assert not (tmp_path / "state").exists()
-    assert plan.network.name == f"bottle-{plan.slug}-bundle" and plan.backend_options["machine"] == f"bottle-{plan.slug}"
+    assert plan.network.name == f"bottle-{plan.slug}" and plan.backend_options["machine"] == f"bottle-{plan.slug}"
+
+
+# -- launch: the docker backend's bundle, then the microVM, removed in reverse -----------------------------------
+
+
+class _Recorder:
+    """Stands in for the Docker side of a launch and writes down what was asked, in order."""
+
+    def __init__(self, monkeypatch, tmp_path):
+        from bottle_docker import bundle, engine, image_build, network, removal
+        from bottle_smol import launch
+
+        self.events: list[tuple] = []
+        self.client = types.SimpleNamespace(api=types.SimpleNamespace(start=lambda cid: self.events.append(("start", cid))))
+        image = tmp_path / "agent.tar"
+        image.write_bytes(IMAGE)
+        self.image = image
+        monkeypatch.setattr(engine, "client", lambda: self.client)
+        monkeypatch.setattr(image_build, "ensure_planned", lambda client, images: self.events.append(("images",)))
+        monkeypatch.setattr(launch, "exported_image", lambda client, name: self.events.append(("export", name)) or image)
+        monkeypatch.setattr(network, "ensure_shared_outbound", lambda client: self.events.append(("outbound",)))
+
+        def create_for(client, plan, labels, *, host_address=False):
+            self.events.append(("network", plan.network.name, host_address, labels["bottle.role"]))
+            return plan
+
+        def create_bundle(client, plan, image, files, created):
+            self.events.append(("bundle", image, files))
+            created.append("bundle-id")
+            return "bundle-id"
+
+        monkeypatch.setattr(network, "create_for", create_for)
+        monkeypatch.setattr(bundle, "create_bundle", create_bundle)
+        monkeypatch.setattr(bundle, "follow_logs", lambda client, plan, cid: self.events.append(("follow", cid)) or "follower")
+        monkeypatch.setattr(bundle, "drain_logs", lambda client, cid, follower: self.events.append(("drain", cid)))
+        monkeypatch.setattr(removal, "remove_resources",
+                            lambda client, containers, networks: self.events.append(("remove", containers, networks)))
+
+    def names(self) -> list[str]:
+        return [event[0] for event in self.events]
+
+
+@pytest.fixture
+def docker_side(monkeypatch, tmp_path):
+    return _Recorder(monkeypatch, tmp_path)
+
+
+def test_launch_brings_up_the_contracts_bundle_then_the_microvm_and_removes_both(plan, fake_smolvm, docker_side):
+    from bottle_core.bundle import contract
+    from bottle_smol.launch import launch_bottle
+
+    with launch_bottle(plan) as bottle:
+        assert (bottle.machine, bottle.bundle_id, bottle.client) == (f"bottle-{plan.slug}", "bundle-id",
+                                                                     docker_side.client)
+        assert fake_smolvm.machines()[bottle.machine]["state"] == "running"
+        assert docker_side.names() == ["images", "export", "outbound", "network", "bundle", "start", "follow"]
+    network, bundle = docker_side.events[3], docker_side.events[4]
+    assert network == ("network", plan.network.name, True, "network")  # the host keeps its address on this bridge
+    assert bundle == ("bundle", plan.images["bundle"], contract.bundle_files(plan, contract.secret_table(plan)))
+    create = next(argv for argv in fake_smolvm.argvs() if argv[1] == "create")
+    assert create[create.index("--image") + 1] == str(docker_side.image)  # the export, not a registry pull
+    assert ("--allow-cidr", f"{plan.network.bundle_ip}/32") in set(zip(create, create[1:]))
+    # Reverse order on the way out: the microVM, then the bundle's last lines, then its container and bridge.
+    assert [argv[1] for argv in fake_smolvm.argvs()][-2:] == ["stop", "delete"]
+    assert docker_side.events[-2:] == [("drain", "bundle-id"), ("remove", ["bundle-id"], [plan.network.name])]
+    assert fake_smolvm.machines() == {}
+
+
+def test_a_failed_boot_removes_the_machine_the_bundle_and_the_bridge(plan, fake_smolvm, docker_side, monkeypatch):
+    from bottle_smol.launch import launch_bottle
+
+    monkeypatch.setenv("FAKE_SMOLVM_START_ERROR", "agent operation failed: monitor agent: KVM_EXIT_INTERNAL_ERROR")
+    with pytest.raises(SmolvmError, match="KVM_EXIT_INTERNAL_ERROR"):
+        with launch_bottle(plan):
+            pytest.fail("launch must not yield")
+    assert fake_smolvm.machines() == {}
+    assert docker_side.events[-1] == ("remove", ["bundle-id"], [plan.network.name])
+
+
+def test_an_unchecked_smolvm_is_refused_before_anything_exists(plan, fake_smolvm, docker_side, monkeypatch):
+    from bottle_smol.launch import launch_bottle
+
+    monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.40.1")
+    binary._version.cache_clear()
+    with pytest.raises(BottleRuntimeError, match="smolvm 1.40.1 .* is not a version this backend was checked against"):
+        with launch_bottle(plan):
+            pytest.fail("launch must not yield")
+    assert fake_smolvm.argvs() == [] and docker_side.names() == ["remove"]
+    assert docker_side.events[-1] == ("remove", [], [])
+
+
+def test_provision_ca_is_the_docker_backends_through_the_microvms_handle(bottle, monkeypatch):
+    from bottle_docker import bundle as docker_bundle
+    from bottle_smol import backend
+
+    asked, written, ran = [], {}, []
+    monkeypatch.setattr(docker_bundle, "bundle_ca", lambda client, cid, slug: asked.append(cid) or b"PEM")
+    bottle.bundle_id = "bundle-id"
+    # Recorded, not run: the fake smolvm runs exec'd commands on this host.
+    monkeypatch.setattr(bottle, "write_files", lambda folder, files, **kw: written.update({folder: (files, kw)}))
+    monkeypatch.setattr(bottle, "check", lambda command, **kw: ran.append((command, kw)))
+    backend.provision_ca(plan=bottle.plan, bottle=bottle)
+    assert asked == ["bundle-id"]
+    assert written == {"/usr/local/share/ca-certificates": ({"bottle-ca.crt": b"PEM"}, {"mode": 0o644, "owner": 0})}
+    ((command, options),) = ran
+    assert options == {"user": "0"} and "/etc/ssl/certs/ca-certificates.crt" in command[-1]
+
+
+def test_ls_and_gc_work_where_smol_cannot_launch(fake_smolvm, monkeypatch, tmp_path):
+    """A machine left behind must be removable on a host that cannot boot one (ls and gc need no availability)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine = Engine(find())
+    engine.create("bottle-left-0a1b2c", labels={"bottle.slug": "left-0a1b2c", "bottle.agent": "left",
+                                                "bottle.pid": "0"}, image="-", options=[], workload=[], stdin=b"")
+    monkeypatch.setenv("FAKE_SMOLVM_VERSION", "1.40.0")  # unavailable: not a checked version
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    bottle_cli = str(Path(sys.executable).with_name("bottle"))
+    backends = json.loads(subprocess.run([bottle_cli, "backends", "--json"], capture_output=True, check=True,
+                                         timeout=60).stdout)
+    assert not next(b for b in backends if b["name"] == "smol")["available"]
+    listed = subprocess.run([bottle_cli, "--backend", "smol", "ls", "--json"], capture_output=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert [row["slug"] for row in json.loads(listed.stdout)] == ["left-0a1b2c"]
+    collected = subprocess.run([bottle_cli, "--backend", "smol", "gc", "--json"], capture_output=True, timeout=60)
+    assert collected.returncode == 0, collected.stderr
+    assert "microVM bottle-left-0a1b2c" in json.loads(collected.stdout)
+    assert fake_smolvm.machines() == {}
