@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .addressing import PRIVATE_NETWORKS
 from .manifest import memory_bytes
 from .spec import BottleSpec
 
@@ -75,10 +76,18 @@ class ProxyPlan(PlanModel):
 
 
 class EgressPlan(PlanModel):
-    """The allow-list the proxy enforces; the egress daemon binds loopback inside the bundle."""
+    """The allow-list the proxy enforces, and where the egress stage (loopback in the bundle) may connect."""
 
-    listen: str = Field(default="127.0.0.1", description="Loopback address of the egress daemon.")
+    listen: str = Field(default="127.0.0.1", description="Loopback address of the egress stage.")
+    port: int = Field(default=3128, description="Port of the egress stage on loopback.")
     allow: list[str] = Field(default_factory=list, description="Allowed hosts, model host included.")
+    allow_private: list[str] = Field(
+        default_factory=list, description="Private CIDRs the bottle opted in: allowed names may resolve there.")
+    refused_networks: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_NETWORKS),
+        description="Resolved addresses refused unless opted in: private ranges and the engine's networks.")
+    host_addresses: list[str] = Field(
+        default_factory=list, description="The engine host's own addresses: refused always, opted in or not.")
 
 
 class GitGateRemote(PlanModel):
@@ -283,7 +292,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         network=network,
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=os.environ.get("BOTTLE_UPSTREAM_CA_FILE") or None),
-        egress=EgressPlan(allow=allow),
+        egress=EgressPlan(allow=allow, allow_private=list(bottle.egress.allow_private)),
         git_gate=GitGatePlan(remotes={
             name: GitGateRemote(url=r.url, push_allow=r.push.allow, protected=r.push.protected)
             for name, r in bottle.git.items()

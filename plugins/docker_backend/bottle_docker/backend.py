@@ -29,7 +29,8 @@ def prepare(spec, stage_dir):
 
     from . import engine, network
 
-    subnet = pick_subnet(network.used_subnets(engine.client()))
+    client = engine.client()
+    subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or os.environ.get("BOTTLE_BASE_IMAGE") or BASE_IMAGE
     plan = base_plan(
@@ -39,6 +40,7 @@ def prepare(spec, stage_dir):
         images={"base": base, "agent": "bottle-agent", "bundle": "bottle-bundle"},
     )
     plan.network.name = f"bottle-{plan.slug}"
+    network.refuse_engine_and_host(client, plan)
     return plan
 
 

@@ -4,7 +4,9 @@ Order: secrets read and images ensured (nothing exists yet if either fails);
 the bottle network (and the shared outbound network, the first time); the
 bundle (pinned IP on the bottle network, plus the outbound one), started first; the agent
 (pinned IP, bottle network only) and the one-shot container that deletes its
-default route. Teardown removes what was created, whatever happened.
+default route; the bundle's packet filter, set by another one-shot container
+in the bundle's network namespace. Teardown removes what was created,
+whatever happened.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from .container import DockerBottle, read_archive
 from .network import SHARED_OUTBOUND, create_bottle_network, ensure_shared_outbound, readdress
 
 NETWORK_ATTEMPTS = 4
+#: IPv6 off in the agent, explicitly: no address, not even loopback's, and no IPv6 socket reaches anything.
+AGENT_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
+                 "net.ipv6.conf.lo.disable_ipv6": "1"}
 LOG_DRAIN_TIMEOUT = 5.0
 
 
@@ -68,9 +73,11 @@ class DockerLaunch(AbstractContextManager):
             self._create_network()
             with ThreadPoolExecutor(max_workers=1) as pool:
                 bundle = self._create_bundle(images["bundle"], contract.bundle_files(plan, secrets))
+                netfilter = self._create_netfilter(bundle, images["bundle"])
                 # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
-                # the proxy's own start): set it going first, and do the agent's side meanwhile.
-                bundle_started = pool.submit(self.client.api.start, bundle)
+                # the proxy's own start): set it going first, with its packet filter, and do the
+                # agent's side meanwhile.
+                bundle_started = pool.submit(self._start_bundle, bundle, netfilter)
                 agent = self._create_agent(images["agent"])
                 fixer = self._create_route_fixer(agent, images["bundle"])
                 self.client.api.start(agent)
@@ -105,8 +112,10 @@ class DockerLaunch(AbstractContextManager):
             image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
             labels=labels.for_bottle(plan, "bundle"), detach=True,
             host_config=api.create_host_config(
-                cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
-                mem_limit=contract.LIMITS["memory_bytes"], pids_limit=contract.LIMITS["pids"],
+                cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
+                mem_limit=contract.LIMITS["memory_bytes"], memswap_limit=contract.LIMITS["memory_bytes"],
+                pids_limit=contract.LIMITS["pids"], nano_cpus=int(contract.LIMITS["cpus"] * 1e9),
+                sysctls=contract.SYSCTLS,
             ),
             networking_config=api.create_networking_config(
                 {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
@@ -130,6 +139,7 @@ class DockerLaunch(AbstractContextManager):
                 nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids,
                 tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
                 network_mode=plan.network.name,
+                sysctls=AGENT_SYSCTLS,
                 # Names are the proxy's business: the engine's resolver may only ever forward to the bundle,
                 # which serves no DNS, so no lookup can carry data out (older engines forwarded from the host).
                 dns=[plan.network.bundle_ip],
@@ -140,6 +150,37 @@ class DockerLaunch(AbstractContextManager):
         )["Id"]
         self.containers.append(agent)
         return agent
+
+    def _create_netfilter(self, bundle: str, image: str) -> str:
+        """A one-shot container that will set the bundle's packet filter (see ``contract.NETFILTER_COMMAND``)."""
+        api = self.client.api
+        netfilter = api.create_container(
+            image, command=contract.NETFILTER_COMMAND, user="0", name=f"bottle-{self.plan.slug}-netfilter",
+            labels=labels.for_bottle(self.plan, "netfilter"), entrypoint=[],
+            environment=contract.bundle_environment(),
+            host_config=api.create_host_config(network_mode=f"container:{bundle}", cap_drop=["ALL"],
+                                               cap_add=contract.NETFILTER_CAPABILITIES,
+                                               security_opt=["no-new-privileges:true"]),
+        )["Id"]
+        self.containers.append(netfilter)
+        api.put_archive(netfilter, "/", _files_tar(contract.netfilter_files(self.plan)))
+        return netfilter
+
+    def _start_bundle(self, bundle: str, netfilter: str) -> None:
+        """Start the bundle, then set its packet filter (it needs the bundle's namespace to exist)."""
+        self.client.api.start(bundle)
+        self._run_one_shot(netfilter, "set the bundle's packet filter")
+
+    def _run_one_shot(self, container: str, what: str) -> None:
+        """Run a one-shot helper container to its end; fail with its words unless it exits 0."""
+        api = self.client.api
+        api.start(container)
+        status = api.wait(container, timeout=30).get("StatusCode")
+        if status != 0:
+            words = api.logs(container).decode("utf-8", "replace").strip()
+            raise BottleRuntimeError(f"could not {what} ({words or f'exit {status}'})")
+        # Its work is done: remove it now, off the teardown's path (teardown still sweeps it if this loses).
+        threading.Thread(target=remove_resources, args=(self.client, [container], []), daemon=True).start()
 
     def _create_route_fixer(self, agent: str, image: str) -> str:
         """A one-shot container that will delete the agent's default route (see ``_drop_default_route``)."""
@@ -161,14 +202,7 @@ class DockerLaunch(AbstractContextManager):
         shares the agent's network namespace (and alone holds NET_ADMIN) deletes
         it; the agent itself never has a capability.
         """
-        api = self.client.api
-        api.start(fixer)
-        status = api.wait(fixer, timeout=30).get("StatusCode")
-        if status != 0:
-            words = api.logs(fixer).decode("utf-8", "replace").strip()
-            raise BottleRuntimeError(f"could not remove the agent's default route ({words or f'exit {status}'})")
-        # Its work is done: remove it now, off the teardown's path (teardown still sweeps it if this loses).
-        threading.Thread(target=remove_resources, args=(self.client, [fixer], []), daemon=True).start()
+        self._run_one_shot(fixer, "remove the agent's default route")
 
     def _follow_bundle_logs(self, bundle: str) -> None:
         """File the bundle's output in the state dir while it runs (its logs outlive it there)."""
