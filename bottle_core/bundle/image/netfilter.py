@@ -11,7 +11,7 @@ configuration at ``BOTTLE_BUNDLE_CONFIG``. The rules:
   loopback or the bundle's own addresses (DNS to the resolvers excepted), the
   host's addresses, or the private ranges and engine networks that
   ``egress_stage`` refuses (opted-in CIDRs excepted); the proxy's user may
-  reach the egress stage on loopback, anyone the listening ports on the
+  reach the egress stage on loopback and the listening ports on the
   bottle-side address (as the agent may), and nothing else: the daemons
   there only answer;
 * IPv6: nothing in, nothing out.
@@ -38,6 +38,9 @@ from egress_stage import never_allowed, opted_in, refused  # noqa: E402
 
 PROXY_USER, EGRESS_USER = "bundle", "egress"
 DNS_PORT = 53
+# Refused at once ("administratively prohibited": EHOSTUNREACH), where a drop would leave the
+# egress stage waiting out its connect timeout before it could answer.
+REFUSE = "REJECT --reject-with icmp-admin-prohibited"
 
 
 def nameservers(resolv_conf: str = "/etc/resolv.conf") -> list[str]:
@@ -65,16 +68,18 @@ def ipv4_rules(config: dict, proxy_uid: int, egress_uid: int, resolvers: list[st
           for port in config["listening_ports"]),
         "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
         f"-A OUTPUT -o lo -d 127.0.0.1/32 -p tcp --dport {int(egress['port'])} -m owner --uid-owner {proxy_uid} -j ACCEPT",
-        # What the agent may reach, the bundle may too (its readiness check connects there).
-        *(f"-A OUTPUT -o lo -d {bundle_ip}/32 -p tcp --dport {port} -j ACCEPT" for port in config["listening_ports"]),
+        # The daemons' user may reach what the agent may (the readiness check connects there); the egress
+        # stage may not, so it can never be turned back into the proxy.
+        *(f"-A OUTPUT -o lo -d {bundle_ip}/32 -p tcp --dport {port} -m owner --uid-owner {proxy_uid} -j ACCEPT"
+          for port in config["listening_ports"]),
         # The engine rewrites the resolver's port (Docker: DNAT to 127.0.0.11:<random>); match the port asked for.
         *(f"-A OUTPUT -d {ns}/32 -p {proto} -m conntrack --ctorigdstport {DNS_PORT} -m owner --uid-owner {egress_uid} -j ACCEPT"
           for ns in resolvers for proto in ("udp", "tcp")),
-        f"-A OUTPUT -m owner ! --uid-owner {egress_uid} -j DROP",
-        "-A OUTPUT -o lo -j DROP",
-        *(f"-A OUTPUT -d {n} -j DROP" for n in v4(never_allowed(egress))),
+        f"-A OUTPUT -m owner ! --uid-owner {egress_uid} -j {REFUSE}",
+        f"-A OUTPUT -o lo -j {REFUSE}",
+        *(f"-A OUTPUT -d {n} -j {REFUSE}" for n in v4(never_allowed(egress))),
         *(f"-A OUTPUT -d {n} -j ACCEPT" for n in v4(opted_in(egress))),
-        *(f"-A OUTPUT -d {n} -j DROP" for n in v4(refused(egress))),
+        *(f"-A OUTPUT -d {n} -j {REFUSE}" for n in v4(refused(egress))),
         "-A OUTPUT -j ACCEPT",
         "COMMIT",
     ]

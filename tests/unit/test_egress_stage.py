@@ -1,0 +1,109 @@
+"""The egress stage's opt-in field, squid configuration and packet filter rules, checked as text.
+
+The image's modules are loaded from the bundle's build context, as the bundle runs them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+import pytest
+
+from bottle_core.addressing import PRIVATE_NETWORKS
+from bottle_core.bundle.contract import image_context
+from bottle_core.errors import ManifestError
+from bottle_core.manifest import Manifest
+from bottle_core.plan import EgressPlan
+
+sys.path.insert(0, str(image_context()))
+import egress_stage  # noqa: E402
+import netfilter  # noqa: E402
+
+PROXY_UID, EGRESS_UID = 100, 101
+
+
+def egress(**fields) -> dict:
+    return EgressPlan(allow=["a.test"], **fields).model_dump()
+
+
+def config(**fields) -> dict:
+    return {"egress": egress(**fields), "proxy": {"listen_host": "10.213.7.2", "port": 8080}, "listening_ports": [8080]}
+
+
+@pytest.mark.parametrize("value, words", [
+    ("172.30.0.1/16", "has host bits set"),
+    ("not-a-cidr", "is not a CIDR"),
+    ("fd00::/8", "IPv6 is off"),
+    ("127.0.0.0/8", "cannot be opted in"),
+    ("0.0.0.0/0", "cannot be opted in"),
+    ("8.8.8.0/24", "not inside a private range"),
+])
+def test_allow_private_refuses_what_it_cannot_mean(value, words):
+    data = {"bottles": {"dev": {"egress": {"allow_private": ["10.1.0.0/16", value]}}}, "agents": {}}
+    with pytest.raises(ManifestError) as caught:
+        Manifest.from_json_obj(data, source="bottle.json")
+    assert caught.value.field == "bottles.dev.egress.allow_private[1]"
+    assert words in str(caught.value)
+
+
+def test_allow_private_keeps_private_ranges():
+    data = {"bottles": {"dev": {"egress": {"allow_private": ["172.30.0.0/16", "100.64.1.0/24"]}}}, "agents": {}}
+    manifest = Manifest.from_json_obj(data, source="bottle.json")
+    assert manifest.bottles["dev"].egress.allow_private == ["172.30.0.0/16", "100.64.1.0/24"]
+
+
+def test_the_refused_ranges_cover_every_private_kind():
+    refused = [ipaddress.ip_network(n) for n in PRIVATE_NETWORKS]
+    for address in ("127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+                    "224.0.0.1", "0.0.0.0", "::1", "fd12::1", "fe80::1", "ff02::1"):
+        assert any(ipaddress.ip_address(address) in n for n in refused), address
+    assert not any(ipaddress.ip_address("93.184.216.34") in n for n in refused)
+
+
+def test_squid_refuses_host_addresses_first_then_private_ranges_unless_opted_in(tmp_path):
+    text = egress_stage.squid_config(egress(allow_private=["172.30.0.0/16"], host_addresses=["172.30.0.1"]), tmp_path)
+    lines = text.splitlines()
+    assert "http_port 127.0.0.1:3128" in lines
+    access = [line for line in lines if line.startswith("http_access")]
+    assert access == ["http_access deny refused_always", "http_access deny !proxy_stage",
+                      "http_access deny !opted_in refused_private", "http_access deny preflight",
+                      "http_access allow proxy_stage"]
+    assert "acl opted_in dst 172.30.0.0/16" in lines and "acl refused_always dst 172.30.0.1/32" in lines
+    assert "10.0.0.0/8" in next(line for line in lines if line.startswith("acl refused_private"))
+    assert {"via off", "forwarded_for delete"} <= set(lines)
+
+
+def test_squid_without_opt_in_refuses_every_private_range(tmp_path):
+    lines = egress_stage.squid_config(egress(), tmp_path).splitlines()
+    assert "http_access deny refused_private" in lines and not any("opted_in" in line for line in lines)
+
+
+def test_packet_filter_lets_only_the_egress_user_out_and_never_inward():
+    rules = netfilter.ipv4_rules(config(allow_private=["172.30.0.0/16"], host_addresses=["172.30.0.1"]),
+                                 PROXY_UID, EGRESS_UID, ["127.0.0.11"]).splitlines()
+    assert rules[1:4] == [":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]"]
+    output = [r for r in rules if r.startswith("-A OUTPUT")]
+    refuse = "REJECT --reject-with icmp-admin-prohibited"
+    everyone_else = output.index(f"-A OUTPUT -m owner ! --uid-owner {EGRESS_UID} -j {refuse}")
+    # Before that line: answers, the proxy to the egress stage, the listening ports, the egress user's DNS.
+    assert f"-A OUTPUT -o lo -d 127.0.0.1/32 -p tcp --dport 3128 -m owner --uid-owner {PROXY_UID} -j ACCEPT" in output
+    assert all("ACCEPT" in r and ("-o lo" in r or "--dport 53" in r or "--ctorigdstport 53" in r or "ESTABLISHED" in r)
+               for r in output[:everyone_else])
+    after = output[everyone_else + 1:]
+    assert after[0] == f"-A OUTPUT -o lo -j {refuse}"
+    # The host's address before the opt-in that contains it, the opt-in before the private ranges.
+    host = after.index(f"-A OUTPUT -d 172.30.0.1/32 -j {refuse}")
+    assert host < after.index("-A OUTPUT -d 172.30.0.0/16 -j ACCEPT") < after.index(f"-A OUTPUT -d 172.16.0.0/12 -j {refuse}")
+    assert after[-1] == "-A OUTPUT -j ACCEPT" and not any(":" in r.split()[3] for r in after[1:-1])
+    assert "-A INPUT -d 10.213.7.2/32 -p tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT" in rules
+
+
+def test_packet_filter_drops_all_ipv6():
+    assert netfilter.ipv6_rules().splitlines()[1:4] == [":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]"]
+
+
+def test_nameservers_are_read_from_resolv_conf(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("search x\nnameserver 127.0.0.11\nnameserver fd00::1\noptions ndots:0\n")
+    assert netfilter.nameservers(str(conf)) == ["127.0.0.11"]
