@@ -96,7 +96,10 @@ def test_packet_filter_lets_only_the_egress_user_out_and_never_inward():
     host = after.index(f"-A OUTPUT -d 172.30.0.1/32 -j {refuse}")
     assert host < after.index("-A OUTPUT -d 172.30.0.0/16 -j ACCEPT") < after.index(f"-A OUTPUT -d 172.16.0.0/12 -j {refuse}")
     assert after[-1] == "-A OUTPUT -j ACCEPT" and not any(":" in r.split()[3] for r in after[1:-1])
-    assert "-A INPUT -d 10.213.7.2/32 -p tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT" in rules
+    inbound = [r for r in rules if r.startswith("-A INPUT")]
+    assert "-A INPUT -d 10.213.7.2/32 -p tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT" in inbound
+    assert inbound[-2:] == ["-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+                            "-A INPUT -j REJECT --reject-with icmp-port-unreachable"]
 
 
 def test_packet_filter_drops_all_ipv6():

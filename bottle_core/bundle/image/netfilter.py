@@ -66,6 +66,9 @@ def ipv4_rules(config: dict, proxy_uid: int, egress_uid: int, resolvers: list[st
         "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
         *(f"-A INPUT -d {bundle_ip}/32 -p tcp --dport {port} -m conntrack --ctstate NEW -j ACCEPT"
           for port in config["listening_ports"]),
+        # Any other port looks closed, as it would with nothing listening (a drop would stall the client).
+        "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
+        "-A INPUT -j REJECT --reject-with icmp-port-unreachable",
         "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
         f"-A OUTPUT -o lo -d 127.0.0.1/32 -p tcp --dport {int(egress['port'])} -m owner --uid-owner {proxy_uid} -j ACCEPT",
         # The daemons' user may reach what the agent may (the readiness check connects there); the egress
