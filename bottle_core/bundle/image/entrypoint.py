@@ -127,6 +127,7 @@ def daemons(config: dict) -> list[Daemon]:
         "--set", "connection_strategy=lazy",
         "-s", str(here / "proxy_addon.py"),
         "-s", str(here / "egress_preflight.py"),
+        "-s", str(here / "response_stream.py"),
         *upstream_trust(config.get("upstream_ca")),
     ]
     return [
