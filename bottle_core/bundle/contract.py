@@ -40,7 +40,8 @@ CONFIG = "/etc/bottle/bundle.json"
 SECRETS = "/etc/bottle/secrets.json"
 UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
-#: Limits on the bundle container itself. Measured: mitmproxy ~75 MB and squid ~26 MB resident when idle.
+#: Limits on the bundle container itself. Measured idle: ~75 MiB (mitmproxy ~45, squid ~26); ~90 MiB at the
+#: peak of a 100 MB download (responses stream). Room is left for request bodies, which the proxy holds whole.
 LIMITS = {"memory_bytes": 512 * 1024 * 1024, "pids": 256, "cpus": 1.0}
 #: What the bundle starts with: enough to start each stage as its own user, nothing else.
 CAPABILITIES = ["SETUID", "SETGID"]
