@@ -110,3 +110,27 @@ def test_nameservers_are_read_from_resolv_conf(tmp_path):
     conf = tmp_path / "resolv.conf"
     conf.write_text("search x\nnameserver 127.0.0.11\nnameserver fd00::1\noptions ndots:0\n")
     assert netfilter.nameservers(str(conf)) == ["127.0.0.11"]
+
+
+def test_the_plan_refuses_the_engines_networks_and_the_hosts_addresses(monkeypatch):
+    from types import SimpleNamespace
+
+    from bottle_docker import network
+
+    networks = [{"IPAM": {"Config": [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}, {"Subnet": "fd00::/64"}]}},
+                {"IPAM": {"Config": [{"Subnet": "203.0.113.0/24"}]}}]
+    client = SimpleNamespace(api=SimpleNamespace(networks=lambda: networks))
+    monkeypatch.setattr(network, "host_addresses", lambda: [ipaddress.ip_address("192.0.2.7")])
+    plan = SimpleNamespace(network=SimpleNamespace(subnet="10.213.9.0/24"), egress=EgressPlan())
+    network.refuse_engine_and_host(client, plan)
+    assert {"172.18.0.0/16", "203.0.113.0/24", "10.213.9.0/24", "10.0.0.0/8"} <= set(plan.egress.refused_networks)
+    assert plan.egress.host_addresses == ["172.18.0.1", "192.0.2.7"]
+
+
+def test_ipv6_is_turned_off_on_the_bridge_when_the_host_allows_it(tmp_path):
+    from bottle_docker.network import bridge_ipv6_off
+
+    (tmp_path / "br-0123456789ab").mkdir()
+    assert bridge_ipv6_off("br-0123456789ab", proc=tmp_path)
+    assert (tmp_path / "br-0123456789ab" / "disable_ipv6").read_text() == "1\n"
+    assert not bridge_ipv6_off("br-missing", proc=tmp_path)  # not this host's bridge, or not root: nothing done
