@@ -57,6 +57,8 @@ class EgressPreflight:
     async def request(self, flow: http.HTTPFlow) -> None:
         # Absolute-form plain HTTP only: requests inside a tunnel were checked with their CONNECT.
         if flow.request.scheme == "http" and flow.request.authority and flow.request.method != "CONNECT":
+            # The question is the proxy's to ask: from the agent it would only confuse the egress stage.
+            flow.request.headers.pop(PREFLIGHT_HEADER, None)
             await self._check(flow, path=flow.request.path.split("?", 1)[0])
 
     async def _check(self, flow: http.HTTPFlow, path: str) -> None:
