@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 from .errors import BottleRuntimeError
@@ -13,6 +16,52 @@ POOL = ipaddress.ip_network("10.213.0.0/16")
 PREFIX = 24
 BUNDLE_HOST_INDEX = 2  # .1 is the bridge's own (the engine's nominal gateway, or the host on a routable bridge)
 AGENT_HOST_INDEX = 3  # pinned too: both start at once, and a dynamic address could take the bundle's
+
+#: Where no allowed name may lead the bundle, unless the bottle opts a CIDR in (``egress.allow_private``).
+PRIVATE_NETWORKS = (
+    "0.0.0.0/8",        # "this network"
+    "10.0.0.0/8",       # RFC 1918
+    "100.64.0.0/10",    # CGNAT (RFC 6598)
+    "127.0.0.0/8",      # loopback
+    "169.254.0.0/16",   # link-local (cloud metadata services live here)
+    "172.16.0.0/12",    # RFC 1918
+    "192.0.0.0/24",     # IETF protocol assignments
+    "192.168.0.0/16",   # RFC 1918
+    "198.18.0.0/15",    # benchmarking
+    "224.0.0.0/4",      # multicast
+    "240.0.0.0/4",      # reserved, and broadcast
+    # IPv6 is off in bottles; these refuse names whose AAAA records point inward all the same.
+    "::1/128",          # loopback
+    "fc00::/7",         # unique local (ULA)
+    "fe80::/10",        # link-local
+    "ff00::/8",         # multicast
+)
+#: Never opted in: loopback inside the bundle is the bundle's own daemons.
+NEVER_OPTED_IN = ("127.0.0.0/8", "0.0.0.0/8")
+
+
+def engine_gateways(networks: list[dict]) -> list[ipaddress.IPv4Address]:
+    """The gateway addresses in a Docker engine's network list: the engine host's own addresses on its bridges."""
+    found = []
+    for network in networks:
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            gateway = config.get("Gateway") or ""
+            if gateway and ":" not in gateway:
+                found.append(ipaddress.ip_address(gateway.split("/")[0]))
+    return found
+
+
+def host_addresses() -> list[ipaddress.IPv4Address]:
+    """This machine's own IPv4 addresses, every interface (iproute2's JSON output; none without ``ip``)."""
+    ip = shutil.which("ip")
+    if ip is None:
+        return []
+    try:
+        out = subprocess.run([ip, "-j", "-4", "addr", "show"], capture_output=True, text=True, timeout=10).stdout
+        interfaces = json.loads(out or "[]")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    return [ipaddress.ip_address(a["local"]) for i in interfaces for a in i.get("addr_info", []) if a.get("local")]
 
 
 def engine_subnets(networks: list[dict]) -> list[ipaddress.IPv4Network]:

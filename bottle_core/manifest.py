@@ -6,6 +6,7 @@ their JSON Schema and ``docs/manifest.md`` describes the same fields.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import tomllib
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .addressing import NEVER_OPTED_IN, PRIVATE_NETWORKS
 from .bundle.image.egress_policy import parse_entry
 from .errors import ManifestError
 
@@ -58,7 +60,23 @@ def _memory(value: str | int) -> str | int:
     return value
 
 
+def _private_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR ({exc}): write e.g. '172.30.0.0/16'") from None
+    if network.version != 4:
+        raise ValueError(f"{value!r}: IPv6 is off in bottles, only IPv4 ranges can be opted in")
+    if any(network.overlaps(ipaddress.ip_network(n)) for n in NEVER_OPTED_IN):
+        raise ValueError(f"{value!r}: loopback and 0.0.0.0/8 are the bundle's own and cannot be opted in")
+    if not any(network.subnet_of(p) for p in map(ipaddress.ip_network, PRIVATE_NETWORKS) if p.version == 4):
+        raise ValueError(f"{value!r} is not inside a private range: public addresses need no opt-in "
+                         "(private ranges: 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, ...)")
+    return str(network)
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
+PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Host = Annotated[str, AfterValidator(_host)]
 EgressEntry = Annotated[str, AfterValidator(_egress_entry)]
@@ -106,7 +124,14 @@ class Egress(Strict):
         default="block",
         description="What happens to a response whose body reads as prompt injection aimed at the agent: "
         "'block' withholds it (a 403 saying why), 'warn' passes it with an X-Bottle-Warning header, 'off' does "
-        "not look. Either way it is logged.",
+        "not look. Either way it is logged. A response streamed because it is over 1 MiB is cut off instead of "
+        "getting a 403, and warned about in the log only (its headers left before its body was read).",
+    )
+    allow_private: list[PrivateCidr] = Field(
+        default_factory=list,
+        description="Private IPv4 ranges (CIDR) an allowed name may resolve to, e.g. ['172.30.0.0/16'] for a "
+        "server on this machine. Without it, a name resolving to a private, loopback, link-local or CGNAT "
+        "address, the host's or the engine's networks, is refused. The host's own addresses stay refused.",
     )
 
 

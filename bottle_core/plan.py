@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import settings
+from .addressing import PRIVATE_NETWORKS
 from .manifest import memory_bytes
 from .spec import BottleSpec
 
@@ -78,12 +79,20 @@ class ProxyPlan(PlanModel):
 
 
 class EgressPlan(PlanModel):
-    """The allow-list the proxy enforces; the egress daemon binds loopback inside the bundle."""
+    """The allow-list the proxy enforces, and where the egress stage (loopback in the bundle) may connect."""
 
-    listen: str = Field(default="127.0.0.1", description="Loopback address of the egress daemon.")
+    listen: str = Field(default="127.0.0.1", description="Loopback address of the egress stage.")
+    port: int = Field(default=3128, description="Port of the egress stage on loopback.")
     allow: list[str] = Field(default_factory=list,
                              description="Allow-list entries (docs/egress.md), the model host included.")
     responses: str = Field(default="block", description="block, warn or off: what a response read as injection gets.")
+    allow_private: list[str] = Field(
+        default_factory=list, description="Private CIDRs the bottle opted in: allowed names may resolve there.")
+    refused_networks: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_NETWORKS),
+        description="Resolved addresses refused unless opted in: private ranges and the engine's networks.")
+    host_addresses: list[str] = Field(
+        default_factory=list, description="The engine host's own addresses: refused always, opted in or not.")
 
 
 class GitGateRemote(PlanModel):
@@ -391,7 +400,8 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         network=network,
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=config.upstream_ca_file),
-        egress=EgressPlan(allow=allow, responses=bottle.egress.responses),
+        egress=EgressPlan(allow=allow, responses=bottle.egress.responses,
+                          allow_private=list(bottle.egress.allow_private)),
         git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
         supervise=SupervisePlan(mode=agent.supervise.mode, deny=agent.supervise.deny, ask=agent.supervise.ask,
                                 allow=agent.supervise.allow, default=agent.supervise.default,

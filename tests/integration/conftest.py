@@ -4,7 +4,10 @@ A test network (``internet``, internal so nothing leaves the machine) holds a
 scripted model API server answering as ``api.anthropic.com`` and a web origin
 answering as ``allowed.test``, ``denied.test`` and a few more names, all with certificates from
 a throwaway CA (``test_ca``). ``outbound_env`` gives the environment that puts
-a bottle's bundle on that network and makes its proxy trust that CA.
+a bottle's bundle on that network and makes its proxy trust that CA;
+``internet_egress`` is the manifest's egress table that opts the test
+network's private subnet in (``egress.allow_private``): the bundle refuses
+private addresses otherwise, and the test "internet" is one.
 
 Every engine resource made here carries the label ``bottle.test=1`` and the
 pid of the pytest process, is removed when the session ends (also after a
@@ -208,6 +211,12 @@ class Internet:
             )
         finally:
             _remove_quietly(container)
+
+    @property
+    def subnet(self) -> str:
+        """The network's IPv4 subnet (CIDR): private, so bottles reach it only by opting it in."""
+        self.network.reload()
+        return next(c["Subnet"] for c in self.network.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
 
     def ip_of(self, container) -> str:
         container.reload()
@@ -423,6 +432,17 @@ def outbound_env(internet, test_ca, model_server_session, origin_session) -> dic
         "BOTTLE_UPSTREAM_CA_FILE": str(test_ca.pem_path),
         "BOTTLE_MODEL_HOST": MODEL_HOST,
     }
+
+
+@pytest.fixture(scope="session")
+def internet_egress(internet) -> dict:
+    """A bottle's ``egress`` table opting the test network in, to extend with ``allow``.
+
+    The test servers have private addresses (a Docker network); the bundle
+    refuses those unless the bottle opts their range in, as a user would for
+    a server on their own machine.
+    """
+    return {"allow_private": [internet.subnet]}
 
 
 class GitForge(ServerHandle):

@@ -19,13 +19,13 @@ MODEL_KEY = "sk-ant-test-not-a-real-key-0123456789"
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+def manifest(tmp_path: Path, outbound_env, internet_egress, monkeypatch) -> Path:
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("ANTHROPIC_API_KEY", MODEL_KEY)
     # Claude Code's host folder: an empty one, so the developer's own login and preferences play no part.
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "host-claude"))
-    return write_manifest(tmp_path, {"bottles": {"dev": {}},
+    return write_manifest(tmp_path, {"bottles": {"dev": {"egress": internet_egress}},
                                      "agents": {"demo": {"skills": [], "prompt": PROMPT, "bottle": "dev"}}})
 
 

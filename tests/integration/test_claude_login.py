@@ -51,11 +51,11 @@ def login_folder(tmp_path: Path, expires_in: float) -> Path:
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+def manifest(tmp_path: Path, outbound_env, internet_egress, monkeypatch) -> Path:
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    return write_manifest(tmp_path, {"bottles": {"dev": {}},
+    return write_manifest(tmp_path, {"bottles": {"dev": {"egress": internet_egress}},
                                      "agents": {"demo": {"skills": [], "prompt": "Be brief.", "bottle": "dev"}}})
 
 

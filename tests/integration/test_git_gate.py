@@ -235,13 +235,14 @@ def test_upstream_rejection_fails_the_agents_push(tmp_path, manifest_dir):
 
 
 def test_https_upstream_with_a_token_the_agent_never_sees(tmp_path, manifest_dir, git_forge, outbound_env,
-                                                          monkeypatch):
+                                                          internet_egress, monkeypatch):
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("FORGE_TOKEN", git_forge.token)
     seed_bare(git_forge.repos / "project.git", tmp_path, {"main": 2})
     manifest = write_manifest(manifest_dir, {
-        "bottles": {"dev": {"git": {"forge": {"url": git_forge.url("project"), "token_env": "FORGE_TOKEN"}}}},
+        "bottles": {"dev": {"egress": internet_egress,
+                            "git": {"forge": {"url": git_forge.url("project"), "token_env": "FORGE_TOKEN"}}}},
         "agents": {"forger": {"bottle": "dev"}}})
     token = git_forge.token
     with bottle_of(manifest, "forger") as bottle:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 from bottle_core.bundle import contract
+from bottle_core.plan import EgressPlan
 from bottle_docker.image_build import ensure_images
 
 from .conftest import resource_labels
@@ -113,8 +114,14 @@ def wait_for_ready(container, timeout: float = 30.0) -> float:
 
 
 def start_bundle(throwaway: Throwaway, tag: str, network, allow: str = "", dns: list[str] | None = None):
-    """The bundle image alone, its proxy on every address, allowing ``allow`` (comma-separated)."""
-    config = {"proxy": {"listen_host": "0.0.0.0", "port": 8080}, "egress": {"allow": allow.split(",") if allow else []},
+    """The bundle image alone, its proxy on every address, allowing ``allow`` (comma-separated).
+
+    The test network's private subnet is opted in, as a bottle opts in a server on its own machine.
+    """
+    network.reload()
+    subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
+    egress = EgressPlan(allow=allow.split(",") if allow else [], allow_private=[subnet]).model_dump()
+    config = {"proxy": {"listen_host": "0.0.0.0", "port": 8080}, "egress": egress, "listening_ports": [8080],
               "git_gate": {"port": 9418, "remotes": {}}, "supervise": {"mode": "off"}, "secrets": contract.SECRETS}
     files = {contract.CONFIG: json.dumps(config).encode(), contract.SECRETS: b"[]"}
     return throwaway.start(tag, network, alias="bundle", environment=contract.bundle_environment(), files=files,

@@ -29,17 +29,17 @@ ALLOW = ["allowed.test:443", "denied.test:443", "*.denied.test:443", "allowed.te
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+def manifest(tmp_path: Path, outbound_env, internet_egress, monkeypatch) -> Path:
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("HOST_TOKEN", REAL)
     monkeypatch.setenv("ANTHROPIC_API_KEY", MODEL_KEY)
     return write_manifest(tmp_path, {
         "bottles": {
-            "web": {"egress": {"allow": ALLOW},
+            "web": {"egress": {**internet_egress, "allow": ALLOW},
                     "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"],
                                           "swap_in": ["header", "body"]}}},
-            "lenient": {"egress": {"allow": ALLOW, "responses": "warn"}},
+            "lenient": {"egress": {**internet_egress, "allow": ALLOW, "responses": "warn"}},
         },
         "agents": {"user": {"bottle": "web"}, "reader": {"bottle": "lenient"}},
     })

@@ -48,8 +48,8 @@ def run_env(tmp_path: Path, outbound_env, agent_name) -> dict[str, str]:
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, agent_name) -> Path:
-    return write_manifest(tmp_path, {"bottles": {"dev": {}},
+def manifest(tmp_path: Path, agent_name, internet_egress) -> Path:
+    return write_manifest(tmp_path, {"bottles": {"dev": {"egress": internet_egress}},
                                      "agents": {agent_name: {"skills": [], "prompt": "Be brief.", "bottle": "dev"}}})
 
 

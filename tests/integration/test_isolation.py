@@ -99,11 +99,9 @@ def test_only_the_contract_ports_answer_on_the_bundle(manifest, backend):
     with bottle_of(manifest, "probe", backend=backend) as bottle:
         plan = bottle.plan
         ip = plan.network.bundle_ip
-        # A service bound to loopback inside the bundle (as the egress daemon is) ...
+        # A service bound to loopback inside the bundle (as the egress stage is) ...
         bottle.exec_bundle(["sh", "-c", "nohup python3 -m http.server --bind 127.0.0.1 9999 >/dev/null 2>&1 &"])
-        ready = bottle.exec_bundle(["bash", "-c", "for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/9999) 2>/dev/null"
-                                                " && exit 0; sleep 0.1; done; exit 1"], user="0")
-        assert ready.returncode == 0, "control: the loopback service runs inside the bundle"
+        assert listening(bottle, "127.0.0.1:9999"), "control: the loopback service runs inside the bundle"
         # ... cannot be reached from the agent on any bundle address.
         assert not tcp_probe(bottle, ip, 9999)
         ports = " ".join(str(p) for p in [*range(1, 1025), 2375, 3128, 8000, 8081, 8443, 9090, 9418, 9999])
@@ -125,9 +123,15 @@ def test_bundles_cannot_reach_each_other_on_the_shared_way_out(manifest):
         address = first.client.api.inspect_container(second.bundle_id)["NetworkSettings"]["Networks"][outbound]["IPAddress"]
         # A service listening on every address of the second bundle ...
         second.exec_bundle(["sh", "-c", "nohup python3 -m http.server --bind 0.0.0.0 9999 >/dev/null 2>&1 &"])
-        probe = ["bash", "-c", f"for i in $(seq 50); do (exec 3<>/dev/tcp/{address}/9999) 2>/dev/null && exit 0; "
-                               "sleep 0.1; done; exit 1"]
-        assert second.exec_bundle(probe).returncode == 0, "control: it answers on its own outbound address"
-        # ... is out of the first bundle's reach on the network they share.
-        reach = first.exec_bundle(["timeout", "3", "bash", "-c", f"exec 3<>/dev/tcp/{address}/9999"])
-        assert reach.returncode != 0
+        assert listening(second, "0.0.0.0:9999"), "control: it listens on every address"
+        # ... is out of the first bundle's reach on the network they share, even for its egress stage.
+        for user in ("egress", "bundle"):
+            reach = first.exec_bundle(["timeout", "3", "bash", "-c", f"exec 3<>/dev/tcp/{address}/9999"], user=user)
+            assert reach.returncode != 0
+
+
+def listening(bottle, address: str) -> bool:
+    """Whether a TCP listener on ``address`` shows in the bundle within five seconds (iproute2's ss)."""
+    check = bottle.exec_bundle(["bash", "-c", f"for i in $(seq 50); do ss -Hltn | grep -qF ' {address} ' && exit 0; "
+                                              "sleep 0.1; done; exit 1"])
+    return check.returncode == 0

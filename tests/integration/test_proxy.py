@@ -14,11 +14,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
+def manifest(tmp_path: Path, outbound_env, internet_egress, monkeypatch) -> Path:
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     return write_manifest(tmp_path, {
-        "bottles": {"web": {"egress": {"allow": ["allowed.test"]}}},
+        "bottles": {"web": {"egress": {**internet_egress, "allow": ["allowed.test"]}}},
         "agents": {"surfer": {"bottle": "web"}},
     })
 
@@ -63,20 +63,23 @@ def test_no_way_around_the_proxy(manifest, origin, backend):
         # Names do not resolve in the agent (no DNS side channel), though the bundle resolves them.
         assert bottle.exec(["getent", "hosts", "allowed.test"]).returncode != 0
         assert bottle.exec(["getent", "hosts", "api.anthropic.com"]).returncode != 0
-        assert bottle.exec_bundle(["getent", "hosts", "allowed.test"]).returncode == 0
+        # Only the egress stage resolves; the proxy's user cannot even ask the resolver.
+        assert bottle.exec_bundle(["getent", "hosts", "allowed.test"], user="egress").returncode == 0
+        assert bottle.exec_bundle(["getent", "hosts", "allowed.test"], user="bundle").returncode != 0
         # The proxy's own address cannot be used as a plain relay to the origin's IP either.
         relayed = curl(bottle, "-k", f"https://{origin.ip}/")
         assert relayed.returncode != 0
     assert origin.requests() == []
 
 
-def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outbound_env, monkeypatch, origin):
+def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outbound_env, internet_egress, monkeypatch,
+                                                               origin):
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     real = "real-token-value-never-in-the-bottle"
     monkeypatch.setenv("HOST_TOKEN", real)
     manifest = write_manifest(tmp_path, {
-        "bottles": {"web": {"egress": {"allow": ["allowed.test", "denied.test"]},
+        "bottles": {"web": {"egress": {**internet_egress, "allow": ["allowed.test", "denied.test"]},
                             "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"],
                                                   "swap_in": ["header", "body"]}}}},
         "agents": {"user": {"bottle": "web"}},

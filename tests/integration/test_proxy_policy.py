@@ -48,12 +48,12 @@ sys.stdout.write(out.decode("latin-1"))
 
 
 @pytest.fixture(scope="module")
-def bottle(tmp_path_factory, outbound_env, origin_session):
+def bottle(tmp_path_factory, outbound_env, internet_egress, origin_session):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in outbound_env.items():
             patch.setenv(key, value)
         folder = tmp_path_factory.mktemp("policy")
-        manifest = write_manifest(folder, {"bottles": {"web": {"egress": {"allow": ALLOW}}},
+        manifest = write_manifest(folder, {"bottles": {"web": {"egress": {**internet_egress, "allow": ALLOW}}},
                                            "agents": {"surfer": {"bottle": "web"}}})
         with bottle_of(manifest, "surfer") as running:
             yield running

@@ -1,23 +1,29 @@
-"""The bundle's entry point: start every daemon, say when all accept, stop if one dies.
+"""The bundle's entry point: start every daemon, say when all listen, stop if one dies.
 
 The daemons read their settings from the JSON file named by
 ``BOTTLE_BUNDLE_CONFIG`` (written by ``bottle_core.bundle.contract``): the
 TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) and the git gate
-(``git_gate.py``), both on the bottle-side address, and when asked for the
-supervisor (``supervisor.py``) and the scripted model (``model_server.py``, on
-loopback). Each daemon is a child
-process, started as its own non-root user with no capability left (the entry
-point itself keeps only what it needs for that, when it starts as root: the
-proxy runs as ``bundle``, the gate as the owner of the host repositories it
-pushes to, so nothing on the host changes owner or mode). They start in
-parallel, ``bottle-bundle: ready`` is printed once on stdout when every one
-accepts connections, and when any of them exits the others are stopped and
+(``git_gate.py``), both on the bottle-side address; the egress stage (squid,
+``egress_stage.py``) on loopback, the only process that connects out; and
+when asked for, the supervisor (``supervisor.py``) and the scripted model
+(``model_server.py``, on loopback). Each daemon is a child process, started
+as its own non-root user with no capability left (the entry point itself
+keeps only what it needs for that, when it starts as root: the proxy runs as
+``bundle``, the egress stage as ``egress``, the gate as the owner of the host
+repositories it pushes to, so nothing on the host changes owner or mode).
+They start in parallel, ``bottle-bundle: ready`` is printed once on stdout
+when every one listens on its address, and when any of them exits the others are stopped and
 the bundle exits non-zero, so the bottle fails visibly instead of limping on.
 
-The daemons: the proxy; the supervisor (``supervisor.py``, unless supervision
-is off) judging the agent's tool calls; and, for a rehearsal with
-``--model-script``, the scripted model server (``model_server.py``) on
-loopback, to which the proxy sends every request for the model host.
+The daemons: the proxy, in upstream mode: every server connection it opens
+goes through the egress stage, which resolves the name and refuses private
+and host addresses; the git gate; the supervisor (unless supervision is off)
+judging the agent's tool calls; and, for a rehearsal with ``--model-script``,
+the scripted model server on loopback, to which the proxy sends every request
+for the model host (through the egress stage, which lets the proxy reach that
+one loopback port and no other). Each daemon runs as its own user so that the
+packet filter (``netfilter.py``, set from outside the bundle) can let only
+the egress stage's user connect out.
 
 The CA is made here before the proxy starts (an ECDSA P-256 key: generated in
 milliseconds, where mitmproxy's RSA-2048 default costs ~0.3 s of every
@@ -34,6 +40,7 @@ import pwd
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -46,11 +53,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import egress_stage  # noqa: E402
+
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
 #: Written by proxy_addon.py once its policy is loaded: mitmproxy runs on without an addon that failed to load,
 #: so the proxy counts as ready only when this file exists (a broken policy fails closed).
 POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
+#: The egress stage's configuration, written by root before it starts: its user may read it, not change it.
+EGRESS_DIR = Path("/run/bottle/egress")
+PROXY_USER, EGRESS_USER = "bundle", "egress"
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
+
 
 
 def upstream_trust(extra: str | None) -> list[str]:
@@ -96,6 +111,7 @@ def make_ca(confdir: Path) -> None:
 
 
 READY_LINE = "bottle-bundle: ready"
+TCP_LISTEN = "0A"  # a socket's state in /proc/net/tcp
 READY_TIMEOUT = 30.0
 
 
@@ -111,25 +127,40 @@ class Daemon:
     ready_file: Path | None = None  # when set, the daemon is ready only once this file exists too
 
     def ready(self) -> bool:
-        return accepts(self.address) and (self.ready_file is None or self.ready_file.exists())
+        return listening(self.address) and (self.ready_file is None or self.ready_file.exists())
+
+
+def account(name: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
 
 
 def bundle_user() -> tuple[int, int]:
-    entry = pwd.getpwnam("bundle")
-    return entry.pw_uid, entry.pw_gid
+    return account(PROXY_USER)
+
+
+def gate_user(config: dict) -> tuple[int, int]:
+    """The git gate's user: the owner of its host repositories, else ``bundle``; never the egress stage's."""
+    gate = config["git_gate"]
+    user = tuple(gate["run_as"]) if gate.get("run_as") else bundle_user()
+    if user[0] == account(EGRESS_USER)[0]:
+        raise SystemExit(f"bottle-bundle: the git gate would run as uid {user[0]}, the egress stage's own user, "
+                         "which alone may connect out; give the upstream repository another owner")
+    return user  # type: ignore[return-value]
 
 
 def daemons(config: dict) -> list[Daemon]:
     """The daemons this bundle runs, from its configuration, each with the user it runs as."""
-    proxy, gate = config["proxy"], config["git_gate"]
+    proxy, gate, egress = config["proxy"], config["git_gate"], config["egress"]
     here = Path(__file__).resolve().parent
     python = sys.executable or "python3"
-    gate_user = tuple(gate["run_as"]) if gate.get("run_as") else bundle_user()
     running = [
+        Daemon("egress", egress_stage.argv(EGRESS_DIR / "squid.conf"), ("127.0.0.1", int(egress["port"])),
+               account(EGRESS_USER)),
         Daemon("proxy", [python, str(here / "entrypoint.py"), "proxy"], (proxy["listen_host"], int(proxy["port"])),
                bundle_user(), ready_file=POLICY_LOADED),
         Daemon("git gate", [python, str(here / "git_gate.py")], (proxy["listen_host"], int(gate["port"])),
-               gate_user),  # type: ignore[arg-type]
+               gate_user(config)),
     ]
     supervise = config.get("supervise") or {}
     if supervise.get("mode", "off") != "off":
@@ -144,19 +175,36 @@ def daemons(config: dict) -> list[Daemon]:
     return running
 
 
+def prepare_egress_stage(config: dict) -> None:
+    """The egress stage's configuration, written as root where its user can read but not change it."""
+    egress_stage.write_error_pages(EGRESS_DIR / "errors")
+    (EGRESS_DIR / "squid.conf").write_text(egress_stage.squid_config(config["egress"], EGRESS_DIR / "errors",
+                                                                     script_port(config)))
+
+
+def script_port(config: dict) -> int | None:
+    """The scripted model's loopback port, when this is a rehearsal."""
+    scripted = config.get("scripted_model")
+    return int(scripted["port"]) if scripted else None
+
+
 def run_proxy(config: dict) -> None:
     """The proxy daemon: make the CA, then become mitmdump (as the bundle user, who owns the CA's key)."""
-    proxy = config["proxy"]
+    proxy, egress = config["proxy"], config["egress"]
     here = Path(__file__).resolve().parent
     make_ca(CONFDIR)
     mitmdump = [
         shutil.which("mitmdump") or "mitmdump", "--quiet",
         "--listen-host", proxy["listen_host"], "--listen-port", str(proxy["port"]),
+        # Every server connection goes through the egress stage: the proxy never resolves or connects out.
+        "--mode", f"upstream:http://127.0.0.1:{int(egress['port'])}",
         "--set", f"confdir={CONFDIR}",
         # Nothing is connected (or resolved) before the request that needs it was judged allowed.
         "--set", "connection_strategy=lazy", "--set", "upstream_cert=false",
         "--set", "onboarding=false",  # no mitm.it answered inside the bundle
+        # The policy first; then the egress stage's preflight, which asks only about what the policy allowed.
         "-s", str(here / "proxy_addon.py"), "--set", f"bottle_policy_loaded={POLICY_LOADED}",
+        "-s", str(here / "egress_preflight.py"),
         *upstream_trust(config.get("upstream_ca")),
     ]
     POLICY_LOADED.unlink(missing_ok=True)
@@ -172,16 +220,27 @@ def as_user(argv: list[str], user: tuple[int, int] | None) -> list[str]:
             "--bounding-set=-all", "--no-new-privs", "--", *argv]
 
 
-def accepts(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=0.5):
+def listening(address: tuple[str, int], tables: tuple[str, ...] = ("/proc/net/tcp",)) -> bool:
+    """Whether a socket listens on ``address`` (or on all addresses at its port).
+
+    Read from the kernel's socket table rather than by connecting: the packet
+    filter lets only the daemons' users reach each other, not this entry
+    point (which may share its uid with the git gate's).
+    """
+    host, port = address
+    wanted = {f"{struct.unpack('=I', socket.inet_aton(ip))[0]:08X}:{port:04X}" for ip in (host, "0.0.0.0")}
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(fields[1] in wanted and fields[3] == TCP_LISTEN for fields in map(str.split, lines)):
             return True
-    except OSError:
-        return False
+    return False
 
 
 def announce_ready(running: list[Daemon]) -> None:
-    """Print the ready line once every daemon accepts; never claim readiness that was not seen."""
+    """Print the ready line once every daemon listens; never claim readiness that was not seen."""
     deadline = time.monotonic() + READY_TIMEOUT
     waiting = list(running)
     while waiting and time.monotonic() < deadline:
@@ -190,12 +249,13 @@ def announce_ready(running: list[Daemon]) -> None:
             time.sleep(0.02)
     if waiting:
         names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}" for d in waiting)
-        print(f"bottle-bundle: never accepted a connection: {names}", file=sys.stderr, flush=True)
+        print(f"bottle-bundle: never listened: {names}", file=sys.stderr, flush=True)
         return
     print(READY_LINE, flush=True)
 
 
 def stop_all(running: list[Daemon]) -> None:
+    """Stop the daemons this process may signal (one of another user ends with the bundle)."""
     for daemon in running:
         if daemon.process and daemon.process.poll() is None:
             try:
@@ -218,6 +278,7 @@ def main() -> None:
     if sys.argv[1:] == ["proxy"]:
         return run_proxy(config)
     running = daemons(config)
+    prepare_egress_stage(config)
     for daemon in running:
         daemon.process = subprocess.Popen(as_user(daemon.argv, daemon.user))
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(running), sys.exit(0)))

@@ -15,7 +15,8 @@ Every way a client can speak to the proxy is judged, nothing is assumed:
   allowed only on a port listed explicitly;
 * TLS spoken to the proxy port itself is refused (the connection is closed);
 * last, every outbound connection mitmproxy is about to open is judged again
-  (``server_connect``), so a path missed above still opens nothing.
+  (``server_connect``; through the egress stage, ``http_connect_upstream``:
+  the tunnel asked of it), so a path missed above still opens nothing.
 
 A refusal is a 403 with ``X-Bottle-Decision: deny; rule=RULE`` and a short body
 naming the rule, sent before any connection is opened or any name resolved
@@ -32,6 +33,10 @@ value in its place; to any other host it is refused (rule ``secret-host``).
 In a rehearsal (``--model-script``) every request for the model host goes to
 the scripted model server on the bundle's loopback instead: the model host is
 never contacted, and its egress records carry the rule ``model-script``.
+
+Responses are scrubbed of real secret values and read for prompt injection
+(``response_inspection``); large and open-ended ones are relayed as they
+arrive through the same checks (``response_stream``).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from urllib.parse import urlsplit
 from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
 from inspection import Inspector
 from response_inspection import Scrubber, find_injection
+from response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
 from mitmproxy.net.server_spec import parse_with_mode
 from mitmproxy.net.tls import is_tls_record_magic
@@ -60,6 +66,13 @@ ALLOWED_BY = "bottle.decision"
 SWAPPED = "bottle.swapped"
 PATH = "bottle.path"
 TARGET = "bottle.target"  # where the agent aimed a request that bottle re-aimed (the model script)
+#: Set on a flow answered inside the bundle (the model script): the egress stage is not asked about its host.
+IN_BUNDLE = "bottle.in_bundle"
+BYTES_IN = "bottle.bytes_in"  # a streamed body's size (mitmproxy keeps no copy of it)
+SCRUBBED = "bottle.scrubbed"
+WARNING = "bottle.warning"
+#: The egress stage's question header (``egress_stage.PREFLIGHT_HEADER``): a CONNECT carrying it never connects.
+PREFLIGHT_HEADER = "X-Bottle-Preflight"
 #: How an HTTP request starts (a method and a space), or could still start once more bytes come.
 HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 
@@ -94,7 +107,10 @@ def log_flow(flow: http.HTTPFlow, decision: Decision, status: int | None = None,
         decision=decision, status=status or (response.status_code if response else None),
         **({} if request.method == "CONNECT" else {"scheme": request.scheme}),
         bytes_out=len(request.raw_content or b"") if decision.allowed else 0,
-        bytes_in=len(response.raw_content or b"") if response is not None and decision.allowed else 0,
+        bytes_in=flow.metadata.get(BYTES_IN, len(response.raw_content or b"") if response is not None else 0)
+        if decision.allowed else 0,
+        **{key: flow.metadata[name] for key, name in (("scrubbed", SCRUBBED), ("warning", WARNING))
+           if name in flow.metadata},
         **extra,
     ))
 
@@ -237,6 +253,8 @@ class Egress:
             return
         if self._inspect(flow):  # data in the host name is refused before any TLS or name lookup
             return
+        if decision.rule == "model-script":
+            flow.metadata[IN_BUNDLE] = True
         log_flow(flow, decision, status=200)  # mitmproxy answers an allowed CONNECT with 200
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -255,14 +273,38 @@ class Egress:
         if flow.response is None and ALLOWED_BY in flow.metadata and self._scripted(flow.request.host):
             # Re-aimed before any upstream connection exists (connection_strategy=lazy).
             flow.metadata[TARGET] = (flow.request.host, flow.request.port)
+            flow.metadata[IN_BUNDLE] = True
             flow.request.scheme, flow.request.host, flow.request.port = "http", "127.0.0.1", self.script_port
             return
         if flow.response is None and ALLOWED_BY in flow.metadata:
             self._swap_secrets(flow)
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Scrub the headers (they leave first when the body streams); stream a large or open-ended body."""
+        if ALLOWED_BY not in flow.metadata or flow.metadata.get(LOGGED) or flow.response is None:
+            return
+        response = flow.response
+        scrubbed = 0
+        for key, value in list(response.headers.items(multi=True)):
+            clean, count = self.scrubber.scrub(value.encode("utf-8", "surrogateescape"))
+            if count:
+                response.headers[key] = clean.decode("utf-8", "surrogateescape")
+                scrubbed += count
+        if scrubbed:
+            flow.metadata[SCRUBBED] = scrubbed
+        read = self._reads_for_injection(flow)
+        if streamed(flow.request.method, response.status_code, response.headers, read=read,
+                    scrubbing=bool(self.scrubber.pairs)):
+            content_type = response.headers.get("content-type", "")
+            response.stream = ResponseStream(self.scrubber, (lambda body: find_injection(body, content_type))
+                                             if read else None, block=self.responses == "block")
+
     def response(self, flow: http.HTTPFlow) -> None:
         if ALLOWED_BY in flow.metadata and not flow.metadata.get(LOGGED):
-            self._inspect_response(flow)
+            if isinstance(flow.response.stream, ResponseStream):
+                self._finish_stream(flow, flow.response.stream)
+            else:
+                self._inspect_response(flow)
         if ALLOWED_BY in flow.metadata:
             log_flow(flow, flow.metadata[ALLOWED_BY], **self._swapped(flow))
 
@@ -280,24 +322,20 @@ class Egress:
                where=finding.where)
         return True
 
+    def _reads_for_injection(self, flow: http.HTTPFlow) -> bool:
+        """Whether the response body is read for prompt injection (not the model host's: it is the agent's own model)."""
+        aimed_at = flow.metadata.get(TARGET, (flow.request.host, None))[0]  # the model host, for a re-aimed request
+        return self.responses != "off" and normal_host(aimed_at) != self.api_host
+
     def _inspect_response(self, flow: http.HTTPFlow) -> None:
-        """Put placeholders back for real secret values, then read the body for prompt injection."""
-        response, host = flow.response, flow.request.host
-        scrubbed = 0
-        for key, value in list(response.headers.items(multi=True)):
-            clean, count = self.scrubber.scrub(value.encode("utf-8", "surrogateescape"))
-            if count:
-                response.headers[key] = clean.decode("utf-8", "surrogateescape")
-                scrubbed += count
+        """Put placeholders back for real secret values in a held body, then read it for prompt injection."""
+        response = flow.response
         body = response.get_content(strict=False) or b""
         clean, count = self.scrubber.scrub(body)
         if count:
             response.set_content(clean)
-            scrubbed += count
-        if scrubbed:
-            flow.metadata["bottle.scrubbed"] = scrubbed
-        aimed_at = flow.metadata.get(TARGET, (host, None))[0]  # the model host, for a re-aimed rehearsal request
-        if self.responses == "off" or normal_host(aimed_at) == self.api_host:
+            flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
+        if not self._reads_for_injection(flow):
             return
         verdict = find_injection(clean, response.headers.get("content-type", ""))
         if not verdict.injection:
@@ -307,7 +345,22 @@ class Egress:
                    stage="response", signals=list(verdict.signals))
         else:
             response.headers["x-bottle-warning"] = verdict.reason()
-            flow.metadata["bottle.warning"] = verdict.rule()
+            flow.metadata[WARNING] = verdict.rule()
+
+    def _finish_stream(self, flow: http.HTTPFlow, stream: ResponseStream) -> None:
+        """A streamed body has passed: its size and scrubs for the record; a cut one ends without completing."""
+        flow.metadata[BYTES_IN] = stream.bytes_in
+        if stream.scrubbed:
+            flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + stream.scrubbed
+        verdict = stream.verdict
+        if verdict is None or not verdict.injection:
+            return
+        if stream.cut:
+            decision = Decision(False, verdict.rule(), f"the response was cut off: {verdict.reason()}")
+            log_flow(flow, decision, stage="response", signals=list(verdict.signals))
+            flow.kill()  # the agent sees the connection close before the body completes
+        else:
+            flow.metadata[WARNING] = verdict.rule()
 
     def error(self, flow: http.HTTPFlow) -> None:
         if ALLOWED_BY in flow.metadata:
@@ -358,6 +411,21 @@ class Egress:
             server.error = f"bottle: deny; rule={decision.rule}"
             emit(decision_record(id=server.id, method="OPEN", host=host, port=port, path="",
                                  decision=decision, stage="connection"))
+
+    def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
+        """The last line when the egress stage opens the connection: the tunnel asked of it, judged again.
+
+        A target the policy does not allow gets the egress stage's question
+        header, which it always answers itself: the tunnel is never opened.
+        """
+        host, port = flow.request.host, flow.request.port
+        if self.script_port is not None and (host, port) == ("127.0.0.1", self.script_port):
+            return  # a model-host request re-aimed at the scripted model in this bundle
+        decision = self._judge(flow.client_conn, host, port, TUNNEL)
+        if not decision.allowed:
+            flow.request.headers[PREFLIGHT_HEADER] = "1"
+            emit(decision_record(id=flow.id, method="OPEN", host=host, port=port, path="", decision=decision,
+                                 stage="connection"))
 
     # -- secrets ----------------------------------------------------------------
 

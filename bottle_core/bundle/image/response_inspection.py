@@ -77,6 +77,23 @@ class Scrubber:
                 count += n
         return data, count
 
+    def open_prefix(self, data: bytes) -> int:
+        """How many bytes at the end of ``data`` could be the start of a real value in one of its forms.
+
+        A stream holds those back until more data says whether they are one
+        (see ``response_stream``).
+        """
+        longest = 0
+        for pattern in [real for real, _ in self.pairs] + [core for core, _, _ in self.cores]:
+            tail = data[-(len(pattern) - 1):] if len(pattern) > 1 else b""
+            start = tail.find(pattern[:1])
+            while start != -1 and len(tail) - start > longest:
+                if pattern.startswith(tail[start:]):
+                    longest = len(tail) - start
+                    break
+                start = tail.find(pattern[:1], start + 1)
+        return longest
+
 
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{8,}={0,2}")
 

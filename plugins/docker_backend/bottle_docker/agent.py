@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-
 from bottle_core import agent as agent_sandbox
-from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 
 from . import labels
-from .removal import remove_resources
+from .oneshot import run_one_shot
+
+#: IPv6 off in the agent, explicitly: no address, not even loopback's, and no IPv6 socket reaches anything.
+AGENT_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
+                 "net.ipv6.conf.lo.disable_ipv6": "1"}
 
 
 def create_agent(client, plan: Plan, image: str, created: list[str]) -> str:
@@ -25,6 +26,7 @@ def create_agent(client, plan: Plan, image: str, created: list[str]) -> str:
             nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids,
             tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},
             network_mode=plan.network.name,
+            sysctls=AGENT_SYSCTLS,
             # Names are the proxy's business: the engine's resolver may only ever forward to the bundle,
             # which serves no DNS, so no lookup can carry data out (older engines forwarded from the host).
             dns=[plan.network.bundle_ip],
@@ -58,11 +60,5 @@ def drop_default_route(client, fixer: str) -> None:
     shares the agent's network namespace (and alone holds NET_ADMIN) deletes
     it; the agent itself never has a capability.
     """
-    api = client.api
-    api.start(fixer)
-    status = api.wait(fixer, timeout=30).get("StatusCode")
-    if status != 0:
-        words = api.logs(fixer).decode("utf-8", "replace").strip()
-        raise BottleRuntimeError(f"could not remove the agent's default route ({words or f'exit {status}'})")
-    # Its work is done: remove it now, off the teardown's path (teardown still sweeps it if this loses).
-    threading.Thread(target=remove_resources, args=(client, [fixer], []), daemon=True).start()
+    run_one_shot(client, fixer, "remove the agent's default route")
+

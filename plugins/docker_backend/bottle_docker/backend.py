@@ -44,13 +44,15 @@ def prepare(spec, stage_dir):
     config = settings.current()
     base = bottle.image or config.base_image or BASE_IMAGE
     slug = new_slug(spec.agent)
-    return base_plan(
+    plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
                             agent_ip=agent_ip(subnet),
                             outbound=config.docker_outbound_network or network.SHARED_OUTBOUND),
         images=image_names(base, base_image_id(client, base)),
     )
+    network.refuse_engine_and_host(client, plan)
+    return plan
 
 
 @hookimpl

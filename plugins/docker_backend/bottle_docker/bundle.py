@@ -18,6 +18,7 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 
 from . import labels
+from .oneshot import run_one_shot
 from .streams import read_archive
 
 LOG_DRAIN_TIMEOUT = 5.0
@@ -35,7 +36,9 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
         labels=labels.for_bottle(plan, "bundle"), detach=True,
         host_config=api.create_host_config(
             cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
-            mem_limit=contract.LIMITS["memory_bytes"], pids_limit=contract.LIMITS["pids"],
+            mem_limit=contract.LIMITS["memory_bytes"], memswap_limit=contract.LIMITS["memory_bytes"],
+            pids_limit=contract.LIMITS["pids"], nano_cpus=int(contract.LIMITS["cpus"] * 1e9),
+            sysctls=contract.SYSCTLS,
             binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
                    for m in contract.bundle_mounts(plan)},
         ),
@@ -48,6 +51,31 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
     # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
     api.put_archive(bundle, "/", files_tar(files))
     return bundle
+
+
+def create_netfilter(client, plan: Plan, bundle: str, image: str, created: list[str]) -> str:
+    """A one-shot container that will set the bundle's packet filter (see ``contract.NETFILTER_COMMAND``).
+
+    It shares the bundle's network namespace and alone holds the network
+    capabilities; the bundle itself never does.
+    """
+    api = client.api
+    netfilter = api.create_container(
+        image, command=contract.NETFILTER_COMMAND, user="0", name=f"bottle-{plan.slug}-netfilter",
+        labels=labels.for_bottle(plan, "netfilter"), entrypoint=[], environment=contract.bundle_environment(),
+        host_config=api.create_host_config(network_mode=f"container:{bundle}", cap_drop=["ALL"],
+                                           cap_add=contract.NETFILTER_CAPABILITIES,
+                                           security_opt=["no-new-privileges:true"]),
+    )["Id"]
+    created.append(netfilter)
+    api.put_archive(netfilter, "/", files_tar(contract.netfilter_files(plan)))
+    return netfilter
+
+
+def start_with_filter(client, bundle: str, netfilter: str) -> None:
+    """Start the bundle, then set its packet filter (which needs the bundle's namespace to exist)."""
+    client.api.start(bundle)
+    run_one_shot(client, netfilter, "set the bundle's packet filter")
 
 
 def follow_logs(client, plan: Plan, bundle: str) -> threading.Thread:

@@ -4,7 +4,9 @@ Order: secrets read and the Plan's images ensured (built when missing) (nothing 
 the bottle network (and the shared outbound network, the first time); the
 bundle (pinned IP on the bottle network, plus the outbound one), started first; the agent
 (pinned IP, bottle network only) and the one-shot container that deletes its
-default route. Teardown removes what was created, whatever happened.
+default route; the bundle's packet filter, set by another one-shot container
+in the bundle's network namespace before the agent is handed over. Teardown
+removes what was created, whatever happened.
 
 Each part lives in its own module: :mod:`.network` (the networks),
 :mod:`.bundle` (the bundle's container), :mod:`.agent` (the agent's
@@ -66,9 +68,11 @@ class DockerLaunch(AbstractContextManager):
             with ThreadPoolExecutor(max_workers=1) as pool:
                 bundle_id = bundle.create_bundle(client, plan, images["bundle"], contract.bundle_files(plan, secrets),
                                                  self.containers)
+                netfilter = bundle.create_netfilter(client, plan, bundle_id, images["bundle"], self.containers)
                 # The proxy's start-up is the longest pole (~0.4 s to start a container here, then
-                # the proxy's own start): set it going first, and do the agent's side meanwhile.
-                bundle_started = pool.submit(client.api.start, bundle_id)
+                # the proxy's own start): set it going first, with its packet filter, and do the
+                # agent's side meanwhile.
+                bundle_started = pool.submit(bundle.start_with_filter, client, bundle_id, netfilter)
                 agent_id = agent.create_agent(client, plan, images["agent"], self.containers)
                 fixer = agent.create_route_fixer(client, plan, agent_id, images["bundle"], self.containers)
                 client.api.start(agent_id)

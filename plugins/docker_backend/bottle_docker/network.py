@@ -9,13 +9,12 @@ route removed at launch, the bundle is the agent's only peer.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
-import tempfile
 from pathlib import Path
 
-from bottle_core.addressing import agent_ip, bundle_ip, engine_subnets, host_routes, pick_subnet
+from bottle_core.addressing import (agent_ip, bundle_ip, engine_gateways, engine_subnets, host_addresses, host_routes,
+                                    pick_subnet)
+from bottle_core.locks import host_lock
 
 
 SHARED_OUTBOUND = "bottle-outbound"
@@ -26,8 +25,25 @@ def used_subnets(client) -> list[ipaddress.IPv4Network]:
     return engine_subnets(client.api.networks()) + host_routes()
 
 
+def refuse_engine_and_host(client, plan) -> None:
+    """Name, in the plan, what the egress stage must never connect to besides the private ranges.
+
+    The engine's networks (refused unless opted in) and the host's own
+    addresses, every interface and every bridge gateway (refused always).
+    """
+    refuse_networks(plan, client.api.networks())
+
+
+def refuse_networks(plan, networks: list[dict], *, also_host: list[str] = ()) -> None:
+    """:func:`refuse_engine_and_host` from an engine's network list (``also_host``: more of the host's addresses)."""
+    engine = [str(n) for n in engine_subnets(networks)] + [plan.network.subnet]
+    plan.egress.refused_networks = sorted({*plan.egress.refused_networks, *engine})
+    plan.egress.host_addresses = sorted({str(a) for a in [*host_addresses(), *engine_gateways(networks), *also_host]},
+                                        key=lambda a: ipaddress.ip_address(a))
+
+
 def create_bottle_network(client, name: str, subnet: str, labels: dict[str, str], *, host_address: bool = False):
-    """The internal, host-less bridge for one bottle.
+    """The internal, host-less bridge for one bottle, IPv6 off.
 
     ``host_address`` keeps the host's address on the bridge, for a backend
     whose agent reaches the bundle from a host process (smol: smolvm's
@@ -36,10 +52,32 @@ def create_bottle_network(client, name: str, subnet: str, labels: dict[str, str]
     from docker.types import IPAMConfig, IPAMPool
 
     ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
-    return client.networks.create(
-        name, driver="bridge", internal=True, ipam=ipam, labels=labels, check_duplicate=True,
+    network = client.networks.create(
+        name, driver="bridge", internal=True, ipam=ipam, labels=labels, check_duplicate=True, enable_ipv6=False,
         options={} if host_address else {"com.docker.network.bridge.inhibit_ipv4": "true"},
     )
+    bridge_ipv6_off(bridge_name(network.id))
+    return network
+
+
+def bridge_name(network_id: str) -> str:
+    """The host interface of a bridge network the engine named itself."""
+    return f"br-{network_id[:12]}"
+
+
+def bridge_ipv6_off(bridge: str, proc: Path = Path("/proc/sys/net/ipv6/conf")) -> bool:
+    """Turn IPv6 off on the bottle bridge on the host, so the host holds no address there (no link-local).
+
+    Done before any container joins (the kernel gives a bridge its link-local
+    address once a port comes up). Possible when bottle runs as root on the
+    engine's own host; elsewhere the bridge may keep a link-local address,
+    which the agent, with IPv6 off, cannot use. Returns whether it was done.
+    """
+    try:
+        (proc / bridge / "disable_ipv6").write_text("1\n")
+    except OSError:
+        return False
+    return True
 
 
 def outbound_name() -> str:
@@ -59,7 +97,8 @@ def ensure_shared_outbound(client) -> None:
     """
     from docker.errors import APIError
 
-    with _host_lock("outbound"):
+    # Two launches at once must not both create it (the engine may allow duplicate names).
+    with host_lock("outbound"):
         if any(n["Name"] == SHARED_OUTBOUND for n in client.api.networks(names=[SHARED_OUTBOUND])):
             return
         try:
@@ -69,18 +108,6 @@ def ensure_shared_outbound(client) -> None:
         except APIError as exc:
             if "already exists" not in str(exc):
                 raise
-
-
-@contextlib.contextmanager
-def _host_lock(name: str):
-    # Two launches at once must not both create the shared network (the engine may allow duplicate names).
-    path = Path(tempfile.gettempdir()) / f"bottle-{name}.lock"
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 NETWORK_ATTEMPTS = 4
@@ -115,6 +142,9 @@ def readdressed(client, plan):
         "network": net.model_copy(update={"subnet": str(subnet), "bundle_ip": bundle_ip(subnet),
                                           "agent_ip": agent_ip(subnet) if net.agent_ip else None}),
         "proxy": plan.proxy.model_copy(update={"listen_host": bundle_ip(subnet)}),
+        # The new subnet is an engine network now: refused to the egress stage like the old one.
+        "egress": plan.egress.model_copy(update={
+            "refused_networks": sorted({*plan.egress.refused_networks, str(subnet)})}),
     })
     moved.save()
     return moved

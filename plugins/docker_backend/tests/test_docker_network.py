@@ -25,7 +25,7 @@ class OverlappingEngine:
         self.asked.append(kwargs["ipam"]["Config"][0]["Subnet"])
         if len(self.asked) <= self.taken:
             raise docker.errors.APIError("Pool overlaps with other one on this address space")
-        return SimpleNamespace(name=name)
+        return SimpleNamespace(name=name, id="0123456789abcdef" * 4)
 
 
 def test_a_taken_subnet_gives_a_new_plan_saved_again_and_leaves_the_given_one_alone(plan_factory, monkeypatch):
@@ -38,6 +38,7 @@ def test_a_taken_subnet_gives_a_new_plan_saved_again_and_leaves_the_given_one_al
 
     assert plan.model_dump() == before
     assert used is not plan and used.network.subnet != plan.network.subnet
+    assert used.network.subnet in used.egress.refused_networks  # the egress stage never reaches the new network
     assert engine.asked == [plan.network.subnet, used.network.subnet]
     subnet = ipaddress.ip_network(used.network.subnet)
     assert ipaddress.ip_address(used.network.bundle_ip) in subnet and used.proxy.listen_host == used.network.bundle_ip

@@ -8,7 +8,8 @@ keeps the host's address (it is still internal: nothing on it is routed
 elsewhere), and the microVM's egress is restricted to ``<bundle-ip>/32``.
 
 Order: secrets read and images ensured (nothing exists yet if either fails);
-the bridge; the bundle, started; the agent image exported (cached by image
+the bridge; the bundle, started, and its packet filter set (the docker
+backend's one-shot in the bundle's namespace); the agent image exported (cached by image
 ID); the microVM created, started and confirmed running. Teardown: the
 microVM stopped and deleted, the bundle's last log lines filed, the bundle
 and bridge removed -- on every exit path.
@@ -115,7 +116,8 @@ class SmolLaunch(AbstractContextManager):
             self.networks.append(plan.network.name)
             self.bundle_id = bundle.create_bundle(client, plan, plan.images["bundle"],
                                                   contract.bundle_files(plan, secrets), self.containers)
-            client.api.start(self.bundle_id)
+            netfilter = bundle.create_netfilter(client, plan, self.bundle_id, plan.images["bundle"], self.containers)
+            bundle.start_with_filter(client, self.bundle_id, netfilter)
             self.log_follower = bundle.follow_logs(client, plan, self.bundle_id)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None

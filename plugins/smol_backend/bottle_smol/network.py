@@ -13,16 +13,20 @@ import ipaddress
 from bottle_core import addressing
 
 
-def engine_subnets() -> list[ipaddress.IPv4Network]:
-    """IPv4 subnets of the Docker engine's networks; empty when no engine answers."""
+def engine_networks() -> list[dict]:
+    """The Docker engine's network list; empty when no engine answers."""
     try:
         import docker
 
         client = docker.from_env(timeout=5)
         try:
-            networks = client.api.networks()
+            return client.api.networks()
         finally:
             client.close()
     except Exception:  # no engine, no socket, no SDK: nothing to avoid there
         return []
-    return addressing.engine_subnets(networks)
+
+
+def engine_subnets(networks: list[dict] | None = None) -> list[ipaddress.IPv4Network]:
+    """IPv4 subnets of the Docker engine's networks; empty when no engine answers."""
+    return addressing.engine_subnets(engine_networks() if networks is None else networks)

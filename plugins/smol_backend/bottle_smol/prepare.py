@@ -8,7 +8,7 @@ from bottle_core import addressing, settings
 from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
-from bottle_docker.network import outbound_name
+from bottle_docker.network import outbound_name, refuse_networks
 
 from . import network
 from .images import planned_images
@@ -27,7 +27,8 @@ def images(spec: BottleSpec) -> dict[str, str]:
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
     """Resolve ``spec``: pick the bundle's subnet and address, record the smolvm binary and machine name."""
-    subnet = addressing.pick_subnet(network.engine_subnets() + addressing.host_routes())
+    networks = network.engine_networks()
+    subnet = addressing.pick_subnet(network.engine_subnets(networks) + addressing.host_routes())
     bundle_ip = addressing.bundle_ip(subnet)
     slug = new_slug(spec.agent)
     net = NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip, outbound=outbound_name())
@@ -42,5 +43,8 @@ def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
         "mem_mib": mem_mib(resources),
         "egress": ["--allow-cidr", f"{bundle_ip}/32", "--dns", bundle_ip],
     }
-    return base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec),
+    plan = base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec),
                      backend_options=options, slug=slug)
+    # The egress stage never reaches the engine's networks, nor the host (its address on this bridge included).
+    refuse_networks(plan, networks, also_host=[str(subnet.network_address + 1)])
+    return plan

@@ -27,7 +27,7 @@ IMAGE = b"a docker save stream, as far as the fake cares"
 
 @pytest.fixture
 def plan(manifest_factory, tmp_path, monkeypatch, fake_smolvm):
-    monkeypatch.setattr(network, "engine_subnets", lambda: [])
+    monkeypatch.setattr(network, "engine_networks", lambda: [])
     monkeypatch.setattr(images, "base_image_id", lambda base: "sha256:" + "b" * 64)
     monkeypatch.setenv("BOTTLE_CLAUDE_BINARY", str(small_claude(tmp_path)))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -271,8 +271,19 @@ class _Recorder:
             created.append("bundle-id")
             return "bundle-id"
 
+        def create_netfilter(client, plan, bundle_id, image, created):
+            self.events.append(("netfilter", bundle_id, image))
+            created.append("netfilter-id")
+            return "netfilter-id"
+
+        def start_with_filter(client, bundle_id, netfilter):
+            self.client.api.start(bundle_id)
+            self.events.append(("filter", netfilter))
+
         monkeypatch.setattr(network, "create_for", create_for)
         monkeypatch.setattr(bundle, "create_bundle", create_bundle)
+        monkeypatch.setattr(bundle, "create_netfilter", create_netfilter)
+        monkeypatch.setattr(bundle, "start_with_filter", start_with_filter)
         monkeypatch.setattr(bundle, "follow_logs", lambda client, plan, cid: self.events.append(("follow", cid)) or "follower")
         monkeypatch.setattr(bundle, "drain_logs", lambda client, cid, follower: self.events.append(("drain", cid)))
         monkeypatch.setattr(removal, "remove_resources",
@@ -295,8 +306,11 @@ def test_launch_brings_up_the_contracts_bundle_then_the_microvm_and_removes_both
         assert (bottle.machine, bottle.bundle_id, bottle.client) == (f"bottle-{plan.slug}", "bundle-id",
                                                                      docker_side.client)
         assert fake_smolvm.machines()[bottle.machine]["state"] == "running"
-        assert docker_side.names() == ["images", "export", "outbound", "network", "bundle", "start", "follow"]
+        assert docker_side.names() == ["images", "export", "outbound", "network", "bundle", "netfilter", "start",
+                                       "filter", "follow"]
     network, bundle = docker_side.events[3], docker_side.events[4]
+    # The same packet filter as the docker backend's, set in the bundle's namespace before the microVM exists.
+    assert docker_side.events[5] == ("netfilter", "bundle-id", plan.images["bundle"])
     assert network == ("network", plan.network.name, True, "network")  # the host keeps its address on this bridge
     assert bundle == ("bundle", plan.images["bundle"], contract.bundle_files(plan, contract.secret_table(plan)))
     create = next(argv for argv in fake_smolvm.argvs() if argv[1] == "create")
@@ -304,7 +318,8 @@ def test_launch_brings_up_the_contracts_bundle_then_the_microvm_and_removes_both
     assert ("--allow-cidr", f"{plan.network.bundle_ip}/32") in set(zip(create, create[1:]))
     # Reverse order on the way out: the microVM, then the bundle's last lines, then its container and bridge.
     assert [argv[1] for argv in fake_smolvm.argvs()][-2:] == ["stop", "delete"]
-    assert docker_side.events[-2:] == [("drain", "bundle-id"), ("remove", ["bundle-id"], [plan.network.name])]
+    assert docker_side.events[-2:] == [("drain", "bundle-id"),
+                                       ("remove", ["netfilter-id", "bundle-id"], [plan.network.name])]
     assert fake_smolvm.machines() == {}
 
 
@@ -316,7 +331,7 @@ def test_a_failed_boot_removes_the_machine_the_bundle_and_the_bridge(plan, fake_
         with launch_bottle(plan):
             pytest.fail("launch must not yield")
     assert fake_smolvm.machines() == {}
-    assert docker_side.events[-1] == ("remove", ["bundle-id"], [plan.network.name])
+    assert docker_side.events[-1] == ("remove", ["netfilter-id", "bundle-id"], [plan.network.name])
 
 
 def test_an_unchecked_smolvm_is_refused_before_anything_exists(plan, fake_smolvm, docker_side, monkeypatch):
@@ -371,3 +386,9 @@ def test_ls_and_gc_work_where_smol_cannot_launch(fake_smolvm, monkeypatch, tmp_p
     assert collected.returncode == 0, collected.stderr
     assert "microVM bottle-left-0a1b2c" in json.loads(collected.stdout)
     assert fake_smolvm.machines() == {}
+
+
+def test_the_plan_refuses_the_egress_stage_the_engines_networks_and_the_hosts_address_on_its_bridge(plan):
+    subnet = ipaddress.ip_network(plan.network.subnet)
+    assert plan.network.subnet in plan.egress.refused_networks and "10.0.0.0/8" in plan.egress.refused_networks
+    assert str(subnet.network_address + 1) in plan.egress.host_addresses  # smolvm's side of the bridge

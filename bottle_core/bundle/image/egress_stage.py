@@ -1,0 +1,99 @@
+"""The egress stage: squid on loopback, the only process in the bundle that connects out.
+
+The proxy (stage 1) judges each request by name, port, Host and SNI, then
+hands it to this stage, which resolves the name and connects. Squid's
+``dst`` ACLs judge the *resolved* address: loopback, link-local, RFC 1918,
+CGNAT, ULA, multicast, the host's own addresses and the engine's networks are
+refused even for an allowed name, unless the bottle opted a CIDR in
+(``egress.allow_private``); the ranges come from the plan
+(``bottle_core.addressing.PRIVATE_NETWORKS`` plus the engine's networks). The
+host's own addresses are refused always. The
+packet filter (``netfilter.py``) enforces the same ranges underneath, so a
+bug here or in the proxy does not open the host.
+
+Before a tunnel or a plain-HTTP request is relayed, the proxy asks this stage
+whether it would connect (a *preflight*: a CONNECT carrying
+:data:`PREFLIGHT_HEADER`, which squid always answers itself, never by
+connecting), so a refusal reaches the agent as a clear 403 naming the rule.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from pathlib import Path
+
+#: Header of the proxy's question "would you connect to this CONNECT target?" (squid answers it itself).
+PREFLIGHT_HEADER = "X-Bottle-Preflight"
+#: The ``X-Squid-Error`` codes of the preflight's two answers.
+REFUSED, WOULD_CONNECT = "ERR_BOTTLE_PRIVATE", "ERR_BOTTLE_WOULD_CONNECT"
+SQUID_TEMPLATES = Path("/usr/share/squid/errors/templates")
+
+
+def never_allowed(egress: dict) -> list[str]:
+    """Networks refused even when opted in: the host's own addresses."""
+    return [str(ipaddress.ip_network(a)) for a in egress.get("host_addresses", [])]
+
+
+def opted_in(egress: dict) -> list[str]:
+    """The private CIDRs the bottle opted in (for servers on the bottle's own machine)."""
+    return [str(ipaddress.ip_network(c)) for c in egress.get("allow_private", [])]
+
+
+def refused(egress: dict) -> list[str]:
+    """Networks refused unless opted in: the private ranges and the engine's networks (from the plan)."""
+    return [str(ipaddress.ip_network(n)) for n in egress["refused_networks"]]
+
+
+def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) -> str:
+    """squid.conf for the egress stage: relay for the proxy on loopback only, by resolved address.
+
+    ``script_port``: in a rehearsal, the scripted model's port on loopback,
+    the one loopback address the proxy's re-aimed model requests may reach.
+    """
+    lines = [
+        f"http_port 127.0.0.1:{int(egress['port'])}",
+        # Nothing on disk: no pid file, no cache, no logs (decisions are the proxy's records).
+        "pid_filename none", "cache deny all", "cache_mem 0 MB", "memory_pools off", "coredump_dir none",
+        "cache_log stdio:/dev/null", "access_log none", "pinger_enable off", "shutdown_lifetime 0 seconds",
+        # Nothing about the bundle reaches the origin or the agent.
+        "via off", "forwarded_for delete", "httpd_suppress_version_string on",
+        "reply_header_access X-Cache deny all", "reply_header_access X-Cache-Lookup deny all",
+        f"error_directory {error_dir}",
+        "acl proxy_stage src 127.0.0.1/32",
+        f"acl preflight req_header {PREFLIGHT_HEADER} .",
+        f"acl refused_private dst {' '.join(refused(egress))}",
+    ]
+    if script_port is not None:
+        lines += ["acl model_script dst 127.0.0.1/32", f"acl model_script_port port {int(script_port)}",
+                  "http_access allow proxy_stage model_script model_script_port !preflight"]
+    if never_allowed(egress):
+        lines += [f"acl refused_always dst {' '.join(never_allowed(egress))}", "http_access deny refused_always",
+                  f"deny_info {REFUSED} refused_always"]
+    if opted_in(egress):
+        lines.append(f"acl opted_in dst {' '.join(opted_in(egress))}")
+    lines += [
+        "http_access deny !proxy_stage",
+        # dst matches when any address of the name is in the list: one private address refuses the name.
+        "http_access deny !opted_in refused_private" if opted_in(egress) else "http_access deny refused_private",
+        "http_access deny preflight",
+        "http_access allow proxy_stage",
+        f"deny_info {REFUSED} refused_private",
+        f"deny_info {WOULD_CONNECT} preflight",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_error_pages(error_dir: Path) -> None:
+    """squid's own error pages, plus the two preflight answers (short, they never reach the agent)."""
+    error_dir.mkdir(parents=True, exist_ok=True)
+    if SQUID_TEMPLATES.is_dir():
+        for template in SQUID_TEMPLATES.iterdir():
+            shutil.copyfile(template, error_dir / template.name)
+    (error_dir / REFUSED).write_text("bottle: %H resolves to an address this bottle may not reach\n")
+    (error_dir / WOULD_CONNECT).write_text("bottle: %H may be reached\n")
+
+
+def argv(config_file: Path) -> list[str]:
+    """squid in the foreground, errors on stderr."""
+    return [shutil.which("squid") or "/usr/sbin/squid", "-N", "-d", "1", "-f", str(config_file)]
