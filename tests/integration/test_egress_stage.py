@@ -77,7 +77,8 @@ def outbound(outbound_env, monkeypatch):
 
 def test_an_allowed_name_resolving_to_a_private_address_is_refused_without_the_opt_in(
         tmp_path, outbound, internet_egress, origin):
-    closed = manifest_in(tmp_path / "closed", {"allow": ["allowed.test"]})
+    allow = ["allowed.test", "http://allowed.test"]  # HTTPS on 443 and plain HTTP on 80
+    closed = manifest_in(tmp_path / "closed", {"allow": allow})
     with bottle_of(closed, "surfer") as bottle:
         tunnel = curl(bottle, "-o", "/dev/null", "-w", "%{http_connect}", "https://allowed.test/")
         assert tunnel.stdout == b"403", tunnel.stderr
@@ -97,7 +98,7 @@ def test_an_allowed_name_resolving_to_a_private_address_is_refused_without_the_o
     assert refused == {("CONNECT", "allowed.test", 443, ""), ("GET", "allowed.test", 80, "/path")}
     assert (state_dir / "logs" / "egress.jsonl").exists()
 
-    opened = manifest_in(tmp_path / "opened", {**internet_egress, "allow": ["allowed.test"]})
+    opened = manifest_in(tmp_path / "opened", {**internet_egress, "allow": allow})
     with bottle_of(opened, "surfer") as bottle:
         assert curl(bottle, "https://allowed.test/").stdout.strip() == b"hello from allowed.test"
         assert curl(bottle, "http://allowed.test/").stdout.strip() == b"hello from allowed.test"

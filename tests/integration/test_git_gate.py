@@ -270,6 +270,32 @@ def test_https_upstream_with_a_token_the_agent_never_sees(tmp_path, manifest_dir
         assert direct.stdout == b"403"
 
 
+def test_the_gates_user_reaches_only_the_proxy(tmp_path, manifest_dir, git_forge, outbound_env, internet_egress,
+                                               monkeypatch):
+    from .test_egress_stage import CONNECT, REFUSED
+
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FORGE_TOKEN", git_forge.token)
+    manifest = write_manifest(manifest_dir, {
+        "bottles": {"dev": {"egress": internet_egress,
+                            "git": {"forge": {"url": git_forge.url("project"), "token_env": "FORGE_TOKEN"}}}},
+        "agents": {"forger": {"bottle": "dev"}}})
+    with bottle_of(manifest, "forger") as bottle:
+        plan = bottle.plan
+        assert plan.git_gate.run_as is None  # an https upstream only: the gate runs as its own user, "gate"
+
+        def connect(user: str, host: str, port: int) -> str:
+            return bottle.exec_bundle(["python3", "-c", CONNECT, host, str(port)], user=user).stdout.decode().strip()
+
+        # Past the proxy, the gate's user reaches neither its upstream nor the egress stage ...
+        assert connect("egress", git_forge.ip, 443) == "connected", "control: the forge answers the egress stage"
+        assert connect("gate", git_forge.ip, 443) == REFUSED
+        assert connect("gate", "127.0.0.1", plan.egress.port) == REFUSED
+        # ... only the proxy, which judges it like any client.
+        assert connect("gate", plan.network.bundle_ip, plan.proxy.port) == "connected"
+
+
 # -- bottle logs --follow --------------------------------------------------------------------------
 
 

@@ -6,7 +6,9 @@ can stand for several host names. Other methods get the same text plus the
 size of the body received. Two paths behave otherwise: ``/echo...`` answers
 with what it received (method, path, headers, body as JSON, and the
 Authorization header again as ``X-Echo-Authorization``), as a careless API
-would; ``/serve?type=T&body=B`` answers with body B of content type T. Every request is logged as one JSON line to stdout
+would; ``/serve?type=T&body=B`` answers with body B of content type T (B is the
+request's own body when not given; ``&repeat=N`` repeats it N times, for a
+large answer). Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
 With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
 port (a banner first, like SSH, then each line echoed; each line logged).
@@ -81,7 +83,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _serve(self, body: bytes) -> None:
         self._record(body)
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
-        self._send(query.get("body", "").encode(), query.get("type", "text/html; charset=utf-8"), {})
+        data = query["body"].encode() if "body" in query else body
+        self._send(data * int(query.get("repeat", "1")), query.get("type", "text/html; charset=utf-8"), {})
 
     def _send(self, data: bytes, content_type: str, extra: dict) -> None:
         self.send_response(200)

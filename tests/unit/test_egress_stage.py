@@ -124,9 +124,10 @@ def test_a_rehearsal_lets_the_egress_stage_reach_the_scripted_models_port_alone(
     assert not any("8099" in r for r in netfilter.ipv4_rules(config(), USERS, []).splitlines())
 
 
-def test_the_gate_never_runs_as_the_egress_stages_user():
-    with pytest.raises(SystemExit, match="egress stage"):
-        netfilter.ipv4_rules(config(), netfilter.Users(proxy=PROXY_UID, egress=EGRESS_UID, gate=EGRESS_UID), [])
+@pytest.mark.parametrize("uid", [PROXY_UID, EGRESS_UID])
+def test_the_gate_never_shares_another_daemons_user(uid):
+    with pytest.raises(SystemExit, match="another daemon's user"):
+        netfilter.ipv4_rules(config(), netfilter.Users(proxy=PROXY_UID, egress=EGRESS_UID, gate=uid), [])
 
 
 def test_squid_lets_the_proxy_reach_the_scripted_model_and_no_other_loopback_port(tmp_path):

@@ -41,8 +41,13 @@ def opted_in(egress: dict) -> list[str]:
 
 
 def refused(egress: dict) -> list[str]:
-    """Networks refused unless opted in: the private ranges and the engine's networks (from the plan)."""
-    return [str(ipaddress.ip_network(n)) for n in egress["refused_networks"]]
+    """Networks refused unless opted in: the private ranges and the engine's networks (from the plan).
+
+    Collapsed, so a network inside another is named once (squid warns about, and drops, overlapping entries).
+    """
+    networks = [ipaddress.ip_network(n) for n in egress["refused_networks"]]
+    return [str(n) for version in (4, 6) for n in ipaddress.collapse_addresses(
+        [n for n in networks if n.version == version])]
 
 
 def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) -> str:

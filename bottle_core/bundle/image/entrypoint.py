@@ -10,7 +10,8 @@ when asked for, the supervisor (``supervisor.py``) and the scripted model
 as its own non-root user with no capability left (the entry point itself
 keeps only what it needs for that, when it starts as root: the proxy runs as
 ``bundle``, the egress stage as ``egress``, the gate as the owner of the host
-repositories it pushes to, so nothing on the host changes owner or mode).
+repositories it pushes to, so nothing on the host changes owner or mode, or
+as ``gate`` when it has none).
 They start in parallel, ``bottle-bundle: ready`` is printed once on stdout
 when every one listens on its address, and when any of them exits the others are stopped and
 the bundle exits non-zero, so the bottle fails visibly instead of limping on.
@@ -63,7 +64,7 @@ CONFDIR = Path("/var/lib/bottle/mitmproxy")
 POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
 #: The egress stage's configuration, written by root before it starts: its user may read it, not change it.
 EGRESS_DIR = Path("/run/bottle/egress")
-PROXY_USER, EGRESS_USER = "bundle", "egress"
+PROXY_USER, EGRESS_USER, GATE_USER = "bundle", "egress", "gate"
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -140,12 +141,17 @@ def bundle_user() -> tuple[int, int]:
 
 
 def gate_user(config: dict) -> tuple[int, int]:
-    """The git gate's user: the owner of its host repositories, else ``bundle``; never the egress stage's."""
+    """The git gate's user: the owner of its host repositories, else ``gate``; never another daemon's.
+
+    The packet filter tells the daemons apart by user: a gate sharing the
+    egress stage's or the proxy's would share what they may reach.
+    """
     gate = config["git_gate"]
-    user = tuple(gate["run_as"]) if gate.get("run_as") else bundle_user()
-    if user[0] == account(EGRESS_USER)[0]:
-        raise SystemExit(f"bottle-bundle: the git gate would run as uid {user[0]}, the egress stage's own user, "
-                         "which alone may connect out; give the upstream repository another owner")
+    user = tuple(gate["run_as"]) if gate.get("run_as") else account(GATE_USER)
+    for name in (EGRESS_USER, PROXY_USER):
+        if user[0] == account(name)[0]:
+            raise SystemExit(f"bottle-bundle: the git gate would run as uid {user[0]}, the bundle's {name} user "
+                             "(the owner of the upstream repository); give the repository another owner")
     return user  # type: ignore[return-value]
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from egress_stage import never_allowed, opted_in, refused  # noqa: E402
 
-PROXY_USER, EGRESS_USER = "bundle", "egress"
+PROXY_USER, EGRESS_USER, GATE_USER = "bundle", "egress", "gate"
 DNS_PORT = 53
 # Refused at once ("administratively prohibited": EHOSTUNREACH), where a drop would leave the
 # egress stage waiting out its connect timeout before it could answer.
@@ -70,17 +70,17 @@ class Users:
 
 
 def users(config: dict) -> Users:
-    """The bundle's users, as its entry point runs its daemons (the gate: its upstreams' owner, else ``bundle``)."""
-    proxy = pwd.getpwnam(PROXY_USER).pw_uid
+    """The bundle's users, as its entry point runs its daemons (the gate: its upstreams' owner, else ``gate``)."""
     run_as = config["git_gate"].get("run_as")
-    return Users(proxy=proxy, egress=pwd.getpwnam(EGRESS_USER).pw_uid, gate=int(run_as[0]) if run_as else proxy)
+    return Users(proxy=pwd.getpwnam(PROXY_USER).pw_uid, egress=pwd.getpwnam(EGRESS_USER).pw_uid,
+                 gate=int(run_as[0]) if run_as else pwd.getpwnam(GATE_USER).pw_uid)
 
 
 def ipv4_rules(config: dict, uids: Users, resolvers: list[str]) -> str:
     """The IPv4 filter table, as ``iptables-restore`` input."""
     egress, bundle_ip = config["egress"], config["proxy"]["listen_host"]
-    if uids.gate == uids.egress:
-        raise SystemExit(f"bottle-netfilter: the git gate would run as uid {uids.gate}, the egress stage's user")
+    if uids.gate in (uids.egress, uids.proxy):
+        raise SystemExit(f"bottle-netfilter: the git gate would run as uid {uids.gate}, another daemon's user")
     v4 = lambda networks: [n for n in networks if ipaddress.ip_network(n).version == 4]  # noqa: E731
     https_upstream = any(r.get("kind") == "https" for r in config["git_gate"].get("remotes", {}).values())
     scripted = config.get("scripted_model")

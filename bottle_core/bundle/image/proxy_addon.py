@@ -50,7 +50,7 @@ from urllib.parse import urlsplit
 
 from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
 from inspection import Inspector
-from response_inspection import Scrubber, find_injection
+from response_inspection import Scrubber, find_injection, read_as_text
 from response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
 from mitmproxy.net.server_spec import parse_with_mode
@@ -65,6 +65,7 @@ LOGGED = "bottle.logged"
 ALLOWED_BY = "bottle.decision"
 SWAPPED = "bottle.swapped"
 PATH = "bottle.path"
+GATE_RULE = "git-gate-upstream"
 TARGET = "bottle.target"  # where the agent aimed a request that bottle re-aimed (the model script)
 #: Set on a flow answered inside the bundle (the model script): the egress stage is not asked about its host.
 IN_BUNDLE = "bottle.in_bundle"
@@ -182,7 +183,7 @@ class Egress:
         self.inspector = Inspector(self.secrets, config["egress"]["allow"], config["proxy"].get("model_host"))
         self.scrubber = Scrubber(self.secrets)
         self.responses = config["egress"].get("responses", "block")
-        self.api_host = normal_host(config["proxy"]["model_host"])  # its replies are scrubbed, not read for injection
+        self.api_host = normal_host(config["proxy"].get("model_host") or "")  # its replies: scrubbed, not read
         # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
         self.bundle_ip = config["proxy"]["listen_host"]
         self.gate_policy = Policy([
@@ -239,7 +240,7 @@ class Egress:
         decision = self.policy.judge(host, port, protocol)
         if not decision.allowed and client is not None and client.peername and client.peername[0] == self.bundle_ip:
             if self.gate_policy.judge(host, port, protocol).allowed:
-                return Decision(True, "git-gate-upstream", "an upstream of the git gate, for the gate only")
+                return Decision(True, GATE_RULE, "an upstream of the git gate, for the gate only")
         return decision
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -251,7 +252,7 @@ class Egress:
         if not decision.allowed:
             refuse(flow, decision)
             return
-        if self._inspect(flow):  # data in the host name is refused before any TLS or name lookup
+        if decision.rule != GATE_RULE and self._inspect(flow):  # data in the host name: refused before TLS or DNS
             return
         if decision.rule == "model-script":
             flow.metadata[IN_BUNDLE] = True
@@ -292,12 +293,18 @@ class Egress:
                 scrubbed += count
         if scrubbed:
             flow.metadata[SCRUBBED] = scrubbed
-        read = self._reads_for_injection(flow)
+        read = self._reads_for_injection(flow) and read_as_text(response.headers.get("content-type", ""))
         if streamed(flow.request.method, response.status_code, response.headers, read=read,
                     scrubbing=bool(self.scrubber.pairs)):
             content_type = response.headers.get("content-type", "")
             response.stream = ResponseStream(self.scrubber, (lambda body: find_injection(body, content_type))
                                              if read else None, block=self.responses == "block")
+            if self.scrubber.pairs:
+                # A placeholder need not be as long as its value: the body goes on without a declared length
+                # (chunked to an HTTP/1.1 client; HTTP/2 frames it anyway; HTTP/1.0 ends it by closing).
+                response.headers.pop("content-length", None)
+                if flow.request.http_version == "HTTP/1.1":
+                    response.headers["transfer-encoding"] = "chunked"
 
     def response(self, flow: http.HTTPFlow) -> None:
         if ALLOWED_BY in flow.metadata and not flow.metadata.get(LOGGED):
@@ -311,13 +318,22 @@ class Egress:
     # -- content inspection ---------------------------------------------------------
 
     def _inspect(self, flow: http.HTTPFlow) -> bool:
-        """Refuse a request whose content carries a secret or credential to a host it is not bound to."""
+        """Refuse a request whose content carries a secret or credential to a host it is not bound to.
+
+        The git gate's own requests to its upstream are left alone: they carry
+        the gate's credential for that upstream and the pushes its ref policy
+        judged (compressed packs, which no reader of text could judge anyway).
+        """
+        decision = flow.metadata.get(ALLOWED_BY)
+        if decision is not None and decision.rule == GATE_RULE:
+            return False
         request = flow.request
         path = "" if request.method == "CONNECT" else request.path
         finding = self.inspector.inspect(request.host, request.port, path, request.headers.items(multi=True),
                                          request.get_content(strict=False) or b"", request.headers.get("content-type", ""))
         if finding is None:
             return False
+        flow.metadata[PATH] = ""  # the path may be what was refused: the record names where, never the value
         refuse(flow, Decision(False, finding.rule, finding.reason()), stage="inspect", name=finding.name,
                where=finding.where)
         return True

@@ -297,9 +297,14 @@ def _json_text(raw: str) -> str:
         return raw
 
 
+def read_as_text(content_type: str) -> bool:
+    """Whether a body of this type is read for injection (text of some kind, or a type not given)."""
+    return not content_type or any(kind in content_type.lower() for kind in TEXT_TYPES)
+
+
 def find_injection(body: bytes, content_type: str = "") -> Verdict:
     """Read ``body`` for text aimed at the agent; return what was found and its weight."""
-    if content_type and not any(kind in content_type.lower() for kind in TEXT_TYPES):
+    if not read_as_text(content_type):
         return Verdict((), 0)
     raw = body[:MAX_INJECTION_SCAN].decode("utf-8", "replace")
     signals: dict[str, int] = {}
