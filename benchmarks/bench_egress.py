@@ -11,11 +11,15 @@ Prints:
     splits the bundle's cost between its two stages;
   - the bundle's memory (resident, per daemon) after the download, and its time to ready.
 
+The download streams through the proxy's inspection (its first 2 MiB read for
+prompt injection, since the origin names no type); with --secret the bottle
+declares a secret bound to the origin, so every piece is scrubbed as well.
+
 Everything is on this machine: the origin is a server container on a test
 network made here (its address is private, so the bottle opts that subnet in
 with egress.allow_private, as the integration tests do), with a throwaway CA.
 
-    python benchmarks/bench_egress.py [-n 200] [--mb 100]
+    python benchmarks/bench_egress.py [-n 200] [--mb 100] [--secret]
 """
 
 from __future__ import annotations
@@ -118,6 +122,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=200, help="GETs per latency measurement")
     parser.add_argument("--mb", type=int, default=100, help="size of the download, in MB (10^6 bytes)")
+    parser.add_argument("--secret", action="store_true",
+                        help="declare a secret bound to the origin, so every response is also scrubbed of it")
     args = parser.parse_args()
 
     import docker
@@ -169,10 +175,12 @@ def main() -> None:
         os.environ.update({"BOTTLE_DOCKER_OUTBOUND_NETWORK": network.name,
                            "BOTTLE_UPSTREAM_CA_FILE": str(folder / "ca.pem")})
         manifest_path = folder / "bottle.json"
-        manifest_path.write_text(json.dumps({
-            "bottles": {"bench": {"egress": {"allow": [ORIGIN], "allow_private": [subnet]}}},
-            "agents": {"bench": {"bottle": "bench"}},
-        }))
+        bottle_table: dict = {"egress": {"allow": [ORIGIN], "allow_private": [subnet]}}
+        if args.secret:
+            os.environ["BENCH_SECRET"] = secrets.token_urlsafe(32)
+            bottle_table["secrets"] = {"TOKEN": {"from_env": "BENCH_SECRET", "hosts": [ORIGIN]}}
+        manifest_path.write_text(json.dumps({"bottles": {"bench": bottle_table},
+                                             "agents": {"bench": {"bottle": "bench"}}}))
         from bottle_core import session
         from bottle_core.bundle import contract
         from bottle_core.manifest import Manifest
@@ -227,7 +235,8 @@ def main() -> None:
             container.remove(force=True)
         network.remove()
 
-    print(f"egress through the bundle vs straight to the origin ({args.n} GETs each; agent image {agent_image})")
+    print(f"egress through the bundle vs straight to the origin ({args.n} GETs each; agent image {agent_image}"
+          f"{'; a secret declared: responses scrubbed' if args.secret else ''})")
     print(f"{'':34}{'p50':>11}{'p99':>11}")
     for mode, title in (("fresh", "GET, fresh connection"), ("kept", "GET, kept-alive connection")):
         rows = figures[mode]

@@ -50,8 +50,9 @@ MODEL_SCRIPT = "/etc/bottle/model-script.json"
 #: The command (run in the bundle by the backend's ``exec_in_bundle``) that reaches the supervisor's control socket.
 SUPERVISE_CTL = ["python3", "/opt/bottle/supervise_ctl.py"]
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
-#: Limits on the bundle container itself. Measured idle: ~75 MiB (mitmproxy ~45, squid ~26); ~90 MiB at the
-#: peak of a 100 MB download (responses stream). Room is left for request bodies, which the proxy holds whole.
+#: Limits on the bundle container itself. Measured idle: ~98 MiB (mitmproxy, squid ~26, git gate, supervisor);
+#: ~118 MiB at the peak of a 100 MB download (responses stream). Room is left for request bodies and small
+#: responses, which the proxy holds whole.
 LIMITS = {"memory_bytes": 512 * 1024 * 1024, "pids": 256, "cpus": 1.0}
 #: IPv6 off in the bundle's network namespace (the packet filter drops it as well).
 SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",

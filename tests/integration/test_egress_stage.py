@@ -199,15 +199,15 @@ def test_the_bundle_is_limited_and_no_daemon_in_it_holds_a_capability(tmp_path):
                   "$d/status | tr '\\n' ' ')$cmd\"; done")
         rows = [row.split(None, 4) for row in
                 bottle.exec_bundle(["bash", "-c", script], user="nobody").stdout.decode().splitlines() if row.strip()]
-        processes = {cmd: (uid, prm, eff, bnd) for uid, prm, eff, bnd, cmd in rows if "bash -c" not in cmd}
+        processes = {cmd: (uid, prm, eff, bnd) for uid, prm, eff, bnd, cmd in rows}
         entry = [info for cmd, info in processes.items() if cmd.strip().endswith("/opt/bottle/entrypoint.py")]
-        daemons = {cmd: info for cmd, info in processes.items() if any(
-            name in cmd for name in ("mitmdump", "squid", "git_gate.py"))}
-        assert len(entry) == 1 and len(daemons) == 3, processes
+        daemons = {cmd: info for cmd, info in processes.items() if not cmd.strip().endswith("/opt/bottle/entrypoint.py")}
+        names = ("mitmdump", "squid", "git_gate.py", "supervisor.py")
+        assert len(entry) == 1 and all(any(n in cmd for cmd in daemons) for n in names[:3]), processes
         # The entry point keeps only what starting the daemons takes, and reads nothing from the agent.
         assert entry[0][0] == "0" and entry[0][1] == entry[0][2] == ENTRY_POINT_CAPS, entry
-        # No daemon holds a capability, nor could it regain one (bounding set emptied).
-        assert all(prm == eff == bnd == "0000000000000000" for _uid, prm, eff, bnd in daemons.values()), daemons
-        uids = {next(n for n in ("mitmdump", "squid", "git_gate.py") if n in cmd): info[0]
-                for cmd, info in daemons.items()}
+        # No other process holds a capability, nor could it regain one (bounding set emptied for the daemons).
+        assert all(prm == eff == "0000000000000000" for _uid, prm, eff, _bnd in daemons.values()), daemons
+        assert all(info[3] == "0000000000000000" for cmd, info in daemons.items() if any(n in cmd for n in names))
+        uids = {n: info[0] for cmd, info in daemons.items() for n in names if n in cmd}
         assert uids["squid"] != uids["mitmdump"]  # each stage its own user: only squid's may connect out
