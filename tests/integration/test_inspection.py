@@ -197,10 +197,11 @@ def test_a_streamed_response_is_scrubbed_and_cut_on_injection(manifest, origin):
     repeat = 40_000  # pieces of ~50 bytes: about 2 MB, so the proxy streams them
     with bottle_of(manifest, "user") as bottle:
         placeholder = bottle.exec(["printenv", "TOKEN"]).stdout.decode().strip()
-        # The origin answers the request's own body (the real value, swapped in) 40,000 times over.
-        echoed = bottle.exec(["sh", "-c", "curl -sS --max-time 30 --data-binary @- "
-                              "'https://allowed.test/serve?type=application/octet-stream&repeat=40000' | sha256sum"],
-                             stdin=f"<{placeholder}>".encode())
+        # The origin answers the request's own body (the real value, swapped in) 40,000 times over; over HTTP/2
+        # and over HTTP/1.1 (where the scrubbed body goes chunked: a placeholder is not as long as its value).
+        echoed = [bottle.exec(["sh", "-c", f"curl -sS {version} --max-time 30 --data-binary @- "
+                               "'https://allowed.test/serve?type=application/octet-stream&repeat=40000' | sha256sum"],
+                              stdin=f"<{placeholder}>".encode()) for version in ("--http2", "--http1.1")]
         # A large page whose body reads as injection, from a host other than the model's.
         page = "https://denied.test/serve?" + urllib.parse.urlencode({"type": "text/html", "body": INJECTION,
                                                                        "repeat": 6000})
@@ -209,9 +210,10 @@ def test_a_streamed_response_is_scrubbed_and_cut_on_injection(manifest, origin):
         records = bundle_records(bottle)
     # Every copy of the real value came back as the placeholder, the body whole.
     expected = hashlib.sha256(f"<{placeholder}>".encode() * repeat).hexdigest()
-    assert echoed.stdout.decode().split()[0] == expected, echoed.stderr
-    (served,) = [r for r in records if r.get("path") == "/serve" and r.get("host") == "allowed.test"]
-    assert served["decision"] == "allow" and served["scrubbed"] == repeat and served["bytes_in"] > (1 << 20)
+    assert [e.stdout.decode().split()[0] for e in echoed] == [expected, expected], [e.stderr for e in echoed]
+    served = [r for r in records if r.get("path") == "/serve" and r.get("host") == "allowed.test"]
+    assert len(served) == 2 and all(r["decision"] == "allow" and r["scrubbed"] == repeat and r["bytes_in"] > (1 << 20)
+                                    for r in served), served
     # The page was cut before any of it passed: the status had gone out, the body never completed.
     status, exit_code, size, hits = cut.stdout.decode().split()
     assert status == "200" and exit_code != "0" and size == "0" and hits == "0", cut.stdout

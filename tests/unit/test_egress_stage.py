@@ -172,3 +172,21 @@ def test_ipv6_is_turned_off_on_the_bridge_when_the_host_allows_it(tmp_path):
     assert bridge_ipv6_off("br-0123456789ab", proc=tmp_path)
     assert (tmp_path / "br-0123456789ab" / "disable_ipv6").read_text() == "1\n"
     assert not bridge_ipv6_off("br-missing", proc=tmp_path)  # not this host's bridge, or not root: nothing done
+
+
+def test_readiness_is_read_from_the_socket_table_not_by_connecting(tmp_path):
+    import entrypoint
+
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:0C38 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 1 1\n"
+        "   1: 02D50A0A:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000   100        0 2 1\n"
+        "   2: 00000000:24CA 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 3 1\n"
+        "   3: 0100007F:1FA3 0100007F:0C38 01 00000000:00000000 00:00000000 00000000   100        0 4 1\n")
+    tables = (str(table),)
+    assert entrypoint.listening(("127.0.0.1", 3128), tables)  # squid on loopback
+    assert entrypoint.listening(("10.10.213.2", 8080), tables)  # the proxy on the bottle-side address
+    assert entrypoint.listening(("10.10.213.2", 9418), tables)  # bound to every address
+    assert not entrypoint.listening(("127.0.0.1", 8099), tables)  # an established connection is not a listener
+    assert not entrypoint.listening(("127.0.0.1", 8080), tables)

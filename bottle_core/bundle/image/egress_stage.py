@@ -15,6 +15,11 @@ Before a tunnel or a plain-HTTP request is relayed, the proxy asks this stage
 whether it would connect (a *preflight*: a CONNECT carrying
 :data:`PREFLIGHT_HEADER`, which squid always answers itself, never by
 connecting), so a refusal reaches the agent as a clear 403 naming the rule.
+
+In a rehearsal (``--model-script``) the proxy re-aims the model host's
+requests at the scripted model on the bundle's loopback; they pass this stage
+too, which lets the proxy reach exactly that ``127.0.0.1:<port>`` and no other
+loopback port (never for a preflight question).
 """
 
 from __future__ import annotations
