@@ -19,8 +19,8 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
   bundle), and must exit 0 before the agent is handed over: the packet
   filter that lets only the egress stage connect out, never to private or
   host addresses (see ``image/netfilter.py``);
-* it prints :data:`READY_LINE` once on stdout when every daemon accepts
-  connections, and exits non-zero (so the bottle fails visibly) if one dies;
+* it prints :data:`READY_LINE` once on stdout when every daemon listens on
+  its address, and exits non-zero (so the bottle fails visibly) if one dies;
 * its CA certificate appears at :data:`CA_CERT` before the proxy accepts, so
   the agent can learn to trust it meanwhile; the private key never leaves;
 * every line it prints on stdout goes to :class:`bottle_core.bundle.logs.LogSink`,
