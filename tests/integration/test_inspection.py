@@ -122,9 +122,10 @@ def test_exfiltration_by_content_is_refused_logged_and_never_arrives(manifest, o
         statuses = run_cases(bottle, attacks)
         records = bundle_records(bottle)
     assert {name: statuses.get(name) for name in attacks} == {name: "403" for name in attacks}
-    refused = [r for r in records if r.get("stage") == "inspect" and r.get("decision") == "deny"]
+    # Each refused and logged with its rule: by content inspection, or earlier by the policy (encoded labels).
+    refused = [r for r in records if r.get("log") == "egress" and r.get("decision") == "deny"]
     assert len(refused) >= len(attacks) and all(r.get("rule") for r in refused)
-    assert {"secret-value", "credential", "subdomain-data"} >= {r["rule"] for r in refused} >= {"secret-value", "credential"}
+    assert {"secret-value", "credential", "subdomain-data", "encoded-label"} >= {r["rule"] for r in refused} >= {"secret-value", "credential"}
     assert REAL not in json.dumps(records) and MODEL_KEY not in json.dumps(records)
     arrived = json.dumps(origin.requests())
     assert all(form not in arrived for form in encodings(REAL)), arrived[:500]
@@ -186,7 +187,7 @@ def test_prompt_injection_in_a_response_is_withheld_by_default_and_flagged_in_wa
     with bottle_of(manifest, "reader") as bottle:
         warned = bottle.exec(["curl", "-s", "-i", "--max-time", "10", serve(INJECTION)])
     passed = final_response(warned.stdout)
-    assert passed.startswith("HTTP/1.1 200") and "x-bottle-warning: prompt injection" in passed.lower()
+    assert passed.split(" ", 2)[1] == "200" and "x-bottle-warning: prompt injection" in passed.lower()
 
 
 def test_trust_before_use(tmp_path, outbound_env):
