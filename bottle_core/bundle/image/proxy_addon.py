@@ -59,6 +59,7 @@ LOGGED = "bottle.logged"
 ALLOWED_BY = "bottle.decision"
 SWAPPED = "bottle.swapped"
 PATH = "bottle.path"
+GATE_RULE = "git-gate-upstream"
 TARGET = "bottle.target"  # where the agent aimed a request that bottle re-aimed (the model script)
 #: How an HTTP request starts (a method and a space), or could still start once more bytes come.
 HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
@@ -67,9 +68,19 @@ HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 # -- records -------------------------------------------------------------------
 
 
+#: Replaces real secret values (in every form it knows) by their placeholders; set once the secrets are read.
+RECORD_SCRUBBER: Scrubber | None = None
+
+
 def emit(record: dict) -> None:
-    """One decision, as a JSON line on stdout: the host files it in the bottle's egress log."""
-    sys.stdout.write(json.dumps({"log": "egress", **record}) + "\n")
+    """One decision, as a JSON line on stdout: the host files it in the bottle's egress log.
+
+    No real secret value is ever written, wherever it appeared (a path, a host label).
+    """
+    line = json.dumps({"log": "egress", **record}).encode()
+    if RECORD_SCRUBBER is not None:
+        line = RECORD_SCRUBBER.scrub(line)[0]
+    sys.stdout.write(line.decode("utf-8", "replace") + "\n")
     sys.stdout.flush()
 
 
@@ -165,8 +176,10 @@ class Egress:
         # Content inspection (inspection.py, response_inspection.py): what a request carries, what a response holds.
         self.inspector = Inspector(self.secrets, config["egress"]["allow"], config["proxy"].get("model_host"))
         self.scrubber = Scrubber(self.secrets)
+        global RECORD_SCRUBBER
+        RECORD_SCRUBBER = self.scrubber
         self.responses = config["egress"].get("responses", "block")
-        self.api_host = normal_host(config["proxy"]["model_host"])  # its replies are scrubbed, not read for injection
+        self.api_host = normal_host(config["proxy"].get("model_host") or "")  # its replies are scrubbed, not read for injection
         # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
         self.bundle_ip = config["proxy"]["listen_host"]
         self.gate_policy = Policy([
@@ -223,7 +236,7 @@ class Egress:
         decision = self.policy.judge(host, port, protocol)
         if not decision.allowed and client is not None and client.peername and client.peername[0] == self.bundle_ip:
             if self.gate_policy.judge(host, port, protocol).allowed:
-                return Decision(True, "git-gate-upstream", "an upstream of the git gate, for the gate only")
+                return Decision(True, GATE_RULE, "an upstream of the git gate, for the gate only")
         return decision
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -235,7 +248,7 @@ class Egress:
         if not decision.allowed:
             refuse(flow, decision)
             return
-        if self._inspect(flow):  # data in the host name is refused before any TLS or name lookup
+        if decision.rule != GATE_RULE and self._inspect(flow):  # data in the host name: refused before TLS or DNS
             return
         log_flow(flow, decision, status=200)  # mitmproxy answers an allowed CONNECT with 200
 
@@ -269,7 +282,15 @@ class Egress:
     # -- content inspection ---------------------------------------------------------
 
     def _inspect(self, flow: http.HTTPFlow) -> bool:
-        """Refuse a request whose content carries a secret or credential to a host it is not bound to."""
+        """Refuse a request whose content carries a secret or credential to a host it is not bound to.
+
+        The git gate's own requests to its upstream are left alone: they carry
+        the gate's credential for that upstream and the pushes its ref policy
+        judged (compressed packs, which no reader of text could judge anyway).
+        """
+        decision = flow.metadata.get(ALLOWED_BY)
+        if decision is not None and decision.rule == GATE_RULE:
+            return False
         request = flow.request
         path = "" if request.method == "CONNECT" else request.path
         finding = self.inspector.inspect(request.host, request.port, path, request.headers.items(multi=True),
