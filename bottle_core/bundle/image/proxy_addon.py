@@ -81,9 +81,19 @@ HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 # -- records -------------------------------------------------------------------
 
 
+#: Replaces real secret values (in every form it knows) by their placeholders; set once the secrets are read.
+RECORD_SCRUBBER: Scrubber | None = None
+
+
 def emit(record: dict) -> None:
-    """One decision, as a JSON line on stdout: the host files it in the bottle's egress log."""
-    sys.stdout.write(json.dumps({"log": "egress", **record}) + "\n")
+    """One decision, as a JSON line on stdout: the host files it in the bottle's egress log.
+
+    No real secret value is ever written, wherever it appeared (a path, a host label).
+    """
+    line = json.dumps({"log": "egress", **record}).encode()
+    if RECORD_SCRUBBER is not None:
+        line = RECORD_SCRUBBER.scrub(line)[0]
+    sys.stdout.write(line.decode("utf-8", "replace") + "\n")
     sys.stdout.flush()
 
 
@@ -182,6 +192,8 @@ class Egress:
         # Content inspection (inspection.py, response_inspection.py): what a request carries, what a response holds.
         self.inspector = Inspector(self.secrets, config["egress"]["allow"], config["proxy"].get("model_host"))
         self.scrubber = Scrubber(self.secrets)
+        global RECORD_SCRUBBER
+        RECORD_SCRUBBER = self.scrubber
         self.responses = config["egress"].get("responses", "block")
         self.api_host = normal_host(config["proxy"].get("model_host") or "")  # its replies: scrubbed, not read
         # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
