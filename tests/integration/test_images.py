@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
-import tarfile
 import time
 
 import pytest
 from bottle_core.bundle import contract
+from bottle_docker.bundle import files_tar
 from bottle_core.plan import EgressPlan
 from bottle_docker.image_build import ensure_images
 
@@ -70,13 +69,7 @@ class Throwaway:
         container = self.client.containers.get(created["Id"])
         self.containers.append(container)
         if files:
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w") as tar:
-                for path, data in files.items():
-                    info = tarfile.TarInfo(path.lstrip("/"))
-                    info.size, info.mode = len(data), 0o444
-                    tar.addfile(info, io.BytesIO(data))
-            api.put_archive(container.id, "/", buffer.getvalue())
+            api.put_archive(container.id, "/", files_tar(files))
         container.start()
         return container
 

@@ -11,7 +11,6 @@ host, so exit codes and tar streams pass through for real.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from dataclasses import dataclass
