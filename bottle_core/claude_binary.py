@@ -26,7 +26,7 @@ def cache_root() -> Path:
 
 
 def locate() -> Path:
-    """``$BOTTLE_CLAUDE_BINARY``, else the cached download (``$BOTTLE_CLAUDE_VERSION`` or latest), else fetch it."""
+    """``$BOTTLE_CLAUDE_BINARY``, else the cached download of ``$BOTTLE_CLAUDE_VERSION`` (default: the pinned release), else fetch it."""
     given = settings.current().claude_binary
     if given:
         path = Path(given).expanduser()

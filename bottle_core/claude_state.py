@@ -30,11 +30,13 @@ from typing import Any
 
 from .claude_login import host_config_dir
 from .hookspecs import hookimpl
+from .settings import PINNED_CLAUDE_VERSION
 from .plan import MODEL_KEY, Plan
 from .sandbox import Bottle
 
-#: The claude release these keys were read from (``claude --version``); the integration tests check the image's.
-CLAUDE_VERSION = "2.1.332"
+#: The claude release these keys were read from (``claude --version``), and the one images get by default;
+#: the integration tests check the image's.
+CLAUDE_VERSION = PINNED_CLAUDE_VERSION
 #: How many trailing characters of an API key Claude Code keeps to remember that the user approved it.
 APPROVED_KEY_SUFFIX = 20
 

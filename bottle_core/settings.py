@@ -15,6 +15,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+#: The Claude Code release images get unless told otherwise: the one ``claude_state`` was checked against.
+PINNED_CLAUDE_VERSION = "2.1.332"
+
 #: The prefix every setting's variable has.
 PREFIX = "BOTTLE_"
 
@@ -41,8 +44,8 @@ class Settings:
     """BOTTLE_BASE_IMAGE: the base image of the agent and bundle images, when the bottle names none (default debian:bookworm-slim)."""
     claude_binary: str | None = None
     """BOTTLE_CLAUDE_BINARY: a Linux `claude` binary for the agent image, instead of fetching one with npm."""
-    claude_version: str = "latest"
-    """BOTTLE_CLAUDE_VERSION: the Claude Code release npm fetches (default latest)."""
+    claude_version: str = PINNED_CLAUDE_VERSION
+    """BOTTLE_CLAUDE_VERSION: the Claude Code release npm fetches (default 2.1.332, the release whose first-run state bottle provisions; `latest` takes the newest)."""
     model_host: str | None = None
     """BOTTLE_MODEL_HOST: the model API host, always allowed and given the model key (default api.anthropic.com)."""
     upstream_ca_file: str | None = None
@@ -80,7 +83,7 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
         debug=_flag(env.get(variable("debug"))),
         base_image=get("base_image"),
         claude_binary=get("claude_binary"),
-        claude_version=get("claude_version") or "latest",
+        claude_version=get("claude_version") or PINNED_CLAUDE_VERSION,
         model_host=get("model_host"),
         upstream_ca_file=get("upstream_ca_file"),
         claude_token_url=get("claude_token_url"),

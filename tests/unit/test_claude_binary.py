@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from bottle_core import claude_binary
-
 from bottle_core.errors import BottleRuntimeError
+from bottle_core.settings import PINNED_CLAUDE_VERSION
 
 FAKE_NPM = """#!/bin/sh
 # Stand-in for `npm pack SPEC`: records its arguments and writes the tarball npm would.
@@ -97,7 +97,8 @@ def test_fetch_picks_the_arm64_package_on_arm(tmp_path, monkeypatch):
     log = fake_npm(tmp_path, monkeypatch, {"package/claude": b"arm"})
     monkeypatch.setattr(claude_binary.platform, "machine", lambda: "aarch64")
     claude_binary.locate()
-    assert log.read_text().split()[-1] == "@anthropic-ai/claude-code-linux-arm64"
+    # The pinned release by default: the one whose first-run state bottle provisions.
+    assert log.read_text().split()[-1] == f"@anthropic-ai/claude-code-linux-arm64@{PINNED_CLAUDE_VERSION}"
 
 
 def test_a_package_without_claude_is_a_clear_error(tmp_path, monkeypatch):

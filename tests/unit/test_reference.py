@@ -35,12 +35,12 @@ def test_the_settings_page_lists_every_setting_as_the_code_documents_it():
 
 
 def test_settings_are_parsed_from_the_environment_given():
-    from bottle_core.settings import current
+    from bottle_core.settings import PINNED_CLAUDE_VERSION, current
 
     config = current({"BOTTLE_PLUGINS": "a, b,", "BOTTLE_TRACE_PLUGINS": "0", "BOTTLE_STRICT_PLUGINS": "yes",
                       "BOTTLE_BASE_IMAGE": ""})
     assert config.plugins == {"a", "b"} and not config.trace_plugins and config.strict_plugins
-    assert config.base_image is None and config.claude_version == "latest"
+    assert config.base_image is None and config.claude_version == PINNED_CLAUDE_VERSION
     assert current({"BOTTLE_PLUGINS": ""}).plugins == frozenset() and current({}).plugins is None
 
 
