@@ -37,7 +37,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -57,6 +56,7 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import egress_stage  # noqa: E402
+from accounts import EGRESS_USER, PROXY_USER, account, gate_account  # noqa: E402
 
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
 #: Written by proxy_addon.py once its policy is loaded: mitmproxy runs on without an addon that failed to load,
@@ -64,7 +64,6 @@ CONFDIR = Path("/var/lib/bottle/mitmproxy")
 POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
 #: The egress stage's configuration, written by root before it starts: its user may read it, not change it.
 EGRESS_DIR = Path("/run/bottle/egress")
-PROXY_USER, EGRESS_USER, GATE_USER = "bundle", "egress", "gate"
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -131,11 +130,6 @@ class Daemon:
         return listening(self.address) and (self.ready_file is None or self.ready_file.exists())
 
 
-def account(name: str) -> tuple[int, int]:
-    entry = pwd.getpwnam(name)
-    return entry.pw_uid, entry.pw_gid
-
-
 def bundle_user() -> tuple[int, int]:
     return account(PROXY_USER)
 
@@ -146,13 +140,12 @@ def gate_user(config: dict) -> tuple[int, int]:
     The packet filter tells the daemons apart by user: a gate sharing the
     egress stage's or the proxy's would share what they may reach.
     """
-    gate = config["git_gate"]
-    user = tuple(gate["run_as"]) if gate.get("run_as") else account(GATE_USER)
+    user = gate_account(config)
     for name in (EGRESS_USER, PROXY_USER):
         if user[0] == account(name)[0]:
             raise SystemExit(f"bottle-bundle: the git gate would run as uid {user[0]}, the bundle's {name} user "
                              "(the owner of the upstream repository); give the repository another owner")
-    return user  # type: ignore[return-value]
+    return user
 
 
 def daemons(config: dict) -> list[Daemon]:

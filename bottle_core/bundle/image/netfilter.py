@@ -30,7 +30,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import pwd
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from accounts import EGRESS_USER, PROXY_USER, account, gate_account  # noqa: E402
 from egress_stage import never_allowed, opted_in, refused  # noqa: E402
 
-PROXY_USER, EGRESS_USER, GATE_USER = "bundle", "egress", "gate"
 DNS_PORT = 53
 # Refused at once ("administratively prohibited": EHOSTUNREACH), where a drop would leave the
 # egress stage waiting out its connect timeout before it could answer.
@@ -71,9 +70,7 @@ class Users:
 
 def users(config: dict) -> Users:
     """The bundle's users, as its entry point runs its daemons (the gate: its upstreams' owner, else ``gate``)."""
-    run_as = config["git_gate"].get("run_as")
-    return Users(proxy=pwd.getpwnam(PROXY_USER).pw_uid, egress=pwd.getpwnam(EGRESS_USER).pw_uid,
-                 gate=int(run_as[0]) if run_as else pwd.getpwnam(GATE_USER).pw_uid)
+    return Users(proxy=account(PROXY_USER)[0], egress=account(EGRESS_USER)[0], gate=gate_account(config)[0])
 
 
 def ipv4_rules(config: dict, uids: Users, resolvers: list[str]) -> str:
