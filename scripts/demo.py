@@ -53,14 +53,17 @@ SCRIPT = [
     FINAL_TEXT,
 ]
 
-MANIFEST = f"""\
+#: ``{subnet}`` is the stand-in internet's range: its servers have private addresses, which a bottle
+#: refuses unless its manifest opts the range in, as a user would for a server on their own machine.
+MANIFEST = """\
 # The demo's manifest: one bottle, one supervised agent.
 [bottles.dev]
 egress.allow = ["allowed.test"]
+egress.allow_private = ["{subnet}"]
 
 [agents.demo]
 bottle = "dev"
-prompt = "{AGENT_PROMPT}"
+prompt = "{prompt}"
 
 [agents.demo.supervise]
 mode = "enforce"
@@ -176,9 +179,17 @@ class Demo:
             time.sleep(0.1)
         raise DemoFailed(f"the web origin was not ready after {READY_TIMEOUT:.0f}s")
 
+    def subnet(self) -> str:
+        """The stand-in internet's address range, as the engine assigned it."""
+        self.network.reload()
+        return self.network.attrs["IPAM"]["Config"][0]["Subnet"]
+
+    def manifest_text(self) -> str:
+        return MANIFEST.format(subnet=self.subnet(), prompt=AGENT_PROMPT)
+
     def write_manifest(self) -> Path:
         path = self.tmp / "bottle.toml"
-        path.write_text(MANIFEST, encoding="utf-8")
+        path.write_text(self.manifest_text(), encoding="utf-8")
         (self.tmp / "script.json").write_text(json.dumps(SCRIPT, indent=1), encoding="utf-8")
         self.workspace.mkdir()
         (self.workspace / "README.txt").write_text("This folder was copied into the bottle's /workspace.\n")
@@ -327,7 +338,11 @@ def report_logs(output: str) -> list[str]:
     for expected in (("allowed.test", "allow"), ("denied.test", "deny")):
         if expected not in decisions:
             failed.append(f"the egress log lacks {expected}")
-    if any(r.get("decision") == "allow" and r.get("host") == "api.anthropic.com" for r in egress):
+    # Rehearsal records say who answered: the model script (rule model-script), never the real host.
+    to_model = [r for r in egress if r.get("host") == "api.anthropic.com" and r.get("decision") == "allow"]
+    if not to_model:
+        failed.append("the egress log shows no request to the model host (the script was never asked)")
+    if any(r.get("rule") != "model-script" for r in to_model):
         failed.append("a request went to the real model host")
     if "5 tool calls: 4 allowed, 1 denied by policy" not in output:
         failed.append("the end-of-run summary is missing")
@@ -358,6 +373,9 @@ def main() -> int:
 
     print("bottle demo: a real claude in a real bottle, answered by a scripted model on a local network.")
     demo = Demo(client)
+    # The demo's bottle keeps its state and logs in the demo's own folder: `bottle logs demo` below reads this
+    # run's bottle, never another bottle of an agent named demo, and nothing outlives the demo.
+    os.environ["XDG_STATE_HOME"] = str(demo.tmp / "state")
     failed: list[str] = []
     status = 1  # when something failed
     try:
@@ -374,7 +392,7 @@ def main() -> int:
 
         step(3, "The manifest and the model script (no model, no key: the bundle plays the script)")
         manifest = demo.write_manifest()
-        shown(MANIFEST)
+        shown(manifest.read_text(encoding="utf-8"))
         for number, reply in enumerate(SCRIPT, 1):
             tool = reply.get("tool_use") if isinstance(reply, dict) else None
             what = f"{tool['name']} {tool['input'].get('command') or tool['input'].get('file_path')}" if tool else reply

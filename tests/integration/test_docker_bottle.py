@@ -9,13 +9,13 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, smol_machines, tcp_probe, write_manifest
+from .bottles import (background_bottle, bottle_cli, bottle_of, resources_of, smol_machines, tcp_probe, wait_for_line,
+                      write_manifest)
 
 pytestmark = pytest.mark.integration
 
@@ -149,8 +149,8 @@ def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
 def test_sigterm_to_bottle_exec_removes_everything(tmp_path):
     agent = f"term-{uuid.uuid4().hex[:6]}"
     manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
-    with background_bottle(manifest, agent) as (proc, slug):
-        time.sleep(1.5)  # let provisioning finish and `sleep` start
+    with background_bottle(manifest, agent, "sh", "-c", "echo started; exec sleep 120") as (proc, slug):
+        wait_for_line(proc, b"started")  # provisioning is over and the command runs
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert resources_of("bottle.agent", agent) == ([], [])
