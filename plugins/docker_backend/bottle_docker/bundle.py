@@ -1,4 +1,4 @@
-"""The bundle's container: created with its files in, its output filed, its readiness and CA awaited.
+"""The bundle's container: created with its files in, started with its packet filter, its readiness and CA awaited.
 
 What goes in and how readiness is announced is the backend-independent
 contract of :mod:`bottle_core.bundle.contract`; this module only does it with
@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import io
 import tarfile
-import threading
 import time
 
 from bottle_core.bundle import contract
-from bottle_core.bundle.logs import LogSink
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 
 from . import labels
 from .oneshot import run_one_shot
 from .streams import read_archive
-
-LOG_DRAIN_TIMEOUT = 5.0
 
 
 def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
@@ -76,35 +72,6 @@ def start_with_filter(client, bundle: str, netfilter: str) -> None:
     """Start the bundle, then set its packet filter (which needs the bundle's namespace to exist)."""
     client.api.start(bundle)
     run_one_shot(client, netfilter, "set the bundle's packet filter")
-
-
-def follow_logs(client, plan: Plan, bundle: str) -> threading.Thread:
-    """File the bundle's output in the state dir while it runs (its logs outlive it there)."""
-    stream = client.api.logs(bundle, stdout=True, stderr=True, stream=True, follow=True)
-
-    def follow() -> None:
-        sink = LogSink(plan.state_dir)
-        try:
-            sink.feed_stream(stream)
-        except Exception:  # the engine closed the stream as the bundle went: nothing more to file
-            pass
-        finally:
-            sink.close()
-
-    follower = threading.Thread(target=follow, name=f"bundle-logs-{plan.slug}", daemon=True)
-    follower.start()
-    return follower
-
-
-def drain_logs(client, bundle: str, follower: threading.Thread) -> None:
-    """Stop the bundle and let its last lines reach the state dir before it is removed."""
-    from docker.errors import APIError
-
-    try:
-        client.api.kill(bundle)
-    except APIError:
-        pass  # already stopped
-    follower.join(LOG_DRAIN_TIMEOUT)
 
 
 def wait_for_bundle(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> None:

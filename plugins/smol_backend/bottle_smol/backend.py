@@ -4,8 +4,9 @@ Nothing heavy is imported at module level: ``bottle backends`` loads this
 module just to ask for availability, which only runs ``smolvm --version`` and
 looks at ``/dev/kvm`` and ``/sys/module``.
 
-The bundle is a container of the docker backend's making, so the hooks
-about it (its CA, the images) are the docker backend's own functions.
+The bundle is a container made by bottle-docker's public sidecar module
+(:mod:`bottle_docker.sidecar`): the images, the bundle's removal and the
+supervisor's control client go through it; the CA is core's own provisioning.
 """
 
 from __future__ import annotations
@@ -42,19 +43,18 @@ def launch(plan):
 
 
 @hookimpl
-def provision_ca(plan, bottle):
-    """The docker backend's own: the CA comes from the same bundle container and goes in through the handle."""
-    from bottle_docker.backend import provision_ca as install_bundle_ca
+def build_images(force):
+    """The Docker engine's images: the bundle runs there, and the microVM boots the agent image exported from there."""
+    from bottle_docker import sidecar
 
-    install_bundle_ca(plan=plan, bottle=bottle)
+    return sidecar.build_images(force=force)
 
 
 @hookimpl
-def build_images(force):
-    """The docker backend's: the bundle runs there, and the microVM boots the agent image exported from there."""
-    from bottle_docker.backend import build_images as build_in_docker
+def exec_in_bundle(slug, argv):
+    from bottle_docker import sidecar
 
-    return build_in_docker(force=force)
+    return sidecar.exec_in_running_bundle(slug, argv)
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from bottle_core import addressing, settings
 from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
-from bottle_docker.network import outbound_name, refuse_networks
+from bottle_docker.sidecar import outbound_name, refuse_networks
 
 from . import network
 from .images import planned_images
