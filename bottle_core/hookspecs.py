@@ -90,6 +90,21 @@ def backend_doctor(refresh: bool) -> dict:
     """
 
 
+@hookspec(firstresult=True)
+def backend_settings() -> list:
+    """Declare the ``BOTTLE_*`` variables this backend reads (core's settings name none of a backend's).
+
+    :return: a list of :class:`bottle_core.settings.BackendSetting` (a name
+        such as ``docker_outbound_network`` for ``BOTTLE_DOCKER_OUTBOUND_NETWORK``,
+        and one line of meaning). The backend reads each with
+        :meth:`~bottle_core.settings.BackendSetting.value`; ``docs/settings.md``
+        lists them (a test keeps the page and the declarations the same).
+
+    Stops at the first non-None result. Implemented by backends only (optional);
+    called on a manager holding that one backend.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Planning: what the user asked for, resolved before anything starts
 # ---------------------------------------------------------------------------

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bottle_core import hookimpl, settings
+from bottle_core import hookimpl
 
 @hookimpl
 def backend_availability():
     from .engine import availability
 
     return availability()
+
+
+@hookimpl
+def backend_settings():
+    from .network import OUTBOUND_SETTING
+
+    return [OUTBOUND_SETTING]
 
 
 @hookimpl
@@ -38,14 +45,13 @@ def prepare(spec, stage_dir):
     client = engine.client()
     subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
-    config = settings.current()
     base = bottle.image or base_image()
     slug = new_slug(spec.agent)
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
                             agent_ip=agent_ip(subnet),
-                            outbound=config.docker_outbound_network or network.SHARED_OUTBOUND),
+                            outbound=network.outbound_name()),
         images=image_names(base, base_image_id(client, base)),
     )
     network.refuse_engine_and_host(client, plan)

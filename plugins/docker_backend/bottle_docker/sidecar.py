@@ -32,6 +32,7 @@ BASE_IMAGE = "debian:bookworm-slim"
 #: Re-exported for backends that plan a bottle network of their own making.
 outbound_name = network.outbound_name
 refuse_networks = network.refuse_networks
+engine_subnets = network.engine_subnets
 availability = engine.availability
 
 

@@ -22,6 +22,13 @@ def backend_availability():
 
 
 @hookimpl
+def backend_settings():
+    from .binary import BINARY_SETTING, STATE_DIR_SETTING
+
+    return [BINARY_SETTING, STATE_DIR_SETTING]
+
+
+@hookimpl
 def backend_doctor(refresh):
     from .doctor import diagnose
 
