@@ -123,8 +123,10 @@ def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
         :func:`bottle_core.images.image_names`); nothing renames it afterwards.
 
     Stops at the first non-None result. Implemented by the selected backend.
-    Must not start anything nor write anything: bottle stages the Plan (state
-    dir, prompt file, plan.json) itself, and ``bottle plan`` only prints it.
+    Must not start, fetch or build anything, nor write anything but a cache
+    memo (:func:`bottle_core.images.image_names` names the images without
+    fetching claude): bottle stages the Plan (state dir, prompt file,
+    plan.json) itself, and ``bottle plan`` only prints it.
     """
 
 

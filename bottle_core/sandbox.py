@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,40 @@ class Bottle(ABC):
         if interactive is None:
             interactive = sys.stdin.isatty()
         return self.run(self.claude_argv(args, interactive=interactive), tty=interactive)
+
+
+class Launch(AbstractContextManager):
+    """What a backend's ``launch`` returns: entering brings the bottle up, leaving removes all of it.
+
+    Subclasses write :meth:`start` (set ``self.bottle``; record each thing as
+    it is made) and :meth:`teardown` (remove what was made; never raise). A
+    start that fails part-way is torn down before the error goes on, so
+    nothing half-started is left behind.
+    """
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.bottle: Bottle | None = None
+
+    @abstractmethod
+    def start(self) -> None:
+        """Bring the bottle up and set ``self.bottle``."""
+
+    @abstractmethod
+    def teardown(self) -> None:
+        """Remove everything :meth:`start` made, newest first, whatever happened; never raises."""
+
+    def __enter__(self) -> Bottle:
+        try:
+            self.start()
+        except BaseException:
+            self.teardown()
+            raise
+        assert self.bottle is not None, f"{type(self).__name__}.start() set no bottle"
+        return self.bottle
+
+    def __exit__(self, *exc_info) -> None:
+        self.teardown()
 
 
 def claude_argv(plan: Plan, args: Sequence[str], *, interactive: bool) -> list[str]:

@@ -50,8 +50,8 @@ def ensure_images(client, base: str, *, force: bool = False,
     ``progress(role, line)`` receives every build output line; by default they
     go to stderr, prefixed ``[bottle-agent]`` or ``[bottle-bundle]``.
     """
-    claude = claude_binary.locate()
-    names = image_names(base, base_image_id(client, base), claude)
+    names = image_names(base, base_image_id(client, base))
+    claude = claude_binary.locate() if force or not _present(client, names["agent"]) else None
     tags = {}
     for role in ROLES:
         tag = tags[role] = names[role]

@@ -13,38 +13,26 @@ Each part lives in its own module: :mod:`.sidecar` (the network and the bundle),
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 
 from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
+from bottle_core.sandbox import Launch
 from bottle_core.signals import deferred
 
 from . import agent, sidecar
 from .container import DockerBottle
 
 
-class DockerLaunch(AbstractContextManager):
+class DockerLaunch(Launch):
     """The context manager ``launch`` returns: enter brings the bottle up, exit removes all of it."""
 
     def __init__(self, plan: Plan):
-        self.plan = plan
+        super().__init__(plan)
         self.sidecar: sidecar.Sidecar | None = None
         self.containers: list[str] = []  # the agent's side; the sidecar keeps its own
-        self.bottle: DockerBottle | None = None
 
-    def __enter__(self) -> DockerBottle:
-        try:
-            self._start()
-        except BaseException:
-            self.teardown()
-            raise
-        return self.bottle  # type: ignore[return-value]
-
-    def __exit__(self, *exc_info) -> None:
-        self.teardown()
-
-    def _start(self) -> None:
+    def start(self) -> None:
         from docker.errors import APIError, ImageNotFound
 
         secrets = contract.secret_table(self.plan)  # before anything starts: a missing secret leaves nothing behind

@@ -49,19 +49,23 @@ def launch(plan):
     return launch_bottle(plan)
 
 
+def _sidecar():
+    """bottle-docker's public sidecar module, imported when a hook needs it (not when `bottle backends` loads this)."""
+    from bottle_docker import sidecar
+
+    return sidecar
+
+
 @hookimpl
 def build_images(force):
     """The Docker engine's images: the bundle runs there, and the microVM boots the agent image exported from there."""
-    from bottle_docker import sidecar
-
-    return sidecar.build_images(force=force)
+    return _sidecar().build_images(force=force)
 
 
 @hookimpl
 def exec_in_bundle(slug, argv):
-    from bottle_docker import sidecar
-
-    return sidecar.exec_in_running_bundle(slug, argv)
+    """The bundle is a container beside the microVM: the supervisor's control client runs there."""
+    return _sidecar().exec_in_running_bundle(slug, argv)
 
 
 @hookimpl

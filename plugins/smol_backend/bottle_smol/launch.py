@@ -17,12 +17,13 @@ and bridge removed -- on every exit path.
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 from pathlib import Path
 
 from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
+from bottle_core.sandbox import Launch
 from bottle_core.signals import deferred
 from bottle_docker import sidecar
 
@@ -69,28 +70,16 @@ def exported_image(client, name: str, cache: Path | None = None) -> Path:
     return path
 
 
-class SmolLaunch(AbstractContextManager):
+class SmolLaunch(Launch):
     """The context manager ``launch`` returns: enter brings the bottle up, exit removes all of it."""
 
     def __init__(self, plan: Plan):
-        self.plan = plan
+        super().__init__(plan)
         self.engine = Engine(find())
         self.sidecar: sidecar.Sidecar | None = None
         self.machine = ExitStack()
-        self.bottle: SmolBottle | None = None
 
-    def __enter__(self) -> SmolBottle:
-        try:
-            self._start()
-        except BaseException:
-            self.teardown()
-            raise
-        return self.bottle  # type: ignore[return-value]
-
-    def __exit__(self, *exc_info) -> None:
-        self.teardown()
-
-    def _start(self) -> None:
+    def start(self) -> None:
         self.engine.check_version()
         secrets = contract.secret_table(self.plan)  # before anything starts: a missing secret leaves nothing behind
         sidecar.ensure_images(self.plan.images)
