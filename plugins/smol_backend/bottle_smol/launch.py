@@ -80,6 +80,10 @@ class SmolLaunch(Launch):
         self.machine = ExitStack()
 
     def start(self) -> None:
+        recorded = self.plan.backend_options["smolvm"]
+        if self.engine.binary.path != recorded:
+            raise BottleRuntimeError(f"the smolvm binary is now {self.engine.binary.path}, not {recorded} as planned",
+                                     hint="start the bottle again: a new plan records the new binary")
         self.engine.check_version()
         secrets = contract.secret_table(self.plan)  # before anything starts: a missing secret leaves nothing behind
         sidecar.ensure_images(self.plan.images)

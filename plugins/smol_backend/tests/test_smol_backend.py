@@ -63,8 +63,6 @@ def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):
     assert plan.backend == "smol"
     assert plan.backend_options["machine"] == f"bottle-{plan.slug}"
     assert plan.backend_options["smolvm_version"] == "1.32.2"
-    assert plan.backend_options["egress"] == ["--allow-cidr", f"{plan.network.bundle_ip}/32",
-                                              "--dns", plan.network.bundle_ip]
     assert (plan.backend_options["cpus"], plan.backend_options["mem_mib"]) == (2, 1024)
     assert fake_smolvm.calls() == []  # prepare starts nothing
 
