@@ -116,8 +116,8 @@ def background_bottle(manifest_path: Path, agent: str, *command: str, timeout: f
             pipe.close()
 
 
-def wait_for_line(proc: subprocess.Popen, text: bytes, timeout: float = 120) -> None:
-    """Read the process's stdout until a line containing ``text`` (the command says it got there)."""
+def wait_for_line(proc: subprocess.Popen, text: bytes, timeout: float = 120) -> bytes:
+    """Read the process's stdout until a line containing ``text`` (the command says it got there); that line."""
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -128,4 +128,4 @@ def wait_for_line(proc: subprocess.Popen, text: bytes, timeout: float = 120) -> 
         line = proc.stdout.readline()
         assert line, f"the command ended before printing {text!r}: {proc.stderr.read().decode()}"
         if text in line:
-            return
+            return line
