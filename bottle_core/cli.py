@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .errors import BottleError
+from .terminal import visible
 
 DEFAULT_MANIFEST = "bottle.toml"
 
@@ -57,7 +58,7 @@ def emit(rows: Any, as_json: bool, columns: list[str]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    table = [[str(row.get(col, "")) if row.get(col) is not None else "-" for col in columns] for row in rows]
+    table = [[visible(row.get(col, "")) if row.get(col) is not None else "-" for col in columns] for row in rows]
     widths = [max(len(col), *(len(r[i]) for r in table)) for i, col in enumerate(columns)]
     click.echo("  ".join(col.upper().ljust(w) for col, w in zip(columns, widths)).rstrip())
     for r in table:
@@ -145,7 +146,7 @@ def check_enforced(manifest, agent: str | None, strict: bool) -> None:
         raise ManifestError(manifest.source, "not enforced yet: " + "; ".join(lines),
                             hint="remove these fields, or run without --strict to go on with a warning")
     for line in lines:
-        click.echo(f"bottle: warning: {manifest.source}: {line}", err=True)
+        click.echo(f"bottle: warning: {visible(manifest.source)}: {visible(line)}", err=True)
 
 
 @cli.command()
@@ -198,7 +199,7 @@ model_script_option = click.option(
 
 
 def _trusted_spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None):
-    """The spec, once the manifest's secret bindings are approved (asked on a terminal, else refused)."""
+    """The spec, once the manifest's bindings of host data are approved (asked on a terminal, else refused)."""
     from .trust import require_trust
 
     spec = _spec(manifest_path, agent, copy_cwd, model_script)
@@ -215,20 +216,23 @@ def _trusted_spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_
 @manifest_option
 @click.option("--revoke", is_flag=True, help="Forget the approval instead.")
 def trust(manifest_path: Path | None, revoke: bool) -> None:
-    """Approve the manifest's bindings of host secrets to hosts (asked again when they change)."""
+    """Approve what the manifest takes from this machine: secrets, git tokens and repositories, workspace files, skills.
+
+    Lists each binding in plain words; a run asks again when any of them changes.
+    """
     from . import trust as trust_
 
     manifest = load_manifest(manifest_path)
     if not trust_.bindings(manifest):
-        click.echo(f"{manifest.source}: binds no host secrets; nothing to approve")
+        click.echo(f"{visible(manifest.source)}: takes nothing from this machine; nothing to approve")
         return
     if revoke:
         done = trust_.revoke(manifest)
-        click.echo(f"{manifest.source}: approval {'removed' if done else 'was not there'}")
+        click.echo(f"{visible(manifest.source)}: approval {'removed' if done else 'was not there'}")
         return
     click.echo(trust_.summary(manifest))
     trust_.approve(manifest)
-    click.echo(f"{manifest.source}: approved")
+    click.echo(f"{visible(manifest.source)}: approved")
 
 
 @cli.command()
@@ -309,7 +313,7 @@ def _summary(plan_) -> None:
 
     for line in [*summary(Path(plan_.state_dir)), supervise_summary(plan_)]:
         if line:
-            click.echo(f"bottle: {line}", err=True)
+            click.echo(f"bottle: {visible(line)}", err=True)
 
 
 def _after_dashes(args: tuple[str, ...]) -> list[str]:
@@ -514,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exception(exc.__cause__ or exc)
-        click.echo(f"bottle: error: {exc.render()}", err=True)
+        click.echo(f"bottle: error: {visible(exc.render())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("bottle: interrupted", err=True)
@@ -522,5 +526,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
         if debug:
             raise
-        click.echo(f"bottle: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        click.echo(f"bottle: internal error: {type(exc).__name__}: {visible(exc)} (run with --debug for the traceback)",
+                   err=True)
         sys.exit(1)
