@@ -7,7 +7,6 @@ module just to ask for availability.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from bottle_core import hookimpl, settings
@@ -109,8 +108,8 @@ def stop_bottle(slug):
     networks = client.api.networks(filters={"label": f"{labels.SLUG}={slug}"})
     if not containers and not networks:
         return False
-    _remove_state(containers)
     remove_resources(client, [c["Id"] for c in containers], [n["Name"] for n in networks])
+    _mark_ended(containers)
     return True
 
 
@@ -147,14 +146,17 @@ def collect_garbage():
     networks = [n for n in client.api.networks(filters={"label": labels.SLUG})
                 if not labels.owner_alive(n.get("Labels") or {})
                 and (n.get("Labels") or {}).get(labels.SLUG) not in live_slugs]
-    _remove_state(dead)
-    return remove_resources(client, [c["Id"] for c in dead], [n["Name"] for n in networks])
+    removed = remove_resources(client, [c["Id"] for c in dead], [n["Name"] for n in networks])
+    _mark_ended(dead)
+    return removed
 
 
-def _remove_state(containers) -> None:
+def _mark_ended(containers) -> None:
+    """Mark the state dirs of removed bottles ended: their logs are kept for the retention, then `bottle gc` goes."""
     from . import labels
+    from .reaper import mark_ended
 
     for container in containers:
         state_dir = (container.get("Labels") or {}).get(labels.STATE_DIR)
         if state_dir and Path(state_dir).name == (container.get("Labels") or {}).get(labels.SLUG):
-            shutil.rmtree(state_dir, ignore_errors=True)
+            mark_ended(state_dir)

@@ -6,7 +6,9 @@ bundle (pinned IP on the bottle network, plus the outbound one), started first; 
 (pinned IP, bottle network only) and the one-shot container that deletes its
 default route; the bundle's packet filter, set by another one-shot container
 in the bundle's network namespace before the agent is handed over. Teardown
-removes what was created, whatever happened.
+removes what was created, whatever happened; and before anything is created a
+reaper (:mod:`.reaper`) is started that removes it all should this process
+die without its teardown.
 
 Each part lives in its own module: :mod:`.network` (the networks),
 :mod:`.bundle` (the bundle's container), :mod:`.agent` (the agent's
@@ -24,7 +26,7 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.signals import deferred
 
-from . import agent, bundle, engine, labels, network
+from . import agent, bundle, engine, labels, network, reaper
 from .container import DockerBottle
 from .image_build import ensure_planned
 from .removal import remove_resources
@@ -40,6 +42,7 @@ class DockerLaunch(AbstractContextManager):
         self.networks: list[str] = []
         self.bottle: DockerBottle | None = None
         self.log_follower: threading.Thread | None = None
+        self.switch: reaper.Switch | None = None
 
     def __enter__(self) -> DockerBottle:
         try:
@@ -58,6 +61,7 @@ class DockerLaunch(AbstractContextManager):
         plan, client = self.plan, self.client
         secrets = contract.secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
         ensure_planned(client, plan.images)
+        self.switch = reaper.start(plan.slug, plan.state_dir)  # the bottle ends with this process, however it ends
         images = plan.images
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
@@ -92,6 +96,9 @@ class DockerLaunch(AbstractContextManager):
                 bundle.drain_logs(self.client, self.bottle.bundle_id, self.log_follower)
                 self.log_follower = None
             remove_resources(self.client, list(reversed(self.containers)), list(reversed(self.networks)))
+            if self.switch is not None:
+                self.switch.release()
+                self.switch = None
         self.containers.clear()
         self.networks.clear()
 
