@@ -424,9 +424,13 @@ def _running_slug(plugins, target: str) -> str:
 @cli.command()
 @click.argument("target", required=False)
 @json_option
+@click.option("--full", is_flag=True, help="Show each call whole, not cut to one line.")
 @click.pass_obj
-def pending(obj: dict, target: str | None, as_json: bool) -> None:
-    """List the tool calls waiting for an answer, in bottle TARGET (a slug or agent) or in every running bottle."""
+def pending(obj: dict, target: str | None, as_json: bool, full: bool) -> None:
+    """List the tool calls waiting for an answer, in bottle TARGET (a slug or agent) or in every running bottle.
+
+    HASH names the whole call: `bottle approve TARGET ID --hash HASH` approves only the call you checked.
+    """
     from . import supervise
 
     plugins = _backend_only(obj)
@@ -440,27 +444,42 @@ def pending(obj: dict, target: str | None, as_json: bool) -> None:
                 raise
             continue  # a bottle without supervision, or one ending right now
         for call in waiting:
-            rows.append({"bottle": slug, **call, "input": call["input"] if as_json else _one_line(call["input"])})
-    emit(rows, as_json, ["bottle", "id", "tool", "input", "age", "left"])
+            rows.append({"bottle": slug, **call, "input": call["input"] if as_json or full else _one_line(call["input"])})
+    if full and not as_json:
+        for row in rows:
+            click.echo(visible(f"{row['bottle']} call {row['id']} hash {row.get('hash')}: {row['tool']}, "
+                               f"{row['left']} s left ({row.get('reason', '')})"))
+            for line in json.dumps(row["input"], indent=2, ensure_ascii=False).splitlines():
+                click.echo("  " + visible(line))
+        if not rows:
+            click.echo("(none)")
+        return
+    emit(rows, as_json, ["bottle", "id", "hash", "tool", "input", "age", "left"])
 
 
 def _one_line(value: Any, width: int = 60) -> str:
+    """A call's input cut to one line; a cut one says so, and `bottle pending --full` shows it whole."""
     text = value.get("command") if isinstance(value, dict) and isinstance(value.get("command"), str) else json.dumps(value)
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return text if len(text) <= width else text[: width - 20] + "... (cut, see --full)"
+
+
+hash_option = click.option("--hash", "expect_hash", default=None, metavar="HASH",
+                           help="Answer only if the call's hash is HASH, as `bottle pending` showed it.")
 
 
 @cli.command()
 @click.argument("target")
 @click.argument("call_id")
+@hash_option
 @click.pass_obj
-def approve(obj: dict, target: str, call_id: str) -> None:
+def approve(obj: dict, target: str, call_id: str, expect_hash: str | None) -> None:
     """Let the waiting tool call CALL_ID of bottle TARGET run (see `bottle pending`)."""
     from . import supervise
 
     plugins = _backend_only(obj)
     slug = _running_slug(plugins, target)
-    supervise.answer(plugins, slug, call_id, True)
+    supervise.answer(plugins, slug, call_id, True, expect_hash=expect_hash)
     click.echo(f"approved call {call_id} in {slug}")
 
 
@@ -468,14 +487,15 @@ def approve(obj: dict, target: str, call_id: str) -> None:
 @click.argument("target")
 @click.argument("call_id")
 @click.option("--reason", default="", help="Told to the model with the refusal.")
+@hash_option
 @click.pass_obj
-def deny(obj: dict, target: str, call_id: str, reason: str) -> None:
+def deny(obj: dict, target: str, call_id: str, reason: str, expect_hash: str | None) -> None:
     """Refuse the waiting tool call CALL_ID of bottle TARGET (see `bottle pending`)."""
     from . import supervise
 
     plugins = _backend_only(obj)
     slug = _running_slug(plugins, target)
-    supervise.answer(plugins, slug, call_id, False, reason)
+    supervise.answer(plugins, slug, call_id, False, reason, expect_hash=expect_hash)
     click.echo(f"denied call {call_id} in {slug}")
 
 
