@@ -63,7 +63,7 @@ MAX_BODY = 4 * 1024 * 1024
 #: Longest audit record, in bytes of JSON; a longer one keeps only its head.
 MAX_RECORD = 64 * 1024
 #: Hook events accepted per second once a burst of BURST is spent; more are refused (fail closed).
-RATE, BURST = 20.0, 200
+RATE, BURST = 10.0, 100
 #: Connections one client address may hold open at once, and seconds an idle one is kept.
 MAX_CONNECTIONS_PER_CLIENT = 32
 IDLE_TIMEOUT = 30

@@ -22,6 +22,8 @@ from .oneshot import run_one_shot
 from .streams import read_archive
 
 LOG_DRAIN_TIMEOUT = 5.0
+#: The engine's own copy of the bundle's output is capped too: the agent's doing can make that output large.
+ENGINE_LOG = {"max-size": "32m", "max-file": "2"}
 
 
 def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
@@ -30,6 +32,8 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
     The container's ID is appended to ``created`` as soon as it exists, so a
     failure further on still removes it.
     """
+    from docker.types import LogConfig
+
     net, api = plan.network, client.api
     bundle = api.create_container(
         image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
@@ -38,7 +42,7 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
             cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
             mem_limit=contract.LIMITS["memory_bytes"], memswap_limit=contract.LIMITS["memory_bytes"],
             pids_limit=contract.LIMITS["pids"], nano_cpus=int(contract.LIMITS["cpus"] * 1e9),
-            sysctls=contract.SYSCTLS,
+            sysctls=contract.SYSCTLS, log_config=LogConfig(type=LogConfig.types.JSON, config=ENGINE_LOG),
             binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
                    for m in contract.bundle_mounts(plan)},
         ),
