@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .bundle import contract
+from .bundle.logs import LIMIT_EVENT
 from .errors import BottleRuntimeError, UsageError
 from .plan import Plan
 
@@ -127,7 +128,7 @@ def summary(plan: Plan) -> str | None:
             decided[record.get("decision")] += 1
         elif event == "Answer":
             outcomes[record.get("outcome")] += 1
-        elif event in ("RateLimit", "log-limit"):
+        elif event in ("RateLimit", LIMIT_EVENT):
             capped += 1
     if not seen:
         return None  # claude never ran (`bottle exec` of another command): nothing to tell
