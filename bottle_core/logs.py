@@ -242,9 +242,12 @@ def records(state_dir: Path, kinds: Iterable[LogKind]) -> Iterator[dict]:
     merged, so memory stays bounded however long the logs are. Records of one
     kind keep the order they were written in (the audit log's seq) at equal times.
     """
-    streams = [_in_time_order(dict(record, log=kind.name) for record in read_records(state_dir / "logs" / kind.file))
-               for kind in kinds]
-    return heapq.merge(*streams, key=_time)
+    return heapq.merge(*(_in_time_order(_tagged(state_dir, kind)) for kind in kinds), key=_time)
+
+
+def _tagged(state_dir: Path, kind: LogKind) -> Iterator[dict]:
+    for record in read_records(state_dir / "logs" / kind.file):
+        yield dict(record, log=kind.name)
 
 
 def follow(state_dir: Path, kinds: Iterable[LogKind]) -> Iterator[dict]:

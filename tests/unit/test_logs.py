@@ -111,7 +111,9 @@ def test_records_stream_from_the_files(tmp_path, monkeypatch):
                                                       for n in range(1, 40, 2)))
     shown = logs.records(state, [logs.KINDS["egress"], logs.KINDS["audit"]])
     assert not isinstance(shown, list), "a generator: records are read as they are shown"
+    shown = list(shown)
     assert [r["time"] for r in shown] == list(range(40))
+    assert [r["log"] for r in shown] == ["egress", "audit"] * 20, "each record keeps its own kind"
 
 
 @pytest.mark.parametrize("hostile", ["\x1b[2K\x1b[1A", "\x1b]0;owned\x07", "\x9b2K", "a\rb", "\u202e"])
