@@ -16,7 +16,7 @@ from . import clone, hostrepo
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
-from .workspace import LeftOut, WorkspaceFilter, recorded, workspace_tar
+from .workspace import LeftOut, WorkspaceFilter, history_pathspecs, recorded, workspace_tar
 
 
 @hookimpl(tryfirst=True)
@@ -110,6 +110,7 @@ def copy_workspace(plan: Plan, bottle: Bottle) -> None:
         left = LeftOut()
         stream = clone.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored,
                                  keep=recorded(filter_, left))
+        left.in_history = clone.in_history(repo, history_pathspecs(filter_), filter_.keeps)
     else:
         stream, left = workspace_tar(plan.cwd, filter_, plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)

@@ -96,8 +96,8 @@ def test_rehearsal_allows_denies_and_times_out_with_every_event_logged(manifest,
     assert result.returncode == 0, stderr
     assert result.stdout.decode().strip() == "all done"
     assert "warning" not in stderr, "a rehearsal needs no model key"
-    assert ("bottle: supervise: 4 tool calls: 2 allowed, 1 denied by policy, 1 asked "
-            "(0 approved, 0 denied, 1 timed out)") in stderr
+    assert ("bottle: supervise: 4 tool calls (as reported by the agent's hooks, which the agent could forge): "
+            "2 allowed, 1 denied by policy, 1 asked (0 approved, 0 denied, 1 timed out)") in stderr
 
     requests = model_requests("hasty")
     assert len(requests) == 5

@@ -19,6 +19,9 @@ from . import labels
 from .oneshot import run_one_shot
 from .streams import read_archive
 
+#: The engine's own copy of the bundle's output is capped too: the agent's doing can make that output large.
+ENGINE_LOG = {"max-size": "32m", "max-file": "2"}
+
 
 def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
     """Create (not start) the bundle on the bottle network at its pinned IP and on the outbound network.
@@ -26,6 +29,8 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
     The container's ID is appended to ``created`` as soon as it exists, so a
     failure further on still removes it.
     """
+    from docker.types import LogConfig
+
     net, api = plan.network, client.api
     bundle = api.create_container(
         image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
@@ -34,7 +39,7 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
             cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
             mem_limit=contract.LIMITS["memory_bytes"], memswap_limit=contract.LIMITS["memory_bytes"],
             pids_limit=contract.LIMITS["pids"], nano_cpus=int(contract.LIMITS["cpus"] * 1e9),
-            sysctls=contract.SYSCTLS,
+            sysctls=contract.SYSCTLS, log_config=LogConfig(type=LogConfig.types.JSON, config=ENGINE_LOG),
             binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
                    for m in contract.bundle_mounts(plan)},
         ),

@@ -13,7 +13,6 @@ and adds only its agent container.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.sandbox import Bundle, ExecResult
 
-from . import bundle as container, engine, labels, network
+from . import bundle as container, engine, labels, network, reaper
 from .image_build import ensure_images as _ensure_images, ensure_planned
-from .removal import remove_resources
+from .removal import remove_labelled, remove_resources
 from .streams import exec_in
 
 BASE_IMAGE = "debian:bookworm-slim"
@@ -108,16 +107,20 @@ class Sidecar:
         self.networks: list[str] = []
         self.bundle: ContainerBundle | None = None
         self._netfilter: str | None = None
+        self._switch: reaper.Switch | None = None
 
     def create(self, secrets: list[dict]) -> Plan:
         """Create (not start) the network, the bundle and its packet filter's one-shot; returns the Plan used.
 
-        A subnet another bottle took since ``prepare`` gives a new Plan (saved
-        again); the one handed over stays as it was.
+        Before anything exists, a reaper (:mod:`.reaper`) is started that removes
+        everything labelled with the bottle's slug should this process die
+        without its teardown. A subnet another bottle took since ``prepare``
+        gives a new Plan (saved again); the one handed over stays as it was.
         """
         from docker.errors import APIError, ImageNotFound
 
         plan = self.plan
+        self._switch = reaper.start(plan.slug, plan.state_dir)  # the bottle ends with this process, however it ends
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(self.client)
@@ -150,6 +153,9 @@ class Sidecar:
         remove_resources(self.client, [*reversed(also), *reversed(self.containers)], list(reversed(self.networks)))
         self.containers.clear()
         self.networks.clear()
+        if self._switch is not None:  # removed by our own hand: the reaper may go
+            self._switch.release()
+            self._switch = None
 
 
 def find(slug: str) -> ContainerBundle | None:
@@ -178,15 +184,11 @@ def exec_in_running_bundle(slug: str, argv: Sequence[str]) -> ExecResult:
 
 
 def remove_bottle(slug: str) -> bool:
-    """Remove every container and network labelled with ``slug`` (and its state dir); False when there were none."""
-    docker = client()
-    containers = docker.api.containers(all=True, filters={"label": f"{labels.SLUG}={slug}"})
-    networks = docker.api.networks(filters={"label": f"{labels.SLUG}={slug}"})
-    if not containers and not networks:
-        return False
-    _remove_state(containers)
-    remove_resources(docker, [c["Id"] for c in containers], [n["Name"] for n in networks])
-    return True
+    """Remove every container and network labelled with ``slug``, its state dir marked ended (its logs stay
+    for the retention); False when there were none."""
+    containers, networks = remove_labelled(client(), slug)
+    _mark_ended(containers)
+    return bool(containers or networks)
 
 
 def collect_garbage() -> list[str]:
@@ -199,13 +201,15 @@ def collect_garbage() -> list[str]:
     networks = [n for n in docker.api.networks(filters={"label": labels.SLUG})
                 if not labels.owner_alive(n.get("Labels") or {})
                 and (n.get("Labels") or {}).get(labels.SLUG) not in live_slugs]
-    _remove_state(dead)
-    return remove_resources(docker, [c["Id"] for c in dead], [n["Name"] for n in networks])
+    removed = remove_resources(docker, [c["Id"] for c in dead], [n["Name"] for n in networks])
+    _mark_ended(dead)
+    return removed
 
 
-def _remove_state(containers) -> None:
+def _mark_ended(containers) -> None:
+    """Mark the state dirs of removed bottles ended: their logs are kept for the retention, then `bottle gc` goes."""
     for container_info in containers:
         tags = container_info.get("Labels") or {}
         state_dir = tags.get(labels.STATE_DIR)
         if state_dir and Path(state_dir).name == tags.get(labels.SLUG):
-            shutil.rmtree(state_dir, ignore_errors=True)
+            reaper.mark_ended(state_dir)
