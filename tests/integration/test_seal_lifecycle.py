@@ -1,7 +1,7 @@
 """A bottle ends with its owner: kill -9 of `bottle exec` leaves nothing running, and the logs are kept.
 
 The owner of a bottle is the `bottle` process that launched it. Killed
-outright it runs no teardown; its reaper (bottle_docker.reaper) sees the
+outright it runs no teardown; its reaper (bottle_core.reaper) sees the
 pipe close and removes the bottle. The logs of a bottle that ended so are
 kept for the retention like any other, and `bottle gc` ages them out.
 """
@@ -28,7 +28,7 @@ def reapers_of(slug: str) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"bottle_docker.reaper" in argv and slug.encode() in argv:
+        if b"bottle_core.reaper" in argv and slug.encode() in argv:
             found.append(int(entry.name))
     return found
 

@@ -1,16 +1,16 @@
-"""The docker backend's dead-man's switch (bottle_docker.reaper), without an engine: what it does on each end of the pipe."""
+"""The dead-man's switch (bottle_core.reaper), without an engine: what it does on each end of the pipe."""
 
 from __future__ import annotations
 
 import os
 
 from bottle_core.plan import FINISHED
-from bottle_docker import reaper
+from bottle_core import reaper
 
 
 def run_main(monkeypatch, tmp_path, said: bytes) -> list[str]:
     swept = []
-    monkeypatch.setattr(reaper, "sweep", lambda slug: swept.append(slug) or [])
+    monkeypatch.setattr(reaper, "sweep", lambda backend, slug: swept.append((backend, slug)))
     monkeypatch.setattr(reaper, "SECOND_SWEEP", 0)
     read_fd, write_fd = os.pipe()
     os.write(write_fd, said)
@@ -18,7 +18,7 @@ def run_main(monkeypatch, tmp_path, said: bytes) -> list[str]:
     saved = os.dup(0)
     os.dup2(read_fd, 0)
     try:
-        reaper.main(["demo-abc123", str(tmp_path)])
+        reaper.main(["docker", "demo-abc123", str(tmp_path)])
     finally:
         os.dup2(saved, 0)
         os.close(saved)
@@ -34,11 +34,11 @@ def test_a_released_reaper_touches_nothing(monkeypatch, tmp_path):
 
 def test_a_dead_owner_means_the_bottle_is_swept_and_marked_ended(monkeypatch, tmp_path):
     (tmp_path / "prompt.md").write_text("p")
-    assert run_main(monkeypatch, tmp_path, b"") == ["demo-abc123", "demo-abc123"]
+    assert run_main(monkeypatch, tmp_path, b"") == [("docker", "demo-abc123")] * 2
     assert (tmp_path / FINISHED).is_file() and not (tmp_path / "prompt.md").exists()
 
 
 def test_a_released_reaper_process_ends_cleanly():
-    switch = reaper.start("no-such-bottle", "/nonexistent")
+    switch = reaper.start("docker", "no-such-bottle", "/nonexistent")
     switch.release()
     assert switch.process.returncode == 0

@@ -4,8 +4,8 @@ Order: secrets read and the Plan's images ensured (built when missing) (nothing 
 the bottle network and the bundle with its packet filter's one-shot (:class:`.sidecar.Sidecar`, which
 other backends share); the bundle started and its packet filter set, while the agent (pinned IP,
 bottle network only) is created and started and the one-shot container that deletes its default
-route runs. Teardown removes what was created, whatever happened; and should this process die without
-its teardown, the sidecar's reaper (:mod:`.reaper`) removes it all.
+route runs. Teardown removes what was created, whatever happened (and should this process die without
+its teardown, core's reaper, :mod:`bottle_core.reaper`, has ``stop_bottle`` remove it all).
 
 Each part lives in its own module: :mod:`.sidecar` (the network and the bundle),
 :mod:`.agent` (the agent's container), :mod:`.removal` (removing resources, shared with stop and gc).

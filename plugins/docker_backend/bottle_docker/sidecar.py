@@ -19,10 +19,11 @@ from pathlib import Path
 from bottle_core import settings
 from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
-from bottle_core.plan import Plan
+from bottle_core.plan import Plan, mark_ended
 from bottle_core.sandbox import Bundle, ExecResult
 
-from . import bundle as container, engine, labels, network, reaper
+
+from . import bundle as container, engine, labels, network
 from .image_build import ensure_images as _ensure_images, ensure_planned
 from .removal import remove_labelled, remove_resources
 from .streams import exec_in
@@ -107,20 +108,16 @@ class Sidecar:
         self.networks: list[str] = []
         self.bundle: ContainerBundle | None = None
         self._netfilter: str | None = None
-        self._switch: reaper.Switch | None = None
 
     def create(self, secrets: list[dict]) -> Plan:
         """Create (not start) the network, the bundle and its packet filter's one-shot; returns the Plan used.
 
-        Before anything exists, a reaper (:mod:`.reaper`) is started that removes
-        everything labelled with the bottle's slug should this process die
-        without its teardown. A subnet another bottle took since ``prepare``
-        gives a new Plan (saved again); the one handed over stays as it was.
+        A subnet another bottle took since ``prepare`` gives a new Plan (saved
+        again); the one handed over stays as it was.
         """
         from docker.errors import APIError, ImageNotFound
 
         plan = self.plan
-        self._switch = reaper.start(plan.slug, plan.state_dir)  # the bottle ends with this process, however it ends
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(self.client)
@@ -153,9 +150,6 @@ class Sidecar:
         remove_resources(self.client, [*reversed(also), *reversed(self.containers)], list(reversed(self.networks)))
         self.containers.clear()
         self.networks.clear()
-        if self._switch is not None:  # removed by our own hand: the reaper may go
-            self._switch.release()
-            self._switch = None
 
 
 def find(slug: str) -> ContainerBundle | None:
@@ -212,4 +206,4 @@ def _mark_ended(containers) -> None:
         tags = container_info.get("Labels") or {}
         state_dir = tags.get(labels.STATE_DIR)
         if state_dir and Path(state_dir).name == tags.get(labels.SLUG):
-            reaper.mark_ended(state_dir)
+            mark_ended(state_dir)

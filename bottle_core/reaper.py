@@ -1,19 +1,20 @@
 """The dead-man's switch: a bottle ends by itself when the ``bottle`` process that owns it dies.
 
-At launch the owner starts this module as a small process of its own (a new
-session, so a Ctrl-C or a kill aimed at the owner does not reach it), with
-the read end of a pipe as its stdin; the owner alone holds the write end. A
-launch that ends normally writes one byte on the pipe after its teardown,
-and the reaper leaves quietly. When the owner dies any other way (``kill
--9``, an out-of-memory kill, a crash that skipped its teardown), the kernel
-closes the write end, the reaper reads end-of-file and removes every engine
-resource labelled with the bottle's slug, then marks the bottle's state dir
-ended so its logs are kept for the usual retention (``bottle gc`` ages them
-out). Nothing here depends on the dead process having cleaned up anything.
+Before a launch, the owner starts this module as a small process of its own
+(a new session, so a Ctrl-C or a kill aimed at the owner does not reach it),
+with the read end of a pipe as its stdin; the owner alone holds the write
+end. A bottle that ends normally writes one byte on the pipe after its
+teardown, and the reaper leaves quietly. When the owner dies any other way
+(``kill -9``, an out-of-memory kill, a crash that skipped its teardown), the
+kernel closes the write end, the reaper reads end-of-file, marks the bottle's
+state dir ended (its logs are kept for the usual retention; ``bottle gc``
+ages them out) and asks the bottle's backend to stop it (``stop_bottle``:
+everything it made for that slug), twice. It works for every backend, and
+depends on nothing the dead process would have cleaned up.
 
 Usage (by :func:`start` only)::
 
-    python -m bottle_docker.reaper SLUG STATE_DIR  < pipe
+    python -m bottle_core.reaper BACKEND SLUG STATE_DIR  < pipe
 """
 
 from __future__ import annotations
@@ -53,42 +54,32 @@ class Switch:
             pass
 
 
-def start(slug: str, state_dir: str) -> Switch:
-    """Start the reaper of bottle ``slug`` and return the owner's end of its pipe."""
+def start(backend: str, slug: str, state_dir: str) -> Switch:
+    """Start the reaper of bottle ``slug`` (of ``backend``) and return the owner's end of its pipe."""
     read_fd, write_fd = os.pipe()  # both non-inheritable: no other child of the owner keeps the pipe open
     try:
-        process = subprocess.Popen([sys.executable, "-m", "bottle_docker.reaper", slug, state_dir], stdin=read_fd,
+        process = subprocess.Popen([sys.executable, "-m", "bottle_core.reaper", backend, slug, state_dir],
+                                   stdin=read_fd,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     finally:
         os.close(read_fd)
     return Switch(write_fd, process)
 
 
-def sweep(slug: str) -> None:
-    """Remove every container and network labelled with ``slug``."""
-    from .engine import client
-    from .removal import remove_labelled
+def sweep(backend: str, slug: str) -> None:
+    """Ask ``backend`` to stop bottle ``slug``: everything it made for it goes."""
+    from .plugins import load_backend_plugin, new_manager
 
-    remove_labelled(client(), slug)
-
-
-def mark_ended(state_dir: str) -> None:
-    """What the owner's teardown would have done to the state dir: prompt copy gone, the end time written."""
-    from pathlib import Path
-
-    from bottle_core.plan import FINISHED
-
-    state = Path(state_dir)
-    if not state.is_dir():
-        return
-    (state / "prompt.md").unlink(missing_ok=True)
-    marker = state / FINISHED
-    if not marker.exists():
-        marker.write_text(f"{time.time():.3f}\n", encoding="utf-8")
+    plugin, _record = load_backend_plugin(backend)
+    manager = new_manager()
+    manager.register(plugin, name=backend)
+    manager.hook.stop_bottle(slug=slug)
 
 
 def main(argv: list[str]) -> int:
-    slug, state_dir = argv
+    from .plan import mark_ended
+
+    backend, slug, state_dir = argv
     said = b""
     while True:  # until the owner writes (a normal end) or its end of the pipe closes (it died)
         chunk = os.read(0, 64)
@@ -98,9 +89,12 @@ def main(argv: list[str]) -> int:
     if said.startswith(RELEASE):
         return 0
     mark_ended(state_dir)  # first: once the bottle is seen gone, its state says it ended
-    sweep(slug)
-    time.sleep(SECOND_SWEEP)
-    sweep(slug)
+    for pause in (0, SECOND_SWEEP):
+        time.sleep(pause)
+        try:
+            sweep(backend, slug)
+        except Exception:  # noqa: BLE001 - nobody is left to tell; the second sweep, or `bottle gc`, tries again
+            pass
     return 0
 
 
