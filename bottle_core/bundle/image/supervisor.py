@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from held_connections import HeldConnectionsServer
 from policy import Policy, Where
 
 CONTROL_SOCKET = "/var/lib/bottle/supervise.sock"
@@ -214,8 +215,10 @@ class ControlHandler(socketserver.StreamRequestHandler):
             self.wfile.flush()
 
 
-class HookServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class HookServer(HeldConnectionsServer):
+    """Idle connections cost no thread (``held_connections``); asked calls wait in a worker, so more of them."""
+
+    workers = 32
 
 
 class ControlServer(socketserver.ThreadingUnixStreamServer):
