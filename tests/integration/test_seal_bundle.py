@@ -104,7 +104,8 @@ def test_a_well_formed_echo_from_the_bound_host_still_answers_with_the_placehold
 # -- WebSockets --------------------------------------------------------------------------------------
 
 #: A WebSocket client (RFC 6455, standard library) run in the agent: through the proxy, over TLS, to HOST/ws.
-#: argv: host, then messages to send; prints JSON {status, frames: [[opcode, text]...], closed}.
+#: argv: host, then messages to send; prints JSON {status, frames: [[opcode, text]...], closed}. With WS_AUTH set,
+#: the upgrade request carries ``Authorization: Bearer $TOKEN`` (the placeholder, swapped for the real value).
 WS_CLIENT = r'''
 import base64, json, os, socket, ssl, struct, sys
 from urllib.parse import urlsplit
@@ -127,7 +128,8 @@ sock = context.wrap_socket(raw, server_hostname=host)
 key = base64.b64encode(os.urandom(16)).decode()
 sock.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-              f"Authorization: Bearer {os.environ['TOKEN']}\r\n\r\n").encode())
+              + (f"Authorization: Bearer {os.environ['TOKEN']}\r\n" if os.environ.get("WS_AUTH") else "")
+              + "\r\n").encode())
 answer = head(sock)
 result = {"status": int(answer.split(" ")[1]) if answer else 0, "frames": [], "closed": False}
 def exact(n):
@@ -169,14 +171,14 @@ print(json.dumps(result))
 '''
 
 
-def websocket(bottle, host: str, *messages: str) -> dict:
-    out = bottle.exec(["python3", "-c", WS_CLIENT, host, *messages])
+def websocket(bottle, host: str, *messages: str, auth: bool = False) -> dict:
+    out = bottle.exec(["env", f"WS_AUTH={'1' if auth else ''}", "python3", "-c", WS_CLIENT, host, *messages])
     assert out.returncode == 0, out.stderr.decode()
     return json.loads(out.stdout)
 
 
 def test_websockets_go_only_to_listed_hosts(web, origin):
-    refused = websocket(web, "allowed.test")
+    refused = websocket(web, "allowed.test", auth=True)
     assert refused["status"] == 403
     assert not [r for r in origin.requests() if r["path"] == "/ws"]
     records = [r for r in bundle_records(web) if r.get("path") == "/ws" and r.get("host") == "allowed.test"]
@@ -205,13 +207,13 @@ def test_websocket_messages_carrying_a_credential_or_placeholder_never_leave(web
 
 def test_websocket_frames_from_the_secrets_host_come_back_scrubbed(fetcher, origin):
     placeholder = fetcher.exec(["printenv", "TOKEN"]).stdout.decode().strip()
-    got = websocket(fetcher, "allowed.test", "hello")
+    got = websocket(fetcher, "allowed.test", "hello", auth=True)
     assert got["status"] == 101, got
     texts = [text for _, text in got["frames"]]
     # The server quoted the real value (it received it) in a message, a ping and a close reason: each arrives
     # with the placeholder in its place.
     assert f"you sent Bearer {placeholder}" in texts  # the message
-    assert [9, f"you sent Bearer {placeholder}"] in got["frames"] or [9, ""] in got["frames"]  # the ping
+    assert [9, f"you sent Bearer {placeholder}"] in got["frames"]  # the ping
     assert "echo: hello" in texts
     assert REAL not in json.dumps(got)
 
@@ -249,7 +251,7 @@ FETCHING = {
 def test_model_requests_declaring_fetching_server_tools_are_refused(web, model_server):
     for name, body in FETCHING.items():
         status, answer = messages_request(web, body)
-        assert status == 403, (name, answer)
+        assert status == 400, (name, answer)
         # The API's own error shape, so Claude Code shows the reason as the API's answer.
         assert answer["type"] == "error" and "rule model-server-tool" in answer["error"]["message"], (name, answer)
     assert model_server.messages() == []
@@ -270,7 +272,43 @@ def test_a_bottle_that_allows_web_fetch_may_declare_it(fetcher, model_server):
     assert status == 200, answer
     assert len(model_server.messages()) == 1
     status, answer = messages_request(fetcher, FETCHING["mcp"])  # what it did not allow stays refused
-    assert status == 403, answer
+    assert status == 400 and "rule model-server-tool" in answer["error"]["message"], answer
+
+
+@pytest.fixture
+def claude_bottle(tmp_path, outbound_env, internet_egress, monkeypatch):
+    for key, value in {**outbound_env, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "host-claude"))
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"egress": internet_egress}},
+                                         "agents": {"demo": {"skills": [], "bottle": "dev"}}})
+    with bottle_of(manifest, "demo") as bottle:
+        yield bottle
+
+
+def declared_tool_types(model_server) -> set[str]:
+    return {tool.get("type", "custom") for body in model_server.messages() for tool in body.get("tools") or []}
+
+
+def test_the_real_claude_searches_the_web_through_the_model_host(claude_bottle, model_server):
+    model_server.set_script([{"tool_use": {"name": "WebSearch", "input": {"query": "sealed sandboxes"}}},
+                             "searched", "done"])
+    result = claude_bottle.exec(claude_bottle.claude_argv(["search the web", "--output-format", "json"],
+                                                          interactive=False))
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+    types = declared_tool_types(model_server)
+    assert any(kind.startswith("web_search_") for kind in types), types
+    assert not [r for r in bundle_records(claude_bottle) if r.get("rule") == "model-server-tool"]
+
+
+def test_the_real_claude_told_to_declare_a_remote_mcp_server_gets_a_clear_refusal(claude_bottle, model_server):
+    extra = json.dumps({"mcp_servers": [{"type": "url", "url": "https://collect.example/mcp", "name": "x"}]})
+    result = claude_bottle.exec(["env", f"CLAUDE_CODE_EXTRA_BODY={extra}",
+                                 *claude_bottle.claude_argv(["hi"], interactive=False)])
+    said = (result.stdout + result.stderr).decode()
+    assert result.returncode != 0 and "rule model-server-tool" in said and "mcp" in said, said
+    assert "authenticate" not in said  # not mistaken for a failed login
+    assert model_server.messages() == []
 
 
 # -- io_uring --------------------------------------------------------------------------------------

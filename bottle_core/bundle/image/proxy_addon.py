@@ -399,9 +399,11 @@ class Egress:
                       f"addresses the request names; allow them in egress.model_server_tools")
         decision = Decision(False, MODEL_TOOL_RULE, reason)
         refuse(flow, decision, stage="inspect")
-        # In the API's own error shape, so Claude Code shows it as the API's answer.
+        # In the API's own error shape, as a bad request (a 403 reads to Claude Code as a failed login), so
+        # Claude Code shows the reason as the API's answer and does not retry.
+        flow.response.status_code = 400
         flow.response.set_content(json.dumps({"type": "error", "error": {
-            "type": "permission_error", "message": f"bottle: refused (rule {MODEL_TOOL_RULE}): {reason}"}}).encode())
+            "type": "invalid_request_error", "message": f"bottle: refused (rule {MODEL_TOOL_RULE}): {reason}"}}).encode())
         flow.response.headers["content-type"] = "application/json"
         return True
 
