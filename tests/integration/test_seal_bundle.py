@@ -17,7 +17,7 @@ import shlex
 import pytest
 
 from .bottles import bottle_of, write_manifest
-from .test_git_gate import seed_bare
+from .test_git_gate import gate_clone, git_records, in_clone, seed_bare
 
 pytestmark = pytest.mark.integration
 
@@ -309,6 +309,94 @@ def test_the_real_claude_told_to_declare_a_remote_mcp_server_gets_a_clear_refusa
     assert result.returncode != 0 and "rule model-server-tool" in said and "mcp" in said, said
     assert "authenticate" not in said  # not mistaken for a failed login
     assert model_server.messages() == []
+
+
+# -- the git gate's words ----------------------------------------------------------------------------
+
+
+def test_a_forge_echoing_credentials_hands_the_agent_nothing_of_the_gates_token(tmp_path, git_forge, outbound_env,
+                                                                                internet_egress, monkeypatch):
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FORGE_TOKEN", git_forge.token)
+    for name in ("project", "echo-push"):
+        seed_bare(git_forge.repos / f"{name}.git", tmp_path, {"main": 1})
+    remote = {"token_env": "FORGE_TOKEN", "push": {"allow": ["refs/heads/*"]}}
+    manifest = write_manifest(tmp_path, {
+        "bottles": {"dev": {"egress": internet_egress, "git": {
+            "honest": {"url": git_forge.url("project"), **remote},
+            "hostile": {"url": git_forge.url("echo-push"), **remote},
+            "deaf": {"url": git_forge.url("echo-all-deaf"), **remote}}}},
+        "agents": {"echoed": {"bottle": "dev"}}})
+    token = git_forge.token
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    with bottle_of(manifest, "echoed") as bottle:
+        gate = f"http://{bottle.plan.network.bundle_ip}:{bottle.plan.git_gate.port}"
+        # The honest forge: clone and push work as ever.
+        gate_clone(bottle, "honest")
+        pushed = in_clone(bottle, "git commit -q --allow-empty -m ok && git push -q origin HEAD:refs/heads/bottle/ok")
+        assert pushed.ok, pushed.text()
+        # The hostile forge answers every push with an error quoting the gate's Authorization header.
+        hostile = bottle.exec(["sh", "-c", f"git clone -q {gate}/hostile.git h && cd h && git -c user.name=a "
+                                           "-c user.email=a@b.test commit -q --allow-empty -m x && "
+                                           "git push origin HEAD:refs/heads/bottle/x 2>&1"])
+        # A forge that quotes it for every request cannot even be read.
+        deaf = bottle.exec(["sh", "-c", f"git ls-remote {gate}/deaf.git 2>&1; "
+                                        f"curl -s '{gate}/deaf.git/info/refs?service=git-upload-pack'"])
+    said = hostile.text() + deaf.text()
+    assert not hostile.ok and "the upstream of hostile refused the push" in hostile.text(), hostile.text()
+    assert "the upstream of deaf could not be read" in deaf.text(), deaf.text()
+    assert token not in said and basic not in said and "access denied" not in said, said
+    # The forge's own words are in the bottle's git log for the user, without the credential.
+    failures = [r for r in git_records("echoed") if r.get("rule") == "upstream"]
+    logged = json.dumps(failures)
+    assert {r["remote"] for r in failures} == {"hostile", "deaf"}, failures
+    assert "access denied" in logged and token not in logged and basic not in logged
+
+
+# -- the gate and the supervisor under a flood --------------------------------------------------------
+
+#: From the agent: hold COUNT idle connections to each of the gate and the supervisor, then use both.
+FLOOD = r'''
+import json, select, socket, subprocess, sys, time, urllib.request
+host, gate_port, hook_port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+held = []
+for port in (gate_port, hook_port):
+    for _ in range(count):
+        held.append(socket.create_connection((host, port), timeout=10))
+ls = subprocess.run(["git", "ls-remote", f"http://{host}:{gate_port}/home.git"], capture_output=True, timeout=60)
+hook = urllib.request.urlopen(urllib.request.Request(
+    f"http://{host}:{hook_port}/hook?event=Notification", data=b'{"message": "still here"}',
+    headers={"content-type": "application/json"}), timeout=30).read().decode()
+# Every idle connection is closed by the bundle in time; none is answered.
+still_open, deadline = set(held), time.monotonic() + 120
+while still_open and time.monotonic() < deadline:
+    readable, _, _ = select.select(list(still_open), [], [], 1.0)
+    for sock in readable:
+        if sock.recv(1) == b"":
+            still_open.discard(sock)
+print(json.dumps({"held": len(held), "ls_remote": ls.returncode, "refs": ls.stdout.decode(), "hook": hook,
+                  "still_open": len(still_open)}))
+'''
+
+
+def test_idle_connections_cannot_starve_the_gate_or_the_supervisor(tmp_path):
+    home = seed_bare(tmp_path / "home.git", tmp_path, {"main": 1})
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"git": {"home": {"url": str(home)}}}},
+                                         "agents": {"flooder": {"bottle": "dev", "supervise": {"mode": "audit"}}}})
+    with bottle_of(manifest, "flooder") as bottle:
+        plan = bottle.plan
+        out = bottle.exec(["python3", "-c", FLOOD, plan.network.bundle_ip, str(plan.git_gate.port),
+                           str(plan.supervise.port), "300"])
+        assert out.returncode == 0, out.stderr.decode()
+        result = json.loads(out.stdout)
+        # Afterwards the bundle still serves a well-behaved client at once.
+        again = bottle.exec(["git", "ls-remote", f"http://{plan.network.bundle_ip}:{plan.git_gate.port}/home.git"])
+    assert result["held"] == 600
+    assert result["ls_remote"] == 0 and "refs/heads/main" in result["refs"], result
+    assert result["hook"].startswith("ok"), result
+    assert result["still_open"] == 0, result
+    assert again.returncode == 0 and b"refs/heads/main" in again.stdout
 
 
 # -- io_uring --------------------------------------------------------------------------------------
