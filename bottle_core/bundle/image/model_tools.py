@@ -52,7 +52,7 @@ def declared(body: bytes) -> set[str]:
     :raises Unreadable: when the body is not JSON, or nests too deep to read.
     """
     try:
-        document = json.loads(body)
+        document = json.loads(body.decode("utf-8-sig") if isinstance(body, bytes) else body)
     except (ValueError, RecursionError) as exc:
         raise Unreadable(f"the body is not JSON ({exc.__class__.__name__})") from None
     found: set[str] = set()

@@ -387,8 +387,9 @@ class Egress:
             return False
         try:
             body = request.get_content(strict=True) or b""
-            found = model_tools.declared(body) if body.lstrip()[:1] in (b"{", b"[") or "json" in \
-                request.headers.get("content-type", "") else set()
+            looks_json = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")  # whatever the type claims
+            found = model_tools.declared(body) if looks_json or "json" in \
+                request.headers.get("content-type", "").lower() else set()
         except ValueError as exc:  # an encoding mitmproxy cannot undo, or JSON that cannot be read
             reason = f"the request body cannot be read, so its tools cannot be judged: {exc}"
         else:
