@@ -45,8 +45,8 @@ def web(tmp_path_factory, outbound_env, internet_egress):
         manifest = write_manifest(folder, {
             "bottles": {"web": {"egress": {**internet_egress, "allow": ALLOW, "websockets": ["denied.test"]},
                                 "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
-            "agents": {"user": {"bottle": "web"}}})
-        with bottle_of(manifest, "user") as bottle:
+            "agents": {"sealed": {"bottle": "web"}}})
+        with bottle_of(manifest, "sealed") as bottle:
             yield bottle
 
 
