@@ -256,7 +256,7 @@ def test_model_requests_declaring_fetching_server_tools_are_refused(web, model_s
         assert answer["type"] == "error" and "rule model-server-tool" in answer["error"]["message"], (name, answer)
     assert model_server.messages() == []
     refusals = [r for r in bundle_records(web) if r.get("rule") == "model-server-tool"]
-    assert len(refusals) >= len(FETCHING)
+    assert len(refusals) >= len(FETCHING) and {r["status"] for r in refusals} == {400}
 
 
 def test_what_claude_code_sends_by_default_still_reaches_the_model(web, model_server):

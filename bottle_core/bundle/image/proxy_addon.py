@@ -398,14 +398,12 @@ class Egress:
                 return False
             reason = (f"the request declares {', '.join(refused)}, which make the model provider fetch "
                       f"addresses the request names; allow them in egress.model_server_tools")
-        decision = Decision(False, MODEL_TOOL_RULE, reason)
-        refuse(flow, decision, stage="inspect")
         # In the API's own error shape, as a bad request (a 403 reads to Claude Code as a failed login), so
         # Claude Code shows the reason as the API's answer and does not retry.
-        flow.response.status_code = 400
-        flow.response.set_content(json.dumps({"type": "error", "error": {
-            "type": "invalid_request_error", "message": f"bottle: refused (rule {MODEL_TOOL_RULE}): {reason}"}}).encode())
-        flow.response.headers["content-type"] = "application/json"
+        flow.response = http.Response.make(400, json.dumps({"type": "error", "error": {
+            "type": "invalid_request_error", "message": f"bottle: refused (rule {MODEL_TOOL_RULE}): {reason}"}}),
+            {"content-type": "application/json", DECISION_HEADER: f"deny; rule={MODEL_TOOL_RULE}"})
+        log_flow(flow, Decision(False, MODEL_TOOL_RULE, reason), stage="inspect")
         return True
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
