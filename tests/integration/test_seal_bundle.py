@@ -104,7 +104,7 @@ def test_a_well_formed_echo_from_the_bound_host_still_answers_with_the_placehold
 # -- WebSockets --------------------------------------------------------------------------------------
 
 #: A WebSocket client (RFC 6455, standard library) run in the agent: through the proxy, over TLS, to HOST/ws.
-#: argv: host, then messages to send; prints JSON {status, frames: [[opcode, text]...], closed}. With WS_AUTH set,
+#: argv: host, then messages to send ("ping:TEXT" sends a ping); prints JSON {status, frames: [[opcode, text]...], closed}. With WS_AUTH set,
 #: the upgrade request carries ``Authorization: Bearer $TOKEN`` (the placeholder, swapped for the real value).
 WS_CLIENT = r'''
 import base64, json, os, socket, ssl, struct, sys
@@ -160,6 +160,9 @@ try:
     if result["status"] == 101:
         read_until_data()          # the server's greeting
         for message in messages:
+            if message.startswith("ping:"):
+                send(9, message[5:].encode())  # a control frame: nothing comes back to wait for
+                continue
             send(1, message.encode())
             if read_until_data() == 8:
                 break
@@ -200,6 +203,11 @@ def test_websocket_messages_carrying_a_credential_or_placeholder_never_leave(web
     arrived = json.dumps([r for r in origin.requests() if r.get("scheme") == "websocket"])
     assert "first, harmless" in arrived
     assert GITHUB_TOKEN not in arrived and placeholder not in arrived
+    # A ping is a control frame, outside the message hook: one carrying a credential arrives emptied.
+    pinged = websocket(web, "denied.test", f"ping:note {GITHUB_TOKEN}", "ping:just a ping", "after the pings")
+    assert [1, "echo: after the pings"] in pinged["frames"], pinged
+    pings = [r["data"] for r in origin.requests() if r.get("ping")]
+    assert pings == ["", "just a ping"], pings
     refusals = [r for r in bundle_records(web) if r.get("method") == "WEBSOCKET"]
     assert {r["rule"] for r in refusals} >= {"credential", "secret-value"}
     assert GITHUB_TOKEN not in json.dumps(refusals)

@@ -14,7 +14,7 @@ answers with a response mitmproxy cannot parse, the header in the bad part
 (``K``: ``status`` line, ``header`` line, ``chunk`` size, ``length``), and
 ``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
 and later a close reason holding that header, then echoes each message as
-``echo: <message>``. Every request is logged as one JSON line to stdout
+``echo: <message>`` (and logs the pings it receives). Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
 With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
 port (a banner first, like SSH, then each line echoed; each line logged).
@@ -134,9 +134,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if opcode == 0x8:
                 self._frame(0x8, struct.pack("!H", 1000) + quoted[:123])
                 return
-            if opcode in (0x1, 0x2):
+            if opcode in (0x1, 0x2, 0x9):
                 log_line({"time": time.time(), "scheme": "websocket", "port": self.server.server_address[1],
-                          "data": payload.decode("utf-8", "replace")}, os.environ.get("ORIGIN_LOG"))
+                          "ping": opcode == 0x9, "data": payload.decode("utf-8", "replace")},
+                         os.environ.get("ORIGIN_LOG"))
+            if opcode in (0x1, 0x2):
                 self._frame(opcode, b"echo: " + payload)
 
     def _frame(self, opcode: int, payload: bytes) -> None:
