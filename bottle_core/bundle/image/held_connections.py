@@ -25,6 +25,7 @@ import selectors
 import socket
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -58,16 +59,23 @@ class HeldConnectionsServer(http.server.ThreadingHTTPServer):
 
     def _watch(self) -> None:
         while True:
-            for key, _ in self._selector.select(timeout=1.0):
-                if key.fileobj is self._wake_read:
-                    self._wake_read.recv(4096)
-                    continue
-                request = key.fileobj
-                address, _ = self._release(request)
-                self._pool.submit(self._serve, request, address)
-            while self._arrived:
-                self._hold(*self._arrived.popleft())
-            self._close_idle()
+            try:
+                self._watch_once()
+            except Exception:  # noqa: BLE001 - the watcher must outlive one bad connection
+                traceback.print_exc()
+
+    def _watch_once(self) -> None:
+        """Hand each connection that spoke to a worker, hold the new ones, close those idle too long."""
+        for key, _ in self._selector.select(timeout=1.0):
+            if key.fileobj is self._wake_read:
+                self._wake_read.recv(4096)
+                continue
+            request = key.fileobj
+            address, _ = self._release(request)
+            self._pool.submit(self._serve, request, address)
+        while self._arrived:
+            self._hold(*self._arrived.popleft())
+        self._close_idle()
 
     def _hold(self, request, client_address) -> None:
         held = self._idle.setdefault(client_address[0], collections.OrderedDict())
