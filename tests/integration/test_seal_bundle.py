@@ -327,12 +327,12 @@ def test_a_forge_echoing_credentials_hands_the_agent_nothing_of_the_gates_token(
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("FORGE_TOKEN", git_forge.token)
-    for name in ("project", "echo-push"):
+    for name in ("sealed-project", "echo-push"):
         seed_bare(git_forge.repos / f"{name}.git", tmp_path, {"main": 1})
     remote = {"token_env": "FORGE_TOKEN", "push": {"allow": ["refs/heads/*"]}}
     manifest = write_manifest(tmp_path, {
         "bottles": {"dev": {"egress": internet_egress, "git": {
-            "honest": {"url": git_forge.url("project"), **remote},
+            "honest": {"url": git_forge.url("sealed-project"), **remote},
             "hostile": {"url": git_forge.url("echo-push"), **remote},
             "deaf": {"url": git_forge.url("echo-all-deaf"), **remote}}}},
         "agents": {"echoed": {"bottle": "dev"}}})
