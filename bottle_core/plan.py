@@ -95,6 +95,9 @@ class EgressPlan(PlanModel):
         description="Resolved addresses refused unless opted in: private ranges and the engine's networks.")
     host_addresses: list[str] = Field(
         default_factory=list, description="The engine host's own addresses: refused always, opted in or not.")
+    websockets: list[str] = Field(default_factory=list, description="Hosts the agent may open WebSockets to.")
+    model_server_tools: list[str] = Field(
+        default_factory=list, description="Model API server tools allowed beyond the default (web_search).")
 
 
 class GitGateRemote(PlanModel):
@@ -417,7 +420,9 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=config.upstream_ca_file),
         egress=EgressPlan(allow=allow, responses=bottle.egress.responses,
-                          allow_private=list(bottle.egress.allow_private)),
+                          allow_private=list(bottle.egress.allow_private),
+                          websockets=list(bottle.egress.websockets),
+                          model_server_tools=list(bottle.egress.model_server_tools)),
         git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
         supervise=SupervisePlan(mode=agent.supervise.mode, deny=agent.supervise.deny, ask=agent.supervise.ask,
                                 allow=agent.supervise.allow, default=agent.supervise.default,

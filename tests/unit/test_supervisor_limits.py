@@ -101,7 +101,7 @@ def test_pending_shows_the_whole_call_and_an_answer_can_require_its_hash():
 
 @pytest.fixture
 def hook_server(monkeypatch):
-    monkeypatch.setattr(supervisor.ClientLimit, "per_client", 3)
+    monkeypatch.setattr(supervisor.HookServer, "per_client", 3)
     server = supervisor.HookServer(("127.0.0.1", 0), supervisor.HookHandler)
     server.supervisor = supervise(mode="audit")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -124,24 +124,10 @@ def post(address, body: bytes, headers: str = "") -> bytes:
 def test_idle_connections_of_one_client_cannot_take_the_server(hook_server):
     idle = [socket.create_connection(hook_server, timeout=10) for _ in range(3)]
     try:
-        with socket.create_connection(hook_server, timeout=10) as extra:
-            extra.sendall(b"POST /hook?event=Stop HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
-            assert extra.recv(100).startswith(b"HTTP/1.1 503")
+        # One more than the client may hold idle: the oldest is let go, and the client's request is served.
+        answer = post(hook_server, b"{}")
+        assert answer.split(b"\r\n")[0] == b"HTTP/1.1 200 OK" and answer.endswith(b"ok\n")
+        assert idle[0].recv(100) == b"", "the oldest idle connection was closed"
     finally:
         for sock in idle:
             sock.close()
-    # Once they are closed, the client is served again (bounded retries while the server notices the closes).
-    for _ in range(200):
-        answer = post(hook_server, b"{}")
-        if b" 200 " in answer.split(b"\r\n")[0]:
-            break
-        threading.Event().wait(0.02)
-    assert answer.split(b"\r\n")[0] == b"HTTP/1.1 200 OK" and answer.endswith(b"ok\n")
-
-
-def test_an_oversized_event_is_refused_unread(hook_server):
-    with socket.create_connection(hook_server, timeout=10) as sock:
-        sock.sendall(f"POST /hook?event=PreToolUse HTTP/1.1\r\nContent-Length: {supervisor.MAX_BODY + 1}\r\n\r\n"
-                     .encode())
-        reply = sock.recv(1000)
-    assert reply.startswith(b"HTTP/1.1 413")  # the hook client fails closed on it: the call is refused

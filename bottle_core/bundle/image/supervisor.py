@@ -29,9 +29,9 @@ not. And the agent cannot flood the log or the bundle: a hook event is at
 most :data:`MAX_BODY` bytes, a record at most :data:`MAX_RECORD`, events
 beyond :data:`RATE` a second (after a burst of :data:`BURST`) are refused
 (a PreToolUse is denied, so no call runs unrecorded) with one marker record
-per refusal spell, and each client address holds at most
-:data:`MAX_CONNECTIONS_PER_CLIENT` connections, idle ones closed after
-:data:`IDLE_TIMEOUT` seconds.
+per refusal spell; idle connections cost no thread (``held_connections``:
+one watcher holds them, a client keeps a bounded number, idle ones close),
+and requests run in a bounded pool.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ import sys
 import threading
 import time
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from held_connections import HeldConnectionsServer
 from policy import Policy, Where
 
 CONTROL_SOCKET = "/var/lib/bottle/supervise.sock"
@@ -64,9 +64,6 @@ MAX_BODY = 4 * 1024 * 1024
 MAX_RECORD = 64 * 1024
 #: Hook events accepted per second once a burst of BURST is spent; more are refused (fail closed).
 RATE, BURST = 10.0, 100
-#: Connections one client address may hold open at once, and seconds an idle one is kept.
-MAX_CONNECTIONS_PER_CLIENT = 32
-IDLE_TIMEOUT = 30
 
 
 def clipped(value, limit: int = KEEP_CHARS, depth: int = 0):
@@ -254,7 +251,6 @@ class HookHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "bottle-supervisor/1"
-    timeout = IDLE_TIMEOUT  # a connection that sends nothing this long is closed
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass  # the audit log is the record
@@ -312,56 +308,10 @@ class ControlHandler(socketserver.StreamRequestHandler):
             self.wfile.flush()
 
 
-class ClientLimit:
-    """A threading server mixin: at most ``per_client`` open connections per client address.
+class HookServer(HeldConnectionsServer):
+    """Idle connections cost no thread (``held_connections``); asked calls wait in a worker, so more of them."""
 
-    Each connection costs the bundle a thread (a pid of its small budget);
-    one more than the limit is answered 503 and closed at once, so idle
-    connections of one client cannot starve the others, nor the bundle.
-    """
-
-    per_client = MAX_CONNECTIONS_PER_CLIENT
-    refusal = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
-    def __init__(self, *args, **kwargs):
-        self._open: Counter = Counter()
-        self._open_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request, client_address):
-        client = client_address[0] if isinstance(client_address, tuple) else str(client_address)
-        with self._open_lock:
-            full = self._open[client] >= self.per_client
-            if not full:
-                self._open[client] += 1
-        if full:
-            try:
-                request.sendall(self.refusal)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._release(client)
-            raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._release(client_address[0] if isinstance(client_address, tuple) else str(client_address))
-
-    def _release(self, client: str) -> None:
-        with self._open_lock:
-            self._open[client] -= 1
-            if self._open[client] <= 0:
-                del self._open[client]
-
-
-class HookServer(ClientLimit, http.server.ThreadingHTTPServer):
-    daemon_threads = True
+    workers = 32
 
 
 class ControlServer(socketserver.ThreadingUnixStreamServer):
