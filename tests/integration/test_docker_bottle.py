@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
