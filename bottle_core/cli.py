@@ -132,30 +132,11 @@ def plugins(as_json: bool) -> None:
     emit(rows, as_json, ["name", "distribution", "version", "loaded", "hooks", "error"])
 
 
-strict_option = click.option("--strict", is_flag=True,
-                             help="Refuse a manifest asking for something bottle does not enforce yet (default: warn).")
-
-
-def check_enforced(manifest, agent: str | None, strict: bool) -> None:
-    """Warn about each field nothing enforces yet (see ``manifest.unenforced``); with ``strict``, refuse them."""
-    from .errors import ManifestError
-    from .manifest import unenforced
-
-    lines = unenforced(manifest, agent)
-    if lines and strict:
-        raise ManifestError(manifest.source, "not enforced yet: " + "; ".join(lines),
-                            hint="remove these fields, or run without --strict to go on with a warning")
-    for line in lines:
-        click.echo(f"bottle: warning: {visible(manifest.source)}: {visible(line)}", err=True)
-
-
 @cli.command()
 @manifest_option
-@strict_option
-def validate(manifest_path: Path | None, strict: bool) -> None:
-    """Check the manifest and say what it declares (and what is not enforced yet)."""
+def validate(manifest_path: Path | None) -> None:
+    """Check the manifest and say what it declares."""
     manifest = load_manifest(manifest_path)
-    check_enforced(manifest, None, strict)
     click.echo(f"{manifest.source}: ok ({len(manifest.bottles)} bottles, {len(manifest.agents)} agents)")
 
 
@@ -248,62 +229,63 @@ def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
     click.echo(session.plan_for(plugins, spec).model_dump_json(indent=2))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@manifest_option
-@strict_option
-@click.option("--copy-cwd/--no-copy-cwd", default=True, help="Copy the current directory into /workspace (default on).")
-@model_script_option
-@click.argument("agent")
-@click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
-@click.pass_obj
-def run(obj: dict, manifest_path: Path | None, strict: bool, copy_cwd: bool, model_script: Path | None, agent: str,
-        claude_args: tuple[str, ...]) -> None:
-    """Run Claude Code as AGENT in a fresh bottle; arguments after -- go to claude."""
+def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None,
+                   work, *, needs_model: bool) -> None:
+    """``run`` and ``exec``: trust, plan, launch, ``work(bottle)`` for the exit code, the summary, exit.
+
+    With ``needs_model`` (claude is what runs), a run that would reach the real model without
+    credentials stops before anything starts; ``exec`` runs any command and needs none.
+    """
     from . import session
 
     spec = _trusted_spec(manifest_path, agent, copy_cwd, model_script)
-    check_enforced(spec.manifest, agent, strict)
     plugins = session.plugins_for(spec, obj["backend"])
     plan_ = session.prepare(plugins, spec)
-    if not plan_.scripted_model and any(s.optional and s.value() is None for s in plan_.secrets):
+    if needs_model and not plan_.scripted_model and any(s.optional and s.value() is None for s in plan_.secrets):
         from .claude_login import missing_credentials_message
         from .errors import UsageError
 
         session.discard_state(plan_)
         raise UsageError(missing_credentials_message())
     with session.running(plugins, plan_) as bottle:
-        code = bottle.exec_claude(_after_dashes(claude_args))
+        code = work(bottle)
     _summary(plan_)
     sys.exit(code)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@manifest_option
+@click.option("--copy-cwd/--no-copy-cwd", default=True, help="Copy the current directory into /workspace (default on).")
+@model_script_option
+@click.argument("agent")
+@click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Path | None, agent: str,
+        claude_args: tuple[str, ...]) -> None:
+    """Run Claude Code as AGENT in a fresh bottle; arguments after -- go to claude."""
+    args = _after_dashes(claude_args)
+    _run_in_bottle(obj, manifest_path, agent, copy_cwd, model_script, lambda bottle: bottle.exec_claude(args),
+                   needs_model=True)
+
+
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @manifest_option
-@strict_option
 @click.option("--copy-cwd/--no-copy-cwd", default=False, help="Copy the current directory into /workspace (default off).")
 @model_script_option
 @click.argument("agent")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def exec_(obj: dict, manifest_path: Path | None, strict: bool, copy_cwd: bool, model_script: Path | None,
-          agent: str,
+def exec_(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Path | None, agent: str,
           command: tuple[str, ...]) -> None:
     """Start a fresh bottle of AGENT, run COMMAND as the agent user in /workspace, remove it all."""
-    from . import session
-
     argv = _after_dashes(command)
     if not argv:
         from .errors import UsageError
 
         raise UsageError("no command given", hint="write it after --, e.g. bottle exec AGENT -- make test")
-    spec = _trusted_spec(manifest_path, agent, copy_cwd, model_script)
-    check_enforced(spec.manifest, agent, strict)
-    plugins = session.plugins_for(spec, obj["backend"])
-    plan_ = session.prepare(plugins, spec)
-    with session.running(plugins, plan_) as bottle:
-        code = bottle.run(argv, tty=sys.stdin.isatty() and sys.stdout.isatty())
-    _summary(plan_)
-    sys.exit(code)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    _run_in_bottle(obj, manifest_path, agent, copy_cwd, model_script, lambda bottle: bottle.run(argv, tty=tty),
+                   needs_model=False)
 
 
 def _summary(plan_) -> None:

@@ -475,22 +475,3 @@ def _manifest_error(source: str, exc: ValidationError) -> ManifestError:
         message = "required field is missing"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return ManifestError(source, message + more, field=_field_path(loc))
-
-
-# -- what the manifest accepts but nothing enforces yet ----------------------------------------------------------
-#
-# One function per feature that is not built yet, each listed in UNENFORCED. The change that builds a feature
-# deletes its function and its entry; until then, `bottle validate` and every launch warn (error with --strict).
-
-
-#: Every feature the manifest can ask for is enforced today: the list is empty, and stays the place to say so.
-UNENFORCED: tuple = ()
-
-
-def unenforced(manifest: Manifest, agent: str | None = None) -> list[str]:
-    """What ``manifest`` asks for (of ``agent`` and its bottle, or of everything) that nothing enforces yet.
-
-    :return: one line per field, naming its path and what is missing; empty when everything asked for is enforced.
-    """
-    agents = {agent: manifest.agent(agent)} if agent is not None else dict(manifest.agents)
-    return [line for check in UNENFORCED for line in check(manifest, agents)]

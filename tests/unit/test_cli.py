@@ -117,31 +117,13 @@ GATED = {"bottles": {"dev": {"git": {"origin": {"url": "https://git.test/repo.gi
                     "quiet": {"bottle": "dev", "supervise": {"mode": "off"}}}}
 
 
-def test_validate_strict_accepts_git_remotes_and_supervision_now_that_both_are_enforced(manifest_factory, tmp_path):
+def test_validate_accepts_git_remotes_and_supervision_quietly(manifest_factory, tmp_path):
     path = manifest_factory(GATED)
 
-    result = run_bottle("validate", "--strict", "-m", str(path), cwd=tmp_path)
+    result = run_bottle("validate", "-m", str(path), cwd=tmp_path)
 
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert result.stdout.strip() == f"{path}: ok (1 bottles, 2 agents)"
-
-
-def test_a_field_listed_as_unenforced_warns_and_strict_refuses_it(manifest_factory, monkeypatch, capsys):
-    from bottle_core import manifest as manifest_module
-    from bottle_core.cli import check_enforced
-    from bottle_core.errors import ManifestError
-    from bottle_core.manifest import Manifest
-
-    def pretend(manifest, agents):
-        return [f"agents.{name}.supervise: pretend nothing enforces it" for name in sorted(agents)]
-
-    monkeypatch.setattr(manifest_module, "UNENFORCED", (pretend,))
-    loaded = Manifest.load(manifest_factory(GATED))
-    check_enforced(loaded, "demo", strict=False)
-    assert capsys.readouterr().err.strip() == (f"bottle: warning: {loaded.source}: "
-                                               "agents.demo.supervise: pretend nothing enforces it")
-    with pytest.raises(ManifestError, match="not enforced yet: agents.demo.supervise"):
-        check_enforced(loaded, "demo", strict=True)
 
 
 def test_plan_of_an_unknown_agent_names_the_agents(manifest_factory, tmp_path):

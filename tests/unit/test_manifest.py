@@ -148,13 +148,3 @@ def test_egress_entries_keep_their_port_and_scheme(manifest_factory):
             "agents": {}}
     manifest = Manifest.load(manifest_factory(data, fmt="json"))
     assert manifest.bottles["dev"].egress.allow == ["http://plain.example", "ssh.example:22", "*.cdn.example"]
-
-
-def test_nothing_a_manifest_asks_for_is_left_unenforced():
-    from bottle_core.manifest import unenforced
-
-    manifest = Manifest.from_json_obj({
-        "bottles": {"dev": {"git": {"origin": {"url": "https://git.test/a.git"}}}},
-        "agents": {"coder": {"bottle": "dev", "supervise": {"mode": "enforce", "deny": ["Bash(rm -rf:*)"]}}},
-    })
-    assert unenforced(manifest) == []  # the git gate and the supervisor enforce these
