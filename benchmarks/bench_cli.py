@@ -2,7 +2,8 @@
 
 Runs the console script installed next to this interpreter (the virtualenv's)
 in a subprocess, as a user would, and prints median, p90 and min wall time in
-milliseconds. The aim is a median under 250 ms for both. Exits 0 whatever the
+milliseconds, beside each command's target median (150 ms for ``--help``, 250 ms for ``backends``, which
+loads every backend to ask whether it is available). Exits 0 whatever the
 figures (it measures, it does not judge); ``--check`` makes a miss exit 1.
 
     python benchmarks/bench_cli.py [-n 20] [--check]
@@ -17,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_MS = 250.0
-COMMANDS = (["--help"], ["backends"])
+#: Each command and its target median, in milliseconds.
+COMMANDS = ((["--help"], 150.0), (["backends"], 250.0))
 
 
 def bottle_script() -> Path:
@@ -49,27 +50,28 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=20, help="timed runs per command (default 20)")
-    parser.add_argument("--check", action="store_true", help=f"exit 1 when a median is over {TARGET_MS:.0f} ms")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a median is over its target")
     args = parser.parse_args()
     if not 1 <= args.runs <= 1000:
         parser.error("--runs must be between 1 and 1000")
 
     script = bottle_script()
-    print(f"{'command':<18} {'runs':>4} {'median':>9} {'p90':>9} {'min':>9}")
+    print(f"{'command':<18} {'runs':>4} {'median':>9} {'p90':>9} {'min':>9} {'target':>9}")
     over = []
-    for command in COMMANDS:
+    for command, target in COMMANDS:
         argv = [str(script), *command]
         time_once(argv)  # warm-up: file cache, stevedore's entry-point cache
         samples = [time_once(argv) for _ in range(args.runs)]
         median = statistics.median(samples)
         label = "bottle " + " ".join(command)
-        print(f"{label:<18} {args.runs:>4} {median:>7.1f}ms {percentile(samples, 0.9):>7.1f}ms {min(samples):>7.1f}ms")
-        if median > TARGET_MS:
+        print(f"{label:<18} {args.runs:>4} {median:>7.1f}ms {percentile(samples, 0.9):>7.1f}ms {min(samples):>7.1f}ms "
+              f"{target:>7.0f}ms")
+        if median > target:
             over.append(label)
     if over:
-        print(f"over the {TARGET_MS:.0f} ms median target: {', '.join(over)}")
+        print(f"over the median target: {', '.join(over)}")
     else:
-        print(f"every median is under the {TARGET_MS:.0f} ms target")
+        print("every median is under its target")
     return 1 if over and args.check else 0
 
 

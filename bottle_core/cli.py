@@ -368,11 +368,11 @@ def gc(obj: dict, as_json: bool, keep_days: float | None) -> None:
 
 
 def _log_kind_options(command):
-    """One ``--KIND`` flag per kind of log bottle keeps (see bottle_core.logs.KINDS)."""
-    from .logs import KINDS
+    """One ``--KIND`` flag per kind of log bottle keeps (see bottle_core.log_kinds)."""
+    from .log_kinds import KIND_HELP
 
-    for kind in reversed(list(KINDS.values())):
-        command = click.option(f"--{kind.name}", "kinds", flag_value=kind.name, multiple=True, help=f"Show {kind.help}.")(command)
+    for name, help_ in reversed(list(KIND_HELP.items())):
+        command = click.option(f"--{name}", "kinds", flag_value=name, multiple=True, help=f"Show {help_}.")(command)
     return command
 
 

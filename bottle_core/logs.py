@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .bundle.logs import LIMIT_EVENT
 from .errors import UsageError
+from .log_kinds import KIND_HELP
 from .plan import FINISHED, Plan, state_root
 from .terminal import visible
 
@@ -120,16 +121,8 @@ def _clip(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-KINDS: dict[str, LogKind] = {
-    kind.name: kind for kind in (
-        LogKind("egress", "the proxy's decisions: each request allowed or refused, and the rule", egress_text),
-        LogKind("git", "the git gate's push decisions: refs, old and new, pushed or refused and by which rule",
-                git_text),
-        LogKind("audit", "the supervisor's record: every hook event and every tool call's decision, in order",
-                audit_text),
-        LogKind("model", "what the scripted model server received (runs with --model-script)", model_text),
-    )
-}
+_RENDER = {"egress": egress_text, "git": git_text, "audit": audit_text, "model": model_text}
+KINDS: dict[str, LogKind] = {name: LogKind(name, help_, _RENDER[name]) for name, help_ in KIND_HELP.items()}
 
 
 def summary(state_dir: Path) -> list[str]:

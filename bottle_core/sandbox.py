@@ -18,9 +18,10 @@ from contextlib import AbstractContextManager
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from .plan import Plan
+if TYPE_CHECKING:  # annotations only: the smol backend's availability check imports this module, and must stay light
+    from .plan import Plan
 
 
 @dataclass(frozen=True)

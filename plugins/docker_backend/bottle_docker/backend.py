@@ -19,9 +19,9 @@ def backend_availability():
 
 @hookimpl
 def backend_settings():
-    from .network import OUTBOUND_SETTING
+    from .settings import ALL
 
-    return [OUTBOUND_SETTING]
+    return ALL
 
 
 @hookimpl

@@ -14,13 +14,9 @@ from pathlib import Path
 
 from bottle_core.addressing import agent_ip, bundle_ip, host_addresses, host_routes, pick_subnet
 from bottle_core.locks import host_lock
-from bottle_core.settings import BackendSetting
 
 
 SHARED_OUTBOUND = "bottle-outbound"
-OUTBOUND_SETTING = BackendSetting(
-    "docker_outbound_network",
-    "docker backend: the network bundles reach the outside through (default bottle-outbound, made on first use).")
 
 
 def engine_subnets(networks: list[dict]) -> list[ipaddress.IPv4Network]:
@@ -101,7 +97,9 @@ def bridge_ipv6_off(bridge: str, proc: Path = Path("/proc/sys/net/ipv6/conf")) -
 
 def outbound_name() -> str:
     """The network bundles leave through: ``BOTTLE_DOCKER_OUTBOUND_NETWORK``, else the shared one."""
-    return OUTBOUND_SETTING.value() or SHARED_OUTBOUND
+    from .settings import OUTBOUND_NETWORK
+
+    return OUTBOUND_NETWORK.value() or SHARED_OUTBOUND
 
 
 def ensure_shared_outbound(client) -> None:
