@@ -49,7 +49,7 @@ GIT_UPSTREAMS = "/srv/upstream"
 CAPABILITIES = ["SETUID", "SETGID", "SETPCAP"]
 MODEL_SCRIPT = "/etc/bottle/model-script.json"
 #: The command (run in the bundle by the backend's ``exec_in_bundle``) that reaches the supervisor's control socket.
-SUPERVISE_CTL = ["python3", "/opt/bottle/supervise_ctl.py"]
+SUPERVISE_CTL = ["python3", "-m", "bottle_core.bundle.image.supervise_ctl"]
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
 #: Limits on the bundle container itself. Measured idle: ~98 MiB (mitmproxy, squid ~26, git gate, supervisor);
 #: ~118 MiB at the peak of a 100 MB download (responses stream). Room is left for request bodies and small
@@ -59,7 +59,7 @@ LIMITS = {"memory_bytes": 512 * 1024 * 1024, "pids": 256, "cpus": 1.0}
 SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
            "net.ipv6.conf.lo.disable_ipv6": "1"}
 #: The packet filter's one-shot command (bundle image, the bundle's network namespace, root).
-NETFILTER_COMMAND = ["python3", "/opt/bottle/netfilter.py"]
+NETFILTER_COMMAND = ["python3", "-m", "bottle_core.bundle.image.netfilter"]
 #: All the packet filter's command needs (NET_RAW: the legacy iptables backend opens a raw socket).
 NETFILTER_CAPABILITIES = ["NET_ADMIN", "NET_RAW"]
 

@@ -200,9 +200,10 @@ def test_the_bundle_is_limited_and_no_daemon_in_it_holds_a_capability(tmp_path):
         rows = [row.split(None, 4) for row in
                 bottle.exec_bundle(["bash", "-c", script], user="nobody").stdout.decode().splitlines() if row.strip()]
         processes = {cmd: (uid, prm, eff, bnd) for uid, prm, eff, bnd, cmd in rows}
-        entry = [info for cmd, info in processes.items() if cmd.strip().endswith("/opt/bottle/entrypoint.py")]
-        daemons = {cmd: info for cmd, info in processes.items() if not cmd.strip().endswith("/opt/bottle/entrypoint.py")}
-        names = ("mitmdump", "squid", "git_gate.py", "supervisor.py")
+        entry_point = "-m bottle_core.bundle.image.entrypoint"
+        entry = [info for cmd, info in processes.items() if cmd.strip().endswith(entry_point)]
+        daemons = {cmd: info for cmd, info in processes.items() if not cmd.strip().endswith(entry_point)}
+        names = ("mitmdump", "squid", "image.git_gate", "image.supervisor")
         assert len(entry) == 1 and all(any(n in cmd for cmd in daemons) for n in names[:3]), processes
         # The entry point keeps only what starting the daemons takes, and reads nothing from the agent.
         assert entry[0][0] == "0" and entry[0][1] == entry[0][2] == ENTRY_POINT_CAPS, entry

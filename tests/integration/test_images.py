@@ -166,7 +166,8 @@ def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_clie
     bundle = start_bundle(throwaway, built["bundle"], network, allow="allowed.test:8000")
     # A small origin on the same network answering as allowed.test (python3 is in the bundle image).
     throwaway.start(built["bundle"], network, alias="allowed.test",
-                    entrypoint=["python3", "-m", "http.server", "8000"], working_dir="/opt/bottle")
+                    entrypoint=["python3", "-m", "http.server", "8000"],
+                    working_dir="/opt/bottle/bottle_core/bundle/image")
     wait_for_ready(bundle)
     client = throwaway.start(built["agent"], network, alias="client", command=["sleep", "120"])
 
@@ -204,7 +205,8 @@ def test_the_bundle_resolves_no_name_of_a_refused_request(docker_client, built, 
     """Refused requests are answered before any lookup: the resolver is asked only for the allowed name."""
     network = throwaway.network()
     origin = throwaway.start(built["bundle"], network, alias="origin-by-ip",
-                             entrypoint=["python3", "-m", "http.server", "8000"], working_dir="/opt/bottle")
+                             entrypoint=["python3", "-m", "http.server", "8000"],
+                    working_dir="/opt/bottle/bottle_core/bundle/image")
     origin.reload()
     origin_ip = origin.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
     resolver = throwaway.start(server_image, network, alias="resolver", command=[

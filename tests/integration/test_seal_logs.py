@@ -109,7 +109,7 @@ def test_idle_connections_to_the_supervisor_do_not_take_the_bundle_down(manifest
             wait_for(lambda: bottle.exec(["test", "-e", "/tmp/holding"]).ok, "the agent never held its connections",
                      timeout=60)
             # The supervisor keeps a thread for at most its per-client limit of them ...
-            threads = bottle.exec_bundle(["sh", "-c", "for p in /proc/[0-9]*; do grep -q supervisor.py $p/cmdline "
+            threads = bottle.exec_bundle(["sh", "-c", "for p in /proc/[0-9]*; do grep -q image.supervisor $p/cmdline "
                                           "2>/dev/null && grep Threads: $p/status; done"], user="bundle").stdout
             assert threads and all(int(line.split()[1]) <= 40 for line in threads.decode().splitlines()), threads
             # While the agent holds them, the bundle's other daemons still answer: the proxy ...

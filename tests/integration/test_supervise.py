@@ -245,7 +245,7 @@ def _kill_supervisor(bottle) -> None:
         "import os, signal\n"
         "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
         "    try:\n"
-        "        if b'supervisor.py' in open(f'/proc/{pid}/cmdline', 'rb').read():\n"
+        "        if b'image.supervisor' in open(f'/proc/{pid}/cmdline', 'rb').read():\n"
         "            os.kill(int(pid), signal.SIGKILL)\n"
         "    except OSError:\n"
         "        pass\n")], user="bundle")

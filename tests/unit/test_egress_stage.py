@@ -6,19 +6,16 @@ The image's modules are loaded from the bundle's build context, as the bundle ru
 from __future__ import annotations
 
 import ipaddress
-import sys
 
 import pytest
 
 from bottle_core.addressing import PRIVATE_NETWORKS
-from bottle_core.bundle.contract import image_context
 from bottle_core.errors import ManifestError
 from bottle_core.manifest import Manifest
 from bottle_core.plan import EgressPlan
 
-sys.path.insert(0, str(image_context()))
-import egress_stage  # noqa: E402
-import netfilter  # noqa: E402
+from bottle_core.bundle.image import egress_stage
+from bottle_core.bundle.image import netfilter
 
 PROXY_UID, EGRESS_UID, GATE_UID = 100, 101, 1000
 USERS = netfilter.Users(proxy=PROXY_UID, egress=EGRESS_UID, gate=GATE_UID)
@@ -175,7 +172,7 @@ def test_ipv6_is_turned_off_on_the_bridge_when_the_host_allows_it(tmp_path):
 
 
 def test_readiness_is_read_from_the_socket_table_not_by_connecting(tmp_path):
-    import entrypoint
+    from bottle_core.bundle.image import entrypoint
 
     table = tmp_path / "tcp"
     table.write_text(

@@ -6,16 +6,13 @@ import base64
 import gzip
 import json
 import random
-import sys
 import urllib.parse
 
 import pytest
 
-from bottle_core.bundle.contract import image_context
 from tests import corpus
 
-sys.path.insert(0, str(image_context()))
-import inspection  # noqa: E402
+from bottle_core.bundle.image import inspection
 
 VALUE = "Zq8rT2vL9xWm4KpN7sHc3JdF6gYb1RtE"
 PLACEHOLDER = "bottle-placeholder-token-0123456789abcdef01234567"

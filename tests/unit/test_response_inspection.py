@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import urllib.parse
 
 import pytest
 
-from bottle_core.bundle.contract import image_context
 from tests import corpus
 
-sys.path.insert(0, str(image_context()))
-import inspection  # noqa: E402
-import response_inspection as responses  # noqa: E402
+from bottle_core.bundle.image import inspection
+from bottle_core.bundle.image import response_inspection as responses
 
 VALUE = "real-token-value-never-in-the-bottle"
 PLACEHOLDER = "bottle-placeholder-token-0123456789abcdef01234567"

@@ -6,15 +6,12 @@ The image's modules are loaded from the bundle's build context, as the bundle ru
 from __future__ import annotations
 
 import base64
-import sys
 
 import pytest
 
-from bottle_core.bundle.contract import image_context
 
-sys.path.insert(0, str(image_context()))
-from response_inspection import MAX_INJECTION_SCAN, Scrubber, find_injection  # noqa: E402
-from response_stream import HOLD_LIMIT, ResponseStream, streamed  # noqa: E402
+from bottle_core.bundle.image.response_inspection import MAX_INJECTION_SCAN, Scrubber, find_injection
+from bottle_core.bundle.image.response_stream import HOLD_LIMIT, ResponseStream, streamed
 
 REAL = "sk-real-value-0123456789abcdefXYZ"
 PLACEHOLDER = "bottle-placeholder-token-0001"

@@ -5,17 +5,14 @@ from __future__ import annotations
 import io
 import json
 import socket
-import sys
 import threading
 from contextlib import redirect_stdout
 
 import pytest
 
-from bottle_core.bundle.contract import image_context
 
-sys.path.insert(0, str(image_context()))
 
-import supervisor  # noqa: E402
+from bottle_core.bundle.image import supervisor
 
 
 def supervise(mode="enforce", **config):

@@ -23,9 +23,7 @@ from pathlib import Path
 
 from mitmproxy import http
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from egress_stage import PREFLIGHT_HEADER, REFUSED, WOULD_CONNECT  # noqa: E402
+from .egress_stage import PREFLIGHT_HEADER, REFUSED, WOULD_CONNECT
 
 RULE = "private-address"
 IN_BUNDLE = "bottle.in_bundle"  # set by proxy_addon on a flow answered inside the bundle

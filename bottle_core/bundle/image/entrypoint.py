@@ -53,10 +53,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import egress_stage  # noqa: E402
-from accounts import EGRESS_USER, PROXY_USER, account, gate_account  # noqa: E402
+from . import egress_stage
+from .accounts import EGRESS_USER, PROXY_USER, account, gate_account
 
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
 #: Written by proxy_addon.py once its policy is loaded: mitmproxy runs on without an addon that failed to load,
@@ -66,6 +64,11 @@ POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
 EGRESS_DIR = Path("/run/bottle/egress")
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 
+
+
+def module(name: str) -> str:
+    """A module of this package, as ``python3 -m`` takes it."""
+    return f"{__package__}.{name}"
 
 
 def upstream_trust(extra: str | None) -> list[str]:
@@ -157,24 +160,23 @@ def gate_user(config: dict) -> tuple[int, int]:
 def daemons(config: dict) -> list[Daemon]:
     """The daemons this bundle runs, from its configuration, each with the user it runs as."""
     proxy, gate, egress = config["proxy"], config["git_gate"], config["egress"]
-    here = Path(__file__).resolve().parent
     python = sys.executable or "python3"
     running = [
         Daemon("egress", egress_stage.argv(EGRESS_DIR / "squid.conf"), ("127.0.0.1", int(egress["port"])),
                account(EGRESS_USER)),
-        Daemon("proxy", [python, str(here / "entrypoint.py"), "proxy"], (proxy["listen_host"], int(proxy["port"])),
+        Daemon("proxy", [python, "-m", module("entrypoint"), "proxy"], (proxy["listen_host"], int(proxy["port"])),
                bundle_user(), ready_file=POLICY_LOADED),
-        Daemon("git gate", [python, str(here / "git_gate.py")], (proxy["listen_host"], int(gate["port"])),
+        Daemon("git gate", [python, "-m", module("git_gate")], (proxy["listen_host"], int(gate["port"])),
                gate_user(config)),
     ]
     supervise = config.get("supervise") or {}
     if supervise.get("mode", "off") != "off":
-        running.append(Daemon("supervisor", [python, str(here / "supervisor.py")],
+        running.append(Daemon("supervisor", [python, "-m", module("supervisor")],
                               (supervise["listen_host"], int(supervise["port"])), bundle_user()))
     scripted = config.get("scripted_model")
     if scripted:
         running.append(Daemon("model-script", [
-            python, str(here / "model_server.py"), "--script", scripted["script"],
+            python, "-m", module("model_server"), "--script", scripted["script"],
             "--listen", "127.0.0.1", "--port", str(scripted["port"]),
         ], ("127.0.0.1", int(scripted["port"])), bundle_user()))
     return running
@@ -196,7 +198,6 @@ def script_port(config: dict) -> int | None:
 def run_proxy(config: dict) -> None:
     """The proxy daemon: make the CA, then become mitmdump (as the bundle user, who owns the CA's key)."""
     proxy, egress = config["proxy"], config["egress"]
-    here = Path(__file__).resolve().parent
     make_ca(CONFDIR)
     mitmdump = [
         shutil.which("mitmdump") or "mitmdump", "--quiet",
@@ -208,8 +209,8 @@ def run_proxy(config: dict) -> None:
         "--set", "connection_strategy=lazy", "--set", "upstream_cert=false",
         "--set", "onboarding=false",  # no mitm.it answered inside the bundle
         # The policy first; then the egress stage's preflight, which asks only about what the policy allowed.
-        "-s", str(here / "proxy_addon.py"), "--set", f"bottle_policy_loaded={POLICY_LOADED}",
-        "-s", str(here / "egress_preflight.py"),
+        "-s", str(Path(__file__).resolve().with_name("mitm_addons.py")),
+        "--set", f"bottle_policy_loaded={POLICY_LOADED}",
         *upstream_trust(config.get("upstream_ca")),
     ]
     POLICY_LOADED.unlink(missing_ok=True)

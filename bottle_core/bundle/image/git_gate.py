@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from held_connections import HeldConnectionsServer
+from .held_connections import HeldConnectionsServer
 
 ROOT = Path(os.environ.get("BOTTLE_GATE_ROOT", "/tmp/bottle-git"))
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
@@ -104,7 +104,7 @@ def upstream_env(config: dict, name: str) -> dict[str, str]:
 
 def scrubber(config: dict, name: str):
     """A function that takes the gate's credential for ``name`` (as sent, and every form of it) out of a text."""
-    from response_inspection import Scrubber  # the proxy's, so the forms it knows are the same
+    from .response_inspection import Scrubber  # the proxy's, so the forms it knows are the same
 
     token = _tokens(config).get(name)
     values = [token["token"], f"{token['user']}:{token['token']}"] if token else []
@@ -134,8 +134,9 @@ def hooks_folder() -> Path:
     folder = ROOT / "hooks"
     folder.mkdir(exist_ok=True)
     hook = folder / "pre-receive"
-    script = Path(__file__).resolve().with_name("git_gate_hook.py")
-    hook.write_text(f"#!/bin/sh\nexec python3 {script}\n")
+    # git runs hooks with an environment of its own making: say where this package is, not only which.
+    root = Path(__file__).resolve().parents[len(__package__.split("."))]
+    hook.write_text(f"#!/bin/sh\nPYTHONPATH={root} exec {sys.executable or 'python3'} -m {__package__}.git_gate_hook\n")
     hook.chmod(0o755)
     return folder
 

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from git_gate import ZERO, load_config, scrubber, upstream_env, upstream_url
+from .git_gate import ZERO, load_config, scrubber, upstream_env, upstream_url
 
 #: A path upstream's receive-pack: none of its hooks, never the checked-out branch, and out of the gate's
 #: quarantine (git hands that variable down to a local receive-pack, which then may not move refs).

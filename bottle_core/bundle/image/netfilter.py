@@ -2,7 +2,7 @@
 
 Run once, as root with NET_ADMIN (and NET_RAW for the legacy backend), in the
 bundle's network namespace but not in the bundle (the bundle itself never
-holds a capability): ``python3 /opt/bottle/netfilter.py`` with the bundle's
+holds a capability): ``python3 -m bottle_core.bundle.image.netfilter`` with the bundle's
 configuration at ``BOTTLE_BUNDLE_CONFIG``. The rules:
 
 * inbound, only new connections to the bundle's listening ports on its
@@ -35,10 +35,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from accounts import EGRESS_USER, PROXY_USER, account, gate_account  # noqa: E402
-from egress_stage import never_allowed, opted_in, refused  # noqa: E402
+from .accounts import EGRESS_USER, PROXY_USER, account, gate_account
+from .egress_stage import never_allowed, opted_in, refused
 
 DNS_PORT = 53
 # Refused at once ("administratively prohibited": EHOSTUNREACH), where a drop would leave the

@@ -56,13 +56,11 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-import error_pages
-import model_tools
-import websockets
-from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
-from inspection import Inspector, bound
-from response_inspection import Scrubber, find_injection, read_as_text
-from response_stream import ResponseStream, streamed
+from . import error_pages, model_tools, websockets
+from .egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
+from .inspection import Inspector, bound
+from .response_inspection import Scrubber, find_injection, read_as_text
+from .response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
 from mitmproxy.net.server_spec import parse_with_mode
 from mitmproxy.net.tls import is_tls_record_magic

@@ -26,7 +26,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from inspection import _b64_cores
+from .inspection import _b64_cores
 
 THRESHOLD = 3
 #: Bodies read for injection are cut here: an instruction meant for a model sits where a model reads.

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from response_inspection import MAX_INJECTION_SCAN, Scrubber, Verdict
+from .response_inspection import MAX_INJECTION_SCAN, Scrubber, Verdict
 
 HOLD_LIMIT = 1 << 20  # bytes: responses up to this size are held and inspected whole
 NO_BODY_STATUS = (101, 204, 304)

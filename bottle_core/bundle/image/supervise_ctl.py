@@ -15,7 +15,7 @@ import json
 import socket
 import sys
 
-from supervisor import CONTROL_SOCKET
+from .supervisor import CONTROL_SOCKET
 
 
 def request(message: dict) -> dict:

@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from held_connections import HeldConnectionsServer
-from policy import Policy, Where
+from .held_connections import HeldConnectionsServer
+from .policy import Policy, Where
 
 CONTROL_SOCKET = "/var/lib/bottle/supervise.sock"
 #: Longest string kept from a tool's input or response in the audit log.
