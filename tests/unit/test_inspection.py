@@ -103,7 +103,7 @@ def test_ordinary_subdomains_pass(inspector, host):
 
 
 @pytest.mark.parametrize("body", [
-    corpus.DOC_ABOUT_KEYS, corpus.DOC_WITH_EXAMPLE_KEYS, corpus.CODE, corpus.PROSE,
+    corpus.DOC_ABOUT_KEYS, corpus.DOC_WITH_REDACTED_KEYS, corpus.CODE, corpus.PROSE,
     json.dumps({"id": "550e8400-e29b-41d4-a716-446655440000", "sha": "a" * 7 + "3f9c" * 14 + "e1b"}),
     json.dumps({"password": "hunter2", "csrf_token": "q8D2kLm9ZxP4vT7wR1sY6nB3cF5gH0jK2aE4uI8oQ9t"}),
     "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
