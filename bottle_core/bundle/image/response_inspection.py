@@ -26,7 +26,32 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from inspection import _b64_cores
+from inspection import ENCODED_RUN, InspectionLimit, Known, _b64_cores, decoded_views
+
+#: What an encoded run that held a real value becomes in a response.
+DAMAGED = b"[bottle:secret-removed]"
+
+
+def _percent_all(text: str, upper: bool) -> bytes:
+    return "".join(f"%{b:02X}" if upper else f"%{b:02x}" for b in text.encode()).encode()
+
+
+#: The forms of a value the scrubber replaces by the same form of the placeholder: each one the request side
+#: decodes (inspection.decoded_views), so a host echoing the value in any of them hands back the placeholder.
+_TEXT_FORMS: tuple = (
+    str.encode, lambda t: quote(t, safe="").encode(), lambda t: quote_plus(t).encode(),
+    lambda t: _percent_all(t, True), lambda t: _percent_all(t, False),
+    lambda t: t.encode().hex().encode(), lambda t: t.encode().hex().upper().encode(),
+    lambda t: t[::-1].encode(), lambda t: t.encode("utf-16-le"), lambda t: t.encode("utf-16-be"),
+    lambda t: "".join(f"&#{ord(c)};" for c in t).encode(), lambda t: "".join(f"&#x{ord(c):x};" for c in t).encode(),
+    lambda t: "".join(f"\\u{ord(c):04x}" for c in t).encode(), lambda t: "".join(f"\\u{ord(c):04X}" for c in t).encode(),
+    lambda t: "".join(f"\\x{b:02x}" for b in t.encode()).encode(),
+    lambda t: base64.b64encode(t.encode()), lambda t: base64.b64encode(t.encode()).rstrip(b"="),
+    lambda t: base64.urlsafe_b64encode(t.encode()), lambda t: base64.urlsafe_b64encode(t.encode()).rstrip(b"="),
+    lambda t: base64.b32encode(t.encode()), lambda t: base64.b32encode(t.encode()).rstrip(b"="),
+    lambda t: base64.b32encode(t.encode()).lower().rstrip(b"="),
+    lambda t: base64.b64encode(base64.b64encode(t.encode())),
+)
 
 THRESHOLD = 3
 #: Bodies read for injection are cut here: an instruction meant for a model sits where a model reads.
@@ -44,24 +69,21 @@ class Scrubber:
     secrets: list[dict]
     pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
     cores: list[tuple[bytes, str, str]] = field(default_factory=list)
+    known: list[Known] = field(default_factory=list)  # the request side's view of each value, for encoded runs
 
     def __post_init__(self) -> None:
         for secret in self.secrets:
             value, placeholder = secret.get("value") or "", secret["placeholder"]
             if len(value) < 4:
                 continue
-            forms = [(value, placeholder), (quote(value, safe=""), quote(placeholder, safe="")),
-                     (quote_plus(value), quote_plus(placeholder)), (value.encode().hex(), placeholder.encode().hex()),
-                     (value.encode().hex().upper(), placeholder.encode().hex().upper())]
-            for encode in (base64.b64encode, base64.urlsafe_b64encode):
-                full, swap = encode(value.encode()).decode(), encode(placeholder.encode()).decode()
-                forms += [(full, swap), (full.rstrip("="), swap.rstrip("="))]
-            for real, stand_in in forms:
-                pair = (real.encode(), stand_in.encode())
-                if pair not in self.pairs and pair[0] != pair[1]:
-                    self.pairs.append(pair)
+            for encode in _TEXT_FORMS:
+                for real, stand_in in ((encode(value), encode(placeholder)),):
+                    pair = (real, stand_in)
+                    if pair not in self.pairs and pair[0] != pair[1]:
+                        self.pairs.append(pair)
             for core in _b64_cores(value.encode()):
                 self.cores.append((core, value, placeholder))
+            self.known.append(Known(secret.get("name", "secret"), value, []))
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
 
     def scrub(self, data: bytes) -> tuple[bytes, int]:
@@ -75,7 +97,34 @@ class Scrubber:
             if core in data:
                 data, n = _rewrite_b64_runs(data, core, value, placeholder)
                 count += n
+        if self.known:
+            data, n = self._damage_encoded(data)
+            count += n
         return data, count
+
+    def _damage_encoded(self, data: bytes) -> tuple[bytes, int]:
+        """Runs that, decoded the ways the request side decodes (base32, base64 twice, gzip, ...), still hold a value.
+
+        Such a run cannot be re-encoded with the placeholder in every case, so it
+        is replaced whole by a fixed mark: the agent gets a damaged string,
+        never the value. A run too deep to decode is damaged too (fail closed).
+        """
+        count = 0
+
+        def fix(match: re.Match) -> bytes:
+            nonlocal count
+            run = match.group()
+            try:
+                hit = any(k.found_in(view) for view in decoded_views(run, budget=[8 * len(run) + 4096])
+                          for k in self.known)
+            except InspectionLimit:
+                hit = True
+            if not hit:
+                return run
+            count += 1
+            return DAMAGED
+
+        return ENCODED_RUN.sub(fix, data), count
 
     def open_prefix(self, data: bytes) -> int:
         """How many bytes at the end of ``data`` could be the start of a real value in one of its forms.
@@ -92,10 +141,17 @@ class Scrubber:
                     longest = len(tail) - start
                     break
                 start = tail.find(pattern[:1], start + 1)
+        if self.known:  # an encoded run still open at the end may hold a value once it is complete
+            trailing = _TRAILING_RUN.search(data[-OPEN_RUN:])
+            if trailing and len(trailing.group()) < OPEN_RUN:
+                longest = max(longest, len(trailing.group()))
         return longest
 
 
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{8,}={0,2}")
+_TRAILING_RUN = re.compile(rb"[A-Za-z0-9+/_\-]+={0,6}$")
+#: An encoded run still open at a stream piece's end is held back up to this long (longer runs pass on).
+OPEN_RUN = 64 * 1024
 
 
 def _rewrite_b64_runs(data: bytes, core: bytes, value: str, placeholder: str) -> tuple[bytes, int]:
