@@ -86,8 +86,12 @@ class Scrubber:
             self.known.append(Known(secret.get("name", "secret"), value, []))
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
 
-    def scrub(self, data: bytes) -> tuple[bytes, int]:
-        """``data`` with every real value replaced, and how many replacements were made."""
+    def scrub(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
+        """``data`` with every real value replaced, and how many replacements were made.
+
+        :param partial: more of the body follows (a stream): an encoded run at the very end is left for the
+            next piece to complete (the stream holds it back, see :meth:`open_prefix`).
+        """
         count = 0
         for real, stand_in in self.pairs:
             if real in data:
@@ -98,11 +102,11 @@ class Scrubber:
                 data, n = _rewrite_b64_runs(data, core, value, placeholder)
                 count += n
         if self.known:
-            data, n = self._damage_encoded(data)
+            data, n = self._damage_encoded(data, partial)
             count += n
         return data, count
 
-    def _damage_encoded(self, data: bytes) -> tuple[bytes, int]:
+    def _damage_encoded(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
         """Runs that, decoded the ways the request side decodes (base32, base64 twice, gzip, ...), still hold a value.
 
         Such a run cannot be re-encoded with the placeholder in every case, so it
@@ -114,6 +118,8 @@ class Scrubber:
         def fix(match: re.Match) -> bytes:
             nonlocal count
             run = match.group()
+            if partial and match.end() == len(data) and len(run) < OPEN_RUN:
+                return run  # still open: judged once complete
             try:
                 hit = any(k.found_in(view) for view in decoded_views(run, budget=[8 * len(run) + 4096])
                           for k in self.known)

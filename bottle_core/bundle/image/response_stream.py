@@ -88,7 +88,7 @@ class ResponseStream:
     def _scrub(self, data: bytes, end: bool) -> bytes:
         if not self.scrubber.pairs:
             return data
-        clean, count = self.scrubber.scrub(self.carry + data)
+        clean, count = self.scrubber.scrub(self.carry + data, partial=not end)
         self.scrubbed += count
         keep = 0 if end else self.scrubber.open_prefix(clean)
         self.carry = clean[len(clean) - keep:] if keep else b""
