@@ -23,10 +23,12 @@ import base64
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from inspection import ENCODED_RUN, InspectionLimit, Known, _b64_cores, decoded_views
+from inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
+from response_spans import Span, spans
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -252,6 +254,27 @@ _BAIT = (
     r"(?:cat|less|head|more|type)\s+[~$\w/.\-]*(?:\.aws/credentials|\.env\b|\.netrc|\.npmrc|\.pypirc|"
     r"\.docker/config|/etc/passwd)",
 )
+#: Claims of an authority the page does not have: the operator, the platform, the user's consent.
+_AUTHORITY = (
+    r"\bas (?:the|your|an?) (?:platform |system |site |server |security |it |repository |project |account )?"
+    r"(?:administrator|admin|operator|owner|maintainer|security team|developer)s?\b",
+    r"\b(?:this is|message from|notice from|on behalf of) (?:the|an?|your) (?:official |system |security |platform |site )?"
+    r"(?:administrator|admin|operator|system|security team|platform|developers?|maintainers?)\b",
+    r"\b(?:authori[sz]ed|instructed|approved|permitted|requested) by (?:the |your )?(?:user|administrator|admin|operator|"
+    r"owner|anthropic|openai|security team|maintainers?)\b",
+    r"\b(?:system|admin|administrator|security|priority|operator|platform) (?:notice|message|alert|override|update|"
+    r"directive|instruction)s?\s*[:\-]",
+    r"\bthe user (?:has )?(?:already )?(?:authori[sz]ed|approved|consented|wants you|asked you|expects you)\b",
+    r"\b(?:mandatory|required|compulsory) (?:for|of) (?:all |every |any )?(?:ai|agents?|assistants?|models?|llms?)\b",
+)
+#: Instructions to use a tool, call a function or run something, as tools are named to an agent.
+_TOOL = (
+    r"\b(?:use|call|invoke|run|trigger|execute)s? (?:the |your |a )?[`'\"]?[\w.:-]{2,40}[`'\"]? (?:tool|function|"
+    r"mcp server|plugin)\b",
+    r"\b(?:bash|shell|terminal|web[_ ]?fetch|read[_ ]?file|write[_ ]?file|edit[_ ]?file|computer|browser) tool\b",
+    r"\b(?:tool|function)[_ ]?(?:call|use|name)\s*[:=]",
+    r"\bwith (?:the )?(?:arguments?|parameters?|input)\s*[:{(]",
+)
 _MARKUP = (
     r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|>",
     r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
@@ -284,6 +307,9 @@ HINTS = {
     "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
+    "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
+                  "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
+    "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
 
@@ -296,18 +322,29 @@ SIGNALS = {
     "exfiltration-link": (_compile(_EXFIL_LINK), 3),
     "addressed-to-agent": (_compile(_ADDRESS), 2),
     "command-bait": (_compile(_BAIT), 1),
+    "authority": (_compile(_AUTHORITY), 2),
+    "tool-instruction": (_compile(_TOOL), 1),
 }
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
+           "encoded-instructions": 3,
            **{name: weight for name, (_, weight) in SIGNALS.items()}}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The signals found in a body and their total weight."""
+    """The signals found in a body, their total weight, and the body with its instructions taken out.
+
+    ``cleaned`` is the body with each instruction-bearing span replaced by
+    :data:`MARK` when the rest is ordinary content (the agent may read it);
+    None when there is nothing to take out, or when the body is mostly
+    instructions or still reads as injection without them (then it is withheld whole).
+    """
 
     signals: tuple[str, ...]
     score: int
+    cleaned: bytes | None = None
+    removed: int = 0  # how many spans were taken out
 
     @property
     def injection(self) -> bool:
@@ -318,6 +355,10 @@ class Verdict:
 
     def reason(self) -> str:
         return "prompt injection suspected in the response (" + ", ".join(self.signals) + ")"
+
+    def removal(self) -> str:
+        """What was taken out, for the record (never the text itself)."""
+        return f"{self.rule()}: {self.removed} instruction span(s) removed ({', '.join(self.signals)})"
 
 
 def normalise(text: str) -> str:
@@ -364,13 +405,9 @@ def read_as_text(content_type: str) -> bool:
     return not content_type or any(kind in content_type.lower() for kind in TEXT_TYPES)
 
 
-def find_injection(body: bytes, content_type: str = "") -> Verdict:
-    """Read ``body`` for text aimed at the agent; return what was found and its weight."""
-    if not read_as_text(content_type):
-        return Verdict((), 0)
-    raw = body[:MAX_INJECTION_SCAN].decode("utf-8", "replace")
+def _whole(raw: str, content_type: str) -> dict[str, int]:
+    """The signals in a whole body (its text as the agent reads it) and their weights."""
     signals: dict[str, int] = {}
-
     tags = [run for run in _TAGS.findall(_TAG_FLAG.sub("", raw)) if len(run) >= 4]
     if tags:
         signals["tag-characters"] = WEIGHTS["tag-characters"]
@@ -389,12 +426,139 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
     text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
     text = text.replace("\\n", "\n").replace('\\"', '"')
-    views = [text]
-    if _LEETISH.search(text):
-        views.append(text.translate(_LEET))
-    for name, (regex, weight) in SIGNALS.items():
-        if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views):
-            signals[name] = weight
+    signals.update(_signals(text))
     if MARKUP.search(text if "<" not in raw else normalise(raw)):
         signals["chat-markup"] = WEIGHTS["chat-markup"]
-    return Verdict(tuple(signals), sum(signals.values()))
+    return signals
+
+
+def _signals(text: str) -> dict[str, int]:
+    """The SIGNALS found in normalised ``text`` (and in its leet-speak reading)."""
+    views = [" " + text]  # a hint may start with a blank: the text's first word counts too
+    if _LEETISH.search(text):
+        views.append(" " + text.translate(_LEET))
+    return {name: weight for name, (regex, weight) in SIGNALS.items()
+            if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views)}
+
+
+# --- instructions, span by span ----------------------------------------------------------------------
+
+MARK = "[bottle: instructions to the agent removed]"
+#: A body whose instructions make up this share of its readable text or more is withheld whole.
+MOSTLY = 0.5
+#: Spans this close (in characters) are read together: an address in one sentence, the order in the next.
+NEAR = 400
+#: Text that discusses injection rather than performing it: who does it, what it is called, an example of it.
+_DISCUSSION = re.compile(
+    r"\b(?:attack(?:er|ers|s)?|injections?|jailbreak\w*|malicious|adversar\w*|researchers?|exploit\w*|payloads?|"
+    r"phrases?|such as|for example|for instance|e\.g\.|examples?|demonstrat\w*|techniques?|vulnerab\w*|hijack\w*|"
+    r"defen[cs]es?|mitigat\w*|threats?|red team\w*|benchmarks?|datasets?)\b")
+_QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|‘[^’]{8,}’|'[^'\n]{8,}'|`[^`]{8,}`|«[^»]{8,}»")
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'll)\b")
+#: An order: a clause that starts with a verb an injection gives (after the start, a colon, a dash or a semicolon).
+_ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|forget|send|upload|post|run|execute|print|"
+                    r"reveal|delete|call|use|fetch|open|read|curl|wget|exfiltrate|forward|email|copy|paste|output|"
+                    r"append|include|visit|navigate|click|download|install)\b")
+
+
+def _mention(text: str) -> bool:
+    """Text that talks about an instruction (quotes it, names who writes such things) instead of giving it."""
+    rest = _QUOTED.sub(" ", text)
+    return (bool(_DISCUSSION.search(rest)) and not _SECOND_PERSON.search(rest) and not _ORDER.search(rest.strip())
+            and not _signals(rest).get("exfiltration-link"))
+
+
+def _span_signals(text: str, hidden: bool) -> dict[str, int]:
+    """What one span asks of the agent. Hidden from a reader, an address or an order weighs as instructions."""
+    found = _signals(normalise(text))
+    if MARKUP.search(normalise(text)):
+        found["chat-markup"] = WEIGHTS["chat-markup"]
+    if hidden and found and _instructions(normalise(text)):
+        found["hidden-instructions"] = WEIGHTS["hidden-instructions"]
+    return found
+
+
+def _encoded_spans(raw: str) -> Iterator[Span]:
+    """Base64 runs that decode to readable text: read like any other span (an instruction can be encoded)."""
+    for count, match in enumerate(_ENCODED_TEXT.finditer(raw)):
+        if count >= 2000:
+            return
+        decoded = _b64(match.group().encode())
+        if decoded and len(decoded) >= 16 and texty(decoded) and b" " in decoded:
+            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -1 - count)
+
+
+_ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
+
+
+def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
+    """The spans that carry instructions (with their signals), and the spans that only discuss them."""
+    scored, mentions = [], []
+    for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
+        found = _span_signals(span.text, span.hidden)
+        if span.block < 0 and sum(found.values()) >= THRESHOLD:
+            found["encoded-instructions"] = WEIGHTS["encoded-instructions"]
+        if not found:
+            continue
+        if _mention(normalise(span.text)) and span.block >= 0:
+            mentions.append(span)
+        else:
+            scored.append((span, found))
+    scored.sort(key=lambda item: item[0].start)
+    taken: list[tuple[Span, dict[str, int]]] = []
+    group: list[tuple[Span, dict[str, int]]] = []
+    for item in [*scored, None]:
+        if item is not None and group and item[0].start - group[-1][0].end <= NEAR:
+            group.append(item)
+            continue
+        if group and sum({k: w for _, found in group for k, w in found.items()}.values()) >= THRESHOLD:
+            taken += group
+        group = [item] if item is not None else []
+    return taken, mentions
+
+
+def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
+    out, position = [], 0
+    for start, end, text in sorted(replace):
+        if start < position:
+            continue  # inside a span already replaced
+        out += [raw[position:start], text]
+        position = end
+    return "".join(out + [raw[position:]])
+
+
+def find_injection(body: bytes, content_type: str = "") -> Verdict:
+    """Read ``body`` for text aimed at the agent: what was found, its weight, and the body without the instructions.
+
+    Each span a model reads (a sentence, a comment, an attribute, a JSON
+    string, a base64 run of text) is scored by what it does: addresses the
+    agent, orders it to drop its instructions, asks for a tool, a command or
+    a credential, claims an authority. Spans that only discuss injection (an
+    article quoting an example) are left alone.
+    """
+    if not read_as_text(content_type):
+        return Verdict((), 0)
+    head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
+    raw = head.decode("utf-8", "replace")
+    whole = _whole(raw, content_type)
+    encoded = list(_encoded_spans(raw)) if _ENCODED_TEXT.search(raw) else []
+    if not whole and not encoded:
+        return Verdict((), 0)
+    taken, mentions = _instruction_spans(raw, content_type)
+    blank = [(s.start, s.end, " " * (s.end - s.start)) for s in mentions]
+    if mentions:
+        whole = _whole(_rewrite(raw, blank), content_type)
+    signals = dict(whole)
+    for _, found in taken:
+        signals.update(found)
+    score = max(sum(whole.values()), max((sum(f.values()) for _, f in taken), default=0))
+    if not taken:
+        return Verdict(tuple(signals), sum(whole.values()))
+    marks = [(s.start, s.end, MARK) for s, _ in taken]
+    cleaned = _rewrite(raw, marks)
+    residual = _whole(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank), content_type)
+    readable = len(visible_text(raw).strip()) or 1
+    removed = sum(len(s.text) for s, _ in taken)
+    if sum(residual.values()) >= THRESHOLD or removed >= MOSTLY * readable:
+        return Verdict(tuple(signals), max(score, THRESHOLD))
+    return Verdict(tuple(signals), max(score, THRESHOLD), cleaned.encode("utf-8") + tail, len(taken))
