@@ -28,10 +28,14 @@ except ImportError:  # pragma: no cover - python-stdnum before 1.17
 #: Issuer prefixes and lengths (ISO/IEC 7812 ranges as the networks publish them).
 _CARD_ISSUER = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"
                           r"|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12}"
-                          r"|62\d{14,17})$")
+                          r"|62\d{14,17}|5[06-8]\d{10,17}|6[37]\d{10,17})$")  # the last two: Maestro
 #: 13 to 19 digits, optionally in groups of 4 (or 4-6-5) split by one space, '+' (a form's space) or dash each.
-CARD = re.compile(r"(?<![\d.:_-])(\d{4}(?:[ +-]?\d{4}){2}[ +-]?\d{1,7}|\d{4}[ +-]\d{6}[ +-]\d{4,5})(?![\d.,/:_-]?\d)")
-IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}\d{2}(?:[ +]?[A-Z0-9]{4}){2,7}(?:[ +]?[A-Z0-9]{1,4})?)(?![A-Za-z0-9])")
+CARD = re.compile(r"(?<![0-9A-Za-z.:_-])(\d{4}(?:[ +-]?\d{4}){2}[ +-]?\d{1,7}|\d{4}[ +-]\d{6}[ +-]\d{4,5})"
+                  r"(?![0-9A-Za-z_]|[.,/:-]\d)")  # not part of a longer number, word or hex string
+#: A country code, two check digits, then 11 to 30 letters and digits in groups of any size split by one
+#: space, '+', dot or dash each (as people and forms write them).
+IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}[ ]?\d{2}(?:[ +.\-]?[A-Z0-9]){11,30})(?![A-Za-z0-9])")
+_IBAN_GROUPS = re.compile(r"[ +.\-]")
 BITCOIN = re.compile(r"(?<![A-Za-z0-9])([13][1-9A-HJ-NP-Za-km-z]{25,34}|(?:bc|BC)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71})"
                      r"(?![A-Za-z0-9])")
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -54,9 +58,20 @@ def card_number(text: str) -> bool:
     return bool(_CARD_ISSUER.match(digits)) and len(set(digits)) > 2 and luhn_valid(digits)
 
 
-def iban_valid(text: str) -> bool:
-    """An IBAN: a known country's length and the mod 97-10 check."""
-    compact = text.replace(" ", "").replace("+", "")
+def iban_in(text: str) -> bool:
+    """An IBAN at the start of ``text``: the whole, or the whole less some trailing groups (words that followed)."""
+    groups = _IBAN_GROUPS.split(text)
+    for end in range(len(groups), 0, -1):
+        compact = "".join(groups[:end])
+        if len(compact) < 15:
+            return False
+        if iban_valid(compact):
+            return True
+    return False
+
+
+def iban_valid(compact: str) -> bool:
+    """An IBAN without separators: a known country's length and the mod 97-10 check."""
     if _iban is not None:
         return _iban.is_valid(compact)
     if not 15 <= len(compact) <= 34:
@@ -97,7 +112,7 @@ def bitcoin_address(text: str) -> bool:
 
 
 _CHECKS = (("card-number", CARD, ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"), card_number),
-           ("iban", IBAN, (), iban_valid),
+           ("iban", IBAN, (), iban_in),
            ("bitcoin-address", BITCOIN, ("1", "3", "bc1"), bitcoin_address))
 
 

@@ -214,6 +214,11 @@ _OVERRIDE = (
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
     r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
     r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
+    # A new identity for the model: the role-play that jailbreaks open with.
+    r"\b(?:you are|you're|you will be) (?:going|about) to (?:play|pretend|act|immerse|simulate|become)\b",
+    r"\b(?:pretend|act|behave) (?:to be|as if you (?:are|were)|like you are) (?:an?|another|the) [\w' -]{0,30}"
+    r"(?:ai|model|assistant|chatbot|character)\b",
+    r"\b(?:stay|remain) in character\b", r"\bimmerse yourself (?:into|in) the role\b",
     r"\bfrom now on,? (?:you are|you will|you must|the assistant|the agent|claude)\b",
     r"\b(?:your|the) (?:real|true|actual|new|updated) (?:instructions?|task|objective|purpose) (?:is|are)\b",
     r"\b(?:do not|don't|never) (?:tell|inform|alert|notify|mention (?:this |it )?to|reveal (?:this )?to) the user\b",
@@ -253,6 +258,12 @@ _BAIT = (
     r"\b(?:curl|wget)\b[^\n|]{0,200}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b",
     r"(?:cat|less|head|more|type)\s+[~$\w/.\-]*(?:\.aws/credentials|\.env\b|\.netrc|\.npmrc|\.pypirc|"
     r"\.docker/config|/etc/passwd)",
+)
+#: An order about what the reader's answer must contain or look like: content that steers the reply.
+_TASK = (
+    r"(?:^|[\n.!?:])\s*(?:please )?(?:add|include|insert|append|write|integrate|embed|mention|promote|recommend|end|start|"
+    r"begin|finish|format|encode|translate|reverse|replace|respond|answer|output|conclude)\b[^.!?\n]{0,160}"
+    r"\b(?:your|the) (?:response|answer|output|summary|completion)s?\b",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
@@ -300,6 +311,7 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 #: Words without which a signal's regex cannot match: a cheap test before the regex.
 HINTS = {
     "override": ("ignor", "disregard", "forget", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+                 "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
                  "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
     "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
                              "paste", "cat ", "less ", "head ", "more ", "type ", "read "),
@@ -309,6 +321,7 @@ HINTS = {
                      "more "),
     "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
                   "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
+    "task-injection": ("response", "answer", "output", "summary", "completion"),
     "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
@@ -324,6 +337,7 @@ SIGNALS = {
     "command-bait": (_compile(_BAIT), 1),
     "authority": (_compile(_AUTHORITY), 2),
     "tool-instruction": (_compile(_TOOL), 1),
+    "task-injection": (_compile(_TASK), 3),
 }
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
