@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 REAL = "Zq8rT2vL9xWm4KpN7sHc3JdF6gYb1RtE-real-value"
 MODEL_KEY = "sk-ant-api03-" + "Q7wE9rT1yU3iO5pA7sD9fG1hJ3kL5zX7cV9bN1mQ3wE5rT7yU9iO1pA3sD5fG7hJ9kL1mN3bV5cX7z" + "AA"
 ALLOW = ["allowed.test:443", "denied.test:443", "*.denied.test:443", "allowed.test:80"]
-GITHUB = "ghp_" + "Zq8rT2vL9xWm4KpN7sHc3JdF6gYb1RtEa2Wx"
+GITHUB = "ghp_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcV"
 AWS = "AKIA" + "Z7QX3P5L2M4N4KXJ"
 
 
@@ -348,7 +348,14 @@ ECHO_FORMS = ("percent", "base32", "gzip-base64", "reversed", "utf-16", "entitie
 
 
 def _decode(form: str, data: bytes) -> bytes:
-    """What the agent could make of an echoed body: the encoding undone."""
+    """What the agent could make of an echoed body: the encoding undone (a damaged body is what it is)."""
+    try:
+        return _undo(form, data)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return data
+
+
+def _undo(form: str, data: bytes) -> bytes:
     import gzip
     import html as html_module
     if form == "percent":
@@ -356,10 +363,7 @@ def _decode(form: str, data: bytes) -> bytes:
     if form == "base32":
         return base64.b32decode(data)
     if form == "gzip-base64":
-        try:
-            return gzip.decompress(base64.b64decode(data))
-        except (ValueError, OSError):
-            return data  # damaged: the value is not in it
+        return gzip.decompress(base64.b64decode(data))
     if form == "reversed":
         return data[::-1]
     if form == "utf-16":
@@ -369,10 +373,7 @@ def _decode(form: str, data: bytes) -> bytes:
     if form == "unicode-escapes":
         return data.decode("unicode_escape").encode()
     if form == "base64-twice":
-        try:
-            return base64.b64decode(base64.b64decode(data))
-        except ValueError:
-            return data
+        return base64.b64decode(base64.b64decode(data))
     raise ValueError(form)
 
 
@@ -422,8 +423,11 @@ def test_instructions_are_taken_out_of_a_page_and_pages_about_injection_stay_who
               "encoded": (ENCODED, "text/html"), "article": (ARTICLE, "text/html"),
               "example-keys": (EXAMPLE_KEYS, "text/html")}
     with bottle_of(manifest, "user") as bottle:
-        got = {name: bottle.exec(["curl", "-s", "--max-time", "10", "https://denied.test/serve?" + urllib.parse.urlencode(
-            {"type": kind, "body": body})]).stdout.decode() for name, (body, kind) in served.items()}
+        # The agent sends each page reversed and the origin turns it round: the page quoting keys must not be
+        # something the agent itself sends out (that would be refused, as it should).
+        got = {name: bottle.exec(["sh", "-c", "curl -s --max-time 10 --data-binary @- 'https://denied.test/serve?"
+                                  + urllib.parse.urlencode({"type": kind, "encode": "reversed"}) + "'"],
+                                 stdin=body.encode()[::-1]).stdout.decode() for name, (body, kind) in served.items()}
         records = bundle_records(bottle)
     # The instruction is gone, its place marked; the rest of the page is as served.
     assert MARK in got["authority"] and "aws/credentials" not in got["authority"] and ORDINARY in got["authority"]

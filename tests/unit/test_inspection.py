@@ -147,3 +147,85 @@ def test_the_labelled_corpus_rates():
     wrongly = [c.kind for c in benign if refused(c)]
     assert len(missed) <= 0.05 * len(attacks), missed
     assert len(wrongly) < 0.03 * len(benign), wrongly
+
+
+# --- by shape, not costume; financial data; composed decoding; names; the bounds -------------------------------
+
+GITHUB = "ghp_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcV"
+
+
+@pytest.mark.parametrize("name", ["aws", "github", "slack", "stripe", "google", "gitlab", "npm", "openai", "anthropic"])
+@pytest.mark.parametrize("costume", range(len(corpus.COSTUMES)))
+def test_a_credential_dressed_as_an_example_is_still_refused(inspector, name, costume):
+    credential = corpus.COSTUMES[costume](corpus.credentials(random.Random(4))[name])
+    finding = check(inspector, body=json.dumps({"note": credential}).encode())
+    assert finding is not None and finding.rule == "credential", credential
+
+
+@pytest.mark.parametrize("key", corpus.DOCUMENTED_KEYS)
+def test_the_documentation_keys_themselves_are_refused(inspector, key):
+    assert check(inspector, path="/q?k=" + urllib.parse.quote(key)).rule == "credential"
+
+
+def test_a_redacted_key_carries_nothing_and_passes(inspector):
+    assert check(inspector, body=corpus.DOC_WITH_REDACTED_KEYS.encode()) is None
+
+
+@pytest.mark.parametrize("value", [
+    corpus.luhn_complete("4", 16, random.Random(1)), "4111 1111 1111 1111", "4242-4242-4242-4242", "378282246310005",
+    corpus.iban("DE", 22, random.Random(2)), "GB82 WEST 1234 5698 7654 32", "NO07.8380.08.06006",
+    "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+])
+def test_financial_identifiers_are_refused_by_checksum(inspector, value):
+    for kwargs in ({"path": "/pay?to=" + urllib.parse.quote(value)}, {"body": json.dumps({"v": value}).encode()}):
+        finding = check(inspector, **kwargs)
+        assert finding is not None and finding.rule == "financial-data", (value, kwargs)
+
+
+@pytest.mark.parametrize("value", [
+    "4111 1111 1111 1112", "1234567890123456", "978-0-306-40615-7", "2024-03-15", "+44 20 7946 0958", "1717171717171",
+    "DE89370400440532013001", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+    "sha256:" + "4111111111111111" + "ab" * 24, "order 4921377720184 shipped",
+])
+def test_numbers_that_fail_their_checksum_or_are_not_identifiers_pass(inspector, value):
+    assert check(inspector, body=json.dumps({"v": value}).encode()) is None
+
+
+@pytest.mark.parametrize("form", [
+    "-".join(f"{b:02x}" for b in GITHUB.encode()), ":".join(f"{b:02x}" for b in GITHUB.encode()),
+    ", ".join(f"0x{b:02x}" for b in GITHUB.encode()), "".join(f"%25{b:02X}" for b in GITHUB.encode()),
+    "".join(f"%2525{b:02X}" for b in GITHUB.encode()), "".join(f"%{b:02X}" for b in base64.b64encode(GITHUB.encode())),
+    gzip.compress(GITHUB.encode()).hex(), base64.b64encode(base64.b64encode(base64.b64encode(GITHUB.encode()))).decode(),
+])
+def test_decoding_composes(inspector, form):
+    finding = check(inspector, body=form.encode())
+    assert finding is not None and finding.rule == "credential", form
+
+
+def test_past_the_bounds_a_request_is_refused_not_passed(inspector):
+    rng = random.Random(3)
+    noise = " ".join(base64.b64encode(rng.randbytes(12)).decode() for _ in range(inspection.MAX_RUNS + 10))
+    assert check(inspector, body=noise.encode()).rule == "inspection-limit"
+    four = GITHUB.encode()
+    for _ in range(inspection.MAX_DEPTH + 1):
+        four = base64.b64encode(four)
+    assert check(inspector, body=four).rule in ("inspection-limit", "credential")
+    bomb = base64.b64encode(gzip.compress(b"A" * (inspection.MAX_DECODED + 1024))).decode()
+    assert check(inspector, body=bomb.encode()).rule == "inspection-limit"
+    ordinary = " ".join(base64.b64encode(rng.randbytes(12)).decode() for _ in range(2000))
+    assert check(inspector, body=ordinary.encode()) is None
+
+
+@pytest.mark.parametrize("host", [
+    "mfrggzdfmztwq2lk.wild.test", "ghp-Zq8r.T2vL9xWm.4KpN7sHc.3JdF6gYb.1RtEab12.wild.test",
+    "deadbeef.c2vjcmV0.wild.test", "nbswy3dp.ebzxe5dg.wild.test",
+])
+def test_data_spread_over_labels_is_judged_together(inspector, host):
+    assert check(inspector, host=host).rule in ("subdomain-data", "credential", "secret-value")
+
+
+@pytest.mark.parametrize("host", ["kubernetes-dashboard.wild.test", "web01.us-east-2.wild.test", "pr-1234.wild.test",
+                                  "storybook-static-assets.wild.test", "bucket-7f3a9c.wild.test"])
+def test_names_people_write_pass(inspector, host):
+    assert check(inspector, host=host) is None
