@@ -428,11 +428,6 @@ _KEY_WORDS = re.compile(r"(?i)(?:priv(?:ate)?[ _-]?key|secret[ _-]?key|wallet|pr
                         r"[^A-Za-z0-9]{1,25}(?:0x)?$")
 
 
-def _key_context(match: re.Match) -> bool:
-    """A 64-hex or long base58 string is a key when its name says so (a bare one is as likely a hash)."""
-    return bool(_KEY_WORDS.search(match.string[max(0, match.start() - 48):match.start()]))
-
-
 #: Field names whose values are credentials (the name's end; 'csrf_token' or 'page_token' are not).
 _SECRET_NAMES = re.compile(
     r"(?i)(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|app[_\-]?secret|secret|passw(?:or)?d|pwd|"
@@ -508,8 +503,8 @@ PATTERNS: tuple[Pattern, ...] = (
             ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), starts_token=False),
     Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
     Pattern("jwt", re.compile(_B + r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",)),
-    Pattern("discord-token", re.compile(r"[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,}"), (),
-            starts_token=True),
+    Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-])[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\."
+                                        r"[A-Za-z0-9_\-]{27,}"), ()),
     Pattern("telegram-bot-token", re.compile(r"\d{8,10}:AA[A-Za-z0-9_\-]{32,33}(?![A-Za-z0-9_\-])"), (":aa",)),
     Pattern("azure-storage-key", re.compile(r"AccountKey=([A-Za-z0-9+/]{86}==)"), ("accountkey=",), starts_token=False),
     Pattern("npm-token", re.compile(_B + r"npm_[A-Za-z0-9]{36}"), ("npm_",), starts_token=False),
@@ -521,9 +516,11 @@ PATTERNS: tuple[Pattern, ...] = (
             (), _base58check),
     Pattern("crypto-extended-key", re.compile(r"[xyzuvtY]prv[1-9A-HJ-NP-Za-km-z]{100,112}"),
             ("prv",)),
-    Pattern("crypto-private-key", re.compile(r"(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})"
-                                             r"(?![0-9A-Za-z])"),
-            ("priv", "secret", "wallet", "signing", "seed"), _key_context),
+    # The key's name first (a bare 64-hex string is as likely a hash): the regex starts where a name is, not
+    # at every character of a long text.
+    Pattern("crypto-private-key", re.compile(_KEY_WORDS.pattern[:-1].replace("(?i)", "(?i:", 1) + ")"
+                                             r"(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})(?![0-9A-Za-z])"),
+            ("priv", "secret", "wallet", "signing", "seed"), starts_token=False),
     Pattern("credential-assignment", re.compile(
         r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
         r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret,
@@ -600,6 +597,7 @@ class Inspector:
         if model_host:
             self.pattern_hosts.setdefault("anthropic-key", []).append(model_host)
             self.pattern_hosts.setdefault("credential-assignment", []).append(model_host)
+        self._needle_cache: dict[tuple[int, ...], tuple[re.Pattern | None, dict[bytes, str]]] = {}
         self.wildcards = sorted({entry.split(":")[0][1:] for entry in allow if entry.startswith("*.")},
                                 key=len, reverse=True)
 
@@ -647,11 +645,25 @@ class Inspector:
                 return Finding("secret-value", secret.name, "request, split across fields")
         return None
 
+    def _needles(self, known: list[Known]) -> tuple[re.Pattern | None, dict[bytes, str]]:
+        """One regex for every needle of ``known`` (one pass per view, not one per needle), and whose each is."""
+        key = tuple(id(secret) for secret in known)
+        if key not in self._needle_cache:
+            owner = {needle: secret.name for secret in reversed(known) for needle in secret.needles}
+            ordered = sorted(owner, key=len, reverse=True)
+            regex = re.compile(b"|".join(re.escape(needle) for needle in ordered)) if ordered else None
+            self._needle_cache[key] = (regex, owner)
+        return self._needle_cache[key]
+
     def _scan(self, where: str, data: bytes, known: list[Known], patterns: list[Pattern]) -> Finding | None:
+        needles, owner = self._needles(known)
         for view in decoded_views(data):
-            for secret in known:
-                if secret.found_in(view):
-                    return Finding("secret-value", secret.name, where)
+            if len(view) > 65536:  # a long view: the fast substring search, needle by needle
+                for secret in known:
+                    if secret.found_in(view):
+                        return Finding("secret-value", secret.name, where)
+            elif needles is not None and (hit := needles.search(view)):  # many short views: one pass each
+                return Finding("secret-value", owner[hit.group()], where)
             if patterns and texty(view):
                 text = view.decode("utf-8", "replace")
                 lowered = text.lower()

@@ -555,9 +555,10 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
     raw = head.decode("utf-8", "replace")
     whole = _whole(raw, content_type)
-    encoded = list(_encoded_spans(raw)) if _ENCODED_TEXT.search(raw) else []
-    if not whole and not encoded:
-        return Verdict((), 0)
+    encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
+        if _ENCODED_TEXT.search(raw) else []
+    if sum(whole.values()) < THRESHOLD and not encoded:
+        return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
     taken, mentions = _instruction_spans(raw, content_type)
     blank = [(s.start, s.end, " " * (s.end - s.start)) for s in mentions]
     if mentions:
