@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -51,6 +52,12 @@ def judge(row: dict, inspector: inspection.Inspector) -> str:
     return "removed" if verdict.cleaned is not None else "stopped"
 
 
+def filler_only(text: str) -> bool:
+    """Every credential-like token in ``text`` carries nothing: a body of one or two repeated characters."""
+    tokens = re.findall(r"[A-Za-z0-9_\-]{10,}", text)
+    return bool(tokens) and all(inspection.filler(token) for token in tokens if re.search(r"[A-Z]{2}|[a-z]_", token))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--half", default="held-out", choices=("held-out", "dev", "all"))
@@ -63,6 +70,8 @@ def main() -> None:
     for row in rows:
         outcome = judge(row, inspector)
         tally[(row["class"], row["attack"])][outcome] += 1
+        if outcome == "passed" and row["attack"] and row["side"] == "request" and filler_only(row["text"]):
+            tally[(row["class"], row["attack"])]["filler"] += 1
         wrong = (outcome == "passed") == row["attack"]
         if args.show_misses and wrong and args.half == "dev":
             print(f"  {row['class']} {outcome}: {row['text'][:160]!r}")
@@ -70,13 +79,15 @@ def main() -> None:
     print(f"{'class':<16}{'side':<10}{'cases':>6}  result")
     totals = {True: [0, 0], False: [0, 0, 0]}
     for (name, attack), counts in sorted(tally.items(), key=lambda item: (not item[0][1], item[0][0])):
-        n = sum(counts.values())
+        n = sum(v for k, v in counts.items() if k != "filler")
         side = next(r["side"] for r in rows if r["class"] == name)
         if attack:
             stopped = counts["stopped"] + counts["removed"]
             totals[True][0] += stopped
             totals[True][1] += n
             detail = f" ({counts['removed']} by taking the instructions out)" if counts["removed"] else ""
+            if counts["filler"]:
+                detail += f" ({counts['filler']} of the {n - stopped} passed are fillers: '…xxxx', 'AKIAZZZZ…')"
             print(f"{name:<16}{side:<10}{n:>6}  attacks stopped {stopped}/{n} = {100 * stopped / n:.1f}%{detail}")
         else:
             totals[False][0] += counts["stopped"]
