@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -52,16 +51,10 @@ def judge(row: dict, inspector: inspection.Inspector) -> str:
     return "removed" if verdict.cleaned is not None else "stopped"
 
 
-def filler_only(text: str) -> bool:
-    """Every credential-like token in ``text`` carries nothing: a body of one or two repeated characters."""
-    tokens = re.findall(r"[A-Za-z0-9_\-]{10,}", text)
-    return bool(tokens) and all(inspection.filler(token) for token in tokens if re.search(r"[A-Z]{2}|[a-z]_", token))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--half", default="held-out", choices=("held-out", "dev", "all"))
-    parser.add_argument("--show-misses", action="store_true", help="print the text of each miss (dev half only)")
+    parser.add_argument("--show-misses", action="store_true", help="print each case judged wrongly, with its source")
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if args.half == "all" or r["half"] == args.half]
@@ -70,24 +63,20 @@ def main() -> None:
     for row in rows:
         outcome = judge(row, inspector)
         tally[(row["class"], row["attack"])][outcome] += 1
-        if outcome == "passed" and row["attack"] and row["side"] == "request" and filler_only(row["text"]):
-            tally[(row["class"], row["attack"])]["filler"] += 1
         wrong = (outcome == "passed") == row["attack"]
-        if args.show_misses and wrong and args.half == "dev":
-            print(f"  {row['class']} {outcome}: {row['text'][:160]!r}")
+        if args.show_misses and wrong:
+            print(f"  {row['class']} {outcome}: {row['text'][:100]!r} ({row['source'].rsplit(':', 1)[-1]})")
     print(f"half: {args.half}  ({len(rows)} cases from {DATA.relative_to(ROOT)})")
     print(f"{'class':<16}{'side':<10}{'cases':>6}  result")
     totals = {True: [0, 0], False: [0, 0, 0]}
     for (name, attack), counts in sorted(tally.items(), key=lambda item: (not item[0][1], item[0][0])):
-        n = sum(v for k, v in counts.items() if k != "filler")
+        n = sum(counts.values())
         side = next(r["side"] for r in rows if r["class"] == name)
         if attack:
             stopped = counts["stopped"] + counts["removed"]
             totals[True][0] += stopped
             totals[True][1] += n
             detail = f" ({counts['removed']} by taking the instructions out)" if counts["removed"] else ""
-            if counts["filler"]:
-                detail += f" ({counts['filler']} of the {n - stopped} passed are fillers: '…xxxx', 'AKIAZZZZ…')"
             print(f"{name:<16}{side:<10}{n:>6}  attacks stopped {stopped}/{n} = {100 * stopped / n:.1f}%{detail}")
         else:
             totals[False][0] += counts["stopped"]
