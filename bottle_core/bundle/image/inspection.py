@@ -94,6 +94,7 @@ def bound(entries: Iterable[str], host: str, port: int | None) -> bool:
 ENCODED_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,6}")
 PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")
 _HEX_ONLY = re.compile(rb"^[0-9a-fA-F]+$")
+_HEX_DASHED = re.compile(rb"^[0-9a-fA-F]+(?:-[0-9a-fA-F]+)+$")
 HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){8,}")
 _B32_ONLY = re.compile(rb"^(?:[A-Z2-7]+|[a-z2-7]+)=*$")
 ESCAPES = re.compile(rb"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|&#x?[0-9a-fA-F]{2,5};){4,}")
@@ -171,6 +172,8 @@ def _decodings(run: bytes) -> list[bytes]:
     """What a run of base64/base32/hex-alphabet characters decodes to, each way its alphabet allows."""
     if _HEX_ONLY.match(run):
         attempts = [(_hex, run)]
+    elif _HEX_DASHED.match(run):  # a UUID or dash-grouped hex: hex, not base64 (which would need four tries)
+        attempts = [(_hex, run.replace(b"-", b""))]
     else:
         attempts = [(_b64, run)]
         attempts += [(_hex, inner.group()) for inner in HEX_RUN.finditer(run)]
@@ -200,7 +203,8 @@ def _decodings(run: bytes) -> list[bytes]:
 
 
 #: Hex bytes split by a delimiter ('41-4b-49', '41:4b', '0x41, 0x4b', '41 4b'): eight bytes or more.
-DELIMITED_HEX = re.compile(rb"(?:(?:0x)?[0-9a-fA-F]{2}(?:[-:., ]|, ?)){7,}(?:0x)?[0-9a-fA-F]{2}(?![0-9a-fA-F])")
+DELIMITED_HEX = re.compile(rb"(?<![0-9A-Za-z])(?:(?:0x)?[0-9a-fA-F]{2}(?:[-:., ]|, ?)){7,}(?:0x)?[0-9a-fA-F]{2}"
+                           rb"(?![0-9a-fA-F])")
 _HEX_DELIMS = re.compile(rb"0x|[-:., ]")
 PERCENT_ROUNDS = 4
 
@@ -355,9 +359,12 @@ class Pattern:
     stand_ins: bool = True  # skip documentation stand-ins ('sk-xxxx...', '...EXAMPLE')
     on_lowered: bool = False  # the regex reads the lower-cased text (faster than a case-blind regex)
     starts_token: bool = True  # the match must not continue a longer token
+    gate: re.Pattern | None = None  # a cheap regex that must match first (where no literal anchor exists)
 
     def search(self, text: str, lowered: str) -> str | None:
         if self.anchors and not any(anchor in lowered for anchor in self.anchors):
+            return None
+        if self.gate is not None and not self.gate.search(text):
             return None
         for match in self.regex.finditer(lowered if self.on_lowered else text):
             if match.start() and match.string[match.start() - 1] in _TOKEN_CHARS and self.starts_token:
@@ -504,7 +511,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
     Pattern("jwt", re.compile(_B + r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",)),
     Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-])[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\."
-                                        r"[A-Za-z0-9_\-]{27,}"), ()),
+                                        r"[A-Za-z0-9_\-]{27,}"), (), gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),
     Pattern("telegram-bot-token", re.compile(r"\d{8,10}:AA[A-Za-z0-9_\-]{32,33}(?![A-Za-z0-9_\-])"), (":aa",)),
     Pattern("azure-storage-key", re.compile(r"AccountKey=([A-Za-z0-9+/]{86}==)"), ("accountkey=",), starts_token=False),
     Pattern("npm-token", re.compile(_B + r"npm_[A-Za-z0-9]{36}"), ("npm_",), starts_token=False),
@@ -518,9 +525,9 @@ PATTERNS: tuple[Pattern, ...] = (
             ("prv",)),
     # The key's name first (a bare 64-hex string is as likely a hash): the regex starts where a name is, not
     # at every character of a long text.
-    Pattern("crypto-private-key", re.compile(_KEY_WORDS.pattern[:-1].replace("(?i)", "(?i:", 1) + ")"
-                                             r"(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})(?![0-9A-Za-z])"),
-            ("priv", "secret", "wallet", "signing", "seed"), starts_token=False),
+    Pattern("crypto-private-key", re.compile(_KEY_WORDS.pattern[4:-1] + r"(?:0x)?([0-9a-f]{64}|[1-9a-z]{85,90})"
+                                             r"(?![0-9a-z])"),
+            ("priv", "secret", "wallet", "signing", "seed"), starts_token=False, on_lowered=True),
     Pattern("credential-assignment", re.compile(
         r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
         r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret,
