@@ -7,7 +7,15 @@ tests assert on the rates; ``benchmarks/bench_inspection.py`` prints them.
 
 The attacks are built from techniques (an encoding, a place in the request,
 an obfuscation) crossed with payloads, not from a list of known strings, so
-the rates say how general the detection is.
+the rates say how general the detection is. Besides secrets and credentials
+in every encoding and place: credentials dressed as examples (costumes) and
+the published documentation keys, card numbers, IBANs and Bitcoin addresses
+(checksums valid), people with their cards as CSV and JSON, encodings that
+compose (delimited hex, nested percent-encoding, base64 inside it, hex of
+gzip), data spread over host labels, and a body past the decoders' bounds.
+
+This corpus was written by the same hands as the detector: it is a
+regression set. ``benchmarks/eval_inspection.py`` measures on public data.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 A request is taken apart into the places data can ride in (the host's
 labels, the URL, each header, the body) and every place is looked at in the
-forms an encoder would leave it in: as sent, percent-decoded, JSON-unescaped,
-and with every base64, base32, hex and gzip run inside it decoded (two layers
-deep). Three rules judge what is found:
+forms an encoder would leave it in: as sent; normalised to a fixed point
+(percent-encoding undone until nothing changes, escapes resolved, delimited
+hex joined); and with every base64, base32 and hex run inside it decoded,
+gzip or zlib included, three layers deep. Past its bounds (encoded runs,
+decoded bytes, nesting) a request is refused, never passed unread. Rules:
 
 ``secret-value``
     the value of a secret the bottle knows (a manifest secret, the model key,
@@ -14,14 +16,22 @@ deep). Three rules judge what is found:
     or headers, to a host that secret is not bound to.
 ``credential``
     a well-known credential shape (:data:`PATTERNS`), to any host but the ones
-    a manifest secret whose value has that shape is bound to.
+    a manifest secret whose value has that shape is bound to. Judged by shape,
+    never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
+    a value that carries nothing (:func:`filler`) passes.
+``financial-data``
+    a payment card number, IBAN or Bitcoin address, checksum verified
+    (``identifiers``).
 ``subdomain-data``
-    labels of the host name, below an allow-list wildcard, that carry encoded
-    data rather than a name.
+    labels of the host name, below an allow-list wildcard, that together
+    carry encoded data rather than a name.
+``inspection-limit``
+    a request that needs more decoding than the bounds allow.
 
 Standard library only, plus the BIP-39 English word list that Debian's
-``python3-mnemonic`` ships (a stricter seed-phrase test; without it a
-heuristic stands in). :class:`Inspector` is the one entry point.
+``python3-mnemonic`` ships (a stricter seed-phrase test, and the letter pairs
+of English words; without it a heuristic stands in) and ``python3-stdnum``
+(through ``identifiers``). :class:`Inspector` is the one entry point.
 """
 
 from __future__ import annotations

@@ -1,18 +1,25 @@
-"""What comes back to the agent: real secret values scrubbed out, and prompt injection looked for.
+"""What comes back to the agent: real secret values scrubbed out, and instructions aimed at the agent taken out.
 
 :class:`Scrubber` replaces every real secret value in a response (headers
-and body; as sent, URL-encoded, hex, or base64 in any alignment) by the
-placeholder the agent knows, so a host that echoes a request, or a model
-asked to repeat what it was sent, never hands the agent the real value.
+and body) by the placeholder the agent knows, in each form the request side
+decodes (as sent, URL-encoded, every byte ``%XX``, hex, reversed, UTF-16,
+entities, escapes, base32, base64 in any alignment or twice); an encoded run
+that still holds the value once decoded as the request side decodes it
+(gzip+base64, …) is replaced whole. So a host that echoes a request, or a
+model asked to repeat what it was sent, never hands the agent the real value.
 
 :func:`find_injection` reads a response body as the agent would (tags
 stripped, entities and escapes resolved, invisible characters removed,
-look-alike letters folded) and looks for text aimed at the agent rather than
-at a reader: orders to drop its instructions, talk addressed to an AI, bait
-to run commands or send credentials out, fake conversation or tool-call
-markup, and text hidden from a human reader. Each signal has a weight; a
-body scoring :data:`THRESHOLD` or more is injection. The bottle's
-``egress.responses`` says what then happens: ``block``, ``warn`` or ``off``.
+look-alike letters folded) and scores what its text does: orders to drop
+instructions, talk addressed to an AI, claims of authority, asks for a tool,
+a command or a credential, orders about the reader's answer, fake
+conversation or tool-call markup, text hidden from a human reader, and
+instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
+the spans a model reads (``response_spans``); the spans that carry the
+instructions are taken out and the rest delivered, unless the body is mostly
+instructions. Text that discusses injection (quotes an example, names who
+writes such things) is left alone. The bottle's ``egress.responses`` says
+what then happens: ``block``, ``warn`` or ``off``.
 
 Standard library only.
 """
