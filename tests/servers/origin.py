@@ -9,8 +9,9 @@ Authorization header again as ``X-Echo-Authorization``), as a careless API
 would; ``/serve?type=T&body=B`` answers with body B of content type T (B is the
 request's own body when not given; ``&repeat=N`` repeats it N times, for a
 large answer; ``&encode=E`` hands it back encoded, as a hostile host would
-echo a credential: one of :data:`ENCODINGS`). Every request is logged as one JSON line to stdout
-and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
+echo a credential: one of :data:`ENCODINGS`). Every request is logged as one
+JSON line to stdout and, when ``ORIGIN_LOG`` is set, to that file (credential
+header values hashed).
 With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
 port (a banner first, like SSH, then each line echoed; each line logged).
 Standard library only.
