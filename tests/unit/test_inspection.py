@@ -175,18 +175,19 @@ def test_a_redacted_key_carries_nothing_and_passes(inspector):
     corpus.luhn_complete("4", 16, random.Random(1)), "4111 1111 1111 1111", "4242-4242-4242-4242", "378282246310005",
     corpus.iban("DE", 22, random.Random(2)), "GB82 WEST 1234 5698 7654 32", "NO07.8380.08.06006",
     "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
-    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "536-90-4399",
 ])
 def test_financial_identifiers_are_refused_by_checksum(inspector, value):
     for kwargs in ({"path": "/pay?to=" + urllib.parse.quote(value)}, {"body": json.dumps({"v": value}).encode()}):
         finding = check(inspector, **kwargs)
-        assert finding is not None and finding.rule == "financial-data", (value, kwargs)
+        assert finding is not None and finding.rule in ("financial-data", "personal-data"), (value, kwargs)
 
 
 @pytest.mark.parametrize("value", [
     "4111 1111 1111 1112", "1234567890123456", "978-0-306-40615-7", "2024-03-15", "+44 20 7946 0958", "1717171717171",
     "DE89370400440532013001", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
-    "sha256:" + "4111111111111111" + "ab" * 24, "order 4921377720184 shipped",
+    "sha256:" + "4111111111111111" + "ab" * 24, "order 4921377720184 shipped", "000-12-3456", "2024-03-15-0001",
+    "call 555-123-4567",
 ])
 def test_numbers_that_fail_their_checksum_or_are_not_identifiers_pass(inspector, value):
     assert check(inspector, body=json.dumps({"v": value}).encode()) is None

@@ -1,9 +1,11 @@
-"""Checksummed identifiers worth refusing in a request: payment card numbers, IBANs and Bitcoin addresses.
+"""Identifiers worth refusing in a request: payment card numbers, IBANs, Bitcoin addresses, US social security numbers.
 
 A run of digits or letters is only called one of these when its checksum
 holds (Luhn, ISO 7064 mod 97-10, base58check or bech32), which a random id
 passes rarely; card numbers must also start as an issuer's do and have an
-issuer's length. The checks are python-stdnum's (Debian ``python3-stdnum``)
+issuer's length. A US social security number is only called one written
+the way people write it (``AAA-GG-SSSS``) and valid by the SSA's rules (no
+area 000, 666 or 900+, no group 00, no serial 0000). The checks are python-stdnum's (Debian ``python3-stdnum``)
 when it is installed; without it, the same published algorithms in a few
 lines stand in, so the judgement is the same either way.
 
@@ -24,6 +26,10 @@ try:
     from stdnum import bitcoin as _bitcoin
 except ImportError:  # pragma: no cover - python-stdnum before 1.17
     _bitcoin = None
+try:
+    from stdnum.us import ssn as _ssn
+except ImportError:  # pragma: no cover - the bundle image installs python3-stdnum
+    _ssn = None
 
 #: Issuer prefixes and lengths (ISO/IEC 7812 ranges as the networks publish them).
 _CARD_ISSUER = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"
@@ -38,6 +44,7 @@ IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}[ ]?\d{2}(?:[ +.\-]?[A-Z0-9]){11,30
 _IBAN_GROUPS = re.compile(r"[ +.\-]")
 BITCOIN = re.compile(r"(?<![A-Za-z0-9])([13][1-9A-HJ-NP-Za-km-z]{25,34}|(?:bc|BC)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71})"
                      r"(?![A-Za-z0-9])")
+SSN = re.compile(r"(?<![\w.:/-])(\d{3}-\d{2}-\d{4})(?![\w.:/-]|-\d)")
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -111,9 +118,19 @@ def bitcoin_address(text: str) -> bool:
     return _bech32(text) if text.lower().startswith("bc1") else _base58check(text)
 
 
+def ssn_valid(text: str) -> bool:
+    """A US social security number by the SSA's rules (python-stdnum also refuses the numbers known to be
+    advertising samples)."""
+    if _ssn is not None:
+        return _ssn.is_valid(text)
+    area, group, serial = text.split("-")
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
 _CHECKS = (("card-number", CARD, ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"), card_number),
            ("iban", IBAN, (), iban_in),
-           ("bitcoin-address", BITCOIN, ("1", "3", "bc1"), bitcoin_address))
+           ("bitcoin-address", BITCOIN, ("1", "3", "bc1"), bitcoin_address),
+           ("us-ssn", SSN, ("-",), ssn_valid))
 
 
 def find_identifier(text: str, lowered: str) -> str | None:

@@ -19,9 +19,9 @@ decoded bytes, nesting) a request is refused, never passed unread. Rules:
     a manifest secret whose value has that shape is bound to. Judged by shape,
     never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
     a value that carries nothing (:func:`filler`) passes.
-``financial-data``
-    a payment card number, IBAN or Bitcoin address, checksum verified
-    (``identifiers``).
+``financial-data``, ``personal-data``
+    a payment card number, IBAN or Bitcoin address, checksum verified; a US
+    social security number by the SSA's rules (``identifiers``).
 ``subdomain-data``
     labels of the host name, below an allow-list wildcard, that together
     carry encoded data rather than a name.
@@ -75,7 +75,8 @@ class Finding:
 
     def reason(self) -> str:
         what = {"secret-value": f"secret {self.name}", "credential": f"a credential ({self.name})",
-                "financial-data": f"financial data ({self.name})", "subdomain-data": "encoded data",
+                "financial-data": f"financial data ({self.name})", "personal-data": f"personal data ({self.name})",
+                "subdomain-data": "encoded data",
                 "inspection-limit": f"more than inspection reads ({self.name})"}.get(self.rule, self.name)
         return f"{what} in the {self.where}"
 
@@ -689,7 +690,7 @@ class Inspector:
                         return Finding("credential", pattern.name, where)
                 identifier = find_identifier(text, lowered)
                 if identifier:
-                    return Finding("financial-data", identifier, where)
+                    return Finding("personal-data" if identifier == "us-ssn" else "financial-data", identifier, where)
         return None
 
     def _auth_header(self, where: str, value: str, patterns: list[Pattern]) -> Finding | None:
