@@ -23,7 +23,7 @@ help:
 	@echo "make unit         unit tests only (no engine needed)"
 	@echo "make integration  integration tests only"
 	@echo "make bench        CLI start-up benchmark"
-	@echo "make demo         run scripts/demo.sh"
+	@echo "make demo         set up as for test, then rehearse the whole system (scripts/demo.sh)"
 	@echo "make setup        only the set-up steps of 'make test'"
 	@echo "make engine-stop  stop the Docker engine, if 'make' started it"
 	@echo "make clean        remove caches and build output (distclean: also .venv and .cache)"
@@ -31,28 +31,28 @@ help:
 setup: host-packages engine base-image kvm venv
 
 host-packages:
-	scripts/host-packages.sh
+	scripts/step.sh host-packages scripts/host-packages.sh
 
 engine: host-packages
-	scripts/engine.sh start
+	scripts/step.sh engine scripts/engine.sh start
 
 engine-stop:
 	scripts/engine.sh stop
 
 base-image: engine
-	scripts/base-image.sh
+	scripts/step.sh base-image scripts/base-image.sh
 
 kvm:
-	scripts/kvm.sh
+	scripts/step.sh kvm scripts/kvm.sh
 
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): $(PROJECTS) scripts/venv.sh
-	scripts/venv.sh
+	scripts/step.sh venv scripts/venv.sh
 	touch $@
 
 images: engine base-image venv
-	$(BOTTLE) image build
+	scripts/step.sh images $(BOTTLE) image build
 
 test: setup images
 	$(PYTEST) $(TEST_DIRS)

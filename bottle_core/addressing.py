@@ -1,4 +1,4 @@
-"""Address planning shared by backends: a free /24 for each bottle, and the bundle's and agent's addresses in it."""
+"""Address planning shared by backends: a free /24 for each bottle, the bundle's and agent's addresses in it, and the host's own addresses and routes."""
 
 from __future__ import annotations
 
@@ -40,17 +40,6 @@ PRIVATE_NETWORKS = (
 NEVER_OPTED_IN = ("127.0.0.0/8", "0.0.0.0/8")
 
 
-def engine_gateways(networks: list[dict]) -> list[ipaddress.IPv4Address]:
-    """The gateway addresses in a Docker engine's network list: the engine host's own addresses on its bridges."""
-    found = []
-    for network in networks:
-        for config in (network.get("IPAM") or {}).get("Config") or []:
-            gateway = config.get("Gateway") or ""
-            if gateway and ":" not in gateway:
-                found.append(ipaddress.ip_address(gateway.split("/")[0]))
-    return found
-
-
 def host_addresses() -> list[ipaddress.IPv4Address]:
     """This machine's own IPv4 addresses, every interface (iproute2's JSON output; none without ``ip``)."""
     ip = shutil.which("ip")
@@ -62,17 +51,6 @@ def host_addresses() -> list[ipaddress.IPv4Address]:
     except (OSError, subprocess.SubprocessError, ValueError):
         return []
     return [ipaddress.ip_address(a["local"]) for i in interfaces for a in i.get("addr_info", []) if a.get("local")]
-
-
-def engine_subnets(networks: list[dict]) -> list[ipaddress.IPv4Network]:
-    """The IPv4 subnets in a Docker engine's network list (the ``/networks`` answer)."""
-    used = []
-    for network in networks:
-        for config in (network.get("IPAM") or {}).get("Config") or []:
-            subnet = config.get("Subnet") or ""
-            if subnet and ":" not in subnet:
-                used.append(ipaddress.ip_network(subnet, strict=False))
-    return used
 
 
 def host_routes(path: str | Path = "/proc/net/route") -> list[ipaddress.IPv4Network]:

@@ -25,17 +25,32 @@ def cache_root() -> Path:
     return Path(base) / "bottle" / "claude"
 
 
+def given() -> Path | None:
+    """``$BOTTLE_CLAUDE_BINARY``, checked; None when unset."""
+    named = settings.current().claude_binary
+    if not named:
+        return None
+    path = Path(named).expanduser()
+    if not path.is_file():
+        raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={named}: no such file",
+                                 hint="point it at a Linux claude binary, or unset it to fetch one with npm")
+    if not os.access(path, os.X_OK):
+        raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={named} is not executable",
+                                 hint=f"chmod +x {named}, or unset it to fetch one with npm")
+    return path
+
+
+def identity() -> str:
+    """What names the agent image's claude, found without fetching anything (``prepare`` may not):
+    the digest of ``$BOTTLE_CLAUDE_BINARY``, else the npm release ``npm:<version>``."""
+    path = given()
+    return digest(path) if path is not None else f"npm:{settings.current().claude_version}"
+
+
 def locate() -> Path:
     """``$BOTTLE_CLAUDE_BINARY``, else the cached download of ``$BOTTLE_CLAUDE_VERSION`` (default: the pinned release), else fetch it."""
-    given = settings.current().claude_binary
-    if given:
-        path = Path(given).expanduser()
-        if not path.is_file():
-            raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={given}: no such file",
-                                     hint="point it at a Linux claude binary, or unset it to fetch one with npm")
-        if not os.access(path, os.X_OK):
-            raise BottleRuntimeError(f"BOTTLE_CLAUDE_BINARY={given} is not executable",
-                                     hint=f"chmod +x {given}, or unset it to fetch one with npm")
+    path = given()
+    if path is not None:
         return path
     version = settings.current().claude_version
     cached = cache_root() / version / "claude"

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .errors import BottleError
+from .terminal import visible
 
 DEFAULT_MANIFEST = "bottle.toml"
 
@@ -57,7 +58,7 @@ def emit(rows: Any, as_json: bool, columns: list[str]) -> None:
     if not rows:
         click.echo("(none)")
         return
-    table = [[str(row.get(col, "")) if row.get(col) is not None else "-" for col in columns] for row in rows]
+    table = [[visible(row.get(col, "")) if row.get(col) is not None else "-" for col in columns] for row in rows]
     widths = [max(len(col), *(len(r[i]) for r in table)) for i, col in enumerate(columns)]
     click.echo("  ".join(col.upper().ljust(w) for col, w in zip(columns, widths)).rstrip())
     for r in table:
@@ -145,7 +146,7 @@ def check_enforced(manifest, agent: str | None, strict: bool) -> None:
         raise ManifestError(manifest.source, "not enforced yet: " + "; ".join(lines),
                             hint="remove these fields, or run without --strict to go on with a warning")
     for line in lines:
-        click.echo(f"bottle: warning: {manifest.source}: {line}", err=True)
+        click.echo(f"bottle: warning: {visible(manifest.source)}: {visible(line)}", err=True)
 
 
 @cli.command()
@@ -198,7 +199,7 @@ model_script_option = click.option(
 
 
 def _trusted_spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None):
-    """The spec, once the manifest's secret bindings are approved (asked on a terminal, else refused)."""
+    """The spec, once the manifest's bindings of host data are approved (asked on a terminal, else refused)."""
     from .trust import require_trust
 
     spec = _spec(manifest_path, agent, copy_cwd, model_script)
@@ -215,20 +216,23 @@ def _trusted_spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_
 @manifest_option
 @click.option("--revoke", is_flag=True, help="Forget the approval instead.")
 def trust(manifest_path: Path | None, revoke: bool) -> None:
-    """Approve the manifest's bindings of host secrets to hosts (asked again when they change)."""
+    """Approve what the manifest takes from this machine: secrets, git tokens and repositories, workspace files, skills.
+
+    Lists each binding in plain words; a run asks again when any of them changes.
+    """
     from . import trust as trust_
 
     manifest = load_manifest(manifest_path)
     if not trust_.bindings(manifest):
-        click.echo(f"{manifest.source}: binds no host secrets; nothing to approve")
+        click.echo(f"{visible(manifest.source)}: takes nothing from this machine; nothing to approve")
         return
     if revoke:
         done = trust_.revoke(manifest)
-        click.echo(f"{manifest.source}: approval {'removed' if done else 'was not there'}")
+        click.echo(f"{visible(manifest.source)}: approval {'removed' if done else 'was not there'}")
         return
     click.echo(trust_.summary(manifest))
     trust_.approve(manifest)
-    click.echo(f"{manifest.source}: approved")
+    click.echo(f"{visible(manifest.source)}: approved")
 
 
 @cli.command()
@@ -309,7 +313,7 @@ def _summary(plan_) -> None:
 
     for line in [*summary(Path(plan_.state_dir)), supervise_summary(plan_)]:
         if line:
-            click.echo(f"bottle: {line}", err=True)
+            click.echo(f"bottle: {visible(line)}", err=True)
 
 
 def _after_dashes(args: tuple[str, ...]) -> list[str]:
@@ -420,9 +424,13 @@ def _running_slug(plugins, target: str) -> str:
 @cli.command()
 @click.argument("target", required=False)
 @json_option
+@click.option("--full", is_flag=True, help="Show each call whole, not cut to one line.")
 @click.pass_obj
-def pending(obj: dict, target: str | None, as_json: bool) -> None:
-    """List the tool calls waiting for an answer, in bottle TARGET (a slug or agent) or in every running bottle."""
+def pending(obj: dict, target: str | None, as_json: bool, full: bool) -> None:
+    """List the tool calls waiting for an answer, in bottle TARGET (a slug or agent) or in every running bottle.
+
+    HASH names the whole call: `bottle approve TARGET ID --hash HASH` approves only the call you checked.
+    """
     from . import supervise
 
     plugins = _backend_only(obj)
@@ -436,27 +444,42 @@ def pending(obj: dict, target: str | None, as_json: bool) -> None:
                 raise
             continue  # a bottle without supervision, or one ending right now
         for call in waiting:
-            rows.append({"bottle": slug, **call, "input": call["input"] if as_json else _one_line(call["input"])})
-    emit(rows, as_json, ["bottle", "id", "tool", "input", "age", "left"])
+            rows.append({"bottle": slug, **call, "input": call["input"] if as_json or full else _one_line(call["input"])})
+    if full and not as_json:
+        for row in rows:
+            click.echo(visible(f"{row['bottle']} call {row['id']} hash {row.get('hash')}: {row['tool']}, "
+                               f"{row['left']} s left ({row.get('reason', '')})"))
+            for line in json.dumps(row["input"], indent=2, ensure_ascii=False).splitlines():
+                click.echo("  " + visible(line))
+        if not rows:
+            click.echo("(none)")
+        return
+    emit(rows, as_json, ["bottle", "id", "hash", "tool", "input", "age", "left"])
 
 
 def _one_line(value: Any, width: int = 60) -> str:
+    """A call's input cut to one line; a cut one says so, and `bottle pending --full` shows it whole."""
     text = value.get("command") if isinstance(value, dict) and isinstance(value.get("command"), str) else json.dumps(value)
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return text if len(text) <= width else text[: width - 20] + "... (cut, see --full)"
+
+
+hash_option = click.option("--hash", "expect_hash", default=None, metavar="HASH",
+                           help="Answer only if the call's hash is HASH, as `bottle pending` showed it.")
 
 
 @cli.command()
 @click.argument("target")
 @click.argument("call_id")
+@hash_option
 @click.pass_obj
-def approve(obj: dict, target: str, call_id: str) -> None:
+def approve(obj: dict, target: str, call_id: str, expect_hash: str | None) -> None:
     """Let the waiting tool call CALL_ID of bottle TARGET run (see `bottle pending`)."""
     from . import supervise
 
     plugins = _backend_only(obj)
     slug = _running_slug(plugins, target)
-    supervise.answer(plugins, slug, call_id, True)
+    supervise.answer(plugins, slug, call_id, True, expect_hash=expect_hash)
     click.echo(f"approved call {call_id} in {slug}")
 
 
@@ -464,14 +487,15 @@ def approve(obj: dict, target: str, call_id: str) -> None:
 @click.argument("target")
 @click.argument("call_id")
 @click.option("--reason", default="", help="Told to the model with the refusal.")
+@hash_option
 @click.pass_obj
-def deny(obj: dict, target: str, call_id: str, reason: str) -> None:
+def deny(obj: dict, target: str, call_id: str, reason: str, expect_hash: str | None) -> None:
     """Refuse the waiting tool call CALL_ID of bottle TARGET (see `bottle pending`)."""
     from . import supervise
 
     plugins = _backend_only(obj)
     slug = _running_slug(plugins, target)
-    supervise.answer(plugins, slug, call_id, False, reason)
+    supervise.answer(plugins, slug, call_id, False, reason, expect_hash=expect_hash)
     click.echo(f"denied call {call_id} in {slug}")
 
 
@@ -514,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exception(exc.__cause__ or exc)
-        click.echo(f"bottle: error: {exc.render()}", err=True)
+        click.echo(f"bottle: error: {visible(exc.render())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("bottle: interrupted", err=True)
@@ -522,5 +546,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
         if debug:
             raise
-        click.echo(f"bottle: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        click.echo(f"bottle: internal error: {type(exc).__name__}: {visible(exc)} (run with --debug for the traceback)",
+                   err=True)
         sys.exit(1)

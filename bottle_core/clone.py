@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -57,12 +58,52 @@ def working_files(repo: Repository, include_ignored: bool) -> list[str]:
     return paths
 
 
+def index_entries(repo: Repository) -> list[str]:
+    """Paths the repository's index holds (staged files, whether or not they are in the working tree)."""
+    out = subprocess.run(["git", "-C", str(repo.top), "ls-files", "-z", "--cached"], capture_output=True)
+    if out.returncode != 0:
+        raise BottleRuntimeError(f"git ls-files in {repo.top} failed: {out.stderr.decode(errors='replace').strip()}")
+    return sorted({os.fsdecode(raw) for raw in out.stdout.split(b"\0") if raw})
+
+
+def filtered_index(repo: Repository, drop: list[str], folder: Path) -> Path:
+    """A copy of the repository's index without the entries ``drop``, written in ``folder`` (never in the repository).
+
+    ``git update-index --force-remove`` on a copy (``GIT_INDEX_FILE``): a
+    dropped file is then neither staged nor readable as ``git show :PATH``;
+    the copy is whole (never split), so no shared index is needed beside it.
+    """
+    index = folder / "index"
+    shutil.copyfile(repo.git_dir / "index", index)
+    out = subprocess.run(["git", "-C", str(repo.top), "-c", "core.splitIndex=false", "update-index",
+                          "--no-split-index", "-z", "--force-remove", "--stdin"],
+                         input=b"".join(os.fsencode(path) + b"\0" for path in drop), capture_output=True,
+                         env={**os.environ, "GIT_INDEX_FILE": str(index)})
+    if out.returncode != 0:
+        raise BottleRuntimeError(f"could not leave {', '.join(drop[:3])} out of the index of {repo.top}: "
+                                 f"{out.stderr.decode(errors='replace').strip()}")
+    return index
+
+
+def in_history(repo: Repository, pathspecs: list[str], keep: Callable[[str], bool]) -> list[str]:
+    """Paths the workspace filter leaves out (``keep`` says no) that some commit of the repository holds."""
+    if not pathspecs:
+        return []
+    out = subprocess.run(["git", "-C", str(repo.top), "log", "--all", "--format=", "--name-only", "--no-renames",
+                          "-z", "--", *pathspecs], capture_output=True)
+    if out.returncode != 0:  # an empty repository has no history to look at
+        return []
+    return sorted({name for raw in out.stdout.split(b"\0") if (name := os.fsdecode(raw.strip(b"\n")))
+                   and not keep(name)})
+
+
 def clone_tar(repo: Repository, *, uid: int, include_ignored: bool,
               keep: Callable[[str], bool] = lambda path: True) -> BinaryIO:
     """One tar stream of the clone: the working tree as it is, and a ``.git`` holding the history and the index.
 
-    ``keep(path)`` says which working files come in (the workspace filter: no
-    ``.env*`` files by default); the history and index always come whole.
+    ``keep(path)`` says which files come in (the workspace filter: no
+    ``.env*`` files by default), in the working tree and in the index alike;
+    the history comes whole (see :func:`in_history`).
     """
     if (repo.common_dir / "objects" / "info" / "alternates").exists():
         raise BottleRuntimeError(f"{repo.common_dir} borrows objects from another repository (objects/info/alternates)",
@@ -75,16 +116,22 @@ def clone_tar(repo: Repository, *, uid: int, include_ignored: bool,
         return info
 
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
-    with tarfile.open(fileobj=spool, mode="w") as tar:
+    scratch = tempfile.TemporaryDirectory(prefix="bottle-index-")
+    with scratch, tarfile.open(fileobj=spool, mode="w") as tar:
         add_parents(tar, ".git", uid)
         config = tarfile.TarInfo(".git/config")
         data = clone_config(repo)
         config.size, config.mode, config.uid, config.gid = len(data), 0o644, uid, uid
         tar.addfile(config, fileobj=_reader(data))
+        has_index = (repo.git_dir / "index").is_file()
+        drop = [path for path in index_entries(repo) if not keep(path)] if has_index else []
+        if drop:
+            tar.add(filtered_index(repo, drop, Path(scratch.name)), arcname=".git/index", filter=owned)
         for part in CLONED_FROM_WORKTREE:
-            _add_git_part(tar, repo.git_dir, part, owned, uid)
+            if not (drop and part == "index"):
+                _add_git_part(tar, repo.git_dir, part, owned, uid)
         for name in sorted(os.listdir(repo.git_dir)):
-            if name.startswith("sharedindex."):  # a split index keeps half of itself here
+            if name.startswith("sharedindex.") and not drop:  # a split index keeps half of itself here
                 _add_git_part(tar, repo.git_dir, name, owned, uid)
         for part in CLONED_FROM_COMMON:
             if part == "refs":

@@ -90,6 +90,21 @@ def backend_doctor(refresh: bool) -> dict:
     """
 
 
+@hookspec(firstresult=True)
+def backend_settings() -> list:
+    """Declare the ``BOTTLE_*`` variables this backend reads (core's settings name none of a backend's).
+
+    :return: a list of :class:`bottle_core.settings.BackendSetting` (a name
+        such as ``docker_outbound_network`` for ``BOTTLE_DOCKER_OUTBOUND_NETWORK``,
+        and one line of meaning). The backend reads each with
+        :meth:`~bottle_core.settings.BackendSetting.value`; ``docs/settings.md``
+        lists them (a test keeps the page and the declarations the same).
+
+    Stops at the first non-None result. Implemented by backends only (optional);
+    called on a manager holding that one backend.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Planning: what the user asked for, resolved before anything starts
 # ---------------------------------------------------------------------------
@@ -108,8 +123,10 @@ def prepare(spec: BottleSpec, stage_dir: Path) -> Plan:
         :func:`bottle_core.images.image_names`); nothing renames it afterwards.
 
     Stops at the first non-None result. Implemented by the selected backend.
-    Must not start anything nor write anything: bottle stages the Plan (state
-    dir, prompt file, plan.json) itself, and ``bottle plan`` only prints it.
+    Must not start, fetch or build anything, nor write anything but a cache
+    memo (:func:`bottle_core.images.image_names` names the images without
+    fetching claude): bottle stages the Plan (state dir, prompt file,
+    plan.json) itself, and ``bottle plan`` only prints it.
     """
 
 

@@ -2,9 +2,10 @@
 
 ``bottle-<role>:<hash12>``: the hash covers the role's build context (shipped
 with bottle-core), the base image's ID and, for the agent, the claude
-binary's digest. A change to any input gives a new name and so a rebuild; no
-change reuses the image. Backends resolve the names in ``prepare`` (the Plan
-records them) and build a missing one at launch.
+binary's identity (its digest, or the npm release it is fetched as). A change
+to any input gives a new name and so a rebuild; no change reuses the image.
+Backends resolve the names in ``prepare`` (the Plan records them; nothing is
+fetched or built then) and build a missing one at launch.
 """
 
 from __future__ import annotations
@@ -38,17 +39,17 @@ def image_tag(role: str, extra: dict[str, str]) -> str:
     return f"bottle-{role}:{content_hash(CONTEXTS[role], extra)[:12]}"
 
 
-def build_inputs(base_id: str, claude_sha256: str) -> dict[str, dict[str, str]]:
+def build_inputs(base_id: str, claude: str) -> dict[str, dict[str, str]]:
     """What each image depends on beyond its own folder: the base image's ID, and the agent's claude binary."""
-    return {"agent": {"base": base_id, "claude": claude_sha256}, "bundle": {"base": base_id}}
+    return {"agent": {"base": base_id, "claude": claude}, "bundle": {"base": base_id}}
 
 
-def image_names(base: str, base_id: str, claude: Path | None = None) -> dict[str, str]:
+def image_names(base: str, base_id: str, claude: str | None = None) -> dict[str, str]:
     """The names of a bottle's images: ``{"base": base, "agent": "bottle-agent:…", "bundle": "bottle-bundle:…"}``.
 
     :param base: the base image's name, as the manifest or ``BOTTLE_BASE_IMAGE`` gives it.
     :param base_id: its ID in the engine that builds the images (a rebuilt base renames both).
-    :param claude: the claude binary for the agent image; :func:`claude_binary.locate` when None.
+    :param claude: the claude binary's identity; :func:`claude_binary.identity` (which fetches nothing) when None.
     """
-    inputs = build_inputs(base_id, claude_binary.digest(claude or claude_binary.locate()))
+    inputs = build_inputs(base_id, claude or claude_binary.identity())
     return {"base": base, **{role: image_tag(role, inputs[role]) for role in ROLES}}

@@ -3,18 +3,25 @@
 Each kind of log is one JSON-lines file under ``<state dir>/logs`` written by
 :class:`bottle_core.bundle.logs.LogSink` as the bundle's daemons report. A new
 kind is one entry in :data:`KINDS`: its file and how a record reads as text.
+
+Logs are read a line at a time, never whole (a log is capped, but can still be
+large), and every text shown has its control characters made visible
+(:func:`bottle_core.terminal.visible`): a record holds what the agent sent.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .bundle.logs import LIMIT_EVENT
 from .errors import UsageError
 from .plan import FINISHED, Plan, state_root
+from .terminal import visible
 
 FOLLOW_POLL = 0.2
 
@@ -81,7 +88,9 @@ def audit_text(record: dict) -> str:
                 f"{record.get('outcome')}  {record.get('reason', '')}").rstrip()
     detail = record.get("tool") or record.get("prompt") or record.get("source") or record.get("reason") or \
         record.get("message") or ""
-    return f"{head} {event} {_clip(str(detail))}".rstrip()
+    if not isinstance(detail, str):  # a forged event can put anything where a name goes
+        detail = json.dumps(detail)
+    return f"{head} {event} {_clip(detail)}".rstrip()
 
 
 def model_text(record: dict) -> str:
@@ -124,26 +133,47 @@ KINDS: dict[str, LogKind] = {
 
 
 def summary(state_dir: Path) -> list[str]:
-    """The end-of-run lines: refs pushed and where they landed, pushes refused, egress counts and blocked hosts."""
-    found = records(state_dir, KINDS.values())
+    """The end-of-run lines: refs pushed and where they landed, pushes refused, egress counts and blocked hosts.
+
+    Counted while the logs are read, a record at a time; a log that hit its cap says so.
+    """
     lines = []
-    pushes = [r for r in found if r["log"] == "git"]
-    landed = [f"{ref.get('ref', '?').removeprefix('refs/heads/')} -> {r.get('upstream', r.get('remote'))}"
-              for r in pushes if r.get("decision") == "pushed" for ref in r.get("refs") or [] if ref.get("new", "") != "0" * 40]
-    refused = [r for r in pushes if r.get("decision") == "refused"]
+    pushes, landed, refused, rules = 0, [], 0, set()
+    for r in read_records(state_dir / "logs" / KINDS["git"].file):
+        if r.get("event") == LIMIT_EVENT:
+            continue
+        pushes += 1
+        if r.get("decision") == "pushed":
+            landed += [f"{str(ref.get('ref', '?')).removeprefix('refs/heads/')} -> {r.get('upstream', r.get('remote'))}"
+                       for ref in r.get("refs") or [] if isinstance(ref, dict) and ref.get("new", "") != "0" * 40]
+        elif r.get("decision") == "refused":
+            refused += 1
+            rules.add(str(r.get("rule")))
     if pushes:
         text = f"pushed {', '.join(landed)}" if landed else "nothing pushed"
         if refused:
-            rules = sorted({str(r.get("rule")) for r in refused})
-            text += f"; {len(refused)} push{'es' if len(refused) > 1 else ''} refused ({', '.join(rules)})"
+            text += f"; {refused} push{'es' if refused > 1 else ''} refused ({', '.join(sorted(rules))})"
         lines.append(f"git: {text}")
-    egress = [r for r in found if r["log"] == "egress" and r.get("event", "egress") == "egress"]
-    if egress:
-        blocked = [r for r in egress if r.get("decision") == "deny"]
-        text = f"egress: {len(egress) - len(blocked)} allowed, {len(blocked)} blocked"
-        if blocked:
-            text += f" ({', '.join(sorted({str(r.get('host')) for r in blocked}))})"
+    allowed, blocked, hosts = 0, 0, set()
+    for r in read_records(state_dir / "logs" / KINDS["egress"].file):
+        if r.get("event", "egress") != "egress":
+            continue
+        if r.get("decision") == "deny":
+            blocked += 1
+            if len(hosts) < 20:
+                hosts.add(str(r.get("host")))
+        else:
+            allowed += 1
+    if allowed or blocked:
+        text = f"egress: {allowed} allowed, {blocked} blocked"
+        if hosts:
+            text += f" ({', '.join(sorted(hosts))}{', ...' if blocked > len(hosts) and len(hosts) == 20 else ''})"
         lines.append(text)
+    capped = sorted(kind.name for kind in KINDS.values() if any(
+        r.get("event") == LIMIT_EVENT for r in read_records(state_dir / "logs" / kind.file, only_markers=True)))
+    if capped:
+        lines.append(f"logs: {', '.join(capped)} hit {'its' if len(capped) == 1 else 'their'} size or rate cap; "
+                     "records past it were dropped (see bottle logs)")
     return lines
 
 
@@ -167,19 +197,61 @@ def find_state_dir(target: str) -> Path:
     return newest[1]
 
 
-def records(state_dir: Path, kinds: Iterable[LogKind]) -> list[dict]:
-    """Every record of ``kinds`` so far, in time order, each tagged with its kind."""
-    found = []
-    for kind in kinds:
-        path = state_dir / "logs" / kind.file
-        if path.is_file():
-            found += [dict(record, log=kind.name) for record in _parse(path.read_text(encoding="utf-8"))]
-    # Stable: records of one kind stay in the order they were written (the audit log's seq) at equal times.
-    return sorted(found, key=lambda r: r.get("time") if isinstance(r.get("time"), (int, float)) else 0)
+def read_records(path: Path, *, only_markers: bool = False) -> Iterator[dict]:
+    """The records of one log file in the order written, read a line at a time (nothing when it is missing).
+
+    :param only_markers: skip lines that cannot be a cap's marker without parsing them (fast scan).
+    """
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
+        for line in handle:
+            if only_markers and LIMIT_EVENT.encode() not in line:
+                continue
+            record = _parse_line(line)
+            if record is not None:
+                yield record
+
+
+def _time(record: dict) -> float:
+    stamp = record.get("time")
+    return float(stamp) if isinstance(stamp, (int, float)) else 0.0
+
+
+#: Records held back per log to put it in time order (a daemon may file a record after a later one).
+REORDER_WINDOW = 10_000
+
+
+def _in_time_order(stream: Iterator[dict]) -> Iterator[dict]:
+    """``stream`` sorted by time within a sliding window of :data:`REORDER_WINDOW` records (bounded memory)."""
+    held: list[tuple[float, int, dict]] = []
+    for number, record in enumerate(stream):
+        heapq.heappush(held, (_time(record), number, record))
+        if len(held) > REORDER_WINDOW:
+            yield heapq.heappop(held)[2]
+    while held:
+        yield heapq.heappop(held)[2]
+
+
+def records(state_dir: Path, kinds: Iterable[LogKind]) -> Iterator[dict]:
+    """Every record of ``kinds`` so far, each tagged with its kind, in time order, streamed as the files are read.
+
+    Each log is put in time order within a bounded window and the logs are
+    merged, so memory stays bounded however long the logs are. Records of one
+    kind keep the order they were written in (the audit log's seq) at equal times.
+    """
+    return heapq.merge(*(_in_time_order(_tagged(state_dir, kind)) for kind in kinds), key=_time)
+
+
+def _tagged(state_dir: Path, kind: LogKind) -> Iterator[dict]:
+    for record in read_records(state_dir / "logs" / kind.file):
+        yield dict(record, log=kind.name)
 
 
 def follow(state_dir: Path, kinds: Iterable[LogKind]) -> Iterator[dict]:
-    """Records as they are written, until the bottle has ended (or the caller stops)."""
+    """Records as they are written, until the bottle has ended (or the caller stops); read a line at a time."""
     kinds = list(kinds)
     offsets = {kind.name: 0 for kind in kinds}
     while True:
@@ -190,30 +262,35 @@ def follow(state_dir: Path, kinds: Iterable[LogKind]) -> Iterator[dict]:
                 continue
             with path.open("rb") as handle:
                 handle.seek(offsets[kind.name])
-                chunk = handle.read()
-            complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits for the next round
-            offsets[kind.name] += len(complete)
-            for record in _parse(complete.decode("utf-8", "replace")):
-                yield dict(record, log=kind.name)
+                for line in handle:
+                    if not line.endswith(b"\n"):
+                        break  # a line still being written waits for the next round
+                    offsets[kind.name] += len(line)
+                    record = _parse_line(line)
+                    if record is not None:
+                        yield dict(record, log=kind.name)
         if ended:
             return
         time.sleep(FOLLOW_POLL)
 
 
 def render(record: dict, *, as_json: bool) -> str:
-    """One record as a JSON line, or as text for a person."""
+    """One record as a JSON line (control characters escaped), or as text for a person (made visible)."""
     if as_json:
         return json.dumps(record, sort_keys=True)
-    kind = KINDS.get(record.get("log", ""))
-    text = kind.text(record) if kind else json.dumps(record)
-    return f"{record.get('log', '?'):<7} {text}"
+    if record.get("event") == LIMIT_EVENT:
+        text = f"{_clock(record)} CAPPED {record.get('reason', '')}"
+    else:
+        kind = KINDS.get(record.get("log", ""))
+        text = kind.text(record) if kind else json.dumps(record)
+    if record.get("agent_reported"):
+        text += "  (agent-reported)"
+    return visible(f"{record.get('log', '?'):<7} {text}")
 
 
-def _parse(text: str) -> Iterator[dict]:
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            yield record
+def _parse_line(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None

@@ -50,6 +50,12 @@ def _egress_entry(value: str) -> str:
     return parse_entry(value).text
 
 
+def _server_tool(value: str) -> str:
+    if not SERVER_TOOL_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a server tool name: write its family, e.g. 'web_fetch', 'mcp'")
+    return value
+
+
 def _memory(value: str | int) -> str | int:
     if isinstance(value, int):
         if value < 64 * 1024 * 1024:
@@ -81,6 +87,9 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 Host = Annotated[str, AfterValidator(_host)]
 EgressEntry = Annotated[str, AfterValidator(_egress_entry)]
 MemorySize = Annotated[str | int, AfterValidator(_memory)]
+#: A family of the model API's server tools: a tool type without its date ('web_fetch' for 'web_fetch_20250910').
+SERVER_TOOL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+ServerTool = Annotated[str, AfterValidator(_server_tool)]
 
 
 def _push_size(value: str | int) -> str | int:
@@ -132,6 +141,21 @@ class Egress(Strict):
         description="Private IPv4 ranges (CIDR) an allowed name may resolve to, e.g. ['172.30.0.0/16'] for a "
         "server on this machine. Without it, a name resolving to a private, loopback, link-local or CGNAT "
         "address, the host's or the engine's networks, is refused. The host's own addresses stay refused.",
+    )
+    websockets: list[Host] = Field(
+        default_factory=list,
+        description="Hosts ('example.com' or '*.example.com', on the allow-list too) the agent may open WebSocket "
+        "connections to. Every other 'Upgrade: websocket' request is refused (rule websocket). Messages to a "
+        "listed host are read like request bodies (one carrying a secret to a host it is not bound to, or a "
+        "credential, is refused and ends the connection) and messages from it are scrubbed of real secret values.",
+    )
+    model_server_tools: list[ServerTool] = Field(
+        default_factory=list,
+        description="Server tools of the model API the agent may declare beyond the default ('web_search'): "
+        "'web_fetch', 'mcp' (remote MCP servers), 'url_sources' (images and documents given by URL), "
+        "'code_execution', or another tool type without its date. These make the provider's servers reach "
+        "addresses the request names, around the allow-list; a request declaring one not listed is refused "
+        "(rule model-server-tool). See docs/egress.md.",
     )
 
 

@@ -27,6 +27,8 @@ from .spec import BottleSpec
 PLAN_VERSION = 1
 #: Written into a bottle's state dir when its run has ended.
 FINISHED = "finished"
+#: The host copy of the agent's prompt, in its state dir (mode 0600; removed when the run ends).
+PROMPT_FILE = "prompt.md"
 #: How long the state (plan and logs) of an ended bottle is kept before ``bottle gc`` removes it.
 DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_MODEL_HOST = "api.anthropic.com"
@@ -93,6 +95,9 @@ class EgressPlan(PlanModel):
         description="Resolved addresses refused unless opted in: private ranges and the engine's networks.")
     host_addresses: list[str] = Field(
         default_factory=list, description="The engine host's own addresses: refused always, opted in or not.")
+    websockets: list[str] = Field(default_factory=list, description="Hosts the agent may open WebSockets to.")
+    model_server_tools: list[str] = Field(
+        default_factory=list, description="Model API server tools allowed beyond the default (web_search).")
 
 
 class GitGateRemote(PlanModel):
@@ -304,6 +309,20 @@ def state_root() -> Path:
     return Path(base) / "bottle"
 
 
+def mark_ended(state_dir: str | Path) -> None:
+    """A bottle's run is over: its prompt copy goes, the end time is written (its retention starts then).
+
+    The first end counts: a later sweep of the same bottle does not restart the retention.
+    """
+    state = Path(state_dir)
+    if not state.is_dir():
+        return
+    (state / PROMPT_FILE).unlink(missing_ok=True)
+    marker = state / FINISHED
+    if not marker.exists():
+        marker.write_text(f"{time.time():.3f}\n", encoding="utf-8")
+
+
 def prune_state_dirs(active: set[str], *, older_than: float = DEFAULT_RETENTION_DAYS * 86400) -> list[Path]:
     """Remove state dirs (plan, logs) of bottles that are not running and were last used over ``older_than`` s ago.
 
@@ -374,7 +393,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
 
     config = settings.current()
     guest = GuestPaths(skills_dir=config.guest_skills_dir or GuestPaths().skills_dir)
-    prompt_file = str(state_dir / "prompt.md") if manifest.prompt_text(spec.agent).strip() else None
+    prompt_file = str(state_dir / PROMPT_FILE) if manifest.prompt_text(spec.agent).strip() else None
 
     model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
@@ -401,7 +420,9 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         proxy=ProxyPlan(listen_host=network.bundle_ip, model_host=model_host,
                         upstream_ca_file=config.upstream_ca_file),
         egress=EgressPlan(allow=allow, responses=bottle.egress.responses,
-                          allow_private=list(bottle.egress.allow_private)),
+                          allow_private=list(bottle.egress.allow_private),
+                          websockets=list(bottle.egress.websockets),
+                          model_server_tools=list(bottle.egress.model_server_tools)),
         git_gate=git_gate_plan(manifest, bottle, Path(spec.cwd)),
         supervise=SupervisePlan(mode=agent.supervise.mode, deny=agent.supervise.deny, ask=agent.supervise.ask,
                                 allow=agent.supervise.allow, default=agent.supervise.default,

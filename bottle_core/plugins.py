@@ -356,18 +356,28 @@ def select_backend(option: str | None, bottle_field: str | None) -> str:
     return option or settings.current().backend or bottle_field or DEFAULT_BACKEND
 
 
+def settings_of(plugin: object, name: str) -> list[settings.BackendSetting]:
+    """The ``BOTTLE_*`` variables one backend declares (``backend_settings``), on a manager of its own."""
+    pm = new_manager()
+    pm.register(plugin, name=name)
+    return list(pm.hook.backend_settings() or [])
+
+
 def describe_backends() -> list[dict[str, Any]]:
-    """Every installed backend with distribution, version and availability (loads each one)."""
+    """Every installed backend with distribution, version, availability and settings (loads each one)."""
     rows = []
     for name in sorted(backend_entry_points()):
+        declared: list[settings.BackendSetting] = []
         try:
             plugin, record = load_backend_plugin(name)
         except PluginError as exc:
             record, reason = PluginRecord(name, BACKEND, exc.distribution), exc.render()
         else:
             reason = availability_of(plugin, name, record.distribution)
+            declared = settings_of(plugin, name)
         rows.append({"name": name, "distribution": record.distribution, "version": record.version,
-                     "available": reason is None, "reason": reason})
+                     "available": reason is None, "reason": reason,
+                     "settings": [{"variable": s.variable, "meaning": s.meaning} for s in declared]})
     return rows
 
 

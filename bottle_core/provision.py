@@ -16,7 +16,22 @@ from . import clone, hostrepo
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, tar_of_folders
-from .workspace import LeftOut, WorkspaceFilter, recorded, workspace_tar
+from .workspace import LeftOut, WorkspaceFilter, history_pathspecs, recorded, workspace_tar
+
+
+@hookimpl(tryfirst=True)
+def provision_ca(plan: Plan, bottle: Bottle) -> None:
+    """Make the agent trust the bundle's CA (its key never leaves the bundle), on any backend."""
+    if bottle.bundle is None:
+        return
+    folder, name = posixpath.split(plan.guest.ca_cert)
+    bottle.write_files(folder, {name: bottle.bundle.ca_certificate()}, mode=0o644, owner=0)
+    # What update-ca-certificates does for one added certificate: append it to the
+    # bundle file and link it by subject hash. The script itself re-walks all ~140
+    # system certificates (about 1 s here); the certificate sits in the Debian
+    # place, so any later update-ca-certificates run keeps it.
+    bottle.check(["sh", "-ec", f'cert="{plan.guest.ca_cert}"; cat "$cert" >> "{plan.guest.ca_bundle}"; '
+                  f'ln -sf "$cert" "/etc/ssl/certs/$(openssl x509 -hash -noout -in "$cert").0"'], user="0")
 
 
 @hookimpl(tryfirst=True)
@@ -95,6 +110,7 @@ def copy_workspace(plan: Plan, bottle: Bottle) -> None:
         left = LeftOut()
         stream = clone.clone_tar(repo, uid=plan.guest.uid, include_ignored=plan.git_gate.include_ignored,
                                  keep=recorded(filter_, left))
+        left.in_history = clone.in_history(repo, history_pathspecs(filter_), filter_.keeps)
     else:
         stream, left = workspace_tar(plan.cwd, filter_, plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)

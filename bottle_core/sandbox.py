@@ -1,7 +1,7 @@
-"""The Bottle handle: what every backend's ``launch`` yields.
+"""The Bottle handle (what every backend's ``launch`` yields) and the Bundle handle (its sidecar).
 
-Provisioners talk to the sandbox only through this interface, so a provisioner
-written once works on every backend.
+Provisioners talk to the sandbox only through these interfaces, so a
+provisioner written once works on every backend.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import shlex
 import sys
 import tarfile
 import tempfile
+import threading
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +44,81 @@ def as_argv(command: Sequence[str] | str) -> list[str]:
     return ["sh", "-c", command] if isinstance(command, str) else list(command)
 
 
+class Bundle(ABC):
+    """The running bundle of one bottle, as every backend exposes it.
+
+    Four things only the backend knows how to do (wait for its daemons, fetch
+    its CA, run a command in it, read its output); everything built on them
+    -- trusting the CA, filing the logs, the supervisor's control client -- is
+    written once, here and in core.
+    """
+
+    def __init__(self, slug: str):
+        self.slug = slug
+        self._ready = False
+        self._filer: threading.Thread | None = None
+
+    @abstractmethod
+    def wait_ready(self) -> None:
+        """Block until every daemon accepts connections; raise BottleRuntimeError with its last words if it dies."""
+
+    @abstractmethod
+    def ca_certificate(self) -> bytes:
+        """The PEM of the CA its proxy signs with, as soon as the bundle has made it (the key never leaves)."""
+
+    @abstractmethod
+    def exec(self, argv: Sequence[str], *, user: str = "bundle") -> ExecResult:
+        """Run ``argv`` inside the bundle to completion, as ``user`` (its daemons' own user by default)."""
+
+    @abstractmethod
+    def output(self) -> Iterable[bytes]:
+        """Its output from the start, as byte chunks, following it until the bundle stops."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop its daemons (the output ends); removing what is left is the launch's business."""
+
+    def ready(self) -> None:
+        """:meth:`wait_ready`, once."""
+        if not self._ready:
+            self.wait_ready()
+            self._ready = True
+
+    def file_logs(self, state_dir: str | Path) -> None:
+        """File its output in the bottle's state dir while it runs, so the logs outlive it (in the background)."""
+        from .bundle.logs import LogSink
+
+        def follow() -> None:
+            sink = LogSink(state_dir)
+            try:
+                sink.feed_stream(self.output())
+            except Exception:  # the stream broke as the bundle went: nothing more to file
+                pass
+            finally:
+                sink.close()
+
+        self._filer = threading.Thread(target=follow, name=f"bundle-logs-{self.slug}", daemon=True)
+        self._filer.start()
+
+    def finish_logs(self, timeout: float = 5.0) -> None:
+        """Stop the bundle and let its last lines reach the state dir (at most ``timeout`` seconds)."""
+        if self._filer is None:
+            return
+        try:
+            self.stop()
+        except Exception:  # already stopped or gone: its stream has ended anyway
+            pass
+        self._filer.join(timeout)
+        self._filer = None
+
+
 class Bottle(ABC):
     """A running sandbox. Backends subclass it; provisioners only call its public methods."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, bundle: Bundle | None = None):
         self.plan = plan
+        #: The bottle's bundle (every launched bottle has one; None only in tests of the agent side alone).
+        self.bundle = bundle
 
     @abstractmethod
     def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
@@ -67,7 +139,9 @@ class Bottle(ABC):
         """A tar stream of the guest path ``src``."""
 
     def ready(self) -> None:
-        """Block until the sandbox's way out (the bundle's proxy) is up; bottle calls it before handing over."""
+        """Block until the sandbox's way out (the bundle's daemons) is up; bottle calls it before handing over."""
+        if self.bundle is not None:
+            self.bundle.ready()
 
     def close(self) -> None:
         """Release anything the handle holds (the launch context removes the sandbox itself)."""
@@ -84,6 +158,12 @@ class Bottle(ABC):
             detail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
             raise BottleRuntimeError(f"in bottle {self.plan.slug}: `{shown}` exited {result.returncode}: {detail[0]}")
         return result
+
+    def exec_bundle(self, command: Sequence[str] | str, *, user: str = "0") -> ExecResult:
+        """Run a command in this bottle's bundle (probes, and a backend's own provisioning of it)."""
+        if self.bundle is None:
+            raise RuntimeError(f"bottle {self.plan.slug} has no bundle")
+        return self.bundle.exec(as_argv(command), user=user)
 
     def write_files(self, dest: str, files: Mapping[str, bytes], *, mode: int = 0o644, owner: int | None = None) -> None:
         """Copy files (name -> content) into ``dest`` as one tar stream.
@@ -123,6 +203,40 @@ class Bottle(ABC):
         if interactive is None:
             interactive = sys.stdin.isatty()
         return self.run(self.claude_argv(args, interactive=interactive), tty=interactive)
+
+
+class Launch(AbstractContextManager):
+    """What a backend's ``launch`` returns: entering brings the bottle up, leaving removes all of it.
+
+    Subclasses write :meth:`start` (set ``self.bottle``; record each thing as
+    it is made) and :meth:`teardown` (remove what was made; never raise). A
+    start that fails part-way is torn down before the error goes on, so
+    nothing half-started is left behind.
+    """
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.bottle: Bottle | None = None
+
+    @abstractmethod
+    def start(self) -> None:
+        """Bring the bottle up and set ``self.bottle``."""
+
+    @abstractmethod
+    def teardown(self) -> None:
+        """Remove everything :meth:`start` made, newest first, whatever happened; never raises."""
+
+    def __enter__(self) -> Bottle:
+        try:
+            self.start()
+        except BaseException:
+            self.teardown()
+            raise
+        assert self.bottle is not None, f"{type(self).__name__}.start() set no bottle"
+        return self.bottle
+
+    def __exit__(self, *exc_info) -> None:
+        self.teardown()
 
 
 def claude_argv(plan: Plan, args: Sequence[str], *, interactive: bool) -> list[str]:

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import reaper
 from .hookspecs import PROVISION_ORDER
-from .plan import FINISHED, Plan, stage, state_root
+from .plan import Plan, mark_ended, stage, state_root
 from .plugins import Plugins, select_backend
 from .provision import copy_workspace
 from .sandbox import Bottle
@@ -47,7 +48,11 @@ def prepare(plugins: Plugins, spec: BottleSpec, stage_dir: Path | None = None) -
 
 @contextmanager
 def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
-    """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards."""
+    """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards.
+
+    A reaper watches this process meanwhile: should it die without its teardown, the bottle goes anyway.
+    """
+    switch = reaper.start(plan.backend, plan.slug, plan.state_dir)
     try:
         with plugins.call_first("launch", plan=plan) as bottle:
             launched = bottle.plan  # the plan given, or a new one the backend saved (see the launch hookspec)
@@ -62,16 +67,8 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             bottle.ready()
             yield bottle
     finally:
-        finish_state(plan)
-
-
-def finish_state(plan: Plan) -> None:
-    """Keep a finished bottle's plan and logs for ``bottle logs`` (``bottle gc`` ages them out); drop its prompt copy."""
-    if plan.prompt_file:
-        Path(plan.prompt_file).unlink(missing_ok=True)
-    state = Path(plan.state_dir)
-    if state.is_dir():
-        (state / FINISHED).write_text(f"{time.time():.3f}\n", encoding="utf-8")
+        mark_ended(plan.state_dir)  # its plan and logs stay for `bottle logs` until `bottle gc` ages them out
+        switch.release()  # the teardown above ran: nothing left for the reaper
 
 
 def discard_state(plan: Plan) -> None:

@@ -5,8 +5,9 @@ table a user reads; a test checks the two agree). It reads the environment on
 every call, which costs microseconds: a test's ``monkeypatch.setenv`` and a
 long-lived process both see the environment as it is now.
 
-Backends read their own variables here too (the docker backend's outbound
-network, the smol backend's smolvm binary), so there is one list to read.
+A backend declares its own variables as :class:`BackendSetting` values (the
+``backend_settings`` hook) and reads them through them: core names none of
+a backend's variables, and docs/settings.md lists both kinds.
 """
 
 from __future__ import annotations
@@ -54,12 +55,22 @@ class Settings:
     """BOTTLE_CLAUDE_TOKEN_URL: the token endpoint a host's Claude Code login is refreshed at before launch (default Claude Code's own)."""
     guest_skills_dir: str | None = None
     """BOTTLE_GUEST_SKILLS_DIR: where skills go inside the sandbox (default /home/agent/.claude/skills)."""
-    docker_outbound_network: str | None = None
-    """BOTTLE_DOCKER_OUTBOUND_NETWORK: docker backend: the network bundles reach the outside through (default bottle-outbound, made on first use)."""
-    smolvm: str | None = None
-    """BOTTLE_SMOLVM: smol backend: the smolvm binary to use (default: on PATH, else the smolmachines wheel's)."""
-    smolvm_state_dir: str | None = None
-    """BOTTLE_SMOLVM_STATE_DIR: smol backend: smolvm's state root, to keep these machines apart from others."""
+
+
+@dataclass(frozen=True)
+class BackendSetting:
+    """One ``BOTTLE_*`` variable a backend declares and reads (``name`` without the prefix, lower case)."""
+
+    name: str
+    meaning: str
+
+    @property
+    def variable(self) -> str:
+        return variable(self.name)
+
+    def value(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """Its value now (an empty one counts as unset)."""
+        return (os.environ if environ is None else environ).get(self.variable) or None
 
 
 def variable(name: str) -> str:
@@ -88,9 +99,6 @@ def current(environ: Mapping[str, str] | None = None) -> Settings:
         upstream_ca_file=get("upstream_ca_file"),
         claude_token_url=get("claude_token_url"),
         guest_skills_dir=get("guest_skills_dir"),
-        docker_outbound_network=get("docker_outbound_network"),
-        smolvm=get("smolvm"),
-        smolvm_state_dir=get("smolvm_state_dir"),
     )
 
 

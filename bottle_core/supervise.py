@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from .bundle import contract
+from .bundle.logs import LIMIT_EVENT
 from .errors import BottleRuntimeError, UsageError
 from .plan import Plan
 
@@ -85,44 +87,58 @@ def pending(plugins, slug: str) -> list[dict]:
     return _control(plugins, slug, ["pending"])["pending"]
 
 
-def answer(plugins, slug: str, call_id: str, approve: bool, reason: str = "") -> None:
-    """Approve or deny the waiting call ``call_id`` of bottle ``slug``; an unknown id is a usage error."""
-    _control(plugins, slug, ["answer", call_id, "approve" if approve else "deny", *([reason] if reason else [])])
+def answer(plugins, slug: str, call_id: str, approve: bool, reason: str = "", expect_hash: str | None = None) -> None:
+    """Approve or deny the waiting call ``call_id`` of bottle ``slug``; an unknown id is a usage error.
+
+    :param expect_hash: the call's hash as ``bottle pending`` showed it: the answer reaches only that call.
+    """
+    _control(plugins, slug, ["answer", call_id, "approve" if approve else "deny", expect_hash or "-",
+                             *([reason] if reason else [])])
 
 
 # -- the end of a run -------------------------------------------------------------
 
 
-def audit_records(state_dir: str | Path) -> list[dict]:
-    path = Path(state_dir) / "logs" / "audit.jsonl"
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return sorted(records, key=lambda r: r.get("seq", 0))
+def audit_records(state_dir: str | Path) -> Iterator[dict]:
+    """The audit log's records in the order written (the supervisor's order), read a line at a time."""
+    from .logs import read_records
+
+    return read_records(Path(state_dir) / "logs" / "audit.jsonl")
+
+
+#: How the summary says that the calls it counts are what the agent's side reported, not what was seen to run.
+AGENT_REPORTED = "as reported by the agent's hooks, which the agent could forge"
 
 
 def summary(plan: Plan) -> str | None:
-    """One line on what the supervisor saw and decided this run, or None when supervision was off."""
+    """One line on what the supervisor saw and decided this run, or None when supervision was off.
+
+    The calls counted are hook events, which come from inside the bottle: the line says so.
+    """
     if not plan.supervise.active:
         return None
-    records = audit_records(plan.state_dir)
-    if not records:
+    seen = 0
+    calls, would, decided, outcomes, capped = 0, Counter(), Counter(), Counter(), 0
+    for record in audit_records(plan.state_dir):
+        seen += 1
+        event = record.get("event")
+        if event == "PreToolUse":
+            calls += 1
+            would[record.get("policy")] += 1
+            decided[record.get("decision")] += 1
+        elif event == "Answer":
+            outcomes[record.get("outcome")] += 1
+        elif event in ("RateLimit", LIMIT_EVENT):
+            capped += 1
+    if not seen:
         return None  # claude never ran (`bottle exec` of another command): nothing to tell
-    calls = [r for r in records if r.get("event") == "PreToolUse"]
+    flood = f"; {_count(capped, 'flood marker')} in the audit log (see bottle logs --audit)" if capped else ""
     if plan.supervise.mode != "enforce":
-        would = Counter(r.get("policy") for r in calls)
-        return (f"supervise (audit): {_count(len(calls), 'tool call')} recorded, none judged; the policy would have "
-                f"denied {would['deny']} and asked {would['ask']}")
-    decided = Counter(r.get("decision") for r in calls)
-    outcomes = Counter(r.get("outcome") for r in records if r.get("event") == "Answer")
-    return (f"supervise: {_count(len(calls), 'tool call')}: {decided['allow']} allowed, {decided['deny']} denied by "
-            f"policy, {decided['ask']} asked ({outcomes['approved']} approved, {outcomes['denied']} denied, "
-            f"{outcomes['timeout']} timed out)")
+        return (f"supervise (audit): {_count(calls, 'tool call')} recorded ({AGENT_REPORTED}), none judged; the "
+                f"policy would have denied {would['deny']} and asked {would['ask']}{flood}")
+    return (f"supervise: {_count(calls, 'tool call')} ({AGENT_REPORTED}): {decided['allow']} allowed, "
+            f"{decided['deny']} denied by policy, {decided['ask']} asked ({outcomes['approved']} approved, "
+            f"{outcomes['denied']} denied, {outcomes['timeout']} timed out){flood}")
 
 
 def _count(number: int, noun: str) -> str:

@@ -1,14 +1,22 @@
-"""Trust before use: a manifest that sends host secrets to hosts runs only once the user approved it.
+"""Trust before use: a manifest that takes data from the host, or reaches into it, runs only once the user approved it.
 
-A ``bottle.toml`` can come with any repository a user clones, and its
-secrets name host variables and files (``from_file = "~/.ssh/id_rsa"``) and
-the hosts they go to. So, as direnv does with ``.envrc``, bottle remembers
-which bindings the user approved: the manifest's absolute path and its
-bindings (bottle, secret, source, hosts, where swapped in), hashed, one
-file per approval under ``$XDG_CONFIG_HOME/bottle/trusted``. Anything else
-in the manifest may change freely; a changed binding is a new hash and
-asks again. A manifest with no secrets needs no approval, and the model
-key bottle adds itself is not the manifest's binding.
+A ``bottle.toml`` can come with any repository a user clones, and it can name
+host variables and files (``from_file = "~/.ssh/id_rsa"``, a git remote's
+``token_file``), the user's other repositories (a path upstream the agent
+may push to), files of the workspace that are left out by default
+(``workspace.include``, ``include_ignored``) and skill folders of the user's
+own (``~/.claude/skills``). So, as direnv does with ``.envrc``, bottle
+remembers which of these *bindings* the user approved: the manifest's
+absolute path and every binding, in plain words, hashed, one file per
+approval under ``$XDG_CONFIG_HOME/bottle/trusted``. Anything else in the
+manifest may change freely; a changed, added or removed binding is a new
+hash and asks again. A manifest with no bindings needs no approval, and
+what bottle adds itself (the model key, the user's own repository as
+``origin``) is not the manifest's binding.
+
+Not bindings, because they take nothing from the host: ``workspace.exclude``
+(it only leaves more out), ``env`` (plain text in the manifest), egress
+entries (the proxy's allow-list, see docs/egress.md).
 """
 
 from __future__ import annotations
@@ -22,37 +30,91 @@ from pathlib import Path
 
 from .errors import UsageError
 from .manifest import Manifest
+from .terminal import visible
 
 
 @dataclass(frozen=True)
 class Binding:
-    """One host secret the manifest sends out: from where on the host, to which hosts."""
+    """One thing the manifest takes from the host or opens to the bottle, in the words the user approves."""
 
-    bottle: str
-    secret: str
-    source: str
-    hosts: tuple[str, ...]
-    swap_in: tuple[str, ...]
+    where: str
+    says: str
 
     def describe(self) -> str:
-        return (f"  {self.bottle}.{self.secret}: {self.source} -> {', '.join(self.hosts)} "
-                f"(swapped in: {', '.join(self.swap_in)})")
+        return f"  {visible(self.where)}: {visible(self.says)}"
 
 
 class UntrustedManifest(UsageError):
-    """The manifest binds host secrets to hosts and the user has not approved these bindings."""
+    """The manifest binds host data or repositories and the user has not approved these bindings."""
+
+
+def _source(manifest: Manifest, env: str | None, file: str | None) -> str:
+    if env:
+        return f"the host variable {env}"
+    return f"the host file {(manifest.base_dir / Path(file).expanduser()).resolve()}"  # type: ignore[arg-type]
+
+
+def _host_of(url: str) -> str:
+    return url.partition("://")[2].split("/", 1)[0]
+
+
+def _project_repository(manifest: Manifest) -> Path | None:
+    """The repository the manifest lives in (its own project), whose use as an upstream needs no approval."""
+    from .hostrepo import find_repository
+
+    found = find_repository(manifest.base_dir)
+    return found.common_dir if found is not None else None
+
+
+def _git_bindings(manifest: Manifest, bottle_name: str, bottle) -> list[Binding]:
+    from .hostrepo import find_repository
+
+    found = []
+    for name, remote in sorted(bottle.git.items()):
+        where = f"bottles.{bottle_name}.git.{name}"
+        push = (f"pushes allowed to {', '.join(remote.push.allow) or 'no ref'}; "
+                f"protected: {', '.join(remote.push.protected) or 'none'}; largest push {remote.push.max_size}")
+        if remote.url.startswith("https://"):
+            if remote.token_env or remote.token_file:
+                found.append(Binding(where, f"sends {_source(manifest, remote.token_env, remote.token_file)} as "
+                                            f"user {remote.token_user!r}'s password to {_host_of(remote.url)} "
+                                            f"({remote.url}); {push}"))
+            continue
+        path = (manifest.base_dir / Path(remote.url).expanduser()).resolve()
+        repo = find_repository(path)
+        if repo is not None and repo.common_dir == _project_repository(manifest):
+            continue  # the project's own repository
+        found.append(Binding(where, f"lets the agent fetch the host repository {path} and push to it; {push}"))
+    return found
+
+
+def _workspace_bindings(bottle_name: str, bottle) -> list[Binding]:
+    found, where = [], f"bottles.{bottle_name}.workspace"
+    if bottle.workspace.include_ignored:
+        found.append(Binding(f"{where}.include_ignored", "copies files git ignores into the bottle"))
+    if bottle.workspace.include:
+        found.append(Binding(f"{where}.include", "copies files left out by default (.env*, .git/config "
+                                                 f"credentials) or excluded into the bottle: "
+                                                 f"{', '.join(bottle.workspace.include)}"))
+    return found
 
 
 def bindings(manifest: Manifest) -> list[Binding]:
-    """Every host variable or file the manifest binds to hosts, in a stable order."""
+    """Everything the manifest takes from the host or opens to the bottle, in a stable order."""
     found = []
     for bottle_name, bottle in sorted(manifest.bottles.items()):
         for name, secret in sorted(bottle.secrets.items()):
-            if secret.from_env:
-                source = f"host variable {secret.from_env}"
-            else:
-                source = f"file {(manifest.base_dir / Path(secret.from_file).expanduser()).resolve()}"  # type: ignore[arg-type]
-            found.append(Binding(bottle_name, name, source, tuple(secret.hosts), tuple(secret.swap_in)))
+            found.append(Binding(f"bottles.{bottle_name}.secrets.{name}",
+                                 f"sends {_source(manifest, secret.from_env, secret.from_file)} to "
+                                 f"{', '.join(secret.hosts)} (swapped in: {', '.join(secret.swap_in)})"))
+        found += _git_bindings(manifest, bottle_name, bottle)
+        found += _workspace_bindings(bottle_name, bottle)
+    for agent_name, agent in sorted(manifest.agents.items()):
+        for skill in agent.skills:
+            folder = manifest.find_skill(skill)
+            if folder is not None and not folder.resolve().is_relative_to(manifest.base_dir):
+                found.append(Binding(f"agents.{agent_name}.skills", f"copies the host folder {folder.resolve()} "
+                                                                    f"into the bottle (skill {skill!r})"))
     return found
 
 
@@ -62,10 +124,13 @@ def trust_dir() -> Path:
     return Path(base) / "bottle" / "trusted"
 
 
+def _record(manifest: Manifest) -> dict:
+    return {"manifest": str(Path(manifest.source).resolve()), "bindings": [asdict(b) for b in bindings(manifest)]}
+
+
 def fingerprint(manifest: Manifest) -> str:
-    """The hash an approval is kept under: the manifest's path and its bindings."""
-    record = {"manifest": str(Path(manifest.source).resolve()), "bindings": [asdict(b) for b in bindings(manifest)]}
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    """The hash an approval is kept under: the manifest's path and every binding."""
+    return hashlib.sha256(json.dumps(_record(manifest), sort_keys=True).encode()).hexdigest()
 
 
 def is_trusted(manifest: Manifest) -> bool:
@@ -78,8 +143,7 @@ def approve(manifest: Manifest) -> Path:
     folder = trust_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / fingerprint(manifest)
-    record = {"manifest": str(Path(manifest.source).resolve()), "bindings": [asdict(b) for b in bindings(manifest)]}
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(_record(manifest), indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -98,8 +162,8 @@ def trust_command(manifest: Manifest) -> str:
 
 
 def summary(manifest: Manifest) -> str:
-    """The bindings as the user reviews them, one per line."""
-    lines = [f"{manifest.source} sends these host secrets out of this machine:"]
+    """The bindings as the user reviews them, one per line (control characters made visible)."""
+    lines = [f"{visible(manifest.source)} takes these from this machine or opens them to the bottle:"]
     lines += [binding.describe() for binding in bindings(manifest)]
     return "\n".join(lines)
 
@@ -115,6 +179,6 @@ def require_trust(manifest: Manifest, *, ask=None) -> None:
     if ask is not None and ask(summary(manifest)):
         approve(manifest)
         return
-    names = "; ".join(f"{b.secret}: {b.source} -> {', '.join(b.hosts)}" for b in bindings(manifest))
-    raise UntrustedManifest(f"{manifest.source} binds host secrets to hosts and these bindings are not approved "
-                            f"({names})", hint=f"review the manifest, then run: {trust_command(manifest)}")
+    names = "; ".join(f"{b.where}: {b.says}" for b in bindings(manifest))
+    raise UntrustedManifest(f"{manifest.source} binds host data or repositories and these bindings are not "
+                            f"approved ({names})", hint=f"review them, then run: {trust_command(manifest)}")

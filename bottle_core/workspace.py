@@ -79,36 +79,65 @@ def scrub_git_config(text: str) -> tuple[str, int]:
     return text, count + headers
 
 
+def _some(paths: list[str]) -> str:
+    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+
 @dataclass
 class LeftOut:
-    """What one workspace copy left behind, for the line said at launch."""
+    """What one workspace copy left behind, for the lines said at launch (file names made visible there)."""
 
     paths: list[str] = field(default_factory=list)
     credentials: int = 0
+    #: Left-out paths that commits of the repository still hold: the agent can read them with git.
+    in_history: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        """``bottle: workspace: left out .env, api/.env.local and 1 credential in .git/config (...)``."""
+        """``bottle: workspace: left out .env, api/.env.local and 1 credential in .git/config (...)``.
+
+        A second line warns about left-out paths that the history still holds.
+        """
+        from .terminal import visible
+
         parts = []
         if self.paths:
-            shown = ", ".join(self.paths[:5]) + (f" and {len(self.paths) - 5} more" if len(self.paths) > 5 else "")
-            parts.append(shown)
+            parts.append(_some(self.paths))
         if self.credentials:
             parts.append(f"{self.credentials} credential{'s' if self.credentials > 1 else ''} in {GIT_CONFIG}")
         if not parts:
-            return "bottle: workspace: copied in whole (.env* files and .git/config credentials would be left out)"
-        return (f"bottle: workspace: left out {' and '.join(parts)} "
-                "(workspace.include in the manifest copies them)")
+            text = "bottle: workspace: copied in whole (.env* files and .git/config credentials would be left out)"
+        else:
+            text = (f"bottle: workspace: left out {' and '.join(parts)} "
+                    "(workspace.include in the manifest copies them)")
+        if self.in_history:
+            text += (f"\nbottle: warning: workspace: {_some(self.in_history)} left out but in this repository's "
+                     "history: the agent can read them with git (git log --all -- PATH). History cannot be hidden "
+                     "while the git gate lends the repository's objects; remove them from history (git filter-repo) "
+                     "or run with --no-copy-cwd")
+        return "\n".join(visible(line) for line in text.split("\n"))
 
 
 def recorded(filter_: WorkspaceFilter, left: LeftOut):
-    """``filter_.keeps``, noting each path it leaves out in ``left``."""
+    """``filter_.keeps``, noting each path it leaves out in ``left`` (once, however often asked)."""
+    seen: set[str] = set()
 
     def keep(path: str) -> bool:
         kept = filter_.keeps(path)
-        if not kept:
+        if not kept and path not in seen:
+            seen.add(path)
             left.paths.append(path)
         return kept
     return keep
+
+
+def history_pathspecs(filter_: WorkspaceFilter) -> list[str]:
+    """git pathspecs matching what ``filter_`` leaves out (its includes are checked afterwards, with ``keeps``)."""
+    specs = []
+    for pattern in (*filter_.defaults, *filter_.exclude):
+        pattern = pattern.strip("/")
+        top = pattern if "/" in pattern else f"**/{pattern}"
+        specs += [f":(glob){top}", f":(glob){top}/**"]
+    return specs
 
 
 def workspace_tar(folder, filter_: WorkspaceFilter, uid: int):

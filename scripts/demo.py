@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test-server image recipe is shared with the tests
-from tests.servers import image  # noqa: E402
+from tests.servers import image, internet  # noqa: E402
 BOTTLE = str(Path(sys.executable).with_name("bottle"))
 
 AGENT_PROMPT = "You are demo. Be brief."
@@ -53,14 +52,17 @@ SCRIPT = [
     FINAL_TEXT,
 ]
 
-MANIFEST = f"""\
+#: ``{subnet}`` is the stand-in internet's range: its servers have private addresses, which a bottle
+#: refuses unless its manifest opts the range in, as a user would for a server on their own machine.
+MANIFEST = """\
 # The demo's manifest: one bottle, one supervised agent.
 [bottles.dev]
 egress.allow = ["allowed.test"]
+egress.allow_private = ["{subnet}"]
 
 [agents.demo]
 bottle = "dev"
-prompt = "{AGENT_PROMPT}"
+prompt = "{prompt}"
 
 [agents.demo.supervise]
 mode = "enforce"
@@ -110,16 +112,15 @@ def ensure_server_image(client) -> str:
 
 
 class Demo:
-    """The demo's temporary folder, network and web origin, all removed by ``close``."""
+    """The demo's temporary folder, stand-in internet and web origin, all removed by ``close``."""
 
     def __init__(self, client):
         self.client = client
-        self.token = secrets.token_hex(4)
         self.labels = {DEMO_LABEL: "1", f"{DEMO_LABEL}.pid": str(os.getpid())}
         self.tmp = Path(tempfile.mkdtemp(prefix="bottle-demo-"))
-        self.srv = self.tmp / "srv"  # mounted into the model server
+        self.srv = self.tmp / "srv"  # mounted into the web origin
         self.workspace = self.tmp / "workspace"  # the directory bottle run copies into /workspace
-        self.network = None
+        self.internet: internet.Internet | None = None
         self.server = None
         self.bottle_pid: int | None = None  # of the `bottle run` child, once started
 
@@ -127,58 +128,35 @@ class Demo:
 
     def make_certificates(self) -> Path:
         """A throwaway CA; a certificate for the origin's names signed by it. Returns the CA's PEM path."""
-        import trustme
-
         self.srv.mkdir()
-        self.srv.chmod(0o777)  # the server rewrites its script file here, whatever uid it runs as
-        ca = trustme.CA()
-        ca_pem = self.tmp / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_pem))
-        cert = ca.issue_cert(*ORIGIN_NAMES)
-        with open(self.srv / "server.crt", "wb") as handle:
-            for blob in cert.cert_chain_pems:
-                handle.write(blob.bytes())
-        cert.private_key_pem.write_to_path(str(self.srv / "server.key"))
-        for path in (ca_pem, self.srv / "server.crt", self.srv / "server.key"):
-            path.chmod(0o644)
-        return ca_pem
+        self.srv.chmod(0o755)
+        ca = internet.CertAuthority(self.tmp)
+        self.cert, self.key = ca.issue(*ORIGIN_NAMES, directory=self.srv)
+        return ca.pem_path
 
-    def create_network(self) -> str:
-        # internal: no route off the machine for anything on it.
-        name = f"bottle-demo-net-{self.token}"
-        self.network = self.client.networks.create(name, driver="bridge", internal=True, labels=self.labels,
-                                                   check_duplicate=True)
-        return name
+    def create_network(self, image: str) -> str:
+        self.internet = internet.Internet.create(self.client, image, self.labels, prefix="bottle-demo-net")
+        return self.internet.name
 
-    def start_origin(self, image: str) -> None:
-        api = self.client.api
-        networking = api.create_networking_config(
-            {self.network.name: api.create_endpoint_config(aliases=list(ORIGIN_NAMES))})
-        # Its resolver points at its own loopback: the server itself never looks a name up off the machine.
-        host_config = api.create_host_config(binds={str(self.srv): {"bind": "/srv", "mode": "ro"}},
-                                             network_mode=self.network.name, dns=["127.0.0.1"])
-        created = api.create_container(
-            image, ["python3", "/opt/bottle-test/origin.py", "--cert", "/srv/server.crt", "--key", "/srv/server.key",
-                    "--port", "443", "--http-port", "80"],
-            name=f"bottle-demo-origin-{self.token}", labels=self.labels, host_config=host_config,
-            networking_config=networking, detach=True,
-        )
-        self.server = self.client.containers.get(created["Id"])
-        self.server.start()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            output = self.server.logs().decode("utf-8", "replace")
-            if "origin listening on http port" in output:
-                return
-            self.server.reload()
-            if self.server.status in ("exited", "dead"):
-                raise DemoFailed(f"the web origin exited before it was ready:\n{output}")
-            time.sleep(0.1)
-        raise DemoFailed(f"the web origin was not ready after {READY_TIMEOUT:.0f}s")
+    def start_origin(self) -> None:
+        assert self.internet is not None
+        self.server = self.internet.start(
+            f"bottle-demo-origin-{self.internet.name.rsplit('-', 1)[-1]}",
+            ["python3", "/opt/bottle-test/origin.py", "--cert", f"/srv/{self.cert.name}", "--key",
+             f"/srv/{self.key.name}", "--port", "443", "--http-port", "80"],
+            aliases=ORIGIN_NAMES, binds={str(self.srv): {"bind": "/srv", "mode": "ro"}})
+        try:
+            internet.wait_until_listening(self.server, "origin listening on http port", READY_TIMEOUT)
+        except internet.ServerNotReady as exc:
+            raise DemoFailed(f"the web origin did not start: {exc}") from None
+
+    def manifest_text(self) -> str:
+        assert self.internet is not None
+        return MANIFEST.format(subnet=self.internet.subnet, prompt=AGENT_PROMPT)
 
     def write_manifest(self) -> Path:
         path = self.tmp / "bottle.toml"
-        path.write_text(MANIFEST, encoding="utf-8")
+        path.write_text(self.manifest_text(), encoding="utf-8")
         (self.tmp / "script.json").write_text(json.dumps(SCRIPT, indent=1), encoding="utf-8")
         self.workspace.mkdir()
         (self.workspace / "README.txt").write_text("This folder was copied into the bottle's /workspace.\n")
@@ -187,23 +165,11 @@ class Demo:
     # tear-down
 
     def close(self) -> None:
-        """Remove the model server, anything still attached to the network, the network, the temp folder."""
-        import docker.errors
-
-        if self.server is not None:
-            _quietly(lambda: self.server.remove(force=True))
+        """Remove the web origin, anything still attached to the network, the network, the temp folder."""
         self._sweep_bottle()
-        if self.network is not None:
-            _quietly(self.network.reload)
-            for container_id in list(self.network.attrs.get("Containers") or {}):
-                self._release(container_id)
-            try:
-                self.network.remove()
-                detail(f"removed network {self.network.name}")
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                print(f"warning: could not remove network {self.network.name}: {exc}", file=sys.stderr)
+        if self.internet is not None:
+            self.internet.close(release=self._release)
+            detail(f"removed network {self.internet.name}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _sweep_bottle(self) -> None:
@@ -215,28 +181,17 @@ class Demo:
         for container in leftovers:
             _quietly(lambda c=container: c.remove(force=True))
         for network in self.client.networks.list(filters=selector):
-            if network.name != getattr(self.network, "name", None):
-                leftovers.append(network)
-                _quietly(network.remove)
+            leftovers.append(network)
+            _quietly(network.remove)
         if leftovers:
             detail(f"removed {len(leftovers)} resource(s) the interrupted bottle left behind")
 
-    def _release(self, container_id: str) -> None:
-        """Free the network of a container left on it: a bottle's bundle (if bottle run was killed) or ours."""
-        import docker.errors
-
-        try:
-            container = self.client.containers.get(container_id)
-        except docker.errors.NotFound:
-            return
+    @staticmethod
+    def _release(container) -> None:
+        """A bottle's bundle still on the network (bottle run was killed): the bottle's own stop removes it all."""
         slug = container.labels.get("bottle.slug")
         if slug:
-            # The bottle's own stop removes all of that bottle, not just the part on this network.
             subprocess.run([BOTTLE, "stop", slug], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-        elif container.labels.get(DEMO_LABEL) == "1":
-            _quietly(lambda: container.remove(force=True))
-        else:
-            _quietly(lambda: self.network.disconnect(container_id, force=True))
 
 
 def _quietly(action) -> None:
@@ -327,7 +282,11 @@ def report_logs(output: str) -> list[str]:
     for expected in (("allowed.test", "allow"), ("denied.test", "deny")):
         if expected not in decisions:
             failed.append(f"the egress log lacks {expected}")
-    if any(r.get("decision") == "allow" and r.get("host") == "api.anthropic.com" for r in egress):
+    # Rehearsal records say who answered: the model script (rule model-script), never the real host.
+    to_model = [r for r in egress if r.get("host") == "api.anthropic.com" and r.get("decision") == "allow"]
+    if not to_model:
+        failed.append("the egress log shows no request to the model host (the script was never asked)")
+    if any(r.get("rule") != "model-script" for r in to_model):
         failed.append("a request went to the real model host")
     if "5 tool calls: 4 allowed, 1 denied by policy" not in output:
         failed.append("the end-of-run summary is missing")
@@ -358,23 +317,26 @@ def main() -> int:
 
     print("bottle demo: a real claude in a real bottle, answered by a scripted model on a local network.")
     demo = Demo(client)
+    # The demo's bottle keeps its state and logs in the demo's own folder: `bottle logs demo` below reads this
+    # run's bottle, never another bottle of an agent named demo, and nothing outlives the demo.
+    os.environ["XDG_STATE_HOME"] = str(demo.tmp / "state")
     failed: list[str] = []
     status = 1  # when something failed
     try:
         step(1, "The test-server image (a web origin)")
-        image = ensure_server_image(client)
+        server_image = ensure_server_image(client)
 
         step(2, "A stand-in internet on this machine")
         ca_pem = demo.make_certificates()
         detail(f"throwaway CA made; certificate issued for {', '.join(ORIGIN_NAMES)}")
-        network = demo.create_network()
+        network = demo.create_network(server_image)
         detail(f"internal docker network {network} created (no route off the machine)")
-        demo.start_origin(image)
+        demo.start_origin()
         detail(f"web origin {demo.server.name} answers as {' and '.join(ORIGIN_NAMES)} on it")
 
         step(3, "The manifest and the model script (no model, no key: the bundle plays the script)")
         manifest = demo.write_manifest()
-        shown(MANIFEST)
+        shown(manifest.read_text(encoding="utf-8"))
         for number, reply in enumerate(SCRIPT, 1):
             tool = reply.get("tool_use") if isinstance(reply, dict) else None
             what = f"{tool['name']} {tool['input'].get('command') or tool['input'].get('file_path')}" if tool else reply

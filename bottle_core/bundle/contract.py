@@ -37,7 +37,8 @@ from ..errors import BottleRuntimeError
 from ..plan import Plan
 
 READY_LINE = b"bottle-bundle: ready"
-READY_TIMEOUT = 60.0
+#: Longer than the bundle's own bound (its entry point's), so the bundle says what it waited for.
+READY_TIMEOUT = 180.0
 CONFIG = "/etc/bottle/bundle.json"
 SECRETS = "/etc/bottle/secrets.json"
 UPSTREAM_CA = "/etc/bottle/upstream-ca.pem"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -89,10 +90,14 @@ def tcp_probe(bottle, host: str, port: int, timeout: int = 2) -> bool:
 
 @contextmanager
 def background_bottle(manifest_path: Path, agent: str, *command: str, timeout: float = 120):
-    """`bottle exec AGENT -- COMMAND` running in the background: yields (process, slug) once `bottle ls` shows it."""
+    """`bottle exec AGENT -- COMMAND` running in the background: yields (process, slug) once `bottle ls` shows it.
+
+    The process's stdin and stdout are pipes: a command can wait for the test's go (``read _``, or EOF when
+    the test closes stdin) and say where it is (:func:`wait_for_line`), instead of sleeping and hoping.
+    """
     before = {row["slug"] for row in json.loads(bottle_cli("ls", "--json").stdout)}  # other runs of the same agent
     proc = subprocess.Popen([BOTTLE, "exec", "-m", str(manifest_path), agent, "--", *(command or ("sleep", "120"))],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + timeout
         slug = None
@@ -107,3 +112,20 @@ def background_bottle(manifest_path: Path, agent: str, *command: str, timeout: f
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
+
+
+def wait_for_line(proc: subprocess.Popen, text: bytes, timeout: float = 120) -> bytes:
+    """Read the process's stdout until a line containing ``text`` (the command says it got there); that line."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the command never printed {text!r}"
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        assert line, f"the command ended before printing {text!r}: {proc.stderr.read().decode()}"
+        if text in line:
+            return line

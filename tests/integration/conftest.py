@@ -20,12 +20,14 @@ import dataclasses
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.servers import internet as internet_module
 from tests.servers.image import ImageBuildFailed, ensure_server_image
+from tests.servers.internet import CertAuthority, ServerNotReady
+from tests.servers.internet import remove_quietly as _remove_quietly
 
 TEST_LABEL = "bottle.test"
 PID_LABEL = "bottle.test.pid"
@@ -34,7 +36,7 @@ MODEL_HOST = "api.anthropic.com"
 #: the long hex label (the words "my password") stands for data hidden in a name under a wildcard entry.
 ORIGIN_NAMES = ("allowed.test", "denied.test", "plain.test", "odd.test", "ssh.test", "www.wild.test",
                 "6d792070617373776f7264.wild.test")
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = internet_module.READY_TIMEOUT
 
 
 def resource_labels() -> dict[str, str]:
@@ -73,20 +75,6 @@ def sweep_stale(client) -> None:
             pass  # something else still holds it; the next sweep tries again
 
 
-def _remove_quietly(resource) -> None:
-    """Remove a container (forced) or network; one already gone is fine."""
-    import docker.errors
-    from docker.models.containers import Container
-
-    try:
-        if isinstance(resource, Container):
-            resource.remove(force=True)
-        else:
-            resource.remove()
-    except docker.errors.NotFound:
-        pass
-
-
 @pytest.fixture(scope="session")
 def docker_client():
     """A Docker SDK client for the local engine; fails the test clearly when there is none."""
@@ -117,40 +105,6 @@ def server_image(docker_client) -> str:
 # --- the CA ------------------------------------------------------------------
 
 
-class CertAuthority:
-    """A throwaway CA (``trustme``) that writes its PEM and the certificates it issues to files."""
-
-    def __init__(self, directory: Path):
-        import trustme
-
-        self.ca = trustme.CA()
-        self.directory = directory
-        self.pem_path = directory / "ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.pem_path))
-        self.pem_path.chmod(0o644)
-
-    def issue(self, *names: str, directory: Path | None = None) -> tuple[Path, Path]:
-        """Issue a server certificate for ``names``; returns (certificate chain PEM, key PEM)."""
-        directory = directory or self.directory
-        directory.mkdir(parents=True, exist_ok=True)
-        cert = self.ca.issue_cert(*names)
-        stem = names[0].replace("*", "_")
-        cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-        with open(cert_path, "wb") as handle:
-            for blob in cert.cert_chain_pems:
-                handle.write(blob.bytes())
-        cert.private_key_pem.write_to_path(str(key_path))
-        # The servers run as root in their containers, but keep the files readable for any uid.
-        cert_path.chmod(0o644)
-        key_path.chmod(0o644)
-        return cert_path, key_path
-
-    def write_pem(self, path: Path) -> Path:
-        """Write the CA certificate to ``path`` (for a trust store or ``NODE_EXTRA_CA_CERTS``)."""
-        self.ca.cert_pem.write_to_path(str(path))
-        return path
-
-
 @pytest.fixture(scope="session")
 def test_ca(tmp_path_factory) -> CertAuthority:
     """The session's test CA; its PEM is at ``test_ca.pem_path``."""
@@ -171,29 +125,16 @@ class RunResult:
     stderr: str
 
 
-class Internet:
-    """The test "internet": an internal network the servers (and the bundle, via ``outbound_env``) join."""
+def wait_until_listening(container, marker: str, timeout: float = READY_TIMEOUT) -> None:
+    """Poll a server container's output for its ready line; fail with its output if it dies or stalls."""
+    try:
+        internet_module.wait_until_listening(container, marker, timeout)
+    except ServerNotReady as exc:
+        pytest.fail(str(exc), pytrace=False)
 
-    def __init__(self, client, network, image: str):
-        self.client = client
-        self.network = network
-        self.name = network.name
-        self.image = image
 
-    def start(self, name: str, command: list[str], *, aliases=(), environment=None, binds=None):
-        """Start a detached container of the test-server image on this network."""
-        api = self.client.api
-        networking = api.create_networking_config({self.name: api.create_endpoint_config(aliases=list(aliases))})
-        # The embedded DNS still answers the network's aliases; names it would forward elsewhere go to
-        # the container's own loopback, where nothing answers, so no lookup leaves the machine.
-        host_config = api.create_host_config(binds=binds or {}, network_mode=self.name, dns=["127.0.0.1"])
-        created = api.create_container(
-            self.image, command, name=name, labels=resource_labels(), environment=environment or {},
-            host_config=host_config, networking_config=networking, detach=True,
-        )
-        container = self.client.containers.get(created["Id"])
-        container.start()
-        return container
+class Internet(internet_module.Internet):
+    """The test "internet" (:mod:`tests.servers.internet`), with a throwaway container run to its end."""
 
     def run(self, command: list[str], *, environment=None, binds=None, timeout: float = 120) -> RunResult:
         """Run ``command`` to its end in a throwaway container on this network and remove it."""
@@ -212,52 +153,16 @@ class Internet:
         finally:
             _remove_quietly(container)
 
-    @property
-    def subnet(self) -> str:
-        """The network's IPv4 subnet (CIDR): private, so bottles reach it only by opting it in."""
-        self.network.reload()
-        return next(c["Subnet"] for c in self.network.attrs["IPAM"]["Config"] if ":" not in c["Subnet"])
-
-    def ip_of(self, container) -> str:
-        container.reload()
-        return container.attrs["NetworkSettings"]["Networks"][self.name]["IPAddress"]
-
-
-def wait_until_listening(container, marker: str, timeout: float = READY_TIMEOUT) -> None:
-    """Poll a server container's output for its ready line; fail with its output if it dies or stalls."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        output = container.logs().decode("utf-8", "replace")
-        if marker in output:
-            return
-        container.reload()
-        if container.status in ("exited", "dead"):
-            pytest.fail(f"{container.name} exited before it was ready:\n{output}", pytrace=False)
-        time.sleep(0.1)
-    pytest.fail(f"{container.name} not ready after {timeout}s:\n{container.logs().decode()}", pytrace=False)
-
 
 @pytest.fixture(scope="session")
 def internet(docker_client, server_image):
     """An internal docker network standing for the internet; ``internet.name`` is its name."""
-    name = f"bottle-test-internet-{secrets.token_hex(4)}"
-    network = docker_client.networks.create(name, driver="bridge", internal=True, labels=resource_labels(),
-                                            check_duplicate=True)
+    made = Internet.create(docker_client, server_image, resource_labels())
     try:
-        yield Internet(docker_client, network, server_image)
+        yield made
     finally:
         # Containers someone left attached (a failed bottle, a throwaway run) would block the removal.
-        network.reload()
-        for container_id in (network.attrs.get("Containers") or {}):
-            try:
-                container = docker_client.containers.get(container_id)
-                if container.labels.get(TEST_LABEL) == "1":
-                    _remove_quietly(container)
-                else:
-                    network.disconnect(container_id, force=True)
-            except Exception:  # noqa: BLE001 - best effort before the removal that matters
-                pass
-        _remove_quietly(network)
+        made.close()
 
 
 def _shared_dir(tmp_path_factory, name: str) -> Path:

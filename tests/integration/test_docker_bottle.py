@@ -9,13 +9,13 @@ import os
 import signal
 import subprocess
 import tarfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from .bottles import background_bottle, bottle_cli, bottle_of, resources_of, smol_machines, tcp_probe, write_manifest
+from .bottles import (background_bottle, bottle_cli, bottle_of, resources_of, smol_machines, tcp_probe, wait_for_line,
+                      write_manifest)
 
 pytestmark = pytest.mark.integration
 
@@ -149,8 +149,8 @@ def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
 def test_sigterm_to_bottle_exec_removes_everything(tmp_path):
     agent = f"term-{uuid.uuid4().hex[:6]}"
     manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
-    with background_bottle(manifest, agent) as (proc, slug):
-        time.sleep(1.5)  # let provisioning finish and `sleep` start
+    with background_bottle(manifest, agent, "sh", "-c", "echo started; exec sleep 120") as (proc, slug):
+        wait_for_line(proc, b"started")  # provisioning is over and the command runs
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert resources_of("bottle.agent", agent) == ([], [])
@@ -164,13 +164,16 @@ def test_cli_exec_ls_stop_gc(tmp_path):
     assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
     assert resources_of("bottle.agent", agent) == ([], [])
 
-    # A bottle whose `bottle` process dies without cleaning up is found by ls and removed by gc.
+    # A bottle whose `bottle` process dies without cleaning up is found by ls, and ends by itself
+    # (its reaper; see test_seal_lifecycle.py); gc finds nothing of it left.
     with background_bottle(manifest, agent) as (proc, slug):
         table = bottle_cli("ls").stdout.decode()
         assert slug in table and "docker" in table
         proc.kill()
         proc.wait(timeout=30)
-        assert resources_of("bottle.slug", slug)[0], "a killed bottle process leaves its containers"
+        deadline = time.monotonic() + 60
+        while resources_of("bottle.slug", slug) != ([], []) and time.monotonic() < deadline:
+            time.sleep(0.5)
         gc = bottle_cli("gc")
         assert gc.returncode == 0, gc.stderr
         assert resources_of("bottle.slug", slug) == ([], [])
@@ -252,13 +255,44 @@ def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
     assert resources_of("bottle.slug", plan.slug) == ([], [])
 
 
-def test_bottles_launched_at_once_all_run_and_all_go(tmp_path):
+#: Bottles started at once from as many processes.
+MANY = 16
+#: Each bottle says where it is, waits for the others' addresses on stdin, then tries every one of them.
+PROBE_OTHERS = r"""
+bundle=${HTTPS_PROXY#http://}; bundle=${bundle%:*}
+echo "me $(hostname -i | cut -d' ' -f1) $bundle"
+read -r others
+# The control: the probe does reach what is reachable (its own bundle's proxy).
+timeout 2 bash -c "exec 3<>/dev/tcp/$bundle/8080" && echo "own bundle answers"
+for address in $others; do
+    [ "$address" = "$bundle" ] && continue
+    for port in 8080 9418 22; do
+        timeout 2 bash -c "exec 3<>/dev/tcp/$address/$port" 2>/dev/null && echo "reached $address:$port"
+    done
+done
+echo done
+"""
+
+
+def test_many_bottles_at_once_all_run_none_reaches_another_and_all_go(tmp_path):
     agent = f"many-{uuid.uuid4().hex[:6]}"
     manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
     procs = [subprocess.Popen([str(Path(os.sys.executable).with_name("bottle")), "exec", "-m", str(manifest), agent,
-                               "--", "sh", "-c", f"echo run-{n}"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for n in range(4)]
-    outputs = [proc.communicate(timeout=180) for proc in procs]
-    assert [proc.returncode for proc in procs] == [0] * 4, [err for _, err in outputs]
-    assert sorted(out for out, _ in outputs) == [f"run-{n}\n".encode() for n in range(4)]
+                               "--", "bash", "-c", PROBE_OTHERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(MANY)]
+    try:
+        # Every bottle up at once: each says its agent's and its bundle's address.
+        addresses = [wait_for_line(proc, b"me ", timeout=600).split()[1:] for proc in procs]
+        everyone = " ".join(a.decode() for pair in addresses for a in pair)
+        assert len(set(everyone.split())) == 2 * MANY, everyone
+        outputs = [proc.communicate(everyone.encode() + b"\n", timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+    assert [proc.returncode for proc in procs] == [0] * MANY, [err[-500:] for _, err in outputs]
+    # Its own bundle is each bottle's only peer: no other bottle's agent or bundle answered on any port.
+    expected = b"own bundle answers\ndone\n"
+    assert [out for out, _ in outputs] == [expected] * MANY, [out for out, _ in outputs if out != expected]
     assert resources_of("bottle.agent", agent) == ([], [])

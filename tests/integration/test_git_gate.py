@@ -309,10 +309,11 @@ def test_logs_follow_streams_pushes_while_the_bottle_runs(tmp_path, manifest_dir
     repo = make_repo(tmp_path / "followed")
     agent = f"follow{secrets.token_hex(3)}"
     manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    # After its push the bottle waits for the test's go (stdin closed) before it ends.
     script = ("git checkout -q -b bottle/f/x && git commit -q --allow-empty -m f && git push -q origin bottle/f/x"
-              " && sleep 8")
+              " && { read _ || true; }")
     run = subprocess.Popen([BOTTLE, "exec", "-m", str(manifest), "--copy-cwd", agent, "--", "sh", "-c", script],
-                           cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     follower = None
     try:
         deadline = time.monotonic() + 60
@@ -325,6 +326,7 @@ def test_logs_follow_streams_pushes_while_the_bottle_runs(tmp_path, manifest_dir
         record = json.loads(follower.stdout.readline())
         assert run.poll() is None, "the record should arrive while the bottle still runs"
         assert record["decision"] == "pushed" and record["refs"][0]["ref"] == "refs/heads/bottle/f/x"
+        run.stdin.close()
         assert run.wait(timeout=60) == 0
         assert follower.wait(timeout=15) == 0  # --follow ends with the bottle
     finally:

@@ -132,13 +132,20 @@ def test_ctrl_d_and_ctrl_c_end_the_run_and_a_resize_reaches_claude(terminal, man
                                                                    model_server, workdir, key):
     start_run(terminal, manifest, agent_name, run_env, workdir)
     terminal.resize(150, 40)
-    # claude's terminal inside the bottle is the pty docker exec made; its size follows the outer one.
-    size = in_agent(agent_name, 'for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline)" in claude*) '
-                                'stty -F "$(readlink $p/fd/0)" size;; esac; done 2>/dev/null').stdout.split()
+    # claude's terminal inside the bottle is the pty docker exec made; its size follows the outer one, soon.
+    probe = ('for p in /proc/[0-9]*; do case "$(tr "\\0" " " < $p/cmdline)" in claude*) '
+             'stty -F "$(readlink $p/fd/0)" size;; esac; done 2>/dev/null')
+    size = None
+    for _ in range(100):  # bounded: the resize travels through tmux, bottle and docker exec
+        size = in_agent(agent_name, probe).stdout.split()
+        if size == ["40", "150"]:
+            break
+        time.sleep(0.2)
     assert size == ["40", "150"], size
-    # claude wants the key twice within a moment ("Press Ctrl-D again to exit"), as a user presses it.
+    # claude wants the key twice within a moment ("Press Ctrl-D again to exit"): a user presses it again
+    # once claude asks for it.
     terminal.send(key)
-    time.sleep(0.3)
+    terminal.wait_for(lambda screen: "again to exit" in screen, "claude asking for the key again")
     terminal.send(key)
     assert terminal.exit_code() == 0, terminal.screen()
     assert resources_of("bottle.agent", agent_name) == ([], [])

@@ -154,13 +154,15 @@ def test_bottle_logs_follow_streams_while_the_bottle_runs(manifest, origin, tmp_
     from .bottles import BOTTLE, background_bottle
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    script = "sleep 2; curl -sS --max-time 10 http://denied.test/; sleep 2"
+    # The bottle makes its request, then waits for the test's go (stdin closed) before it ends.
+    script = "curl -sS --max-time 10 http://denied.test/; read _ || true"
     with background_bottle(manifest, "surfer", "sh", "-c", script) as (proc, slug):
         follower = subprocess.Popen([BOTTLE, "logs", slug, "--egress", "--json", "--follow"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         first = follower.stdout.readline()  # arrives while the bottle still runs
         assert proc.poll() is None
         assert json.loads(first)["host"] == "denied.test"
+        proc.stdin.close()
         assert proc.wait(timeout=60) == 0
         out, err = follower.communicate(timeout=30)  # the follower ends by itself once the bottle has ended
         assert follower.returncode == 0, err

@@ -96,8 +96,8 @@ def test_rehearsal_allows_denies_and_times_out_with_every_event_logged(manifest,
     assert result.returncode == 0, stderr
     assert result.stdout.decode().strip() == "all done"
     assert "warning" not in stderr, "a rehearsal needs no model key"
-    assert ("bottle: supervise: 4 tool calls: 2 allowed, 1 denied by policy, 1 asked "
-            "(0 approved, 0 denied, 1 timed out)") in stderr
+    assert ("bottle: supervise: 4 tool calls (as reported by the agent's hooks, which the agent could forge): "
+            "2 allowed, 1 denied by policy, 1 asked (0 approved, 0 denied, 1 timed out)") in stderr
 
     requests = model_requests("hasty")
     assert len(requests) == 5
@@ -251,9 +251,13 @@ def _kill_supervisor(bottle) -> None:
         "        pass\n")], user="bundle")
 
 
+#: A tool call that lasts until the test says go (bounded: a minute at most).
+WAIT_FOR_GO = "for i in $(seq 600); do [ -e /tmp/go ] && break; sleep 0.1; done"
+
+
 def test_with_the_supervisor_killed_the_next_call_is_denied(manifest, tmp_path, model_server):
     script = write_script(tmp_path, [
-        {"tool_use": [{"name": "Bash", "input": {"command": "sleep 8", "description": "wait"}},
+        {"tool_use": [{"name": "Bash", "input": {"command": WAIT_FOR_GO, "description": "wait"}},
                       {"name": "Bash", "input": {"command": "touch /workspace/after-kill", "description": "late"}}]},
         "done",
     ])
@@ -264,10 +268,11 @@ def test_with_the_supervisor_killed_the_next_call_is_denied(manifest, tmp_path, 
             ["timeout", "90", *bottle.claude_argv(["go"], interactive=False)])))
         runner.start()
         deadline = time.monotonic() + 60
-        while not (audit_file.exists() and '"command": "sleep 8"' in audit_file.read_text()):
+        while not (audit_file.exists() and "/tmp/go" in audit_file.read_text()):
             assert time.monotonic() < deadline, "the first call never reached the supervisor"
             time.sleep(0.1)
         _kill_supervisor(bottle)
+        bottle.check(["touch", "/tmp/go"])  # the first call may end only now, so the next one meets a dead supervisor
         runner.join(120)
         assert not runner.is_alive()
         assert not bottle.exec(["test", "-e", "/workspace/after-kill"]).ok, "the call after the kill ran"
@@ -275,5 +280,5 @@ def test_with_the_supervisor_killed_the_next_call_is_denied(manifest, tmp_path, 
         transcript = bottle.exec(["sh", "-c", "cat ~/.claude/projects/*/*.jsonl"]).text()
         assert "the supervisor could not be reached" in transcript
     commands = [r["input"]["command"] for r in logs(bottle.plan.slug, "audit") if r["event"] == "PreToolUse"]
-    assert commands == ["sleep 8"]
+    assert commands == [WAIT_FOR_GO]
     assert model_server.requests() == []

@@ -3,7 +3,10 @@
 Every request must carry HTTP basic auth whose password is ``GIT_SERVER_TOKEN``
 (any user name); others get 401. Authorised requests run git's own
 ``git http-backend`` over the bare repositories in ``GIT_SERVER_ROOT``
-(``/srv/repos``). Each request is logged as one JSON line (credential values
+(``/srv/repos``). A hostile forge lives beside the honest one: a repository
+whose name starts with ``echo-`` refuses every push, and one starting with
+``echo-all-`` every request, with an error that quotes the request's
+``Authorization`` header (as a careless forge's error page would). Each request is logged as one JSON line (credential values
 hashed) to ``GIT_SERVER_LOG`` when set. Standard library and git only.
 
 Usage::
@@ -65,6 +68,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         url = urlsplit(self.path)
+        if self.echoes(url):
+            return self.echo_error(url)
         env = {"PATH": os.environ["PATH"], "GIT_PROJECT_ROOT": os.environ.get("GIT_SERVER_ROOT", "/srv/repos"),
                "GIT_HTTP_EXPORT_ALL": "1", "REQUEST_METHOD": self.command, "PATH_INFO": url.path,
                "QUERY_STRING": url.query, "CONTENT_TYPE": self.headers.get("Content-Type", ""),
@@ -91,6 +96,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = serve
+
+    def echoes(self, url) -> bool:
+        """Whether this request gets the hostile answer (see the module's docstring)."""
+        repo = url.path.lstrip("/").split("/", 1)[0]
+        pushing = "git-receive-pack" in url.path or "service=git-receive-pack" in url.query
+        return repo.startswith("echo-all-") or (repo.startswith("echo-") and pushing)
+
+    def echo_error(self, url) -> None:
+        """git's smart-HTTP error (an ``ERR`` packet, which git prints) quoting the credential it was sent."""
+        if self.command == "POST":
+            self.body()
+        service = "git-receive-pack" if "receive-pack" in url.path + url.query else "git-upload-pack"
+        packet = lambda text: b"%04x%s" % (len(text) + 4, text)  # noqa: E731 - git's pkt-line
+        data = (packet(f"# service={service}\n".encode()) + b"0000"
+                + packet(b"ERR access denied for " + self.headers.get("Authorization", "").encode()))
+        self.send_response(200)
+        self.send_header("Content-Type", f"application/x-{service}-advertisement")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 def main(argv=None) -> int:

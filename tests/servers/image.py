@@ -33,7 +33,7 @@ def context_files() -> list[Path]:
 
 
 def ensure_server_image(client, *, timeout: int = 600) -> tuple[str, bool]:
-    """The image's tag, and whether it had to be built now (older builds are then removed)."""
+    """The image's tag, and whether it had to be built now (builds older than the newest four are then removed)."""
     import docker.errors
 
     tag = server_image_tag()
@@ -50,10 +50,12 @@ def ensure_server_image(client, *, timeout: int = 600) -> tuple[str, bool]:
     except docker.errors.BuildError as exc:
         log = "".join(chunk.get("stream", "") for chunk in exc.build_log if isinstance(chunk, dict))
         raise ImageBuildFailed(f"building {tag} failed: {exc}\n{log[-3000:]}") from None
-    for image in client.images.list(name=IMAGE_REPO):
-        if tag not in image.tags:
-            try:
-                client.images.remove(image.id)
-            except docker.errors.APIError:
-                pass  # still used by someone's container; a later build removes it
+    # The newest few builds stay: another checkout's test run may be using its own.
+    older = sorted((image for image in client.images.list(name=IMAGE_REPO) if tag not in image.tags),
+                   key=lambda image: image.attrs.get("Created", ""), reverse=True)[3:]
+    for image in older:
+        try:
+            client.images.remove(image.id)
+        except docker.errors.APIError:
+            pass  # still used by someone's container; a later build removes it
     return tag, True

@@ -9,9 +9,14 @@ Authorization header again as ``X-Echo-Authorization``), as a careless API
 would; ``/serve?type=T&body=B`` answers with body B of content type T (B is the
 request's own body when not given; ``&repeat=N`` repeats it N times, for a
 large answer; ``&encode=E`` hands it back encoded, as a hostile host would
-echo a credential: one of :data:`ENCODINGS`). Every request is logged as one
-JSON line to stdout and, when ``ORIGIN_LOG`` is set, to that file (credential
-header values hashed).
+echo a credential: one of :data:`ENCODINGS`). Hostile behaviours, each quoting the request's
+``Authorization`` header back (as a careless server would): ``/malformed?kind=K``
+answers with a response mitmproxy cannot parse, the header in the bad part
+(``K``: ``status`` line, ``header`` line, ``chunk`` size, ``length``), and
+``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
+and later a close reason holding that header, then echoes each message as
+``echo: <message>`` (and logs the pings it receives). Every request is logged as one JSON line to stdout
+and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
 With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
 port (a banner first, like SSH, then each line echoed; each line logged).
 Standard library only.
@@ -28,10 +33,12 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import hashlib
 import http.server
 import json
 import os
 import socketserver
+import struct
 import urllib.parse
 import sys
 import time
@@ -79,6 +86,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._echo(body)
         if self.path.startswith("/serve?"):
             return self._serve(body)
+        if self.path.startswith("/malformed"):
+            return self._malformed(body)
+        if self.path.startswith("/ws") and "websocket" in self.headers.get("Upgrade", "").lower():
+            return self._websocket()
         text = f"hello from {self._name()}"
         if self.command not in ("GET", "HEAD"):
             text += f" ({len(body)} bytes received)"
@@ -104,6 +115,70 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "encode" in query:
             data = ENCODINGS[query["encode"]](data)
         self._send(data * int(query.get("repeat", "1")), query.get("type", "text/html; charset=utf-8"), {})
+
+    def _malformed(self, body: bytes) -> None:
+        self._record(body)
+        kind = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)).get("kind", "status")
+        quoted = f"you sent {self.headers.get('Authorization', '')}".encode()
+        heads = {
+            "status": b"HTTP/1.1 2OO " + quoted + b"\r\nContent-Length: 0\r\n\r\n",
+            "header": b"HTTP/1.1 200 OK\r\n" + quoted + b"\r\nContent-Length: 0\r\n\r\n",
+            "chunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + quoted + b"\r\n",
+            "length": b"HTTP/1.1 200 OK\r\nContent-Length: " + quoted + b"\r\n\r\n",
+        }
+        self.wfile.write(heads[kind])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _websocket(self) -> None:
+        self._record(b"")
+        accept = base64.b64encode(hashlib.sha1(self.headers["Sec-WebSocket-Key"].encode()
+                                               + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.close_connection = True
+        quoted = f"you sent {self.headers.get('Authorization', '')}".encode()
+        self._frame(0x1, quoted)
+        self._frame(0x9, quoted[:125])
+        while True:
+            frame = self._read_frame()
+            if frame is None:
+                return
+            opcode, payload = frame
+            if opcode == 0x8:
+                self._frame(0x8, struct.pack("!H", 1000) + quoted[:123])
+                return
+            if opcode in (0x1, 0x2, 0x9):
+                log_line({"time": time.time(), "scheme": "websocket", "port": self.server.server_address[1],
+                          "ping": opcode == 0x9, "data": payload.decode("utf-8", "replace")},
+                         os.environ.get("ORIGIN_LOG"))
+            if opcode in (0x1, 0x2):
+                self._frame(opcode, b"echo: " + payload)
+
+    def _frame(self, opcode: int, payload: bytes) -> None:
+        size = len(payload)
+        head = bytes([0x80 | opcode]) + (bytes([size]) if size < 126 else
+                                        bytes([126]) + struct.pack("!H", size) if size < 65536 else
+                                        bytes([127]) + struct.pack("!Q", size))
+        self.wfile.write(head + payload)
+        self.wfile.flush()
+
+    def _read_frame(self) -> tuple[int, bytes] | None:
+        """One frame from the client (masked, unfragmented), or None when the connection ended."""
+        head = self.rfile.read(2)
+        if len(head) < 2:
+            return None
+        opcode, size = head[0] & 0x0F, head[1] & 0x7F
+        if size == 126:
+            size = struct.unpack("!H", self.rfile.read(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", self.rfile.read(8))[0]
+        mask = self.rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+        data = self.rfile.read(size)
+        return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
     def _send(self, data: bytes, content_type: str, extra: dict) -> None:
         self.send_response(200)

@@ -28,9 +28,7 @@ def test_addresses_inside_the_subnet():
     assert addressing.agent_ip(subnet) == "10.213.5.3"
 
 
-def test_engine_subnets_and_host_routes(tmp_path):
-    networks = [{"IPAM": {"Config": [{"Subnet": "172.17.0.0/16"}, {"Subnet": "fd00::/64"}]}}, {"IPAM": None}]
-    assert addressing.engine_subnets(networks) == [ipaddress.ip_network("172.17.0.0/16")]
+def test_host_routes(tmp_path):
     route = tmp_path / "route"
     route.write_text(
         "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"

@@ -55,7 +55,8 @@ def test_docker_and_smol_give_the_agent_the_same_environment(plan):
     docker_agent.create_agent(client, plan, "bottle-agent:x", created=[])
     (created,) = client.api.created
     docker_env = created["environment"]
-    smol_env = smol_environment(create_options(plan))
+    sized = plan.model_copy(update={"backend_options": {"cpus": 1, "mem_mib": 512}})  # what smol's prepare records
+    smol_env = smol_environment(create_options(sized))
     assert docker_env == smol_env == agent.environment(plan)
     # What each must carry: the proxy, the CA, a placeholder (never a value), the manifest's env.
     assert docker_env["HTTPS_PROXY"] == f"http://{plan.network.bundle_ip}:8080"

@@ -114,3 +114,16 @@ def test_no_npm_says_to_install_it_or_set_the_variable(tmp_path, monkeypatch):
         claude_binary.locate()
     text = caught.value.render()
     assert "npm" in text and "BOTTLE_CLAUDE_BINARY" in text
+
+
+def test_the_image_names_need_no_fetch(tmp_path, monkeypatch):
+    """``prepare`` names the images with nothing fetched and nothing written: the release stands for the binary."""
+    from bottle_core.images import image_names
+
+    log = fake_npm(tmp_path, monkeypatch, {"package/claude": b"new"})
+    names = image_names("debian:bookworm-slim", "sha256:" + "a" * 64)
+    assert claude_binary.identity() == f"npm:{PINNED_CLAUDE_VERSION}"
+    assert not log.exists() and not (tmp_path / "cache").exists()
+    monkeypatch.setenv("BOTTLE_CLAUDE_VERSION", "9.9.9")
+    assert image_names("debian:bookworm-slim", "sha256:" + "a" * 64)["agent"] != names["agent"]
+    assert image_names("debian:bookworm-slim", "sha256:" + "a" * 64)["bundle"] == names["bundle"]

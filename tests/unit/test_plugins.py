@@ -79,8 +79,8 @@ def test_provision_hooks_run_bottles_defaults_then_backend_then_plugins(bottle_p
 def test_fixture_starts_with_only_bottles_defaults(bottle_plugins):
     assert {name: rec.kind for name, rec in bottle_plugins.records.items()} == {
         "bottle-core": CORE, "bottle-core.claude-state": CORE, "bottle-ready": CORE}
-    assert set(bottle_plugins.records["bottle-core"].hooks) == {"provision_git", "provision_prompt", "provision_skills",
-                                                                "provision_supervise"}
+    assert set(bottle_plugins.records["bottle-core"].hooks) == {"provision_ca", "provision_git", "provision_prompt",
+                                                                "provision_skills", "provision_supervise"}
     assert bottle_plugins.records["bottle-core.claude-state"].hooks == ["provision_claude_state"]
 
 

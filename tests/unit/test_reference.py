@@ -34,6 +34,19 @@ def test_the_settings_page_lists_every_setting_as_the_code_documents_it():
         assert f"| `{variable}` | {meaning} |" in page, variable
 
 
+def test_the_settings_page_lists_every_installed_backends_settings_and_core_names_none():
+    from bottle_core.plugins import describe_backends
+    from bottle_core.settings import documented
+
+    page = (ROOT / "docs" / "settings.md").read_text()
+    declared = [s for row in describe_backends() for s in row["settings"]]
+    assert declared, "the installed backends declare their settings"
+    for setting in declared:
+        assert f"| `{setting['variable']}` | {setting['meaning']} |" in page, setting["variable"]
+    assert not {s["variable"] for s in declared} & {variable for variable, _ in documented()}
+    assert not [variable for variable, _ in documented() if "DOCKER" in variable or "SMOL" in variable]
+
+
 def test_settings_are_parsed_from_the_environment_given():
     from bottle_core.settings import PINNED_CLAUDE_VERSION, current
 

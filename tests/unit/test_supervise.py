@@ -71,7 +71,8 @@ def test_summary_counts_calls_and_answers(tmp_path):
                {"seq": 5, "event": "PreToolUse", "decision": "ask"},
                {"seq": 6, "event": "Answer", "outcome": "timeout"}]
     (tmp_path / "logs" / "audit.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert summary(FakePlan(tmp_path)) == ("supervise: 4 tool calls: 1 allowed, 1 denied by policy, 2 asked "
+    assert summary(FakePlan(tmp_path)) == ("supervise: 4 tool calls (as reported by the agent's hooks, which the agent "
+                                           "could forge): 1 allowed, 1 denied by policy, 2 asked "
                                            "(1 approved, 0 denied, 1 timed out)")
     assert summary(FakePlan(tmp_path, mode="off")) is None
 

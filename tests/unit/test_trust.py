@@ -46,7 +46,7 @@ def test_an_interactive_answer_approves(tmp_path):
     shown = []
     with pytest.raises(trust.UntrustedManifest):
         trust.require_trust(manifest, ask=lambda summary: shown.append(summary) or False)
-    assert "HOST_TOKEN -> a.test" in shown[0]
+    assert "the host variable HOST_TOKEN to a.test" in shown[0]
     trust.require_trust(manifest, ask=lambda summary: True)
     assert trust.is_trusted(manifest)
 
@@ -60,3 +60,78 @@ def test_the_command(tmp_path, capsys):
     assert "approved" in capsys.readouterr().out and trust.is_trusted(manifest)
     main(["trust", "-m", manifest.source, "--revoke"])
     assert not trust.is_trusted(manifest)
+
+
+# -- every binding that takes host data or reaches into the host --------------------------------------------------
+
+
+def bottle_manifest(folder, bottle, agent=None):
+    path = folder / "bottle.json"
+    path.write_text(json.dumps({"bottles": {"dev": bottle}, "agents": {"a": {"bottle": "dev", **(agent or {})}}}))
+    return Manifest.load(path)
+
+
+def git_repo(path):
+    import subprocess
+
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("token", [{"token_file": "~/.ssh/id_ed25519"}, {"token_env": "AWS_SECRET_ACCESS_KEY"}])
+def test_a_git_token_is_a_binding_naming_its_source_and_forge(tmp_path, token):
+    manifest = bottle_manifest(tmp_path, {"git": {"x": {"url": "https://attacker.test/r.git", **token}}})
+    [binding] = trust.bindings(manifest)
+    assert binding.where == "bottles.dev.git.x"
+    assert "attacker.test" in binding.says and ("id_ed25519" in binding.says or "AWS_SECRET_ACCESS_KEY" in binding.says)
+    assert not trust.is_trusted(manifest)
+    # An https upstream without a token takes nothing from the host.
+    assert trust.bindings(bottle_manifest(tmp_path, {"git": {"x": {"url": "https://forge.test/r.git"}}})) == []
+
+
+def test_adding_a_token_remote_to_an_approved_manifest_asks_again(tmp_path):
+    secret = {"T": {"from_env": "HOST_TOKEN", "hosts": ["a.test"]}}
+    approved = bottle_manifest(tmp_path, {"secrets": secret})
+    trust.approve(approved)
+    assert trust.is_trusted(approved)
+    added = bottle_manifest(tmp_path, {"secrets": secret, "git": {"x": {"url": "https://attacker.test/r.git",
+                                                                        "token_file": "/etc/passwd"}}})
+    assert not trust.is_trusted(added)
+
+
+def test_another_repository_as_upstream_is_a_binding_with_its_push_policy(tmp_path):
+    other = git_repo(tmp_path / "other")
+    project = tmp_path / "project"
+    git_repo(project)
+    manifest = bottle_manifest(project, {"git": {"loot": {"url": str(other), "push": {"allow": ["*"], "protected": []}}}})
+    [binding] = trust.bindings(manifest)
+    assert str(other) in binding.says and "pushes allowed to *" in binding.says and "protected: none" in binding.says
+    # The project's own repository (the one the manifest lives in) is the user's: no binding.
+    assert trust.bindings(bottle_manifest(project, {"git": {"origin": {"url": "."}}})) == []
+    # A changed push policy is a changed binding.
+    wider = bottle_manifest(project, {"git": {"loot": {"url": str(other), "push": {"allow": ["*"]}}}})
+    assert trust.fingerprint(wider) != trust.fingerprint(manifest)
+
+
+def test_workspace_includes_are_bindings(tmp_path):
+    assert trust.bindings(bottle_manifest(tmp_path, {"workspace": {"exclude": ["*.pem"]}})) == []
+    manifest = bottle_manifest(tmp_path, {"workspace": {"include": [".env"], "include_ignored": True}})
+    says = " ".join(b.says for b in trust.bindings(manifest))
+    assert "git ignores" in says and ".env" in says
+
+
+def test_a_skill_from_the_users_home_is_a_binding(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".claude" / "skills" / "mine").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    (tmp_path / "project" / "skills" / "ours").mkdir(parents=True)
+    manifest = bottle_manifest(tmp_path / "project", {}, {"skills": ["ours", "mine"]})
+    [binding] = trust.bindings(manifest)
+    assert binding.where == "agents.a.skills" and str(home / ".claude" / "skills" / "mine") in binding.says
+
+
+def test_the_summary_shows_control_characters_as_escapes(tmp_path):
+    manifest = bottle_manifest(tmp_path, {"secrets": {"T": {"from_file": "key\x1b[2K\x1b]0;owned\x07", "hosts": ["a.test"]}}})
+    text = trust.summary(manifest)
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b[2K" in text

@@ -54,3 +54,68 @@ def test_the_tar_copy_applies_both(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(kept.read())) as tar:
         assert "ghp_" in tar.extractfile("./.git/config").read().decode()
         assert "./.env" in tar.getnames()
+
+
+# -- the clone: excluded files leave the index too; history is named --------------------------------------------
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(cwd), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "safe.directory=*", *args],
+                          capture_output=True, text=True)
+
+
+def _repo_with_secrets(path):
+    path.mkdir()
+    _git(path, "init", "-q", "-b", "main")
+    (path / ".env").write_text("OLD=secret-in-history\n")
+    (path / "app.py").write_text("print(1)\n")
+    _git(path, "add", "-A")
+    _git(path, "commit", "-qm", "one")
+    _git(path, "rm", "-q", "--cached", ".env")
+    (path / ".env").unlink()
+    _git(path, "commit", "-qm", "two")
+    (path / ".env.local").write_text("STAGED=secret-in-index\n")
+    (path / "notes.txt").write_text("kept\n")
+    _git(path, "add", "-f", ".env.local", "notes.txt")
+    return path
+
+
+def _extract(stream, into):
+    with tarfile.open(fileobj=stream) as tar:
+        tar.extractall(into, filter="tar")
+    return into
+
+
+def test_the_clone_drops_excluded_files_from_the_index_and_names_those_in_history(tmp_path):
+    from bottle_core import clone, hostrepo
+    from bottle_core.workspace import LeftOut, history_pathspecs, recorded
+
+    repo = hostrepo.find_repository(_repo_with_secrets(tmp_path / "host"))
+    index_before = (repo.git_dir / "index").read_bytes()
+    filter_, left = WorkspaceFilter(), LeftOut()
+    stream = clone.clone_tar(repo, uid=1000, include_ignored=False, keep=recorded(filter_, left))
+    left.in_history = clone.in_history(repo, history_pathspecs(filter_), filter_.keeps)
+    inside = _extract(stream, tmp_path / "inside")
+    assert _git(inside, "show", ":.env.local").returncode != 0, "a left-out file stays readable from the index"
+    assert _git(inside, "show", ":notes.txt").stdout == "kept\n"  # the benign staged file stays staged
+    assert not (inside / ".env.local").exists()
+    assert _git(inside, "status", "--porcelain").stdout.split("\n").count("A  notes.txt") == 1
+    # The host's index is untouched, and the history's .env is named in a warning.
+    assert (repo.git_dir / "index").read_bytes() == index_before
+    assert left.paths == [".env.local"] and left.in_history == [".env"]
+    text = left.line()
+    assert "history" in text and ".env" in text and "--no-copy-cwd" in text
+
+
+def test_an_included_file_stays_in_the_index(tmp_path):
+    from bottle_core import clone, hostrepo
+    from bottle_core.workspace import LeftOut, history_pathspecs, recorded
+
+    repo = hostrepo.find_repository(_repo_with_secrets(tmp_path / "host"))
+    filter_, left = WorkspaceFilter(include=(".env.local", ".env")), LeftOut()
+    inside = _extract(clone.clone_tar(repo, uid=1000, include_ignored=False, keep=recorded(filter_, left)),
+                      tmp_path / "inside")
+    assert _git(inside, "show", ":.env.local").stdout == "STAGED=secret-in-index\n"
+    assert clone.in_history(repo, history_pathspecs(filter_), filter_.keeps) == []

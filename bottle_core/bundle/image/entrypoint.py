@@ -112,7 +112,9 @@ def make_ca(confdir: Path) -> None:
 
 READY_LINE = "bottle-bundle: ready"
 TCP_LISTEN = "0A"  # a socket's state in /proc/net/tcp
-READY_TIMEOUT = 30.0
+#: A bound, not a budget: a bundle starts in a second or two, but many bundles starting at once on a
+#: small host share its cores (sixteen at once on two cores take about a minute).
+READY_TIMEOUT = 150.0
 
 
 @dataclass
@@ -128,6 +130,10 @@ class Daemon:
 
     def ready(self) -> bool:
         return listening(self.address) and (self.ready_file is None or self.ready_file.exists())
+
+    def ended(self) -> bool:
+        """Whether it exited before it was ready (no point waiting for it then)."""
+        return self.process is not None and self.process.poll() is not None
 
 
 def bundle_user() -> tuple[int, int]:
@@ -242,12 +248,13 @@ def announce_ready(running: list[Daemon]) -> None:
     """Print the ready line once every daemon listens; never claim readiness that was not seen."""
     deadline = time.monotonic() + READY_TIMEOUT
     waiting = list(running)
-    while waiting and time.monotonic() < deadline:
+    while waiting and time.monotonic() < deadline and not any(d.ended() for d in waiting):
         waiting = [d for d in waiting if not d.ready()]
         if waiting:
             time.sleep(0.02)
     if waiting:
-        names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}" for d in waiting)
+        names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}"
+                          + (f" (exited {d.process.returncode})" if d.ended() else "") for d in waiting)
         print(f"bottle-bundle: never listened: {names}", file=sys.stderr, flush=True)
         return
     print(READY_LINE, flush=True)

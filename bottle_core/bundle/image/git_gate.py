@@ -21,6 +21,13 @@ upstream is reached through the bundle's own proxy, with the token from the
 bundle's token file; the agent never holds it.
 
 Each push decision is one JSON line on stdout with ``"log": "git"``.
+
+The agent never reads the upstream's own words: a forge's error text can
+quote the request that caused it, credentials included. When the upstream
+cannot be read, or refuses a push, the agent is told so in the gate's words
+(and git's own verdict on a rejected ref, such as ``non-fast-forward``);
+the upstream's text goes to the bottle's git log, with the gate's credential
+for that upstream replaced in every form (:func:`scrubber`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from held_connections import HeldConnectionsServer
 
 ROOT = Path(os.environ.get("BOTTLE_GATE_ROOT", "/tmp/bottle-git"))
 CA_CERT = "/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem"
@@ -91,6 +100,22 @@ def upstream_env(config: dict, name: str) -> dict[str, str]:
         env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = key, value
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
+
+
+def scrubber(config: dict, name: str):
+    """A function that takes the gate's credential for ``name`` (as sent, and every form of it) out of a text."""
+    from response_inspection import Scrubber  # the proxy's, so the forms it knows are the same
+
+    token = _tokens(config).get(name)
+    values = [token["token"], f"{token['user']}:{token['token']}"] if token else []
+    scrub = Scrubber([{"name": "gate-token", "value": value, "placeholder": "[gate credential]"} for value in values])
+    return lambda text: scrub.scrub(text.encode("utf-8", "surrogateescape"))[0].decode("utf-8", "replace")
+
+
+def upstream_failure(config: dict, name: str, stage: str, text: str, refs: list | None = None) -> None:
+    """Log what the upstream said, credential removed and cut short: for the user, never for the agent."""
+    emit({"time": time.time(), "remote": name, "refs": refs or [], "decision": "failed", "rule": "upstream",
+          "stage": stage, "reason": scrubber(config, name)(text.strip())[-1000:]})
 
 
 def _tokens(config: dict) -> dict:
@@ -150,7 +175,7 @@ class Upstreams:
                                   "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
                                  env=env, capture_output=True, text=True)
             if out.returncode != 0:
-                return out.stderr.strip()
+                return out.stderr.strip() or f"git fetch exited with {out.returncode}"
             head = upstream_head(url, env)
             if head:
                 subprocess.run(["git", "-C", repo, "symbolic-ref", "HEAD", head], capture_output=True)
@@ -225,8 +250,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.refuse(403, "only git's smart HTTP protocol is served here")
         if service == "git-upload-pack" and endpoint == "info/refs" or name not in self.upstreams.refreshed:
             error = self.upstreams.refresh(name)
-            if error:
-                return self.refuse(502, f"the upstream of {name} could not be read: {error.splitlines()[-1:]}")
+            if error is not None:
+                upstream_failure(self.config, name, "fetch", error)
+                return self.refuse(502, f"the upstream of {name} could not be read; the reason is in the bottle's "
+                                        "git log (bottle logs --git)")
         self.run_backend(name, service, endpoint, url.query)
 
     def run_backend(self, name: str, service: str, endpoint: str, query: str) -> None:
@@ -356,8 +383,8 @@ def main() -> None:
         init_repository(config, name, hooks)
     Handler.config = config
     Handler.upstreams = Upstreams(config)
-    server = http.server.ThreadingHTTPServer((config["proxy"]["listen_host"], int(gate["port"])), Handler)
-    server.daemon_threads = True
+    # Idle connections cost no thread, and a bounded pool serves requests: a flood cannot use up the pids.
+    server = HeldConnectionsServer((config["proxy"]["listen_host"], int(gate["port"])), Handler)
     server.serve_forever()
 
 

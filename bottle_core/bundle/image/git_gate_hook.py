@@ -14,7 +14,10 @@ non-zero exit refuses the whole push. Its stderr reaches the agent's
 * ``push.max_size`` -- the received objects may not exceed the limit.
 
 An accepted push is forwarded at once; the gate accepts it only when the
-upstream did, and otherwise fails with the upstream's own words. A path
+upstream did. Otherwise the push fails in the gate's own words, naming each
+refused ref with git's own verdict when it is one git knows
+(:data:`VERDICTS`); the upstream's text goes to the bottle's git log, its
+credential removed (it could quote the request, and so the gate's token). A path
 upstream's hooks do not run (they would run here, in the bundle, not on the
 user's machine); its fast-forward and current-branch checks do.
 """
@@ -29,12 +32,21 @@ import sys
 import time
 from pathlib import Path
 
-from git_gate import ZERO, load_config, upstream_env, upstream_url
+from git_gate import ZERO, load_config, scrubber, upstream_env, upstream_url
 
 #: A path upstream's receive-pack: none of its hooks, never the checked-out branch, and out of the gate's
 #: quarantine (git hands that variable down to a local receive-pack, which then may not move refs).
 PATH_RECEIVE_PACK = ("env -u GIT_QUARANTINE_PATH git -c core.hooksPath=/dev/null -c receive.denyCurrentBranch=refuse "
                      "receive-pack")
+
+
+#: What git itself concludes about a ref the upstream did not take (``git push --porcelain``), in the gate's words.
+VERDICTS = {
+    "non-fast-forward": "non-fast-forward: the upstream's branch moved; fetch, rebase or merge, and push again",
+    "fetch first": "non-fast-forward (fetch first): the upstream has work you do not have; fetch and push again",
+    "stale info": "stale info: the upstream's ref is not where the gate saw it; fetch and push again",
+    "already exists": "already exists: the upstream already has this tag",
+}
 
 
 def say(text: str) -> None:
@@ -108,6 +120,19 @@ def forward(config: dict, name: str, updates: list[tuple[str, str, str]]) -> sub
     return subprocess.run(argv, env=upstream_env(config, name), capture_output=True, text=True)
 
 
+def refused_refs(porcelain: str) -> list[str]:
+    """The gate's words for each ref ``git push --porcelain`` says was refused (nothing of the upstream's text)."""
+    words = []
+    for line in porcelain.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[0] == "!":
+            ref = fields[1].rpartition(":")[2]  # our own refspec: the ref the agent pushed
+            verdict = next((text for key, text in VERDICTS.items()
+                            if fields[2].startswith("[rejected]") and f"({key})" in fields[2]), "refused by the upstream")
+            words.append(f"{ref}: {verdict}")
+    return words
+
+
 def record(path: str | None, entry: dict) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as handle:
@@ -130,12 +155,12 @@ def main() -> int:
         return 1
     pushed = forward(config, name, updates)  # type: ignore[arg-type]
     if pushed.returncode != 0:
-        words = [line for line in (pushed.stdout + pushed.stderr).splitlines()
-                 if line.strip() and not line.startswith(("To ", "Done", "hint:"))]
-        say(f"the upstream of {name} refused the push:")
-        for line in words:
-            say(f"  upstream: {line.strip()}")
-        reason = "; ".join(line.strip() for line in words)[:500]
+        say(f"the upstream of {name} refused the push; its own words are in the bottle's git log (bottle logs --git)")
+        for words in refused_refs(pushed.stdout) or ["the upstream could not be reached or refused the connection"]:
+            say(f"  {words}")
+        said = [line.strip() for line in (pushed.stdout + pushed.stderr).splitlines()
+                if line.strip() and not line.startswith(("To ", "Done", "hint:"))]
+        reason = scrubber(config, name)("; ".join(said))[:1000]
         record(os.environ.get("BOTTLE_GATE_RECORDS"), {**entry, "decision": "refused", "rule": "upstream",
                                                        "reason": reason})
         return 1

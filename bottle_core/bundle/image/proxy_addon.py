@@ -36,7 +36,15 @@ never contacted, and its egress records carry the rule ``model-script``.
 
 Responses are scrubbed of real secret values and read for prompt injection
 (``response_inspection``); large and open-ended ones are relayed as they
-arrive through the same checks (``response_stream``).
+arrive through the same checks (``response_stream``). mitmproxy's own error
+pages are replaced by fixed text (``error_pages``), so nothing a server sent
+reaches the agent unscrubbed by way of an error.
+
+WebSocket connections are refused unless the bottle lists their host, and
+read both ways when it does (``websockets``). Requests to the model host that
+declare server tools making the provider fetch what the request names are
+refused unless the bottle allows them (``model_tools``, rule
+``model-server-tool``).
 """
 
 from __future__ import annotations
@@ -48,8 +56,11 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+import error_pages
+import model_tools
+import websockets
 from egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
-from inspection import Inspector
+from inspection import Inspector, bound
 from response_inspection import Scrubber, find_injection, read_as_text
 from response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
@@ -76,6 +87,11 @@ WARNING = "bottle.warning"
 PREFLIGHT_HEADER = "X-Bottle-Preflight"
 #: How an HTTP request starts (a method and a space), or could still start once more bytes come.
 HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
+#: Set on a WebSocket flow once a message was refused: it carries nothing more.
+WS_ENDED = "bottle.ws_ended"
+MODEL_TOOL_RULE = "model-server-tool"
+
+error_pages.install()
 
 
 # -- records -------------------------------------------------------------------
@@ -195,6 +211,9 @@ class Egress:
         global RECORD_SCRUBBER
         RECORD_SCRUBBER = self.scrubber
         self.responses = config["egress"].get("responses", "block")
+        self.websockets = config["egress"].get("websockets") or []
+        self.model_server_tools = config["egress"].get("model_server_tools") or []
+        websockets.install(self._control_frame_may_go, lambda payload: self.scrubber.scrub(payload)[0])
         self.api_host = normal_host(config["proxy"].get("model_host") or "")  # its replies: scrubbed, not read
         # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
         self.bundle_ip = config["proxy"]["listen_host"]
@@ -275,6 +294,10 @@ class Egress:
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
         decision = same_target(flow) or self._judge(flow.client_conn, request.host, request.port,
                                                     HTTPS if request.scheme == "https" else HTTP)
+        if decision.allowed and websockets.is_upgrade(request.headers) and not bound(
+                self.websockets, request.host, request.port):
+            decision = Decision(False, "websocket", f"WebSockets to {request.host} are not allowed; list the host "
+                                                    "in egress.websockets to allow them")
         if decision.allowed:
             flow.metadata[ALLOWED_BY] = decision
         else:
@@ -282,6 +305,8 @@ class Egress:
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is None and ALLOWED_BY in flow.metadata and self._inspect(flow):
+            return
+        if flow.response is None and ALLOWED_BY in flow.metadata and self._model_fetches(flow):
             return
         if flow.response is None and ALLOWED_BY in flow.metadata and self._scripted(flow.request.host):
             # Re-aimed before any upstream connection exists (connection_strategy=lazy).
@@ -320,6 +345,10 @@ class Egress:
                     response.headers["transfer-encoding"] = "chunked"
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if ALLOWED_BY not in flow.metadata and flow.response.status_code >= 400 \
+                and DECISION_HEADER not in flow.response.headers:
+            flow.response = error_pages.page(flow.response.status_code)  # made by mitmproxy: its words go
+            return
         if ALLOWED_BY in flow.metadata and not flow.metadata.get(LOGGED):
             if isinstance(flow.response.stream, ResponseStream):
                 self._finish_stream(flow, flow.response.stream)
@@ -350,6 +379,61 @@ class Egress:
         refuse(flow, Decision(False, finding.rule, finding.reason()), stage="inspect", name=finding.name,
                where=finding.where)
         return True
+
+    def _model_fetches(self, flow: http.HTTPFlow) -> bool:
+        """Refuse a request to the model host that makes the provider fetch what it names (``model_tools``)."""
+        request = flow.request
+        aimed_at = flow.metadata.get(TARGET, (request.host, None))[0]
+        if normal_host(aimed_at) != self.api_host or request.method in ("GET", "HEAD", "OPTIONS"):
+            return False
+        try:
+            body = request.get_content(strict=True) or b""
+            looks_json = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[")  # whatever the type claims
+            found = model_tools.declared(body) if looks_json or "json" in \
+                request.headers.get("content-type", "").lower() else set()
+        except ValueError as exc:  # an encoding mitmproxy cannot undo, or JSON that cannot be read
+            reason = f"the request body cannot be read, so its tools cannot be judged: {exc}"
+        else:
+            refused = model_tools.refused(found, self.model_server_tools)
+            if not refused:
+                return False
+            reason = (f"the request declares {', '.join(refused)}, which make the model provider fetch "
+                      f"addresses the request names; allow them in egress.model_server_tools")
+        # In the API's own error shape, as a bad request (a 403 reads to Claude Code as a failed login), so
+        # Claude Code shows the reason as the API's answer and does not retry.
+        flow.response = http.Response.make(400, json.dumps({"type": "error", "error": {
+            "type": "invalid_request_error", "message": f"bottle: refused (rule {MODEL_TOOL_RULE}): {reason}"}}),
+            {"content-type": "application/json", DECISION_HEADER: f"deny; rule={MODEL_TOOL_RULE}"})
+        log_flow(flow, Decision(False, MODEL_TOOL_RULE, reason), stage="inspect")
+        return True
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """A listed host's WebSocket message: read on its way out, scrubbed on its way in (``websockets``)."""
+        message = flow.websocket.messages[-1]
+        if flow.metadata.get(WS_ENDED):
+            message.drop()
+            return
+        request = flow.request
+        if not message.from_client:
+            clean, count = self.scrubber.scrub(message.content)
+            if count:
+                message.content = clean
+                flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
+            return
+        finding = self.inspector.inspect(request.host, request.port, "", [], message.content)
+        if finding is None:
+            return
+        flow.metadata[WS_ENDED] = True
+        message.content = b""  # never sent: the frame that would carry it closes the connection instead
+        websockets.end(flow.server_conn, flow.client_conn)
+        emit(decision_record(id=flow.id, method="WEBSOCKET", host=request.host, port=request.port,
+                             path=flow.metadata.get(PATH, ""), decision=Decision(False, finding.rule, finding.reason()),
+                             stage="inspect", name=finding.name, where=f"websocket message: {finding.where}"))
+
+    def _control_frame_may_go(self, server: connection.Server, payload: bytes) -> bool:
+        """Whether a ping, pong or close reason may go to ``server`` as it is (read like a message)."""
+        host, port = server.address or ("", None)
+        return self.inspector.inspect(host, port, "", [], payload) is None
 
     def _reads_for_injection(self, flow: http.HTTPFlow) -> bool:
         """Whether the response body is read for prompt injection (not the model host's: it is the agent's own model)."""

@@ -3,7 +3,7 @@
 Usage::
 
     supervise_ctl.py pending                      # the calls waiting for an answer
-    supervise_ctl.py answer ID approve|deny [REASON]
+    supervise_ctl.py answer ID approve|deny HASH|- [REASON]   # HASH: answer only the call of that hash
 
 Prints the supervisor's JSON reply on one line (``{"error": ...}`` when it
 cannot be reached).
@@ -33,11 +33,11 @@ def request(message: dict) -> dict:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["pending"]:
         reply = request({"op": "pending"})
-    elif len(argv) >= 3 and argv[0] == "answer" and argv[2] in ("approve", "deny"):
+    elif len(argv) >= 4 and argv[0] == "answer" and argv[2] in ("approve", "deny"):
         reply = request({"op": "answer", "id": argv[1], "approve": argv[2] == "approve",
-                         "reason": " ".join(argv[3:])})
+                         "hash": None if argv[3] == "-" else argv[3], "reason": " ".join(argv[4:])})
     else:
-        reply = {"error": "usage: supervise_ctl.py pending | answer ID approve|deny [REASON]"}
+        reply = {"error": "usage: supervise_ctl.py pending | answer ID approve|deny HASH|- [REASON]"}
     print(json.dumps(reply))
     return 0
 

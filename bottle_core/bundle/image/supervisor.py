@@ -20,6 +20,18 @@ and a sequence number, in the order they happen; the host files them in the
 bottle's audit log. The control socket is a Unix socket inside the bundle: the
 agent, which reaches the bundle only over the network, cannot answer its own
 questions.
+
+The agent can also post to the hook port itself, as any program in the
+bottle can: so every record made from a hook event is marked
+``"agent_reported": true`` (it says what the agent's side reported, which a
+hostile agent can forge or leave out), while the answers of the user are
+not. And the agent cannot flood the log or the bundle: a hook event is at
+most :data:`MAX_BODY` bytes, a record at most :data:`MAX_RECORD`, events
+beyond :data:`RATE` a second (after a burst of :data:`BURST`) are refused
+(a PreToolUse is denied, so no call runs unrecorded) with one marker record
+per refusal spell; idle connections cost no thread (``held_connections``:
+one watcher holds them, a client keeps a bounded number, idle ones close),
+and requests run in a bounded pool.
 """
 
 from __future__ import annotations
@@ -31,28 +43,74 @@ import socketserver
 import sys
 import threading
 import time
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from held_connections import HeldConnectionsServer
 from policy import Policy, Where
 
 CONTROL_SOCKET = "/var/lib/bottle/supervise.sock"
 #: Longest string kept from a tool's input or response in the audit log.
 KEEP_CHARS = 4000
+#: Longest list or object (in items) kept whole in the audit log.
+KEEP_ITEMS = 100
 #: Fields of each hook input worth keeping besides the tool's (the rest repeats itself every event).
 EVENT_FIELDS = ("prompt", "source", "reason", "message", "notification_type", "stop_hook_active", "trigger")
+#: Largest hook event accepted, in bytes; a larger one is refused unread.
+MAX_BODY = 4 * 1024 * 1024
+#: Longest audit record, in bytes of JSON; a longer one keeps only its head.
+MAX_RECORD = 64 * 1024
+#: Hook events accepted per second once a burst of BURST is spent; more are refused (fail closed).
+RATE, BURST = 10.0, 100
 
 
-def clipped(value, limit: int = KEEP_CHARS):
-    """``value`` with every long string cut to ``limit`` characters (marked), so one huge file cannot flood the log."""
+def clipped(value, limit: int = KEEP_CHARS, depth: int = 0):
+    """``value`` with long strings, long lists and deep nesting cut (marked), so one huge input cannot flood the log."""
     if isinstance(value, str):
         return value if len(value) <= limit else value[:limit] + f"... [{len(value) - limit} more characters]"
+    if depth > 8 and isinstance(value, (dict, list)):
+        return "[nested too deep]"
     if isinstance(value, dict):
-        return {key: clipped(item, limit) for key, item in value.items()}
+        items = list(value.items())
+        kept = {str(key)[:limit]: clipped(item, limit, depth + 1) for key, item in items[:KEEP_ITEMS]}
+        if len(items) > KEEP_ITEMS:
+            kept["..."] = f"[{len(items) - KEEP_ITEMS} more keys]"
+        return kept
     if isinstance(value, list):
-        return [clipped(item, limit) for item in value]
+        kept = [clipped(item, limit, depth + 1) for item in value[:KEEP_ITEMS]]
+        return kept + ([f"[{len(value) - KEEP_ITEMS} more items]"] if len(value) > KEEP_ITEMS else [])
     return value
+
+
+def call_hash(tool: str, tool_input) -> str:
+    """What ``bottle pending`` shows and ``bottle approve --hash`` checks: a digest of the whole call."""
+    text = json.dumps({"tool": tool, "input": tool_input}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class RateLimit:
+    """A token bucket: ``take`` is True while events stay within ``rate`` a second after a burst of ``burst``."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[bool, int]:
+        """(allowed, events refused in the spell that just ended or is going on: 1 on the first refusal)."""
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                refused, self.refused = self.refused, 0
+                return True, refused
+            self.refused += 1
+            return False, self.refused
 
 
 @dataclass
@@ -63,6 +121,7 @@ class Waiting:
     tool: str
     tool_input: dict
     reason: str
+    hash: str
     since: float = field(default_factory=time.time)
     answered: threading.Event = field(default_factory=threading.Event)
     approve: bool = False
@@ -78,21 +137,44 @@ class Supervisor:
         self.ask_timeout = float(config.get("ask_timeout", 300))
         self.where = Where(workspace=config.get("workspace", "/workspace"), home=config.get("home", "/home/agent"))
         self.waiting: dict[str, Waiting] = {}
+        self.rate = RateLimit(RATE, BURST)
         self._lock = threading.Lock()
         self._seq = 0
         self._ids = 0
 
     def record(self, record: dict) -> None:
-        """One audit line, numbered in the order events happen."""
+        """One audit line, numbered in the order events happen; one too long keeps only its head (marked)."""
         with self._lock:
             self._seq += 1
-            line = json.dumps({"log": "audit", "time": time.time(), "seq": self._seq, **record})
+            head = {"log": "audit", "time": time.time(), "seq": self._seq}
+            line = json.dumps({**head, **record})
+            if len(line) > MAX_RECORD:
+                kept = {key: record[key] for key in ("event", "agent_reported", "decision", "id", "hash")
+                        if key in record}
+                line = json.dumps({**head, **kept, "tool": str(record.get("tool", ""))[:200],
+                                   "truncated": f"record of {len(line)} bytes cut to its head",
+                                   "head": line[:KEEP_CHARS]})
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
+    def admit(self, name: str) -> bool:
+        """Whether one more hook event fits the rate; a marker record opens and closes each spell of refusals."""
+        allowed, refused = self.rate.take()
+        if not allowed and refused == 1:
+            self.record({"event": "RateLimit",
+                         "reason": f"more than {RATE:g} hook events a second: refused (PreToolUse denied) until "
+                                   "the rate drops"})
+        elif allowed and refused:
+            self.record({"event": "RateLimit",
+                         "reason": f"{refused} hook events refused, not recorded (the first a {name})"})
+        return allowed
+
     def event(self, name: str, payload: dict) -> str:
         """Record one hook event and return the answer for the hook client."""
-        base = {"event": name, "session": payload.get("session_id")}
+        if not self.admit(name):
+            return "deny\nbottle supervisor: too many hook events at once; refused\n"
+        # Everything here came from the agent's side of the bottle: marked so, a hostile agent could post it.
+        base = {"event": name, "session": payload.get("session_id"), "agent_reported": True}
         if name != "PreToolUse":
             extra = {key: clipped(payload[key]) for key in EVENT_FIELDS if key in payload}
             if "tool_name" in payload:
@@ -102,7 +184,8 @@ class Supervisor:
             return "ok\n"
         tool = str(payload.get("tool_name", ""))
         tool_input = payload.get("tool_input") if isinstance(payload.get("tool_input"), dict) else {}
-        call = {**base, "tool": tool, "input": clipped(tool_input), "tool_use_id": payload.get("tool_use_id")}
+        call = {**base, "tool": tool, "input": clipped(tool_input), "tool_use_id": payload.get("tool_use_id"),
+                "hash": call_hash(tool, tool_input)}
         where = Where(self.where.workspace, self.where.home, str(payload.get("cwd") or self.where.workspace))
         verdict = self.policy.decide(tool, tool_input, where)
         if self.mode != "enforce":
@@ -120,7 +203,8 @@ class Supervisor:
     def _ask(self, call: dict, tool: str, tool_input: dict, reason: str, rule: str | None) -> str:
         with self._lock:
             self._ids += 1
-            waiting = Waiting(str(self._ids), tool, clipped(tool_input, 400), reason)
+            # The whole input, as the call would run: `bottle pending --full` shows it, its hash names it.
+            waiting = Waiting(str(self._ids), tool, tool_input, reason, call["hash"])
             self.waiting[waiting.id] = waiting
         self.record({**call, "decision": "ask", "id": waiting.id, "reason": reason, "rule": rule,
                      "timeout": self.ask_timeout})
@@ -143,17 +227,20 @@ class Supervisor:
     def pending(self) -> list[dict]:
         now = time.time()
         with self._lock:
-            return [{"id": w.id, "tool": w.tool, "input": w.tool_input, "reason": w.reason,
+            return [{"id": w.id, "tool": w.tool, "input": w.tool_input, "reason": w.reason, "hash": w.hash,
                      "age": round(now - w.since, 1), "left": round(max(0.0, self.ask_timeout - (now - w.since)), 1)}
                     for w in self.waiting.values()]
 
-    def answer(self, call_id: str, approve: bool, reason: str) -> str | None:
-        """Answer a waiting call; an error text when no call waits under that id."""
+    def answer(self, call_id: str, approve: bool, reason: str, expect_hash: str | None = None) -> str | None:
+        """Answer a waiting call; an error text when no call waits under that id, or it is not the call hashed."""
         with self._lock:
             waiting = self.waiting.get(call_id)
             if waiting is None or waiting.answered.is_set():
                 ids = ", ".join(sorted(self.waiting)) or "none"
                 return f"no call waits under id {call_id!r} (waiting: {ids})"
+            if expect_hash and waiting.hash != expect_hash.lower():
+                return (f"call {call_id} has hash {waiting.hash}, not {expect_hash}: it is not the call you "
+                        "checked; see `bottle pending --full`")
             waiting.approve, waiting.answer_reason = approve, reason
             waiting.answered.set()
         return None
@@ -179,7 +266,13 @@ class HookHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 - http.server's naming
         url = urlsplit(self.path)
         event = (parse_qs(url.query).get("event") or [""])[0]
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True  # the body is never read
+            return self._reply(413, f"deny\nbottle supervisor: a hook event over {MAX_BODY} bytes is refused\n")
         try:
             payload = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
@@ -204,7 +297,8 @@ class ControlHandler(socketserver.StreamRequestHandler):
                 if request.get("op") == "pending":
                     reply = {"pending": supervisor.pending()}
                 elif request.get("op") == "answer":
-                    error = supervisor.answer(str(request["id"]), bool(request["approve"]), str(request.get("reason") or ""))
+                    error = supervisor.answer(str(request["id"]), bool(request["approve"]),
+                                              str(request.get("reason") or ""), request.get("hash") or None)
                     reply = {"error": error} if error else {"ok": True}
                 else:
                     reply = {"error": f"unknown op {request.get('op')!r}"}
@@ -214,8 +308,10 @@ class ControlHandler(socketserver.StreamRequestHandler):
             self.wfile.flush()
 
 
-class HookServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class HookServer(HeldConnectionsServer):
+    """Idle connections cost no thread (``held_connections``); asked calls wait in a worker, so more of them."""
+
+    workers = 32
 
 
 class ControlServer(socketserver.ThreadingUnixStreamServer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bottle_core import agent as agent_sandbox
 from bottle_core.plan import Plan
 
-from . import labels
+from . import labels, seccomp
 from .oneshot import run_one_shot
 
 #: IPv6 off in the agent, explicitly: no address, not even loopback's, and no IPv6 socket reaches anything.
@@ -21,7 +21,9 @@ def create_agent(client, plan: Plan, image: str, created: list[str]) -> str:
         user=f"{plan.guest.uid}:{plan.guest.uid}", working_dir=plan.guest.workspace,
         environment=agent_sandbox.environment(plan), labels=labels.for_bottle(plan, "agent"), detach=True,
         host_config=api.create_host_config(
-            cap_drop=["ALL"], security_opt=["no-new-privileges:true"], init=True,
+            cap_drop=["ALL"], init=True,
+            # The engine's default seccomp profile, io_uring denied (seccomp.py).
+            security_opt=["no-new-privileges:true", f"seccomp={seccomp.agent_profile()}"],
             mem_limit=res.memory_bytes, memswap_limit=res.memory_bytes,
             nano_cpus=int(res.cpus * 1e9), pids_limit=res.pids,
             tmpfs={"/tmp": "rw,nosuid,nodev,size=512m"},

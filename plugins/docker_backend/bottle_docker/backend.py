@@ -6,14 +6,9 @@ module just to ask for availability.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
-from bottle_core import hookimpl, settings
-
-BASE_IMAGE = "debian:bookworm-slim"
-
+from bottle_core import hookimpl
 
 @hookimpl
 def backend_availability():
@@ -23,10 +18,18 @@ def backend_availability():
 
 
 @hookimpl
+def backend_settings():
+    from .network import OUTBOUND_SETTING
+
+    return [OUTBOUND_SETTING]
+
+
+@hookimpl
 def backend_doctor(refresh):
     from .doctor import diagnose
+    from .sidecar import base_image
 
-    return diagnose(settings.current().base_image or BASE_IMAGE)
+    return diagnose(base_image())
 
 
 @hookimpl
@@ -37,18 +40,18 @@ def prepare(spec, stage_dir):
 
     from . import engine, network
     from .image_build import base_image_id
+    from .sidecar import base_image
 
     client = engine.client()
     subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
-    config = settings.current()
-    base = bottle.image or config.base_image or BASE_IMAGE
+    base = bottle.image or base_image()
     slug = new_slug(spec.agent)
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
                             agent_ip=agent_ip(subnet),
-                            outbound=config.docker_outbound_network or network.SHARED_OUTBOUND),
+                            outbound=network.outbound_name()),
         images=image_names(base, base_image_id(client, base)),
     )
     network.refuse_engine_and_host(client, plan)
@@ -63,27 +66,10 @@ def launch(plan):
 
 
 @hookimpl
-def provision_ca(plan, bottle):
-    """Install the bundle's CA into the agent's trust store (the key stays in the bundle)."""
-    from .bundle import bundle_ca
-
-    folder, name = os.path.split(plan.guest.ca_cert)
-    bottle.write_files(folder, {name: bundle_ca(bottle.client, bottle.bundle_id, plan.slug)}, mode=0o644, owner=0)
-    # What update-ca-certificates does for one added certificate: append it to the
-    # bundle file and link it by subject hash. The script itself re-walks all ~140
-    # system certificates (about 1 s here); the certificate sits in the Debian
-    # place, so any later update-ca-certificates run keeps it.
-    bottle.check(["sh", "-ec", f'cert="{plan.guest.ca_cert}"; cat "$cert" >> "{plan.guest.ca_bundle}"; '
-                  f'ln -sf "$cert" "/etc/ssl/certs/$(openssl x509 -hash -noout -in "$cert").0"'], user="0")
-
-
-@hookimpl
 def build_images(force):
-    from . import engine
-    from .image_build import ensure_images
+    from . import sidecar
 
-    base = settings.current().base_image or BASE_IMAGE
-    return sorted(ensure_images(engine.client(), base, force=force).values())
+    return sidecar.build_images(force=force)
 
 
 @hookimpl
@@ -101,60 +87,20 @@ def list_bottles():
 
 @hookimpl
 def stop_bottle(slug):
-    from . import engine, labels
-    from .removal import remove_resources
+    from . import sidecar
 
-    client = engine.client()
-    containers = client.api.containers(all=True, filters={"label": f"{labels.SLUG}={slug}"})
-    networks = client.api.networks(filters={"label": f"{labels.SLUG}={slug}"})
-    if not containers and not networks:
-        return False
-    _remove_state(containers)
-    remove_resources(client, [c["Id"] for c in containers], [n["Name"] for n in networks])
-    return True
+    return sidecar.remove_bottle(slug)
 
 
 @hookimpl
 def exec_in_bundle(slug, argv):
-    from bottle_core.errors import UsageError
+    from . import sidecar
 
-    from . import engine, labels
-    from .container import exec_in
-
-    client = engine.client()
-    found = client.api.containers(filters={"label": [f"{labels.SLUG}={slug}", f"{labels.ROLE}=bundle"]})
-    if not found:
-        raise UsageError(f"no running bottle {slug!r}", hint="see `bottle ls`")
-    from docker.errors import APIError
-
-    # As the bundle's own user: its control socket is that user's alone.
-    try:
-        return exec_in(client, found[0]["Id"], list(argv), user="bundle", env=None, workdir="/", stdin=None)
-    except APIError as exc:  # it ended between the look-up and the exec
-        raise UsageError(f"bottle {slug!r} is no longer running ({exc.explanation or exc})") from None
+    return sidecar.exec_in_running_bundle(slug, argv)
 
 
 @hookimpl
 def collect_garbage():
-    from . import engine, labels
-    from .removal import remove_resources
+    from . import sidecar
 
-    client = engine.client()
-    everything = client.api.containers(all=True, filters={"label": labels.SLUG})
-    dead = [c for c in everything if not labels.owner_alive(c.get("Labels") or {})]
-    live_slugs = {(c.get("Labels") or {}).get(labels.SLUG) for c in everything} - {
-        (c.get("Labels") or {}).get(labels.SLUG) for c in dead}
-    networks = [n for n in client.api.networks(filters={"label": labels.SLUG})
-                if not labels.owner_alive(n.get("Labels") or {})
-                and (n.get("Labels") or {}).get(labels.SLUG) not in live_slugs]
-    _remove_state(dead)
-    return remove_resources(client, [c["Id"] for c in dead], [n["Name"] for n in networks])
-
-
-def _remove_state(containers) -> None:
-    from . import labels
-
-    for container in containers:
-        state_dir = (container.get("Labels") or {}).get(labels.STATE_DIR)
-        if state_dir and Path(state_dir).name == (container.get("Labels") or {}).get(labels.SLUG):
-            shutil.rmtree(state_dir, ignore_errors=True)
+    return sidecar.collect_garbage()

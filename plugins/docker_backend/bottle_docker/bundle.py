@@ -1,4 +1,4 @@
-"""The bundle's container: created with its files in, its output filed, its readiness and CA awaited.
+"""The bundle's container: created with its files in, started with its packet filter, its readiness and CA awaited.
 
 What goes in and how readiness is announced is the backend-independent
 contract of :mod:`bottle_core.bundle.contract`; this module only does it with
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import io
 import tarfile
-import threading
 import time
 
 from bottle_core.bundle import contract
-from bottle_core.bundle.logs import LogSink
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 
@@ -21,7 +19,8 @@ from . import labels
 from .oneshot import run_one_shot
 from .streams import read_archive
 
-LOG_DRAIN_TIMEOUT = 5.0
+#: The engine's own copy of the bundle's output is capped too: the agent's doing can make that output large.
+ENGINE_LOG = {"max-size": "32m", "max-file": "2"}
 
 
 def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
@@ -30,6 +29,8 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
     The container's ID is appended to ``created`` as soon as it exists, so a
     failure further on still removes it.
     """
+    from docker.types import LogConfig
+
     net, api = plan.network, client.api
     bundle = api.create_container(
         image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
@@ -38,7 +39,7 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
             cap_drop=["ALL"], cap_add=contract.CAPABILITIES, security_opt=["no-new-privileges:true"], init=True,
             mem_limit=contract.LIMITS["memory_bytes"], memswap_limit=contract.LIMITS["memory_bytes"],
             pids_limit=contract.LIMITS["pids"], nano_cpus=int(contract.LIMITS["cpus"] * 1e9),
-            sysctls=contract.SYSCTLS,
+            sysctls=contract.SYSCTLS, log_config=LogConfig(type=LogConfig.types.JSON, config=ENGINE_LOG),
             binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
                    for m in contract.bundle_mounts(plan)},
         ),
@@ -76,35 +77,6 @@ def start_with_filter(client, bundle: str, netfilter: str) -> None:
     """Start the bundle, then set its packet filter (which needs the bundle's namespace to exist)."""
     client.api.start(bundle)
     run_one_shot(client, netfilter, "set the bundle's packet filter")
-
-
-def follow_logs(client, plan: Plan, bundle: str) -> threading.Thread:
-    """File the bundle's output in the state dir while it runs (its logs outlive it there)."""
-    stream = client.api.logs(bundle, stdout=True, stderr=True, stream=True, follow=True)
-
-    def follow() -> None:
-        sink = LogSink(plan.state_dir)
-        try:
-            sink.feed_stream(stream)
-        except Exception:  # the engine closed the stream as the bundle went: nothing more to file
-            pass
-        finally:
-            sink.close()
-
-    follower = threading.Thread(target=follow, name=f"bundle-logs-{plan.slug}", daemon=True)
-    follower.start()
-    return follower
-
-
-def drain_logs(client, bundle: str, follower: threading.Thread) -> None:
-    """Stop the bundle and let its last lines reach the state dir before it is removed."""
-    from docker.errors import APIError
-
-    try:
-        client.api.kill(bundle)
-    except APIError:
-        pass  # already stopped
-    follower.join(LOG_DRAIN_TIMEOUT)
 
 
 def wait_for_bundle(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> None:

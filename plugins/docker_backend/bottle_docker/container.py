@@ -12,19 +12,17 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.sandbox import Bottle, ExecResult, as_argv
 
-from .bundle import wait_for_bundle
 from .streams import exec_in, read_archive
 
 
 class DockerBottle(Bottle):
     """exec, copy_in and copy_out through the engine API; attached runs through the docker CLI."""
 
-    def __init__(self, plan: Plan, client, agent_id: str, bundle_id: str):
-        super().__init__(plan)
+    def __init__(self, plan: Plan, client, agent_id: str, bundle):
+        super().__init__(plan, bundle)
         self.client = client
         self.agent_id = agent_id
-        self.bundle_id = bundle_id
-        self._ready = False
+        self.bundle_id = bundle.container_id
 
     def _user(self, user: str | None) -> str:
         return user if user is not None else str(self.plan.guest.uid)
@@ -33,10 +31,6 @@ class DockerBottle(Bottle):
              workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
         return exec_in(self.client, self.agent_id, as_argv(command), user=self._user(user), env=env,
                        workdir=workdir or self.plan.guest.workspace, stdin=stdin)
-
-    def exec_bundle(self, command: Sequence[str] | str, *, user: str = "0") -> ExecResult:
-        """Run a command in the bundle (backend-internal: probes and the bundle's own provisioning)."""
-        return exec_in(self.client, self.bundle_id, as_argv(command), user=user, env=None, workdir="/", stdin=None)
 
     def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
             workdir: str | None = None) -> int:
@@ -51,11 +45,6 @@ class DockerBottle(Bottle):
             cmd += ["-e", f"{key}={value}"]
         cmd += [self.agent_id, *argv]
         return subprocess.call(cmd, stdin=None if sys.stdin and not sys.stdin.closed else subprocess.DEVNULL)
-
-    def ready(self) -> None:
-        if not self._ready:
-            wait_for_bundle(self.client, self.bundle_id, self.plan.slug)
-            self._ready = True
 
     def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
         if not self.client.api.put_archive(self.agent_id, dest, tar_stream):

@@ -50,8 +50,8 @@ def ensure_images(client, base: str, *, force: bool = False,
     ``progress(role, line)`` receives every build output line; by default they
     go to stderr, prefixed ``[bottle-agent]`` or ``[bottle-bundle]``.
     """
-    claude = claude_binary.locate()
-    names = image_names(base, base_image_id(client, base), claude)
+    names = image_names(base, base_image_id(client, base))
+    claude = claude_binary.locate() if force or not _present(client, names["agent"]) else None
     tags = {}
     for role in ROLES:
         tag = tags[role] = names[role]
@@ -78,18 +78,25 @@ def ensure_planned(client, plan_images: dict[str, str]) -> None:
                                  hint="start the bottle again: a new plan names the new images")
 
 
-def prune_older(client, role: str, base: str, keep: str) -> list[str]:
-    """Remove earlier builds of ``role`` from the same base (each change of input left one behind).
+#: Builds of one role and base kept besides the newest: another checkout or version of bottle on the same
+#: engine builds its own, and must not have them removed under a launch.
+KEEP_BUILDS = 4
 
-    Images still used by a container stay; builds from other bases stay too,
-    so bottles with different base images do not rebuild each other away.
+
+def prune_older(client, role: str, base: str, keep: str) -> list[str]:
+    """Remove earlier builds of ``role`` from the same base beyond the newest :data:`KEEP_BUILDS`.
+
+    Each change of input leaves a build behind. Images still used by a
+    container stay; builds from other bases stay too, so bottles with
+    different base images do not rebuild each other away.
     """
     from docker.errors import APIError
 
+    builds = client.images.list(filters={"label": [f"{LABEL}={role}", f"{BASE_LABEL}={base}"]})
+    older = sorted((image for image in builds if keep not in image.tags),
+                   key=lambda image: image.attrs.get("Created", ""), reverse=True)[KEEP_BUILDS - 1:]
     removed = []
-    for image in client.images.list(filters={"label": [f"{LABEL}={role}", f"{BASE_LABEL}={base}"]}):
-        if keep in image.tags:
-            continue
+    for image in older:
         try:
             client.images.remove(image.id)
             removed.append(image.id)

@@ -12,12 +12,31 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from bottle_core.addressing import (agent_ip, bundle_ip, engine_gateways, engine_subnets, host_addresses, host_routes,
-                                    pick_subnet)
+from bottle_core.addressing import agent_ip, bundle_ip, host_addresses, host_routes, pick_subnet
 from bottle_core.locks import host_lock
+from bottle_core.settings import BackendSetting
 
 
 SHARED_OUTBOUND = "bottle-outbound"
+OUTBOUND_SETTING = BackendSetting(
+    "docker_outbound_network",
+    "docker backend: the network bundles reach the outside through (default bottle-outbound, made on first use).")
+
+
+def engine_subnets(networks: list[dict]) -> list[ipaddress.IPv4Network]:
+    """The IPv4 subnets in the engine's network list (the ``/networks`` answer)."""
+    return [ipaddress.ip_network(subnet, strict=False) for subnet in _ipam(networks, "Subnet")]
+
+
+def engine_gateways(networks: list[dict]) -> list[ipaddress.IPv4Address]:
+    """The gateway addresses in the engine's network list: the engine host's own addresses on its bridges."""
+    return [ipaddress.ip_address(gateway.split("/")[0]) for gateway in _ipam(networks, "Gateway")]
+
+
+def _ipam(networks: list[dict], key: str) -> list[str]:
+    """Every IPv4 ``key`` value of the networks' IPAM configs."""
+    return [value for network in networks for config in (network.get("IPAM") or {}).get("Config") or []
+            if (value := config.get(key) or "") and ":" not in value]
 
 
 def used_subnets(client) -> list[ipaddress.IPv4Network]:
@@ -82,9 +101,7 @@ def bridge_ipv6_off(bridge: str, proc: Path = Path("/proc/sys/net/ipv6/conf")) -
 
 def outbound_name() -> str:
     """The network bundles leave through: ``BOTTLE_DOCKER_OUTBOUND_NETWORK``, else the shared one."""
-    from bottle_core import settings
-
-    return settings.current().docker_outbound_network or SHARED_OUTBOUND
+    return OUTBOUND_SETTING.value() or SHARED_OUTBOUND
 
 
 def ensure_shared_outbound(client) -> None:

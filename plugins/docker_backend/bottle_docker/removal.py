@@ -25,3 +25,13 @@ def remove_resources(client, containers: list[str], networks: list[str]) -> list
         for kind, names in (("container", containers), ("network", networks)):
             removed += [r for r in pool.map(lambda n, k=kind: remove(k, n), names) if r]
     return removed
+
+
+def remove_labelled(client, slug: str) -> tuple[list[dict], list[dict]]:
+    """Remove every container and network labelled with bottle ``slug``; returns their engine records."""
+    from .labels import SLUG
+
+    containers = client.api.containers(all=True, filters={"label": f"{SLUG}={slug}"})
+    networks = client.api.networks(filters={"label": f"{SLUG}={slug}"})
+    remove_resources(client, [c["Id"] for c in containers], [n["Name"] for n in networks])
+    return containers, networks

@@ -57,3 +57,14 @@ def test_other_engine_errors_are_not_taken_for_a_taken_subnet(plan_factory):
 
     with pytest.raises(docker.errors.APIError):
         network.create_for(Refusing(0), plan_factory(), labels={})
+
+
+def test_engine_subnets_and_gateways_read_the_engines_network_list():
+    import ipaddress
+
+    from bottle_docker.network import engine_gateways, engine_subnets
+
+    networks = [{"IPAM": {"Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"},
+                                     {"Subnet": "fd00::/64", "Gateway": "fd00::1"}]}}, {"IPAM": None}]
+    assert engine_subnets(networks) == [ipaddress.ip_network("172.17.0.0/16")]
+    assert engine_gateways(networks) == [ipaddress.ip_address("172.17.0.1")]

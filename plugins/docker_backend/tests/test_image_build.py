@@ -24,7 +24,8 @@ class FakeImages:
 
     def list(self, filters):
         wanted = dict(item.split("=", 1) for item in filters["label"])
-        return [type("Image", (), {"id": tag, "tags": [tag]})() for tag, labels in self.labels.items()
+        return [type("Image", (), {"id": tag, "tags": [tag], "attrs": {"Created": f"{order:04d}"}})()
+                for order, (tag, labels) in enumerate(self.labels.items())
                 if tag in self.present and all(labels.get(k) == v for k, v in wanted.items())]
 
     def remove(self, image_id):
@@ -107,13 +108,18 @@ def test_a_build_error_names_the_image_and_the_error_line(small_claude):
     assert "Unable to locate package mitmproxy" in text
 
 
-def test_a_rebuild_removes_the_earlier_build_from_the_same_base_only(small_claude, tmp_path):
+def test_rebuilds_keep_the_newest_builds_from_the_same_base_and_prune_the_rest(small_claude, tmp_path):
     client = FakeClient({"base:1", "base:2"})
     quiet = lambda role, line: None  # noqa: E731
     first = image_build.ensure_images(client, "base:1", progress=quiet)
     other_base = image_build.ensure_images(client, "base:2", progress=quiet)
-    small_claude.write_bytes(b"#!/bin/sh\necho 2.0.0\n")  # a new claude: a new agent image
-    second = image_build.ensure_images(client, "base:1", progress=quiet)
-    assert second["agent"] != first["agent"] and second["bundle"] == first["bundle"]
+    agents = [first["agent"]]
+    for release in range(2, 2 + image_build.KEEP_BUILDS):  # each new claude: a new agent image
+        small_claude.write_bytes(f"#!/bin/sh\necho {release}.0.0\n".encode())
+        built = image_build.ensure_images(client, "base:1", progress=quiet)
+        assert built["bundle"] == first["bundle"]
+        agents.append(built["agent"])
+    # Another checkout of bottle may still launch one of the newest builds: only older ones go.
     assert client.images.removed == [first["agent"]]
+    assert set(agents[-image_build.KEEP_BUILDS:]) <= client.images.present
     assert set(other_base.values()) <= client.images.present

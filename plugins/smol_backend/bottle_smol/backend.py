@@ -4,8 +4,9 @@ Nothing heavy is imported at module level: ``bottle backends`` loads this
 module just to ask for availability, which only runs ``smolvm --version`` and
 looks at ``/dev/kvm`` and ``/sys/module``.
 
-The bundle is a container of the docker backend's making, so the hooks
-about it (its CA, the images) are the docker backend's own functions.
+The bundle is a container made by bottle-docker's public sidecar module
+(:mod:`bottle_docker.sidecar`): the images, the bundle's removal and the
+supervisor's control client go through it; the CA is core's own provisioning.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ def backend_availability():
     from .doctor import availability
 
     return availability()
+
+
+@hookimpl
+def backend_settings():
+    from .binary import BINARY_SETTING, STATE_DIR_SETTING
+
+    return [BINARY_SETTING, STATE_DIR_SETTING]
 
 
 @hookimpl
@@ -41,20 +49,23 @@ def launch(plan):
     return launch_bottle(plan)
 
 
-@hookimpl
-def provision_ca(plan, bottle):
-    """The docker backend's own: the CA comes from the same bundle container and goes in through the handle."""
-    from bottle_docker.backend import provision_ca as install_bundle_ca
+def _sidecar():
+    """bottle-docker's public sidecar module, imported when a hook needs it (not when `bottle backends` loads this)."""
+    from bottle_docker import sidecar
 
-    install_bundle_ca(plan=plan, bottle=bottle)
+    return sidecar
 
 
 @hookimpl
 def build_images(force):
-    """The docker backend's: the bundle runs there, and the microVM boots the agent image exported from there."""
-    from bottle_docker.backend import build_images as build_in_docker
+    """The Docker engine's images: the bundle runs there, and the microVM boots the agent image exported from there."""
+    return _sidecar().build_images(force=force)
 
-    return build_in_docker(force=force)
+
+@hookimpl
+def exec_in_bundle(slug, argv):
+    """The bundle is a container beside the microVM: the supervisor's control client runs there."""
+    return _sidecar().exec_in_running_bundle(slug, argv)
 
 
 @hookimpl

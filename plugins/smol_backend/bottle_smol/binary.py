@@ -17,10 +17,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bottle_core import settings
 from bottle_core.errors import BottleRuntimeError
+from bottle_core.settings import BackendSetting
 
-ENV_BINARY = "BOTTLE_SMOLVM"
+BINARY_SETTING = BackendSetting(
+    "smolvm", "smol backend: the smolvm binary to use (default: on PATH, else the smolmachines wheel's).")
+STATE_DIR_SETTING = BackendSetting(
+    "smolvm_state_dir", "smol backend: smolvm's state root, to keep these machines apart from others.")
+ENV_BINARY = BINARY_SETTING.variable
 WHEEL_PACKAGE = "smol"
 WHEEL_BINARY = "smol-vmm"
 WHEEL_ROOTFS = "agent-rootfs.tar.zst"
@@ -78,7 +82,7 @@ def wheel_folder() -> Path | None:
 
 def find() -> Smolvm:
     """The smolvm binary to use, or :class:`SmolvmNotFound` saying what to do."""
-    named = settings.current().smolvm
+    named = BINARY_SETTING.value()
     if named:
         if not (os.path.isfile(named) and os.access(named, os.X_OK)):
             raise SmolvmNotFound(f"{ENV_BINARY}={named} is not an executable file",

@@ -18,11 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from bottle_core import settings
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.sandbox import ExecResult
 
-from .binary import Smolvm, Version, checked_version_problem, version_of
+from .binary import STATE_DIR_SETTING, Smolvm, Version, checked_version_problem, version_of
 
 STATE_DIR_ENV = "BOTTLE_SMOLVM_STATE_DIR"
 _NOTE = re.compile(rb"^note: no packed assets found for .*$\n?", re.MULTILINE)
@@ -116,7 +115,7 @@ class Engine:
 
     def _state_dir(self) -> list[str]:
         # An explicit state root keeps a test's (or a user's second) machines apart from the default ones.
-        state = self.state_dir or settings.current().smolvm_state_dir
+        state = self.state_dir or STATE_DIR_SETTING.value()
         return ["--state-dir", state] if state else []
 
     # -- verbs ----------------------------------------------------------------------

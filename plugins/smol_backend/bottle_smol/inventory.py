@@ -30,17 +30,16 @@ def stop_slug(slug: str) -> bool:
     found = [m for m in _ours(engine) if m["labels"][SLUG_LABEL] == slug]
     for machine in found:
         remove(engine, machine["name"])
-    return _docker_side("stop_bottle", slug=slug, default=False) or bool(found)
+    return _docker_side(lambda sidecar: sidecar.remove_bottle(slug), default=False) or bool(found)
 
 
-def _docker_side(hook: str, *, default, **kwargs):
-    """The docker backend's own management hook, for the bundle container and bridge (labelled alike)."""
-    from bottle_docker import backend as docker_backend
-    from bottle_docker.engine import availability
+def _docker_side(action, *, default):
+    """``action(sidecar)`` for the bundle container and bridge (labelled alike); ``default`` with no engine."""
+    from bottle_docker import sidecar
 
-    if availability() is not None:
+    if sidecar.availability() is not None:
         return default  # no engine: no bundle can be left either
-    return getattr(docker_backend, hook)(**kwargs)
+    return action(sidecar)
 
 
 def owner_alive(labels: dict) -> bool:
@@ -65,4 +64,4 @@ def collect() -> list[str]:
         if not owner_alive(machine["labels"]):
             remove(engine, machine["name"])
             removed.append(f"microVM {machine['name']}")
-    return removed + _docker_side("collect_garbage", default=[])
+    return removed + _docker_side(lambda sidecar: sidecar.collect_garbage(), default=[])

@@ -51,9 +51,10 @@ def mem_mib(resources: Resources) -> int:
 
 
 def create_options(plan: Plan) -> list[str]:
-    """Resources and the egress policy: the bundle's address is the only peer, DNS goes to the bundle too."""
-    bundle = plan.network.bundle_ip
-    options = ["--cpus", str(cpus(plan.resources)), "--mem", str(mem_mib(plan.resources)),
+    """Resources as the plan recorded them, and the egress policy: the bundle's address is the only peer,
+    DNS goes to the bundle too (from the network the launch made, which may have moved since ``prepare``)."""
+    bundle, recorded = plan.network.bundle_ip, plan.backend_options
+    options = ["--cpus", str(recorded["cpus"]), "--mem", str(recorded["mem_mib"]),
                "--allow-cidr", f"{bundle}/32", "--dns", bundle]
     for key, value in agent.environment(plan).items():
         options += ["-e", f"{key}={value}"]
@@ -99,7 +100,7 @@ def running_machine(engine: Engine, plan: Plan, image: Stdin, *, image_ref: str 
     finished, raised, or was interrupted -- also when create or start failed
     halfway.
     """
-    name = machine_name(plan.slug)
+    name = plan.backend_options["machine"]
     try:
         engine.create(name, labels=labels(plan), image=image_ref, options=create_options(plan),
                       workload=WORKLOAD, stdin=image)

@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 
-from bottle_core import addressing
+from bottle_docker import sidecar
 
 
 def engine_networks() -> list[dict]:
     """The Docker engine's network list; empty when no engine answers."""
     try:
-        import docker
-
-        client = docker.from_env(timeout=5)
-        try:
-            return client.api.networks()
-        finally:
-            client.close()
+        return sidecar.engine_networks()
     except Exception:  # no engine, no socket, no SDK: nothing to avoid there
         return []
 
 
 def engine_subnets(networks: list[dict] | None = None) -> list[ipaddress.IPv4Network]:
     """IPv4 subnets of the Docker engine's networks; empty when no engine answers."""
-    return addressing.engine_subnets(engine_networks() if networks is None else networks)
+    return sidecar.engine_subnets(engine_networks() if networks is None else networks)

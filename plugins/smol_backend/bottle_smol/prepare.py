@@ -8,7 +8,7 @@ from bottle_core import addressing, settings
 from bottle_core.plan import NetworkPlan, Plan, base_plan, new_slug, resources_of
 from bottle_core.spec import BottleSpec
 
-from bottle_docker.network import outbound_name, refuse_networks
+from bottle_docker.sidecar import outbound_name, refuse_networks
 
 from . import network
 from .images import planned_images
@@ -26,7 +26,10 @@ def images(spec: BottleSpec) -> dict[str, str]:
 
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
-    """Resolve ``spec``: pick the bundle's subnet and address, record the smolvm binary and machine name."""
+    """Resolve ``spec``: pick the bundle's subnet and address, record the smolvm binary, machine name and size.
+
+    Launch reads what is recorded here (``backend_options``) rather than working it out again.
+    """
     networks = network.engine_networks()
     subnet = addressing.pick_subnet(network.engine_subnets(networks) + addressing.host_routes())
     bundle_ip = addressing.bundle_ip(subnet)
@@ -41,7 +44,6 @@ def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
         "machine": machine_name(slug),
         "cpus": cpus(resources),
         "mem_mib": mem_mib(resources),
-        "egress": ["--allow-cidr", f"{bundle_ip}/32", "--dns", bundle_ip],
     }
     plan = base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec),
                      backend_options=options, slug=slug)

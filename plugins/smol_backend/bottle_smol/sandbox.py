@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
-from bottle_core.sandbox import Bottle, ExecResult, as_argv
+from bottle_core.sandbox import Bottle, Bundle, ExecResult, as_argv
 
 from .engine import Engine
 
@@ -25,27 +25,10 @@ class SmolBottle(Bottle):
     which bounds ``copy_out``.
     """
 
-    def __init__(self, plan: Plan, engine: Engine, machine: str, *, client=None, bundle_id: str | None = None):
-        super().__init__(plan)
+    def __init__(self, plan: Plan, engine: Engine, machine: str, *, bundle: Bundle | None = None):
+        super().__init__(plan, bundle)
         self.engine = engine
         self.machine = machine
-        #: The bundle's container and the Docker client that made it (the bundle is the docker backend's).
-        self.client = client
-        self.bundle_id = bundle_id
-        self._ready = False
-
-    def ready(self) -> None:
-        if not self._ready and self.bundle_id is not None:
-            from bottle_docker.bundle import wait_for_bundle
-
-            wait_for_bundle(self.client, self.bundle_id, self.plan.slug)
-        self._ready = True
-
-    def exec_bundle(self, command: Sequence[str] | str, *, user: str = "0") -> ExecResult:
-        """Run a command in the bundle (backend-internal: probes and the bundle's own provisioning)."""
-        from bottle_docker.streams import exec_in
-
-        return exec_in(self.client, self.bundle_id, as_argv(command), user=user, env=None, workdir="/", stdin=None)
 
     def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
              workdir: str | None = None, stdin: bytes | BinaryIO | None = None) -> ExecResult:

@@ -13,6 +13,7 @@ import pytest
 from bottle_core import addressing
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.manifest import Manifest
+from bottle_core.sandbox import Bundle
 from bottle_core.spec import BottleSpec
 from bottle_smol import binary, images, network
 from bottle_smol.binary import find
@@ -62,8 +63,6 @@ def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):
     assert plan.backend == "smol"
     assert plan.backend_options["machine"] == f"bottle-{plan.slug}"
     assert plan.backend_options["smolvm_version"] == "1.32.2"
-    assert plan.backend_options["egress"] == ["--allow-cidr", f"{plan.network.bundle_ip}/32",
-                                              "--dns", plan.network.bundle_ip]
     assert (plan.backend_options["cpus"], plan.backend_options["mem_mib"]) == (2, 1024)
     assert fake_smolvm.calls() == []  # prepare starts nothing
 
@@ -246,56 +245,70 @@ def test_preparing_a_plan_writes_nothing(plan, tmp_path):
 
 
 class _Recorder:
-    """Stands in for the Docker side of a launch and writes down what was asked, in order."""
+    """Stands in for bottle-docker's sidecar module (the smol launch's only Docker side) and writes down what
+    was asked, in order."""
 
     def __init__(self, monkeypatch, tmp_path):
-        from bottle_docker import bundle, engine, image_build, network, removal
+        from bottle_docker import sidecar
         from bottle_smol import launch
 
         self.events: list[tuple] = []
-        self.client = types.SimpleNamespace(api=types.SimpleNamespace(start=lambda cid: self.events.append(("start", cid))))
+        self.client = object()
+        self.bundle = FakeBundle("bundle-id")
         image = tmp_path / "agent.tar"
         image.write_bytes(IMAGE)
         self.image = image
-        monkeypatch.setattr(engine, "client", lambda: self.client)
-        monkeypatch.setattr(image_build, "ensure_planned", lambda client, images: self.events.append(("images",)))
+        recorder = self
+
+        class Sidecar:
+            def __init__(self, plan, *, host_address=False):
+                recorder.events.append(("sidecar", plan.network.name, host_address))
+
+            def create(self, secrets):
+                recorder.events.append(("create", secrets))
+                return recorder.plan_used
+
+            def start(self):
+                recorder.events.append(("start",))
+                return recorder.bundle
+
+            def remove(self, *, also=()):
+                recorder.events.append(("remove", list(also)))
+
+        monkeypatch.setattr(sidecar, "client", lambda: self.client)
+        monkeypatch.setattr(sidecar, "ensure_images", lambda images: self.events.append(("images",)))
+        monkeypatch.setattr(sidecar, "Sidecar", Sidecar)
         monkeypatch.setattr(launch, "exported_image", lambda client, name: self.events.append(("export", name)) or image)
-        monkeypatch.setattr(network, "ensure_shared_outbound", lambda client: self.events.append(("outbound",)))
-
-        def create_for(client, plan, labels, *, host_address=False):
-            self.events.append(("network", plan.network.name, host_address, labels["bottle.role"]))
-            return plan
-
-        def create_bundle(client, plan, image, files, created):
-            self.events.append(("bundle", image, files))
-            created.append("bundle-id")
-            return "bundle-id"
-
-        def create_netfilter(client, plan, bundle_id, image, created):
-            self.events.append(("netfilter", bundle_id, image))
-            created.append("netfilter-id")
-            return "netfilter-id"
-
-        def start_with_filter(client, bundle_id, netfilter):
-            self.client.api.start(bundle_id)
-            self.events.append(("filter", netfilter))
-
-        monkeypatch.setattr(network, "create_for", create_for)
-        monkeypatch.setattr(bundle, "create_bundle", create_bundle)
-        monkeypatch.setattr(bundle, "create_netfilter", create_netfilter)
-        monkeypatch.setattr(bundle, "start_with_filter", start_with_filter)
-        monkeypatch.setattr(bundle, "follow_logs", lambda client, plan, cid: self.events.append(("follow", cid)) or "follower")
-        monkeypatch.setattr(bundle, "drain_logs", lambda client, cid, follower: self.events.append(("drain", cid)))
-        monkeypatch.setattr(removal, "remove_resources",
-                            lambda client, containers, networks: self.events.append(("remove", containers, networks)))
+        self.plan_used = None
 
     def names(self) -> list[str]:
         return [event[0] for event in self.events]
 
 
+class FakeBundle(Bundle):
+    """A core Bundle handle that answers from memory."""
+
+    def wait_ready(self):
+        pass
+
+    def ca_certificate(self):
+        return b"PEM"
+
+    def exec(self, argv, *, user="bundle"):
+        raise AssertionError("no command expected in the bundle")
+
+    def output(self):
+        return []
+
+    def stop(self):
+        pass
+
+
 @pytest.fixture
-def docker_side(monkeypatch, tmp_path):
-    return _Recorder(monkeypatch, tmp_path)
+def docker_side(monkeypatch, tmp_path, plan):
+    recorder = _Recorder(monkeypatch, tmp_path)
+    recorder.plan_used = plan
+    return recorder
 
 
 def test_launch_brings_up_the_contracts_bundle_then_the_microvm_and_removes_both(plan, fake_smolvm, docker_side):
@@ -303,23 +316,18 @@ def test_launch_brings_up_the_contracts_bundle_then_the_microvm_and_removes_both
     from bottle_smol.launch import launch_bottle
 
     with launch_bottle(plan) as bottle:
-        assert (bottle.machine, bottle.bundle_id, bottle.client) == (f"bottle-{plan.slug}", "bundle-id",
-                                                                     docker_side.client)
+        assert bottle.machine == f"bottle-{plan.slug}" and bottle.bundle is docker_side.bundle
         assert fake_smolvm.machines()[bottle.machine]["state"] == "running"
-        assert docker_side.names() == ["images", "export", "outbound", "network", "bundle", "netfilter", "start",
-                                       "filter", "follow"]
-    network, bundle = docker_side.events[3], docker_side.events[4]
-    # The same packet filter as the docker backend's, set in the bundle's namespace before the microVM exists.
-    assert docker_side.events[5] == ("netfilter", "bundle-id", plan.images["bundle"])
-    assert network == ("network", plan.network.name, True, "network")  # the host keeps its address on this bridge
-    assert bundle == ("bundle", plan.images["bundle"], contract.bundle_files(plan, contract.secret_table(plan)))
+        assert docker_side.names() == ["images", "export", "sidecar", "create", "start"]
+    # The host keeps its address on this bridge; the bundle gets the contract's secrets table.
+    assert docker_side.events[2] == ("sidecar", plan.network.name, True)
+    assert docker_side.events[3] == ("create", contract.secret_table(plan))
     create = next(argv for argv in fake_smolvm.argvs() if argv[1] == "create")
     assert create[create.index("--image") + 1] == str(docker_side.image)  # the export, not a registry pull
     assert ("--allow-cidr", f"{plan.network.bundle_ip}/32") in set(zip(create, create[1:]))
-    # Reverse order on the way out: the microVM, then the bundle's last lines, then its container and bridge.
+    # Reverse order on the way out: the microVM, then the bundle (its last lines filed) and its bridge.
     assert [argv[1] for argv in fake_smolvm.argvs()][-2:] == ["stop", "delete"]
-    assert docker_side.events[-2:] == [("drain", "bundle-id"),
-                                       ("remove", ["netfilter-id", "bundle-id"], [plan.network.name])]
+    assert docker_side.events[-1] == ("remove", [])
     assert fake_smolvm.machines() == {}
 
 
@@ -331,7 +339,7 @@ def test_a_failed_boot_removes_the_machine_the_bundle_and_the_bridge(plan, fake_
         with launch_bottle(plan):
             pytest.fail("launch must not yield")
     assert fake_smolvm.machines() == {}
-    assert docker_side.events[-1] == ("remove", ["netfilter-id", "bundle-id"], [plan.network.name])
+    assert docker_side.events[-1] == ("remove", [])
 
 
 def test_an_unchecked_smolvm_is_refused_before_anything_exists(plan, fake_smolvm, docker_side, monkeypatch):
@@ -342,22 +350,19 @@ def test_an_unchecked_smolvm_is_refused_before_anything_exists(plan, fake_smolvm
     with pytest.raises(BottleRuntimeError, match="smolvm 1.40.1 .* is not a version this backend was checked against"):
         with launch_bottle(plan):
             pytest.fail("launch must not yield")
-    assert fake_smolvm.argvs() == [] and docker_side.names() == ["remove"]
-    assert docker_side.events[-1] == ("remove", [], [])
+    assert fake_smolvm.argvs() == [] and docker_side.names() == []
 
 
-def test_provision_ca_is_the_docker_backends_through_the_microvms_handle(bottle, monkeypatch):
-    from bottle_docker import bundle as docker_bundle
-    from bottle_smol import backend
+def test_core_provision_ca_reaches_the_microvm_through_its_handles(bottle, monkeypatch):
+    """The CA comes from the bundle handle and goes in through the microVM's: core's provisioning, no backend's."""
+    from bottle_core import provision
 
-    asked, written, ran = [], {}, []
-    monkeypatch.setattr(docker_bundle, "bundle_ca", lambda client, cid, slug: asked.append(cid) or b"PEM")
-    bottle.bundle_id = "bundle-id"
+    bottle.bundle = FakeBundle("bundle-id")
+    written, ran = {}, []
     # Recorded, not run: the fake smolvm runs exec'd commands on this host.
     monkeypatch.setattr(bottle, "write_files", lambda folder, files, **kw: written.update({folder: (files, kw)}))
     monkeypatch.setattr(bottle, "check", lambda command, **kw: ran.append((command, kw)))
-    backend.provision_ca(plan=bottle.plan, bottle=bottle)
-    assert asked == ["bundle-id"]
+    provision.provision_ca(plan=bottle.plan, bottle=bottle)
     assert written == {"/usr/local/share/ca-certificates": ({"bottle-ca.crt": b"PEM"}, {"mode": 0o644, "owner": 0})}
     ((command, options),) = ran
     assert options == {"user": "0"} and "/etc/ssl/certs/ca-certificates.crt" in command[-1]

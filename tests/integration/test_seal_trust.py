@@ -1,0 +1,144 @@
+"""A cloned repository's manifest takes nothing from the host unasked, and the workspace clone hides what it leaves out.
+
+From the seat of the author of a ``bottle.toml`` in a repository the user
+clones: every binding that takes data from the host (a git remote's token,
+another of the user's repositories, ignored or ``.env`` files of the
+workspace) stops a non-interactive run with exit 2 naming ``bottle trust``,
+and works once approved. From the agent's seat: a file the workspace copy
+left out is not in the clone's index either, and the launch names the
+left-out files that the history still holds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .bottles import bottle_cli, write_manifest
+from .test_git_gate import git, make_repo, seed_bare
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def user_env(tmp_path, outbound_env) -> dict[str, str]:
+    """The environment of a user with no approvals yet, whose bottles use the stand-in internet."""
+    return {**outbound_env, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+def cloned_project(tmp_path: Path, manifest: dict) -> Path:
+    """A repository as the user would clone it, with the attacker's manifest at its top."""
+    project = make_repo(tmp_path / "cloned")
+    write_manifest(project, manifest)
+    git(project, "add", "bottle.json")
+    git(project, "commit", "-qm", "add a manifest")
+    return project / "bottle.json"
+
+
+def refused(result: subprocess.CompletedProcess, manifest: Path, *named: str) -> bool:
+    err = result.stderr.decode()
+    return result.returncode == 2 and f"bottle trust -m {manifest}" in err and all(n in err for n in named)
+
+
+def test_a_git_token_goes_to_the_forge_only_once_approved(tmp_path, user_env, git_forge, internet_egress):
+    key = tmp_path / "id_ed25519"  # stands in for the user's ssh key, which the forge here accepts as its token
+    key.write_text(git_forge.token + "\n")
+    name = f"r{secrets.token_hex(4)}"
+    seed_bare(git_forge.repos / f"{name}.git", tmp_path, {"main": 1})
+    manifest = cloned_project(tmp_path, {
+        "bottles": {"dev": {"egress": internet_egress,
+                            "git": {"x": {"url": git_forge.url(name), "token_file": str(key)}}}},
+        "agents": {"dev": {"bottle": "dev"}}})
+    probe = ["git", "-C", "/workspace", "ls-remote", "x"]
+    first = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *probe, cwd=manifest.parent,
+                       env=user_env)
+    assert refused(first, manifest, str(key), "git.test"), first.stderr
+    assert git_forge.requests() == [], "nothing reached the forge before the user approved"
+    listed = bottle_cli("trust", "-m", str(manifest), env=user_env)
+    assert listed.returncode == 0 and str(key) in listed.stdout.decode() and "git.test" in listed.stdout.decode()
+    # Approved: the token reaches its forge (through the gate), and only then.
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *probe, cwd=manifest.parent,
+                     env=user_env)
+    assert ran.returncode == 0 and b"refs/heads/main" in ran.stdout, ran.stdout + ran.stderr
+    assert git_forge.requests() and all(r["authorised"] for r in git_forge.requests())
+
+
+def test_adding_a_token_remote_to_an_approved_manifest_asks_again(tmp_path, user_env, git_forge):
+    spec = {"bottles": {"dev": {"secrets": {"T": {"from_env": "HOME", "hosts": ["allowed.test"]}}}},
+            "agents": {"dev": {"bottle": "dev"}}}
+    manifest = write_manifest(tmp_path, spec)
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    assert bottle_cli("exec", "-m", str(manifest), "dev", "--", "true", env=user_env).returncode == 0
+    spec["bottles"]["dev"]["git"] = {"x": {"url": git_forge.url("r"), "token_env": "SSH_AUTH_SOCK"}}
+    write_manifest(tmp_path, spec)
+    again = bottle_cli("exec", "-m", str(manifest), "dev", "--", "true", env=user_env)
+    assert refused(again, manifest, "SSH_AUTH_SOCK", "git.test"), again.stderr
+
+
+def test_another_repository_of_the_user_is_reachable_only_once_approved(tmp_path, user_env):
+    other = make_repo(tmp_path / "other")  # a repository of the user's that the manifest names
+    manifest = cloned_project(tmp_path, {
+        "bottles": {"dev": {"git": {"loot": {"url": str(other), "push": {"allow": ["*"], "protected": []}}}}},
+        "agents": {"dev": {"bottle": "dev"}}})
+    clone = ["sh", "-c", "git -C /workspace fetch -q loot && git -C /workspace ls-remote loot"]
+    first = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *clone, cwd=manifest.parent,
+                       env=user_env)
+    assert refused(first, manifest, str(other), "pushes allowed to *", "protected: none"), first.stderr
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *clone, cwd=manifest.parent,
+                     env=user_env)
+    assert ran.returncode == 0 and b"refs/heads/main" in ran.stdout, ran.stdout + ran.stderr
+
+
+def test_the_projects_own_repository_needs_no_approval(tmp_path, user_env):
+    manifest = cloned_project(tmp_path, {"bottles": {"dev": {"git": {"origin": {"url": "."}}}},
+                                         "agents": {"dev": {"bottle": "dev"}}})
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", "git", "-C", "/workspace", "ls-remote",
+                     "origin", cwd=manifest.parent, env=user_env)
+    assert ran.returncode == 0 and b"refs/heads/main" in ran.stdout, ran.stderr
+
+
+def test_workspace_includes_of_secret_files_are_asked(tmp_path, user_env):
+    manifest = cloned_project(tmp_path, {"bottles": {"dev": {"workspace": {"include": [".env"], "include_ignored": True}}},
+                                         "agents": {"dev": {"bottle": "dev"}}})
+    (manifest.parent / ".env").write_text("API_KEY=real-value\n")
+    show = ["cat", "/workspace/.env"]
+    first = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *show, cwd=manifest.parent, env=user_env)
+    assert refused(first, manifest, "include_ignored", ".env"), first.stderr
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *show, cwd=manifest.parent, env=user_env)
+    assert ran.returncode == 0 and ran.stdout == b"API_KEY=real-value\n", ran.stderr
+    # Without the includes the manifest asks nothing, and .env stays out.
+    (tmp_path / "plain").mkdir()
+    plain = cloned_project(tmp_path / "plain", {"bottles": {"dev": {}}, "agents": {"dev": {"bottle": "dev"}}})
+    (plain.parent / ".env").write_text("API_KEY=real-value\n")
+    kept_out = bottle_cli("exec", "-m", str(plain), "--copy-cwd", "dev", "--", "sh", "-c", "test ! -e /workspace/.env",
+                          cwd=plain.parent, env=user_env)
+    assert kept_out.returncode == 0, kept_out.stderr
+
+
+def test_left_out_files_are_out_of_the_index_and_named_when_in_history(tmp_path, user_env):
+    repo = make_repo(tmp_path / "project")
+    (repo / ".env").write_text("OLD_KEY=committed-once\n")
+    git(repo, "add", "-f", ".env")
+    git(repo, "commit", "-qm", "oops")
+    git(repo, "rm", "-q", "--cached", ".env")
+    git(repo, "commit", "-qm", "remove it again")
+    (repo / ".env").unlink()
+    (repo / ".env.local").write_text("STAGED_KEY=staged\n")
+    git(repo, "add", "-f", ".env.local")
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {"dev": {"bottle": "dev"}}})
+    script = ("cd /workspace; git show :.env.local; echo \"index:$?\"; git show :staged.txt; "
+              "git status --porcelain | grep -c env || true")
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", "sh", "-c", script, cwd=repo,
+                     env=user_env)
+    out, err = ran.stdout.decode(), ran.stderr.decode()
+    assert ran.returncode == 0, err
+    assert "STAGED_KEY" not in out and "index:128" in out, out
+    assert "staged, changed" in out  # a staged file that is not left out stays staged
+    assert out.strip().endswith("0"), "git status shows no trace of the left-out file"
+    warning = next(line for line in err.splitlines() if "history" in line)
+    assert ".env" in warning and "git filter-repo" in warning and ".env.local" not in warning
