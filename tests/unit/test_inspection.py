@@ -230,3 +230,21 @@ def test_data_spread_over_labels_is_judged_together(inspector, host):
                                   "storybook-static-assets.wild.test", "bucket-7f3a9c.wild.test"])
 def test_names_people_write_pass(inspector, host):
     assert check(inspector, host=host) is None
+
+
+@pytest.mark.parametrize("token", [
+    "shpat_" + "3f9c" * 8, "dop_v1_" + "a1b2c3d4" * 8, "lin_api_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcVb7Nm",
+    "sk-or-v1-" + "0f1e2d3c4b5a6978" * 4, "gsk_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcVb7NmQ3wE5rT7yU9iO",
+    "AGE-SECRET-KEY-1" + "QX8Z3R5T7V9W2Y4A6C8E0G2J4L6N8P0S2U4W6Y8A0C2E4G6J8L0N2P4R6T8V",
+])
+def test_more_providers_prefixes_are_refused_however_dressed(inspector, token):
+    for dressed in (token, token + "EXAMPLE", "note: " + token + " (your key)"):
+        finding = check(inspector, body=json.dumps({"note": dressed}).encode())
+        assert finding is not None and finding.rule == "credential", dressed
+
+
+def test_random_base64_holds_no_prefixed_shape():
+    rng = random.Random(6)
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(rng.randbytes(1 << 20)).decode()
+        assert not [p.name for p in inspection.PATTERNS if p.search(text, text.lower())]

@@ -378,7 +378,10 @@ class Pattern:
         if self.gate is not None and not self.gate.search(text):
             return None
         for match in self.regex.finditer(lowered if self.on_lowered else text):
-            if match.start() and match.string[match.start() - 1] in _TOKEN_CHARS and self.starts_token:
+            glued = match.start() and match.string[match.start() - 1] in _TOKEN_CHARS
+            if glued and self.starts_token:
+                continue
+            if not self.starts_token and _inside_blob(match.string, match.start(), match.end()):
                 continue
             token = match.group(match.lastindex) if match.lastindex else match.group()
             if self.stand_ins and filler(token):
@@ -386,6 +389,20 @@ class Pattern:
             if self.check is None or self.check(match):
                 return token
         return None
+
+
+_BLOB = frozenset(string.ascii_letters + string.digits + "+/=_-")
+
+
+def _inside_blob(text: str, start: int, end: int) -> bool:
+    """A match deep inside one long run of base64 characters (64 before it, 32 after): chance, not a credential.
+
+    A prefixed shape may be glued to other text ('exampleAKIA…', '…EXAMPLE'), but
+    a large upload's base64 holds every four-character prefix somewhere; a
+    credential glued on both sides that deep inside such a run is read as part of it.
+    """
+    before, after = text[max(0, start - 64):start], text[end:end + 32]
+    return len(before) == 64 and len(after) == 32 and all(c in _BLOB for c in before + after)
 
 
 _B = ""  # a credential starts a token: checked in Pattern.search (a leading lookbehind would slow re down)
@@ -546,6 +563,51 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("crypto-seed-phrase", re.compile(r"(?s).+"), (), seed_phrase, stand_ins=False, on_lowered=True,
             starts_token=False),
 )
+
+#: More providers' documented token prefixes, as data: name, the prefix, the token's body after it, and the
+#: literal(s) that must be in the text first. Prefix and body together are distinctive enough to be found glued
+#: to other text ('example…', '…EXAMPLE'), like the table's own prefixed shapes, and rare enough in random
+#: base64 (a prefix that base64 makes too often, like Square's 'EAAA', is left out); a prefix of four
+#: characters or fewer must start a token, or long base64 would hold one by chance.
+PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("shopify-token", r"shp(?:at|ca|pa|ss)_", r"[a-fA-F0-9]{32}", ("shpat_", "shpca_", "shppa_", "shpss_")),
+    ("digitalocean-token", r"do[opr]_v1_", r"[a-f0-9]{64}", ("doo_v1_", "dop_v1_", "dor_v1_")),
+    ("linear-api-key", r"lin_api_", r"[A-Za-z0-9]{40}", ("lin_api_",)),
+    ("notion-token", r"ntn_", r"[0-9]{11}[A-Za-z0-9]{32,35}", ("ntn_",)),
+    ("databricks-token", r"dapi", r"[a-f0-9]{32}(?:-\d)?", ("dapi",)),
+    ("doppler-token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"[A-Za-z0-9]{40,44}", ("dp.",)),
+    ("vault-token", r"hv[sb]\.", r"[A-Za-z0-9_\-]{24,}", ("hvs.", "hvb.")),
+    ("postman-key", r"PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}", ("pmak-",)),
+    ("grafana-token", r"glsa_", r"[A-Za-z0-9]{32}_[a-fA-F0-9]{8}", ("glsa_",)),
+    ("grafana-token", r"glc_", r"eyJ[A-Za-z0-9_=+/\-]{32,}", ("glc_",)),
+    ("newrelic-key", r"NRAK-", r"[A-Z0-9]{27}", ("nrak-",)),
+    ("sentry-token", r"sntry[su]_", r"[A-Za-z0-9_=+/\-]{40,}", ("sntrys_", "sntryu_")),
+    ("square-token", r"sq0(?:atp|csp)-", r"[A-Za-z0-9_\-]{22,}", ("sq0atp-", "sq0csp-")),
+    ("atlassian-token", r"ATATT3", r"[A-Za-z0-9_=\-]{100,}", ("atatt3",)),
+    ("age-secret-key", r"AGE-SECRET-KEY-1", r"[02-9AC-HJ-NP-Z]{58}", ("age-secret-key-1",)),
+    ("planetscale-token", r"pscale_(?:tkn|pw|oauth)_", r"[A-Za-z0-9_=.\-]{32,64}", ("pscale_",)),
+    ("rubygems-key", r"rubygems_", r"[a-f0-9]{48}", ("rubygems_",)),
+    ("supabase-token", r"sbp_", r"[a-f0-9]{40}", ("sbp_",)),
+    ("figma-token", r"figd_", r"[A-Za-z0-9_\-]{40,}", ("figd_",)),
+    ("openrouter-key", r"sk-or-v1-", r"[a-f0-9]{64}", ("sk-or-v1-",)),
+    ("groq-key", r"gsk_", r"[A-Za-z0-9]{52}", ("gsk_",)),
+    ("xai-key", r"xai-", r"[A-Za-z0-9]{80}", ("xai-",)),
+    ("replicate-token", r"r8_", r"[A-Za-z0-9]{37}", ("r8_",)),
+    ("pulumi-token", r"pul-", r"[a-f0-9]{40}", ("pul-",)),
+    ("nuget-key", r"oy2", r"[a-z0-9]{43}", ("oy2",)),
+    ("terraform-token", r"[a-zA-Z0-9]{14}\.atlasv1\.", r"[A-Za-z0-9_=\-]{60,70}", (".atlasv1.",)),
+    ("onepassword-token", r"ops_eyJ", r"[A-Za-z0-9+/]{250,}", ("ops_eyj",)),
+)
+
+
+def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pattern:
+    """A row of :data:`PREFIXED` as a :class:`Pattern` (the body is what must not be filler)."""
+    short = min(map(len, anchors)) <= 4
+    return Pattern(name, re.compile((r"(?<![A-Za-z0-9_\-])" if short else "") + prefix + "(" + body + ")"), anchors,
+                   starts_token=False)
+
+
+PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
 
 AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",
                 "x-goog-api-key", "x-access-token")

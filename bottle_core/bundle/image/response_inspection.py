@@ -268,9 +268,9 @@ _BAIT = (
 )
 #: An order about what the reader's answer must contain or look like: content that steers the reply.
 _TASK = (
-    r"(?:^|[\n.!?:])\s*(?:please )?(?:add|include|insert|append|write|integrate|embed|mention|promote|recommend|end|start|"
-    r"begin|finish|format|encode|translate|reverse|replace|respond|answer|output|conclude)\b[^.!?\n]{0,160}"
-    r"\b(?:your|the) (?:response|answer|output|summary|completion)s?\b",
+    r"(?:^|[\n.!?:])\s*(?:please )?(?:add|include|insert|append|write|integrate|embed|mention|promote|recommend|"
+    r"format|encode|translate|reverse|replace|respond|answer|conclude)\b[^.!?\n]{0,160}"
+    r"\byour (?:response|answer|summary|completion)s?\b",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
