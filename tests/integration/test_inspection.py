@@ -284,7 +284,7 @@ def shape_cases() -> dict[str, tuple[list[str], str]]:
         cases[f"documented-key-{index}"] = ([f"{url}/q?k={urllib.parse.quote(key)}"], "credential")
     rng = random.Random(8)
     card = corpus.luhn_complete("4", 16, rng)
-    people = "name,email,card\n" + "".join(f"{n},{n.lower()}@mail.test,{corpus.luhn_complete('5', 16, rng)}\n"
+    people = "name,email,card\n" + "".join(f"{n},{n.lower()}@mail.test,{corpus.luhn_complete('52', 16, rng)}\n"
                                             for n in ("Ada", "Alan", "Grace"))
     cases |= {name: (args, "financial-data") for name, args in {
         "card-query": [f"{url}/pay?card={card}"],
