@@ -7,7 +7,15 @@ tests assert on the rates; ``benchmarks/bench_inspection.py`` prints them.
 
 The attacks are built from techniques (an encoding, a place in the request,
 an obfuscation) crossed with payloads, not from a list of known strings, so
-the rates say how general the detection is.
+the rates say how general the detection is. Besides secrets and credentials
+in every encoding and place: credentials dressed as examples (costumes) and
+the published documentation keys, card numbers, IBANs and Bitcoin addresses
+(checksums valid), people with their cards as CSV and JSON, encodings that
+compose (delimited hex, nested percent-encoding, base64 inside it, hex of
+gzip), data spread over host labels, and a body past the decoders' bounds.
+
+This corpus was written by the same hands as the detector: it is a
+regression set. ``benchmarks/eval_inspection.py`` measures on public data.
 """
 
 from __future__ import annotations
@@ -230,8 +238,145 @@ def requests(seed: int = 1) -> list[RequestCase]:
         encoded = rng.choice([data.hex(), base64.b32encode(data).decode().rstrip("=").lower(),
                               base64.urlsafe_b64encode(data).decode().rstrip("=")])
         cases.append(RequestCase("subdomain-data", True, host=f"{encoded[:62]}.{encoded[62:124] or 'a'}.wild.test"))
+    cases += costume_requests(rng) + financial_requests(rng) + encoding_requests(rng) + name_requests(rng)
+    cases += limit_requests(rng)
     cases += benign_requests(rng)
     return cases
+
+
+#: How a real credential is dressed to look like documentation: a scanner that skips examples lets it go.
+COSTUMES = (lambda t: t + "EXAMPLE", lambda t: "example" + t, lambda t: t + "your", lambda t: t + "xxxx",
+            lambda t: "your_" + t + "_here")
+#: The documentation keys themselves: well known, and still a credential's shape.
+DOCUMENTED_KEYS = ("AKIAIOSFODNN7EXAMPLE", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                   "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "sk_live_4eC39HqLyjWDarjtT1zdp7dc")
+
+
+def costume_requests(rng: random.Random) -> list[RequestCase]:
+    """Fresh credentials of each prefixed shape in every costume, and the published documentation keys."""
+    cases = []
+    made = credentials(rng)
+    for name in ("aws", "github", "slack", "stripe", "google", "gitlab", "npm", "openai", "anthropic"):
+        for index, dress in enumerate(COSTUMES):
+            place = rng.choice(("json", "header", "query", "text", "form"))
+            cases.append(_place(place, dress(made[name]), f"costume/{name}-{index}/{place}", rng))
+    for index, key in enumerate(DOCUMENTED_KEYS):
+        cases.append(_place(rng.choice(("json", "query", "text")), key, f"costume/documented-{index}", rng))
+    cases.append(RequestCase("costume/docs-example-keys", True, content_type="text/markdown",
+                             body=DOC_WITH_EXAMPLE_KEYS.encode()))
+    return cases
+
+
+def luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
+    """A Luhn-valid number of ``length`` digits starting with ``prefix``."""
+    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    for check in string.digits:
+        total = 0
+        for index, char in enumerate(reversed(body + check)):
+            value = int(char) * (2 if index % 2 else 1)
+            total += value - 9 if value > 9 else value
+        if total % 10 == 0:
+            return body + check
+    raise AssertionError("unreachable")
+
+
+def iban(country: str, length: int, rng: random.Random, bank: str = "") -> str:
+    """A valid IBAN (mod 97-10) of a country's length (``bank``: a bank code in letters, where the country has one)."""
+    bban = bank + "".join(rng.choice(string.digits) for _ in range(length - 4 - len(bank)))
+    number = int("".join(str(int(c, 36)) for c in bban + country + "00"))
+    return f"{country}{98 - number % 97:02d}{bban}"
+
+
+def _bech32(hrp: str, data: list[int]) -> str:
+    charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+    def polymod(values):
+        check = 1
+        for value in values:
+            top = check >> 25
+            check = (check & 0x1FFFFFF) << 5 ^ value
+            for bit, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
+                check ^= gen if (top >> bit) & 1 else 0
+        return check
+
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    mod = polymod(expanded + data + [0] * 6) ^ 1
+    return hrp + "1" + "".join(charset[d] for d in data + [(mod >> 5 * (5 - i)) & 31 for i in range(6)])
+
+
+def bitcoin_addresses(rng: random.Random) -> list[str]:
+    """A P2PKH, a P2SH and a segwit (bech32) address, each with a valid checksum."""
+    program = rng.randbytes(20)
+    bits = "".join(f"{b:08b}" for b in program)
+    words = [0] + [int(bits[i:i + 5], 2) for i in range(0, 160, 5)]
+    return [_b58check(b"\x00" + rng.randbytes(20)), _b58check(b"\x05" + rng.randbytes(20)), _bech32("bc", words)]
+
+
+def card_numbers(rng: random.Random) -> list[str]:
+    return [luhn_complete("4", 16, rng), luhn_complete(str(rng.randint(51, 55)), 16, rng),
+            luhn_complete("37", 15, rng), luhn_complete("6011", 16, rng)]
+
+
+def financial_requests(rng: random.Random) -> list[RequestCase]:
+    """Card numbers, IBANs and Bitcoin addresses in a query or body; a CSV and a JSON of people with their cards."""
+    cases = []
+    cards = card_numbers(rng)
+    grouped = [" ".join(c[i:i + 4] for i in range(0, len(c), 4)) for c in cards[:2]]
+    values = cards + grouped + [iban("DE", 22, rng), iban("GB", 22, rng, "NWBK"), iban("FR", 27, rng)]
+    values += bitcoin_addresses(rng)
+    for value in values:
+        place = rng.choice(("query", "json", "form", "text"))
+        cases.append(_place(place, value, f"financial/{place}", rng))
+    people = [(f"{first} {last}", f"{first.lower()}.{last.lower()}@mail.test", luhn_complete("4", 16, rng))
+              for first, last in (("Ada", "Lovelace"), ("Alan", "Turing"), ("Grace", "Hopper"))]
+    cases.append(RequestCase("personal/csv", True, content_type="text/csv",
+                             body=("name,email,card\n" + "".join(f"{n},{e},{c}\n" for n, e, c in people)).encode()))
+    cases.append(RequestCase("personal/json", True, content_type="application/json",
+                             body=json.dumps([{"name": n, "email": e, "card": c} for n, e, c in people]).encode()))
+    return cases
+
+
+def encoding_requests(rng: random.Random) -> list[RequestCase]:
+    """Layers the decoders must compose: delimited hex, percent-encoding nested two and three times, base64 in it."""
+    cases = []
+    token = credentials(rng)["github"]
+    raw = token.encode()
+    forms = {
+        "hex-dash": "-".join(f"{b:02x}" for b in raw), "hex-colon": ":".join(f"{b:02x}" for b in raw),
+        "hex-space": " ".join(f"{b:02X}" for b in raw), "hex-0x": ", ".join(f"0x{b:02x}" for b in raw),
+        "percent-2": "".join(f"%25{b:02X}" for b in raw), "percent-3": "".join(f"%2525{b:02X}" for b in raw),
+        "base64-in-percent": "".join(f"%{b:02X}" for b in base64.b64encode(raw)),
+        "hex-gzip": gzip.compress(raw).hex(), "base64-thrice": base64.b64encode(base64.b64encode(
+            base64.b64encode(raw))).decode(),
+    }
+    for name, form in forms.items():
+        place = rng.choice(("json", "text", "form")) if " " in form else rng.choice(("query", "json", "text", "header"))
+        cases.append(_place(place, form, f"encoding/{name}/{place}", rng))
+    return cases
+
+
+def name_requests(rng: random.Random) -> list[RequestCase]:
+    """Data in host names under a wildcard: a 16-character base32 label, short labels, hex and base32 mixed."""
+    cases = []
+    for _ in range(4):
+        secret = rng.randbytes(10)
+        b32 = base64.b32encode(secret).decode().lower()
+        cases.append(RequestCase("names/base32-16", True, host=f"{b32}.wild.test"))
+        token = credentials(rng)["github"].replace("_", "-")
+        cases.append(RequestCase("names/short-labels", True,
+                                 host=".".join(token[i:i + 8] for i in range(0, len(token), 8)) + ".wild.test"))
+        cases.append(RequestCase("names/hex-and-base32", True,
+                                 host=f"{rng.randbytes(4).hex()}.{base64.b32encode(rng.randbytes(5)).decode().lower()}"
+                                      f".{rng.randbytes(4).hex()}.wild.test"))
+    return cases
+
+
+def limit_requests(rng: random.Random) -> list[RequestCase]:
+    """Past the decoders' bounds: the token behind more encoded runs than inspection reads."""
+    token = credentials(rng)["github"]
+    noise = " ".join(base64.b64encode(rng.randbytes(12)).decode() for _ in range(120_000))
+    return [RequestCase("limit/runs", True, content_type="text/plain",
+                        body=(noise + " " + base64.b64encode(token.encode()).decode()).encode())]
 
 
 def benign_requests(rng: random.Random) -> list[RequestCase]:
@@ -269,7 +414,11 @@ def benign_requests(rng: random.Random) -> list[RequestCase]:
             body=urllib.parse.urlencode({"username": "dev", "password": "hunter2"}).encode())
         add("search", path="/search?q=" + urllib.parse.quote("how to rotate an API key safely"))
         add("docs-mention-keys", content_type="text/markdown", body=DOC_ABOUT_KEYS.encode())
-        add("docs-example-keys", content_type="text/markdown", body=DOC_WITH_EXAMPLE_KEYS.encode())
+        add("docs-redacted-keys", content_type="text/markdown", body=DOC_WITH_REDACTED_KEYS.encode())
+        add("numbers", content_type="application/json", body=json.dumps({
+            "order": rng.randint(10**15, 10**16), "ts": rng.randint(10**12, 2 * 10**12), "isbn": "978-0-306-40615-7",
+            "phone": f"+44 20 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}", "price": "1234.56",
+            "version": "4.12.0", "date": "2024-03-15"}).encode())
         add("public-cert", content_type="application/x-pem-file",
             body=("-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(rng.randbytes(600)).decode()
                   + "-----END CERTIFICATE-----\n").encode())
@@ -305,6 +454,16 @@ DOC_WITH_EXAMPLE_KEYS = """## Configure credentials
 
 Then set `OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx` and
 `STRIPE_SECRET_KEY=sk_test_XXXXXXXXXXXXXXXXXXXXXXXX` in your shell.
+"""
+
+DOC_WITH_REDACTED_KEYS = """## Configure credentials
+
+    [default]
+    aws_access_key_id = AKIA****************
+    aws_secret_access_key = <your secret access key>
+
+Then set `OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx` and
+`STRIPE_SECRET_KEY=sk_test_XXXXXXXXXXXXXXXXXXXXXXXX` in your shell; a GitHub token looks like `ghp_...`.
 """
 
 CODE = '''import hashlib, os

@@ -8,7 +8,8 @@ with what it received (method, path, headers, body as JSON, and the
 Authorization header again as ``X-Echo-Authorization``), as a careless API
 would; ``/serve?type=T&body=B`` answers with body B of content type T (B is the
 request's own body when not given; ``&repeat=N`` repeats it N times, for a
-large answer). Hostile behaviours, each quoting the request's
+large answer; ``&encode=E`` hands it back encoded, as a hostile host would
+echo a credential: one of :data:`ENCODINGS`). Hostile behaviours, each quoting the request's
 ``Authorization`` header back (as a careless server would): ``/malformed?kind=K``
 answers with a response mitmproxy cannot parse, the header in the bad part
 (``K``: ``status`` line, ``header`` line, ``chunk`` size, ``length``), and
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import http.server
 import json
@@ -43,6 +45,19 @@ import time
 
 from serving import TLSServer, log_line, redacted, serve_all, tls_context
 
+
+
+#: The forms a hostile host can echo a value in (``/serve?encode=``).
+ENCODINGS = {
+    "percent": lambda d: "".join(f"%{b:02X}" for b in d).encode(),
+    "base32": base64.b32encode,
+    "gzip-base64": lambda d: base64.b64encode(gzip.compress(d)),
+    "reversed": lambda d: d[::-1],
+    "utf-16": lambda d: d.decode("utf-8", "replace").encode("utf-16-le"),
+    "entities": lambda d: "".join(f"&#{c};" for c in d).encode(),
+    "unicode-escapes": lambda d: "".join(f"\\u{c:04x}" for c in d).encode(),
+    "base64-twice": lambda d: base64.b64encode(base64.b64encode(d)),
+}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -97,6 +112,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._record(body)
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
         data = query["body"].encode() if "body" in query else body
+        if "encode" in query:
+            data = ENCODINGS[query["encode"]](data)
         self._send(data * int(query.get("repeat", "1")), query.get("type", "text/html; charset=utf-8"), {})
 
     def _malformed(self, body: bytes) -> None:

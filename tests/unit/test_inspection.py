@@ -100,7 +100,7 @@ def test_ordinary_subdomains_pass(inspector, host):
 
 
 @pytest.mark.parametrize("body", [
-    corpus.DOC_ABOUT_KEYS, corpus.DOC_WITH_EXAMPLE_KEYS, corpus.CODE, corpus.PROSE,
+    corpus.DOC_ABOUT_KEYS, corpus.DOC_WITH_REDACTED_KEYS, corpus.CODE, corpus.PROSE,
     json.dumps({"id": "550e8400-e29b-41d4-a716-446655440000", "sha": "a" * 7 + "3f9c" * 14 + "e1b"}),
     json.dumps({"password": "hunter2", "csrf_token": "q8D2kLm9ZxP4vT7wR1sY6nB3cF5gH0jK2aE4uI8oQ9t"}),
     "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
@@ -144,3 +144,104 @@ def test_the_labelled_corpus_rates():
     wrongly = [c.kind for c in benign if refused(c)]
     assert len(missed) <= 0.05 * len(attacks), missed
     assert len(wrongly) < 0.03 * len(benign), wrongly
+
+
+# --- by shape, not costume; financial data; composed decoding; names; the bounds -------------------------------
+
+GITHUB = "ghp_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcV"
+
+
+@pytest.mark.parametrize("name", ["aws", "github", "slack", "stripe", "google", "gitlab", "npm", "openai", "anthropic"])
+@pytest.mark.parametrize("costume", range(len(corpus.COSTUMES)))
+def test_a_credential_dressed_as_an_example_is_still_refused(inspector, name, costume):
+    credential = corpus.COSTUMES[costume](corpus.credentials(random.Random(4))[name])
+    finding = check(inspector, body=json.dumps({"note": credential}).encode())
+    assert finding is not None and finding.rule == "credential", credential
+
+
+@pytest.mark.parametrize("key", corpus.DOCUMENTED_KEYS)
+def test_the_documentation_keys_themselves_are_refused(inspector, key):
+    assert check(inspector, path="/q?k=" + urllib.parse.quote(key)).rule == "credential"
+
+
+def test_a_redacted_key_carries_nothing_and_passes(inspector):
+    assert check(inspector, body=corpus.DOC_WITH_REDACTED_KEYS.encode()) is None
+
+
+@pytest.mark.parametrize("value", [
+    corpus.luhn_complete("4", 16, random.Random(1)), "4111 1111 1111 1111", "4242-4242-4242-4242", "378282246310005",
+    corpus.iban("DE", 22, random.Random(2)), "GB82 WEST 1234 5698 7654 32", "NO07.8380.08.06006",
+    "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2", "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+    "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "536-90-4399",
+])
+def test_financial_identifiers_are_refused_by_checksum(inspector, value):
+    for kwargs in ({"path": "/pay?to=" + urllib.parse.quote(value)}, {"body": json.dumps({"v": value}).encode()}):
+        finding = check(inspector, **kwargs)
+        assert finding is not None and finding.rule in ("financial-data", "personal-data"), (value, kwargs)
+
+
+@pytest.mark.parametrize("value", [
+    "4111 1111 1111 1112", "1234567890123456", "978-0-306-40615-7", "2024-03-15", "+44 20 7946 0958", "1717171717171",
+    "DE89370400440532013001", "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3",
+    "sha256:" + "4111111111111111" + "ab" * 24, "order 4921377720184 shipped", "000-12-3456", "2024-03-15-0001",
+    "call 555-123-4567",
+])
+def test_numbers_that_fail_their_checksum_or_are_not_identifiers_pass(inspector, value):
+    assert check(inspector, body=json.dumps({"v": value}).encode()) is None
+
+
+@pytest.mark.parametrize("form", [
+    "-".join(f"{b:02x}" for b in GITHUB.encode()), ":".join(f"{b:02x}" for b in GITHUB.encode()),
+    ", ".join(f"0x{b:02x}" for b in GITHUB.encode()), "".join(f"%25{b:02X}" for b in GITHUB.encode()),
+    "".join(f"%2525{b:02X}" for b in GITHUB.encode()), "".join(f"%{b:02X}" for b in base64.b64encode(GITHUB.encode())),
+    gzip.compress(GITHUB.encode()).hex(), base64.b64encode(base64.b64encode(base64.b64encode(GITHUB.encode()))).decode(),
+])
+def test_decoding_composes(inspector, form):
+    finding = check(inspector, body=form.encode())
+    assert finding is not None and finding.rule == "credential", form
+
+
+def test_past_the_bounds_a_request_is_refused_not_passed(inspector):
+    rng = random.Random(3)
+    noise = " ".join(base64.b64encode(rng.randbytes(12)).decode() for _ in range(inspection.MAX_RUNS + 10))
+    assert check(inspector, body=noise.encode()).rule == "inspection-limit"
+    four = GITHUB.encode()
+    for _ in range(inspection.MAX_DEPTH + 1):
+        four = base64.b64encode(four)
+    assert check(inspector, body=four).rule in ("inspection-limit", "credential")
+    bomb = base64.b64encode(gzip.compress(b"A" * (inspection.MAX_DECODED + 1024))).decode()
+    assert check(inspector, body=bomb.encode()).rule == "inspection-limit"
+    ordinary = " ".join(base64.b64encode(rng.randbytes(12)).decode() for _ in range(2000))
+    assert check(inspector, body=ordinary.encode()) is None
+
+
+@pytest.mark.parametrize("host", [
+    "mfrggzdfmztwq2lk.wild.test", "ghp-Zq8r.T2vL9xWm.4KpN7sHc.3JdF6gYb.1RtEab12.wild.test",
+    "deadbeef.c2vjcmV0.wild.test", "nbswy3dp.ebzxe5dg.wild.test",
+])
+def test_data_spread_over_labels_is_judged_together(inspector, host):
+    assert check(inspector, host=host).rule in ("subdomain-data", "credential", "secret-value")
+
+
+@pytest.mark.parametrize("host", ["kubernetes-dashboard.wild.test", "web01.us-east-2.wild.test", "pr-1234.wild.test",
+                                  "storybook-static-assets.wild.test", "bucket-7f3a9c.wild.test"])
+def test_names_people_write_pass(inspector, host):
+    assert check(inspector, host=host) is None
+
+
+@pytest.mark.parametrize("token", [
+    "shpat_" + "3f9c" * 8, "dop_v1_" + "a1b2c3d4" * 8, "lin_api_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcVb7Nm",
+    "sk-or-v1-" + "0f1e2d3c4b5a6978" * 4, "gsk_" + "Hn4Wq7Ek2Rt9Yu3Io6Pa1Sd5Fg8Jk0Lz2XcVb7NmQ3wE5rT7yU9iO",
+    "AGE-SECRET-KEY-1" + "QX8Z3R5T7V9W2Y4A6C8E0G2J4L6N8P0S2U4W6Y8A0C2E4G6J8L0N2P4R6T8V",
+])
+def test_more_providers_prefixes_are_refused_however_dressed(inspector, token):
+    for dressed in (token, token + "EXAMPLE", "note: " + token + " (your key)"):
+        finding = check(inspector, body=json.dumps({"note": dressed}).encode())
+        assert finding is not None and finding.rule == "credential", dressed
+
+
+def test_random_base64_holds_no_prefixed_shape():
+    rng = random.Random(6)
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(rng.randbytes(1 << 20)).decode()
+        assert not [p.name for p in inspection.PATTERNS if p.search(text, text.lower())]

@@ -101,3 +101,23 @@ def test_a_long_body_is_held_for_its_read_prefix_only_then_streams():
 ])
 def test_which_responses_stream(method, status, headers, read, scrubbing, expected):
     assert streamed(method, status, headers, read=read, scrubbing=scrubbing) is expected
+
+
+def test_instructions_in_an_otherwise_ordinary_stream_are_taken_out_and_the_rest_relayed():
+    ordinary = b"".join(b"<p>Chapter %d: the library reads its settings and retries failed calls.</p>" % n
+                        for n in range(40))
+    body = b"<html><body>" + ordinary[:800] + INJECTION + ordinary[800:] + b"</body></html>"
+    stream = ResponseStream(SCRUBBER, lambda held: find_injection(held, "text/html"), block=True)
+    out = b"".join(relay(stream, body, 97))
+    assert not stream.cut and stream.verdict.injection and stream.verdict.cleaned is not None
+    assert b"ignore all previous" not in out and b"instructions to the agent removed" in out
+    assert out.replace(b"<p>[bottle: instructions to the agent removed]</p>", b"") == body.replace(INJECTION, b"")
+
+
+def test_an_encoded_run_split_over_pieces_is_judged_whole():
+    import gzip
+    form = base64.b64encode(gzip.compress(REAL.encode()))
+    body = b"start " + form + b" end"
+    for size in (3, 11, 29):
+        out = b"".join(relay(ResponseStream(SCRUBBER, None, block=True), body, size))
+        assert form not in out and out.startswith(b"start ") and out.endswith(b" end"), size

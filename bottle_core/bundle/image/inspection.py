@@ -2,9 +2,11 @@
 
 A request is taken apart into the places data can ride in (the host's
 labels, the URL, each header, the body) and every place is looked at in the
-forms an encoder would leave it in: as sent, percent-decoded, JSON-unescaped,
-and with every base64, base32, hex and gzip run inside it decoded (two layers
-deep). Three rules judge what is found:
+forms an encoder would leave it in: as sent; normalised to a fixed point
+(percent-encoding undone until nothing changes, escapes resolved, delimited
+hex joined); and with every base64, base32 and hex run inside it decoded,
+gzip or zlib included, three layers deep. Past its bounds (encoded runs,
+decoded bytes, nesting) a request is refused, never passed unread. Rules:
 
 ``secret-value``
     the value of a secret the bottle knows (a manifest secret, the model key,
@@ -14,14 +16,22 @@ deep). Three rules judge what is found:
     or headers, to a host that secret is not bound to.
 ``credential``
     a well-known credential shape (:data:`PATTERNS`), to any host but the ones
-    a manifest secret whose value has that shape is bound to.
+    a manifest secret whose value has that shape is bound to. Judged by shape,
+    never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
+    a value that carries nothing (:func:`filler`) passes.
+``financial-data``, ``personal-data``
+    a payment card number, IBAN or Bitcoin address, checksum verified; a US
+    social security number by the SSA's rules (``identifiers``).
 ``subdomain-data``
-    labels of the host name, below an allow-list wildcard, that carry encoded
-    data rather than a name.
+    labels of the host name, below an allow-list wildcard, that together
+    carry encoded data rather than a name.
+``inspection-limit``
+    a request that needs more decoding than the bounds allow.
 
 Standard library only, plus the BIP-39 English word list that Debian's
-``python3-mnemonic`` ships (a stricter seed-phrase test; without it a
-heuristic stands in). :class:`Inspector` is the one entry point.
+``python3-mnemonic`` ships (a stricter seed-phrase test, and the letter pairs
+of English words; without it a heuristic stands in) and ``python3-stdnum``
+(through ``identifiers``). :class:`Inspector` is the one entry point.
 """
 
 from __future__ import annotations
@@ -42,12 +52,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
+from .identifiers import find_identifier
+
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
 PLACEHOLDER_MARK = "bottle-placeholder-"
 #: Bounds that keep a hostile body from making inspection slow.
-MAX_DECODED = 4 * 1024 * 1024
-MAX_DEPTH = 2
-MAX_RUNS = 2000
+MAX_DECODED = 32 * 1024 * 1024
+MAX_DEPTH = 3
+MAX_RUNS = 50_000
 #: A secret shorter than this is matched whole only (a fragment that short would match anything).
 FRAGMENT = 17
 MIN_SECRET = 6
@@ -63,7 +75,9 @@ class Finding:
 
     def reason(self) -> str:
         what = {"secret-value": f"secret {self.name}", "credential": f"a credential ({self.name})",
-                "subdomain-data": "encoded data"}.get(self.rule, self.name)
+                "financial-data": f"financial data ({self.name})", "personal-data": f"personal data ({self.name})",
+                "subdomain-data": "encoded data",
+                "inspection-limit": f"more than inspection reads ({self.name})"}.get(self.rule, self.name)
         return f"{what} in the {self.where}"
 
 
@@ -91,6 +105,7 @@ def bound(entries: Iterable[str], host: str, port: int | None) -> bool:
 ENCODED_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{16,}={0,6}")
 PERCENT = re.compile(rb"%[0-9A-Fa-f]{2}")
 _HEX_ONLY = re.compile(rb"^[0-9a-fA-F]+$")
+_HEX_DASHED = re.compile(rb"^[0-9a-fA-F]+(?:-[0-9a-fA-F]+)+$")
 HEX_RUN = re.compile(rb"(?:[0-9a-fA-F]{2}){8,}")
 _B32_ONLY = re.compile(rb"^(?:[A-Z2-7]+|[a-z2-7]+)=*$")
 ESCAPES = re.compile(rb"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|&#x?[0-9a-fA-F]{2,5};){4,}")
@@ -148,28 +163,39 @@ def _unescape(data: bytes) -> bytes:
         return text.encode("utf-8", "surrogatepass")
 
 
-def _gunzip(data: bytes) -> bytes | None:
+class InspectionLimit(Exception):
+    """A request asks for more decoding than inspection does: it is refused, never let through unread."""
+
+
+def _inflate(data: bytes) -> bytes:
+    """gzip/zlib data inflated, up to the decoding budget (more than that is a limit reached, not a pass)."""
     try:
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
-        return inflater.decompress(data, MAX_DECODED)
+        out = inflater.decompress(data, MAX_DECODED)
     except zlib.error:
-        return None
+        return b""
+    if inflater.unconsumed_tail:
+        raise InspectionLimit("compressed data inflates past the decoding budget")
+    return out
 
 
 def _decodings(run: bytes) -> list[bytes]:
     """What a run of base64/base32/hex-alphabet characters decodes to, each way its alphabet allows."""
     if _HEX_ONLY.match(run):
-        return [decoded] if (decoded := _hex(run)) else []
-    attempts = [(_b64, run)]
-    attempts += [(_hex, inner.group()) for inner in HEX_RUN.finditer(run)]
-    if _B32_ONLY.match(run):
-        attempts.append((_b32, run))
-    plain = _b64(run)
-    if len(run) < 4096 and not (plain and texty(plain)):
-        # base64 that starts mid-group (a prefix glued on): the other three alignments
-        attempts += [(_b64, run[shift:]) for shift in (1, 2, 3)]
+        attempts = [(_hex, run)]
+    elif _HEX_DASHED.match(run):  # a UUID or dash-grouped hex: hex, not base64 (which would need four tries)
+        attempts = [(_hex, run.replace(b"-", b""))]
+    else:
+        attempts = [(_b64, run)]
+        attempts += [(_hex, inner.group()) for inner in HEX_RUN.finditer(run)]
+        if _B32_ONLY.match(run):
+            attempts.append((_b32, run))
+        plain = _b64(run)
+        if len(run) < 4096 and not (plain and texty(plain)):
+            # base64 that starts mid-group (a prefix glued on): the other three alignments
+            attempts += [(_b64, run[shift:]) for shift in (1, 2, 3)]
     results = []
-    for index, (decode, text) in enumerate(attempts):
+    for decode, text in attempts:
         try:
             decoded = decode(text)
         except ValueError:
@@ -178,45 +204,98 @@ def _decodings(run: bytes) -> list[bytes]:
             continue
         magic = decoded.find(b"\x1f\x8b\x08", 0, 16)
         if magic >= 0:
-            decoded = _gunzip(decoded[magic:]) or decoded
+            decoded = _inflate(decoded[magic:]) or decoded
+        elif decoded[:1] == b"\x78" and decoded[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
+            decoded = _inflate(decoded) or decoded  # zlib
         elif text is not run and decode is _b64 and not texty(decoded):
             continue  # a shifted decoding is kept only when it reads as text
         results.append(decoded)
     return results
 
 
+#: Hex bytes split by a delimiter ('41-4b-49', '41:4b', '0x41, 0x4b', '41 4b'): eight bytes or more.
+DELIMITED_HEX = re.compile(rb"(?<![0-9A-Za-z])(?:(?:0x)?[0-9a-fA-F]{2}(?:[-:., ]|, ?)){7,}(?:0x)?[0-9a-fA-F]{2}"
+                           rb"(?![0-9a-fA-F])")
+_HEX_DELIMS = re.compile(rb"0x|[-:., ]")
+PERCENT_ROUNDS = 4
+
+
+def normal_forms(data: bytes) -> list[bytes]:
+    """``data`` rewritten the ways a decoder reads text, each to a fixed point (same depth: nothing is decoded yet).
+
+    Percent-encoding is undone until nothing changes ('%252541' is three
+    layers of one 'A'); delimited hex is joined into plain hex; escapes and
+    entities are resolved. Each form is then searched for encoded runs.
+    """
+    forms: list[bytes] = []
+    current = data
+    if b"%" in current and PERCENT.search(current):
+        for _ in range(PERCENT_ROUNDS):
+            once = unquote_to_bytes(current.replace(b"+", b" "))
+            if once == current:
+                break
+            forms.append(once)
+            current = once
+        else:
+            if PERCENT.search(current):
+                raise InspectionLimit("percent-encoding nested deeper than inspection undoes")
+    if b'\\"' in current or (b"\\x" in current or b"\\u" in current or b"&#" in current) and ESCAPES.search(current):
+        unescaped = _unescape(current)
+        if unescaped != current:
+            forms.append(unescaped)
+            current = unescaped
+    if DELIMITED_HEX.search(current):
+        joined = DELIMITED_HEX.sub(lambda m: _HEX_DELIMS.sub(b"", m.group()), current)
+        if joined != current:
+            forms.append(joined)
+    return forms
+
+
+def _still_encoded(data: bytes) -> bool:
+    """A run in ``data`` that decodes to more readable text: one more layer than inspection reads."""
+    for count, match in enumerate(ENCODED_RUN.finditer(data)):
+        if count >= 64:
+            return False
+        if any(len(decoded) >= 12 and texty(decoded) for decoded in _decodings(match.group())):
+            return True
+    return False
+
+
 def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) -> Iterator[bytes]:
-    """``data`` and everything an encoder could have made of a value inside it, decoded (bounded in size and depth)."""
+    """``data`` and everything an encoder could have made of a value inside it, decoded (bounded in size and depth).
+
+    Raises :class:`InspectionLimit` when a bound is reached with data still
+    undecoded: the caller refuses rather than passes what it could not read.
+    """
     budget = budget if budget is not None else [MAX_DECODED]
     yield data
-    if depth >= MAX_DEPTH or budget[0] <= 0 or (depth and not texty(data)):
+    if depth and not texty(data):
         return  # decoded binary is searched for secret values, not decoded further
+    forms = normal_forms(data)
+    yield from forms
+    if depth >= MAX_DEPTH:
+        if any(_still_encoded(form) for form in (data, *forms)):
+            raise InspectionLimit(f"data encoded more than {MAX_DEPTH} layers deep")
+        return
     found: list[bytes] = []
-    if b"%" in data and PERCENT.search(data):
-        once = unquote_to_bytes(data.replace(b"+", b" "))
-        if once != data:
-            found.append(once)
-    if b'\\"' in data or (b"\\x" in data or b"\\u" in data or b"&#" in data) and ESCAPES.search(data):
-        unescaped = _unescape(data)
-        if unescaped != data:
-            found.append(unescaped)
     if data[:2] == b"\x1f\x8b":
-        inflated = _gunzip(data)
+        inflated = _inflate(data)
         if inflated:
             found.append(inflated)
-    for count, match in enumerate(ENCODED_RUN.finditer(data)):
-        if count >= MAX_RUNS:
-            break
-        run = match.group()
-        # A path or a prefix glued to the data shifts it: try the slash-separated segments too.
-        split = b"/" in run and len(run) < 4096
-        candidates = [run] + ([part for part in run.split(b"/") if len(part) >= 16] if split else [])
-        for candidate in candidates:
-            found += _decodings(candidate)
+    runs = [ENCODED_RUN.findall(form) for form in (data, *forms)]
+    if sum(map(len, runs)) > MAX_RUNS:  # counted before any is decoded: a refusal costs little
+        raise InspectionLimit(f"more than {MAX_RUNS} encoded runs")
+    for form_runs in runs:
+        for run in form_runs:
+            # A path or a prefix glued to the data shifts it: try the slash-separated segments too.
+            split = b"/" in run and len(run) < 4096
+            candidates = [run] + ([part for part in run.split(b"/") if len(part) >= 16] if split else [])
+            for candidate in candidates:
+                found += _decodings(candidate)
     for view in found:
         budget[0] -= len(view)
         if budget[0] < 0:
-            break
+            raise InspectionLimit(f"more than {MAX_DECODED // (1024 * 1024)} MB decoded")
         yield from decoded_views(view, depth + 1, budget)
 
 
@@ -291,19 +370,39 @@ class Pattern:
     stand_ins: bool = True  # skip documentation stand-ins ('sk-xxxx...', '...EXAMPLE')
     on_lowered: bool = False  # the regex reads the lower-cased text (faster than a case-blind regex)
     starts_token: bool = True  # the match must not continue a longer token
+    gate: re.Pattern | None = None  # a cheap regex that must match first (where no literal anchor exists)
 
     def search(self, text: str, lowered: str) -> str | None:
         if self.anchors and not any(anchor in lowered for anchor in self.anchors):
             return None
+        if self.gate is not None and not self.gate.search(text):
+            return None
         for match in self.regex.finditer(lowered if self.on_lowered else text):
-            if match.start() and match.string[match.start() - 1] in _TOKEN_CHARS and self.starts_token:
+            glued = match.start() and match.string[match.start() - 1] in _TOKEN_CHARS
+            if glued and self.starts_token:
+                continue
+            if not self.starts_token and _inside_blob(match.string, match.start(), match.end()):
                 continue
             token = match.group(match.lastindex) if match.lastindex else match.group()
-            if self.stand_ins and placeholder_like(token):
+            if self.stand_ins and filler(token):
                 continue
             if self.check is None or self.check(match):
                 return token
         return None
+
+
+_BLOB = frozenset(string.ascii_letters + string.digits + "+/=_-")
+
+
+def _inside_blob(text: str, start: int, end: int) -> bool:
+    """A match deep inside one long run of base64 characters (64 before it, 32 after): chance, not a credential.
+
+    A prefixed shape may be glued to other text ('exampleAKIA…', '…EXAMPLE'), but
+    a large upload's base64 holds every four-character prefix somewhere; a
+    credential glued on both sides that deep inside such a run is read as part of it.
+    """
+    before, after = text[max(0, start - 64):start], text[end:end + 32]
+    return len(before) == 64 and len(after) == 32 and all(c in _BLOB for c in before + after)
 
 
 _B = ""  # a credential starts a token: checked in Pattern.search (a leading lookbehind would slow re down)
@@ -332,7 +431,10 @@ def entropy(text: str) -> float:
 
 
 def placeholder_like(token: str) -> bool:
-    """Documentation stand-ins ('sk-xxxx', 'AKIAIOSFODNN7EXAMPLE', 'your-api-key') and bottle's placeholders."""
+    """Documentation stand-ins ('sk-xxxx', 'AKIAIOSFODNN7EXAMPLE', 'your-api-key') and bottle's placeholders.
+
+    For responses and reports only: a request is judged by shape (:func:`filler`), never by how it is dressed.
+    """
     lowered = token.lower()
     if PLACEHOLDER_MARK in lowered or "example" in lowered or "xxxx" in lowered or "your" in lowered:
         return True
@@ -340,6 +442,15 @@ def placeholder_like(token: str) -> bool:
         return True
     body = re.sub(r"^[a-z]+[-_]", "", lowered)
     return len(body) >= 8 and entropy(body) < 2.5
+
+
+def filler(token: str) -> bool:
+    """A token that carries no data whatever its shape: bottle's own placeholder, or a body of one or two repeated
+    characters ('sk-xxxxxxxx', 'AKIA****************'). A word in it ('EXAMPLE', 'your') changes nothing."""
+    if PLACEHOLDER_MARK in token.lower() or "..." in token or "***" in token or "<" in token:
+        return True
+    body = re.sub(r"^(?:[A-Za-z0-9]{1,6}[-_.])+", "", token)
+    return len(set(re.sub(r"[-_.]", "", body).lower())) <= 2
 
 
 def _generic_secret(token: str) -> bool:
@@ -350,11 +461,6 @@ def _generic_secret(token: str) -> bool:
 
 _KEY_WORDS = re.compile(r"(?i)(?:priv(?:ate)?[ _-]?key|secret[ _-]?key|wallet|privkey|signing[ _-]?key|seed)"
                         r"[^A-Za-z0-9]{1,25}(?:0x)?$")
-
-
-def _key_context(match: re.Match) -> bool:
-    """A 64-hex or long base58 string is a key when its name says so (a bare one is as likely a hash)."""
-    return bool(_KEY_WORDS.search(match.string[max(0, match.start() - 48):match.start()]))
 
 
 #: Field names whose values are credentials (the name's end; 'csrf_token' or 'page_token' are not).
@@ -407,41 +513,49 @@ def seed_phrase(match: re.Match) -> bool:
 # Each row: the provider's documented prefix or format; where a format is not documented, the rule
 # follows the community rule sets of gitleaks (config/gitleaks.toml) and Yelp's detect-secrets plugins.
 PATTERNS: tuple[Pattern, ...] = (
-    Pattern("anthropic-key", re.compile(_B + r"sk-ant-[a-z]{2,8}\d{0,3}-[A-Za-z0-9_\-]{20,}"), ("sk-ant-",)),
-    Pattern("openai-key", re.compile(_B + r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|"
-                                     + _B + r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|"
-                                     + _B + r"sk-[A-Za-z0-9]{48}" + _E), ("sk-",)),
+    Pattern("anthropic-key", re.compile(_B + r"sk-ant-[a-z]{2,8}\d{0,3}-[A-Za-z0-9_\-]{20,}"), ("sk-ant-",),
+            starts_token=False),
+    Pattern("openai-key", re.compile(r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|"
+                                     r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}"), ("sk-",), starts_token=False),
+    Pattern("openai-key", re.compile(_B + r"sk-[A-Za-z0-9]{48,}"), ("sk-",)),
     Pattern("aws-access-key", re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
-                                         r"[A-Z2-7]{16}(?![A-Z0-9])"),
-            ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka")),
+                                         r"[A-Z2-7]{16}"),
+            ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
+            starts_token=False),
     Pattern("aws-secret-key", re.compile(r"(?i)aws.{0,20}?(?:secret|private)[a-z_\-]{0,20}[^A-Za-z0-9/+]{1,25}"
                                          r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",), starts_token=False),
     Pattern("github-token", re.compile(_B + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})"),
-            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+            ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), starts_token=False),
     Pattern("gitlab-token", re.compile(_B + r"(?:gl(?:pat|dt|rt|ptt|cbt|ft|soat|imt|oas|agent)-[A-Za-z0-9_\-]{20,}"
-                                       r"|GR1348941[A-Za-z0-9_\-]{20,})"), ("gl", "gr1348941")),
+                                       r"|GR1348941[A-Za-z0-9_\-]{20,})"), ("gl", "gr1348941"), starts_token=False),
     Pattern("slack-token", re.compile(_B + r"(?:xox[abeoprs]-(?:\d+-)?[A-Za-z0-9-]{10,}|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+"
                                       r"|hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/]{20,})"),
-            ("xox", "xapp-", "hooks.slack.com")),
-    Pattern("google-api-key", re.compile(r"AIza[0-9A-Za-z_\-]{35}(?![A-Za-z0-9_\-])"), ("aiza",)),
+            ("xox", "xapp-", "hooks.slack.com"), starts_token=False),
+    Pattern("google-api-key", re.compile(r"AIza[0-9A-Za-z_\-]{35}"), ("aiza",), starts_token=False),
     Pattern("google-oauth", re.compile(_B + r"(?:GOCSPX-[A-Za-z0-9_\-]{28}|ya29\.[0-9A-Za-z_\-]{30,}|1//0[0-9A-Za-z_\-]{40,})"),
-            ("gocspx-", "ya29.", "1//0")),
+            ("gocspx-", "ya29.", "1//0"), starts_token=False),
     Pattern("stripe-key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|" + _B + r"whsec_[0-9A-Za-z]{24,}"),
-            ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_")),
+            ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), starts_token=False),
     Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
-    Pattern("jwt", re.compile(_B + r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{0,}"), ("eyj",)),
-    Pattern("npm-token", re.compile(_B + r"npm_[A-Za-z0-9]{36}" + _E), ("npm_",)),
-    Pattern("pypi-token", re.compile(_B + r"pypi-AgE[A-Za-z0-9_\-]{50,}"), ("pypi-age",)),
+    Pattern("jwt", re.compile(_B + r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",)),
+    Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-])[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\."
+                                        r"[A-Za-z0-9_\-]{27,}"), (), gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),
+    Pattern("telegram-bot-token", re.compile(r"\d{8,10}:AA[A-Za-z0-9_\-]{32,33}(?![A-Za-z0-9_\-])"), (":aa",)),
+    Pattern("azure-storage-key", re.compile(r"AccountKey=([A-Za-z0-9+/]{86}==)"), ("accountkey=",), starts_token=False),
+    Pattern("npm-token", re.compile(_B + r"npm_[A-Za-z0-9]{36}"), ("npm_",), starts_token=False),
+    Pattern("pypi-token", re.compile(_B + r"pypi-AgE[A-Za-z0-9_\-]{50,}"), ("pypi-age",), starts_token=False),
     Pattern("huggingface-token", re.compile(_B + r"hf_[A-Za-z]{34}" + _E), ("hf_",)),
     Pattern("twilio-key", re.compile(_B + r"SK[0-9a-f]{32}" + _E), ("sk",)),
-    Pattern("sendgrid-key", re.compile(_B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"), ("sg.",)),
+    Pattern("sendgrid-key", re.compile(_B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"), ("sg.",), starts_token=False),
     Pattern("bitcoin-wif-key", re.compile(r"[5KLc9][1-9A-HJ-NP-Za-km-z]{50,51}(?![1-9A-Za-z])"),
             (), _base58check),
     Pattern("crypto-extended-key", re.compile(r"[xyzuvtY]prv[1-9A-HJ-NP-Za-km-z]{100,112}"),
             ("prv",)),
-    Pattern("crypto-private-key", re.compile(r"(?:0x)?([0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{85,90})"
-                                             r"(?![0-9A-Za-z])"),
-            ("priv", "secret", "wallet", "signing", "seed"), _key_context),
+    # The key's name first (a bare 64-hex string is as likely a hash): the regex starts where a name is, not
+    # at every character of a long text.
+    Pattern("crypto-private-key", re.compile(_KEY_WORDS.pattern[4:-1] + r"(?:0x)?([0-9a-f]{64}|[1-9a-z]{85,90})"
+                                             r"(?![0-9a-z])"),
+            ("priv", "secret", "wallet", "signing", "seed"), starts_token=False, on_lowered=True),
     Pattern("credential-assignment", re.compile(
         r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
         r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret,
@@ -449,6 +563,51 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("crypto-seed-phrase", re.compile(r"(?s).+"), (), seed_phrase, stand_ins=False, on_lowered=True,
             starts_token=False),
 )
+
+#: More providers' documented token prefixes, as data: name, the prefix, the token's body after it, and the
+#: literal(s) that must be in the text first. Prefix and body together are distinctive enough to be found glued
+#: to other text ('example…', '…EXAMPLE'), like the table's own prefixed shapes, and rare enough in random
+#: base64 (a prefix that base64 makes too often, like Square's 'EAAA', is left out); a prefix of four
+#: characters or fewer must start a token, or long base64 would hold one by chance.
+PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("shopify-token", r"shp(?:at|ca|pa|ss)_", r"[a-fA-F0-9]{32}", ("shpat_", "shpca_", "shppa_", "shpss_")),
+    ("digitalocean-token", r"do[opr]_v1_", r"[a-f0-9]{64}", ("doo_v1_", "dop_v1_", "dor_v1_")),
+    ("linear-api-key", r"lin_api_", r"[A-Za-z0-9]{40}", ("lin_api_",)),
+    ("notion-token", r"ntn_", r"[0-9]{11}[A-Za-z0-9]{32,35}", ("ntn_",)),
+    ("databricks-token", r"dapi", r"[a-f0-9]{32}(?:-\d)?", ("dapi",)),
+    ("doppler-token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"[A-Za-z0-9]{40,44}", ("dp.",)),
+    ("vault-token", r"hv[sb]\.", r"[A-Za-z0-9_\-]{24,}", ("hvs.", "hvb.")),
+    ("postman-key", r"PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}", ("pmak-",)),
+    ("grafana-token", r"glsa_", r"[A-Za-z0-9]{32}_[a-fA-F0-9]{8}", ("glsa_",)),
+    ("grafana-token", r"glc_", r"eyJ[A-Za-z0-9_=+/\-]{32,}", ("glc_",)),
+    ("newrelic-key", r"NRAK-", r"[A-Z0-9]{27}", ("nrak-",)),
+    ("sentry-token", r"sntry[su]_", r"[A-Za-z0-9_=+/\-]{40,}", ("sntrys_", "sntryu_")),
+    ("square-token", r"sq0(?:atp|csp)-", r"[A-Za-z0-9_\-]{22,}", ("sq0atp-", "sq0csp-")),
+    ("atlassian-token", r"ATATT3", r"[A-Za-z0-9_=\-]{100,}", ("atatt3",)),
+    ("age-secret-key", r"AGE-SECRET-KEY-1", r"[02-9AC-HJ-NP-Z]{58}", ("age-secret-key-1",)),
+    ("planetscale-token", r"pscale_(?:tkn|pw|oauth)_", r"[A-Za-z0-9_=.\-]{32,64}", ("pscale_",)),
+    ("rubygems-key", r"rubygems_", r"[a-f0-9]{48}", ("rubygems_",)),
+    ("supabase-token", r"sbp_", r"[a-f0-9]{40}", ("sbp_",)),
+    ("figma-token", r"figd_", r"[A-Za-z0-9_\-]{40,}", ("figd_",)),
+    ("openrouter-key", r"sk-or-v1-", r"[a-f0-9]{64}", ("sk-or-v1-",)),
+    ("groq-key", r"gsk_", r"[A-Za-z0-9]{52}", ("gsk_",)),
+    ("xai-key", r"xai-", r"[A-Za-z0-9]{80}", ("xai-",)),
+    ("replicate-token", r"r8_", r"[A-Za-z0-9]{37}", ("r8_",)),
+    ("pulumi-token", r"pul-", r"[a-f0-9]{40}", ("pul-",)),
+    ("nuget-key", r"oy2", r"[a-z0-9]{43}", ("oy2",)),
+    ("terraform-token", r"[a-zA-Z0-9]{14}\.atlasv1\.", r"[A-Za-z0-9_=\-]{60,70}", (".atlasv1.",)),
+    ("onepassword-token", r"ops_eyJ", r"[A-Za-z0-9+/]{250,}", ("ops_eyj",)),
+)
+
+
+def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pattern:
+    """A row of :data:`PREFIXED` as a :class:`Pattern` (the body is what must not be filler)."""
+    short = min(map(len, anchors)) <= 4
+    return Pattern(name, re.compile((r"(?<![A-Za-z0-9_\-])" if short else "") + prefix + "(" + body + ")"), anchors,
+                   starts_token=False)
+
+
+PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
 
 AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",
                 "x-goog-api-key", "x-access-token")
@@ -518,12 +677,24 @@ class Inspector:
         if model_host:
             self.pattern_hosts.setdefault("anthropic-key", []).append(model_host)
             self.pattern_hosts.setdefault("credential-assignment", []).append(model_host)
+        self._needle_cache: dict[tuple[int, ...], tuple[re.Pattern | None, dict[bytes, str]]] = {}
         self.wildcards = sorted({entry.split(":")[0][1:] for entry in allow if entry.startswith("*.")},
                                 key=len, reverse=True)
 
     def inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
                 content_type: str = "") -> Finding | None:
-        """The first reason to refuse this request, or None when it may go."""
+        """The first reason to refuse this request, or None when it may go.
+
+        A request that needs more decoding than the bounds allow is refused
+        (rule ``inspection-limit``): what could not be read does not leave.
+        """
+        try:
+            return self._inspect(host, port, path, headers, body, content_type)
+        except InspectionLimit as limit:
+            return Finding("inspection-limit", str(limit), "request")
+
+    def _inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
+                 content_type: str) -> Finding | None:
         original_host, host = host.rstrip("."), host.lower().rstrip(".")
         headers = [(k.lower(), v) for k, v in headers if k.lower() not in ("host", "content-length")]
         known = [k for k in self.known if not bound(k.hosts, host, port)]
@@ -554,17 +725,34 @@ class Inspector:
                 return Finding("secret-value", secret.name, "request, split across fields")
         return None
 
+    def _needles(self, known: list[Known]) -> tuple[re.Pattern | None, dict[bytes, str]]:
+        """One regex for every needle of ``known`` (one pass per view, not one per needle), and whose each is."""
+        key = tuple(id(secret) for secret in known)
+        if key not in self._needle_cache:
+            owner = {needle: secret.name for secret in reversed(known) for needle in secret.needles}
+            ordered = sorted(owner, key=len, reverse=True)
+            regex = re.compile(b"|".join(re.escape(needle) for needle in ordered)) if ordered else None
+            self._needle_cache[key] = (regex, owner)
+        return self._needle_cache[key]
+
     def _scan(self, where: str, data: bytes, known: list[Known], patterns: list[Pattern]) -> Finding | None:
+        needles, owner = self._needles(known)
         for view in decoded_views(data):
-            for secret in known:
-                if secret.found_in(view):
-                    return Finding("secret-value", secret.name, where)
+            if len(view) > 65536:  # a long view: the fast substring search, needle by needle
+                for secret in known:
+                    if secret.found_in(view):
+                        return Finding("secret-value", secret.name, where)
+            elif needles is not None and (hit := needles.search(view)):  # many short views: one pass each
+                return Finding("secret-value", owner[hit.group()], where)
             if patterns and texty(view):
                 text = view.decode("utf-8", "replace")
                 lowered = text.lower()
                 for pattern in patterns:
                     if pattern.search(text, lowered) is not None:
                         return Finding("credential", pattern.name, where)
+                identifier = find_identifier(text, lowered)
+                if identifier:
+                    return Finding("personal-data" if identifier == "us-ssn" else "financial-data", identifier, where)
         return None
 
     def _auth_header(self, where: str, value: str, patterns: list[Pattern]) -> Finding | None:
@@ -576,7 +764,7 @@ class Inspector:
         if scheme.lower() == "basic" and token:
             decoded = _b64(token.encode())
             token = decoded.decode("latin-1").partition(":")[2] if decoded else token
-        if not placeholder_like(token) and _generic_secret(token.replace(" ", "")):
+        if not filler(token) and _generic_secret(token.replace(" ", "")):
             return Finding("credential", "credential-header", where)
         return None
 
@@ -594,7 +782,10 @@ class Inspector:
             lowered_needles = {n.lower() for n in secret.needles if n.isascii()}
             if any(n in joined.encode() for n in lowered_needles):
                 return Finding("secret-value", secret.name, "host name")
-        for data in (joined.encode(), *(label.encode() for label in labels)):
+        # The labels are judged together: joined as written, and with the separators an encoder adds taken out.
+        bare = re.sub(r"[-.]", "", ".".join(labels))
+        underscored = ".".join(labels).replace("-", "_")  # '_' is not allowed in a name: 'ghp-…' stands for 'ghp_…'
+        for data in (joined.encode(), bare.encode(), underscored.encode(), *(label.encode() for label in labels)):
             finding = self._scan("host name", data, known, patterns)
             if finding:
                 return finding
@@ -623,9 +814,38 @@ def data_label(label: str) -> bool:
     return False
 
 
+_VOWELS = frozenset("aeiouy")
+_CONSONANT_RUN = re.compile(r"[b-df-hj-np-tv-xz]{5,}")
+#: Letter pairs found in English words (from the BIP-39 list): random letters mostly make pairs outside it.
+_BIGRAMS = frozenset(word[i:i + 2] for word in BIP39 for i in range(len(word) - 1))
+
+
+def _wordlike(part: str) -> bool:
+    """A piece of a name as people write them: a pronounceable word (perhaps numbered), an abbreviation, a number."""
+    if len(part) <= 3 or (part.isdigit() and len(part) <= 4):
+        return True
+    if len(part) >= 8 and _HEX_ONLY.match(part.encode()):
+        return False  # 'deadbeef' is hex, not a word
+    word = part.rstrip("0123456789") if len(part) - len(part.rstrip("0123456789")) <= 3 else part
+    if not word.isalpha():
+        return False
+    vowels = sum(c in _VOWELS for c in word)
+    if not 0.2 <= vowels / len(word) <= 0.7 or _CONSONANT_RUN.search(word):
+        return False
+    pairs = [word[i:i + 2] for i in range(len(word) - 1)]
+    return not _BIGRAMS or len(word) < 6 or sum(pair in _BIGRAMS for pair in pairs) >= 0.8 * len(pairs)
+
+
 def data_labels(labels: list[str]) -> bool:
-    """Labels chosen by the agent that together carry data: one clearly encoded label, or many random ones."""
+    """Labels chosen by the agent that together carry data.
+
+    One clearly encoded label, or, over all labels together, 16 or more
+    characters in pieces that are neither words, short abbreviations nor
+    small numbers (a base32 label, hex, data cut into short labels).
+    Splitting data over many short labels does not hide it: the pieces are
+    counted together.
+    """
     if any(data_label(label) for label in labels):
         return True
-    random = [label for label in labels if len(label) >= 16 and entropy(label) >= 3.5]
-    return sum(len(label) for label in random) >= 48
+    pieces = [piece for label in labels for piece in re.split(r"[-_]+", label.lower()) if piece]
+    return sum(len(piece) for piece in pieces if not _wordlike(piece)) >= 16

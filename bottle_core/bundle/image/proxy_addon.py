@@ -334,8 +334,9 @@ class Egress:
             content_type = response.headers.get("content-type", "")
             response.stream = ResponseStream(self.scrubber, (lambda body: find_injection(body, content_type))
                                              if read else None, block=self.responses == "block")
-            if self.scrubber.pairs:
-                # A placeholder need not be as long as its value: the body goes on without a declared length
+            if self.scrubber.pairs or read:
+                # A placeholder need not be as long as its value, nor a page as long once instructions are taken
+                # out: the body goes on without a declared length
                 # (chunked to an HTTP/1.1 client; HTTP/2 frames it anyway; HTTP/1.0 ends it by closing).
                 response.headers.pop("content-length", None)
                 if flow.request.http_version == "HTTP/1.1":
@@ -450,7 +451,10 @@ class Egress:
         verdict = find_injection(clean, response.headers.get("content-type", ""))
         if not verdict.injection:
             return
-        if self.responses == "block":
+        if self.responses == "block" and verdict.cleaned is not None:  # delivered with the instructions taken out
+            response.set_content(verdict.cleaned)
+            flow.metadata[WARNING] = verdict.removal()
+        elif self.responses == "block":
             refuse(flow, Decision(False, verdict.rule(), f"the response was withheld: {verdict.reason()}"),
                    stage="response", signals=list(verdict.signals))
         else:
@@ -470,7 +474,8 @@ class Egress:
             log_flow(flow, decision, stage="response", signals=list(verdict.signals))
             flow.kill()  # the agent sees the connection close before the body completes
         else:
-            flow.metadata[WARNING] = verdict.rule()
+            flow.metadata[WARNING] = verdict.removal() if verdict.cleaned is not None and self.responses == "block" \
+                else verdict.rule()
 
     def error(self, flow: http.HTTPFlow) -> None:
         if ALLOWED_BY in flow.metadata:

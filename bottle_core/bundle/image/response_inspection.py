@@ -1,18 +1,25 @@
-"""What comes back to the agent: real secret values scrubbed out, and prompt injection looked for.
+"""What comes back to the agent: real secret values scrubbed out, and instructions aimed at the agent taken out.
 
 :class:`Scrubber` replaces every real secret value in a response (headers
-and body; as sent, URL-encoded, hex, or base64 in any alignment) by the
-placeholder the agent knows, so a host that echoes a request, or a model
-asked to repeat what it was sent, never hands the agent the real value.
+and body) by the placeholder the agent knows, in each form the request side
+decodes (as sent, URL-encoded, every byte ``%XX``, hex, reversed, UTF-16,
+entities, escapes, base32, base64 in any alignment or twice); an encoded run
+that still holds the value once decoded as the request side decodes it
+(gzip+base64, …) is replaced whole. So a host that echoes a request, or a
+model asked to repeat what it was sent, never hands the agent the real value.
 
 :func:`find_injection` reads a response body as the agent would (tags
 stripped, entities and escapes resolved, invisible characters removed,
-look-alike letters folded) and looks for text aimed at the agent rather than
-at a reader: orders to drop its instructions, talk addressed to an AI, bait
-to run commands or send credentials out, fake conversation or tool-call
-markup, and text hidden from a human reader. Each signal has a weight; a
-body scoring :data:`THRESHOLD` or more is injection. The bottle's
-``egress.responses`` says what then happens: ``block``, ``warn`` or ``off``.
+look-alike letters folded) and scores what its text does: orders to drop
+instructions, talk addressed to an AI, claims of authority, asks for a tool,
+a command or a credential, orders about the reader's answer, fake
+conversation or tool-call markup, text hidden from a human reader, and
+instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
+the spans a model reads (``response_spans``); the spans that carry the
+instructions are taken out and the rest delivered, unless the body is mostly
+instructions. Text that discusses injection (quotes an example, names who
+writes such things) is left alone. The bottle's ``egress.responses`` says
+what then happens: ``block``, ``warn`` or ``off``.
 
 Standard library only.
 """
@@ -23,10 +30,37 @@ import base64
 import html
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from .inspection import _b64_cores
+from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
+from .response_spans import Span, spans
+
+#: What an encoded run that held a real value becomes in a response.
+DAMAGED = b"[bottle:secret-removed]"
+
+
+def _percent_all(text: str, upper: bool) -> bytes:
+    return "".join(f"%{b:02X}" if upper else f"%{b:02x}" for b in text.encode()).encode()
+
+
+#: The forms of a value the scrubber replaces by the same form of the placeholder: each one the request side
+#: decodes (inspection.decoded_views), so a host echoing the value in any of them hands back the placeholder.
+_TEXT_FORMS: tuple = (
+    str.encode, lambda t: quote(t, safe="").encode(), lambda t: quote_plus(t).encode(),
+    lambda t: _percent_all(t, True), lambda t: _percent_all(t, False),
+    lambda t: t.encode().hex().encode(), lambda t: t.encode().hex().upper().encode(),
+    lambda t: t[::-1].encode(), lambda t: t.encode("utf-16-le"), lambda t: t.encode("utf-16-be"),
+    lambda t: "".join(f"&#{ord(c)};" for c in t).encode(), lambda t: "".join(f"&#x{ord(c):x};" for c in t).encode(),
+    lambda t: "".join(f"\\u{ord(c):04x}" for c in t).encode(), lambda t: "".join(f"\\u{ord(c):04X}" for c in t).encode(),
+    lambda t: "".join(f"\\x{b:02x}" for b in t.encode()).encode(),
+    lambda t: base64.b64encode(t.encode()), lambda t: base64.b64encode(t.encode()).rstrip(b"="),
+    lambda t: base64.urlsafe_b64encode(t.encode()), lambda t: base64.urlsafe_b64encode(t.encode()).rstrip(b"="),
+    lambda t: base64.b32encode(t.encode()), lambda t: base64.b32encode(t.encode()).rstrip(b"="),
+    lambda t: base64.b32encode(t.encode()).lower().rstrip(b"="),
+    lambda t: base64.b64encode(base64.b64encode(t.encode())),
+)
 
 THRESHOLD = 3
 #: Bodies read for injection are cut here: an instruction meant for a model sits where a model reads.
@@ -44,28 +78,29 @@ class Scrubber:
     secrets: list[dict]
     pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
     cores: list[tuple[bytes, str, str]] = field(default_factory=list)
+    known: list[Known] = field(default_factory=list)  # the request side's view of each value, for encoded runs
 
     def __post_init__(self) -> None:
         for secret in self.secrets:
             value, placeholder = secret.get("value") or "", secret["placeholder"]
             if len(value) < 4:
                 continue
-            forms = [(value, placeholder), (quote(value, safe=""), quote(placeholder, safe="")),
-                     (quote_plus(value), quote_plus(placeholder)), (value.encode().hex(), placeholder.encode().hex()),
-                     (value.encode().hex().upper(), placeholder.encode().hex().upper())]
-            for encode in (base64.b64encode, base64.urlsafe_b64encode):
-                full, swap = encode(value.encode()).decode(), encode(placeholder.encode()).decode()
-                forms += [(full, swap), (full.rstrip("="), swap.rstrip("="))]
-            for real, stand_in in forms:
-                pair = (real.encode(), stand_in.encode())
-                if pair not in self.pairs and pair[0] != pair[1]:
-                    self.pairs.append(pair)
+            for encode in _TEXT_FORMS:
+                for real, stand_in in ((encode(value), encode(placeholder)),):
+                    pair = (real, stand_in)
+                    if pair not in self.pairs and pair[0] != pair[1]:
+                        self.pairs.append(pair)
             for core in _b64_cores(value.encode()):
                 self.cores.append((core, value, placeholder))
+            self.known.append(Known(secret.get("name", "secret"), value, []))
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
 
-    def scrub(self, data: bytes) -> tuple[bytes, int]:
-        """``data`` with every real value replaced, and how many replacements were made."""
+    def scrub(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
+        """``data`` with every real value replaced, and how many replacements were made.
+
+        :param partial: more of the body follows (a stream): an encoded run at the very end is left for the
+            next piece to complete (the stream holds it back, see :meth:`open_prefix`).
+        """
         count = 0
         for real, stand_in in self.pairs:
             if real in data:
@@ -75,7 +110,36 @@ class Scrubber:
             if core in data:
                 data, n = _rewrite_b64_runs(data, core, value, placeholder)
                 count += n
+        if self.known:
+            data, n = self._damage_encoded(data, partial)
+            count += n
         return data, count
+
+    def _damage_encoded(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
+        """Runs that, decoded the ways the request side decodes (base32, base64 twice, gzip, ...), still hold a value.
+
+        Such a run cannot be re-encoded with the placeholder in every case, so it
+        is replaced whole by a fixed mark: the agent gets a damaged string,
+        never the value. A run too deep to decode is damaged too (fail closed).
+        """
+        count = 0
+
+        def fix(match: re.Match) -> bytes:
+            nonlocal count
+            run = match.group()
+            if partial and match.end() == len(data) and len(run) < OPEN_RUN:
+                return run  # still open: judged once complete
+            try:
+                hit = any(k.found_in(view) for view in decoded_views(run, budget=[8 * len(run) + 4096])
+                          for k in self.known)
+            except InspectionLimit:
+                hit = True
+            if not hit:
+                return run
+            count += 1
+            return DAMAGED
+
+        return ENCODED_RUN.sub(fix, data), count
 
     def open_prefix(self, data: bytes) -> int:
         """How many bytes at the end of ``data`` could be the start of a real value in one of its forms.
@@ -92,10 +156,17 @@ class Scrubber:
                     longest = len(tail) - start
                     break
                 start = tail.find(pattern[:1], start + 1)
+        if self.known:  # an encoded run still open at the end may hold a value once it is complete
+            trailing = _TRAILING_RUN.search(data[-OPEN_RUN:])
+            if trailing and len(trailing.group()) < OPEN_RUN:
+                longest = max(longest, len(trailing.group()))
         return longest
 
 
 _B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{8,}={0,2}")
+_TRAILING_RUN = re.compile(rb"[A-Za-z0-9+/_\-]+={0,6}$")
+#: An encoded run still open at a stream piece's end is held back up to this long (longer runs pass on).
+OPEN_RUN = 64 * 1024
 
 
 def _rewrite_b64_runs(data: bytes, core: bytes, value: str, placeholder: str) -> tuple[bytes, int]:
@@ -150,6 +221,11 @@ _OVERRIDE = (
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
     r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
     r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
+    # A new identity for the model: the role-play that jailbreaks open with.
+    r"\b(?:you are|you're|you will be) (?:going|about) to (?:play|pretend|act|immerse|simulate|become)\b",
+    r"\b(?:pretend|act|behave) (?:to be|as if you (?:are|were)|like you are) (?:an?|another|the) [\w' -]{0,30}"
+    r"(?:ai|model|assistant|chatbot|character)\b",
+    r"\b(?:stay|remain) in character\b", r"\bimmerse yourself (?:into|in) the role\b",
     r"\bfrom now on,? (?:you are|you will|you must|the assistant|the agent|claude)\b",
     r"\b(?:your|the) (?:real|true|actual|new|updated) (?:instructions?|task|objective|purpose) (?:is|are)\b",
     r"\b(?:do not|don't|never) (?:tell|inform|alert|notify|mention (?:this |it )?to|reveal (?:this )?to) the user\b",
@@ -190,6 +266,33 @@ _BAIT = (
     r"(?:cat|less|head|more|type)\s+[~$\w/.\-]*(?:\.aws/credentials|\.env\b|\.netrc|\.npmrc|\.pypirc|"
     r"\.docker/config|/etc/passwd)",
 )
+#: An order about what the reader's answer must contain or look like: content that steers the reply.
+_TASK = (
+    r"(?:^|[\n.!?:])\s*(?:please )?(?:add|include|insert|append|write|integrate|embed|mention|promote|recommend|"
+    r"format|encode|translate|reverse|replace|respond|answer|conclude)\b[^.!?\n]{0,160}"
+    r"\byour (?:response|answer|summary|completion)s?\b",
+)
+#: Claims of an authority the page does not have: the operator, the platform, the user's consent.
+_AUTHORITY = (
+    r"\bas (?:the|your|an?) (?:platform |system |site |server |security |it |repository |project |account )?"
+    r"(?:administrator|admin|operator|owner|maintainer|security team|developer)s?\b",
+    r"\b(?:this is|message from|notice from|on behalf of) (?:the|an?|your) (?:official |system |security |platform |site )?"
+    r"(?:administrator|admin|operator|system|security team|platform|developers?|maintainers?)\b",
+    r"\b(?:authori[sz]ed|instructed|approved|permitted|requested) by (?:the |your )?(?:user|administrator|admin|operator|"
+    r"owner|anthropic|openai|security team|maintainers?)\b",
+    r"\b(?:system|admin|administrator|security|priority|operator|platform) (?:notice|message|alert|override|update|"
+    r"directive|instruction)s?\s*[:\-]",
+    r"\bthe user (?:has )?(?:already )?(?:authori[sz]ed|approved|consented|wants you|asked you|expects you)\b",
+    r"\b(?:mandatory|required|compulsory) (?:for|of) (?:all |every |any )?(?:ai|agents?|assistants?|models?|llms?)\b",
+)
+#: Instructions to use a tool, call a function or run something, as tools are named to an agent.
+_TOOL = (
+    r"\b(?:use|call|invoke|run|trigger|execute)s? (?:the |your |a )?[`'\"]?[\w.:-]{2,40}[`'\"]? (?:tool|function|"
+    r"mcp server|plugin)\b",
+    r"\b(?:bash|shell|terminal|web[_ ]?fetch|read[_ ]?file|write[_ ]?file|edit[_ ]?file|computer|browser) tool\b",
+    r"\b(?:tool|function)[_ ]?(?:call|use|name)\s*[:=]",
+    r"\bwith (?:the )?(?:arguments?|parameters?|input)\s*[:{(]",
+)
 _MARKUP = (
     r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|>",
     r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
@@ -215,6 +318,7 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 #: Words without which a signal's regex cannot match: a cheap test before the regex.
 HINTS = {
     "override": ("ignor", "disregard", "forget", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+                 "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
                  "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
     "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
                              "paste", "cat ", "less ", "head ", "more ", "type ", "read "),
@@ -222,6 +326,10 @@ HINTS = {
     "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
+    "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
+                  "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
+    "task-injection": ("response", "answer", "output", "summary", "completion"),
+    "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
 
@@ -234,18 +342,30 @@ SIGNALS = {
     "exfiltration-link": (_compile(_EXFIL_LINK), 3),
     "addressed-to-agent": (_compile(_ADDRESS), 2),
     "command-bait": (_compile(_BAIT), 1),
+    "authority": (_compile(_AUTHORITY), 2),
+    "tool-instruction": (_compile(_TOOL), 1),
+    "task-injection": (_compile(_TASK), 3),
 }
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
+           "encoded-instructions": 3,
            **{name: weight for name, (_, weight) in SIGNALS.items()}}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The signals found in a body and their total weight."""
+    """The signals found in a body, their total weight, and the body with its instructions taken out.
+
+    ``cleaned`` is the body with each instruction-bearing span replaced by
+    :data:`MARK` when the rest is ordinary content (the agent may read it);
+    None when there is nothing to take out, or when the body is mostly
+    instructions or still reads as injection without them (then it is withheld whole).
+    """
 
     signals: tuple[str, ...]
     score: int
+    cleaned: bytes | None = None
+    removed: int = 0  # how many spans were taken out
 
     @property
     def injection(self) -> bool:
@@ -256,6 +376,10 @@ class Verdict:
 
     def reason(self) -> str:
         return "prompt injection suspected in the response (" + ", ".join(self.signals) + ")"
+
+    def removal(self) -> str:
+        """What was taken out, for the record (never the text itself)."""
+        return f"{self.rule()}: {self.removed} instruction span(s) removed ({', '.join(self.signals)})"
 
 
 def normalise(text: str) -> str:
@@ -302,13 +426,9 @@ def read_as_text(content_type: str) -> bool:
     return not content_type or any(kind in content_type.lower() for kind in TEXT_TYPES)
 
 
-def find_injection(body: bytes, content_type: str = "") -> Verdict:
-    """Read ``body`` for text aimed at the agent; return what was found and its weight."""
-    if not read_as_text(content_type):
-        return Verdict((), 0)
-    raw = body[:MAX_INJECTION_SCAN].decode("utf-8", "replace")
+def _whole(raw: str, content_type: str) -> dict[str, int]:
+    """The signals in a whole body (its text as the agent reads it) and their weights."""
     signals: dict[str, int] = {}
-
     tags = [run for run in _TAGS.findall(_TAG_FLAG.sub("", raw)) if len(run) >= 4]
     if tags:
         signals["tag-characters"] = WEIGHTS["tag-characters"]
@@ -327,12 +447,140 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
     text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
     text = text.replace("\\n", "\n").replace('\\"', '"')
-    views = [text]
-    if _LEETISH.search(text):
-        views.append(text.translate(_LEET))
-    for name, (regex, weight) in SIGNALS.items():
-        if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views):
-            signals[name] = weight
+    signals.update(_signals(text))
     if MARKUP.search(text if "<" not in raw else normalise(raw)):
         signals["chat-markup"] = WEIGHTS["chat-markup"]
-    return Verdict(tuple(signals), sum(signals.values()))
+    return signals
+
+
+def _signals(text: str) -> dict[str, int]:
+    """The SIGNALS found in normalised ``text`` (and in its leet-speak reading)."""
+    views = [" " + text]  # a hint may start with a blank: the text's first word counts too
+    if _LEETISH.search(text):
+        views.append(" " + text.translate(_LEET))
+    return {name: weight for name, (regex, weight) in SIGNALS.items()
+            if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views)}
+
+
+# --- instructions, span by span ----------------------------------------------------------------------
+
+MARK = "[bottle: instructions to the agent removed]"
+#: A body whose instructions make up this share of its readable text or more is withheld whole.
+MOSTLY = 0.5
+#: Spans this close (in characters) are read together: an address in one sentence, the order in the next.
+NEAR = 400
+#: Text that discusses injection rather than performing it: who does it, what it is called, an example of it.
+_DISCUSSION = re.compile(
+    r"\b(?:attack(?:er|ers|s)?|injections?|jailbreak\w*|malicious|adversar\w*|researchers?|exploit\w*|payloads?|"
+    r"phrases?|such as|for example|for instance|e\.g\.|examples?|demonstrat\w*|techniques?|vulnerab\w*|hijack\w*|"
+    r"defen[cs]es?|mitigat\w*|threats?|red team\w*|benchmarks?|datasets?)\b")
+_QUOTED = re.compile(r"\"[^\"]{8,}\"|“[^”]{8,}”|‘[^’]{8,}’|'[^'\n]{8,}'|`[^`]{8,}`|«[^»]{8,}»")
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'll)\b")
+#: An order: a clause that starts with a verb an injection gives (after the start, a colon, a dash or a semicolon).
+_ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|forget|send|upload|post|run|execute|print|"
+                    r"reveal|delete|call|use|fetch|open|read|curl|wget|exfiltrate|forward|email|copy|paste|output|"
+                    r"append|include|visit|navigate|click|download|install)\b")
+
+
+def _mention(text: str) -> bool:
+    """Text that talks about an instruction (quotes it, names who writes such things) instead of giving it."""
+    rest = _QUOTED.sub(" ", text)
+    return (bool(_DISCUSSION.search(rest)) and not _SECOND_PERSON.search(rest) and not _ORDER.search(rest.strip())
+            and not _signals(rest).get("exfiltration-link"))
+
+
+def _span_signals(text: str, hidden: bool) -> dict[str, int]:
+    """What one span asks of the agent. Hidden from a reader, an address or an order weighs as instructions."""
+    found = _signals(normalise(text))
+    if MARKUP.search(normalise(text)):
+        found["chat-markup"] = WEIGHTS["chat-markup"]
+    if hidden and found and _instructions(normalise(text)):
+        found["hidden-instructions"] = WEIGHTS["hidden-instructions"]
+    return found
+
+
+def _encoded_spans(raw: str) -> Iterator[Span]:
+    """Base64 runs that decode to readable text: read like any other span (an instruction can be encoded)."""
+    for count, match in enumerate(_ENCODED_TEXT.finditer(raw)):
+        if count >= 2000:
+            return
+        decoded = _b64(match.group().encode())
+        if decoded and len(decoded) >= 16 and texty(decoded) and b" " in decoded:
+            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -1 - count)
+
+
+_ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
+
+
+def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
+    """The spans that carry instructions (with their signals), and the spans that only discuss them."""
+    scored, mentions = [], []
+    for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
+        found = _span_signals(span.text, span.hidden)
+        if span.block < 0 and sum(found.values()) >= THRESHOLD:
+            found["encoded-instructions"] = WEIGHTS["encoded-instructions"]
+        if not found:
+            continue
+        if _mention(normalise(span.text)) and span.block >= 0:
+            mentions.append(span)
+        else:
+            scored.append((span, found))
+    scored.sort(key=lambda item: item[0].start)
+    taken: list[tuple[Span, dict[str, int]]] = []
+    group: list[tuple[Span, dict[str, int]]] = []
+    for item in [*scored, None]:
+        if item is not None and group and item[0].start - group[-1][0].end <= NEAR:
+            group.append(item)
+            continue
+        if group and sum({k: w for _, found in group for k, w in found.items()}.values()) >= THRESHOLD:
+            taken += group
+        group = [item] if item is not None else []
+    return taken, mentions
+
+
+def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
+    out, position = [], 0
+    for start, end, text in sorted(replace):
+        if start < position:
+            continue  # inside a span already replaced
+        out += [raw[position:start], text]
+        position = end
+    return "".join(out + [raw[position:]])
+
+
+def find_injection(body: bytes, content_type: str = "") -> Verdict:
+    """Read ``body`` for text aimed at the agent: what was found, its weight, and the body without the instructions.
+
+    Each span a model reads (a sentence, a comment, an attribute, a JSON
+    string, a base64 run of text) is scored by what it does: addresses the
+    agent, orders it to drop its instructions, asks for a tool, a command or
+    a credential, claims an authority. Spans that only discuss injection (an
+    article quoting an example) are left alone.
+    """
+    if not read_as_text(content_type):
+        return Verdict((), 0)
+    head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
+    raw = head.decode("utf-8", "replace")
+    whole = _whole(raw, content_type)
+    encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
+        if _ENCODED_TEXT.search(raw) else []
+    if sum(whole.values()) < THRESHOLD and not encoded:
+        return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
+    taken, mentions = _instruction_spans(raw, content_type)
+    blank = [(s.start, s.end, " " * (s.end - s.start)) for s in mentions]
+    if mentions:
+        whole = _whole(_rewrite(raw, blank), content_type)
+    signals = dict(whole)
+    for _, found in taken:
+        signals.update(found)
+    score = max(sum(whole.values()), max((sum(f.values()) for _, f in taken), default=0))
+    if not taken:
+        return Verdict(tuple(signals), sum(whole.values()))
+    marks = [(s.start, s.end, MARK) for s, _ in taken]
+    cleaned = _rewrite(raw, marks)
+    residual = _whole(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank), content_type)
+    readable = len(visible_text(raw).strip()) or 1
+    removed = sum(len(s.text) for s, _ in taken)
+    if sum(residual.values()) >= THRESHOLD or removed >= MOSTLY * readable:
+        return Verdict(tuple(signals), max(score, THRESHOLD))
+    return Verdict(tuple(signals), max(score, THRESHOLD), cleaned.encode("utf-8") + tail, len(taken))

@@ -10,14 +10,17 @@ to every piece what the proxy does to a held body (``response_inspection``):
 * real secret values are put back to their placeholders. The end of what has
   been scrubbed is held back while it could still be the start of a real
   value in any of its encoded forms, until the next piece (or the end) says
-  whether it is one; a base64 run that a piece boundary cuts loses the
-  secret's core instead of being re-encoded (damaged, never revealed);
+  whether it is one (an encoded run still open at a piece's end is held
+  too); a base64 run that a piece boundary cuts loses the secret's core
+  instead of being re-encoded (damaged, never revealed);
 * a body that is read for prompt injection has its first
   :data:`~response_inspection.MAX_INJECTION_SCAN` bytes (all that is read of
   a held body too) held until they are read, so nothing unread reaches the
-  agent. Found in ``block`` mode, the stream is cut: nothing more passes and
-  the connection is closed before the response completes (its status line
-  left already, so there is no 403); in ``warn`` mode it passes, and the
+  agent. Found in ``block`` mode, the spans that carry instructions are
+  taken out and the rest relayed when the rest is ordinary content
+  (``response_inspection.find_injection``); otherwise the stream is cut:
+  nothing more passes and the connection is closed before the response
+  completes (its status line left already, so there is no 403); in ``warn`` mode it passes, and the
   warning is in the egress record (its headers left already, so there is no
   ``X-Bottle-Warning``).
 
@@ -81,6 +84,8 @@ class ResponseStream:
         held, self.unread = bytes(self.unread), None
         self.verdict = self.read(held)  # type: ignore[misc]
         if self.verdict.injection and self.block:
+            if self.verdict.cleaned is not None:
+                return [self.verdict.cleaned]  # the instructions taken out, the rest relayed
             self.cut = True
             return []
         return [held] if held else []
@@ -88,7 +93,7 @@ class ResponseStream:
     def _scrub(self, data: bytes, end: bool) -> bytes:
         if not self.scrubber.pairs:
             return data
-        clean, count = self.scrubber.scrub(self.carry + data)
+        clean, count = self.scrubber.scrub(self.carry + data, partial=not end)
         self.scrubbed += count
         keep = 0 if end else self.scrubber.open_prefix(clean)
         self.carry = clean[len(clean) - keep:] if keep else b""

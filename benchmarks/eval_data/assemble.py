@@ -1,0 +1,128 @@
+"""Assemble public.jsonl from public fixtures and datasets (see README.md for the sources and their licences).
+
+    python benchmarks/eval_data/assemble.py OUT.jsonl CLONES
+
+CLONES holds a git clone of each source repository as OWNER/NAME (at the
+commits README.md names). Rows are parsed as data (literal strings, CSV,
+JSON Lines), never run. Each row gets a half, dev or held-out, from a hash of
+its text.
+"""
+import ast, json, subprocess, re, hashlib, csv, io, sys
+
+CLONES = sys.argv[2]
+
+
+def show(repo, path):
+    owner, name = repo.split("+")
+    return subprocess.run(["git", "-C", f"{CLONES}/{owner}/{name}", "show", f"HEAD:{path}"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def head(repo):
+    owner, name = repo.split("+")
+    return subprocess.run(["git", "-C", f"{CLONES}/{owner}/{name}", "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+rows = []
+DS = "Yelp+detect-secrets"
+ds_commit = head(DS)
+plugins = {"aws_key": "credential", "github_token": "credential", "gitlab_token": "credential", "slack": "credential",
+           "stripe_key": "credential", "npm": "credential", "pypi_token": "credential", "jwt": "credential",
+           "private_key": "credential", "sendgrid": "credential", "twilio": "credential", "openai": "credential",
+           "discord": "credential", "mailchimp_key": "credential", "telegram_token": "credential",
+           "azure_storage_key": "credential", "artifactory": "credential", "square_oauth": "credential",
+           "gcp_api": "credential", "hashicorp_vault_token": "credential", "basic_auth": "credential"}
+for plugin, cls in plugins.items():
+    path = f"tests/plugins/{plugin}_test.py"
+    try:
+        tree = ast.parse(show(DS, path))
+    except Exception as e:
+        print("skip", path, e, file=sys.stderr); continue
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Tuple) and len(node.elts) == 2:
+            try:
+                text, flag = ast.literal_eval(node.elts[0]), ast.literal_eval(node.elts[1])
+            except Exception:
+                continue
+            if isinstance(text, str) and isinstance(flag, bool) and len(text) >= 8:
+                rows.append({"side": "request", "class": "credential" if flag else "benign-request", "attack": flag,
+                             "text": text, "source": f"Yelp/detect-secrets@{ds_commit[:12]}:{path}"})
+# files with and without secrets
+for path, flag in (("test_data/each_secret.py", True), ("test_data/files/file_with_no_secrets.py", False),
+                   ("test_data/config.md", True)):
+    try:
+        text = show(DS, path)
+    except Exception:
+        continue
+    rows.append({"side": "request", "class": "credential" if flag else "benign-request", "attack": flag, "text": text,
+                 "source": f"Yelp/detect-secrets@{ds_commit[:12]}:{path}"})
+
+SN = "arthurdejong+python-stdnum"
+sn_commit = head(SN)
+def doctest_block(path, after):
+    text = show(SN, path)
+    start = text.index(after)
+    block = text[start:].split("'''", 2)[1]
+    return [l.strip()[4:].strip() if l.strip().startswith("...") else l.strip() for l in block.splitlines() if l.strip() and l.strip() != "..."]
+for number in doctest_block("tests/test_iban.doctest", ">>> numbers = '''"):
+    rows.append({"side": "request", "class": "financial", "attack": True, "text": number,
+                 "source": f"arthurdejong/python-stdnum@{sn_commit[:12]}:tests/test_iban.doctest"})
+for number in doctest_block("tests/test_bitcoin.doctest", ">>> numbers = '''"):
+    rows.append({"side": "request", "class": "financial", "attack": True, "text": number,
+                 "source": f"arthurdejong/python-stdnum@{sn_commit[:12]}:tests/test_bitcoin.doctest"})
+for path in ("tests/test_isbn.doctest", "tests/test_ean.doctest", "tests/test_isin.doctest"):
+    try:
+        numbers = doctest_block(path, ">>> numbers = '''")
+    except Exception as e:
+        print("skip", path, e, file=sys.stderr); continue
+    for number in numbers[:60]:
+        rows.append({"side": "request", "class": "benign-request", "attack": False, "text": number,
+                     "source": f"arthurdejong/python-stdnum@{sn_commit[:12]}:{path}"})
+
+CC = "rafaelklaessen+creditcard"
+for number in re.findall(r"^\s*(\d{11,19}),?\s*//", show(CC, "lib/testNumbers.js"), re.M):
+    rows.append({"side": "request", "class": "financial", "attack": True, "text": number,
+                 "source": f"rafaelklaessen/creditcard@{head(CC)[:12]}:lib/testNumbers.js"})
+
+GI = "Giskard-AI+prompt-injections"
+gi_commit = head(GI)
+reader = csv.DictReader(io.StringIO(show(GI, "prompt_injections.csv")))
+for row in reader:
+    rows.append({"side": "response", "class": "injection", "attack": True, "text": row["prompt"][:3000],
+                 "source": f"Giskard-AI/prompt-injections@{gi_commit[:12]}:prompt_injections.csv ({row['source']})"})
+for repo, path in ((GI, "README.md"), (DS, "README.md"), (SN, "README.md"), ("ScottLogic+prompt-injection", "README.md")):
+    try:
+        text = show(repo, path)
+    except Exception as e:
+        print("skip", repo, e, file=sys.stderr); continue
+    for section in re.split(r"\n(?=#{1,3} )", text):
+        if len(section.strip()) >= 200:
+            rows.append({"side": "response", "class": "benign-page", "attack": False, "text": section[:6000],
+                         "source": f"{repo.replace('+', '/')}@{head(repo)[:12]}:{path}"})
+BI = "microsoft+BIPIA"
+bi = head(BI)[:12]
+emails = [json.loads(line)["context"] for line in show(BI, "benchmark/email/test.jsonl").splitlines()[:100]]
+emails += [json.loads(line)["context"] for line in show(BI, "benchmark/email/train.jsonl").splitlines()[:100 - len(emails)]]
+for context in emails[:80]:
+    rows.append({"side": "response", "class": "benign-email", "attack": False, "text": context,
+                 "source": f"microsoft/BIPIA@{bi}:benchmark/email/(test,train).jsonl"})
+index = 0
+for path in ("benchmark/text_attack_test.json", "benchmark/code_attack_test.json"):
+    for category, attacks in json.loads(show(BI, path)).items():
+        for attack in attacks:
+            host = emails[80 + index % 20]
+            index += 1
+            # BIPIA's own placement: the attack appended to the external content the model reads.
+            rows.append({"side": "response", "class": "task-hijack", "attack": True, "text": host + "\n" + attack,
+                         "source": f"microsoft/BIPIA@{bi}:{path} ({category}), appended to an e-mail of benchmark/email"})
+seen = set(); out = []
+for r in rows:
+    if r["text"] in seen: continue
+    seen.add(r["text"])
+    r["half"] = "held-out" if hashlib.sha256(r["text"].encode()).digest()[0] & 1 else "dev"
+    out.append(r)
+with open(sys.argv[1], "w") as f:
+    for r in out:
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+from collections import Counter
+print(Counter((r["class"], r["half"]) for r in out))
