@@ -288,7 +288,7 @@ def report_logs(output: str) -> list[str]:
         failed.append("the egress log shows no request to the model host (the script was never asked)")
     if any(r.get("rule") != "model-script" for r in to_model):
         failed.append("a request went to the real model host")
-    if "5 tool calls: 4 allowed, 1 denied by policy" not in output:
+    if not ("supervise: 5 tool calls" in output and "4 allowed, 1 denied by policy" in output):
         failed.append("the end-of-run summary is missing")
     return failed
 

@@ -76,6 +76,7 @@ SWAPPED = "bottle.swapped"
 PATH = "bottle.path"
 GATE_RULE = "git-gate-upstream"
 TARGET = "bottle.target"  # where the agent aimed a request that bottle re-aimed (the model script)
+SCHEME = "bottle.scheme"  # and with which scheme (the re-aimed request goes over plain HTTP inside the bundle)
 #: Set on a flow answered inside the bundle (the model script): the egress stage is not asked about its host.
 IN_BUNDLE = "bottle.in_bundle"
 BYTES_IN = "bottle.bytes_in"  # a streamed body's size (mitmproxy keeps no copy of it)
@@ -130,7 +131,7 @@ def log_flow(flow: http.HTTPFlow, decision: Decision, status: int | None = None,
         id=flow.id, method=request.method, host=host, port=port,
         path=flow.metadata.get(PATH, "" if request.method == "CONNECT" else request.path.split("?", 1)[0]),
         decision=decision, status=status or (response.status_code if response else None),
-        **({} if request.method == "CONNECT" else {"scheme": request.scheme}),
+        **({} if request.method == "CONNECT" else {"scheme": flow.metadata.get(SCHEME, request.scheme)}),
         bytes_out=len(request.raw_content or b"") if decision.allowed else 0,
         bytes_in=flow.metadata.get(BYTES_IN, len(response.raw_content or b"") if response is not None else 0)
         if decision.allowed else 0,
@@ -309,6 +310,7 @@ class Egress:
         if flow.response is None and ALLOWED_BY in flow.metadata and self._scripted(flow.request.host):
             # Re-aimed before any upstream connection exists (connection_strategy=lazy).
             flow.metadata[TARGET] = (flow.request.host, flow.request.port)
+            flow.metadata[SCHEME] = flow.request.scheme
             flow.metadata[IN_BUNDLE] = True
             flow.request.scheme, flow.request.host, flow.request.port = "http", "127.0.0.1", self.script_port
             return
