@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..errors import BottleRuntimeError
 from ..plan import Plan
+from .image.daemons import bottle_side_ports
 
 READY_LINE = b"bottle-bundle: ready"
 #: Longer than the bundle's own bound (its entry point's), so the bundle says what it waited for.
@@ -70,11 +71,9 @@ def image_context() -> Path:
 
 
 def listening_ports(plan: Plan) -> list[int]:
-    """The ports that answer on the bundle's bottle-side address; every other port is closed."""
-    ports = [plan.proxy.port, plan.git_gate.port]
-    if plan.supervise.active:
-        ports.append(plan.supervise.port)
-    return ports
+    """The ports that answer on the bundle's bottle-side address (its daemon table's bottle-side rows); every
+    other port is closed."""
+    return bottle_side_ports(bundle_config(plan))
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,6 @@ def bundle_config(plan: Plan) -> dict:
         "slug": plan.slug,
         "proxy": plan.proxy.model_dump(),
         "egress": plan.egress.model_dump(),
-        "listening_ports": listening_ports(plan),
         "git_gate": plan.git_gate.model_dump(),
         "supervise": {**plan.supervise.model_dump(), "listen_host": plan.network.bundle_ip,
                       "workspace": plan.guest.workspace, "home": plan.guest.home},

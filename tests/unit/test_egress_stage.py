@@ -18,16 +18,23 @@ from bottle_core.bundle.image import egress_stage
 from bottle_core.bundle.image import netfilter
 
 PROXY_UID, EGRESS_UID, GATE_UID = 100, 101, 1000
-USERS = netfilter.Users(proxy=PROXY_UID, egress=EGRESS_UID, gate=GATE_UID)
+ACCOUNTS = {"bundle": (PROXY_UID, PROXY_UID), "egress": (EGRESS_UID, EGRESS_UID), "gate": (GATE_UID, GATE_UID)}
+
+
+def rules_of(config: dict, resolvers: list[str] = ()) -> str:
+    """The packet filter's IPv4 rules, with the image's users at fixed uids."""
+    return netfilter.ipv4_rules(config, list(resolvers), account=lambda user: user if isinstance(user, tuple)
+                                else ACCOUNTS[user])
 
 
 def egress(**fields) -> dict:
     return EgressPlan(allow=["a.test"], **fields).model_dump()
 
 
-def config(remotes: dict | None = None, scripted_port: int | None = None, **fields) -> dict:
+def config(remotes: dict | None = None, scripted_port: int | None = None, run_as: list | None = None,
+           **fields) -> dict:
     return {"egress": egress(**fields), "proxy": {"listen_host": "10.213.7.2", "port": 8080},
-            "listening_ports": [8080, 9418], "git_gate": {"port": 9418, "remotes": remotes or {}},
+            "git_gate": {"port": 9418, "remotes": remotes or {}, "run_as": run_as},
             "scripted_model": {"port": scripted_port, "script": "/s.json"} if scripted_port else None}
 
 
@@ -80,8 +87,8 @@ def test_squid_without_opt_in_refuses_every_private_range(tmp_path):
 
 
 def test_packet_filter_lets_only_the_egress_user_out_and_never_inward():
-    rules = netfilter.ipv4_rules(config(allow_private=["172.30.0.0/16"], host_addresses=["172.30.0.1"]),
-                                 USERS, ["127.0.0.11"]).splitlines()
+    rules = rules_of(config(allow_private=["172.30.0.0/16"], host_addresses=["172.30.0.1"]),
+                     ["127.0.0.11"]).splitlines()
     assert rules[1:4] == [":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]"]
     output = [r for r in rules if r.startswith("-A OUTPUT")]
     refuse = "REJECT --reject-with icmp-admin-prohibited"
@@ -109,22 +116,22 @@ def test_the_gate_reaches_the_proxy_port_only_with_an_https_upstream():
     https = {"forge": {"kind": "https", "url": "https://git.test/p.git"}}
     path = {"home": {"kind": "path", "url": "/srv/p"}}
     gate_rule = (f"-A OUTPUT -o lo -d 10.213.7.2/32 -p tcp --dport 8080 -m owner --uid-owner {GATE_UID} -j ACCEPT")
-    assert gate_rule in netfilter.ipv4_rules(config(remotes=https), USERS, []).splitlines()
-    rules = netfilter.ipv4_rules(config(remotes=path), USERS, []).splitlines()
+    assert gate_rule in rules_of(config(remotes=https)).splitlines()
+    rules = rules_of(config(remotes=path)).splitlines()
     assert not any(f"--uid-owner {GATE_UID}" in r for r in rules)  # a path upstream needs no network at all
 
 
 def test_a_rehearsal_lets_the_egress_stage_reach_the_scripted_models_port_alone():
-    rules = netfilter.ipv4_rules(config(scripted_port=8099), USERS, []).splitlines()
+    rules = rules_of(config(scripted_port=8099)).splitlines()
     rule = f"-A OUTPUT -o lo -d 127.0.0.1/32 -p tcp --dport 8099 -m owner --uid-owner {EGRESS_UID} -j ACCEPT"
     assert rule in rules and rules.index(rule) < rules.index("-A OUTPUT -o lo -j REJECT --reject-with icmp-admin-prohibited")
-    assert not any("8099" in r for r in netfilter.ipv4_rules(config(), USERS, []).splitlines())
+    assert not any("8099" in r for r in rules_of(config()).splitlines())
 
 
 @pytest.mark.parametrize("uid", [PROXY_UID, EGRESS_UID])
 def test_the_gate_never_shares_another_daemons_user(uid):
     with pytest.raises(SystemExit, match="another daemon's user"):
-        netfilter.ipv4_rules(config(), netfilter.Users(proxy=PROXY_UID, egress=EGRESS_UID, gate=uid), [])
+        rules_of(config(run_as=[uid, uid]))
 
 
 def test_squid_lets_the_proxy_reach_the_scripted_model_and_no_other_loopback_port(tmp_path):
@@ -187,3 +194,23 @@ def test_readiness_is_read_from_the_socket_table_not_by_connecting(tmp_path):
     assert entrypoint.listening(("10.10.213.2", 9418), tables)  # bound to every address
     assert not entrypoint.listening(("127.0.0.1", 8099), tables)  # an established connection is not a listener
     assert not entrypoint.listening(("127.0.0.1", 8080), tables)
+
+
+def test_the_image_makes_every_user_the_daemon_table_names():
+    from bottle_core.bundle.contract import image_context
+    from bottle_core.bundle.image import daemons
+
+    dockerfile = (image_context() / "Dockerfile").read_text()
+    fixed = {row.user(config()) for row in daemons.TABLE}
+    assert fixed == {daemons.PROXY_USER, daemons.EGRESS_USER, daemons.GATE_USER}
+    for user in fixed:
+        assert f"--shell /usr/sbin/nologin {user}" in dockerfile, f"the Dockerfile makes no user {user}"
+
+
+def test_the_contracts_ports_are_the_tables_bottle_side_rows():
+    from bottle_core.bundle.image import daemons
+
+    supervised = {**config(), "supervise": {"mode": "enforce", "listen_host": "10.213.7.2", "port": 9419}}
+    assert daemons.bottle_side_ports(config()) == [8080, 9418]
+    assert daemons.bottle_side_ports(supervised) == [8080, 9418, 9419]
+    assert "127.0.0.1" not in {row.address(supervised)[0] for row in daemons.running(supervised) if row.bottle_side}

@@ -1,23 +1,33 @@
-"""The bundle's users, one per daemon: as its entry point runs them and as its packet filter names them.
-
-One place decides who each daemon runs as, so the filter's rules always name
-the uids the daemons really have.
+"""The bundle's users as uids: the daemon table names them, the entry point runs each daemon as its own and the
+packet filter's rules name the same uids.
 """
 
 from __future__ import annotations
 
 import pwd
 
-PROXY_USER, EGRESS_USER, GATE_USER = "bundle", "egress", "gate"
 
-
-def account(name: str) -> tuple[int, int]:
-    """``(uid, gid)`` of the image's user ``name``."""
-    entry = pwd.getpwnam(name)
+def account(user: str | tuple[int, int]) -> tuple[int, int]:
+    """``(uid, gid)`` of the image's user ``user``, or ``user`` itself when it is one already."""
+    if isinstance(user, tuple):
+        return user
+    entry = pwd.getpwnam(user)
     return entry.pw_uid, entry.pw_gid
 
 
-def gate_account(config: dict) -> tuple[int, int]:
-    """The git gate's ``(uid, gid)``: the owner of its host repositories (``run_as``), else the ``gate`` user."""
-    run_as = config["git_gate"].get("run_as")
-    return (int(run_as[0]), int(run_as[1])) if run_as else account(GATE_USER)
+def uids(config: dict, rows, account=account) -> dict[str, int]:
+    """Each daemon's uid, by name; two daemons of different users may not share one.
+
+    The packet filter tells the daemons apart by uid alone: a git gate run as
+    its upstream repository's owner, when that owner is another daemon's
+    user, would share what that daemon may reach.
+    """
+    users: dict[int, object] = {}
+    found = {}
+    for row in rows:
+        user = row.user(config)
+        uid = found[row.name] = account(user)[0]
+        if users.setdefault(uid, user) != user:
+            raise SystemExit(f"bottle-bundle: the {row.name} would run as uid {uid}, another daemon's user; each "
+                             "needs its own (give the repository the git gate pushes to another owner)")
+    return found

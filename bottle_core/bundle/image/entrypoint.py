@@ -53,22 +53,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import egress_stage
-from .accounts import EGRESS_USER, PROXY_USER, account, gate_account
+from . import daemons as daemon_table, egress_stage
+from .accounts import account, uids
+from .daemons import EGRESS_DIR, POLICY_LOADED, SQUID_CONF
 
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
-#: Written by proxy_addon.py once its policy is loaded: mitmproxy runs on without an addon that failed to load,
-#: so the proxy counts as ready only when this file exists (a broken policy fails closed).
-POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
-#: The egress stage's configuration, written by root before it starts: its user may read it, not change it.
-EGRESS_DIR = Path("/run/bottle/egress")
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 
-
-
-def module(name: str) -> str:
-    """A module of this package, as ``python3 -m`` takes it."""
-    return f"{__package__}.{name}"
 
 
 def upstream_trust(extra: str | None) -> list[str]:
@@ -139,53 +130,18 @@ class Daemon:
         return self.process is not None and self.process.poll() is not None
 
 
-def bundle_user() -> tuple[int, int]:
-    return account(PROXY_USER)
-
-
-def gate_user(config: dict) -> tuple[int, int]:
-    """The git gate's user: the owner of its host repositories, else ``gate``; never another daemon's.
-
-    The packet filter tells the daemons apart by user: a gate sharing the
-    egress stage's or the proxy's would share what they may reach.
-    """
-    user = gate_account(config)
-    for name in (EGRESS_USER, PROXY_USER):
-        if user[0] == account(name)[0]:
-            raise SystemExit(f"bottle-bundle: the git gate would run as uid {user[0]}, the bundle's {name} user "
-                             "(the owner of the upstream repository); give the repository another owner")
-    return user
-
-
 def daemons(config: dict) -> list[Daemon]:
-    """The daemons this bundle runs, from its configuration, each with the user it runs as."""
-    proxy, gate, egress = config["proxy"], config["git_gate"], config["egress"]
-    python = sys.executable or "python3"
-    running = [
-        Daemon("egress", egress_stage.argv(EGRESS_DIR / "squid.conf"), ("127.0.0.1", int(egress["port"])),
-               account(EGRESS_USER)),
-        Daemon("proxy", [python, "-m", module("entrypoint"), "proxy"], (proxy["listen_host"], int(proxy["port"])),
-               bundle_user(), ready_file=POLICY_LOADED),
-        Daemon("git gate", [python, "-m", module("git_gate")], (proxy["listen_host"], int(gate["port"])),
-               gate_user(config)),
-    ]
-    supervise = config.get("supervise") or {}
-    if supervise.get("mode", "off") != "off":
-        running.append(Daemon("supervisor", [python, "-m", module("supervisor")],
-                              (supervise["listen_host"], int(supervise["port"])), bundle_user()))
-    scripted = config.get("scripted_model")
-    if scripted:
-        running.append(Daemon("model-script", [
-            python, "-m", module("model_server"), "--script", scripted["script"],
-            "--listen", "127.0.0.1", "--port", str(scripted["port"]),
-        ], ("127.0.0.1", int(scripted["port"])), bundle_user()))
-    return running
+    """The daemons this bundle runs (the rows of :data:`daemons.TABLE` it enables), each as its own user."""
+    rows = daemon_table.running(config)
+    uids(config, rows)  # two daemons of different users never share a uid
+    return [Daemon(row.name, row.argv(config), row.address(config), account(row.user(config)),
+                   ready_file=row.ready_file) for row in rows]
 
 
 def prepare_egress_stage(config: dict) -> None:
     """The egress stage's configuration, written as root where its user can read but not change it."""
     egress_stage.write_error_pages(EGRESS_DIR / "errors")
-    (EGRESS_DIR / "squid.conf").write_text(egress_stage.squid_config(config["egress"], EGRESS_DIR / "errors",
+    SQUID_CONF.write_text(egress_stage.squid_config(config["egress"], EGRESS_DIR / "errors",
                                                                      script_port(config)))
 
 

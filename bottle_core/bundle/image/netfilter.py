@@ -32,10 +32,10 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from .accounts import EGRESS_USER, PROXY_USER, account, gate_account
+from . import daemons as daemon_table
+from .accounts import account, uids
 from .egress_stage import never_allowed, opted_in, refused
 
 DNS_PORT = 53
@@ -57,50 +57,32 @@ def nameservers(resolv_conf: str = "/etc/resolv.conf") -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
-class Users:
-    """The uids the rules name: the proxy's, the egress stage's, and the git gate's."""
-
-    proxy: int
-    egress: int
-    gate: int
-
-
-def users(config: dict) -> Users:
-    """The bundle's users, as its entry point runs its daemons (the gate: its upstreams' owner, else ``gate``)."""
-    return Users(proxy=account(PROXY_USER)[0], egress=account(EGRESS_USER)[0], gate=gate_account(config)[0])
-
-
-def ipv4_rules(config: dict, uids: Users, resolvers: list[str]) -> str:
-    """The IPv4 filter table, as ``iptables-restore`` input."""
+def ipv4_rules(config: dict, resolvers: list[str], account=account) -> str:
+    """The IPv4 filter table, as ``iptables-restore`` input: each daemon's user may open what its row of the
+    daemon table lists; the one that connects out, also the resolvers and what the egress policy allows."""
     egress, bundle_ip = config["egress"], config["proxy"]["listen_host"]
-    if uids.gate in (uids.egress, uids.proxy):
-        raise SystemExit(f"bottle-netfilter: the git gate would run as uid {uids.gate}, another daemon's user")
+    rows = daemon_table.running(config)
+    uid = uids(config, rows, account)
+    (out,) = [row for row in rows if row.connects_out]
     v4 = lambda networks: [n for n in networks if ipaddress.ip_network(n).version == 4]  # noqa: E731
-    https_upstream = any(r.get("kind") == "https" for r in config["git_gate"].get("remotes", {}).values())
-    scripted = config.get("scripted_model")
+    reach = sorted({(uid[row.name], host, port) for row in rows for host, port in row.reaches(config)})
     rules = [
         "*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT DROP [0:0]",
         "-A INPUT -i lo -j ACCEPT",
         "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
         *(f"-A INPUT -d {bundle_ip}/32 -p tcp --dport {port} -m conntrack --ctstate NEW -j ACCEPT"
-          for port in config["listening_ports"]),
+          for port in daemon_table.bottle_side_ports(config)),
         # Any other port looks closed, as it would with nothing listening (a drop would stall the client).
         "-A INPUT -p tcp -j REJECT --reject-with tcp-reset",
         "-A INPUT -j REJECT --reject-with icmp-port-unreachable",
         "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-        f"-A OUTPUT -o lo -d 127.0.0.1/32 -p tcp --dport {int(egress['port'])} -m owner --uid-owner {uids.proxy} "
-        "-j ACCEPT",
-        # The gate pushes to an https upstream through the proxy, which judges it like any client.
-        *([f"-A OUTPUT -o lo -d {bundle_ip}/32 -p tcp --dport {int(config['proxy']['port'])} -m owner "
-           f"--uid-owner {uids.gate} -j ACCEPT"] if https_upstream else []),
+        # What each daemon may reach inside the bundle (the proxy: the egress stage; the gate: the proxy; ...).
+        *(f"-A OUTPUT -o lo -d {host}/32 -p tcp --dport {port} -m owner --uid-owner {user} -j ACCEPT"
+          for user, host, port in reach),
         # The engine rewrites the resolver's port (Docker: DNAT to 127.0.0.11:<random>); match the port asked for.
-        *(f"-A OUTPUT -d {ns}/32 -p {proto} -m conntrack --ctorigdstport {DNS_PORT} -m owner --uid-owner {uids.egress} -j ACCEPT"
+        *(f"-A OUTPUT -d {ns}/32 -p {proto} -m conntrack --ctorigdstport {DNS_PORT} -m owner --uid-owner {uid[out.name]} -j ACCEPT"
           for ns in resolvers for proto in ("udp", "tcp")),
-        # A rehearsal: the proxy's model requests, re-aimed at the scripted model, pass the egress stage too.
-        *([f"-A OUTPUT -o lo -d 127.0.0.1/32 -p tcp --dport {int(scripted['port'])} -m owner "
-           f"--uid-owner {uids.egress} -j ACCEPT"] if scripted else []),
-        f"-A OUTPUT -m owner ! --uid-owner {uids.egress} -j {REFUSE}",
+        f"-A OUTPUT -m owner ! --uid-owner {uid[out.name]} -j {REFUSE}",
         f"-A OUTPUT -o lo -j {REFUSE}",
         *(f"-A OUTPUT -d {n} -j {REFUSE}" for n in v4(never_allowed(egress))),
         *(f"-A OUTPUT -d {n} -j ACCEPT" for n in v4(opted_in(egress))),
@@ -131,7 +113,7 @@ def restore(command: str, rules: str) -> None:
 def main() -> None:
     config = json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
     backend = engine_backend()
-    rules = ipv4_rules(config, users(config), nameservers())
+    rules = ipv4_rules(config, nameservers())
     restore(f"iptables-{backend}-restore", rules)
     if Path("/proc/net/if_inet6").exists():
         restore(f"ip6tables-{backend}-restore", ipv6_rules())
