@@ -24,10 +24,10 @@ name would carry data out through the name lookup alone.
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from dataclasses import dataclass
+
+from .hosts import entropy, host_matches, normal_host
 
 #: Protocols a destination is judged for: HTTP over TLS, plain HTTP, a CONNECT
 #: tunnel (its content is judged again once seen), and a tunnel that is not HTTP.
@@ -59,9 +59,7 @@ class Entry:
         return self.host.startswith("*.")
 
     def matches_host(self, host: str) -> bool:
-        if self.wildcard:
-            return host.endswith(self.host[1:])
-        return host == self.host
+        return host_matches(self.host, host)
 
     def admits(self, protocol: str) -> bool:
         """Whether this entry's protocol lets ``protocol`` through (a CONNECT tunnel: any of them)."""
@@ -103,16 +101,6 @@ def parse_entry(text: str) -> Entry:
     return Entry(text=canonical, host=host, port=port, scheme=admitted)
 
 
-def normal_host(host: str) -> str:
-    """A host as compared with entries: lower case, without the root's trailing dot or IPv6 brackets."""
-    return host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")
-
-
-def _entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
 def _longest_consonant_run(text: str) -> int:
     runs = re.findall(r"[bcdfghjklmnpqrstvwxz]+", text)
     return max((len(run) for run in runs), default=0)
@@ -132,7 +120,7 @@ def looks_encoded(label: str) -> bool:
     if len(label) >= CODED_LABEL and re.fullmatch(r"[a-z0-9]+", label):
         digits = sum(c.isdigit() for c in label) / len(label)
         wordless = digits >= 0.15 or _longest_consonant_run(label) >= 5
-        return wordless and _entropy(label) >= 3.0
+        return wordless and entropy(label) >= 3.0
     return False
 
 

@@ -42,7 +42,6 @@ import codecs
 import hashlib
 import html
 import json
-import math
 import re
 import string
 import zlib
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
+from .hosts import bound, entropy
 from .identifiers import find_identifier
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
@@ -82,21 +82,6 @@ class Finding:
 
 
 # --- host rules ------------------------------------------------------------------------------------
-
-
-def host_rule_matches(entry: str, host: str, port: int | None) -> bool:
-    """One allow-list style entry ('example.com', '*.example.com', with ':port' optionally) against host:port."""
-    pattern, _, rule_port = entry.lower().partition(":")
-    if rule_port and port is not None and int(rule_port) != port:
-        return False
-    host = host.lower().rstrip(".")
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    return host == pattern
-
-
-def bound(entries: Iterable[str], host: str, port: int | None) -> bool:
-    return any(host_rule_matches(entry, host, port) for entry in entries)
 
 
 # --- decoding: every form a value can take ----------------------------------------------------------
@@ -420,14 +405,6 @@ def _base58check(match: re.Match) -> bool:
     raw = b"\0" * (len(token) - len(token.lstrip("1"))) + raw
     body, checksum = raw[:-4], raw[-4:]
     return len(raw) > 4 and hashlib.sha256(hashlib.sha256(body).digest()).digest()[:4] == checksum
-
-
-def entropy(text: str) -> float:
-    """Shannon entropy in bits per character."""
-    if not text:
-        return 0.0
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 def placeholder_like(token: str) -> bool:

@@ -35,6 +35,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .hosts import host_matches
+
 DECISIONS = ("allow", "ask", "deny")
 TOOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\*)?")
 RULE = re.compile(r"(?P<tool>[^()\s]+)(?:\((?P<spec>.*)\))?", re.S)
@@ -292,10 +294,3 @@ def _glob(pattern: str) -> str:
             out.append(re.escape(pattern[index]))
             index += 1
     return "".join(out)
-
-
-def host_matches(pattern: str, host: str) -> bool:
-    pattern = pattern.lower()
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:])
-    return host == pattern

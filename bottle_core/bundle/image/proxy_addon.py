@@ -58,7 +58,8 @@ from urllib.parse import urlsplit
 
 from . import error_pages, model_tools, websockets
 from .egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
-from .inspection import Inspector, bound
+from .hosts import bound
+from .inspection import Inspector
 from .response_inspection import Scrubber, find_injection, read_as_text
 from .response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
@@ -588,14 +589,7 @@ def load_secrets(path: str | None) -> list[dict]:
 
 def bound_to(secret: dict, host: str, port: int) -> bool:
     """Whether ``host:port`` is one the secret may go to (its hosts: names or ``*.`` patterns, a port optional)."""
-    host = normal_host(host)
-    for pattern in secret["hosts"]:
-        name, _, only_port = pattern.lower().partition(":")
-        if only_port and int(only_port) != port:
-            continue
-        if host == name or (name.startswith("*.") and host.endswith(name[1:])):
-            return True
-    return False
+    return bound(secret["hosts"], host, port)
 
 
 addons = [Egress()]
