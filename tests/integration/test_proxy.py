@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 import json
 from pathlib import Path
 
@@ -107,16 +108,17 @@ def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outboun
 
 def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path, monkeypatch):
     monkeypatch.delenv("HOST_TOKEN_MISSING", raising=False)
+    agent = f"unset-{secrets.token_hex(3)}"  # its own name: other bottles on the engine are not ours to count
     manifest = write_manifest(tmp_path, {
         "bottles": {"web": {"secrets": {"TOKEN": {"from_env": "HOST_TOKEN_MISSING", "hosts": ["allowed.test"]}}}},
-        "agents": {"user": {"bottle": "web"}},
+        "agents": {agent: {"bottle": "web"}},
     })
     env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
     assert bottle_cli("trust", "-m", str(manifest), env=env).returncode == 0
-    result = bottle_cli("exec", "-m", str(manifest), "user", "--", "true", env=env)
+    result = bottle_cli("exec", "-m", str(manifest), agent, "--", "true", env=env)
     assert result.returncode == 1
     assert b"secret TOKEN" in result.stderr and b"HOST_TOKEN_MISSING" in result.stderr
-    assert resources_of("bottle.agent", "user")[0] == []
+    assert resources_of("bottle.agent", agent) == ([], [])
 
 
 def test_bottle_logs_lists_every_decision_after_the_bottle_ended(manifest, origin, tmp_path):
