@@ -35,35 +35,31 @@ def bundle_records(bottle) -> list[dict]:
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, outbound_env, internet_egress):
-    """One bottle for the module's proxy tests: a secret bound to allowed.test, WebSockets to denied.test only."""
-    folder = tmp_path_factory.mktemp("seal")
+def sealed_bottle(tmp_path_factory, outbound_env, internet_egress, name: str, **egress):
+    """A bottle whose secret is bound to allowed.test, with ``egress`` added to its allow-list's table."""
+    folder = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {**outbound_env, "HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
             patch.setenv(key, value)
         manifest = write_manifest(folder, {
-            "bottles": {"web": {"egress": {**internet_egress, "allow": ALLOW, "websockets": ["denied.test"]},
-                                "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
-            "agents": {"sealed": {"bottle": "web"}}})
-        with bottle_of(manifest, "sealed") as bottle:
+            "bottles": {name: {"egress": {**internet_egress, "allow": ALLOW, **egress},
+                               "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
+            "agents": {name: {"bottle": name}}})
+        with bottle_of(manifest, name) as bottle:
             yield bottle
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory, outbound_env, internet_egress):
+    """One bottle for the module's proxy tests: a secret bound to allowed.test, WebSockets to denied.test only."""
+    yield from sealed_bottle(tmp_path_factory, outbound_env, internet_egress, "sealed", websockets=["denied.test"])
 
 
 @pytest.fixture(scope="module")
 def fetcher(tmp_path_factory, outbound_env, internet_egress):
     """A bottle like ``web`` that allows WebSockets to allowed.test (the secret's host) and web_fetch."""
-    folder = tmp_path_factory.mktemp("seal-fetcher")
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {**outbound_env, "HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
-            patch.setenv(key, value)
-        manifest = write_manifest(folder, {
-            "bottles": {"fetcher": {"egress": {**internet_egress, "allow": ALLOW, "websockets": ["allowed.test"],
-                                               "model_server_tools": ["web_fetch"]},
-                                    "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
-            "agents": {"fetcher": {"bottle": "fetcher"}}})
-        with bottle_of(manifest, "fetcher") as bottle:
-            yield bottle
+    yield from sealed_bottle(tmp_path_factory, outbound_env, internet_egress, "fetcher",
+                             websockets=["allowed.test"], model_server_tools=["web_fetch"])
 
 
 # -- mitmproxy's own error pages -------------------------------------------------------------------

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
-from .response_spans import Span, spans
+from .response_spans import HIDDEN, Span, spans
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -300,12 +300,6 @@ _MARKUP = (
     r"<(?:function_calls|invoke\s+name=|tool_use|tool_call)\b", r"\"type\"\s*:\s*\"tool_use\"",
     r"(?:^|\n)\s*human\s*:.{0,2000}\n\s*assistant\s*:",
 )
-_HIDDEN_STYLE = re.compile(
-    r"<(?P<tag>[a-z0-9]+)\b[^>]*style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
-    r"font-size\s*:\s*0(?:\.\d+)?(?:px|em|rem|pt)?\s*[;\"']|opacity\s*:\s*0(?:\.0\d*)?\s*[;\"']|"
-    r"color\s*:\s*(?:#fff(?:fff)?|white|transparent|rgba\([^)]*,\s*0\))|"
-    r"(?:left|top|text-indent)\s*:\s*-\d{4,}px|height\s*:\s*0[;\"p]|width\s*:\s*0[;\"p])"
-    r"[^>]*>(?P<inner>.{0,4000}?)</(?P=tag)\s*>", re.S | re.I)
 _COMMENT = re.compile(r"<!--(.{0,4000}?)-->", re.S)
 _HIDDEN_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content)\s*=\s*[\"']([^\"']{20,2000})[\"']", re.I)
 
@@ -437,7 +431,7 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
     if invisible >= 8 and invisible * 50 >= len(raw.strip()) or re.search("[\u202a-\u202e\u2066-\u2069]", raw):
         signals["invisible-characters"] = WEIGHTS["invisible-characters"]
 
-    hidden = [m.group("inner") for m in _HIDDEN_STYLE.finditer(raw)] + _COMMENT.findall(raw)
+    hidden = [m.group("inner") for m in HIDDEN.finditer(raw)] + _COMMENT.findall(raw)
     hidden += _HIDDEN_ATTR.findall(raw)
     if hidden and any(_instructions(normalise(visible_text(part))) for part in hidden):
         signals["hidden-instructions"] = WEIGHTS["hidden-instructions"]

@@ -23,7 +23,8 @@ _MARKUP_TOKEN = re.compile(r"<!--(?P<comment>.*?)-->|<(?P<skip>script|style)\b[^
                            r"|<(?P<tag>[^>]{0,2000})>|(?P<text>[^<]+)", re.S | re.I)
 _READ_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content|placeholder)\s*=\s*(?P<q>[\"'])"
                         r"(?P<value>[^\"']{12,2000})(?P=q)", re.I)
-_HIDDEN = re.compile(
+#: Markup a reader does not see (hidden by its style): where instructions to an agent like to hide.
+HIDDEN = re.compile(
     r"<(?P<tag>[a-z0-9]+)\b[^>]*style\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|"
     r"font-size\s*:\s*0(?:\.\d+)?(?:px|em|rem|pt)?\s*[;\"']|font-size\s*:\s*[01]px|opacity\s*:\s*0(?:\.0\d*)?\s*[;\"']|"
     r"color\s*:\s*(?:#fff(?:fff)?|white|transparent|rgba\([^)]*,\s*0\))|"
@@ -82,7 +83,7 @@ def spans(raw: str, content_type: str = "") -> Iterator[Span]:
         yield from (s for n, line in enumerate(_LINE.finditer(raw))
                     for s in _sentences(line.group(), line.start(), n, False, str))
         return
-    hidden = [(m.start("inner"), m.end("inner")) for m in _HIDDEN.finditer(raw)]
+    hidden = [(m.start("inner"), m.end("inner")) for m in HIDDEN.finditer(raw)]
 
     def is_hidden(position: int) -> bool:
         return any(start <= position < end for start, end in hidden)
