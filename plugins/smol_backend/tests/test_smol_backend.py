@@ -397,3 +397,16 @@ def test_the_plan_refuses_the_egress_stage_the_engines_networks_and_the_hosts_ad
     subnet = ipaddress.ip_network(plan.network.subnet)
     assert plan.network.subnet in plan.egress.refused_networks and "10.0.0.0/8" in plan.egress.refused_networks
     assert str(subnet.network_address + 1) in plan.egress.host_addresses  # smolvm's side of the bridge
+
+
+def test_approvals_reach_the_bundle_beside_the_microvm(monkeypatch):
+    """`bottle pending/approve/deny` on smol: the supervisor's control client runs in the bundle container."""
+    from bottle_core.sandbox import ExecResult
+    from bottle_docker import sidecar
+    from bottle_smol import backend
+
+    asked = []
+    monkeypatch.setattr(sidecar, "exec_in_running_bundle",
+                        lambda slug, argv: asked.append((slug, list(argv))) or ExecResult(0, b"[]", b""))
+    result = backend.exec_in_bundle(slug="demo-abc123", argv=["python3", "-m", "x", "pending"])
+    assert result.stdout == b"[]" and asked == [("demo-abc123", ["python3", "-m", "x", "pending"])]
