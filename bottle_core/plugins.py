@@ -341,12 +341,17 @@ def unknown_backend(name: str) -> UsageError:
     return UsageError(f"unknown backend {name!r} (installed: {installed})", hint=f"install it with: pip install {dist}")
 
 
-def availability_of(plugin: object, name: str, distribution: str | None) -> str | None:
-    """Ask one backend, on a manager of its own, whether it can work here."""
+def backend_hooks(plugin: object, name: str) -> Any:
+    """The hooks of one backend alone, on a manager of its own (no other backend or plugin answers)."""
     pm = new_manager()
     pm.register(plugin, name=name)
+    return pm.hook
+
+
+def availability_of(plugin: object, name: str, distribution: str | None) -> str | None:
+    """Ask one backend, on a manager of its own, whether it can work here."""
     try:
-        return pm.hook.backend_availability()
+        return backend_hooks(plugin, name).backend_availability()
     except Exception as exc:
         return f"its availability check failed ({_failure(exc)}); reinstall {distribution or name}"
 
@@ -358,9 +363,7 @@ def select_backend(option: str | None, bottle_field: str | None) -> str:
 
 def settings_of(plugin: object, name: str) -> list[settings.BackendSetting]:
     """The ``BOTTLE_*`` variables one backend declares (``backend_settings``), on a manager of its own."""
-    pm = new_manager()
-    pm.register(plugin, name=name)
-    return list(pm.hook.backend_settings() or [])
+    return list(backend_hooks(plugin, name).backend_settings() or [])
 
 
 def describe_backends() -> list[dict[str, Any]]:
@@ -391,10 +394,8 @@ def diagnose_backends(refresh: bool = False) -> list[dict[str, Any]]:
             reports.append({"name": name, "distribution": exc.distribution, "ok": False, "reason": exc.render(),
                             "checks": [{"name": "load", "ok": False, "detail": exc.render()}]})
             continue
-        pm = new_manager()
-        pm.register(plugin, name=name)
         try:
-            report = pm.hook.backend_doctor(refresh=refresh)
+            report = backend_hooks(plugin, name).backend_doctor(refresh=refresh)
         except Exception as exc:
             report = {"ok": False, "reason": f"its doctor failed ({_failure(exc)})", "checks": []}
         if report is None:  # a backend without a doctor: its availability is all there is to say

@@ -68,12 +68,10 @@ def start(backend: str, slug: str, state_dir: str) -> Switch:
 
 def sweep(backend: str, slug: str) -> None:
     """Ask ``backend`` to stop bottle ``slug``: everything it made for it goes."""
-    from .plugins import load_backend_plugin, new_manager
+    from .plugins import backend_hooks, load_backend_plugin
 
     plugin, _record = load_backend_plugin(backend)
-    manager = new_manager()
-    manager.register(plugin, name=backend)
-    manager.hook.stop_bottle(slug=slug)
+    backend_hooks(plugin, backend).stop_bottle(slug=slug)
 
 
 def main(argv: list[str]) -> int:

@@ -48,8 +48,8 @@ def as_argv(command: Sequence[str] | str) -> list[str]:
 class Bundle(ABC):
     """The running bundle of one bottle, as every backend exposes it.
 
-    Four things only the backend knows how to do (wait for its daemons, fetch
-    its CA, run a command in it, read its output); everything built on them
+    Five things only the backend knows how to do (wait for its daemons, fetch
+    its CA, run a command in it, read its output, stop it); everything built on them
     -- trusting the CA, filing the logs, the supervisor's control client -- is
     written once, here and in core.
     """

@@ -8,7 +8,6 @@ kept for the retention like any other, and `bottle gc` ages them out.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path

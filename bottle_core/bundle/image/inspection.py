@@ -45,7 +45,6 @@ import json
 import re
 import string
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

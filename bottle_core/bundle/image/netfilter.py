@@ -31,7 +31,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from . import daemons as daemon_table

@@ -6,7 +6,6 @@ import base64
 import io
 import ipaddress
 import tarfile
-import types
 
 import pytest
 
