@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from .image.rate_limit import RateLimit
+
 KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 OTHER = "bundle.log"
 #: The ``event`` of a marker record a cap leaves in a log.
@@ -45,7 +47,7 @@ class _Log:
         self.kind = kind
         self.size = os.fstat(fd).st_size
         self.full = False
-        self.tokens, self.stamp, self.dropped = float(BURST), time.monotonic(), 0
+        self.rate = RateLimit(RATE, BURST)
 
     def _write(self, text: str) -> None:
         self.handle.write(text + "\n")
@@ -59,18 +61,13 @@ class _Log:
     def add(self, text: str) -> None:
         if self.full:
             return
-        now = time.monotonic()
-        self.tokens = min(BURST, self.tokens + (now - self.stamp) * RATE)
-        self.stamp = now
-        if self.tokens < 1:
-            if not self.dropped:
+        allowed, dropped = self.rate.take()
+        if not allowed:
+            if dropped == 1:  # a spell over the rate begins
                 self.marker(f"over {RATE:g} records a second: records dropped until the rate drops")
-            self.dropped += 1
             return
-        self.tokens -= 1
-        if self.dropped:
-            self.marker(f"{self.dropped} records dropped over the rate cap", dropped=self.dropped)
-            self.dropped = 0
+        if dropped:
+            self.marker(f"{dropped} records dropped over the rate cap", dropped=dropped)
         if self.size + len(text) + 1 > MAX_LOG_BYTES:
             self.full = True
             self.marker(f"log reached {MAX_LOG_BYTES // (1024 * 1024)} MiB: nothing more is kept")
@@ -78,9 +75,9 @@ class _Log:
         self._write(text)
 
     def close(self) -> None:
-        if self.dropped and not self.full:
-            self.marker(f"{self.dropped} records dropped over the rate cap", dropped=self.dropped)
-            self.dropped = 0
+        if self.rate.refused and not self.full:
+            self.marker(f"{self.rate.refused} records dropped over the rate cap", dropped=self.rate.refused)
+            self.rate.refused = 0
         self.handle.close()
 
 

@@ -50,6 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .held_connections import HeldConnectionsServer
 from .policy import Policy, Where
+from .rate_limit import RateLimit
 
 CONTROL_SOCKET = "/var/lib/bottle/supervise.sock"
 #: Longest string kept from a tool's input or response in the audit log.
@@ -88,29 +89,6 @@ def call_hash(tool: str, tool_input) -> str:
     """What ``bottle pending`` shows and ``bottle approve --hash`` checks: a digest of the whole call."""
     text = json.dumps({"tool": tool, "input": tool_input}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class RateLimit:
-    """A token bucket: ``take`` is True while events stay within ``rate`` a second after a burst of ``burst``."""
-
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-        self.refused = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> tuple[bool, int]:
-        """(allowed, events refused in the spell that just ended or is going on: 1 on the first refusal)."""
-        with self._lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                refused, self.refused = self.refused, 0
-                return True, refused
-            self.refused += 1
-            return False, self.refused
 
 
 @dataclass
