@@ -248,8 +248,9 @@ def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: 
         session.discard_state(plan_)
         raise UsageError(missing_credentials_message())
     with session.running(plugins, plan_) as bottle:
+        used = bottle.plan  # a bottle claimed from a warm pool has that bottle's slug and state dir
         code = work(bottle)
-    _summary(plan_)
+    _summary(used)
     sys.exit(code)
 
 
@@ -479,6 +480,68 @@ def deny(obj: dict, target: str, call_id: str, reason: str, expect_hash: str | N
     slug = _running_slug(plugins, target)
     supervise.answer(plugins, slug, call_id, False, reason, expect_hash=expect_hash)
     click.echo(f"denied call {call_id} in {slug}")
+
+
+@cli.group()
+def pool() -> None:
+    """Warm pools: bottles launched ahead, so `bottle run`/`exec` of their agent start at once (docs/pool.md)."""
+
+
+@pool.command(name="fill")
+@manifest_option
+@click.option("--size", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="How many bottles to keep ready.")
+@click.option("--idle", "idle_minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="End the pool after this many minutes with no claim (default 30).")
+@click.argument("agent")
+@click.pass_obj
+def pool_fill(obj: dict, manifest_path: Path | None, size: int, idle_minutes: float | None, agent: str) -> None:
+    """Keep SIZE bottles of AGENT ready; returns once they are. A keeper in the background refills after each run."""
+    from . import pool as pools, session
+
+    spec = _trusted_spec(manifest_path, agent, False, None)
+    plugins = session.plugins_for(spec, obj["backend"])
+    pools.require_pooling(plugins)
+    folder = pools.fill(manifest=spec.manifest.source, agent=agent, backend=plugins.backend or "docker",
+                        cwd=str(spec.cwd), size=size,
+                        idle_minutes=pools.DEFAULT_IDLE_MINUTES if idle_minutes is None else idle_minutes)
+    click.echo(f"pool of {agent}: {len(pools.ready_slugs(folder))} ready")
+
+
+@pool.command(name="ls")
+@json_option
+def pool_ls(as_json: bool) -> None:
+    """List the warm pools: their agent, size, ready bottles and keeper."""
+    from . import pool as pools
+
+    rows = [pools.describe(folder) for folder in pools.pools()]
+    if not as_json:
+        rows = [{**row, "bottles": " ".join(row["bottles"])} for row in rows]
+    emit(rows, as_json, ["agent", "backend", "size", "ready", "keeper", "manifest", "bottles"])
+
+
+@pool.command(name="drain")
+@manifest_option
+@click.argument("agent", required=False)
+@click.pass_obj
+def pool_drain(obj: dict, manifest_path: Path | None, agent: str | None) -> None:
+    """End the pools (of AGENT, of the manifest given with -m, or all): their unclaimed bottles are removed."""
+    from . import pool as pools
+    from .errors import UsageError
+
+    manifest = str(Path(load_manifest(manifest_path).source).resolve()) if manifest_path or agent else None
+    chosen = [folder for folder in pools.pools()
+              if (manifest is None or pools.read_json(folder / pools.CONFIG_FILE).get("manifest") == manifest)
+              and (agent is None or pools.read_json(folder / pools.CONFIG_FILE).get("agent") == agent)]
+    if agent and not chosen:
+        raise UsageError(f"no pool of agent {agent!r} for {manifest}", hint="see `bottle pool ls`")
+    for folder in chosen:
+        config = pools.read_json(folder / pools.CONFIG_FILE)
+        plugins = _backend_only({"backend": config.get("backend") or obj["backend"]})
+        pools.drain(folder, lambda slug: plugins.call_first("stop_bottle", slug=slug))
+        click.echo(f"drained the pool of {config.get('agent')}")
+    if not chosen:
+        click.echo("no pool to drain")
 
 
 @cli.group()

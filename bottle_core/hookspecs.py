@@ -153,6 +153,40 @@ def launch(plan: Plan) -> AbstractContextManager[Bottle]:
     """
 
 
+@hookspec(firstresult=True)
+def launch_pooled(plan: Plan) -> AbstractContextManager[Bottle]:
+    """Like :func:`launch`, for a warm pool (docs/pool.md): the bottle up, its bundle waiting for a run.
+
+    :param plan: the pooled bottle's Plan, staged, made by ``prepare`` as for any bottle.
+    :return: a context manager like :func:`launch`'s, whose handle's
+        ``bundle.ready()`` returns once the bundle waits for its run.
+
+    The bundle is given the files of ``contract.pooled_files`` (no secret, no
+    git token, no model script) and says ``contract.POOLED_LINE`` instead of
+    getting ready; the handle's ``bundle.ready()`` returns once it has. No
+    log is filed yet: the run that claims the bottle files them.
+
+    Stops at the first non-None result. Implemented by a backend that can keep
+    a pool; ``None`` means it cannot (``bottle pool`` says so).
+    """
+
+
+@hookspec(firstresult=True)
+def claim_pooled(plan: Plan, pooled: Plan) -> AbstractContextManager[Bottle]:
+    """Take over the pooled bottle ``plan.slug`` for one run: the run's bundle files in, its logs filed.
+
+    :param plan: the run's Plan, made to fit the pooled bottle (its slug,
+        state dir, network, images and placeholders are the pooled one's).
+    :param pooled: the Plan the pooled bottle was launched with.
+    :return: a context manager like :func:`launch`'s: ``__enter__`` places
+        ``contract.claim_files`` in the waiting bundle (setting its packet
+        filter again first when the run's rules differ) and returns the
+        handle; ``__exit__`` removes the bottle, which is never used again.
+
+    Stops at the first non-None result. Implemented with :func:`launch_pooled`.
+    """
+
+
 # ---------------------------------------------------------------------------
 # Provisioning: the running sandbox made ready for the agent (in PROVISION_ORDER)
 # ---------------------------------------------------------------------------

@@ -12,6 +12,12 @@ ages them out) and asks the bottle's backend to stop it (``stop_bottle``:
 everything it made for that slug), twice. It works for every backend, and
 depends on nothing the dead process would have cleaned up.
 
+A bottle can change owner once: a warm pool's keeper launches it, and the
+run that claims it becomes its owner (:func:`hand_over` writes that run's
+pid in the state dir, after starting that run's own reaper). The keeper's
+reaper then leaves such a bottle alone even when the keeper dies; the
+claiming run's reaper sweeps it should that run die.
+
 Usage (by :func:`start` only)::
 
     python -m bottle_core.reaper BACKEND SLUG STATE_DIR  < pipe
@@ -23,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 #: Written by the owner when its teardown has run: nothing left to do.
 RELEASE = b"done"
@@ -66,6 +73,39 @@ def start(backend: str, slug: str, state_dir: str) -> Switch:
     return Switch(write_fd, process)
 
 
+#: In a bottle's state dir: the pid of the run that took the bottle over from its pool's keeper.
+OWNER_FILE = "owner.pid"
+
+
+def hand_over(state_dir: str, pid: int | None = None) -> None:
+    """Record that process ``pid`` (this one by default) owns the bottle from now on (written whole, then renamed)."""
+    path = Path(state_dir) / OWNER_FILE
+    staged = path.with_name(f".{OWNER_FILE}.{os.getpid()}")
+    staged.write_text(f"{pid or os.getpid()}\n", encoding="utf-8")
+    staged.rename(path)
+
+
+def handed_to(state_dir: str) -> int | None:
+    """The pid a bottle was handed over to (see :func:`hand_over`), or None when it never changed owner."""
+    if not state_dir:
+        return None
+    try:
+        return int((Path(state_dir) / OWNER_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sweep(backend: str, slug: str) -> None:
     """Ask ``backend`` to stop bottle ``slug``: everything it made for it goes."""
     from .plugins import backend_hooks, load_backend_plugin
@@ -86,6 +126,9 @@ def main(argv: list[str]) -> int:
         said += chunk
     if said.startswith(RELEASE):
         return 0
+    taker = handed_to(state_dir)
+    if taker is not None and alive(taker):
+        return 0  # a run took the bottle over from its pool; that run's own reaper watches it now
     mark_ended(state_dir)  # first: once the bottle is seen gone, its state says it ended
     for pause in (0, SECOND_SWEEP):
         time.sleep(pause)

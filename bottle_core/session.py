@@ -47,13 +47,26 @@ def prepare(plugins: Plugins, spec: BottleSpec, stage_dir: Path | None = None) -
 
 @contextmanager
 def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
-    """Launch the planned bottle, provision it, copy the workspace in; remove it all afterwards.
+    """Launch the planned bottle (or claim a warm one from its pool), provision it, copy the workspace in;
+    remove it all afterwards. The handle's ``plan`` is the one used (a claimed bottle's slug and state dir).
 
     A reaper watches this process meanwhile: should it die without its teardown, the bottle goes anyway.
     """
+    from . import pool
+
+    claim = pool.claim(plan)
+    if claim is not None:
+        plan = claim.plan
     switch = reaper.start(plan.backend, plan.slug, plan.state_dir)
     try:
-        with plugins.call_first("launch", plan=plan) as bottle:
+        if claim is not None:
+            reaper.hand_over(plan.state_dir)  # this run owns the pooled bottle now, its keeper no longer
+            launch = plugins.call_first("claim_pooled", plan=plan, pooled=claim.pooled)
+            done = ("provision_ca",)  # the pooled bottle trusts its bundle's CA already
+        else:
+            launch = plugins.call_first("launch", plan=plan)
+            done = ()
+        with launch as bottle:
             launched = bottle.plan  # the plan given, or a new one the backend saved (see the launch hookspec)
             # The workspace first, so every provision hook sees it (provision_git adds its remotes).
             # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
@@ -62,7 +75,8 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             if launched.copy_cwd:
                 copy_workspace(launched, bottle)
             for hook in PROVISION_ORDER:
-                plugins.call_each(hook, plan=launched, bottle=bottle)
+                if hook not in done:
+                    plugins.call_each(hook, plan=launched, bottle=bottle)
             bottle.ready()
             yield bottle
     finally:

@@ -25,6 +25,13 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
   the agent can learn to trust it meanwhile; the private key never leaves;
 * every line it prints on stdout goes to :class:`bottle_core.bundle.logs.LogSink`,
   which files the structured records by kind in the bottle's state dir.
+
+A backend that keeps a warm pool (docs/pool.md) starts a bundle given only
+:func:`pooled_files` (its configuration and :data:`POOLED`; no secret): it
+makes its CA, starts its proxy, which waits, and prints :data:`POOLED_LINE`.
+When a run claims it, the backend places that run's :func:`bundle_files`
+and then :data:`CLAIMED` (one tar stream, that file last); the bundle reads
+its configuration again, starts the rest and prints :data:`READY_LINE` as above.
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ from ..plan import Plan
 from .image.daemons import bottle_side_ports
 
 READY_LINE = b"bottle-bundle: ready"
+#: A pooled bundle's: its CA made and its proxy started, waiting for a run's configuration.
+POOLED_LINE = b"bottle-bundle: pooled"
+#: Present in a bundle started for a warm pool (from :func:`pooled_files`).
+POOLED = "/etc/bottle/pooled"
+#: Placed last when a run claims a pooled bundle: its configuration, secrets and the rest are in place.
+CLAIMED = "/etc/bottle/claimed"
 #: Longer than the bundle's own bound (its entry point's), so the bundle says what it waited for.
 READY_TIMEOUT = 180.0
 CONFIG = "/etc/bottle/bundle.json"
@@ -145,6 +158,32 @@ def bundle_files(plan: Plan, secrets: list[dict]) -> dict[str, bytes]:
             raise BottleRuntimeError(f"BOTTLE_UPSTREAM_CA_FILE: cannot read {plan.proxy.upstream_ca_file}: "
                                      f"{exc.strerror}") from None
     return files
+
+
+def pooled_files(plan: Plan) -> dict[str, bytes]:
+    """What a bundle started for a warm pool is given: its configuration and the pooled marker, nothing secret.
+
+    The upstream CA (a public certificate) comes now, since the proxy starts
+    with it; secrets, git tokens and a model script only come with a claim.
+    """
+    files = {CONFIG: json.dumps(bundle_config(plan), indent=2).encode(), POOLED: b""}
+    if plan.proxy.upstream_ca_file:
+        files[UPSTREAM_CA] = upstream_ca_bytes(plan)
+    return files
+
+
+def claim_files(plan: Plan, secrets: list[dict]) -> dict[str, bytes]:
+    """What a run places in the pooled bundle it claims: every :func:`bundle_files` file, then :data:`CLAIMED`."""
+    return {**bundle_files(plan, secrets), CLAIMED: b""}
+
+
+def upstream_ca_bytes(plan: Plan) -> bytes:
+    """The bytes of the upstream CA file the plan names, or a clear error naming the setting."""
+    try:
+        return Path(plan.proxy.upstream_ca_file).read_bytes()  # type: ignore[arg-type]
+    except OSError as exc:
+        raise BottleRuntimeError(f"BOTTLE_UPSTREAM_CA_FILE: cannot read {plan.proxy.upstream_ca_file}: "
+                                 f"{exc.strerror}") from None
 
 
 def netfilter_files(plan: Plan) -> dict[str, bytes]:

@@ -53,7 +53,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from . import daemons as daemon_table, egress_stage
+from . import daemons as daemon_table, egress_stage, pooled
 from .accounts import account, uids
 from .daemons import EGRESS_DIR, POLICY_LOADED, SQUID_CONF
 
@@ -236,14 +236,33 @@ def stop_all(running: list[Daemon]) -> None:
                     pass
 
 
+def read_config() -> dict:
+    return json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
+
+
+def start_pooled(config: dict) -> dict[str, subprocess.Popen]:
+    """A pooled bundle (see pooled.py): the proxy now; back once a run has claimed it, its configuration in place."""
+    (proxy,) = [d for d in daemons(config) if d.name == "proxy"]
+    process = subprocess.Popen(as_user(proxy.argv, proxy.user))
+    pooled.wait_for_claim(process)
+    if pooled.proxy_inputs(read_config()) != pooled.proxy_inputs(config):
+        print("bottle-bundle: the claim changed the proxy's address, ports or upstream CA; stopping",
+              file=sys.stderr, flush=True)
+        sys.exit(1)
+    return {"proxy": process}
+
+
 def main() -> None:
-    config = json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
+    config = read_config()
     if sys.argv[1:] == ["proxy"]:
         return run_proxy(config)
+    started = start_pooled(config) if pooled.is_pooled() else {}
+    if started:
+        config = read_config()  # the claiming run's
     running = daemons(config)
     prepare_egress_stage(config)
     for daemon in running:
-        daemon.process = subprocess.Popen(as_user(daemon.argv, daemon.user))
+        daemon.process = started.get(daemon.name) or subprocess.Popen(as_user(daemon.argv, daemon.user))
     signal.signal(signal.SIGTERM, lambda *_: (stop_all(running), sys.exit(0)))
     threading.Thread(target=announce_ready, args=(running,), daemon=True).start()
     pid, status = os.wait()  # the first daemon to end ends the bundle

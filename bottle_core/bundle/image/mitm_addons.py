@@ -1,9 +1,15 @@
 """The proxy's addons in order, for mitmdump's ``-s`` (which loads a file by its path, not a module of a package).
 
 The policy first (``proxy_addon``); then the egress stage's preflight, which asks only about what the policy
-allowed. Absolute imports: this file is run outside its package.
+allowed. Absolute imports: this file is run outside its package. In a pooled bundle the
+modules that read no configuration are imported first, then the claim is awaited (``pooled.py``).
 """
 
-from bottle_core.bundle.image import egress_preflight, proxy_addon
+from bottle_core.bundle.image import (  # noqa: F401 - what reads no configuration, imported while pooled
+    egress_policy, inspection, model_tools, pooled, response_inspection, response_stream, websockets)
+
+pooled.wait_in_proxy()  # a pooled bundle: nothing below reads the configuration before a run has claimed it
+
+from bottle_core.bundle.image import egress_preflight, proxy_addon  # noqa: E402
 
 addons = [*proxy_addon.addons, *egress_preflight.addons]

@@ -66,6 +66,20 @@ def launch(plan):
 
 
 @hookimpl
+def launch_pooled(plan):
+    from .pool import PooledLaunch
+
+    return PooledLaunch(plan)
+
+
+@hookimpl
+def claim_pooled(plan, pooled):
+    from .pool import ClaimedLaunch
+
+    return ClaimedLaunch(plan, pooled)
+
+
+@hookimpl
 def build_images(force):
     from . import sidecar
 

@@ -26,9 +26,16 @@ def for_bottle(plan, role: str) -> dict[str, str]:
 
 
 def owner_alive(labels: dict[str, str]) -> bool:
-    """Whether the bottle process that created a resource is still running on this host."""
+    """Whether the bottle process that owns a resource is still running on this host.
+
+    The owner is the process that created it, or the run that took it over
+    from a warm pool (named in its state dir, see :func:`bottle_core.reaper.handed_to`).
+    """
+    from bottle_core.reaper import handed_to
+
+    handed = handed_to(labels.get(STATE_DIR) or "")
     try:
-        pid = int(labels.get(OWNER_PID, ""))
+        pid = handed if handed is not None else int(labels.get(OWNER_PID, ""))
     except ValueError:
         return False
     try:

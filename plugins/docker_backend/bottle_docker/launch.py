@@ -28,17 +28,19 @@ from .container import DockerBottle
 class DockerLaunch(Launch):
     """The context manager ``launch`` returns: enter brings the bottle up, exit removes all of it."""
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, *, pooled: bool = False):
         super().__init__(plan)
+        self.pooled = pooled  # for a warm pool: no secret read or given (see bottle_docker.pool)
         self.sidecar: sidecar.Sidecar | None = None
         self.containers: list[str] = []  # the agent's side; the sidecar keeps its own
 
     def start(self) -> None:
         from docker.errors import APIError, ImageNotFound
 
-        secrets = contract.secret_table(self.plan)  # before anything starts: a missing secret leaves nothing behind
+        # Before anything starts: a missing secret leaves nothing behind.
+        secrets = [] if self.pooled else contract.secret_table(self.plan)
         sidecar.ensure_images(self.plan.images)
-        self.sidecar = sidecar.Sidecar(self.plan)
+        self.sidecar = sidecar.Sidecar(self.plan, pooled=self.pooled)
         plan = self.plan = self.sidecar.create(secrets)
         client = self.sidecar.client
         try:

@@ -99,10 +99,12 @@ class Sidecar:
         backend whose agent reaches the bundle through a host process (smol).
     """
 
-    def __init__(self, plan: Plan, *, host_address: bool = False):
+    def __init__(self, plan: Plan, *, host_address: bool = False, pooled: bool = False):
         self.plan = plan
         self.client = client()
         self.host_address = host_address
+        #: For a warm pool: the bundle gets only its pooled files, and its output is filed by the run that claims it.
+        self.pooled = pooled
         #: What exists so far, newest last: removed by :meth:`remove`, whatever happened.
         self.containers: list[str] = []
         self.networks: list[str] = []
@@ -125,8 +127,8 @@ class Sidecar:
                                                   host_address=self.host_address)
             self.networks.append(plan.network.name)
             image = plan.images["bundle"]
-            bundle_id = container.create_bundle(self.client, plan, image, contract.bundle_files(plan, secrets),
-                                                self.containers)
+            files = contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)
+            bundle_id = container.create_bundle(self.client, plan, image, files, self.containers)
             self._netfilter = container.create_netfilter(self.client, plan, bundle_id, image, self.containers)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
@@ -140,7 +142,8 @@ class Sidecar:
         """Start the bundle, set its packet filter, and file its output in the state dir."""
         assert self.bundle is not None and self._netfilter is not None, "create() first"
         container.start_with_filter(self.client, self.bundle.container_id, self._netfilter)
-        self.bundle.file_logs(self.plan.state_dir)
+        if not self.pooled:
+            self.bundle.file_logs(self.plan.state_dir)
         return self.bundle
 
     def remove(self, *, also: Sequence[str] = ()) -> None:
