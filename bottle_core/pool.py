@@ -107,7 +107,8 @@ class Claim:
 
 
 def claim(plan: Plan) -> Claim | None:
-    """Take a ready pooled bottle that fits ``plan`` (same agent, manifest, backend and :func:`launch_key`), if any.
+    """Take a ready pooled bottle that fits ``plan`` (same agent, manifest and backend, and the same
+    :func:`launch_key` once fitted to it), if any.
 
     The run's staged state (its prompt copy) moves into the pooled bottle's
     state dir, where its Plan is saved; the run's own state dir goes.
@@ -116,20 +117,19 @@ def claim(plan: Plan) -> Claim | None:
     ready = folder / READY
     if not ready.is_dir() or not keeper_alive(folder):
         return None
-    key = launch_key(plan)
     for entry_file in sorted(ready.glob("*.json")):
         try:
             entry = json.loads(entry_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if entry.get("key") != key:
+            pooled = Plan.model_validate(entry["plan"])
+            run = fitted(plan, pooled)
+        except (OSError, ValueError, KeyError):
+            continue  # being written, or of another version of bottle
+        if entry.get("key") != launch_key(run):
             continue
         try:
             os.rename(entry_file, folder / CLAIMED / entry_file.name)
         except OSError:
             continue  # another run took it, or the keeper retired it
-        pooled = Plan.model_validate(entry["plan"])
-        run = fitted(plan, pooled)
         if plan.prompt_file and run.prompt_file:
             os.replace(plan.prompt_file, run.prompt_file)
         run.save()

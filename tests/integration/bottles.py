@@ -40,14 +40,62 @@ def docker_plugins(backend: str = "docker") -> Plugins:
 
 @contextmanager
 def bottle_of(manifest_path: Path, agent: str, *, copy_cwd: bool = False, cwd: Path | None = None,
-              backend: str = "docker"):
-    """A running bottle of ``agent`` on ``backend``, provisioned like `bottle run` does, removed afterwards."""
+              backend: str = "docker", start: str = "cold", model_script: Path | None = None):
+    """A running bottle of ``agent`` on ``backend``, provisioned like `bottle run` does, removed afterwards.
+
+    ``start="pooled"``: claimed from a warm pool filled for it (and drained afterwards), as `bottle run` would.
+    """
     manifest = Manifest.load(manifest_path)
-    spec = BottleSpec(manifest=manifest, agent=agent, copy_cwd=copy_cwd, cwd=cwd or manifest_path.parent)
+    cwd = cwd or manifest_path.parent
+    spec = BottleSpec(manifest=manifest, agent=agent, copy_cwd=copy_cwd, cwd=cwd, model_script=model_script)
     plugins = docker_plugins(backend)
-    plan = session.prepare(plugins, spec)
-    with session.running(plugins, plan) as bottle:
-        yield bottle
+    with warm_pool(manifest_path, agent, cwd=cwd, backend=backend) if start == "pooled" else _nothing() as pooled:
+        plan = session.prepare(plugins, spec)
+        with session.running(plugins, plan) as bottle:
+            if start == "pooled":
+                assert bottle.plan.slug in pooled, "the run did not claim the pooled bottle"
+            yield bottle
+
+
+@contextmanager
+def _nothing():
+    yield []
+
+
+@contextmanager
+def warm_pool(manifest_path: Path, agent: str, *, cwd: Path, backend: str = "docker", size: int = 1):
+    """A warm pool of ``agent`` filled with `bottle pool fill` in ``cwd``: yields its ready slugs.
+
+    Afterwards it is drained with `bottle pool drain`, and nothing of its bottles may be left.
+    """
+    filled = bottle_cli("--backend", backend, "pool", "fill", "-m", str(manifest_path), "--size", str(size), agent,
+                        cwd=cwd, timeout=600)
+    assert filled.returncode == 0, filled.stderr.decode()
+    pooled = ready_slugs(manifest_path, agent)
+    assert len(pooled) == size, pooled
+    try:
+        yield pooled
+    finally:
+        seen = set(pooled) | set(ready_slugs(manifest_path, agent))  # the keeper's refills too
+        drained = bottle_cli("pool", "drain", "-m", str(manifest_path), agent, cwd=cwd)
+        assert drained.returncode == 0, drained.stderr.decode()
+        for slug in seen:
+            assert resources_of("bottle.slug", slug) == ([], []), f"pooled bottle {slug} left after the drain"
+
+
+def ready_slugs(manifest_path: Path, agent: str) -> list[str]:
+    """The ready bottles of ``agent``'s pool, as `bottle pool ls` shows them."""
+    rows = json.loads(bottle_cli("pool", "ls", "--json").stdout)
+    return [slug for row in rows if row["agent"] == agent and row["manifest"] == str(manifest_path.resolve())
+            for slug in row["bottles"]]
+
+
+def was_claimed(slug: str) -> bool:
+    """Whether a run took pooled bottle ``slug`` over (its state dir names the run as the bottle's owner)."""
+    from bottle_core.plan import state_root
+    from bottle_core.reaper import OWNER_FILE
+
+    return (state_root() / slug / OWNER_FILE).exists()
 
 
 def resources_of(label: str, value: str) -> tuple[list[str], list[str]]:

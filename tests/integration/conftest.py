@@ -417,3 +417,15 @@ def backend(request) -> str:
         if not report["ok"]:
             pytest.skip(f"smol: bottle doctor: {report['reason']}")
     return request.param
+
+
+@pytest.fixture(params=["cold", "pooled"])
+def start(request) -> str:
+    """How the bottle starts: launched for the test (cold), or claimed from a warm pool filled for it (pooled).
+
+    A claimed pooled bottle must behave exactly as a cold one: the tests that take this fixture prove it.
+    """
+    if request.param == "pooled" and "backend" in request.fixturenames \
+            and request.getfixturevalue("backend") != "docker":
+        pytest.skip("only the docker backend keeps a warm pool")
+    return request.param

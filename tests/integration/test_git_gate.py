@@ -6,11 +6,12 @@ import hashlib
 import json
 import os
 import subprocess
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_cli, bottle_of, write_manifest
+from .bottles import bottle_cli, bottle_of, warm_pool, was_claimed, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def manifest_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_home_round_trip(tmp_path, manifest_dir):
+def test_home_round_trip(tmp_path, manifest_dir, start):
     repo = make_repo(tmp_path / "project")
     manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {"homer": {"bottle": "dev"}}})
     before = snapshot(repo)
@@ -86,7 +87,9 @@ def test_home_round_trip(tmp_path, manifest_dir):
         " git push origin bottle/homer/work 2>&1; curl -s -o /dev/null http://denied.test/ || true;"
         " git rev-parse HEAD"
     )
-    out = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "homer", "--", "sh", "-c", script, cwd=repo)
+    with warm_pool(manifest, "homer", cwd=repo) if start == "pooled" else nullcontext([]) as pooled:
+        out = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "homer", "--", "sh", "-c", script, cwd=repo)
+        assert all(map(was_claimed, pooled)), "the run did not claim the pooled bottle"
     stdout, stderr = out.stdout.decode(), out.stderr.decode()
     assert out.returncode == 0, stdout + stderr
     lines = stdout.splitlines()

@@ -59,7 +59,7 @@ def reachable_from_host(address: str, port: int) -> bool:
         return sock.connect_ex((address, port)) == 0
 
 
-def test_host_services_unreachable_from_agent(manifest, host_servers, backend):
+def test_host_services_unreachable_from_agent(manifest, host_servers, backend, start):
     bridge_ip = docker0_address()
     targets = sorted({bridge_ip, *host_addresses()})
     # The probe can tell: an ordinary container on the default bridge does reach the 0.0.0.0 server.
@@ -69,7 +69,7 @@ def test_host_services_unreachable_from_agent(manifest, host_servers, backend):
     for address in targets:
         assert reachable_from_host(address, host_servers["any"])
 
-    with bottle_of(manifest, "probe", backend=backend) as bottle:
+    with bottle_of(manifest, "probe", backend=backend, start=start) as bottle:
         plan = bottle.plan
         for address in targets:
             assert not tcp_probe(bottle, address, host_servers["any"]), f"reached host {address}"
@@ -94,9 +94,9 @@ def test_host_services_unreachable_from_agent(manifest, host_servers, backend):
         assert tcp_probe(bottle, plan.network.bundle_ip, plan.proxy.port)
 
 
-def test_only_the_contract_ports_answer_on_the_bundle(manifest, backend):
+def test_only_the_contract_ports_answer_on_the_bundle(manifest, backend, start):
     # smolvm's egress filter opens every port of the bundle's address, so the bundle alone must close them.
-    with bottle_of(manifest, "probe", backend=backend) as bottle:
+    with bottle_of(manifest, "probe", backend=backend, start=start) as bottle:
         plan = bottle.plan
         ip = plan.network.bundle_ip
         # A service bound to loopback inside the bundle (as the egress stage is) ...

@@ -28,8 +28,8 @@ def curl(bottle, *args: str):
     return bottle.exec(["curl", "-sS", "--max-time", "10", *args])
 
 
-def test_allowlisted_host_answers_over_https(manifest, origin, backend):
-    with bottle_of(manifest, "surfer", backend=backend) as bottle:
+def test_allowlisted_host_answers_over_https(manifest, origin, backend, start):
+    with bottle_of(manifest, "surfer", backend=backend, start=start) as bottle:
         result = curl(bottle, "https://allowed.test/")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == b"hello from allowed.test"
@@ -39,8 +39,8 @@ def test_allowlisted_host_answers_over_https(manifest, origin, backend):
     assert [r["path"] for r in origin.requests()] == ["/", "/"]
 
 
-def test_host_not_on_the_list_is_refused_with_a_reason(manifest, origin):
-    with bottle_of(manifest, "surfer") as bottle:
+def test_host_not_on_the_list_is_refused_with_a_reason(manifest, origin, start):
+    with bottle_of(manifest, "surfer", start=start) as bottle:
         tls = curl(bottle, "https://denied.test/")
         assert tls.returncode != 0 and b"403" in tls.stderr
         plain = curl(bottle, "-w", "\\n%{http_code}", "http://denied.test/")
@@ -74,7 +74,7 @@ def test_no_way_around_the_proxy(manifest, origin, backend):
 
 
 def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outbound_env, internet_egress, monkeypatch,
-                                                               origin):
+                                                               origin, start):
     for key, value in outbound_env.items():
         monkeypatch.setenv(key, value)
     real = "real-token-value-never-in-the-bottle"
@@ -85,7 +85,7 @@ def test_secrets_are_placeholders_swapped_only_for_their_hosts(tmp_path, outboun
                                                   "swap_in": ["header", "body"]}}}},
         "agents": {"user": {"bottle": "web"}},
     })
-    with bottle_of(manifest, "user") as bottle:
+    with bottle_of(manifest, "user", start=start) as bottle:
         token = bottle.exec(["printenv", "TOKEN"]).stdout.strip()
         assert token.startswith(b"bottle-placeholder-") and real.encode() not in token
         sent = curl(bottle, "-H", "Authorization: Bearer $TOKEN".replace("$TOKEN", token.decode()),

@@ -20,7 +20,7 @@ from bottle_core import session
 from bottle_core.manifest import Manifest
 from bottle_core.spec import BottleSpec
 
-from .bottles import BOTTLE, bottle_cli, docker_plugins, write_manifest
+from .bottles import BOTTLE, bottle_cli, bottle_of, docker_plugins, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -187,7 +187,9 @@ def test_asked_calls_wait_for_bottle_approve_and_bottle_deny(manifest, tmp_path,
     assert model_server.requests() == []
 
 
-def _bottle(manifest: Path, agent: str, script: Path):
+def _bottle(manifest: Path, agent: str, script: Path, start: str = "cold"):
+    if start == "pooled":  # a rehearsal claims a bottle pooled without a script: its packet filter is set again
+        return bottle_of(manifest, agent, model_script=script, start=start)
     spec = BottleSpec(manifest=Manifest.load(manifest), agent=agent, copy_cwd=False, cwd=manifest.parent,
                       model_script=script)
     plugins = docker_plugins()
@@ -200,7 +202,7 @@ EVIL_SETTINGS = {
 }
 
 
-def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_server):
+def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_server, start):
     evil = json.dumps(EVIL_SETTINGS)
     fake = "#!/bin/sh\\necho allow\\nexit 0\\n"
     script = write_script(tmp_path, [
@@ -217,7 +219,7 @@ def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_serve
         bash("rm -rf /workspace/keep"),
         "second session done",
     ])
-    with _bottle(manifest, "guarded", script) as bottle:
+    with _bottle(manifest, "guarded", script, start) as bottle:
         bottle.check(["mkdir", "/workspace/keep"])
         before = bottle.check(["cat", "/etc/claude-code/managed-settings.json"]).stdout
         for _ in range(2):
