@@ -171,7 +171,10 @@ def summary(state_dir: Path) -> list[str]:
 
 
 def find_state_dir(target: str) -> Path:
-    """The state dir of bottle ``target``: a slug, or an agent name meaning its most recent bottle."""
+    """The state dir of bottle ``target``: a slug, or an agent name meaning its most recent bottle (a warm
+    pool's bottles count once a run has claimed them)."""
+    from .pool import UNCLAIMED
+
     root = state_root()
     direct = root / target
     if target and "/" not in target and (direct / "plan.json").is_file():
@@ -181,6 +184,8 @@ def find_state_dir(target: str) -> Path:
         try:
             plan = Plan.read(plan_file)
         except (OSError, ValueError):
+            continue
+        if (plan_file.parent / UNCLAIMED).exists():
             continue
         if plan.agent == target and (newest is None or plan.created_at > newest[0]):
             newest = (plan.created_at, plan_file.parent)

@@ -40,6 +40,8 @@ from .plan import Plan
 
 READY, CLAIMED, RETIRED = "ready", "claimed", "retired"
 CONFIG_FILE, STATUS_FILE, LOG_FILE, DRAIN_FILE = "pool.json", "status.json", "keeper.log", "drain"
+#: In the state dir of a pooled bottle no run has claimed (yet): `bottle logs AGENT` passes it by.
+UNCLAIMED = "unclaimed"
 #: How long `pool fill` waits for its bottles, and `pool drain` for the keeper to end.
 FILL_TIMEOUT, DRAIN_TIMEOUT = 600.0, 120.0
 #: A keeper with no claim for this long drains its pool and ends.
@@ -133,6 +135,7 @@ def claim(plan: Plan) -> Claim | None:
         if plan.prompt_file and run.prompt_file:
             os.replace(plan.prompt_file, run.prompt_file)
         run.save()
+        (Path(run.state_dir) / UNCLAIMED).unlink(missing_ok=True)
         import shutil
 
         shutil.rmtree(plan.state_dir, ignore_errors=True)

@@ -220,6 +220,7 @@ def launcher(config: dict) -> Callable[[], Held]:
         plugins = session.plugins_for(spec, config["backend"])
         pool.require_pooling(plugins)
         plan = session.prepare(plugins, spec)
+        (Path(plan.state_dir) / pool.UNCLAIMED).touch()
         switch = reaper.start(plan.backend, plan.slug, plan.state_dir)
         launch = plugins.call_first("launch_pooled", plan=plan)
         try:

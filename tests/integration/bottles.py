@@ -68,6 +68,8 @@ def warm_pool(manifest_path: Path, agent: str, *, cwd: Path, backend: str = "doc
 
     Afterwards it is drained with `bottle pool drain`, and nothing of its bottles may be left.
     """
+    trusted = bottle_cli("trust", "-m", str(manifest_path))  # `bottle pool fill` asks for it as `bottle run` does
+    assert trusted.returncode == 0, trusted.stderr.decode()
     filled = bottle_cli("--backend", backend, "pool", "fill", "-m", str(manifest_path), "--size", str(size), agent,
                         cwd=cwd, timeout=600)
     assert filled.returncode == 0, filled.stderr.decode()
