@@ -1,0 +1,166 @@
+"""Claiming from a warm pool (bottle_core.pool), the hand-over of ownership, and a backend that cannot pool: no engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from bottle_core import hookimpl, pool, reaper, session
+from bottle_core.errors import UsageError
+from bottle_core.plan import FINISHED
+from bottle_core.testing import FakeBackend, FakeBottle
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    return tmp_path / "xdg"
+
+
+def offer(pooled, *, keeper: int | None = None):
+    """What a keeper does once a pooled bottle is ready: its entry in ready/, its state dir marked unclaimed."""
+    folder = pool.directory(pooled.manifest, pooled.agent, pooled.backend)
+    for sub in (pool.READY, pool.CLAIMED, pool.RETIRED):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    pool.write_json(folder / pool.STATUS_FILE, {"pid": keeper or os.getpid()})
+    pool.write_json(folder / pool.READY / f"{pooled.slug}.json",
+                    {"key": pool.launch_key(pooled), "plan": pooled.model_dump(mode="json")})
+    Path(pooled.state_dir, pool.UNCLAIMED).touch()
+    return folder
+
+
+def test_a_run_claims_a_fitting_pooled_bottle_once(plan_factory):
+    pooled, run = plan_factory(), plan_factory()
+    folder = offer(pooled)
+    claim = pool.claim(run)
+    assert claim is not None and claim.pooled.slug == pooled.slug
+    used = claim.plan
+    # The pooled bottle's slug, state dir, network and placeholders; the run's own everything else.
+    assert (used.slug, used.state_dir, used.network) == (pooled.slug, pooled.state_dir, pooled.network)
+    assert [s.placeholder for s in used.secrets] == [s.placeholder for s in pooled.secrets]
+    assert used.supervise == run.supervise and used.created_at == run.created_at
+    # The run's prompt moved into the claimed bottle's state dir; the run's own state dir is gone.
+    assert open(used.prompt_file).read() == "You are demo. Be brief."
+    assert not os.path.exists(run.state_dir)
+    assert not os.path.exists(os.path.join(used.state_dir, pool.UNCLAIMED))
+    assert pool.ready_slugs(folder) == []
+    # Never reused: the next run finds nothing to claim.
+    assert pool.claim(plan_factory()) is None
+
+
+def test_a_bottle_launched_differently_is_not_claimed(plan_factory):
+    pooled = plan_factory({"bottles": {"dev": {"env": {"MODE": "pool"}}}, "agents": {"demo": {"bottle": "dev"}}})
+    offer(pooled)
+    run = plan_factory({"bottles": {"dev": {"env": {"MODE": "run"}}}, "agents": {"demo": {"bottle": "dev"}}})
+    assert pool.claim(run) is None
+    bigger = plan_factory({"bottles": {"dev": {"env": {"MODE": "pool"}, "memory": "8g"}},
+                           "agents": {"demo": {"bottle": "dev"}}})
+    assert pool.claim(bigger) is None
+
+
+def test_what_a_claim_brings_along_is_no_part_of_the_key(plan_factory):
+    """Allow-list, supervision rules, prompt and git identity are the run's: a pooled bottle takes them on claim."""
+    pooled = plan_factory({"bottles": {"dev": {}}, "agents": {"demo": {"bottle": "dev", "prompt": "old"}}})
+    offer(pooled)
+    run = plan_factory({"bottles": {"dev": {"egress": {"allow": ["example.org"]}}},
+                        "agents": {"demo": {"bottle": "dev", "prompt": "new",
+                                            "supervise": {"mode": "enforce", "deny": ["Bash(rm:*)"]}}}})
+    claim = pool.claim(run)
+    assert claim is not None
+    assert "example.org" in claim.plan.egress.allow and claim.plan.supervise.deny == ["Bash(rm:*)"]
+
+
+def test_no_claim_from_a_pool_whose_keeper_is_gone(plan_factory):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    offer(plan_factory(), keeper=dead.pid)
+    assert pool.claim(plan_factory()) is None
+
+
+def test_a_backend_without_pool_hooks_refuses_to_pool(bottle_plugins):
+    bottle_plugins.register(FakeBackend(), "fake", "backend")
+    with pytest.raises(UsageError, match="backend 'fake' cannot keep a warm pool"):
+        pool.require_pooling(bottle_plugins)
+
+
+class PoolingBackend(FakeBackend):
+    """A fake backend that can pool: ``claim_pooled`` yields a FakeBottle of the run's fitted Plan."""
+
+    @hookimpl
+    def launch_pooled(self, plan):
+        return self.launch(plan)
+
+    @hookimpl
+    def claim_pooled(self, plan, pooled):
+        @contextmanager
+        def claimed():
+            self.events.append(("claim", pooled.slug))
+            try:
+                self.bottle = FakeBottle(plan, self.events)
+                yield self.bottle
+            finally:
+                self.events.append("teardown")
+
+        return claimed()
+
+
+def test_session_claims_provisions_what_is_per_run_and_records_the_new_owner(bottle_plugins, plan_factory):
+    log: list = []
+    backend = bottle_plugins.register(PoolingBackend(log), "fake", "backend")
+    pool.require_pooling(bottle_plugins)
+    pooled = plan_factory()
+    offer(pooled)
+    seen = []
+
+    class Watch:
+        @hookimpl
+        def provision_ca(self, plan):
+            seen.append("ca")
+
+        @hookimpl
+        def provision_prompt(self, plan):
+            seen.append(("prompt", plan.slug))
+
+    bottle_plugins.register(Watch(), "watch", "backend")
+    with session.running(bottle_plugins, plan_factory()) as bottle:
+        assert bottle.plan.slug == pooled.slug
+        assert reaper.handed_to(pooled.state_dir) == os.getpid()
+    assert log[0] == ("claim", pooled.slug) and "launch" not in log and log[-1] == "teardown"
+    assert seen == [("prompt", pooled.slug)], "the CA is trusted at pool time; the rest is provisioned per run"
+    assert backend.bottle.plan.slug == pooled.slug
+    assert Path(pooled.state_dir, FINISHED).exists()
+
+
+def run_reaper(monkeypatch, state_dir) -> list:
+    swept = []
+    monkeypatch.setattr(reaper, "sweep", lambda backend, slug: swept.append(slug))
+    monkeypatch.setattr(reaper, "SECOND_SWEEP", 0)
+    read_fd, write_fd = os.pipe()
+    os.close(write_fd)  # the keeper died
+    saved = os.dup(0)
+    os.dup2(read_fd, 0)
+    try:
+        reaper.main(["docker", "demo-abc123", str(state_dir)])
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read_fd)
+    return swept
+
+
+def test_a_dead_keepers_reaper_leaves_a_bottle_a_live_run_took_over(monkeypatch, tmp_path):
+    reaper.hand_over(str(tmp_path))  # this (live) process claimed it
+    assert run_reaper(monkeypatch, tmp_path) == []
+
+
+def test_a_bottle_whose_claiming_run_died_is_swept(monkeypatch, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    reaper.hand_over(str(tmp_path), dead.pid)
+    assert run_reaper(monkeypatch, tmp_path) == ["demo-abc123"] * 2
