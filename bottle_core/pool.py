@@ -161,15 +161,9 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from .reaper import alive
+
+    return alive(pid)
 
 
 def keeper_pid(folder: Path) -> int | None:
@@ -237,7 +231,7 @@ def describe(folder: Path) -> dict:
     return {"agent": config.get("agent"), "manifest": config.get("manifest"), "backend": config.get("backend"),
             "size": config.get("size"), "ready": len(ready_slugs(folder)) if alive else 0,
             "keeper": status.get("pid") if alive else None, "bottles": ready_slugs(folder) if alive else [],
-            "error": status.get("error")}
+            "error": status.get("error"), "rounds": status.get("rounds", 0)}
 
 
 def drain(folder: Path, stop_bottle, timeout: float = DRAIN_TIMEOUT) -> list[str]:

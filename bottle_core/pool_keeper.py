@@ -69,6 +69,7 @@ class Keeper:
     error: str | None = None
     draining: bool = False
     ended: str | None = None
+    rounds: int = 0  # in the status: a watcher can tell the keeper has looked again since a change
 
     def __post_init__(self) -> None:
         self.started_definition = self.definition()
@@ -93,6 +94,7 @@ class Keeper:
 
         :return: False once the keeper has ended (its unclaimed bottles taken down).
         """
+        self.rounds += 1
         self._collect()
         for slug in [slug for slug in self.held if not (self.folder / pool.READY / f"{slug}.json").exists()]:
             self.held.pop(slug).release()  # claimed: the run owns it now
@@ -177,7 +179,7 @@ class Keeper:
     def write_status(self) -> None:
         pool.write_json(self.folder / pool.STATUS_FILE, {
             "pid": os.getpid(), "ready": len(self.held), "launching": len(self.launching), "error": self.error,
-            "ended": self.ended})
+            "ended": self.ended, "rounds": self.rounds})
 
     def run(self) -> None:
         while self.tick():

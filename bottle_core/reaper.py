@@ -95,15 +95,21 @@ def handed_to(state_dir: str) -> int | None:
         return None
 
 
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (on this host)."""
+def alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs (on this host); a zombie (dead, not yet waited for by its parent) does not."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: the signal's answer stands
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def sweep(backend: str, slug: str) -> None:
