@@ -21,7 +21,7 @@ from pathlib import Path
 from .bundle.logs import LIMIT_EVENT
 from .errors import UsageError
 from .log_kinds import KIND_HELP
-from .plan import FINISHED, Plan, state_root
+from .plan import FINISHED, UNCLAIMED, Plan, state_root
 from .terminal import visible
 
 FOLLOW_POLL = 0.2
@@ -173,7 +173,6 @@ def summary(state_dir: Path) -> list[str]:
 def find_state_dir(target: str) -> Path:
     """The state dir of bottle ``target``: a slug, or an agent name meaning its most recent bottle (a warm
     pool's bottles count once a run has claimed them)."""
-    from .pool import UNCLAIMED
 
     root = state_root()
     direct = root / target

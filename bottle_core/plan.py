@@ -27,6 +27,8 @@ from .spec import BottleSpec
 PLAN_VERSION = 1
 #: Written into a bottle's state dir when its run has ended.
 FINISHED = "finished"
+#: In the state dir of a warm pool's bottle that no run has claimed (yet): `bottle logs AGENT` passes it by.
+UNCLAIMED = "unclaimed"
 #: The host copy of the agent's prompt, in its state dir (mode 0600; removed when the run ends).
 PROMPT_FILE = "prompt.md"
 #: How long the state (plan and logs) of an ended bottle is kept before ``bottle gc`` removes it.

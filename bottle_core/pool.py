@@ -36,12 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BottleRuntimeError, UsageError
-from .plan import Plan
+from .plan import UNCLAIMED, Plan
 
 READY, CLAIMED, RETIRED = "ready", "claimed", "retired"
 CONFIG_FILE, STATUS_FILE, LOG_FILE, DRAIN_FILE = "pool.json", "status.json", "keeper.log", "drain"
-#: In the state dir of a pooled bottle no run has claimed (yet): `bottle logs AGENT` passes it by.
-UNCLAIMED = "unclaimed"
+
 #: How long `pool fill` waits for its bottles, and `pool drain` for the keeper to end.
 FILL_TIMEOUT, DRAIN_TIMEOUT = 600.0, 120.0
 #: A keeper with no claim for this long drains its pool and ends.
