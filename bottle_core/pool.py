@@ -183,8 +183,10 @@ def fill(*, manifest: str, agent: str, backend: str, cwd: str, size: int, idle_m
     folder = directory(manifest, agent, backend)
     if not keeper_alive(folder):
         _clear(folder)
+    pool_root().mkdir(parents=True, exist_ok=True, mode=0o700)
     for sub in (READY, CLAIMED, RETIRED):
         (folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
     write_json(folder / CONFIG_FILE, {"manifest": str(Path(manifest).resolve()), "agent": agent, "backend": backend,
                                       "cwd": cwd, "size": size, "idle_minutes": idle_minutes})
     if not keeper_alive(folder):

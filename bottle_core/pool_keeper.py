@@ -209,14 +209,16 @@ class LaunchedHeld(Held):
             self.switch.release()
 
 
-def launcher(config: dict) -> Callable[[], Held]:
-    """Launch one pooled bottle of the pool's agent, as ``pool.json`` describes it."""
+def launcher(folder: Path) -> Callable[[], Held]:
+    """Launch one pooled bottle of the pool's agent, as ``pool.json`` describes it now (a later fill may have
+    changed the folder the bottles are for)."""
     from . import reaper, session
     from .manifest import Manifest
     from .plan import mark_ended
     from .spec import BottleSpec
 
     def launch_one() -> Held:
+        config = pool.read_json(folder / pool.CONFIG_FILE)
         spec = BottleSpec(manifest=Manifest.load(Path(config["manifest"])), agent=config["agent"], copy_cwd=False,
                           cwd=Path(config["cwd"]))
         plugins = session.plugins_for(spec, config["backend"])
@@ -276,7 +278,7 @@ def main(argv: list[str]) -> int:
     (folder_arg,) = argv
     folder = Path(folder_arg)
     config = pool.read_json(folder / pool.CONFIG_FILE)
-    keeper = Keeper(folder, launcher(config), definition(config["manifest"], config["agent"]))
+    keeper = Keeper(folder, launcher(folder), definition(config["manifest"], config["agent"]))
 
     def drain(_signum, _frame) -> None:
         keeper.draining = True
