@@ -180,7 +180,7 @@ def claim_pooled(plan: Plan, pooled: Plan) -> AbstractContextManager[Bottle]:
     :param pooled: the Plan the pooled bottle was launched with.
     :return: a context manager like :func:`launch`'s: ``__enter__`` places
         ``contract.claim_files`` in the waiting bundle (setting its packet
-        filter again first when the run's rules differ) and returns the
+        filter again first unless ``bottle_core.pool.filter_holds``) and returns the
         handle; ``__exit__`` removes the bottle, which is never used again.
 
     Stops at the first non-None result. Implemented with :func:`launch_pooled`.

@@ -99,6 +99,31 @@ def fitted(plan: Plan, pooled: Plan) -> Plan:
     })
 
 
+def filter_holds(pooled: Plan, run: Plan) -> bool:
+    """Whether the packet filter set from ``pooled``'s configuration serves ``run`` as it is.
+
+    Only when the two configurations are the same but for the networks and
+    host addresses the egress stage refuses (the engine's networks come and
+    go between the pool's launch and the run), and everything the run refuses
+    the pooled filter refuses too. Anything else: set it again for the run.
+    """
+    from ipaddress import ip_network
+
+    from .bundle.contract import bundle_config
+
+    before, after = bundle_config(pooled), bundle_config(run)
+    lists = ("refused_networks", "host_addresses")
+    if {**before, "egress": {k: v for k, v in before["egress"].items() if k not in lists}} != \
+            {**after, "egress": {k: v for k, v in after["egress"].items() if k not in lists}}:
+        return False
+    for name in lists:
+        held = [ip_network(n, strict=False) for n in before["egress"][name]]
+        for wanted in map(lambda n: ip_network(n, strict=False), after["egress"][name]):
+            if not any(wanted.version == n.version and wanted.subnet_of(n) for n in held):
+                return False
+    return True
+
+
 @dataclass(frozen=True)
 class Claim:
     """A pooled bottle taken for one run: the run's Plan fitted to it, and the Plan it was launched with."""

@@ -164,3 +164,24 @@ def test_a_bottle_whose_claiming_run_died_is_swept(monkeypatch, tmp_path):
     dead.wait()
     reaper.hand_over(str(tmp_path), dead.pid)
     assert run_reaper(monkeypatch, tmp_path) == ["demo-abc123"] * 2
+
+
+def test_the_pooled_packet_filter_serves_a_run_only_when_it_refuses_all_the_run_would(plan_factory):
+    from bottle_core.pool import filter_holds
+
+    pooled = plan_factory()
+    same = pool.fitted(plan_factory(), pooled)
+    assert filter_holds(pooled, same)
+    # An engine network made since the pool launched, inside a range the pooled filter refuses: it holds.
+    newer = same.model_copy(update={"egress": same.egress.model_copy(
+        update={"refused_networks": [*same.egress.refused_networks, "10.213.7.0/24"]})})
+    assert filter_holds(pooled, newer)
+    # One outside every range it refuses, or a host address it does not: set the filter again.
+    outside = same.model_copy(update={"egress": same.egress.model_copy(
+        update={"refused_networks": [*same.egress.refused_networks, "203.0.113.0/24"]})})
+    assert not filter_holds(pooled, outside)
+    host = same.model_copy(update={"egress": same.egress.model_copy(update={"host_addresses": ["198.51.100.7"]})})
+    assert not filter_holds(pooled, host)
+    # Anything else the filter is made from (a private range opted in, a rehearsal's model port): again.
+    opted = same.model_copy(update={"egress": same.egress.model_copy(update={"allow_private": ["10.1.0.0/16"]})})
+    assert not filter_holds(pooled, opted)

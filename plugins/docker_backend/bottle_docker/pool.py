@@ -14,6 +14,7 @@ from __future__ import annotations
 from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
+from bottle_core.pool import filter_holds
 from bottle_core.sandbox import Launch
 from bottle_core.signals import deferred
 
@@ -69,7 +70,7 @@ class ClaimedLaunch(Launch):
         secrets = contract.secret_table(plan)  # before the bottle is touched: a missing secret fails here
         agent, bundle = self._find("agent"), self._find("bundle")
         self.bundle = ContainerBundle(self.client, bundle["Id"], plan.slug)
-        if contract.bundle_config(self.pooled) != contract.bundle_config(plan):
+        if not filter_holds(self.pooled, plan):
             self._set_filter(bundle["Id"])
         self.client.api.put_archive(bundle["Id"], "/", container.files_tar(contract.claim_files(plan, secrets)))
         self.bundle.file_logs(plan.state_dir)
