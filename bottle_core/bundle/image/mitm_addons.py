@@ -6,7 +6,10 @@ modules that read no configuration are imported first, then the claim is awaited
 """
 
 from bottle_core.bundle.image import (  # noqa: F401 - what reads no configuration, imported while pooled
-    egress_policy, inspection, model_tools, pooled, response_inspection, response_stream, websockets)
+    egress_policy, egress_stage, error_pages, hosts, inspection, model_tools, pooled, response_inspection,
+    response_stream, websockets)
+from mitmproxy import connection, ctx, http, tcp  # noqa: F401,E402
+from mitmproxy.proxy import commands, events, layer, layers  # noqa: F401,E402
 
 pooled.wait_in_proxy()  # a pooled bundle: nothing below reads the configuration before a run has claimed it
 
