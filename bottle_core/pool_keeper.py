@@ -37,6 +37,9 @@ from . import pool
 TICK = 0.2
 #: Launches failing in a row before the keeper gives up and ends.
 MAX_FAILURES = 3
+#: How long a claimed bottle may wait for its run to record itself as the owner; a run that died before
+#: it did leaves a bottle nobody would remove, so the keeper removes it.
+HAND_OVER_GRACE = 60.0
 
 
 class Held:
@@ -51,7 +54,13 @@ class Held:
         """A run took it over: let go of it without removing it."""
 
     def remove(self) -> None:
-        """Take it down (it was never claimed)."""
+        """Take it down (it was never claimed, or its run died before taking it over)."""
+
+    def taken_over(self) -> bool:
+        """Whether the run that claimed it has recorded itself as its owner and still runs."""
+        from .reaper import alive, handed_to
+
+        return alive(handed_to(self.entry["plan"]["state_dir"]))
 
 
 @dataclass
@@ -63,6 +72,8 @@ class Keeper:
     definition: Callable[[], str]
     now: Callable[[], float] = time.monotonic
     held: dict[str, Held] = field(default_factory=dict)
+    #: Claimed bottles whose run has not recorded itself as their owner yet, with when the claim was seen.
+    handing: dict[str, tuple[Held, float]] = field(default_factory=dict)
     launching: list[threading.Thread] = field(default_factory=list)
     done: list[Any] = field(default_factory=list)  # what finished launches gave: a Held or an exception
     failures: int = 0
@@ -97,9 +108,10 @@ class Keeper:
         self.rounds += 1
         self._collect()
         for slug in [slug for slug in self.held if not (self.folder / pool.READY / f"{slug}.json").exists()]:
-            self.held.pop(slug).release()  # claimed: the run owns it now
+            self.handing[slug] = (self.held.pop(slug), self.now())  # claimed: refilled at once
             (self.folder / pool.CLAIMED / f"{slug}.json").unlink(missing_ok=True)
             self.last_claim = self.now()
+        self._hand_over()
         reason = self.reason_to_end()
         if reason:
             self.end(reason)
@@ -112,6 +124,19 @@ class Keeper:
                 self._start_launch()
         self.write_status()
         return True
+
+    def _hand_over(self, *, ending: bool = False) -> None:
+        """Let go of each claimed bottle its run has taken over; remove one whose run died before it did."""
+        for slug, (held, seen) in list(self.handing.items()):
+            if held.taken_over():
+                held.release()  # the run's own reaper watches it now
+            elif ending or self.now() - seen > HAND_OVER_GRACE:
+                print(f"bottle-pool: {slug} was claimed but never taken over; removing it", file=sys.stderr,
+                      flush=True)
+                held.remove()
+            else:
+                continue
+            del self.handing[slug]
 
     def reason_to_end(self) -> str | None:
         if self.draining or (self.folder / pool.DRAIN_FILE).exists():
@@ -130,7 +155,7 @@ class Keeper:
         try:
             os.rename(self.folder / pool.READY / f"{slug}.json", self.folder / pool.RETIRED / f"{slug}.json")
         except FileNotFoundError:
-            held.release()
+            self.handing[slug] = (held, self.now())  # a run claimed it first: it is the run's to take over
             return
         held.remove()
         (self.folder / pool.RETIRED / f"{slug}.json").unlink(missing_ok=True)
@@ -144,6 +169,12 @@ class Keeper:
         self._collect(keep=False)
         for slug in list(self.held):
             self.retire(slug)
+        deadline = time.monotonic() + HAND_OVER_GRACE
+        while self.handing and time.monotonic() < deadline:  # runs that claimed just now: let them take over
+            self._hand_over()
+            if self.handing:
+                time.sleep(TICK)
+        self._hand_over(ending=True)
         self.write_status()
 
     # -- launches ---------------------------------------------------------------------------------------

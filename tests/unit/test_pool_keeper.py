@@ -12,9 +12,12 @@ from bottle_core.pool_keeper import MAX_FAILURES, Held, Keeper
 
 
 class FakeHeld(Held):
-    def __init__(self, slug: str, log: list):
+    def __init__(self, slug: str, log: list, owners: dict):
         super().__init__(slug, {"key": "k", "plan": {"slug": slug}})
-        self.log = log
+        self.log, self.owners = log, owners
+
+    def taken_over(self) -> bool:
+        return self.owners.get(self.slug, True)
 
     def release(self) -> None:
         self.log.append(("released", self.slug))
@@ -40,8 +43,10 @@ def folder(tmp_path):
     return folder
 
 
-def make_keeper(folder, *, fail: bool = False, definition: list | None = None, gate: threading.Event | None = None):
+def make_keeper(folder, *, fail: bool = False, definition: list | None = None, gate: threading.Event | None = None,
+                owners: dict | None = None):
     log: list = []
+    owners = {} if owners is None else owners
     count = iter(range(1000))
     definition = definition if definition is not None else ["v1"]
 
@@ -50,7 +55,7 @@ def make_keeper(folder, *, fail: bool = False, definition: list | None = None, g
             gate.wait(10)
         if fail:
             raise RuntimeError("the engine refused")
-        return FakeHeld(f"demo-{next(count):03d}", log)
+        return FakeHeld(f"demo-{next(count):03d}", log, owners)
 
     clock = Clock()
     keeper = Keeper(folder, launch_one, lambda: definition[0], now=clock)
@@ -170,3 +175,19 @@ def test_a_smaller_size_retires_the_extra_bottles(folder):
     pool.write_json(folder / pool.CONFIG_FILE, {"size": 1, "idle_minutes": 1})
     assert keeper.tick()
     assert log == [("removed", "demo-000")] and ready(folder) == ["demo-001"]
+
+
+def test_a_claimed_bottle_whose_run_died_before_taking_it_over_is_removed(folder):
+    from bottle_core.pool_keeper import HAND_OVER_GRACE
+
+    owners = {"demo-000": False}  # the run renamed the entry, then died before recording itself as the owner
+    pool.write_json(folder / pool.CONFIG_FILE, {"size": 2, "idle_minutes": 10})
+    keeper, log, clock = make_keeper(folder, owners=owners)
+    keeper.tick()
+    settle(keeper)
+    claim(folder, "demo-000")
+    settle(keeper)
+    assert log == [] and "demo-000" in keeper.handing, "waits for the run to take it over"
+    clock.time += HAND_OVER_GRACE + 1
+    settle(keeper)
+    assert log == [("removed", "demo-000")] and not keeper.handing
