@@ -44,6 +44,7 @@ import html
 import json
 import re
 import string
+import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 from .hosts import bound, entropy
+from . import inspection_catalogue as catalogue
 from .identifiers import find_identifier
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
@@ -584,6 +586,67 @@ def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pa
 
 
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
+
+
+
+class CatalogueRule:
+    """One rule of the generated gitleaks table (``inspection_catalogue``), read as gitleaks reads it.
+
+    Its keywords gate the regex; the secret is the rule's secret group or the
+    first group that matched; it must clear the rule's entropy floor, must not
+    be filler, and must not be allowed by the rule's or the table's
+    allow-lists (templates, variables, names that are not credentials).
+    """
+
+    def __init__(self, row: tuple, global_allow: tuple[re.Pattern, ...], global_stopwords: tuple[str, ...]):
+        (self.name, regex, self.keywords, self.group, self.entropy, allow_secret, allow_match, allow_line,
+         self.stopwords) = row
+        with warnings.catch_warnings():  # Go's '[[' in a class: Python warns of a future change it does not need
+            warnings.simplefilter("ignore")
+            self.regex = re.compile(regex)
+            self.allow_secret = tuple(map(re.compile, allow_secret))
+            self.allow_match = tuple(map(re.compile, allow_match))
+            self.allow_line = tuple(map(re.compile, allow_line))
+        self.global_allow, self.global_stopwords = global_allow, global_stopwords
+
+    def search(self, text: str, lowered: str) -> str | None:
+        if self.keywords and not any(keyword in lowered for keyword in self.keywords):
+            return None
+        for match in self.regex.finditer(text):
+            secret = match.group(self.group) if self.group else next((g for g in match.groups() if g), match.group())
+            if self._allowed(secret, match):
+                continue
+            return secret
+        return None
+
+    def _allowed(self, secret: str, match: re.Match) -> bool:
+        if not secret or filler(secret) or (self.entropy and entropy(secret) <= self.entropy):
+            return True
+        lowered = secret.lower()
+        if any(word in lowered for word in self.global_stopwords) or any(w in lowered for w in self.stopwords):
+            return True
+        if any(r.search(secret) for r in (*self.global_allow, *self.allow_secret)):
+            return True
+        if any(r.search(match.group()) for r in self.allow_match):
+            return True
+        if self.allow_line:
+            text = match.string
+            start, end = text.rfind("\n", 0, match.start()) + 1, text.find("\n", match.end())
+            return any(r.search(text[start:end if end >= 0 else len(text)]) for r in self.allow_line)
+        return False
+
+
+def _catalogue() -> tuple[CatalogueRule, ...]:
+    """The generated table's rules (those :data:`PATTERNS` already judges by the same name stay with it)."""
+    allow = tuple(map(re.compile, catalogue.GLOBAL_ALLOW))
+    return tuple(CatalogueRule(row, allow, catalogue.GLOBAL_STOPWORDS) for row in catalogue.RULES
+                 if row[0] not in CATALOGUE_LEFT_OUT)
+
+
+#: Catalogue rules not used: a rule with no provider's shape in it, which the table's own
+#: ``credential-assignment`` judges with bottle's host binding (a host given a declared secret may take one).
+CATALOGUE_LEFT_OUT = frozenset({"generic-api-key"})
+PATTERNS += _catalogue()
 
 AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",
                 "x-goog-api-key", "x-access-token")
