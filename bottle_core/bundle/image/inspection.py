@@ -643,6 +643,22 @@ def _catalogue() -> tuple[CatalogueRule, ...]:
                  if row[0] not in CATALOGUE_LEFT_OUT)
 
 
+def _url_password(match: re.Match) -> bool:
+    """A URL's ``user:password@``, unless the pair is a stand-in by the catalogue's own list (``user:password``,
+    ``<user>:<pass>``, ``$USER:$PASS``) or a template."""
+    pair = f"{match.group('user')}:{match.group('password')}"
+    return not any(r.fullmatch(pair) or r.match(pair) for r in _STAND_IN_PAIRS) and "{" not in pair
+
+
+#: gitleaks' allow-list of its curl-auth-user rule: user:password pairs that are stand-ins, not credentials.
+_STAND_IN_PAIRS = tuple(re.compile(r) for row in catalogue.RULES if row[0] == "curl-auth-user" for r in row[5])
+PATTERNS += (
+    # RFC 3986 userinfo with a password: 'scheme://user:password@host'.
+    Pattern("url-credentials", re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<user>[^\s/?#@:'\"<>\\]{1,256}):"
+                                          r"(?P<password>[^\s/?#@'\"<>\\]{3,256})@[A-Za-z0-9\[]"),
+            ("://",), _url_password, starts_token=False),
+)
+
 #: Catalogue rules not used: a rule with no provider's shape in it, which the table's own
 #: ``credential-assignment`` judges with bottle's host binding (a host given a declared secret may take one).
 CATALOGUE_LEFT_OUT = frozenset({"generic-api-key"})

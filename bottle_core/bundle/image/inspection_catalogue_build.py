@@ -18,6 +18,11 @@ context (``key_id``, ``public_key``). Allow-lists of published example
 values (:data:`EXAMPLE_ALLOWLISTS`) are dropped: a request is judged by
 shape, and a key shown in documentation is still a key when it leaves.
 Path allow-lists do not apply to a request and are dropped too.
+
+A rule that needs the provider's name before the value (gitleaks'
+``mailchimp… = <value>``) gets a second row for the value alone when the
+value carries a literal marker of its own (:func:`bare_value`): a shape is
+judged by itself, whatever name, or none, stands before it.
 """
 
 from __future__ import annotations
@@ -69,6 +74,30 @@ def python_regex(go: str) -> str:
         pattern = pattern[:index] + "(?i:" + pattern[index + 4:end] + ")" + pattern[end:]
 
 
+#: How gitleaks writes a rule that needs the provider's name before the value ('mailchimp_key = …'): the
+#: assignment before the value's group, and the end after it.
+_ASSIGNED = "[\\x60'\"\\s=]{0,5}("
+_ASSIGNED_END = ")(?:[\\x60'\"\\s;]|\\\\[nr]|$)"
+_NOT_LITERAL = re.compile(r"\[(?:\\.|[^\]])*\]|\{[^}]*\}|\\.|\(\?[:i-]*|[()|?*+]")
+
+
+def bare_value(regex: str) -> tuple[str, tuple[str, ...]] | None:
+    """For a rule that needs the provider's name before the value: the value's own regex and its literal markers,
+    when the value carries a marker of its own (three different characters or more) ('…-us12' is Mailchimp's whoever
+    names it). None when it does not, or when the marker is optional."""
+    if _ASSIGNED not in regex or not regex.endswith(_ASSIGNED_END):
+        return None
+    value = regex[regex.index(_ASSIGNED) + len(_ASSIGNED):-len(_ASSIGNED_END)]
+    if ")?" in value or "|\\b" in value or "$)" in value:
+        return None
+    markers = tuple(word.lower() for word in _NOT_LITERAL.sub(" ", value).split() if len(set(word)) >= 3)
+    if not markers:
+        return None
+    lead = "(?<![A-Za-z0-9])" if value.startswith(("[", "(?i:[")) else ""
+    flags = "(?i)" if regex.startswith("(?i)") else ""  # the value was read under the rule's flag
+    return flags + lead + "(" + value + ")", markers
+
+
 def _compiles(pattern: str) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -97,9 +126,12 @@ def build(config: dict, version: str) -> str:
             target = {"match": allow_match, "line": allow_line}.get(allow.get("regexTarget", ""), allow_secret)
             target += [python_regex(r) for r in allow.get("regexes", []) if _compiles(python_regex(r))]
             stopwords += allow.get("stopwords", [])
+        allows = (tuple(allow_secret), tuple(allow_match), tuple(allow_line), tuple(sorted(set(stopwords))))
         rows.append((rule["id"], regex, tuple(k.lower() for k in rule.get("keywords", [])),
-                     int(rule.get("secretGroup", 0)), float(rule.get("entropy", 0.0)), tuple(allow_secret),
-                     tuple(allow_match), tuple(allow_line), tuple(sorted(set(stopwords)))))
+                     int(rule.get("secretGroup", 0)), float(rule.get("entropy", 0.0)), *allows))
+        bare = bare_value(regex)
+        if bare and _compiles(bare[0]):
+            rows.append((rule["id"], bare[0], bare[1], 1, float(rule.get("entropy", 0.0)), *allows))
     glob = config.get("allowlist", {})
     out = [
         '"""Credential rules as data: generated from gitleaks\' published rule set by inspection_catalogue_build.py.',
