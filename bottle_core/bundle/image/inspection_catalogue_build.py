@@ -93,7 +93,10 @@ def bare_value(regex: str) -> tuple[str, tuple[str, ...]] | None:
     markers = tuple(word.lower() for word in _NOT_LITERAL.sub(" ", value).split() if len(set(word)) >= 3)
     if not markers:
         return None
-    lead = "(?<![A-Za-z0-9])" if value.startswith(("[", "(?i:[")) else ""
+    # It starts a token when it starts with a class, or with a marker of four characters or fewer (a long base64
+    # text holds every short marker somewhere); a longer marker may be glued to other text ('example…').
+    short = len(min(markers, key=len)) <= 4
+    lead = "(?<![A-Za-z0-9_\\-])" if short or value.startswith(("[", "(?i:[")) else ""
     flags = "(?i)" if regex.startswith("(?i)") else ""  # the value was read under the rule's flag
     return flags + lead + "(" + value + ")", markers
 
