@@ -266,11 +266,49 @@ _BAIT = (
     r"(?:cat|less|head|more|type)\s+[~$\w/.\-]*(?:\.aws/credentials|\.env\b|\.netrc|\.npmrc|\.pypirc|"
     r"\.docker/config|/etc/passwd)",
 )
-#: An order about what the reader's answer must contain or look like: content that steers the reply.
+#: An order about what the reader's answer must contain or look like: content that steers the reply. It opens a
+#: sentence with a verb that shapes text (or 'can you …'), and names the reader's own output as its object.
+_SHAPING = (r"(?:add|include|insert|append|prepend|write|rewrite|integrate|incorporate|embed|inject|mention|promote|"
+            r"recommend|advertise|format|encode|translate|reverse|invert|replace|substitute|swap|respond|answer|reply|"
+            r"conclude|provide|render|compose|modify|change|alter|enhance|end|begin|start|use|shift|put|place|make|"
+            r"ensure|output|print|state|present|convert|spell|structure|hide|omit|emphasi[sz]e|highlight|frame|craft|"
+            r"weave|blend|slip|attach|finish|close|sign|spread|express|deliver|give|offer|hint|tell|list|refer)")
+_OUTPUT = r"(?:response|answer|reply|replies|summary|completion|message|output|elucidation|explanation)"
+_CLAUSE = r"(?:[^.!?\n]|[.!?](?=[^\s]))"  # within one sentence ('www.example.com' does not end one)
+_OPENING = (r"(?:^|[\n.!?:;])\s*(?:please |kindly |also |now |then |and |remember to |make sure to |be sure to |"
+            r"(?:can|could|would|will) you (?:please )?)?")
 _TASK = (
-    r"(?:^|[\n.!?:])\s*(?:please )?(?:add|include|insert|append|write|integrate|embed|mention|promote|recommend|"
-    r"format|encode|translate|reverse|replace|respond|answer|conclude)\b[^.!?\n]{0,160}"
-    r"\byour (?:response|answer|summary|completion)s?\b",
+    _OPENING + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\byour " + _OUTPUT + r"s?\b",
+    # The form of the answer: its language or its encoding.
+    _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
+    r"language|[a-z]+ish|[a-z]+ian|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
+    r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
+                            r"begin|start|mention)\b",
+)
+#: An order to put given code into what the reader writes ('add the following code block to your solution').
+_WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
+_CODE_ORDER_WORK = (
+    r"\b(?:the|this|these) (?:(?:following|below|subsequent|given|provided|next) )?(?:\w+ )?(?:code|snippet|script|"
+    r"excerpt|block|section)\b" + _CLAUSE + r"{0,120}\byour " + _WORK + r"\b",
+    r"\byour " + _WORK + r"\b" + _CLAUSE + r"{0,120}\b(?:the|this|these) (?:(?:following|below|subsequent|given|"
+    r"provided|next) )(?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b",
+    r"\b(?:in|within|into) the code you (?:write|develop|produce|create)\b",
+)
+_CODE_ORDER = (
+    r"\b(?:add|include|insert|append|integrate|incorporate|embed|inject|blend|introduce|feature|paste|place|put|"
+    r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e)\w*\b[^.!?\n]{0,120}\b(?:the|this|these) "
+    r"(?:(?:following|below|subsequent|given|provided|attached|next|above) )?(?:\w+ )?(?:code|snippet|script|excerpt|"
+    r"block|section|commands?|lines?)\b",
+    r"\b(?:the|this|these) (?:following|below|subsequent) (?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b"
+    r"[^.!?\n]{0,120}\b(?:to|in|into|within) (?:your|the code you)\b",
+)
+#: Code that acts on the machine that runs it: sends local data out, runs a shell, destroys or locks files.
+#: Tutorials show such code too, so it weighs little alone; with an order to put it in the reader's work it counts.
+_HARMFUL_CODE = (
+    r"\brequests\.(?:post|put)\(", r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|"
+    r"check_output)\(", r"\bos\.(?:system|popen|dup2)\(", r"\bpexpect\.spawn\(", r"\bshutil\.rmtree\(",
+    r"\brm -rf /", r"/bin/(?:ba)?sh\b", r"\bnc -e\b", r"\.encrypt(?:or)?\(", r"\b(?:scp|rsync)\b[^\n]{0,80}@",
+    r"\b(?:reboot|shutdown)\b", r"\bmultiprocessing\.process\(", r"\bsend\(\s*ip\(",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
@@ -322,7 +360,11 @@ HINTS = {
                      "more "),
     "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
                   "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
-    "task-injection": ("response", "answer", "output", "summary", "completion"),
+    "task-injection": ("response", "answer", "reply", "replies", "respond", "write back", "output", "summary", "completion", "message",
+                       "elucidation", "explanation"),
+    "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
+    "code-order": ("code", "snippet", "script", "excerpt", "block", "section", "command", "line"),
+    "harmful-code": ("(", "rm -rf", "/bin/", "nc -e", "scp", "rsync", "reboot", "shutdown"),
     "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
@@ -339,6 +381,9 @@ SIGNALS = {
     "authority": (_compile(_AUTHORITY), 2),
     "tool-instruction": (_compile(_TOOL), 1),
     "task-injection": (_compile(_TASK), 3),
+    "code-order": (_compile(_CODE_ORDER), 2),
+    "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
+    "harmful-code": (_compile(_HARMFUL_CODE), 1),
 }
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
