@@ -210,6 +210,9 @@ _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _TAG_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2,6}\U000e007f")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){4,}[a-z]\b")
 _TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+#: Tags that end a block of text: a sentence never runs across one (a heading is not the start of the next line).
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|dl|dt|dd|tr|td|th|table|section|article|header|footer|"
+                        r"blockquote|pre|hr|title|body|head|html|main|nav|aside|form|figure|figcaption)\b", re.I)
 
 _OVERRIDE = (
     r"\b(?:ignore|disregard|forget|override|bypass|overrule|abandon)\b[\w\s,'\-]{0,30}?"
@@ -277,8 +280,24 @@ _OUTPUT = r"(?:response|answer|reply|replies|summary|completion|message|output|e
 _CLAUSE = r"(?:[^.!?\n]|[.!?](?=[^\s]))"  # within one sentence ('www.example.com' does not end one)
 _OPENING = (r"(?:^|[\n.!?:;])\s*(?:please |kindly |also |now |then |and |remember to |make sure to |be sure to |"
             r"(?:can|could|would|will) you (?:please )?)?")
+#: Words that cannot open an order (articles, pronouns, prepositions, conjunctions, greetings) and verbs that
+#: only deliver an answer ('send your reply to …', 'let us know your answer'): a sentence opened by anything
+#: else, in the base form (not '-ing', '-ed' or '-s'), and naming the reader's answer, shapes that answer.
+_NOT_AN_ORDER = (r"(?:the|a|an|this|that|these|those|i|we|you|he|she|it|they|my|our|your|his|her|their|its|thank|"
+                 r"thanks|dear|hi|hello|hey|regards|best|sincerely|if|when|while|as|for|with|in|on|at|by|from|to|of|"
+                 r"after|before|since|because|and|but|or|so|there|here|what|who|how|why|where|which|all|any|some|no|"
+                 r"not|each|every|just|only|also|once|please|kindly|yes|ok|okay|welcome|great|good|glad|sorry|"
+                 r"looking|send|submit|return|forward|email|mail|direct|let|share|await|expect|confirm|get|receive|"
+                 r"appreciate|need|want|require|request|is|are|was|were|be|been|will|would|can|could|should|may|might|"
+                 r"must|do|does|did|have|has|had|note|see)\b")
+_ORDER_WORD = r"(?!" + _NOT_AN_ORDER + r")(?![a-z]+(?:ing|ed)\b)(?![a-z]*[^s]s\b)[a-z]+\b"
 _TASK = (
     _OPENING + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\byour " + _OUTPUT + r"s?\b",
+    _OPENING + _ORDER_WORD + _CLAUSE + r"{0,160}\b(?:in|into|to|from|of|within|throughout|with) your " + _OUTPUT +
+    r"(?:'s|s)?\b",
+    _OPENING + _ORDER_WORD + r" your " + _OUTPUT + r"(?:'s|s)?\b",
+    r"(?:^|[\n.!?:;])\s*(?:in|within|throughout|at the (?:end|start|beginning) of) your " + _OUTPUT +
+    r"s?,? (?:please )?(?!" + _NOT_AN_ORDER + r")[a-z]+\b",
     # The form of the answer: its language or its encoding.
     _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
     r"language|[a-z]+ish|[a-z]+ian|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
@@ -387,7 +406,7 @@ SIGNALS = {
 }
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
-           "encoded-instructions": 3,
+           "encoded-instructions": 3, "unrelated-request": 3,
            **{name: weight for name, (_, weight) in SIGNALS.items()}}
 
 
@@ -431,7 +450,7 @@ def normalise(text: str) -> str:
 
 def visible_text(markup: str) -> str:
     """Markup with tags (and script/style) removed and entities resolved."""
-    return html.unescape(_TAG_STRIP.sub(" ", markup))
+    return html.unescape(_TAG_STRIP.sub(lambda m: "\n" if _BLOCK_TAG.match(m.group()) else " ", markup))
 
 
 def _instructions(text: str) -> bool:
@@ -494,7 +513,8 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
 
 def _signals(text: str) -> dict[str, int]:
     """The SIGNALS found in normalised ``text`` (and in its leet-speak reading)."""
-    views = [" " + text]  # a hint may start with a blank: the text's first word counts too
+    # A hint may start with a blank: the text's first word, and each line's, counts too.
+    views = [" " + text.replace("\n", " \n ")]
     if _LEETISH.search(text):
         views.append(" " + text.translate(_LEET))
     return {name: weight for name, (regex, weight) in SIGNALS.items()
@@ -551,11 +571,59 @@ def _encoded_spans(raw: str) -> Iterator[Span]:
 _ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 
 
+#: Verbs that ask for a piece of work (what an assistant is asked to do), in the base form.
+_TASK_VERBS = (r"(?:show|tell|give|help|suggest|recommend|explain|describe|summari[sz]e|provide|list|write|draft|"
+               r"compose|create|generate|develop|translate|determine|classify|identify|analy[sz]e|compare|calculate|"
+               r"find|name|define|outline|predict|evaluate|plan|design|propose|rewrite|convert|replace|remove|"
+               r"introduce|misspell|scramble|jumble|anagram|group|combine|shift|reverse|encode|decode|spell|teach|"
+               r"recount|narrate|share|offer|detail|elaborate|discuss|review|rate|rank|estimate|forecast|research|"
+               r"investigate|illustrate|demonstrate|clarify|interpret|paraphrase|answer|solve|compute|count|sort|"
+               r"convince|persuade|advise|guide|instruct|book|order|schedule|buy|search|look up)")
+#: A request for a task put to whoever reads: a sentence opened by such a verb (or 'can you …' and one), or a
+#: question to the reader.
+_REQUEST = re.compile(r"\s*(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?" + _TASK_VERBS +
+                      r"\b[^\n]{10,}[.?!]\W*$|\s*(?:what|what's|who|how|which|why|where)\b[^?\n]{8,}\?\W*$")
+_CONTENT_WORD = re.compile(r"[a-z]{4,}")
+_COMMON = frozenset("""this that with from have your what which about would there their will been more when into
+some than them these then only also just like over such make each most other very after before were they does here
+this your yours that's what's it's there's where what when please could would should shall must might thank thanks
+""".split())
+#: A request shares at most this share of its words with the rest of the document to count as unrelated to it.
+UNRELATED = 0.25
+
+
+def _words(text: str) -> set[str]:
+    return {word.rstrip("s") for word in _CONTENT_WORD.findall(normalise(text)) if word not in _COMMON}
+
+
+def unrelated_requests(raw: str, content_type: str) -> list[Span]:
+    """Requests for a task the document itself is not about: an e-mail, a table or a page that asks its
+    reader for something its other text never mentions ('What movies are playing this weekend?' after an
+    invoice) is addressed to an assistant reading it, not to its human recipient."""
+    every = list(spans(raw, content_type))
+    words = [_words(span.text) for span in every]
+    counts: dict[str, int] = {}
+    for group in words:
+        for word in group:
+            counts[word] = counts.get(word, 0) + 1
+    found = []
+    for span, group in zip(every, words):
+        if len(group) < 3 or not _REQUEST.match(normalise(span.text)):
+            continue
+        shared = sum(counts[word] > 1 for word in group)
+        if shared <= UNRELATED * len(group):
+            found.append(span)
+    return found
+
+
 def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
     """The spans that carry instructions (with their signals), and the spans that only discuss them."""
     scored, mentions = [], []
+    unrelated = {(s.start, s.end) for s in unrelated_requests(raw, content_type)}
     for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
         found = _span_signals(span.text, span.hidden)
+        if (span.start, span.end) in unrelated:
+            found["unrelated-request"] = WEIGHTS["unrelated-request"]
         if span.block < 0 and sum(found.values()) >= THRESHOLD:
             found["encoded-instructions"] = WEIGHTS["encoded-instructions"]
         if not found:
@@ -601,6 +669,8 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
     raw = head.decode("utf-8", "replace")
     whole = _whole(raw, content_type)
+    if sum(whole.values()) < THRESHOLD and unrelated_requests(raw, content_type):
+        whole["unrelated-request"] = WEIGHTS["unrelated-request"]
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
         if _ENCODED_TEXT.search(raw) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
