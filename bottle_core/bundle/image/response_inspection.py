@@ -300,7 +300,7 @@ _TASK = (
     r"s?,? (?:please )?(?!" + _NOT_AN_ORDER + r")[a-z]+\b",
     # The form of the answer: its language or its encoding.
     _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
-    r"language|[a-z]+ish|[a-z]+ian|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
+    r"language|[a-z]+ish|[a-z]+an|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
     r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
                             r"begin|start|mention)\b",
 )
@@ -315,7 +315,7 @@ _CODE_ORDER_WORK = (
 )
 _CODE_ORDER = (
     r"\b(?:add|include|insert|append|integrate|incorporate|embed|inject|blend|introduce|feature|paste|place|put|"
-    r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e)\w*\b[^.!?\n]{0,120}\b(?:the|this|these) "
+    r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e|utili[sz]e|use|leverage|apply|adopt)\w*\b[^.!?\n]{0,120}\b(?:the|this|these) "
     r"(?:(?:following|below|subsequent|given|provided|attached|next|above) )?(?:\w+ )?(?:code|snippet|script|excerpt|"
     r"block|section|commands?|lines?)\b",
     r"\b(?:the|this|these) (?:following|below|subsequent) (?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b"
@@ -327,7 +327,7 @@ _HARMFUL_CODE = (
     r"\brequests\.(?:post|put)\(", r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|"
     r"check_output)\(", r"\bos\.(?:system|popen|dup2)\(", r"\bpexpect\.spawn\(", r"\bshutil\.rmtree\(",
     r"\brm -rf /", r"/bin/(?:ba)?sh\b", r"\bnc -e\b", r"\.encrypt(?:or)?\(", r"\b(?:scp|rsync)\b[^\n]{0,80}@",
-    r"\b(?:reboot|shutdown)\b", r"\bmultiprocessing\.process\(", r"\bsend\(\s*ip\(",
+    r"\b(?:reboot|shutdown)\b", r"\brequests\.\w+\([^)\n]*\bcookies=", r"\bmultiprocessing\.process\(", r"\bsend\(\s*ip\(",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
@@ -583,6 +583,9 @@ _TASK_VERBS = (r"(?:show|tell|give|help|suggest|recommend|explain|describe|summa
 #: question to the reader.
 _REQUEST = re.compile(r"\s*(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?" + _TASK_VERBS +
                       r"\b[^\n]{10,}[.?!]\W*$|\s*(?:what|what's|who|how|which|why|where)\b[^?\n]{8,}\?\W*$")
+#: A cheap test on the raw body before it is cut into spans: a task verb or a question word opening a sentence.
+_REQUEST_HINT = re.compile(r"(?:^|[\n>.!?]\s*)(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?"
+                           r"(?:" + _TASK_VERBS + r"|what|what's|who|how|which|why|where)\b", re.I)
 _CONTENT_WORD = re.compile(r"[a-z]{4,}")
 _COMMON = frozenset("""this that with from have your what which about would there their will been more when into
 some than them these then only also just like over such make each most other very after before were they does here
@@ -600,6 +603,8 @@ def unrelated_requests(raw: str, content_type: str) -> list[Span]:
     """Requests for a task the document itself is not about: an e-mail, a table or a page that asks its
     reader for something its other text never mentions ('What movies are playing this weekend?' after an
     invoice) is addressed to an assistant reading it, not to its human recipient."""
+    if not _REQUEST_HINT.search(raw):
+        return []
     every = list(spans(raw, content_type))
     words = [_words(span.text) for span in every]
     counts: dict[str, int] = {}
@@ -608,7 +613,8 @@ def unrelated_requests(raw: str, content_type: str) -> list[Span]:
             counts[word] = counts.get(word, 0) + 1
     found = []
     for span, group in zip(every, words):
-        if len(group) < 3 or not _REQUEST.match(normalise(span.text)):
+        text = normalise(span.text)
+        if len(group) < (2 if text.rstrip().endswith("?") else 3) or not _REQUEST.match(text):
             continue
         shared = sum(counts[word] > 1 for word in group)
         if shared <= UNRELATED * len(group):
