@@ -602,6 +602,10 @@ PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
 
 
 
+#: Past this length a catalogue rule reads only the windows around its keywords (characters before and after).
+WINDOWED, WINDOW_BEFORE, WINDOW_AFTER = 16384, 320, 4096
+
+
 class CatalogueRule:
     """One rule of the generated gitleaks table (``inspection_catalogue``), read as gitleaks reads it.
 
@@ -622,17 +626,40 @@ class CatalogueRule:
             self.allow_line = tuple(map(re.compile, allow_line))
         self.global_allow, self.global_stopwords = global_allow, global_stopwords
 
-    def search(self, text: str, lowered: str) -> str | None:
-        if self.keywords and not any(keyword in lowered for keyword in self.keywords):
+    def search(self, text: str, lowered: str, gated: bool = False) -> str | None:
+        """The first secret this rule finds in ``text`` (``gated``: its keywords are known to be there)."""
+        if not gated and self.keywords and not any(keyword in lowered for keyword in self.keywords):
             return None
-        for match in self.regex.finditer(text):
-            if _inside_blob(text, match.start(), match.end()):
-                continue  # deep inside one long base64 run: chance, as for the table's own shapes
-            secret = match.group(self.group) if self.group else next((g for g in match.groups() if g), match.group())
-            if self._allowed(secret, match):
-                continue
-            return secret
+        for start, end in self._windows(lowered):
+            for match in self.regex.finditer(text, start, end):
+                if _inside_blob(text, match.start(), match.end()):
+                    continue  # deep inside one long base64 run: chance, as for the table's own shapes
+                secret = match.group(self.group) if self.group else next((g for g in match.groups() if g),
+                                                                         match.group())
+                if not self._allowed(secret, match):
+                    return secret
         return None
+
+    def _windows(self, lowered: str) -> list[tuple[int, int]]:
+        """Where to run the regex: the whole of a short text; in a long one, around each keyword (every match
+        holds one), so a 1 MB body that holds a common keyword by chance is not searched whole by every rule."""
+        if len(lowered) <= WINDOWED or not self.keywords:
+            return [(0, len(lowered))]
+        windows: list[tuple[int, int]] = []
+        for keyword in self.keywords:
+            position = lowered.find(keyword)
+            while position >= 0:
+                if len(windows) >= 4096:
+                    return [(0, len(lowered))]
+                windows.append((max(0, position - WINDOW_BEFORE), position + WINDOW_AFTER))
+                position = lowered.find(keyword, position + 1)
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(windows):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return merged
 
     def _allowed(self, secret: str, match: re.Match) -> bool:
         if not secret or filler(secret) or (self.entropy and entropy(secret) <= self.entropy):
@@ -674,11 +701,41 @@ PATTERNS += (
             ("://",), _url_password, starts_token=False),
 )
 
+class Catalogue:
+    """The catalogue's rules with one keyword gate for them all: which rules a text can match at all, found once."""
+
+    def __init__(self, rules: Iterable[CatalogueRule]):
+        self.rules = tuple(rules)
+        self.order = {rule: index for index, rule in enumerate(self.rules)}
+        self.by_keyword: dict[str, list[CatalogueRule]] = {}
+        for rule in self.rules:
+            for keyword in rule.keywords:
+                self.by_keyword.setdefault(keyword, []).append(rule)
+        self.keyless = tuple(rule for rule in self.rules if not rule.keywords)
+        self.by_head: dict[str, list[str]] = {}  # a keyword's first two characters: a short text's pairs find it
+        for keyword in self.by_keyword:
+            self.by_head.setdefault(keyword[:2], []).append(keyword)
+
+    def candidates(self, lowered: str) -> list[CatalogueRule]:
+        """The rules whose keywords are in ``lowered`` (and those with none), in table order."""
+        if len(lowered) <= 1024:
+            pairs = {lowered[i:i + 2] for i in range(len(lowered) - 1)}
+            keys = [k for head in pairs.intersection(self.by_head) for k in self.by_head[head] if k in lowered]
+        else:
+            keys = [k for k in self.by_keyword if k in lowered]
+        found = {rule for key in keys for rule in self.by_keyword[key]}
+        found.update(self.keyless)
+        return sorted(found, key=self.order.__getitem__)
+
+
 #: Catalogue rules not used: a rule with no provider's shape in it, which the table's own
 #: ``credential-assignment`` judges with bottle's host binding (a host given a declared secret may take one);
 #: ``jwt``, which the table's own rule judges with the header decoded.
 CATALOGUE_LEFT_OUT = frozenset({"generic-api-key", "jwt"})
-PATTERNS += _catalogue()
+HAND_PATTERNS = PATTERNS
+CATALOGUE = Catalogue(_catalogue())
+ALL_RULES = frozenset(CATALOGUE.rules)
+PATTERNS += CATALOGUE.rules
 
 AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",
                 "x-goog-api-key", "x-access-token")
@@ -808,6 +865,11 @@ class Inspector:
 
     def _scan(self, where: str, data: bytes, known: list[Known], patterns: list[Pattern]) -> Finding | None:
         needles, owner = self._needles(known)
+        if len(patterns) == len(PATTERNS):  # no rule bound to this host (the usual case): no sets to build
+            hand, allowed = HAND_PATTERNS, ALL_RULES
+        else:
+            hand = [p for p in patterns if type(p) is not CatalogueRule]
+            allowed = frozenset(p for p in patterns if type(p) is CatalogueRule)
         for view in decoded_views(data):
             if len(view) > 65536:  # a long view: the fast substring search, needle by needle
                 for secret in known:
@@ -818,9 +880,12 @@ class Inspector:
             if patterns and texty(view):
                 text = view.decode("utf-8", "replace")
                 lowered = text.lower()
-                for pattern in patterns:
+                for pattern in hand:
                     if pattern.search(text, lowered) is not None:
                         return Finding("credential", pattern.name, where)
+                for rule in CATALOGUE.candidates(lowered):
+                    if rule in allowed and rule.search(text, lowered, gated=True) is not None:
+                        return Finding("credential", rule.name, where)
                 identifier = find_identifier(text, lowered)
                 if identifier:
                     return Finding("personal-data" if identifier == "us-ssn" else "financial-data", identifier, where)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
-from .response_spans import HIDDEN, Span, spans
+from .response_spans import HIDDEN, Span, looks_like_markup, spans
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -298,11 +298,14 @@ _TASK = (
     _OPENING + _ORDER_WORD + r" your " + _OUTPUT + r"(?:'s|s)?\b",
     r"(?:^|[\n.!?:;])\s*(?:in|within|throughout|at the (?:end|start|beginning) of) your " + _OUTPUT +
     r"s?,? (?:please )?(?!" + _NOT_AN_ORDER + r")[a-z]+\b",
-    # The form of the answer: its language or its encoding.
-    _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
-    r"language|[a-z]+ish|[a-z]+an|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
+
     r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
                             r"begin|start|mention)\b",
+)
+#: The form of the answer: its language or its encoding.
+_ANSWER_FORM = (
+    _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
+    r"language|[a-z]+ish|[a-z]+an|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
 )
 #: An order to put given code into what the reader writes ('add the following code block to your solution').
 _WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
@@ -379,11 +382,15 @@ HINTS = {
                      "more "),
     "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
                   "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
-    "task-injection": ("response", "answer", "reply", "replies", "respond", "write back", "output", "summary", "completion", "message",
-                       "elucidation", "explanation"),
+    "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
+                                                         "message", "output", "elucidation", "explanation")),
+    "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
+                    "write back", "reply only", "respond only", "answer only"),
     "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
     "code-order": ("code", "snippet", "script", "excerpt", "block", "section", "command", "line"),
-    "harmful-code": ("(", "rm -rf", "/bin/", "nc -e", "scp", "rsync", "reboot", "shutdown"),
+    "harmful-code": ("requests.", "socket.", ".connect((", "subprocess.", "os.", "pexpect.", "shutil.", "rm -rf",
+                     "/bin/", "nc -e", ".encrypt", "scp", "rsync", "reboot", "shutdown", "multiprocessing.", "send(",
+                     "cookies="),
     "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
@@ -400,6 +407,7 @@ SIGNALS = {
     "authority": (_compile(_AUTHORITY), 2),
     "tool-instruction": (_compile(_TOOL), 1),
     "task-injection": (_compile(_TASK), 3),
+    "answer-form": (_compile(_ANSWER_FORM), 3),
     "code-order": (_compile(_CODE_ORDER), 2),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
@@ -506,6 +514,8 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
     text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
     text = text.replace("\\n", "\n").replace('\\"', '"')
     signals.update(_signals(text))
+    if sum(signals.values()) < THRESHOLD and unrelated_requests(text):
+        signals["unrelated-request"] = WEIGHTS["unrelated-request"]
     if MARKUP.search(text if "<" not in raw else normalise(raw)):
         signals["chat-markup"] = WEIGHTS["chat-markup"]
     return signals
@@ -587,6 +597,7 @@ _REQUEST = re.compile(r"\s*(?:please |kindly |now |also |(?:can|could|would|will
 _REQUEST_HINT = re.compile(r"(?:^|[\n>.!?]\s*)(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?"
                            r"(?:" + _TASK_VERBS + r"|what|what's|who|how|which|why|where)\b", re.I)
 _CONTENT_WORD = re.compile(r"[a-z]{4,}")
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
 _COMMON = frozenset("""this that with from have your what which about would there their will been more when into
 some than them these then only also just like over such make each most other very after before were they does here
 this your yours that's what's it's there's where what when please could would should shall must might thank thanks
@@ -595,41 +606,47 @@ this your yours that's what's it's there's where what when please could would sh
 UNRELATED = 0.25
 
 
-def _words(text: str) -> set[str]:
-    return {word.rstrip("s") for word in _CONTENT_WORD.findall(normalise(text)) if word not in _COMMON}
-
-
-def unrelated_requests(raw: str, content_type: str) -> list[Span]:
-    """Requests for a task the document itself is not about: an e-mail, a table or a page that asks its
-    reader for something its other text never mentions ('What movies are playing this weekend?' after an
-    invoice) is addressed to an assistant reading it, not to its human recipient."""
-    if not _REQUEST_HINT.search(raw):
-        return []
-    every = list(spans(raw, content_type))
-    words = [_words(span.text) for span in every]
+def word_counts(text: str) -> dict[str, int]:
+    """How often each content word occurs in normalised ``text`` (a plural counts as its singular)."""
     counts: dict[str, int] = {}
-    for group in words:
-        for word in group:
-            counts[word] = counts.get(word, 0) + 1
-    found = []
-    for span, group in zip(every, words):
-        text = normalise(span.text)
-        if len(group) < (2 if text.rstrip().endswith("?") else 3) or not _REQUEST.match(text):
-            continue
-        shared = sum(counts[word] > 1 for word in group)
-        if shared <= UNRELATED * len(group):
-            found.append(span)
-    return found
+    for word in _CONTENT_WORD.findall(text):
+        word = word.rstrip("s")
+        counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def off_topic(sentence: str, counts: dict[str, int]) -> bool:
+    """A request (normalised) whose words the rest of the document (``counts``, the whole) hardly ever uses."""
+    mine = {word: n for word, n in word_counts(sentence).items() if word not in _COMMON}
+    if len(mine) < (2 if sentence.rstrip().endswith("?") else 3):
+        return False
+    shared = sum(counts.get(word, 0) > n for word, n in mine.items())
+    return shared <= UNRELATED * len(mine)
+
+
+def unrelated_requests(text: str) -> list[str]:
+    """Requests for a task the document itself is not about, in normalised ``text``: an e-mail, a table or a
+    page that asks its reader for something its other text never mentions ('What movies are playing this
+    weekend?' after an invoice) is addressed to an assistant reading it, not to its human recipient."""
+    requests = [sentence for line in text.split("\n") if _REQUEST_HINT.search(line)
+                for sentence in _SENTENCES.split(line.strip()) if _REQUEST.match(sentence)]
+    if not requests:
+        return []
+    counts = word_counts(text)
+    return [sentence for sentence in requests if off_topic(sentence, counts)]
 
 
 def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
     """The spans that carry instructions (with their signals), and the spans that only discuss them."""
     scored, mentions = [], []
-    unrelated = {(s.start, s.end) for s in unrelated_requests(raw, content_type)}
+    counts = None
     for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
         found = _span_signals(span.text, span.hidden)
-        if (span.start, span.end) in unrelated:
-            found["unrelated-request"] = WEIGHTS["unrelated-request"]
+        if _REQUEST_HINT.match(span.text.lstrip()[:40]) and _REQUEST.match(text := normalise(span.text)):
+            if counts is None:
+                counts = word_counts(normalise(visible_text(raw) if looks_like_markup(raw) else raw))
+            if off_topic(text, counts):
+                found["unrelated-request"] = WEIGHTS["unrelated-request"]
         if span.block < 0 and sum(found.values()) >= THRESHOLD:
             found["encoded-instructions"] = WEIGHTS["encoded-instructions"]
         if not found:
@@ -675,8 +692,6 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
     raw = head.decode("utf-8", "replace")
     whole = _whole(raw, content_type)
-    if sum(whole.values()) < THRESHOLD and unrelated_requests(raw, content_type):
-        whole["unrelated-request"] = WEIGHTS["unrelated-request"]
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
         if _ENCODED_TEXT.search(raw) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
