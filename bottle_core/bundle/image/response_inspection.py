@@ -318,19 +318,22 @@ _CODE_ORDER_WORK = (
 )
 _CODE_ORDER = (
     r"\b(?:add|include|insert|append|integrate|incorporate|embed|inject|blend|introduce|feature|paste|place|put|"
-    r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e|utili[sz]e|use|leverage|apply|adopt)\w*\b[^.!?\n]{0,120}\b(?:the|this|these) "
+    r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e|utili[sz]e|use|leverage|apply|adopt)\w*\b"
+    r"[^.!?\n]{0,120}\b(?:the|this|these) "
     r"(?:(?:following|below|subsequent|given|provided|attached|next|above) )?(?:\w+ )?(?:code|snippet|script|excerpt|"
     r"block|section|commands?|lines?)\b",
     r"\b(?:the|this|these) (?:following|below|subsequent) (?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b"
     r"[^.!?\n]{0,120}\b(?:to|in|into|within) (?:your|the code you)\b",
 )
-#: Code that acts on the machine that runs it: sends local data out, runs a shell, destroys or locks files.
+#: Code that acts on the machine that runs it: sends local data (files, cookies, the clipboard) out, runs a shell,
+#: destroys or locks files. Posting data a program made itself is what clients do: not counted.
 #: Tutorials show such code too, so it weighs little alone; with an order to put it in the reader's work it counts.
 _HARMFUL_CODE = (
-    r"\brequests\.(?:post|put)\(", r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|"
+    r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|"
     r"check_output)\(", r"\bos\.(?:system|popen|dup2)\(", r"\bpexpect\.spawn\(", r"\bshutil\.rmtree\(",
     r"\brm -rf /", r"/bin/(?:ba)?sh\b", r"\bnc -e\b", r"\.encrypt(?:or)?\(", r"\b(?:scp|rsync)\b[^\n]{0,80}@",
-    r"\b(?:reboot|shutdown)\b", r"\brequests\.\w+\([^)\n]*\bcookies=", r"\bmultiprocessing\.process\(", r"\bsend\(\s*ip\(",
+    r"\b(?:reboot|shutdown)\b", r"\brequests\.\w+\([^)\n]*(?:\bcookies=|\bfiles=|\.read\(\)|clipboard)",
+    r"\bmultiprocessing\.process\(", r"\bsend\(\s*ip\(",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
