@@ -93,10 +93,9 @@ def bare_value(regex: str) -> tuple[str, tuple[str, ...]] | None:
     markers = tuple(word.lower() for word in _NOT_LITERAL.sub(" ", value).split() if len(set(word)) >= 3)
     if not markers:
         return None
-    # It starts a token when it starts with a class, or with a marker of four characters or fewer (a long base64
-    # text holds every short marker somewhere); a longer marker may be glued to other text ('example…').
-    short = len(min(markers, key=len)) <= 4
-    lead = "(?<![A-Za-z0-9_\\-])" if short or value.startswith(("[", "(?i:[")) else ""
+    # Alone, it must start a token: a marker like 'live_' is also the tail of other providers' prefixes
+    # ('shippo_live_…'), and a long base64 text holds every short marker somewhere.
+    lead = "(?<![A-Za-z0-9_\\-])"
     flags = "(?i)" if regex.startswith("(?i)") else ""  # the value was read under the rule's flag
     return flags + lead + "(" + value + ")", markers
 
