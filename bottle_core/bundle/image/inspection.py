@@ -15,7 +15,9 @@ decoded bytes, nesting) a request is refused, never passed unread. Rules:
     or URL-encoded, or in pieces spread over JSON fields, query or form values
     or headers, to a host that secret is not bound to.
 ``credential``
-    a well-known credential shape (:data:`PATTERNS`), to any host but the ones
+    a well-known credential shape (:data:`PATTERNS`: bottle's own table, and
+    every rule of gitleaks' published rule set, generated into
+    ``inspection_catalogue`` and read by :class:`CatalogueRule`), to any host but the ones
     a manifest secret whose value has that shape is bound to. Judged by shape,
     never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
     a value that carries nothing (:func:`filler`) passes.

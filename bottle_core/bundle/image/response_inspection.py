@@ -12,7 +12,9 @@ model asked to repeat what it was sent, never hands the agent the real value.
 stripped, entities and escapes resolved, invisible characters removed,
 look-alike letters folded) and scores what its text does: orders to drop
 instructions, talk addressed to an AI, claims of authority, asks for a tool,
-a command or a credential, orders about the reader's answer, fake
+a command or a credential, orders about the reader's answer (its content,
+its form, given code to put in it), requests for a task the document itself
+is not about (:func:`unrelated_requests`), fake
 conversation or tool-call markup, text hidden from a human reader, and
 instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
 the spans a model reads (``response_spans``); the spans that carry the
