@@ -118,3 +118,13 @@ def test_a_long_body_with_common_keywords_and_no_credential_passes(inspector):
     prose = ("The key to a good test is a secret: keep the token count low and the live tests apart. " * 20000)
     assert refused(inspector, prose) is None
     assert refused(inspector, prose + " shippo_test_" + _random(HEX, 40)).name == "shippo-api-token"
+
+
+def test_an_iban_with_lower_case_letters_is_refused_and_a_failing_one_passes(inspector):
+    from tests import corpus
+
+    number = corpus.iban("GB", 22, random.Random(4), bank="NWBK")
+    grouped = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+    assert refused(inspector, f"pay to {grouped[:5] + grouped[5:].lower()} today").name == "iban"
+    broken = number[:-1] + ("0" if number[-1] != "0" else "1")
+    assert refused(inspector, f"pay to {broken[:4] + broken[4:].lower()} today") is None

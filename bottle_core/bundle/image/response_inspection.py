@@ -224,6 +224,7 @@ _OVERRIDE = (
     r"\b(?:ignore|disregard|forget)\b (?:all|any|every) (?:of )?(?:the |your |my )?(?:instructions?|prompts?|directives?|"
     r"guidelines|rules you)",
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
+    r"\b(?:stop|halt|cease) (?:everything|all (?:previous|other|your) (?:tasks?|work))\b",
     r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
     r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
     # A new identity for the model: the role-play that jailbreaks open with.
@@ -309,6 +310,12 @@ _ANSWER_FORM = (
     _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
     r"language|[a-z]+ish|[a-z]+an|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
 )
+#: An order to output a given text word for word ('just print "…"'): a goal hijack's payload; little alone
+#: (a tutorial says 'print "hello"'), enough beside an order that drops the reader's task.
+_VERBATIM = (
+    r"(?:^|[\n.!?:;])\s*(?:now |just |simply |only |then )*(?:print|say|output|repeat|type|respond with|reply with|"
+    r"answer with)(?: only| exactly| just| out)?\s*:?\s*[\"“']",
+)
 #: An order to put given code into what the reader writes ('add the following code block to your solution').
 _WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
 _CODE_ORDER_WORK = (
@@ -376,7 +383,7 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 
 #: Words without which a signal's regex cannot match: a cheap test before the regex.
 HINTS = {
-    "override": ("ignor", "disregard", "forget", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+    "override": ("ignor", "disregard", "forget", "stop ", "halt ", "cease ", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
                  "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
                  "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
     "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
@@ -391,6 +398,7 @@ HINTS = {
                                                          "message", "output", "elucidation", "explanation")),
     "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
                     "write back", "reply only", "respond only", "answer only"),
+    "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
     "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
     "code-order": ("code", "snippet", "script", "excerpt", "block", "section", "command", "line"),
     "harmful-code": ("requests.", "socket.", ".connect((", "subprocess.", "os.", "pexpect.", "shutil.", "rm -rf",
@@ -414,6 +422,7 @@ SIGNALS = {
     "task-injection": (_compile(_TASK), 3),
     "answer-form": (_compile(_ANSWER_FORM), 3),
     "code-order": (_compile(_CODE_ORDER), 2),
+    "verbatim-output": (_compile(_VERBATIM), 1),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
 }
