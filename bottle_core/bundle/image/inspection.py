@@ -681,7 +681,7 @@ class CatalogueRule:
 
 
 def _catalogue() -> tuple[CatalogueRule, ...]:
-    """The generated table's rules (those :data:`PATTERNS` already judges by the same name stay with it)."""
+    """The generated table's rules, less :data:`CATALOGUE_LEFT_OUT`."""
     allow = tuple(map(re.compile, catalogue.GLOBAL_ALLOW))
     return tuple(CatalogueRule(row, allow, catalogue.GLOBAL_STOPWORDS) for row in catalogue.RULES
                  if row[0] not in CATALOGUE_LEFT_OUT)
@@ -691,7 +691,8 @@ def _url_password(match: re.Match) -> bool:
     """A URL's ``user:password@``, unless the pair is a stand-in by the catalogue's own list (``user:password``,
     ``<user>:<pass>``, ``$USER:$PASS``) or a template."""
     pair = f"{match.group('user')}:{match.group('password')}"
-    return not any(r.fullmatch(pair) or r.match(pair) for r in _STAND_IN_PAIRS) and "{" not in pair
+    # The whole pair must be a stand-in: 'app:passw0rd…' only starts like 'user:pass'.
+    return not any(r.fullmatch(pair) for r in _STAND_IN_PAIRS) and "{" not in pair
 
 
 #: gitleaks' allow-list of its curl-auth-user rule: user:password pairs that are stand-ins, not credentials.
@@ -702,6 +703,7 @@ PATTERNS += (
                                           r"(?P<password>[^\s/?#@'\"<>\\]{3,256})@[A-Za-z0-9\[]"),
             ("://",), _url_password, starts_token=False),
 )
+
 
 class Catalogue:
     """The catalogue's rules with one keyword gate for them all: which rules a text can match at all, found once."""
