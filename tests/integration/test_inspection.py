@@ -459,7 +459,8 @@ def catalogue_cases() -> tuple[dict[str, list[str]], dict[str, str], dict[str, l
         "mailchimp-bare": ["--data-binary", json.dumps({"k": pick(hexdigits, 32) + "-us12"}), url],
         "shippo": [f"{url}/x?t=shippo_live_{pick(hexdigits, 40)}"],
         "url-password": ["--data-binary", json.dumps({"db": f"postgres://app:{pick(alnum, 20)}@db.internal/app"}), url],
-        "iban-lower-case": ["--data-binary", json.dumps({"to": corpus.iban("GB", 22, rng, bank="NWBK").lower()}), url],
+        "iban-lower-case": ["--data-binary", json.dumps({"to": "GB" + corpus.iban("GB", 22, rng, bank="NWBK")[2:].lower()}),
+                            url],
     }
     names = {"mailchimp-bare": "mailchimp-api-key", "shippo": "shippo-api-token", "url-password": "url-credentials"}
     benign = {
