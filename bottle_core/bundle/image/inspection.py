@@ -688,9 +688,11 @@ def _catalogue() -> tuple[CatalogueRule, ...]:
 
 
 def _url_password(match: re.Match) -> bool:
-    """A URL's ``user:password@``, unless the pair is a stand-in by the catalogue's own list (``user:password``,
-    ``<user>:<pass>``, ``$USER:$PASS``) or a template."""
+    """A URL's ``user:password@`` with a password of eight characters or more, unless the pair is a stand-in by
+    the catalogue's own list (``user:password``, ``<user>:<pass>``, ``$USER:$PASS``) or a template."""
     pair = f"{match.group('user')}:{match.group('password')}"
+    if len(unquote(match.group("password"))) < 8 or filler(match.group("password")):
+        return False  # shorter than any service accepts ('abc:xyz@' in documentation)
     # The whole pair must be a stand-in: 'app:passw0rd…' only starts like 'user:pass'.
     return not any(r.fullmatch(pair) for r in _STAND_IN_PAIRS) and "{" not in pair
 

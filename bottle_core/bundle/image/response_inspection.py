@@ -328,21 +328,17 @@ _CODE_ORDER_WORK = (
 _CODE_ORDER = (
     r"\b(?:add|include|insert|append|integrate|incorporate|embed|inject|blend|introduce|feature|paste|place|put|"
     r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e|utili[sz]e|use|leverage|apply|adopt)\w*\b"
-    r"[^.!?\n]{0,120}\b(?:the|this|these) "
-    r"(?:(?:following|below|subsequent|given|provided|attached|next|above) )?(?:\w+ )?(?:code|snippet|script|excerpt|"
-    r"block|section|commands?|lines?)\b",
-    r"\b(?:the|this|these) (?:following|below|subsequent) (?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b"
-    r"[^.!?\n]{0,120}\b(?:to|in|into|within) (?:your|the code you)\b",
+    r"[^.!?\n]{0,120}\b(?:the|this|these) (?:following|below|subsequent) (?:\w+ )?(?:code|snippet|script|excerpt|"
+    r"block|section)\b",
 )
 #: Code that acts on the machine that runs it: sends local data (files, cookies, the clipboard) out, runs a shell,
 #: destroys or locks files. Posting data a program made itself is what clients do: not counted.
 #: Tutorials show such code too, so it weighs little alone; with an order to put it in the reader's work it counts.
 _HARMFUL_CODE = (
-    r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|"
-    r"check_output)\(", r"\bos\.(?:system|popen|dup2)\(", r"\bpexpect\.spawn\(", r"\bshutil\.rmtree\(",
-    r"\brm -rf /", r"/bin/(?:ba)?sh\b", r"\bnc -e\b", r"\.encrypt(?:or)?\(", r"\b(?:scp|rsync)\b[^\n]{0,80}@",
-    r"\b(?:reboot|shutdown)\b", r"\brequests\.\w+\([^)\n]*(?:\bcookies=|\bfiles=|\.read\(\)|clipboard)",
-    r"\bmultiprocessing\.process\(", r"\bsend\(\s*ip\(",
+    r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|check_output)\(",
+    r"\bos\.(?:system|popen|dup2)\(", r"\bpexpect\.spawn\(", r"\bshutil\.rmtree\(", r"\brm -rf /",
+    r"\bnc -e\b", r"\.encrypt(?:or)?\(", r"\b(?:scp|rsync)\b[^\n]{0,80}@", r"\bmultiprocessing\.process\(",
+    r"\brequests\.\w+\([^)\n]*(?:\bcookies=|\bfiles=|\.read\(\)|clipboard)", r"\bsend\(\s*ip\(",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
@@ -400,10 +396,9 @@ HINTS = {
                     "write back", "reply only", "respond only", "answer only"),
     "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
     "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
-    "code-order": ("code", "snippet", "script", "excerpt", "block", "section", "command", "line"),
+    "code-order": ("following", "below", "subsequent"),
     "harmful-code": ("requests.", "socket.", ".connect((", "subprocess.", "os.", "pexpect.", "shutil.", "rm -rf",
-                     "/bin/", "nc -e", ".encrypt", "scp", "rsync", "reboot", "shutdown", "multiprocessing.", "send(",
-                     "cookies="),
+                     "nc -e", ".encrypt", "scp", "rsync", "multiprocessing.", "send("),
     "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
@@ -525,10 +520,10 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
     if raw.lstrip()[:1] in ("{", "[") or "json" in content_type.lower():
         raw = _json_text(raw)
     looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
-    text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
-    text = text.replace("\\n", "\n").replace('\\"', '"')
+    visible = (visible_text(raw) if looks_like_markup else html.unescape(raw)).replace("\\n", "\n")
+    text = normalise(visible).replace('\\"', '"')
     signals.update(_signals(text))
-    if sum(signals.values()) < THRESHOLD and unrelated_requests(text):
+    if sum(signals.values()) < THRESHOLD and unrelated_requests(visible, text):
         signals["unrelated-request"] = WEIGHTS["unrelated-request"]
     if MARKUP.search(text if "<" not in raw else normalise(raw)):
         signals["chat-markup"] = WEIGHTS["chat-markup"]
@@ -638,16 +633,26 @@ def off_topic(sentence: str, counts: dict[str, int]) -> bool:
     return shared <= UNRELATED * len(mine)
 
 
-def unrelated_requests(text: str) -> list[str]:
-    """Requests for a task the document itself is not about, in normalised ``text``: an e-mail, a table or a
-    page that asks its reader for something its other text never mentions ('What movies are playing this
-    weekend?' after an invoice) is addressed to an assistant reading it, not to its human recipient."""
-    requests = [sentence for line in text.split("\n") if _REQUEST_HINT.search(line)
-                for sentence in _SENTENCES.split(line.strip()) if _REQUEST.match(sentence)]
+def unrelated_requests(visible: str, text: str) -> list[str]:
+    """Requests for a task the document itself is not about: an e-mail, a table or a page that asks its
+    reader for something its other text never mentions ('What movies are playing this weekend?' after an
+    invoice) is addressed to an assistant reading it, not to its human recipient.
+
+    :param visible: the text as a reader sees it (a request opens a sentence with a capital: a wrapped
+        line that goes on with 'name given to…' is not one);
+    :param text: the same, normalised (what the words are counted in).
+    """
+    requests = [normalise(sentence) for line in visible.split("\n") if _REQUEST_HINT.search(line)
+                for sentence in _SENTENCES.split(line.strip()) if _opens_request(sentence)]
     if not requests:
         return []
     counts = word_counts(text)
     return [sentence for sentence in requests if off_topic(sentence, counts)]
+
+
+def _opens_request(sentence: str) -> bool:
+    """A sentence, as written, that opens with a capital and reads as a request."""
+    return sentence[:1].isupper() and bool(_REQUEST.match(normalise(sentence)))
 
 
 def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
@@ -656,7 +661,8 @@ def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, di
     counts = None
     for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
         found = _span_signals(span.text, span.hidden)
-        if _REQUEST_HINT.match(span.text.lstrip()[:40]) and _REQUEST.match(text := normalise(span.text)):
+        if _REQUEST_HINT.match(span.text.lstrip()[:40]) and _opens_request(span.text.lstrip()):
+            text = normalise(span.text)
             if counts is None:
                 counts = word_counts(normalise(visible_text(raw) if looks_like_markup(raw) else raw))
             if off_topic(text, counts):
