@@ -397,6 +397,7 @@ HINTS = {
     "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
     "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
     "code-order": ("following", "below", "subsequent"),
+    "harmful-code-order": ("following", "below", "subsequent"),
     "harmful-code": ("requests.", "socket.", ".connect((", "subprocess.", "os.", "pexpect.", "shutil.", "rm -rf",
                      "nc -e", ".encrypt", "scp", "rsync", "multiprocessing.", "send("),
     "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
@@ -416,7 +417,9 @@ SIGNALS = {
     "tool-instruction": (_compile(_TOOL), 1),
     "task-injection": (_compile(_TASK), 3),
     "answer-form": (_compile(_ANSWER_FORM), 3),
-    "code-order": (_compile(_CODE_ORDER), 2),
+    "code-order": (_compile(_CODE_ORDER), 1),
+    "harmful-code-order": (_compile(tuple(order + r"[\s\S]{0,600}?(?:" + "|".join(_HARMFUL_CODE) + ")"
+                                          for order in _CODE_ORDER)), 3),
     "verbatim-output": (_compile(_VERBATIM), 1),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
@@ -537,7 +540,7 @@ def _signals(text: str) -> dict[str, int]:
     if _LEETISH.search(text):
         views.append(" " + text.translate(_LEET))
     return {name: weight for name, (regex, weight) in SIGNALS.items()
-            if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views)}
+            if any(any(map(view.__contains__, HINTS[name])) and regex.search(view) for view in views)}
 
 
 # --- instructions, span by span ----------------------------------------------------------------------
