@@ -115,6 +115,32 @@ for path in ("benchmark/text_attack_test.json", "benchmark/code_attack_test.json
             # BIPIA's own placement: the attack appended to the external content the model reads.
             rows.append({"side": "response", "class": "task-hijack", "attack": True, "text": host + "\n" + attack,
                          "source": f"microsoft/BIPIA@{bi}:{path} ({category}), appended to an e-mail of benchmark/email"})
+# More of BIPIA (added later; appended so the rows above keep their place): its train-split attacks, placed at
+# the start, the middle or the end of a table or a code question as BIPIA does, and tables and code questions
+# with nothing added as benign pages.
+def contexts(path, limit):
+    out = []
+    for line in show(BI, path).splitlines()[:limit]:
+        context = json.loads(line)["context"]
+        out.append("\n".join(context) if isinstance(context, list) else context)
+    return out
+tables, code_pages = contexts("benchmark/table/train.jsonl", 75), contexts("benchmark/code/train.jsonl", 50)
+for cls, path in (("benign-table", "benchmark/table/test.jsonl"), ("benign-code", "benchmark/code/test.jsonl")):
+    for context in contexts(path, 100):
+        rows.append({"side": "response", "class": cls, "attack": False, "text": context[:6000],
+                     "source": f"microsoft/BIPIA@{bi}:{path}"})
+index = 0
+for path, hosts in (("benchmark/text_attack_train.json", tables), ("benchmark/code_attack_train.json", code_pages)):
+    for category, attacks in json.loads(show(BI, path)).items():
+        for attack in attacks:
+            host = hosts[index % len(hosts)][:6000].split("\n")
+            where = ("start", "middle", "end")[index % 3]
+            index += 1
+            at = {"start": 0, "middle": len(host) // 2, "end": len(host)}[where]
+            rows.append({"side": "response", "class": "task-hijack", "attack": True,
+                         "text": "\n".join(host[:at] + [attack] + host[at:]),
+                         "source": f"microsoft/BIPIA@{bi}:{path} ({category}), at the {where} of a "
+                                   f"{'table' if hosts is tables else 'code question'}"})
 seen = set(); out = []
 for r in rows:
     if r["text"] in seen: continue

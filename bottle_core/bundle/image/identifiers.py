@@ -38,9 +38,10 @@ _CARD_ISSUER = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9][1-
 #: 13 to 19 digits, optionally in groups of 4 (or 4-6-5) split by one space, '+' (a form's space) or dash each.
 CARD = re.compile(r"(?<![0-9A-Za-z.:_-])(\d{4}(?:[ +-]?\d{4}){2}[ +-]?\d{1,7}|\d{4}[ +-]\d{6}[ +-]\d{4,5})"
                   r"(?![0-9A-Za-z_]|[.,/:-]\d)")  # not part of a longer number, word or hex string
-#: A country code, two check digits, then 11 to 30 letters and digits in groups of any size split by one
-#: space, '+', dot or dash each (as people and forms write them).
-IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}[ ]?\d{2}(?:[ +.\-]?[A-Z0-9]){11,30})(?![A-Za-z0-9])")
+#: A country code (upper case: a lower-case one starts too many hex ids), two check digits, then 11 to 30
+#: letters (in one case, either: the check reads them upper-cased)
+#: and digits in groups of any size split by one space, '+', dot or dash each (as people and forms write them).
+IBAN = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}[ ]?\d{2}(?:[ +.\-]?[A-Za-z0-9]){11,30})(?![A-Za-z0-9])")
 _IBAN_GROUPS = re.compile(r"[ +.\-]")
 BITCOIN = re.compile(r"(?<![A-Za-z0-9])([13][1-9A-HJ-NP-Za-km-z]{25,34}|(?:bc|BC)1[02-9ac-hj-np-zAC-HJ-NP-Z]{11,71})"
                      r"(?![A-Za-z0-9])")
@@ -72,6 +73,9 @@ def iban_in(text: str) -> bool:
         compact = "".join(groups[:end])
         if len(compact) < 15:
             return False
+        body = compact[4:]
+        if body.upper() != body and body.lower() != body:
+            continue  # letters of both cases: base64, not an account number written in either case
         if iban_valid(compact):
             return True
     return False

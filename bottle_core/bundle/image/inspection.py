@@ -15,7 +15,9 @@ decoded bytes, nesting) a request is refused, never passed unread. Rules:
     or URL-encoded, or in pieces spread over JSON fields, query or form values
     or headers, to a host that secret is not bound to.
 ``credential``
-    a well-known credential shape (:data:`PATTERNS`), to any host but the ones
+    a well-known credential shape (:data:`PATTERNS`: bottle's own table, and
+    every rule of gitleaks' published rule set, generated into
+    ``inspection_catalogue`` and read by :class:`CatalogueRule`), to any host but the ones
     a manifest secret whose value has that shape is bound to. Judged by shape,
     never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
     a value that carries nothing (:func:`filler`) passes.
@@ -44,6 +46,7 @@ import html
 import json
 import re
 import string
+import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -51,6 +54,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 from .hosts import bound, entropy
+from . import inspection_catalogue as catalogue
 from .identifiers import find_identifier
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
@@ -429,8 +433,22 @@ def filler(token: str) -> bool:
     return len(set(re.sub(r"[-_.]", "", body).lower())) <= 2
 
 
+def _jwt_header(match: re.Match) -> bool:
+    """A JSON Web Token's header decodes to a JSON object (a run that only starts like one is not a token)."""
+    try:
+        return isinstance(json.loads(base64.urlsafe_b64decode(match.group(1) + "=" * (-len(match.group(1)) % 4))), dict)
+    except (ValueError, binascii.Error):
+        return False
+
+
+#: A time-based UUID (version 1): a clock and a node id, no secret in it.
+_TIME_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
+
+
 def _generic_secret(token: str) -> bool:
-    """Looks random enough to be a credential: long, mixed character classes, high entropy."""
+    """Looks random enough to be a credential: long, mixed character classes, high entropy (not a time-based UUID)."""
+    if _TIME_UUID.match(token):
+        return False
     classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
     return len(token) >= 16 and classes >= 2 and entropy(token) >= 3.5
 
@@ -502,8 +520,6 @@ PATTERNS: tuple[Pattern, ...] = (
                                          r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",), starts_token=False),
     Pattern("github-token", re.compile(_B + r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})"),
             ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), starts_token=False),
-    Pattern("gitlab-token", re.compile(_B + r"(?:gl(?:pat|dt|rt|ptt|cbt|ft|soat|imt|oas|agent)-[A-Za-z0-9_\-]{20,}"
-                                       r"|GR1348941[A-Za-z0-9_\-]{20,})"), ("gl", "gr1348941"), starts_token=False),
     Pattern("slack-token", re.compile(_B + r"(?:xox[abeoprs]-(?:\d+-)?[A-Za-z0-9-]{10,}|xapp-\d-[A-Z0-9]+-\d+-[a-z0-9]+"
                                       r"|hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/]{20,})"),
             ("xox", "xapp-", "hooks.slack.com"), starts_token=False),
@@ -513,7 +529,8 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("stripe-key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|" + _B + r"whsec_[0-9A-Za-z]{24,}"),
             ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), starts_token=False),
     Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
-    Pattern("jwt", re.compile(_B + r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",)),
+    Pattern("jwt", re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{10,})\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",),
+            _jwt_header),
     Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-])[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\."
                                         r"[A-Za-z0-9_\-]{27,}"), (), gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),
     Pattern("telegram-bot-token", re.compile(r"\d{8,10}:AA[A-Za-z0-9_\-]{32,33}(?![A-Za-z0-9_\-])"), (":aa",)),
@@ -584,6 +601,147 @@ def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pa
 
 
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
+
+
+
+#: Past this length a catalogue rule reads only the windows around its keywords (characters before and after).
+WINDOWED, WINDOW_BEFORE, WINDOW_AFTER = 16384, 320, 4096
+
+
+class CatalogueRule:
+    """One rule of the generated gitleaks table (``inspection_catalogue``), read as gitleaks reads it.
+
+    Its keywords gate the regex; the secret is the rule's secret group or the
+    first group that matched; it must clear the rule's entropy floor, must not
+    be filler, and must not be allowed by the rule's or the table's
+    allow-lists (templates, variables, names that are not credentials).
+    """
+
+    def __init__(self, row: tuple, global_allow: tuple[re.Pattern, ...], global_stopwords: tuple[str, ...]):
+        (self.name, regex, self.keywords, self.group, self.entropy, allow_secret, allow_match, allow_line,
+         self.stopwords) = row
+        with warnings.catch_warnings():  # Go's '[[' in a class: Python warns of a future change it does not need
+            warnings.simplefilter("ignore")
+            self.regex = re.compile(regex)
+            self.allow_secret = tuple(map(re.compile, allow_secret))
+            self.allow_match = tuple(map(re.compile, allow_match))
+            self.allow_line = tuple(map(re.compile, allow_line))
+        self.global_allow, self.global_stopwords = global_allow, global_stopwords
+
+    def search(self, text: str, lowered: str, gated: bool = False) -> str | None:
+        """The first secret this rule finds in ``text`` (``gated``: its keywords are known to be there)."""
+        if not gated and self.keywords and not any(keyword in lowered for keyword in self.keywords):
+            return None
+        for start, end in self._windows(lowered):
+            for match in self.regex.finditer(text, start, end):
+                if _inside_blob(text, match.start(), match.end()):
+                    continue  # deep inside one long base64 run: chance, as for the table's own shapes
+                secret = match.group(self.group) if self.group else next((g for g in match.groups() if g),
+                                                                         match.group())
+                if not self._allowed(secret, match):
+                    return secret
+        return None
+
+    def _windows(self, lowered: str) -> list[tuple[int, int]]:
+        """Where to run the regex: the whole of a short text; in a long one, around each keyword (every match
+        holds one), so a 1 MB body that holds a common keyword by chance is not searched whole by every rule."""
+        if len(lowered) <= WINDOWED or not self.keywords:
+            return [(0, len(lowered))]
+        windows: list[tuple[int, int]] = []
+        for keyword in self.keywords:
+            position = lowered.find(keyword)
+            while position >= 0:
+                if len(windows) >= 4096:
+                    return [(0, len(lowered))]
+                windows.append((max(0, position - WINDOW_BEFORE), position + WINDOW_AFTER))
+                position = lowered.find(keyword, position + 1)
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(windows):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        return merged
+
+    def _allowed(self, secret: str, match: re.Match) -> bool:
+        if not secret or filler(secret) or (self.entropy and entropy(secret) <= self.entropy):
+            return True
+        lowered = secret.lower()
+        if any(word in lowered for word in self.global_stopwords) or any(w in lowered for w in self.stopwords):
+            return True
+        if any(r.search(secret) for r in (*self.global_allow, *self.allow_secret)):
+            return True
+        if any(r.search(match.group()) for r in self.allow_match):
+            return True
+        if self.allow_line:
+            text = match.string
+            start, end = text.rfind("\n", 0, match.start()) + 1, text.find("\n", match.end())
+            return any(r.search(text[start:end if end >= 0 else len(text)]) for r in self.allow_line)
+        return False
+
+
+def _catalogue() -> tuple[CatalogueRule, ...]:
+    """The generated table's rules, less :data:`CATALOGUE_LEFT_OUT`."""
+    allow = tuple(map(re.compile, catalogue.GLOBAL_ALLOW))
+    return tuple(CatalogueRule(row, allow, catalogue.GLOBAL_STOPWORDS) for row in catalogue.RULES
+                 if row[0] not in CATALOGUE_LEFT_OUT)
+
+
+def _url_password(match: re.Match) -> bool:
+    """A URL's ``user:password@`` with a password of eight characters or more, unless the pair is a stand-in by
+    the catalogue's own list (``user:password``, ``<user>:<pass>``, ``$USER:$PASS``) or a template."""
+    pair = f"{match.group('user')}:{match.group('password')}"
+    if len(unquote(match.group("password"))) < 8 or filler(match.group("password")):
+        return False  # shorter than any service accepts ('abc:xyz@' in documentation)
+    # The whole pair must be a stand-in: 'app:passw0rd…' only starts like 'user:pass'.
+    return not any(r.fullmatch(pair) for r in _STAND_IN_PAIRS) and "{" not in pair
+
+
+#: gitleaks' allow-list of its curl-auth-user rule: user:password pairs that are stand-ins, not credentials.
+_STAND_IN_PAIRS = tuple(re.compile(r) for row in catalogue.RULES if row[0] == "curl-auth-user" for r in row[5])
+PATTERNS += (
+    # RFC 3986 userinfo with a password: 'scheme://user:password@host'.
+    Pattern("url-credentials", re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<user>[^\s/?#@:'\"<>\\]{1,256}):"
+                                          r"(?P<password>[^\s/?#@'\"<>\\]{3,256})@[A-Za-z0-9\[]"),
+            ("://",), _url_password, starts_token=False),
+)
+
+
+class Catalogue:
+    """The catalogue's rules with one keyword gate for them all: which rules a text can match at all, found once."""
+
+    def __init__(self, rules: Iterable[CatalogueRule]):
+        self.rules = tuple(rules)
+        self.order = {rule: index for index, rule in enumerate(self.rules)}
+        self.by_keyword: dict[str, list[CatalogueRule]] = {}
+        for rule in self.rules:
+            for keyword in rule.keywords:
+                self.by_keyword.setdefault(keyword, []).append(rule)
+        self.keyless = tuple(rule for rule in self.rules if not rule.keywords)
+        self.by_head: dict[str, list[str]] = {}  # a keyword's first two characters: a short text's pairs find it
+        for keyword in self.by_keyword:
+            self.by_head.setdefault(keyword[:2], []).append(keyword)
+
+    def candidates(self, lowered: str) -> list[CatalogueRule]:
+        """The rules whose keywords are in ``lowered`` (and those with none), in table order."""
+        if len(lowered) <= 1024:
+            pairs = {lowered[i:i + 2] for i in range(len(lowered) - 1)}
+            keys = [k for head in pairs.intersection(self.by_head) for k in self.by_head[head] if k in lowered]
+        else:
+            keys = [k for k in self.by_keyword if k in lowered]
+        found = {rule for key in keys for rule in self.by_keyword[key]}
+        found.update(self.keyless)
+        return sorted(found, key=self.order.__getitem__)
+
+
+#: Catalogue rules not used: a rule with no provider's shape in it, which the table's own
+#: ``credential-assignment`` judges with bottle's host binding (a host given a declared secret may take one);
+#: ``jwt``, which the table's own rule judges with the header decoded.
+CATALOGUE_LEFT_OUT = frozenset({"generic-api-key", "jwt"})
+HAND_PATTERNS = PATTERNS
+CATALOGUE = Catalogue(_catalogue())
+ALL_RULES = frozenset(CATALOGUE.rules)
+PATTERNS += CATALOGUE.rules
 
 AUTH_HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "private-token",
                 "x-goog-api-key", "x-access-token")
@@ -713,6 +871,11 @@ class Inspector:
 
     def _scan(self, where: str, data: bytes, known: list[Known], patterns: list[Pattern]) -> Finding | None:
         needles, owner = self._needles(known)
+        if len(patterns) == len(PATTERNS):  # no rule bound to this host (the usual case): no sets to build
+            hand, allowed = HAND_PATTERNS, ALL_RULES
+        else:
+            hand = [p for p in patterns if type(p) is not CatalogueRule]
+            allowed = frozenset(p for p in patterns if type(p) is CatalogueRule)
         for view in decoded_views(data):
             if len(view) > 65536:  # a long view: the fast substring search, needle by needle
                 for secret in known:
@@ -723,9 +886,12 @@ class Inspector:
             if patterns and texty(view):
                 text = view.decode("utf-8", "replace")
                 lowered = text.lower()
-                for pattern in patterns:
+                for pattern in hand:
                     if pattern.search(text, lowered) is not None:
                         return Finding("credential", pattern.name, where)
+                for rule in CATALOGUE.candidates(lowered):
+                    if rule in allowed and rule.search(text, lowered, gated=True) is not None:
+                        return Finding("credential", rule.name, where)
                 identifier = find_identifier(text, lowered)
                 if identifier:
                     return Finding("personal-data" if identifier == "us-ssn" else "financial-data", identifier, where)

@@ -12,7 +12,9 @@ model asked to repeat what it was sent, never hands the agent the real value.
 stripped, entities and escapes resolved, invisible characters removed,
 look-alike letters folded) and scores what its text does: orders to drop
 instructions, talk addressed to an AI, claims of authority, asks for a tool,
-a command or a credential, orders about the reader's answer, fake
+a command or a credential, orders about the reader's answer (its content,
+its form, given code to put in it), requests for a task the document itself
+is not about (:func:`unrelated_requests`), fake
 conversation or tool-call markup, text hidden from a human reader, and
 instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
 the spans a model reads (``response_spans``); the spans that carry the
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
-from .response_spans import HIDDEN, Span, spans
+from .response_spans import HIDDEN, Span, looks_like_markup, spans
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -210,6 +212,9 @@ _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _TAG_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2,6}\U000e007f")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){4,}[a-z]\b")
 _TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+#: Tags that end a block of text: a sentence never runs across one (a heading is not the start of the next line).
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|dl|dt|dd|tr|td|th|table|section|article|header|footer|"
+                        r"blockquote|pre|hr|title|body|head|html|main|nav|aside|form|figure|figcaption)\b", re.I)
 
 _OVERRIDE = (
     r"\b(?:ignore|disregard|forget|override|bypass|overrule|abandon)\b[\w\s,'\-]{0,30}?"
@@ -219,6 +224,7 @@ _OVERRIDE = (
     r"\b(?:ignore|disregard|forget)\b (?:all|any|every) (?:of )?(?:the |your |my )?(?:instructions?|prompts?|directives?|"
     r"guidelines|rules you)",
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
+    r"\b(?:stop|halt|cease) (?:everything|all (?:previous|other|your) (?:tasks?|work))\b",
     r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
     r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
     # A new identity for the model: the role-play that jailbreaks open with.
@@ -266,11 +272,73 @@ _BAIT = (
     r"(?:cat|less|head|more|type)\s+[~$\w/.\-]*(?:\.aws/credentials|\.env\b|\.netrc|\.npmrc|\.pypirc|"
     r"\.docker/config|/etc/passwd)",
 )
-#: An order about what the reader's answer must contain or look like: content that steers the reply.
+#: An order about what the reader's answer must contain or look like: content that steers the reply. It opens a
+#: sentence with a verb that shapes text (or 'can you …'), and names the reader's own output as its object.
+_SHAPING = (r"(?:add|include|insert|append|prepend|write|rewrite|integrate|incorporate|embed|inject|mention|promote|"
+            r"recommend|advertise|format|encode|translate|reverse|invert|replace|substitute|swap|respond|answer|reply|"
+            r"conclude|provide|render|compose|modify|change|alter|enhance|end|begin|start|use|shift|put|place|make|"
+            r"ensure|output|print|state|present|convert|spell|structure|hide|omit|emphasi[sz]e|highlight|frame|craft|"
+            r"weave|blend|slip|attach|finish|close|sign|spread|express|deliver|give|offer|hint|tell|list|refer)")
+_OUTPUT = r"(?:response|answer|reply|replies|summary|completion|message|output|elucidation|explanation)"
+_CLAUSE = r"(?:[^.!?\n]|[.!?](?=[^\s]))"  # within one sentence ('www.example.com' does not end one)
+_OPENING = (r"(?:^|[\n.!?:;])\s*(?:please |kindly |also |now |then |and |remember to |make sure to |be sure to |"
+            r"(?:can|could|would|will) you (?:please )?)?")
+#: Words that cannot open an order (articles, pronouns, prepositions, conjunctions, greetings) and verbs that
+#: only deliver an answer ('send your reply to …', 'let us know your answer'): a sentence opened by anything
+#: else, in the base form (not '-ing', '-ed' or '-s'), and naming the reader's answer, shapes that answer.
+_NOT_AN_ORDER = (r"(?:the|a|an|this|that|these|those|i|we|you|he|she|it|they|my|our|your|his|her|their|its|thank|"
+                 r"thanks|dear|hi|hello|hey|regards|best|sincerely|if|when|while|as|for|with|in|on|at|by|from|to|of|"
+                 r"after|before|since|because|and|but|or|so|there|here|what|who|how|why|where|which|all|any|some|no|"
+                 r"not|each|every|just|only|also|once|please|kindly|yes|ok|okay|welcome|great|good|glad|sorry|"
+                 r"looking|send|submit|return|forward|email|mail|direct|let|share|await|expect|confirm|get|receive|"
+                 r"appreciate|need|want|require|request|is|are|was|were|be|been|will|would|can|could|should|may|might|"
+                 r"must|do|does|did|have|has|had|note|see)\b")
+_ORDER_WORD = r"(?!" + _NOT_AN_ORDER + r")(?![a-z]+(?:ing|ed)\b)(?![a-z]*[^s]s\b)[a-z]+\b"
 _TASK = (
-    r"(?:^|[\n.!?:])\s*(?:please )?(?:add|include|insert|append|write|integrate|embed|mention|promote|recommend|"
-    r"format|encode|translate|reverse|replace|respond|answer|conclude)\b[^.!?\n]{0,160}"
-    r"\byour (?:response|answer|summary|completion)s?\b",
+    _OPENING + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\byour " + _OUTPUT + r"s?\b",
+    _OPENING + _ORDER_WORD + _CLAUSE + r"{0,160}\b(?:in|into|to|from|of|within|throughout|with) your " + _OUTPUT +
+    r"(?:'s|s)?\b",
+    _OPENING + _ORDER_WORD + r" your " + _OUTPUT + r"(?:'s|s)?\b",
+    r"(?:^|[\n.!?:;])\s*(?:in|within|throughout|at the (?:end|start|beginning) of) your " + _OUTPUT +
+    r"s?,? (?:please )?(?!" + _NOT_AN_ORDER + r")[a-z]+\b",
+
+    r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
+                            r"begin|start|mention)\b",
+)
+#: The form of the answer: its language or its encoding.
+_ANSWER_FORM = (
+    _OPENING + r"(?:reply|respond|answer|write back)(?: only)? (?:using|in) (?:[a-z0-9]+ ){0,2}(?:encoding|cipher|"
+    r"language|[a-z]+ish|[a-z]+an|[a-z]+ese|french|dutch|greek|hindi|arabic|hebrew|thai|swahili)\b",
+)
+#: An order to output a given text word for word ('just print "…"'): a goal hijack's payload; little alone
+#: (a tutorial says 'print "hello"'), enough beside an order that drops the reader's task.
+_VERBATIM = (
+    r"(?:^|[\n.!?:;])\s*(?:now |just |simply |only |then )*(?:print|say|output|repeat|type|respond with|reply with|"
+    r"answer with)(?: only| exactly| just| out)?\s*:?\s*[\"“']",
+)
+#: An order to put given code into what the reader writes ('add the following code block to your solution').
+_WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
+_CODE_ORDER_WORK = (
+    r"\b(?:the|this|these) (?:(?:following|below|subsequent|given|provided|next) )?(?:\w+ )?(?:code|snippet|script|"
+    r"excerpt|block|section)\b" + _CLAUSE + r"{0,120}\byour " + _WORK + r"\b",
+    r"\byour " + _WORK + r"\b" + _CLAUSE + r"{0,120}\b(?:the|this|these) (?:(?:following|below|subsequent|given|"
+    r"provided|next) )(?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b",
+    r"\b(?:in|within|into) the code you (?:write|develop|produce|create)\b",
+)
+_CODE_ORDER = (
+    r"\b(?:add|include|insert|append|integrate|incorporate|embed|inject|blend|introduce|feature|paste|place|put|"
+    r"implement|inclusion|embedding|weave|slip|augment|enrich|optimi[sz]e|utili[sz]e|use|leverage|apply|adopt)\w*\b"
+    r"[^.!?\n]{0,120}\b(?:the|this|these) (?:following|below|subsequent) (?:\w+ )?(?:code|snippet|script|excerpt|"
+    r"block|section)\b",
+)
+#: Code that acts on the machine that runs it: sends local data (files, cookies, the clipboard) out, runs a shell,
+#: destroys or locks files. Posting data a program made itself is what clients do: not counted.
+#: Tutorials show such code too, so it weighs little alone; with an order to put it in the reader's work it counts.
+_HARMFUL_CODE = (
+    r"\bsocket\.socket\(", r"\.connect\(\(", r"\bsubprocess\.(?:call|run|popen|check_output)\(",
+    r"\bos\.(?:system|popen|dup2)\(", r"\bpexpect\.spawn\(", r"\bshutil\.rmtree\(", r"\brm -rf /",
+    r"\bnc -e\b", r"\.encrypt(?:or)?\(", r"\b(?:scp|rsync)\b[^\n]{0,80}@", r"\bmultiprocessing\.process\(",
+    r"\brequests\.\w+\([^)\n]*(?:\bcookies=|\bfiles=|\.read\(\)|clipboard)", r"\bsend\(\s*ip\(",
 )
 #: Claims of an authority the page does not have: the operator, the platform, the user's consent.
 _AUTHORITY = (
@@ -311,7 +379,7 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 
 #: Words without which a signal's regex cannot match: a cheap test before the regex.
 HINTS = {
-    "override": ("ignor", "disregard", "forget", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+    "override": ("ignor", "disregard", "forget", "stop ", "halt ", "cease ", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
                  "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
                  "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
     "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
@@ -322,7 +390,16 @@ HINTS = {
                      "more "),
     "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
                   "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
-    "task-injection": ("response", "answer", "output", "summary", "completion"),
+    "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
+                                                         "message", "output", "elucidation", "explanation")),
+    "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
+                    "write back", "reply only", "respond only", "answer only"),
+    "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
+    "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
+    "code-order": ("following", "below", "subsequent"),
+    "harmful-code-order": ("following", "below", "subsequent"),
+    "harmful-code": ("requests.", "socket.", ".connect((", "subprocess.", "os.", "pexpect.", "shutil.", "rm -rf",
+                     "nc -e", ".encrypt", "scp", "rsync", "multiprocessing.", "send("),
     "tool-instruction": ("tool", "function", "command", "mcp", "plugin", "argument", "parameter", "input"),
 }
 
@@ -339,10 +416,17 @@ SIGNALS = {
     "authority": (_compile(_AUTHORITY), 2),
     "tool-instruction": (_compile(_TOOL), 1),
     "task-injection": (_compile(_TASK), 3),
+    "answer-form": (_compile(_ANSWER_FORM), 3),
+    "code-order": (_compile(_CODE_ORDER), 1),
+    "harmful-code-order": (_compile(tuple(order + r"[\s\S]{0,600}?(?:" + "|".join(_HARMFUL_CODE) + ")"
+                                          for order in _CODE_ORDER)), 3),
+    "verbatim-output": (_compile(_VERBATIM), 1),
+    "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
+    "harmful-code": (_compile(_HARMFUL_CODE), 1),
 }
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
-           "encoded-instructions": 3,
+           "encoded-instructions": 3, "unrelated-request": 3,
            **{name: weight for name, (_, weight) in SIGNALS.items()}}
 
 
@@ -386,7 +470,7 @@ def normalise(text: str) -> str:
 
 def visible_text(markup: str) -> str:
     """Markup with tags (and script/style) removed and entities resolved."""
-    return html.unescape(_TAG_STRIP.sub(" ", markup))
+    return html.unescape(_TAG_STRIP.sub(lambda m: "\n" if _BLOCK_TAG.match(m.group()) else " ", markup))
 
 
 def _instructions(text: str) -> bool:
@@ -439,9 +523,11 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
     if raw.lstrip()[:1] in ("{", "[") or "json" in content_type.lower():
         raw = _json_text(raw)
     looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
-    text = normalise(visible_text(raw) if looks_like_markup else html.unescape(raw))
-    text = text.replace("\\n", "\n").replace('\\"', '"')
+    visible = (visible_text(raw) if looks_like_markup else html.unescape(raw)).replace("\\n", "\n")
+    text = normalise(visible).replace('\\"', '"')
     signals.update(_signals(text))
+    if sum(signals.values()) < THRESHOLD and unrelated_requests(visible, text):
+        signals["unrelated-request"] = WEIGHTS["unrelated-request"]
     if MARKUP.search(text if "<" not in raw else normalise(raw)):
         signals["chat-markup"] = WEIGHTS["chat-markup"]
     return signals
@@ -449,11 +535,12 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
 
 def _signals(text: str) -> dict[str, int]:
     """The SIGNALS found in normalised ``text`` (and in its leet-speak reading)."""
-    views = [" " + text]  # a hint may start with a blank: the text's first word counts too
+    # A hint may start with a blank: the text's first word, and each line's, counts too.
+    views = [" " + text.replace("\n", " \n ")]
     if _LEETISH.search(text):
         views.append(" " + text.translate(_LEET))
     return {name: weight for name, (regex, weight) in SIGNALS.items()
-            if any(any(hint in view for hint in HINTS[name]) and regex.search(view) for view in views)}
+            if any(any(map(view.__contains__, HINTS[name])) and regex.search(view) for view in views)}
 
 
 # --- instructions, span by span ----------------------------------------------------------------------
@@ -506,11 +593,83 @@ def _encoded_spans(raw: str) -> Iterator[Span]:
 _ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 
 
+#: Verbs that ask for a piece of work (what an assistant is asked to do), in the base form.
+_TASK_VERBS = (r"(?:show|tell|give|help|suggest|recommend|explain|describe|summari[sz]e|provide|list|write|draft|"
+               r"compose|create|generate|develop|translate|determine|classify|identify|analy[sz]e|compare|calculate|"
+               r"find|name|define|outline|predict|evaluate|plan|design|propose|rewrite|convert|replace|remove|"
+               r"introduce|misspell|scramble|jumble|anagram|group|combine|shift|reverse|encode|decode|spell|teach|"
+               r"recount|narrate|share|offer|detail|elaborate|discuss|review|rate|rank|estimate|forecast|research|"
+               r"investigate|illustrate|demonstrate|clarify|interpret|paraphrase|answer|solve|compute|count|sort|"
+               r"convince|persuade|advise|guide|instruct|book|order|schedule|buy|search|look up)")
+#: A request for a task put to whoever reads: a sentence opened by such a verb (or 'can you …' and one), or a
+#: question to the reader.
+_REQUEST = re.compile(r"\s*(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?" + _TASK_VERBS +
+                      r"\b[^\n]{10,}[.?!]\W*$|\s*(?:what|what's|who|how|which|why|where)\b[^?\n]{8,}\?\W*$")
+#: A cheap test on the raw body before it is cut into spans: a task verb or a question word opening a sentence.
+_REQUEST_HINT = re.compile(r"(?:^|[\n>.!?]\s*)(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?"
+                           r"(?:" + _TASK_VERBS + r"|what|what's|who|how|which|why|where)\b", re.I)
+_CONTENT_WORD = re.compile(r"[a-z]{4,}")
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_COMMON = frozenset("""this that with from have your what which about would there their will been more when into
+some than them these then only also just like over such make each most other very after before were they does here
+this your yours that's what's it's there's where what when please could would should shall must might thank thanks
+""".split())
+#: A request shares at most this share of its words with the rest of the document to count as unrelated to it.
+UNRELATED = 0.25
+
+
+def word_counts(text: str) -> dict[str, int]:
+    """How often each content word occurs in normalised ``text`` (a plural counts as its singular)."""
+    counts: dict[str, int] = {}
+    for word in _CONTENT_WORD.findall(text):
+        word = word.rstrip("s")
+        counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def off_topic(sentence: str, counts: dict[str, int]) -> bool:
+    """A request (normalised) whose words the rest of the document (``counts``, the whole) hardly ever uses."""
+    mine = {word: n for word, n in word_counts(sentence).items() if word not in _COMMON}
+    if len(mine) < (2 if sentence.rstrip().endswith("?") else 3):
+        return False
+    shared = sum(counts.get(word, 0) > n for word, n in mine.items())
+    return shared <= UNRELATED * len(mine)
+
+
+def unrelated_requests(visible: str, text: str) -> list[str]:
+    """Requests for a task the document itself is not about: an e-mail, a table or a page that asks its
+    reader for something its other text never mentions ('What movies are playing this weekend?' after an
+    invoice) is addressed to an assistant reading it, not to its human recipient.
+
+    :param visible: the text as a reader sees it (a request opens a sentence with a capital: a wrapped
+        line that goes on with 'name given to…' is not one);
+    :param text: the same, normalised (what the words are counted in).
+    """
+    requests = [normalise(sentence) for line in visible.split("\n") if _REQUEST_HINT.search(line)
+                for sentence in _SENTENCES.split(line.strip()) if _opens_request(sentence)]
+    if not requests:
+        return []
+    counts = word_counts(text)
+    return [sentence for sentence in requests if off_topic(sentence, counts)]
+
+
+def _opens_request(sentence: str) -> bool:
+    """A sentence, as written, that opens with a capital and reads as a request."""
+    return sentence[:1].isupper() and bool(_REQUEST.match(normalise(sentence)))
+
+
 def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
     """The spans that carry instructions (with their signals), and the spans that only discuss them."""
     scored, mentions = [], []
+    counts = None
     for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
         found = _span_signals(span.text, span.hidden)
+        if _REQUEST_HINT.match(span.text.lstrip()[:40]) and _opens_request(span.text.lstrip()):
+            text = normalise(span.text)
+            if counts is None:
+                counts = word_counts(normalise(visible_text(raw) if looks_like_markup(raw) else raw))
+            if off_topic(text, counts):
+                found["unrelated-request"] = WEIGHTS["unrelated-request"]
         if span.block < 0 and sum(found.values()) >= THRESHOLD:
             found["encoded-instructions"] = WEIGHTS["encoded-instructions"]
         if not found:

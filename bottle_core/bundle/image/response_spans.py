@@ -16,6 +16,8 @@ from __future__ import annotations
 import html
 import json
 import re
+from bisect import bisect_right
+from itertools import accumulate
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -83,10 +85,13 @@ def spans(raw: str, content_type: str = "") -> Iterator[Span]:
         yield from (s for n, line in enumerate(_LINE.finditer(raw))
                     for s in _sentences(line.group(), line.start(), n, False, str))
         return
-    hidden = [(m.start("inner"), m.end("inner")) for m in HIDDEN.finditer(raw)]
+    hidden = sorted((m.start("inner"), m.end("inner")) for m in HIDDEN.finditer(raw))
+    starts = [start for start, _ in hidden]
+    reach = list(accumulate((end for _, end in hidden), max))  # the furthest end of the ranges begun so far
 
     def is_hidden(position: int) -> bool:
-        return any(start <= position < end for start, end in hidden)
+        index = bisect_right(starts, position) - 1  # a page of many hidden blocks: no scan of them all per token
+        return index >= 0 and reach[index] > position
 
     for block, token in enumerate(_MARKUP_TOKEN.finditer(raw)):
         if token.group("comment") is not None:
