@@ -42,6 +42,8 @@ TOOL_EVENTS = {"PreToolUse", "PostToolUse"}
 #: Events the supervisor can refuse: any failure of their hook blocks them. The others cannot be undone (a
 #: blocked Stop would never stop), so a failure there is a non-blocking error.
 BLOCKING_EVENTS = {"PreToolUse", "UserPromptSubmit"}
+#: Events Claude Code runs no http hook for: a command posts them (once a session, off every tool call's path).
+COMMAND_EVENTS = {"SessionStart"}
 
 
 def managed_settings(plan: Plan) -> dict:
@@ -52,6 +54,11 @@ def managed_settings(plan: Plan) -> dict:
         wait = int(plan.supervise.ask_timeout) + HOOK_GRACE if event == "PreToolUse" else HOOK_GRACE
         handler = {"type": "http", "url": f"{url}/hook?event={event}", "timeout": wait,
                    "onFailure": "block" if event in BLOCKING_EVENTS else "continue"}
+        if event in COMMAND_EVENTS:
+            # Recorded only; curl by its full path, its config files off (-q), its answer kept from the model.
+            handler = {"type": "command", "timeout": wait, "command": (
+                f"/usr/bin/curl -q -s -o /dev/null --noproxy '*' --max-time {wait} -H 'Content-Type: "
+                f"application/json' --data-binary @- '{url}/hook?event={event}'")}
         group = {"hooks": [handler]}
         if event in TOOL_EVENTS:
             group = {"matcher": "*", **group}
