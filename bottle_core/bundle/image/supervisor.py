@@ -264,6 +264,8 @@ class HookHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "bottle-supervisor/2"
+    # Claude Code keeps its connection: without this, each answer's body waits out the peer's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass  # the audit log is the record
