@@ -16,7 +16,7 @@ from . import reaper
 from .hookspecs import PROVISION_ORDER
 from .plan import Plan, mark_ended, stage, state_root
 from .plugins import Plugins, select_backend
-from .provision import copy_workspace
+from .provision import ProvisionRound, copy_workspace
 from .sandbox import Bottle
 from .spec import BottleSpec
 
@@ -59,11 +59,12 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
             # need no network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the
             # caller get a bottle whose way out is up.
+            provisioning = ProvisionRound(bottle)  # everything below applied in one round (see ProvisionRound)
             if launched.copy_cwd:
-                copy_workspace(launched, bottle)
+                copy_workspace(launched, provisioning)
             for hook in PROVISION_ORDER:
-                plugins.call_each(hook, plan=launched, bottle=bottle)
-            bottle.ready()
+                plugins.call_each(hook, plan=launched, bottle=provisioning)
+            provisioning.ready()
             yield bottle
     finally:
         mark_ended(plan.state_dir)  # its plan and logs stay for `bottle logs` until `bottle gc` ages them out
