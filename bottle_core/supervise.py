@@ -42,6 +42,8 @@ TOOL_EVENTS = {"PreToolUse", "PostToolUse"}
 #: Events the supervisor can refuse: any failure of their hook blocks them. The others cannot be undone (a
 #: blocked Stop would never stop), so a failure there is a non-blocking error.
 BLOCKING_EVENTS = {"PreToolUse", "UserPromptSubmit"}
+#: The first Claude Code release that honours ``onFailure``: an older one runs a tool call whose hook failed.
+FAIL_CLOSED_SINCE = "2.1.295"
 #: Events Claude Code runs no http hook for: a command posts them (once a session, off every tool call's path).
 COMMAND_EVENTS = {"SessionStart"}
 
@@ -73,6 +75,13 @@ def provision(plan: Plan, bottle) -> None:
     folder = str(Path(MANAGED_SETTINGS).parent)
     data = json.dumps(managed_settings(plan), indent=2).encode()
     bottle.check(["sh", "-ec", f'umask 022; mkdir -p "{folder}"; cat > "{MANAGED_SETTINGS}"'], user="0", stdin=data)
+    # The claude in the image (BOTTLE_CLAUDE_VERSION or BOTTLE_CLAUDE_BINARY may name any) must fail closed.
+    bottle.check(["sh", "-ec", (
+        'v=$(/usr/local/bin/claude --version | cut -d" " -f1); '
+        f'[ "$(printf "%s\\n" {FAIL_CLOSED_SINCE} "$v" | sort -V | head -n1)" = {FAIL_CLOSED_SINCE} ] || '
+        f'{{ echo "claude $v in this bottle is older than {FAIL_CLOSED_SINCE}: its supervision hooks would let a '
+        f'call run when the supervisor fails; set BOTTLE_CLAUDE_VERSION to {FAIL_CLOSED_SINCE} or newer" >&2; '
+        'exit 1; }')])
 
 
 # -- approvals ------------------------------------------------------------------
