@@ -64,12 +64,40 @@ def remove_detached(client, slug: str, containers: list[str], networks: list[str
         return None
 
 
+def remove_over_socket(path: str, containers: list[str], networks: list[str]) -> None:
+    """:func:`remove_resources` in raw engine calls on its Unix socket: no SDK to import (~0.3 s of CPU each
+    time, which many bottles ending at once on a small machine feel)."""
+    from urllib.parse import quote
+
+    from .engine import _UnixConnection
+
+    def delete(url: str) -> None:
+        conn = _UnixConnection(path, timeout=120)
+        try:
+            conn.request("DELETE", url)
+            conn.getresponse().read()  # 204 removed, 404 gone already, 409 a removal in progress: all fine
+        except OSError:
+            pass  # gc finishes what is left
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda c: delete(f"/containers/{quote(c, safe='')}?force=1&v=1"), containers))
+        list(pool.map(lambda n: delete(f"/networks/{quote(n, safe='')}"), networks))
+
+
 def main(argv: list[str]) -> int:
-    from .engine import client
+    from urllib.parse import urlparse
+
+    from .engine import client, engine_url
 
     _slug, what = argv
     wanted = json.loads(what)
-    remove_resources(client(), wanted["containers"], wanted["networks"])
+    url = urlparse(engine_url())
+    if url.scheme == "unix":
+        remove_over_socket(url.path, wanted["containers"], wanted["networks"])
+    else:
+        remove_resources(client(), wanted["containers"], wanted["networks"])
     return 0
 
 
