@@ -241,15 +241,16 @@ def _archive(members: list, scripts: dict[str, str], steps: list) -> bytes:
             info.type, info.mode = tarfile.DIRTYPE, 0o1777
             tar.addfile(info)
         for user, script in scripts.items():
-            uid = int(user) if user.isdigit() else 0
+            # Its user's alone; a user named, not numbered, cannot be owner here: readable then.
+            uid, private = (int(user), True) if user.isdigit() else (0, user in ("root",))
             folder = f"{ROUND_DIR}/{user}".lstrip("/")
             info = tarfile.TarInfo(folder)
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o700, uid, uid
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o700 if private else 0o755, uid, uid
             tar.addfile(info)
             inputs = [(f"stdin-{n}", stdin) for n, (who, _, _, _, stdin) in enumerate(steps)
                       if who == user and stdin is not None]
             for name, data in [("script", script.encode()), *inputs]:
                 info = tarfile.TarInfo(f"{folder}/{name}")
-                info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, uid
+                info.size, info.mode, info.uid, info.gid = len(data), 0o600 if private else 0o644, uid, uid
                 tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
