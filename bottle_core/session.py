@@ -59,9 +59,9 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
             # need no network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the
             # caller get a bottle whose way out is up.
-            provisioning = ProvisionRound(bottle)  # everything below applied in one round (see ProvisionRound)
-            if launched.copy_cwd:
-                copy_workspace(launched, provisioning)
+            if launched.copy_cwd:  # streamed in on its own: a workspace can be large
+                copy_workspace(launched, bottle)
+            provisioning = ProvisionRound(bottle)  # the hooks' contributions applied in one round
             for hook in PROVISION_ORDER:
                 plugins.call_each(hook, plan=launched, bottle=provisioning)
             provisioning.ready()
