@@ -2,11 +2,14 @@
 
 Prints the median of N runs of:
   - launch start -> first exec returning (the `launch` context, no provisioning),
-  - the whole `bottle exec AGENT -- true` (CLI start, plan, launch, provision, teardown),
+  - the whole `bottle exec AGENT -- true` (CLI start, plan, launch, provision, teardown), cold,
   - `docker run --rm <base> true`, for scale,
-with the ratios, and the bundle's idle memory.
+  - 8 `bottle exec AGENT -- true` at once from 8 processes (wall time for all, against one cold exec),
+with the ratios, and the bundle's idle memory. With ``--baseline PATH`` (another
+checkout's ``bottle`` executable) the exec figures are measured for it too,
+interleaved with this checkout's, and printed side by side.
 
-    python benchmarks/bench_launch.py [-n 7]
+    python benchmarks/bench_launch.py [-n 7] [--concurrent 8] [--baseline OTHER/.venv/bin/bottle]
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def parse_mib(text: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=7, help="runs of each measurement")
+    parser.add_argument("--concurrent", type=int, default=8, help="bottles started at once (default 8)")
+    parser.add_argument("--baseline", help="another bottle executable to measure alongside, interleaved")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bottle-bench-"))
@@ -80,20 +85,38 @@ def main() -> None:
             memory.append(parse_mib(stats))
         shutil.rmtree(plan.state_dir)
 
-    exec_times = []
-    for _ in range(args.n):
-        exec_times.append(timed(lambda: subprocess.run([BOTTLE, "exec", "-m", str(manifest_path), "demo", "--", "true"],
-                                                       check=True, stdin=subprocess.DEVNULL)))
-    docker_times = [timed(lambda: subprocess.run(["docker", "run", "--rm", base, "true"], check=True))
-                    for _ in range(args.n)]
+    bottles = {"this checkout": BOTTLE, **({"baseline": args.baseline} if args.baseline else {})}
+    command = ["exec", "-m", str(manifest_path), "demo", "--", "true"]
+    exec_times: dict[str, list[float]] = {label: [] for label in bottles}
+    docker_times: list[float] = []
+    for _ in range(args.n):  # interleaved, so a busy moment hurts each alike
+        for label, bottle in bottles.items():
+            exec_times[label].append(timed(lambda: subprocess.run([bottle, *command], check=True,
+                                                                  stdin=subprocess.DEVNULL)))
+        docker_times.append(timed(lambda: subprocess.run(["docker", "run", "--rm", base, "true"], check=True)))
+    together: dict[str, list[float]] = {label: [] for label in bottles}
+    for round_ in range(2):  # twice, the order swapped, so neither always meets the other's leftovers
+        for label, bottle in (list(bottles.items()) if round_ % 2 == 0 else list(reversed(bottles.items()))):
+            def at_once() -> None:
+                procs = [subprocess.Popen([bottle, *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE) for _ in range(args.concurrent)]
+                failed = [p.stderr.read().decode()[-300:] for p in procs if p.wait() != 0]
+                if failed:
+                    sys.exit(f"{len(failed)} of {args.concurrent} concurrent bottles failed ({label}): {failed[0]}")
+            together[label].append(timed(at_once))
 
-    launch, whole, plain = (statistics.median(x) for x in (launch_times, exec_times, docker_times))
+    launch, plain = statistics.median(launch_times), statistics.median(docker_times)
     print(f"images: agent {images['agent']}, bundle {images['bundle']}; {args.n} runs each")
     print(f"launch -> first exec          median {launch:6.3f} s   (target < 1.5 s)   {launch / plain:4.1f}x docker run")
-    print(f"bottle exec AGENT -- true     median {whole:6.3f} s   (target < 2.5 s)   {whole / plain:4.1f}x docker run")
     print(f"docker run --rm {base} true   median {plain:6.3f} s")
+    for label in reversed(list(bottles)):
+        whole = statistics.median(exec_times[label])
+        print(f"-- {label}")
+        print(f"bottle exec AGENT -- true     median {whole:6.3f} s   (target <= 3x)   {whole / plain:4.1f}x docker run")
+        crowd = statistics.mean(together[label])
+        print(f"{args.concurrent} at once from {args.concurrent} processes  {crowd:6.3f} s in all, mean of 2 "
+              f"(target <= 4x)   {crowd / whole:4.1f}x one cold exec")
     print(f"bundle idle memory            median {statistics.median(memory):6.1f} MiB (target < 150 MiB)")
-
 
 if __name__ == "__main__":
     main()

@@ -8,14 +8,21 @@ the backend's and the plugins'.
 
 from __future__ import annotations
 
+import io
 import posixpath
+import shlex
 import sys
+import tarfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from . import clone, hostrepo
+from .errors import BottleRuntimeError
 from .hookspecs import hookimpl
 from .plan import Plan
-from .sandbox import Bottle, tar_of_folders
+from .sandbox import Bottle, ExecResult, as_argv, tar_of_folders
 from .workspace import LeftOut, WorkspaceFilter, history_pathspecs, recorded, workspace_tar
 
 
@@ -115,3 +122,135 @@ def copy_workspace(plan: Plan, bottle: Bottle) -> None:
         stream, left = workspace_tar(plan.cwd, filter_, plan.guest.uid)
     bottle.copy_in(stream, plan.guest.workspace)
     print(left.line(), file=sys.stderr)
+
+
+class ProvisionRound(Bottle):
+    """What the provision hooks contribute, applied in one round: one archive, then one exec per user at once.
+
+    The hooks are handed this instead of the bottle. Their ``copy_in`` and
+    ``write_files`` go into one archive, unpacked at ``/`` in one engine call;
+    their ``check`` commands are kept in order and run after it, one script a
+    user (root's and the agent's, which cannot switch to each other: the agent
+    has no capability), both at once. A command's failure is raised then,
+    naming the command. ``exec``, ``run``, ``copy_out`` and ``ready`` need the
+    bottle as it is, so they apply what is held first; so does :meth:`apply`.
+    """
+
+    def __init__(self, bottle: Bottle):
+        super().__init__(bottle.plan, bottle.bundle)
+        self.inner = bottle
+        self._members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+        self._steps: list[tuple[str, list[str], dict, str, bytes | None]] = []
+
+    def __getattr__(self, name: str):
+        """A backend's own hook may use its own handle's attributes: they are the bottle's."""
+        return getattr(self.inner, name)
+
+    # -- held for the round --------------------------------------------------------
+
+    def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:
+        data = tar_stream if isinstance(tar_stream, bytes) else tar_stream.read()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for info in tar.getmembers():
+                content = tar.extractfile(info).read() if info.isreg() else None  # type: ignore[union-attr]
+                info.name = posixpath.normpath(posixpath.join(dest, info.name)).lstrip("/")
+                self._members.append((info, content))
+
+    def check(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
+              workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
+        who = str(self.plan.guest.uid) if user is None else str(user)
+        self._steps.append((who, as_argv(command), dict(env or {}), workdir or self.plan.guest.workspace, stdin))
+        return ExecResult(0, b"", b"")
+
+    # -- the bottle as it is -----------------------------------------------------
+
+    def exec(self, command, **kwargs) -> ExecResult:
+        self.apply()
+        return self.inner.exec(command, **kwargs)
+
+    def run(self, argv, **kwargs) -> int:
+        self.apply()
+        return self.inner.run(argv, **kwargs)
+
+    def copy_out(self, src: str) -> bytes:
+        self.apply()
+        return self.inner.copy_out(src)
+
+    def ready(self) -> None:
+        self.apply()
+        self.inner.ready()
+
+    def apply(self) -> None:
+        """Unpack the archive held, then run the commands held; raises naming the first that failed."""
+        members, steps = self._members, self._steps
+        self._members, self._steps = [], []
+        by_user: dict[str, list[tuple[int, list[str], dict, str, bytes | None]]] = {}
+        for number, (user, argv, env, workdir, stdin) in enumerate(steps):
+            by_user.setdefault(user, []).append((number, argv, env, workdir, stdin))
+        scripts = {user: _round_script(user, mine) for user, mine in by_user.items()}
+        if members or scripts:
+            self.inner.copy_in(_archive(members, scripts, steps), "/")
+        with ThreadPoolExecutor(max_workers=max(1, len(scripts))) as pool:
+            done = {user: pool.submit(self.inner.exec, ["sh", f"{ROUND_DIR}/{user}/script"], user=user, workdir="/")
+                    for user in scripts}
+        for user, future in done.items():
+            result = future.result()
+            if not result.ok:
+                failed = _failed_step(result.stderr)
+                shown = shlex.join(steps[failed][1]) if failed is not None else f"provisioning as user {user}"
+                detail = [line for line in result.stderr.decode("utf-8", "replace").strip().splitlines()
+                          if not line.startswith(STEP_MARK)][-1:] or ["no output"]
+                raise BottleRuntimeError(f"in bottle {self.plan.slug}: `{shown}` exited {result.returncode}: "
+                                         f"{detail[0]}")
+
+
+#: Where a round's scripts and stdin files go: one folder a user, its own, removed by the script as it ends.
+ROUND_DIR = "/run/bottle-provision"
+STEP_MARK = "bottle-provision step "
+
+
+def _round_script(user: str, steps: list) -> str:
+    """One user's commands in order, each in its folder with its environment and stdin; stops at the first failure."""
+    folder = f"{ROUND_DIR}/{user}"
+    lines = ["set -u", f"trap 'rm -rf {folder}' EXIT"]
+    for number, argv, env, workdir, stdin in steps:
+        assignments = [f"{key}={value}" for key, value in env.items()]
+        command = shlex.join(["env", *assignments, *argv] if assignments else argv)
+        source = f"{folder}/stdin-{number}" if stdin is not None else "/dev/null"
+        lines.append(f"printf '%s\\n' '{STEP_MARK}{number}' >&2")
+        lines.append(f"( cd {shlex.quote(workdir)} && {command} ) < {source} || exit $?")
+    return "\n".join(lines) + "\n"
+
+
+def _failed_step(stderr: bytes) -> int | None:
+    marks = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.startswith(STEP_MARK)]
+    return int(marks[-1][len(STEP_MARK):]) if marks else None
+
+
+def _archive(members: list, scripts: dict[str, str], steps: list) -> bytes:
+    """The round's one tar stream: the hooks' files in the order given, then each user's script and stdin files.
+
+    (Not below the agent's /tmp: a tmpfs, which the engine's archive calls do not reach.)
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, content in members:
+            tar.addfile(info, io.BytesIO(content) if content is not None else None)
+        if scripts:  # sticky and open like /tmp: each user's script removes its own folder
+            info = tarfile.TarInfo(ROUND_DIR.lstrip("/"))
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777
+            tar.addfile(info)
+        for user, script in scripts.items():
+            # Its user's alone; a user named, not numbered, cannot be owner here: readable then.
+            uid, private = (int(user), True) if user.isdigit() else (0, user in ("root",))
+            folder = f"{ROUND_DIR}/{user}".lstrip("/")
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o700 if private else 0o755, uid, uid
+            tar.addfile(info)
+            inputs = [(f"stdin-{n}", stdin) for n, (who, _, _, _, stdin) in enumerate(steps)
+                      if who == user and stdin is not None]
+            for name, data in [("script", script.encode()), *inputs]:
+                info = tarfile.TarInfo(f"{folder}/{name}")
+                info.size, info.mode, info.uid, info.gid = len(data), 0o600 if private else 0o644, uid, uid
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

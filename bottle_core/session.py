@@ -16,7 +16,7 @@ from . import reaper
 from .hookspecs import PROVISION_ORDER
 from .plan import Plan, mark_ended, stage, state_root
 from .plugins import Plugins, select_backend
-from .provision import copy_workspace
+from .provision import ProvisionRound, copy_workspace
 from .sandbox import Bottle
 from .spec import BottleSpec
 
@@ -72,12 +72,13 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
             # need no network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the
             # caller get a bottle whose way out is up.
-            if launched.copy_cwd:
+            if launched.copy_cwd:  # streamed in on its own: a workspace can be large
                 copy_workspace(launched, bottle)
+            provisioning = ProvisionRound(bottle)  # the hooks' contributions applied in one round
             for hook in PROVISION_ORDER:
                 if hook not in done:
-                    plugins.call_each(hook, plan=launched, bottle=bottle)
-            bottle.ready()
+                    plugins.call_each(hook, plan=launched, bottle=provisioning)
+            provisioning.ready()
             yield bottle
     finally:
         mark_ended(plan.state_dir)  # its plan and logs stay for `bottle logs` until `bottle gc` ages them out

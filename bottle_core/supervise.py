@@ -4,7 +4,11 @@ The supervisor itself runs in the bundle (``bundle/image/supervisor.py``).
 Here is what the host does around it:
 
 * :func:`managed_settings` -- the Claude Code settings that send every hook
-  event to it. They are written at the managed (policy) level,
+  event to it as an ``http`` hook: claude posts the event itself, no process
+  is started per event. A PreToolUse or UserPromptSubmit hook says
+  ``onFailure: "block"``, so Claude Code blocks the call when the supervisor
+  cannot be reached, times out, answers with a status other than 2xx or with
+  anything but valid hook output. They are written at the managed (policy) level,
   ``/etc/claude-code/managed-settings.json``, owned by root and read-only to
   the agent; managed hooks run whatever the user or project settings say
   (``disableAllHooks`` there does not reach them), and ``allowManagedHooksOnly``
@@ -29,15 +33,19 @@ from .errors import BottleRuntimeError, UsageError
 from .plan import Plan
 
 MANAGED_SETTINGS = "/etc/claude-code/managed-settings.json"
-HOOK_COMMAND = "/usr/local/bin/bottle-hook"
 #: Every Claude Code hook event the supervisor records; PreToolUse alone is judged.
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Notification", "Stop",
                "SubagentStop", "PreCompact", "SessionEnd")
-#: Seconds the hook client waits for the supervisor beyond an asked call's timeout, and Claude Code beyond that.
-CLIENT_GRACE, HOOK_GRACE = 15, 30
+#: Seconds Claude Code waits for the supervisor beyond an asked call's timeout (after which the supervisor denies).
+HOOK_GRACE = 15
 TOOL_EVENTS = {"PreToolUse", "PostToolUse"}
-#: Events only recorded, never answered: Claude Code runs their hook in the background, off the agent's path.
-BACKGROUND_EVENTS = {"PostToolUse", "Notification", "SubagentStop", "PreCompact"}
+#: Events the supervisor can refuse: any failure of their hook blocks them. The others cannot be undone (a
+#: blocked Stop would never stop), so a failure there is a non-blocking error.
+BLOCKING_EVENTS = {"PreToolUse", "UserPromptSubmit"}
+#: The first Claude Code release that honours ``onFailure``: an older one runs a tool call whose hook failed.
+FAIL_CLOSED_SINCE = "2.1.295"
+#: Events Claude Code runs no http hook for: a command posts them (once a session, off every tool call's path).
+COMMAND_EVENTS = {"SessionStart"}
 
 
 def managed_settings(plan: Plan) -> dict:
@@ -45,10 +53,14 @@ def managed_settings(plan: Plan) -> dict:
     url = f"http://{plan.network.bundle_ip}:{plan.supervise.port}"
     hooks = {}
     for event in HOOK_EVENTS:
-        wait = int(plan.supervise.ask_timeout) + CLIENT_GRACE if event == "PreToolUse" else CLIENT_GRACE
-        handler = {"type": "command", "command": f"{HOOK_COMMAND} {url} {event} {wait}", "timeout": wait + HOOK_GRACE}
-        if event in BACKGROUND_EVENTS:
-            handler["async"] = True
+        wait = int(plan.supervise.ask_timeout) + HOOK_GRACE if event == "PreToolUse" else HOOK_GRACE
+        handler = {"type": "http", "url": f"{url}/hook?event={event}", "timeout": wait,
+                   "onFailure": "block" if event in BLOCKING_EVENTS else "continue"}
+        if event in COMMAND_EVENTS:
+            # Recorded only; curl by its full path, its config files off (-q), its answer kept from the model.
+            handler = {"type": "command", "timeout": wait, "command": (
+                f"/usr/bin/curl -q -s -o /dev/null --noproxy '*' --max-time {wait} -H 'Content-Type: "
+                f"application/json' --data-binary @- '{url}/hook?event={event}'")}
         group = {"hooks": [handler]}
         if event in TOOL_EVENTS:
             group = {"matcher": "*", **group}
@@ -63,6 +75,13 @@ def provision(plan: Plan, bottle) -> None:
     folder = str(Path(MANAGED_SETTINGS).parent)
     data = json.dumps(managed_settings(plan), indent=2).encode()
     bottle.check(["sh", "-ec", f'umask 022; mkdir -p "{folder}"; cat > "{MANAGED_SETTINGS}"'], user="0", stdin=data)
+    # The claude in the image (BOTTLE_CLAUDE_VERSION or BOTTLE_CLAUDE_BINARY may name any) must fail closed.
+    bottle.check(["sh", "-ec", (
+        'v=$(/usr/local/bin/claude --version | cut -d" " -f1); '
+        f'[ "$(printf "%s\\n" {FAIL_CLOSED_SINCE} "$v" | sort -V | head -n1)" = {FAIL_CLOSED_SINCE} ] || '
+        f'{{ echo "claude $v in this bottle is older than {FAIL_CLOSED_SINCE}: its supervision hooks would let a '
+        f'call run when the supervisor fails; set BOTTLE_CLAUDE_VERSION to {FAIL_CLOSED_SINCE} or newer" >&2; '
+        'exit 1; }')])
 
 
 # -- approvals ------------------------------------------------------------------

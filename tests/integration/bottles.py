@@ -109,6 +109,24 @@ def resources_of(label: str, value: str) -> tuple[list[str], list[str]]:
     return containers, networks
 
 
+#: Seconds a bottle's removal may take once its `bottle` process is done (a bound, not a figure: see benchmarks/).
+GONE_WITHIN = 60
+
+
+def left_after(label: str, value: str) -> tuple[list[str], list[str]]:
+    """What still carries ``label=value`` once its removal had time to finish (empty lists when all went).
+
+    A bottle's teardown hands the engine's removal to a process of its own, so the user has the exit
+    status first: the containers and networks go just after `bottle` returns.
+    """
+    deadline = time.monotonic() + GONE_WITHIN
+    left = resources_of(label, value)
+    while left != ([], []) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = resources_of(label, value)
+    return left
+
+
 def smol_machines(slug: str) -> list[str]:
     """Names of the smolvm machines labelled with bottle ``slug`` (none where bottle-smol is not installed)."""
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .bottles import (background_bottle, bottle_cli, bottle_of, resources_of, smol_machines, tcp_probe, wait_for_line,
+from .bottles import (background_bottle, bottle_cli, bottle_of, left_after, resources_of, smol_machines, tcp_probe, wait_for_line,
                       write_manifest)
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
                                            capture_output=True, check=True).stdout)[0]
         assert shared["Options"].get("com.docker.network.bridge.enable_icc") == "false"
         assert "bottle.slug" not in (shared.get("Labels") or {})
-    assert resources_of("bottle.slug", slug) == ([], [])
+    assert left_after("bottle.slug", slug) == ([], [])
     assert smol_machines(slug) == []
     # The plan and logs stay for `bottle logs` (gc ages them out); the prompt copy does not.
     state = Path(bottle.plan.state_dir)
@@ -143,7 +143,7 @@ def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
         with bottle_of(manifest, "plain", backend=backend) as bottle:
             slug = bottle.plan.slug
             raise RuntimeError("boom")
-    assert resources_of("bottle.slug", slug) == ([], [])
+    assert left_after("bottle.slug", slug) == ([], [])
     assert smol_machines(slug) == []
 
 
@@ -154,7 +154,7 @@ def test_sigterm_to_bottle_exec_removes_everything(tmp_path):
         wait_for_line(proc, b"started")  # provisioning is over and the command runs
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-    assert resources_of("bottle.agent", agent) == ([], [])
+    assert left_after("bottle.agent", agent) == ([], [])
 
 
 def test_cli_exec_ls_stop_gc(tmp_path):
@@ -163,7 +163,7 @@ def test_cli_exec_ls_stop_gc(tmp_path):
 
     result = bottle_cli("exec", "-m", str(manifest), agent, "--", "sh", "-c", "echo out; echo err >&2; exit 5")
     assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
-    assert resources_of("bottle.agent", agent) == ([], [])
+    assert left_after("bottle.agent", agent) == ([], [])
 
     # A bottle whose `bottle` process dies without cleaning up is found by ls, and ends by itself
     # (its reaper; see test_seal_lifecycle.py); gc finds nothing of it left.
@@ -177,12 +177,12 @@ def test_cli_exec_ls_stop_gc(tmp_path):
             time.sleep(0.5)
         gc = bottle_cli("gc")
         assert gc.returncode == 0, gc.stderr
-        assert resources_of("bottle.slug", slug) == ([], [])
+        assert left_after("bottle.slug", slug) == ([], [])
 
     with background_bottle(manifest, agent) as (proc, slug):
         stopped = bottle_cli("stop", slug)
         assert stopped.returncode == 0 and slug in stopped.stdout.decode()
-        assert resources_of("bottle.slug", slug) == ([], [])
+        assert left_after("bottle.slug", slug) == ([], [])
         assert proc.wait(timeout=60) != 0
     again = bottle_cli("stop", slug)
     assert again.returncode == 2 and b"no running bottle" in again.stderr
@@ -221,7 +221,7 @@ def test_missing_image_that_cannot_be_built_is_one_line(tmp_path):
     assert result.returncode == 1
     line = result.stderr.decode()
     assert line.count("\n") == 1 and "bottle-no-such-base:1" in line and "Traceback" not in line
-    assert resources_of("bottle.agent", agent) == ([], [])
+    assert left_after("bottle.agent", agent) == ([], [])
 
 
 def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
@@ -253,7 +253,7 @@ def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
             assert saved.network.subnet == bottle.plan.network.subnet and saved.proxy.listen_host == ip
     finally:
         subprocess.run(["docker", "network", "rm", squatter], capture_output=True)
-    assert resources_of("bottle.slug", plan.slug) == ([], [])
+    assert left_after("bottle.slug", plan.slug) == ([], [])
 
 
 #: Bottles started at once from as many processes.
@@ -296,4 +296,4 @@ def test_many_bottles_at_once_all_run_none_reaches_another_and_all_go(tmp_path):
     # Its own bundle is each bottle's only peer: no other bottle's agent or bundle answered on any port.
     expected = b"own bundle answers\ndone\n"
     assert [out for out, _ in outputs] == [expected] * MANY, [out for out, _ in outputs if out != expected]
-    assert resources_of("bottle.agent", agent) == ([], [])
+    assert left_after("bottle.agent", agent) == ([], [])

@@ -8,13 +8,16 @@ kept for the retention like any other, and `bottle gc` ages them out.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
 
 from bottle_core.plan import FINISHED
 
-from .bottles import background_bottle, bottle_cli, resources_of, write_manifest
+from .bottles import background_bottle, bottle_cli, left_after, resources_of, write_manifest
 
 GONE_WITHIN = 60  # seconds: a bound for the loop below, not a measured figure (see benchmarks/)
 
@@ -71,7 +74,7 @@ def test_a_normal_end_releases_the_reaper_and_stop_keeps_the_logs(tmp_path, monk
     manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
     ran = bottle_cli("exec", "-m", str(manifest), agent, "--", "echo", "hello", env={"XDG_STATE_HOME": str(tmp_path / "state")})
     assert (ran.returncode, ran.stdout) == (0, b"hello\n"), ran.stderr
-    assert resources_of("bottle.agent", agent) == ([], [])
+    assert left_after("bottle.agent", agent) == ([], [])
     [state] = (tmp_path / "state" / "bottle").glob(f"{agent}-*")
     assert not reapers_of(state.name), "the reaper of a bottle that ended normally is gone with it"
     # `bottle stop` of a running bottle removes it and keeps its logs.
@@ -80,3 +83,47 @@ def test_a_normal_end_releases_the_reaper_and_stop_keeps_the_logs(tmp_path, monk
         assert proc.wait(timeout=60) != 0
     assert (tmp_path / "state" / "bottle" / slug / "logs").is_dir()
     assert (tmp_path / "state" / "bottle" / slug / FINISHED).is_file()
+
+
+def removers_of(prefix: str) -> list[int]:
+    """Pids of the processes removing a bottle whose slug starts with ``prefix`` (see bottle_docker.removal)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"bottle_docker.removal" in argv and any(arg.startswith(prefix.encode()) for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_removal_cut_short_is_finished_by_gc(tmp_path, monkeypatch):
+    """`bottle exec` returns before its bottle is removed; should that removal be killed, gc finishes it."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    agent = f"cut-{uuid.uuid4().hex[:6]}"
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    killed: list[int] = []
+    done = threading.Event()
+
+    def cut_short() -> None:  # kill the removal the moment it starts, before it has removed anything
+        deadline = time.monotonic() + 600
+        while not done.is_set() and time.monotonic() < deadline:
+            for pid in removers_of(f"{agent}-"):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=cut_short, daemon=True)
+    watcher.start()
+    ran = bottle_cli("exec", "-m", str(manifest), agent, "--", "echo", "hello")
+    watcher.join(30)
+    done.set()
+    assert (ran.returncode, ran.stdout) == (0, b"hello\n"), ran.stderr
+    assert killed, "no removal process was seen"
+    containers, networks = resources_of("bottle.agent", agent)
+    assert containers and networks, "the removal was not cut short"
+    gc = bottle_cli("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert left_after("bottle.agent", agent) == ([], [])

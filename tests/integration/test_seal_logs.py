@@ -28,6 +28,10 @@ def hook_url(bottle, event: str = "PreToolUse") -> str:
     return f"http://{plan.network.bundle_ip}:{plan.supervise.port}/hook?event={event}"
 
 
+#: The supervisor's answer to an event it lets pass (Claude Code's hook output with no objection).
+PASSED = "{}"
+
+
 def post_event(bottle, event: dict, name: str = "PreToolUse") -> str:
     """The supervisor's answer to one forged hook event, posted by the agent."""
     result = bottle.exec(["curl", "-s", "--noproxy", "*", "-H", "Content-Type: application/json",
@@ -60,8 +64,8 @@ def manifest(tmp_path) -> Path:
 def test_forged_events_are_marked_agent_reported_and_the_summary_says_so(manifest):
     with bottle_of(manifest, "audited") as bottle:
         forged = {"session_id": "forged", "tool_name": "Bash", "tool_input": {"command": "rm -rf /"}}
-        assert post_event(bottle, forged) == "allow\n"  # audit mode: recorded, not judged
-        assert post_event(bottle, {"session_id": "forged", "reason": "done"}, "Stop") == "ok\n"
+        assert post_event(bottle, forged) == PASSED  # audit mode: recorded, not judged
+        assert post_event(bottle, {"session_id": "forged", "reason": "done"}, "Stop") == PASSED
         records = wait_for(lambda: [r for r in audit(bottle) if r.get("session") == "forged"] or None,
                            "the forged events were never filed")
         slug, plan = bottle.plan.slug, bottle.plan
@@ -81,14 +85,14 @@ def test_a_flood_of_events_is_capped_with_a_marker_and_the_supervisor_still_answ
                  "--data-binary @/tmp/e.json "
                  f"$(for i in $(seq 400); do printf '%s ' '{hook_url(bottle)}'; done)")
         answers = bottle.exec(["sh", "-c", flood]).text()
-        assert answers.count("allow\n") < 400 and "too many hook events" in answers
+        assert answers.count(PASSED) < 400 and "too many hook events" in answers
         big = ("{ printf '{\"tool_name\":\"Bash\",\"tool_input\":{\"command\":\"'; head -c 1000000 /dev/zero | tr '\\0' a; "
                "printf '\"}}'; } > /tmp/big.json; "
                f"for i in $(seq 20); do curl -s --noproxy '*' -H 'Content-Type: application/json' "
                f"--data-binary @/tmp/big.json '{hook_url(bottle)}' >/dev/null; done")
         bottle.exec(["sh", "-c", big])
         # The benign counterpart: once the flood is over, an event is answered and recorded again.
-        wait_for(lambda: post_event(bottle, {"tool_name": "Bash", "tool_input": {"command": "ls"}}) == "allow\n",
+        wait_for(lambda: post_event(bottle, {"tool_name": "Bash", "tool_input": {"command": "ls"}}) == PASSED,
                  "the supervisor never answered again after the flood")
         wait_for(lambda: any(r.get("input") == {"command": "ls"} for r in audit(bottle)), "the benign call was not filed")
         records = audit(bottle)
@@ -120,7 +124,7 @@ def test_idle_connections_to_the_supervisor_do_not_take_the_bundle_down(manifest
         finally:
             holder.join(60)
         # Once they are gone, the agent's own events are answered again.
-        wait_for(lambda: post_event(bottle, {"tool_name": "Bash", "tool_input": {"command": "ls"}}) == "allow\n",
+        wait_for(lambda: post_event(bottle, {"tool_name": "Bash", "tool_input": {"command": "ls"}}) == PASSED,
                  "the supervisor never answered again")
 
 
@@ -149,6 +153,6 @@ def test_control_sequences_reach_the_terminal_as_escapes_and_pending_shows_the_w
         # The benign counterpart: the hash shown approves it.
         assert bottle_cli("approve", slug, row["id"], "--hash", row["hash"]).returncode == 0
         caller.join(30)
-        assert answer["text"] == "allow\n"
+        assert answer["text"] == PASSED
     shown = bottle_cli("logs", slug, "--audit")
     assert shown.returncode == 0 and b"\x1b" not in shown.stdout and b"\\x1b[2K" in shown.stdout

@@ -9,6 +9,7 @@ show up there; each test checks it saw nothing.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import threading
 import time
@@ -113,7 +114,7 @@ def test_rehearsal_allows_denies_and_times_out_with_every_event_logged(manifest,
 
     audit = logs("hasty", "audit")
     assert [r["seq"] for r in audit] == list(range(1, len(audit) + 1))
-    # PostToolUse is recorded from a background hook, so it is checked against its own call.
+    # PostToolUse is checked against its own call.
     judged = [r for r in audit if r["event"] != "PostToolUse"]
     assert [(r["event"], r.get("decision")) for r in judged] == [
         ("SessionStart", None), ("UserPromptSubmit", None),
@@ -278,9 +279,57 @@ def test_with_the_supervisor_killed_the_next_call_is_denied(manifest, tmp_path, 
         runner.join(120)
         assert not runner.is_alive()
         assert not bottle.exec(["test", "-e", "/workspace/after-kill"]).ok, "the call after the kill ran"
-        # The agent was told why: the hook client's refusal is in claude's own transcript.
+        # The agent was told why: Claude Code's own refusal is in its transcript.
         transcript = bottle.exec(["sh", "-c", "cat ~/.claude/projects/*/*.jsonl"]).text()
-        assert "the supervisor could not be reached" in transcript
+        assert BLOCKED in transcript and "ECONNREFUSED" in transcript
     commands = [r["input"]["command"] for r in logs(bottle.plan.slug, "audit") if r["event"] == "PreToolUse"]
     assert commands == [WAIT_FOR_GO]
+    assert model_server.requests() == []
+
+
+#: What Claude Code says when a supervision hook failed and so blocked the call.
+BLOCKED = 'blocking because onFailure is \\"block\\"'
+
+#: A stand-in for the supervisor, on its port in the bundle: it answers every hook event in one wrong way.
+STAND_IN = r"""
+import http.server, sys, time
+port, how = int(sys.argv[1]), sys.argv[2]
+class Answer(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args): pass
+    def reply(self, status, body):
+        self.send_response(status); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self): self.reply(200, b"ready")
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if how == "hang": time.sleep(120)
+        self.reply(*{"passes": (200, b"{}"), "status-500": (500, b"{}"), "not-json": (200, b"allow"),
+                     "wrong-shape": (200, b'{"hookSpecificOutput": "allow"}'), "hang": (200, b"{}")}[how])
+http.server.ThreadingHTTPServer(("0.0.0.0", port), Answer).serve_forever()
+"""
+
+
+@pytest.mark.parametrize("how", ["passes", "status-500", "not-json", "wrong-shape", "hang"])
+def test_a_supervisor_that_answers_wrongly_refuses_the_call(manifest, tmp_path, model_server, how):
+    """Whatever answers on the supervisor's port, only a well-formed answer lets a call run."""
+    script = write_script(tmp_path, [bash("touch /workspace/ran"), "done"])
+    with _bottle(manifest, "hasty", script) as bottle:
+        plan = bottle.plan
+        _kill_supervisor(bottle)
+        bottle.exec_bundle(["sh", "-c", f"python3 -c {shlex.quote(STAND_IN)} {plan.supervise.port} {how} >/dev/null 2>&1 &"],
+                           user="bundle")
+        probe = ["curl", "-s", "--noproxy", "*", f"http://{plan.network.bundle_ip}:{plan.supervise.port}/"]
+        deadline = time.monotonic() + 60
+        while bottle.exec(probe).text() != "ready":
+            assert time.monotonic() < deadline, "the stand-in never listened"
+            time.sleep(0.2)
+        result = bottle.exec(["timeout", "120", *bottle.claude_argv(["go"], interactive=False)])
+        assert result.returncode == 0, result.stderr.decode()
+        ran = bottle.exec(["test", "-e", "/workspace/ran"]).ok
+        transcript = bottle.exec(["sh", "-c", "cat ~/.claude/projects/*/*.jsonl"]).text()
+    if how == "passes":  # the benign counterpart: a well-formed answer with no objection lets it run
+        assert ran and BLOCKED not in transcript
+    else:
+        assert not ran, f"a supervisor answering {how} let the call run"
+        assert BLOCKED in transcript
     assert model_server.requests() == []

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import http.server
 import json
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
-from bottle_core.agent import image_context
 from bottle_core.errors import ManifestError
 from bottle_core.manifest import Manifest
 from bottle_core.plan import SupervisePlan
-from bottle_core.supervise import HOOK_COMMAND, HOOK_EVENTS, managed_settings, summary
-
-HOOK_CLIENT = image_context() / "bottle-hook"
+from bottle_core.supervise import HOOK_EVENTS, managed_settings, summary
 
 
 def manifest_with(supervise: dict) -> Manifest:
@@ -58,8 +52,18 @@ def test_managed_settings_send_every_event_to_the_supervisor_and_allow_no_other_
     [group] = settings["hooks"]["PreToolUse"]
     assert group["matcher"] == "*"
     [handler] = group["hooks"]
-    assert handler["command"] == f"{HOOK_COMMAND} http://10.1.2.2:9090 PreToolUse 45"
-    assert handler["timeout"] > 45, "Claude Code must not give up before the client has its answer"
+    assert handler == {"type": "http", "url": "http://10.1.2.2:9090/hook?event=PreToolUse", "timeout": 45,
+                       "onFailure": "block"}
+    assert handler["timeout"] > 30, "Claude Code must not give up before the supervisor's ask times out"
+    # Every event goes to the supervisor by claude's own request, no process per event; what the supervisor
+    # can refuse is refused on any failure, what cannot be undone only gets a non-blocking error.
+    for event, [group] in settings["hooks"].items():
+        [handler] = group["hooks"]
+        if event == "SessionStart":  # Claude Code runs no http hook for it: recorded by a command once a session
+            assert handler["type"] == "command" and "/hook?event=SessionStart" in handler["command"]
+            continue
+        assert handler["type"] == "http" and handler["url"].endswith(f"/hook?event={event}")
+        assert handler["onFailure"] == ("block" if event in ("PreToolUse", "UserPromptSubmit") else "continue")
 
 
 def test_summary_counts_calls_and_answers(tmp_path):
@@ -75,50 +79,3 @@ def test_summary_counts_calls_and_answers(tmp_path):
                                            "could forge): 1 allowed, 1 denied by policy, 2 asked "
                                            "(1 approved, 0 denied, 1 timed out)")
     assert summary(FakePlan(tmp_path, mode="off")) is None
-
-
-class Answering(http.server.BaseHTTPRequestHandler):
-    answer = b"allow\n"
-
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.answer)))
-        self.end_headers()
-        self.wfile.write(self.answer)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def supervisor_answering():
-    server = http.server.HTTPServer(("127.0.0.1", 0), Answering)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-
-
-def hook(url: str, event: str = "PreToolUse") -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", str(HOOK_CLIENT), url, event, "5"], input=b'{"tool_name": "Bash"}',
-                          capture_output=True, timeout=30)
-
-
-@pytest.mark.parametrize("answer, code, says", [
-    (b"allow\n", 0, ""),
-    (b"deny\nbottle supervisor: Bash call denied by rule Bash(rm -rf:*)\n", 2, "denied by rule Bash(rm -rf:*)"),
-    (b"<html>a captive portal</html>", 2, "was not understood"),
-    (b"", 2, "was not understood"),
-])
-def test_the_hook_client_relays_the_answer_and_fails_closed(supervisor_answering, answer, code, says):
-    Answering.answer = answer
-    result = hook(f"http://127.0.0.1:{supervisor_answering.server_port}")
-    assert result.returncode == code
-    assert says in result.stderr.decode()
-
-
-def test_the_hook_client_refuses_a_call_when_the_supervisor_is_unreachable():
-    result = hook("http://127.0.0.1:9")
-    assert result.returncode == 2 and "could not be reached" in result.stderr.decode()
-    # An event that cannot be undone gets a non-blocking error instead (a blocked Stop would never stop).
-    assert hook("http://127.0.0.1:9", "Stop").returncode == 1

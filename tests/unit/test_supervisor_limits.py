@@ -44,7 +44,7 @@ def test_records_of_hook_events_are_marked_agent_reported_and_answers_are_not():
         sup.event("Stop", {})
 
     records = recorded(run)
-    assert answers == ["allow\n"]
+    assert answers == [supervisor.ALLOW]
     by_event = {r["event"]: r for r in records}
     assert by_event["PreToolUse"]["agent_reported"] is True and by_event["Stop"]["agent_reported"] is True
     assert "agent_reported" not in by_event["Answer"]
@@ -57,7 +57,7 @@ def test_a_flood_of_events_is_capped_with_a_marker_and_calls_beyond_it_are_denie
     answers = []
     records = recorded(lambda: answers.extend(
         sup.event("PreToolUse", {"tool_name": "Bash", "tool_input": {"command": f"echo {n}"}}) for n in range(50)))
-    assert answers[:5] == ["allow\n"] * 5 and all(a.startswith("deny\n") for a in answers[5:])
+    assert answers[:5] == [supervisor.ALLOW] * 5 and all(a.decision == "deny" for a in answers[5:])
     calls = [r for r in records if r["event"] == "PreToolUse"]
     markers = [r for r in records if r["event"] == "RateLimit"]
     assert len(calls) == 5 and len(markers) == 1, "one marker for the spell, no record of a refused event"
@@ -123,8 +123,22 @@ def test_idle_connections_of_one_client_cannot_take_the_server(hook_server):
     try:
         # One more than the client may hold idle: the oldest is let go, and the client's request is served.
         answer = post(hook_server, b"{}")
-        assert answer.split(b"\r\n")[0] == b"HTTP/1.1 200 OK" and answer.endswith(b"ok\n")
+        assert answer.split(b"\r\n")[0] == b"HTTP/1.1 200 OK" and answer.endswith(b"\r\n\r\n{}")
         assert idle[0].recv(100) == b"", "the oldest idle connection was closed"
     finally:
         for sock in idle:
             sock.close()
+
+
+@pytest.mark.parametrize("event, answer, status, output", [
+    ("PreToolUse", supervisor.ALLOW, 200, {}),
+    ("Stop", supervisor.OK, 200, {}),
+    ("PreToolUse", supervisor.Answer("deny", "no"), 200,
+     {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                             "permissionDecisionReason": "no"}}),
+    ("UserPromptSubmit", supervisor.Answer("deny", "no"), 200, {"decision": "block", "reason": "no"}),
+    # An event Claude Code cannot block by its output is refused by status: its hook's onFailure decides.
+    ("Stop", supervisor.Answer("deny", "no"), 429, {"error": "no"}),
+])
+def test_answers_are_claude_codes_hook_output(event, answer, status, output):
+    assert supervisor.claude_output(event, answer) == (status, output)

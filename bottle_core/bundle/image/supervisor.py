@@ -1,13 +1,17 @@
 """The supervisor: every Claude Code hook event of the agent, judged by the policy and recorded in order.
 
-The agent's hook client (``bottle-hook`` in the agent image, wired in by
-Claude Code's managed settings) posts each event to
-``http://<bundle-ip>:<port>/hook?event=NAME`` with the hook's JSON input as the
-body. The answer is plain text whose first line is one word:
-
-* ``allow`` -- the tool call may run;
-* ``deny`` -- it may not; the following lines are the reason the model sees;
-* ``ok`` -- an event that is only recorded (everything but PreToolUse).
+Claude Code's managed settings (see ``bottle_core/supervise.py``) send each
+hook event of the agent's claude as an ``http`` hook: a ``POST`` of the hook's
+JSON input to ``http://<bundle-ip>:<port>/hook?event=NAME``, made by claude
+itself, with no process started per event. The answer is Claude Code's hook
+output (:func:`claude_output`): ``{}`` lets the event pass (for a tool call:
+no objection, claude goes on as without a hook); a PreToolUse is refused with
+``permissionDecision: "deny"`` and the reason the model sees, a
+UserPromptSubmit with ``decision: "block"``. Whatever else happens -- no
+answer in time, the supervisor unreachable, a status other than 2xx, a body
+that is not valid hook JSON -- blocks a PreToolUse or UserPromptSubmit in
+Claude Code itself (their hooks say ``onFailure: "block"``); the other
+events, which cannot be undone, get a non-blocking error.
 
 In ``enforce`` mode a PreToolUse is decided by the policy (``policy.py``):
 allow, deny, or ask -- an asked call waits until the user answers through the
@@ -91,6 +95,33 @@ def call_hash(tool: str, tool_input) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The supervisor's answer to one hook event: ``allow`` or ``deny`` (a PreToolUse), ``ok`` (recorded only)."""
+
+    decision: str
+    reason: str = ""
+
+
+ALLOW, OK = Answer("allow"), Answer("ok")
+
+
+def claude_output(event: str, answer: Answer) -> tuple[int, dict]:
+    """The HTTP status and Claude Code hook output for ``answer`` to ``event``.
+
+    A refused event that Claude Code cannot block by its output gets a status other than 2xx: its
+    hook's ``onFailure`` decides (see :mod:`bottle_core.supervise`).
+    """
+    if answer.decision != "deny":
+        return 200, {}
+    if event == "PreToolUse":
+        return 200, {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                                            "permissionDecisionReason": answer.reason}}
+    if event == "UserPromptSubmit":
+        return 200, {"decision": "block", "reason": answer.reason}
+    return 429, {"error": answer.reason}
+
+
 @dataclass
 class Waiting:
     """A tool call held for the user's answer."""
@@ -147,10 +178,10 @@ class Supervisor:
                          "reason": f"{refused} hook events refused, not recorded (the first a {name})"})
         return allowed
 
-    def event(self, name: str, payload: dict) -> str:
-        """Record one hook event and return the answer for the hook client."""
+    def event(self, name: str, payload: dict) -> Answer:
+        """Record one hook event and return the answer for Claude Code."""
         if not self.admit(name):
-            return "deny\nbottle supervisor: too many hook events at once; refused\n"
+            return Answer("deny", "bottle supervisor: too many hook events at once; refused")
         # Everything here came from the agent's side of the bottle: marked so, a hostile agent could post it.
         base = {"event": name, "session": payload.get("session_id"), "agent_reported": True}
         if name != "PreToolUse":
@@ -159,7 +190,7 @@ class Supervisor:
                 extra.update(tool=payload["tool_name"], tool_use_id=payload.get("tool_use_id"),
                              response=clipped(payload.get("tool_response"), 1000))
             self.record({**base, **extra})
-            return "ok\n"
+            return OK
         tool = str(payload.get("tool_name", ""))
         tool_input = payload.get("tool_input") if isinstance(payload.get("tool_input"), dict) else {}
         call = {**base, "tool": tool, "input": clipped(tool_input), "tool_use_id": payload.get("tool_use_id"),
@@ -169,16 +200,16 @@ class Supervisor:
         if self.mode != "enforce":
             self.record({**call, "decision": "allow", "reason": "audit mode: recorded, not judged",
                          "policy": verdict.decision, "policy_reason": verdict.reason})
-            return "allow\n"
+            return ALLOW
         if verdict.decision == "allow":
             self.record({**call, "decision": "allow", "reason": verdict.reason, "rule": verdict.rule})
-            return "allow\n"
+            return ALLOW
         if verdict.decision == "deny":
             self.record({**call, "decision": "deny", "reason": verdict.reason, "rule": verdict.rule})
-            return f"deny\nbottle supervisor: {tool} call {verdict.reason}\n"
+            return Answer("deny", f"bottle supervisor: {tool} call {verdict.reason}")
         return self._ask(call, tool, tool_input, verdict.reason, verdict.rule)
 
-    def _ask(self, call: dict, tool: str, tool_input: dict, reason: str, rule: str | None) -> str:
+    def _ask(self, call: dict, tool: str, tool_input: dict, reason: str, rule: str | None) -> Answer:
         with self._lock:
             self._ids += 1
             # The whole input, as the call would run: `bottle pending --full` shows it, its hash names it.
@@ -193,14 +224,14 @@ class Supervisor:
             why = f"no answer within {self.ask_timeout:g} s (supervise.ask_timeout), so it is denied"
             self.record({"event": "Answer", "id": waiting.id, "tool": tool, "outcome": "timeout",
                          "decision": "deny", "reason": why})
-            return f"deny\nbottle supervisor: {tool} call {reason}; {why}\n"
+            return Answer("deny", f"bottle supervisor: {tool} call {reason}; {why}")
         outcome = "approved" if waiting.approve else "denied"
         self.record({"event": "Answer", "id": waiting.id, "tool": tool, "outcome": outcome,
                      "decision": "allow" if waiting.approve else "deny", "reason": waiting.answer_reason})
         if waiting.approve:
-            return "allow\n"
+            return ALLOW
         said = f": {waiting.answer_reason}" if waiting.answer_reason else ""
-        return f"deny\nbottle supervisor: the user denied this {tool} call{said}\n"
+        return Answer("deny", f"bottle supervisor: the user denied this {tool} call{said}")
 
     def pending(self) -> list[dict]:
         now = time.time()
@@ -225,18 +256,24 @@ class Supervisor:
 
 
 class HookHandler(http.server.BaseHTTPRequestHandler):
-    """``POST /hook?event=NAME`` from the agent's hook client; nothing else is served."""
+    """``POST /hook?event=NAME`` from Claude Code's http hooks; nothing else is served.
+
+    Every refusal here that is not a deny in Claude Code's own words is a status other than 2xx, which
+    blocks a PreToolUse or UserPromptSubmit (``onFailure: "block"``) and never passes for an answer.
+    """
 
     protocol_version = "HTTP/1.1"
-    server_version = "bottle-supervisor/1"
+    server_version = "bottle-supervisor/2"
+    # Claude Code keeps its connection: without this, each answer's body waits out the peer's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass  # the audit log is the record
 
-    def _reply(self, status: int, text: str) -> None:
-        data = text.encode()
+    def _reply(self, status: int, answer: dict) -> None:
+        data = json.dumps(answer).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -250,18 +287,18 @@ class HookHandler(http.server.BaseHTTPRequestHandler):
             length = -1
         if not 0 <= length <= MAX_BODY:
             self.close_connection = True  # the body is never read
-            return self._reply(413, f"deny\nbottle supervisor: a hook event over {MAX_BODY} bytes is refused\n")
+            return self._reply(413, {"error": f"bottle supervisor: a hook event over {MAX_BODY} bytes is refused"})
         try:
             payload = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
             payload = None
         if url.path != "/hook" or not isinstance(payload, dict):
-            return self._reply(400, "deny\nbottle supervisor: the hook sent no JSON event\n")
+            return self._reply(400, {"error": "bottle supervisor: the hook sent no JSON event"})
         event = event or str(payload.get("hook_event_name", ""))
-        self._reply(200, self.server.supervisor.event(event, payload))
+        self._reply(*claude_output(event, self.server.supervisor.event(event, payload)))
 
     def do_GET(self):  # noqa: N802
-        self._reply(404, "deny\nnot here\n")
+        self._reply(404, {"error": "not here"})
 
 
 class ControlHandler(socketserver.StreamRequestHandler):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 import time
 
 from bottle_core.bundle import contract
@@ -80,10 +81,26 @@ def start_with_filter(client, bundle: str, netfilter: str) -> None:
 
 
 def wait_for_bundle(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> None:
-    """Until the bundle says its daemons accept connections; fail with its last words if it dies or stalls."""
-    api = client.api
-    _poll(client, bundle, slug, lambda: contract.READY_LINE in api.logs(bundle, stdout=True, stderr=True),
-          "become ready", timeout)
+    """Until the bundle says its daemons accept connections; fail with its last words if it dies or stalls.
+
+    Its output is read as it comes (one streaming call, no polling of the engine): the wait ends on the
+    ready line, or when the output ends because the bundle has exited.
+    """
+    said = threading.Event()
+
+    def watch() -> None:
+        seen = b""
+        try:
+            for chunk in client.api.logs(bundle, stdout=True, stderr=True, stream=True, follow=True):
+                seen = seen[-len(contract.READY_LINE):] + chunk
+                if contract.READY_LINE in seen:
+                    said.set()
+                    return
+        except Exception:  # noqa: BLE001 - the stream broke: the bundle is gone, said below
+            pass
+
+    threading.Thread(target=watch, name=f"bundle-ready-{slug}", daemon=True).start()
+    _poll(client, bundle, slug, said.is_set, "become ready", timeout, pause=0.25, wake=said)
 
 
 def bundle_ca(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> bytes:
@@ -107,8 +124,12 @@ def bundle_ca(client, bundle: str, slug: str, timeout: float = contract.READY_TI
     return found[0]
 
 
-def _poll(client, bundle: str, slug: str, done, what: str, timeout: float) -> None:
-    """Call ``done`` until it is true, while the bundle runs, for at most ``timeout`` seconds."""
+def _poll(client, bundle: str, slug: str, done, what: str, timeout: float, pause: float = 0.02,
+          wake: threading.Event | None = None) -> None:
+    """Call ``done`` until it is true, while the bundle runs, for at most ``timeout`` seconds.
+
+    ``wake``: an event that ends each pause early (set when ``done`` may have become true).
+    """
     api = client.api
     deadline = time.monotonic() + timeout
     tries = 0
@@ -116,9 +137,12 @@ def _poll(client, bundle: str, slug: str, done, what: str, timeout: float) -> No
         if done():
             return
         tries += 1
-        if tries % 10 == 0 and not api.inspect_container(bundle)["State"]["Running"]:
+        if tries % max(1, int(0.2 / pause)) == 0 and not api.inspect_container(bundle)["State"]["Running"]:
             break
-        time.sleep(0.02)
+        if wake is not None:
+            wake.wait(pause)
+        else:
+            time.sleep(pause)
     output = api.logs(bundle, stdout=True, stderr=True)
     tail = output.decode("utf-8", "replace").strip().splitlines()[-3:]
     raise BottleRuntimeError(f"the bundle of bottle {slug} did not {what}: {' | '.join(tail) or 'no output'}")

@@ -4,8 +4,10 @@ Order: secrets read and the Plan's images ensured (built when missing) (nothing 
 the bottle network and the bundle with its packet filter's one-shot (:class:`.sidecar.Sidecar`, which
 other backends share); the bundle started and its packet filter set, while the agent (pinned IP,
 bottle network only) is created and started and the one-shot container that deletes its default
-route runs. Teardown removes what was created, whatever happened (and should this process die without
-its teardown, core's reaper, :mod:`bottle_core.reaper`, has ``stop_bottle`` remove it all).
+route runs. Teardown files the bundle's last lines, then has what was created removed, whatever happened,
+by a process of its own (:func:`.removal.remove_detached`), so the caller has its exit status at once.
+Should this process die without its teardown, core's reaper, :mod:`bottle_core.reaper`, has
+``stop_bottle`` remove it all; should the removal be cut short, ``bottle gc`` finishes it.
 
 Each part lives in its own module: :mod:`.sidecar` (the network and the bundle),
 :mod:`.agent` (the agent's container), :mod:`.removal` (removing resources, shared with stop and gc).
@@ -23,6 +25,7 @@ from bottle_core.signals import deferred
 
 from . import agent, sidecar
 from .container import DockerBottle
+from .removal import remove_detached
 
 
 class DockerLaunch(Launch):
@@ -33,6 +36,7 @@ class DockerLaunch(Launch):
         self.pooled = pooled  # for a warm pool: no secret read or given (see bottle_docker.pool)
         self.sidecar: sidecar.Sidecar | None = None
         self.containers: list[str] = []  # the agent's side; the sidecar keeps its own
+        self.remover = None  # the process removing it all, once torn down
 
     def start(self) -> None:
         from docker.errors import APIError, ImageNotFound
@@ -61,8 +65,17 @@ class DockerLaunch(Launch):
         self.bottle = DockerBottle(plan, client, agent_id=agent_id, bundle=bundle)
 
     def teardown(self) -> None:
-        """Remove every container and network this launch created, newest first; never raises."""
+        """File the bundle's last lines, then have every container and network this launch created removed,
+        newest first, without waiting for the engine; never raises."""
         with deferred():
-            if self.sidecar is not None:
-                self.sidecar.remove(also=self.containers)
+            side = self.sidecar
+            if side is not None:
+                if side.bundle is not None:
+                    side.bundle.finish_logs()
+                containers = [*reversed(self.containers), *reversed(side.containers)]
+                if containers or side.networks:
+                    self.remover = remove_detached(side.client, self.plan.slug, containers,
+                                                   list(reversed(side.networks)))
+                side.containers.clear()
+                side.networks.clear()
         self.containers.clear()

@@ -1,0 +1,77 @@
+"""Provisioning in one round: the hooks' files in one archive, their commands held and run after it, one script a user."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bottle_core import provision
+from bottle_core.errors import BottleRuntimeError
+from bottle_core.provision import ProvisionRound
+from bottle_core.sandbox import ExecResult
+from bottle_core.testing import FakeBottle
+
+
+class LocalBottle(FakeBottle):
+    """Runs the round's scripts here, with the files copied in written below ``root``."""
+
+    def __init__(self, plan, root: Path):
+        super().__init__(plan)
+        self.root = root
+
+    def exec(self, command, *, user=None, env=None, workdir=None, stdin=None) -> ExecResult:
+        super().exec(command, user=user, env=env, workdir=workdir, stdin=stdin)
+        for path, data in self.files.items():
+            if path.startswith(str(self.root)):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_bytes(data)
+        done = subprocess.run(list(command), capture_output=True, cwd=workdir, timeout=30)
+        return ExecResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def local(plan_factory, tmp_path, monkeypatch):
+    monkeypatch.setattr(provision, "ROUND_DIR", str(tmp_path / "round"))
+    plan = plan_factory()
+    return LocalBottle(plan, tmp_path)
+
+
+def test_files_go_in_one_archive_and_commands_in_one_exec_a_user_in_order(local, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    held = ProvisionRound(local)
+    held.write_files(local.plan.guest.home, {".a": b"A"})
+    held.write_files("/etc/thing", {"b.json": b"{}"}, owner=0)
+    held.check(["sh", "-c", f'printf "%s" "$GREETING" > {out}/first'], env={"GREETING": "hello there"},
+               workdir=str(out))
+    held.check(["sh", "-c", f"cat > {out}/second"], stdin=b"from stdin", workdir=str(out))
+    held.check(["sh", "-c", f"pwd > {out}/third"], workdir=str(out))
+    assert local.calls == [], "nothing reaches the bottle before the round is applied"
+    held.ready()
+    copies = [call for call in local.calls if call[0] == "copy_in"]
+    execs = [call for call in local.calls if call[0] == "exec"]
+    assert copies == [("copy_in", "/")] and len(execs) == 1, local.calls
+    assert local.files[f"{local.plan.guest.home}/.a"] == b"A" and local.files["/etc/thing/b.json"] == b"{}"
+    assert (out / "first").read_text() == "hello there"
+    assert (out / "second").read_text() == "from stdin"
+    assert (out / "third").read_text().strip() == str(out)
+    assert not (tmp_path / "round" / str(local.plan.guest.uid)).exists(), "the script removes its own folder"
+
+
+def test_a_failing_command_is_raised_naming_it_and_the_rest_of_its_script_does_not_run(local, tmp_path):
+    held = ProvisionRound(local)
+    held.check(["true"], workdir=str(tmp_path))
+    held.check(["sh", "-c", "echo no room >&2; exit 3"], workdir=str(tmp_path))
+    held.check(["touch", str(tmp_path / "after")], workdir=str(tmp_path))
+    with pytest.raises(BottleRuntimeError) as caught:
+        held.ready()
+    assert "`sh -c 'echo no room >&2; exit 3'` exited 3: no room" in str(caught.value)
+    assert not (tmp_path / "after").exists()
+
+
+def test_exec_applies_what_is_held_first(local, tmp_path):
+    held = ProvisionRound(local)
+    held.check(["touch", str(tmp_path / "held")], workdir=str(tmp_path))
+    assert held.exec(["test", "-e", str(tmp_path / "held")]).ok
