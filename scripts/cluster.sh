@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one-node Kubernetes cluster the tests run against (docs/kubernetes.md, "The test cluster").
+#
+#   scripts/cluster.sh up             build if not cached, start, wait until Ready; prints KUBECONFIG=...
+#   scripts/cluster.sh down           stop it and remove every trace (the build cache stays)
+#   scripts/cluster.sh status         is it up and healthy? (exit status 0 if so)
+#   scripts/cluster.sh import IMAGE...  copy images from the local Docker engine into the cluster
+#   scripts/cluster.sh build          only build (or find cached) the binaries; prints their folder
+set -euo pipefail
+here="$(dirname "$0")/cluster"
+command="${1:-}"
+[ "$#" -eq 0 ] || shift
+case "$command" in
+    up) exec "$here/up.sh" ;;
+    down) exec "$here/down.sh" ;;
+    status) exec "$here/status.sh" ;;
+    import) exec "$here/import.sh" "$@" ;;
+    build) exec "$here/build.sh" ;;
+    *) echo "usage: scripts/cluster.sh up|down|status|import IMAGE...|build" >&2; exit 2 ;;
+esac
