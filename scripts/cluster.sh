@@ -5,6 +5,8 @@
 #   scripts/cluster.sh down           stop it and remove every trace (the build cache stays)
 #   scripts/cluster.sh status         is it up and healthy? (exit status 0 if so)
 #   scripts/cluster.sh import IMAGE...  copy images from the local Docker engine into the cluster
+#   scripts/cluster.sh link SUBNET    let pods open connections to SUBNET (a test network on this host)
+#   scripts/cluster.sh unlink SUBNET  close that again
 #   scripts/cluster.sh build          only build (or find cached) the binaries; prints their folder
 set -euo pipefail
 here="$(dirname "$0")/cluster"
@@ -15,6 +17,7 @@ case "$command" in
     down) exec "$here/down.sh" ;;
     status) exec "$here/status.sh" ;;
     import) exec "$here/import.sh" "$@" ;;
+    link | unlink) exec "$here/net.sh" "$command" "$@" ;;
     build) exec "$here/build.sh" ;;
-    *) echo "usage: scripts/cluster.sh up|down|status|import IMAGE...|build" >&2; exit 2 ;;
+    *) echo "usage: scripts/cluster.sh up|down|status|import IMAGE...|link SUBNET|unlink SUBNET|build" >&2; exit 2 ;;
 esac
