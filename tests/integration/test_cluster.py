@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "scripts" / "cluster.sh"
 RUNNING_TIMEOUT = 120
-GONE_TIMEOUT = 120
+GONE_TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,13 @@ def namespace(core):
     deadline = time.monotonic() + GONE_TIMEOUT
     while time.monotonic() < deadline:
         try:
-            core.read_namespace(name)
+            left = core.read_namespace(name)
         except ApiException as exc:
             if exc.status == 404:
                 return
             raise
         time.sleep(1)
-    pytest.fail(f"namespace {name} still there {GONE_TIMEOUT}s after its deletion")
+    pytest.fail(f"namespace {name} still there {GONE_TIMEOUT}s after its deletion: {left.status}")
 
 
 @pytest.fixture
@@ -86,6 +86,8 @@ def test_a_pod_from_a_local_image_runs_execs_and_logs(core, namespace, imported_
         metadata=client.V1ObjectMeta(name="probe"),
         spec=client.V1PodSpec(
             restart_policy="Never",
+            # `sleep` as pid 1 ignores SIGTERM: do not wait the default 30 s for it at deletion.
+            termination_grace_period_seconds=1,
             automount_service_account_token=False,
             containers=[client.V1Container(
                 name="main",
