@@ -33,7 +33,8 @@ for file in "$STATE"/containerd/state/io.containerd.runtime.v2.task/*/*/shim.pid
     [ -s "$file" ] || continue
     pid="$(cat "$file")"
     if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q containerd-shim; then
-        stop_pid "$pid" containerd-shim
+        # Its containers are gone and it holds nothing else; it would only wait out TERM.
+        kill -KILL "$pid" 2>/dev/null || true
     fi
 done
 
