@@ -28,14 +28,16 @@ fi
 for name in kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
     stop_daemon "$name"
 done
-# containerd's shims outlive it by design; each wrote its pid beside its pod's bundle.
-for file in "$STATE"/containerd/state/io.containerd.runtime.v2.task/*/*/shim.pid; do
-    [ -s "$file" ] || continue
-    pid="$(cat "$file")"
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q containerd-shim; then
-        # Its containers are gone and it holds nothing else; it would only wait out TERM.
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+# containerd's shims outlive it by design, and record their pids nowhere; each names our
+# private socket on its command line, which no other process does.
+sock="$STATE/containerd/containerd.sock"
+for proc in /proc/[0-9]*; do
+    cmdline="$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline")" || continue
+    case "$cmdline" in
+        *containerd-shim*" -address $sock "*)
+            # Its containers are gone and it holds nothing else; it would only wait out TERM.
+            kill -KILL "${proc#/proc/}" 2>/dev/null || true ;;
+    esac
 done
 
 # Mounts under the state folder (kubelet volumes, container root filesystems, the pods'
