@@ -20,8 +20,8 @@ started=$(date +%s)
 stop_daemon kubelet
 RUNC_ROOT="$STATE/runc/k8s.io"
 if [ -d "$RUNC_ROOT" ]; then
-    for id in $(runc --root "$RUNC_ROOT" list -q 2>/dev/null); do
-        runc --root "$RUNC_ROOT" delete --force "$id" >/dev/null 2>&1 \
+    for id in $(timeout 30 runc --root "$RUNC_ROOT" list -q 2>/dev/null); do
+        timeout 30 runc --root "$RUNC_ROOT" delete --force "$id" >/dev/null 2>&1 \
             || say "cluster: runc could not delete container $id"
     done
 fi

@@ -11,6 +11,6 @@ SOCK="$STATE/containerd/containerd.sock"
 for image in "$@"; do
     docker image inspect "$image" >/dev/null 2>&1 || die "no image '$image' in the local Docker engine (build it first)"
 done
-docker save "$@" | ctr --address "$SOCK" -n k8s.io images import - >/dev/null \
+docker save "$@" | timeout 900 ctr --address "$SOCK" -n k8s.io images import - >/dev/null \
     || die "importing $* into the cluster failed (see $LOGS/containerd.log)"
 say "cluster: imported $*"

@@ -20,7 +20,7 @@ fi
 "$here/packages.sh"
 cache="$("$here/build.sh")"
 BIN="$cache/bin"
-KUBECTL=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig")
+KUBECTL=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" --request-timeout 10s)
 started=$(date +%s)
 
 mkdir -p "$STATE" "$LOGS" "$PIDS"
@@ -112,8 +112,8 @@ cat >"$STATE/cni/net.d/10-bottle.conflist" <<JSON
 JSON
 SOCK="$STATE/containerd/containerd.sock"
 launch containerd containerd --config "$STATE/containerd/config.toml"
-wait_for containerd 60 ctr --address "$SOCK" version
-ctr --address "$SOCK" -n k8s.io images import "$cache/pause.tar" >/dev/null \
+wait_for containerd 60 timeout 10 ctr --address "$SOCK" version
+timeout 120 ctr --address "$SOCK" -n k8s.io images import "$cache/pause.tar" >/dev/null \
     || die "cluster: importing the pause image into containerd failed (see $LOGS/containerd.log)"
 
 launch etcd etcd --name bottle-cluster --data-dir "$STATE/etcd" \
@@ -124,7 +124,7 @@ launch etcd etcd --name bottle-cluster --data-dir "$STATE/etcd" \
     --initial-cluster "bottle-cluster=http://127.0.0.1:$ETCD_PEER_PORT" \
     --cert-file "$PKI/etcd.crt" --key-file "$PKI/etcd.key" \
     --client-cert-auth --trusted-ca-file "$PKI/ca.crt"
-wait_for etcd 60 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/apiserver-etcd-client.crt" \
+wait_for etcd 60 curl -sf --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/apiserver-etcd-client.crt" \
     --key "$PKI/apiserver-etcd-client.key" "https://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
 launch kube-apiserver "$BIN/kube-apiserver" \
