@@ -17,7 +17,7 @@ declare -A probe=(
     [gcc]=/usr/bin/gcc
     [libc6-dev]=/usr/lib/x86_64-linux-gnu/libc.a
     [openssl]=/usr/bin/openssl
-    [dpkg-dev]=/usr/bin/dpkg-source
+    [curl]=/usr/bin/curl
 )
 missing=()
 for package in "${!probe[@]}"; do
