@@ -12,9 +12,15 @@ set -euo pipefail
 here="$(dirname "$0")/cluster"
 command="${1:-}"
 [ "$#" -eq 0 ] || shift
+# One cluster per machine: starts and stops wait for each other (two test runs at once).
+serialised() {
+    exec 9>/run/lock/bottle-cluster.lock
+    flock -w 900 9 || { echo "error: another 'scripts/cluster.sh up/down' held the lock for 15 min" >&2; exit 1; }
+    exec "$@"
+}
 case "$command" in
-    up) exec "$here/up.sh" ;;
-    down) exec "$here/down.sh" ;;
+    up) serialised "$here/up.sh" ;;
+    down) serialised "$here/down.sh" ;;
     status) exec "$here/status.sh" ;;
     import) exec "$here/import.sh" "$@" ;;
     link | unlink) exec "$here/net.sh" "$command" "$@" ;;

@@ -14,7 +14,7 @@ if "$here/status.sh" --quiet; then
     exit 0
 fi
 if [ -e "$STATE" ]; then
-    say "cluster: stale state in $STATE (its processes are gone), cleaning it first"
+    say "cluster: stale or unfinished state in $STATE (see scripts/cluster.sh status), cleaning it first"
     "$here/down.sh"
 fi
 "$here/packages.sh"
