@@ -36,7 +36,8 @@ done >"$STATE/sysctls"
 launch() {
     local name="$1"
     shift
-    setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+    # 9>&-: not the start/stop lock (scripts/cluster.sh), which must end with this script.
+    setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
     echo $! >"$PIDS/$name.pid"
 }
 
