@@ -44,16 +44,16 @@ launch() {
 # wait_for NAME SECONDS COMMAND...: poll COMMAND until it succeeds; fail naming NAME's log
 # when NAME's process exits or the time is up.
 wait_for() {
-    local name="$1" limit="$2" waited=0
+    local name="$1" limit="$2"
+    local deadline=$(( $(date +%s) + limit ))
     shift 2
     until "$@" >/dev/null 2>&1; do
         if ! kill -0 "$(cat "$PIDS/$name.pid")" 2>/dev/null; then
             tail -n 20 "$LOGS/$name.log" >&2 || true
             die "cluster: $name exited during start-up (see $LOGS/$name.log)"
         fi
-        [ "$waited" -lt "$limit" ] || die "cluster: $name not ready within ${limit}s (see $LOGS/$name.log)"
+        [ "$(date +%s)" -lt "$deadline" ] || die "cluster: $name not ready within ${limit}s (see $LOGS/$name.log)"
         sleep 1
-        waited=$((waited + 1))
     done
 }
 
