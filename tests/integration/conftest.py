@@ -409,11 +409,26 @@ def smol_doctor() -> dict:
     return doctor.diagnose()
 
 
-@pytest.fixture(params=["docker", "smol"])
+@pytest.fixture(params=["docker", "smol", "k8s"])
 def backend(request) -> str:
-    """Each backend in turn; smol is skipped with the reason ``bottle doctor`` found when no guest boots here."""
+    """Each backend in turn; smol is skipped with the reason ``bottle doctor`` found when no guest boots here;
+    k8s needs the test cluster (``make cluster``), and fails without it."""
     if request.param == "smol":
         report = request.getfixturevalue("smol_doctor")
         if not report["ok"]:
             pytest.skip(f"smol: bottle doctor: {report['reason']}")
+    if request.param == "k8s":
+        request.getfixturevalue("k8s_cluster")
     return request.param
+
+
+@pytest.fixture
+def k8s_cluster(monkeypatch) -> str:
+    """The test cluster's kubeconfig, with its node's containerd as where images go; a failure without one."""
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig or not Path(kubeconfig).is_file():
+        pytest.fail("k8s: no test cluster (KUBECONFIG unset or missing): start it with `make cluster` and export "
+                    "the KUBECONFIG and CONTAINERD_ADDRESS it prints (`make test` does both)")
+    if os.environ.get("CONTAINERD_ADDRESS"):
+        monkeypatch.setenv("BOTTLE_K8S_CONTAINERD_ADDRESS", os.environ["CONTAINERD_ADDRESS"])
+    return kubeconfig
