@@ -86,7 +86,7 @@ def import_into_containerd(client, image: str, address: str) -> None:
                                     "import", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)
         try:
-            for chunk in client.images.get(image).save(named=True):
+            for chunk in client.images.get(image).save(named=image):  # this name, not its first tag
                 process.stdin.write(chunk)
         except (DockerException, BrokenPipeError) as exc:
             process.kill()
@@ -94,8 +94,8 @@ def import_into_containerd(client, image: str, address: str) -> None:
         finally:
             process.stdin.close()
         err = process.stderr.read().decode("utf-8", "replace")
-        if process.wait() != 0:
-            raise BottleRuntimeError(f"containerd at {address} did not import {image}: {err.strip()}")
+        if process.wait() != 0 or not in_containerd(image, address):
+            raise BottleRuntimeError(f"containerd at {address} did not import {image}: {err.strip() or 'not listed'}")
 
 
 def push(client, image: str, registry: str) -> None:

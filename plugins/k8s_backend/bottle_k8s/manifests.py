@@ -25,7 +25,7 @@ from bottle_core import agent as agent_sandbox
 from bottle_core.bundle import contract
 from bottle_core.plan import Plan
 
-from . import agent_filter, labels
+from . import agent_filter, labels, settings
 
 #: Where the bundle's files are put: a memory-backed volume over the contract's /etc/bottle.
 FILES_DIR = "/etc/bottle"
@@ -82,6 +82,7 @@ def bundle_pod(plan: Plan, image: str) -> dict:
         "spec": _pod_spec(
             # The node's resolvers, for the egress stage alone (cluster DNS would list the cluster's services).
             dnsPolicy="Default",
+            **({"hostAliases": aliases} if (aliases := settings.bundle_hosts()) else {}),
             volumes=[{"name": "files", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
             initContainers=[
                 {"name": "files", "image": image, "imagePullPolicy": _pull(image), "command": ["sh", "-c", wait],

@@ -69,7 +69,7 @@ def cluster_ranges() -> tuple[list[str], list[str]]:
     try:
         for node in api.list_node().items:
             addresses.update(a.address for a in node.status.addresses or [] if _ipv4(a.address))
-            networks.update(c for c in [node.spec.pod_cidr, *(node.spec.pod_cid_rs or [])] if c and _net4(c))
+            networks.update(c for c in [node.spec.pod_cidr, *(node.spec.pod_cidrs or [])] if c and _net4(c))
     except ApiException as exc:
         if exc.status != 403:
             raise BottleRuntimeError(f"the cluster did not list its nodes: {exc.status} {exc.reason}") from None

@@ -131,3 +131,11 @@ def test_no_cluster_is_one_line_naming_kubeconfig(monkeypatch, tmp_path):
     finally:
         cluster.api_client.cache_clear()
     assert reason is not None and "missing" in reason and "KUBECONFIG" in reason
+
+
+def test_bundle_hosts_become_host_aliases_and_bad_ones_are_named():
+    assert settings.bundle_hosts("a.test=10.1.0.5, b.test=10.1.0.5,c.test=10.1.0.6") == [
+        {"ip": "10.1.0.5", "hostnames": ["a.test", "b.test"]}, {"ip": "10.1.0.6", "hostnames": ["c.test"]}]
+    assert settings.bundle_hosts("") == []
+    with pytest.raises(UsageError, match="BOTTLE_K8S_BUNDLE_HOSTS: 'a.test' is not name=ip"):
+        settings.bundle_hosts("a.test")
