@@ -52,10 +52,30 @@ def remove_slug(slug: str, namespace: str | None = None, *, ended: bool = True) 
                 removed.append(f"{kind} {item.metadata.name}")
     if ended:
         _mark_ended(pods)
-    deadline = time.monotonic() + GONE_TIMEOUT
-    while api.list_namespaced_pod(namespace, label_selector=selector).items and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_gone(namespace, selector)
     return removed
+
+
+def stopped(pod) -> bool:
+    """Whether every container of the pod has ended (or never started)."""
+    states = [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+    return all(s.state.running is None for s in states)
+
+
+def wait_gone(namespace: str, selector: str, timeout: float = GONE_TIMEOUT) -> None:
+    """Until no pod matches ``selector``. A pod whose containers have all stopped is then removed from the API
+    at once: the kubelet of some versions (1.20) leaves such a pod's object for up to a minute more."""
+    api = core()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = api.list_namespaced_pod(namespace, label_selector=selector).items
+        if not left:
+            return
+        for pod in left:
+            if pod.metadata.deletion_timestamp is not None and stopped(pod):
+                _delete(lambda name, ns: api.delete_namespaced_pod(name, ns, grace_period_seconds=0),
+                        pod.metadata.name, namespace)
+        time.sleep(0.2)
 
 
 def _delete(delete, name: str, namespace: str) -> bool:
