@@ -62,7 +62,7 @@ def objects_of(slug: str) -> list[str]:
 
 @contextmanager
 def plain_pod(k8s, name: str, command: list[str]):
-    """An ordinary pod (no bottle's filter) from the bundle image: a server to probe, or a control client."""
+    """An ordinary pod (no bottle's filter) from the bundle image, a server to probe or a control client; its IP."""
     from bottle_k8s import images, pods
 
     api, namespace = k8s
@@ -109,8 +109,11 @@ def test_the_agent_has_no_service_account_token_and_no_service_variables(manifes
         assert bottle.exec(["id", "-u"]).text().strip() == "1000"
         token = bottle.exec(["sh", "-c", "ls /var/run/secrets/kubernetes.io/serviceaccount/token"])
         assert token.returncode != 0
-        env = bottle.exec(["env"]).text()
-        assert "KUBERNETES_SERVICE_HOST" not in env and "KUBERNETES_PORT" not in env
+        service_ip = k8s[0].read_namespaced_service("kubernetes", "default").spec.cluster_ip
+        # Not in its environment, nor in that of the pod's first process (readable by the same user).
+        for env in (bottle.exec(["env"]).text(), bottle.exec(["cat", "/proc/1/environ"]).text()):
+            assert service_ip not in env
+        assert bottle.exec(["printenv", "KUBERNETES_SERVICE_HOST"]).text().strip() == ""
         # The capabilities the agent's processes hold: none.
         status = bottle.exec(["grep", "^Cap", "/proc/self/status"]).text()
         assert all(line.split()[1] == "0000000000000000" for line in status.splitlines()), status
@@ -120,7 +123,7 @@ def test_the_agent_has_no_service_account_token_and_no_service_variables(manifes
 def test_other_pods_are_unreachable_from_the_agent_but_reachable_from_a_plain_pod(manifest, k8s):
     with plain_pod(k8s, "bottle-test-server", server_command()) as server, \
             plain_pod(k8s, "bottle-test-client", ["sleep", "600"]):
-        target = server.status.pod_ip
+        target = server
         assert pod_reaches(k8s, "bottle-test-client", target, CONTROL_PORT), "control: pods reach each other here"
         with bottle_of(manifest, "probe", backend="k8s") as bottle:
             assert not tcp_probe(bottle, target, CONTROL_PORT)

@@ -48,13 +48,15 @@ INSTALL_SCRIPT = (
 )
 
 
-def bundle_peer_rule(bundle_ip: str, peer_file: str) -> str:
+def bundle_peer_rule(peer_file: str) -> str:
     """Shell run after the contract's packet filter in the bundle pod: new connections in come from the agent alone.
 
     On a cluster every pod can address every other, so the bundle's ports
     would answer any pod; this rule, first in INPUT, resets a new TCP
-    connection to the bundle from any address but the agent pod's.
+    connection from any address but the agent pod's (loopback aside: the
+    bundle's own daemons talk to each other there). The bundle's own address
+    is not known when the pod is made, so the rule does not name it.
     """
     return (f'peer="$(cat {peer_file})"; '
-            f'iptables-nft -I INPUT 1 -d {bundle_ip}/32 -p tcp -m conntrack --ctstate NEW ! -s "$peer/32" '
+            'iptables-nft -I INPUT 1 ! -i lo -p tcp -m conntrack --ctstate NEW ! -s "$peer/32" '
             '-j REJECT --reject-with tcp-reset; echo "bottle-k8s: bundle answers $peer only"')

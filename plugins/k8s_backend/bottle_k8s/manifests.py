@@ -43,6 +43,15 @@ ROOT_PATHS = {"certs": "/etc/ssl/certs", "cacerts": "/usr/local/share/ca-certifi
 SECCOMP = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def no_api_variables(port: int = 443) -> dict[str, str]:
+    """The API server's service variables, emptied: the kubelet sets them in every container even with
+    ``enableServiceLinks`` off, and a variable the spec names itself wins. The agent learns no address from them."""
+    names = ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBERNETES_SERVICE_PORT_HTTPS", "KUBERNETES_PORT",
+             f"KUBERNETES_PORT_{port}_TCP", f"KUBERNETES_PORT_{port}_TCP_PROTO", f"KUBERNETES_PORT_{port}_TCP_PORT",
+             f"KUBERNETES_PORT_{port}_TCP_ADDR"]
+    return {name: "" for name in names}
+
+
 def pod_name(slug: str, role: str) -> str:
     return f"bottle-{slug}-{role}"
 
@@ -89,14 +98,14 @@ def bundle_pod(plan: Plan, image: str) -> dict:
                  "securityContext": _security(0), "volumeMounts": [files], "resources": _small()},
                 {"name": "netfilter", "image": image, "imagePullPolicy": _pull(image),
                  "command": ["sh", "-ec", " ".join(contract.NETFILTER_COMMAND) + "; "
-                             + agent_filter.bundle_peer_rule(plan.network.bundle_ip, PEER_FILE)],
+                             + agent_filter.bundle_peer_rule(PEER_FILE)],
                  "env": _env(contract.bundle_environment()),
                  "securityContext": _security(0, add=contract.NETFILTER_CAPABILITIES),
                  "volumeMounts": [files_ro], "resources": _small()},
             ],
             containers=[
                 {"name": "bundle", "image": image, "imagePullPolicy": _pull(image),
-                 "env": _env(contract.bundle_environment()),
+                 "env": _env({**no_api_variables(), **contract.bundle_environment()}),
                  "securityContext": _security(0, add=contract.CAPABILITIES),
                  "volumeMounts": [files_ro],
                  "resources": {"limits": {"memory": str(limits["memory_bytes"]), "cpu": str(limits["cpus"])},
@@ -134,7 +143,7 @@ def agent_pod(plan: Plan, agent_image: str, filter_image: str) -> dict:
             containers=[
                 {"name": "agent", "image": agent_image, "imagePullPolicy": _pull(agent_image),
                  "command": ["sleep", "infinity"], "workingDir": plan.guest.workspace,
-                 "env": _env(agent_sandbox.environment(plan)),
+                 "env": _env({**no_api_variables(), **agent_sandbox.environment(plan)}),
                  "securityContext": _security(plan.guest.uid, non_root=True),
                  "resources": {"limits": {"memory": str(res.memory_bytes), "cpu": str(res.cpus)},
                                "requests": {"memory": "64Mi", "cpu": "100m"}},

@@ -96,7 +96,7 @@ def test_the_bundles_filter_lets_only_the_agent_pod_connect(plan):
     pod = manifests.bundle_pod(plan, "b:x")
     script = containers(pod, init=True)["netfilter"]["command"][-1]
     assert " ".join(contract.NETFILTER_COMMAND) in script
-    assert '! -s "$peer/32"' in script and "--ctstate NEW" in script and "-d 10.244.0.7/32" in script
+    assert '-I INPUT 1 ! -i lo -p tcp -m conntrack --ctstate NEW ! -s "$peer/32" -j REJECT' in script
 
 
 def test_every_object_is_labelled_with_the_slug(plan):
