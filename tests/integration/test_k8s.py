@@ -220,9 +220,9 @@ def test_stop_and_the_owners_death_remove_everything(manifest, k8s):
     env = {"BOTTLE_BACKEND": "k8s"}
     before = listed("probe", env)
     proc = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "probe", "--", "sleep", "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=manifest.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        slug = wait_for_bottle("probe", env, before)
+        slug = wait_for_bottle("probe", env, before, proc)
         assert objects_of(slug)
         os.kill(proc.pid, signal.SIGKILL)  # no teardown: the reaper must do it
         proc.wait(30)
@@ -235,9 +235,9 @@ def test_stop_and_the_owners_death_remove_everything(manifest, k8s):
             proc.kill()
         proc.wait(30)
     proc = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "probe", "--", "sleep", "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=manifest.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        slug = wait_for_bottle("probe", env, before)
+        slug = wait_for_bottle("probe", env, before, proc)
         stopped = bottle_cli("--backend", "k8s", "stop", slug, env=env)
         assert stopped.returncode == 0, stopped.stderr
         assert objects_of(slug) == []
@@ -252,10 +252,11 @@ def listed(agent: str, env: dict) -> set[str]:
     return {row["slug"] for row in rows if row["agent"] == agent}
 
 
-def wait_for_bottle(agent: str, env: dict, before: set[str], timeout: float = 180) -> str:
+def wait_for_bottle(agent: str, env: dict, before: set[str], proc: subprocess.Popen, timeout: float = 180) -> str:
     """The slug of a new bottle of ``agent`` (not in ``before``) once `bottle ls` shows it on k8s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        assert proc.poll() is None, f"bottle exec ended early: {proc.stderr.read().decode()}"
         found = listed(agent, env) - before
         if found:
             return found.pop()
