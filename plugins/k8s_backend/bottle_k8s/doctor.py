@@ -6,7 +6,8 @@ from . import settings
 
 #: What a bottle does in its namespace (docs/kubernetes.md lists the same as RBAC rules).
 NEEDED = [("create", "pods", ""), ("delete", "pods", ""), ("get", "pods", ""), ("list", "pods", ""),
-          ("create", "pods/exec", ""), ("get", "pods/log", ""),
+          ("create", "pods/exec", ""), ("get", "pods/log", ""), ("list", "secrets", ""), ("delete", "secrets", ""),
+          ("list", "configmaps", ""), ("delete", "configmaps", ""),
           ("create", "networkpolicies", "networking.k8s.io"), ("delete", "networkpolicies", "networking.k8s.io"),
           ("list", "networkpolicies", "networking.k8s.io")]
 
