@@ -37,17 +37,22 @@ def wrapped(argv: Sequence[str], *, env: Mapping[str, str] | None = None, workdi
 def exec_in(pod: str, container: str, argv: Sequence[str], *, namespace: str, stdin: bytes | None = None,
             env: Mapping[str, str] | None = None, workdir: str | None = None) -> ExecResult:
     """Run ``argv`` in ``container`` of ``pod`` to completion; stdout and stderr kept apart."""
+    from kubernetes import client
     from kubernetes.client.rest import ApiException
     from kubernetes.stream import stream
 
-    from .cluster import core
+    from .cluster import api_client
 
     command = wrapped(argv, env=env, workdir=workdir, stdin_size=None if stdin is None else len(stdin))
+    # A client of its own: ``stream`` swaps the client's request method for a websocket one while it runs, which
+    # would turn another thread's ordinary call on a shared client (the log follower, a concurrent stop) into one.
+    own = client.ApiClient(api_client().configuration)
     try:
-        ws = stream(core().connect_get_namespaced_pod_exec, pod, namespace, container=container, command=command,
-                    stdin=stdin is not None, stdout=True, stderr=True, tty=False, _preload_content=False,
-                    binary=True)
+        ws = stream(client.CoreV1Api(own).connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                    command=command, stdin=stdin is not None, stdout=True, stderr=True, tty=False,
+                    _preload_content=False, binary=True)
     except ApiException as exc:
+        own.close()
         raise BottleRuntimeError(f"cannot run `{shlex.join(argv)}` in pod {pod}/{container}: "
                                  f"{exc.status} {exc.reason}: {_message(exc.body)}") from None
     out, err = bytearray(), bytearray()
@@ -63,6 +68,7 @@ def exec_in(pod: str, container: str, argv: Sequence[str], *, namespace: str, st
         status = ws.read_channel(3)
     finally:
         ws.close()
+        own.close()
     return ExecResult(returncode=exit_code(status, argv), stdout=bytes(out), stderr=bytes(err))
 
 
