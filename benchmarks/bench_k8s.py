@@ -7,7 +7,7 @@ the images built (``bottle image build``) and, for k8s, the test cluster's
 ``KUBECONFIG`` and ``CONTAINERD_ADDRESS`` in the environment (``make cluster``
 prints them).
 
-    python benchmarks/bench_k8s.py [--runs 3] [--concurrent 8]
+    python benchmarks/bench_k8s.py [--runs 3] [--concurrent 8] [--backends docker,k8s]
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrent", type=int, default=8)
+    parser.add_argument("--backends", default="docker,k8s", help="comma-separated, in order")
     args = parser.parse_args()
     if os.environ.get("CONTAINERD_ADDRESS"):
         os.environ.setdefault("BOTTLE_K8S_CONTAINERD_ADDRESS", os.environ["CONTAINERD_ADDRESS"])
     folder = Path(tempfile.mkdtemp(prefix="bench-k8s-"))
     manifest = folder / "bottle.json"
     manifest.write_text('{"bottles": {"dev": {}}, "agents": {"bench": {"bottle": "dev"}}}')
-    for backend in ("docker", "k8s"):
+    for backend in args.backends.split(","):
         one(backend, manifest)  # warm: images built and (k8s) imported into the node
         runs = [one(backend, manifest) for _ in range(args.runs)]
         firsts = [r[0] for r in runs]

@@ -246,6 +246,29 @@ def test_stop_and_the_owners_death_remove_everything(manifest, k8s):
         proc.wait(30)
 
 
+def test_gc_removes_a_bottle_whose_owner_and_reaper_are_gone(manifest, k8s):
+    env = {"BOTTLE_BACKEND": "k8s"}
+    before = listed("probe", env)
+    proc = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "probe", "--", "sleep", "300"],
+                            cwd=manifest.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        slug = wait_for_bottle("probe", env, before, proc)
+        reapers = subprocess.run(["pgrep", "-f", f"bottle_core.reaper k8s {slug}"], capture_output=True, text=True)
+        assert reapers.stdout.split(), "control: a reaper watches the bottle"
+        for pid in reapers.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert objects_of(slug), "nobody is left to remove it but gc"
+        collected = bottle_cli("--backend", "k8s", "gc", env=env)
+        assert collected.returncode == 0, collected.stderr
+        assert objects_of(slug) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+
+
 def listed(agent: str, env: dict) -> set[str]:
     """The slugs of ``agent``'s bottles `bottle ls` shows on k8s."""
     rows = json.loads(bottle_cli("--backend", "k8s", "ls", "--json", env=env).stdout or b"[]")

@@ -27,10 +27,10 @@ def as_user(argv: Sequence[str], user: str) -> list[str]:
 
 
 def files_tar(files: dict[str, bytes], peer: str) -> bytes:
-    """The bundle's files (read-only, mode 0444) and the agent's address, then the marker that ends the wait."""
+    """The bundle's files (read-only, mode 0444) and the agent's address, as a tar stream under :data:`FILES_DIR`."""
     buffer = io.BytesIO()
     below = manifests.FILES_DIR.lstrip("/")
-    entries = {**files, manifests.PEER_FILE: peer.encode(), manifests.FILES_DONE: b""}
+    entries = {**files, manifests.PEER_FILE: peer.encode()}
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path, data in entries.items():
             name = path.lstrip("/")
@@ -43,12 +43,24 @@ def files_tar(files: dict[str, bytes], peer: str) -> bytes:
 
 
 def send_files(pod: str, namespace: str, files: dict[str, bytes], peer: str) -> None:
-    """Put the bundle's files in through its ``files`` init container, which then ends and lets the rest start."""
+    """Put the bundle's files in through its ``files`` init container, then let it end so the rest starts.
+
+    The marker that ends the container comes in an exec of its own, after
+    the files are known to be in: the container ends as soon as it sees it,
+    killing whatever still runs in it, so nothing that must finish may share
+    that exec. Its own outcome is not waited for (the container may end
+    before the exec reports); a container that never saw it says so when the
+    bundle is awaited.
+    """
     pods.wait_for(pod, namespace, "start its files container", pods.running("files", init=True), 120)
     result = exec_in(pod, "files", untar_command("/"), namespace=namespace, stdin=files_tar(files, peer))
     if not result.ok:
         raise BottleRuntimeError(f"could not give bundle pod {pod} its files: "
                                  f"{result.stderr.decode('utf-8', 'replace').strip() or result.returncode}")
+    try:
+        exec_in(pod, "files", ["touch", manifests.FILES_DONE], namespace=namespace)
+    except BottleRuntimeError:
+        pass  # the container ended first, as it should once the marker is there
 
 
 class PodBundle(Bundle):
