@@ -18,11 +18,13 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.sandbox import Launch
 from bottle_core.signals import deferred
+from bottle_docker import sidecar
 
 from . import images, inventory, manifests, pods, settings
 from .bundle import PodBundle, send_files
 from .cluster import core, networking
 from .sandbox import K8sBottle
+from .streams import api_message
 
 #: Pods on a busy node take seconds to get an address and start; image trouble fails at once.
 START_TIMEOUT = 180.0
@@ -52,8 +54,6 @@ class K8sLaunch(Launch):
 
         plan = self.plan
         secrets = contract.secret_table(plan)  # before anything starts: a missing secret leaves nothing behind
-        from bottle_docker import sidecar
-
         sidecar.ensure_images(plan.images)
         names = images.ensure_on_cluster([plan.images["bundle"], plan.images["agent"]])
         bundle_image, agent_image = names[plan.images["bundle"]], names[plan.images["agent"]]
@@ -76,7 +76,7 @@ class K8sLaunch(Launch):
             pods.wait_for(agent_pod, ns, "start its agent", pods.running("agent"), START_TIMEOUT, hint=_image_hint())
         except ApiException as exc:
             raise BottleRuntimeError(f"the cluster refused to start bottle {plan.slug}: {exc.status} {exc.reason}: "
-                                     f"{_message(exc.body)}") from None
+                                     f"{api_message(exc.body)}") from None
         self.bottle = K8sBottle(plan, agent_pod, ns, self.bundle)
 
     def teardown(self) -> None:
@@ -97,9 +97,3 @@ class K8sLaunch(Launch):
 
 def _image_hint() -> str:
     return "run `bottle image build`, and check the BOTTLE_K8S_* image settings (docs/kubernetes.md)"
-
-
-def _message(body) -> str:
-    from .streams import _message as message
-
-    return message(body)

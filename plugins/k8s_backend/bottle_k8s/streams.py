@@ -54,7 +54,7 @@ def exec_in(pod: str, container: str, argv: Sequence[str], *, namespace: str, st
     except ApiException as exc:
         own.close()
         raise BottleRuntimeError(f"cannot run `{shlex.join(argv)}` in pod {pod}/{container}: "
-                                 f"{exc.status} {exc.reason}: {_message(exc.body)}") from None
+                                 f"{exc.status} {exc.reason}: {api_message(exc.body)}") from None
     out, err = bytearray(), bytearray()
     try:
         if stdin:
@@ -92,7 +92,8 @@ def exit_code(status: bytes | str, argv: Sequence[str]) -> int:
     raise BottleRuntimeError(f"`{shlex.join(argv)}` could not run: {parsed.get('message') or parsed}")
 
 
-def _message(body) -> str:
+def api_message(body) -> str:
+    """The ``message`` of an API error's body (the body itself when it is not JSON)."""
     try:
         import json
 
