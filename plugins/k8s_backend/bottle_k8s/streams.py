@@ -55,6 +55,9 @@ def exec_in(pod: str, container: str, argv: Sequence[str], *, namespace: str, st
         own.close()
         raise BottleRuntimeError(f"cannot run `{shlex.join(argv)}` in pod {pod}/{container}: "
                                  f"{exc.status} {exc.reason}: {api_message(exc.body)}") from None
+    except BaseException:
+        own.close()
+        raise
     out, err = bytearray(), bytearray()
     try:
         if stdin:

@@ -140,3 +140,38 @@ def test_bundle_hosts_become_host_aliases_and_bad_ones_are_named():
     assert settings.bundle_hosts("") == []
     with pytest.raises(UsageError, match="BOTTLE_K8S_BUNDLE_HOSTS: 'a.test' is not name=ip"):
         settings.bundle_hosts("a.test")
+
+
+def test_a_pod_counts_as_stopped_only_when_no_container_runs():
+    from types import SimpleNamespace as NS
+
+    from bottle_k8s.inventory import stopped
+
+    def pod(*running):
+        states = [NS(state=NS(running=object() if r else None)) for r in running]
+        return NS(status=NS(init_container_statuses=[], container_statuses=states))
+
+    assert stopped(pod(False, False)) and stopped(pod())
+    assert not stopped(pod(False, True))
+
+
+def test_each_exec_gets_an_api_client_of_its_own(monkeypatch):
+    """``stream`` swaps its client's request method while it runs: a shared client would break other threads."""
+    from bottle_k8s import cluster
+
+    made = []
+
+    class Fake:
+        def __init__(self, api_client):
+            made.append(api_client)
+
+        def connect_get_namespaced_pod_exec(self, *args, **kwargs):
+            raise RuntimeError("stop here")
+
+    monkeypatch.setattr("kubernetes.client.CoreV1Api", Fake)
+    monkeypatch.setattr("kubernetes.stream.stream", lambda method, *a, **k: method(*a, **k))
+    monkeypatch.setattr(cluster, "api_client", lambda: __import__("kubernetes").client.ApiClient())
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="stop here"):
+            streams.exec_in("pod", "agent", ["true"], namespace="ns")
+    assert len(made) == 2 and made[0] is not made[1]
