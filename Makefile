@@ -11,10 +11,10 @@ BOTTLE := $(VENV)/bin/bottle
 PYTEST := $(VENV)/bin/pytest -p no:cacheprovider
 # Reinstall into the venv when a distribution's metadata changes.
 VENV_STAMP := $(VENV)/.bottle-installed
-PROJECTS := pyproject.toml plugins/docker_backend/pyproject.toml plugins/smol_backend/pyproject.toml
+PROJECTS := pyproject.toml plugins/docker_backend/pyproject.toml plugins/smol_backend/pyproject.toml plugins/k8s_backend/pyproject.toml
 # Every test folder: the repository's own, and each distribution's. One pytest run covers them all.
-TEST_DIRS := tests plugins/docker_backend/tests plugins/smol_backend/tests
-UNIT_DIRS := tests/unit plugins/docker_backend/tests plugins/smol_backend/tests
+TEST_DIRS := tests plugins/docker_backend/tests plugins/smol_backend/tests plugins/k8s_backend/tests
+UNIT_DIRS := tests/unit plugins/docker_backend/tests plugins/smol_backend/tests plugins/k8s_backend/tests
 # Written by `make cluster`: KUBECONFIG and CONTAINERD_ADDRESS of the test cluster, exported to pytest.
 CLUSTER_ENV := /var/lib/bottle-cluster/env
 WITH_CLUSTER := set -a; . $(CLUSTER_ENV); set +a;

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import secrets
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -409,13 +410,16 @@ def smol_doctor() -> dict:
     return doctor.diagnose()
 
 
-@pytest.fixture(params=["docker", "smol"])
+@pytest.fixture(params=["docker", "smol", "k8s"])
 def backend(request) -> str:
-    """Each backend in turn; smol is skipped with the reason ``bottle doctor`` found when no guest boots here."""
+    """Each backend in turn; smol is skipped with the reason ``bottle doctor`` found when no guest boots here;
+    k8s needs the test cluster (``make cluster``), and fails without it."""
     if request.param == "smol":
         report = request.getfixturevalue("smol_doctor")
         if not report["ok"]:
             pytest.skip(f"smol: bottle doctor: {report['reason']}")
+    if request.param == "k8s":
+        request.getfixturevalue("k8s_cluster")
     return request.param
 
 
@@ -429,3 +433,47 @@ def start(request) -> str:
             and request.getfixturevalue("backend") != "docker":
         pytest.skip("only the docker backend keeps a warm pool")
     return request.param
+
+
+@pytest.fixture
+def k8s_cluster(request, monkeypatch) -> str:
+    """The test cluster's kubeconfig, with its node's containerd as where images go; a failure without one.
+
+    A test that uses the stand-in internet gets it on the cluster too: its
+    subnet linked to the pod network (:func:`k8s_internet`) and its servers'
+    names given to the bundle pod (``BOTTLE_K8S_BUNDLE_HOSTS``), as Docker's
+    network aliases give them to the docker backend's bundle.
+    """
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig or not Path(kubeconfig).is_file():
+        pytest.fail("k8s: no test cluster (KUBECONFIG unset or missing): start it with `make cluster` and export "
+                    "the KUBECONFIG and CONTAINERD_ADDRESS it prints (`make test` does both)")
+    if os.environ.get("CONTAINERD_ADDRESS"):
+        monkeypatch.setenv("BOTTLE_K8S_CONTAINERD_ADDRESS", os.environ["CONTAINERD_ADDRESS"])
+    if "outbound_env" in request.fixturenames:
+        request.getfixturevalue("k8s_internet")
+        names = {MODEL_HOST: request.getfixturevalue("model_server_session").ip,
+                 **{name: request.getfixturevalue("origin_session").ip for name in ORIGIN_NAMES}}
+        if "git_forge" in request.fixturenames:
+            names[GitForge.host] = request.getfixturevalue("git_forge_session").ip
+        monkeypatch.setenv("BOTTLE_K8S_BUNDLE_HOSTS", ",".join(f"{name}={ip}" for name, ip in names.items()))
+    return kubeconfig
+
+
+@pytest.fixture(scope="session")
+def k8s_internet(internet):
+    """The stand-in internet's subnet opened to the test cluster's pods (``scripts/cluster.sh link``), for the session.
+
+    Every pod may then connect there, the agent's too: the agent pod's own
+    packet filter is what must stop it, as on a cluster whose pods reach the
+    internet.
+    """
+    script = Path(__file__).resolve().parents[2] / "scripts" / "cluster.sh"
+    subnet = internet.subnet
+    linked = subprocess.run([str(script), "link", subnet], capture_output=True, text=True)
+    if linked.returncode != 0:
+        pytest.fail(f"k8s: `scripts/cluster.sh link {subnet}` failed: {linked.stderr.strip()}")
+    try:
+        yield subnet
+    finally:
+        subprocess.run([str(script), "unlink", subnet], capture_output=True)

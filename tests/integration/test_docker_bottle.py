@@ -117,34 +117,49 @@ def test_workspace_is_a_copy(manifest, tmp_path):
 def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
     with bottle_of(manifest, "plain", backend=backend) as bottle:
         slug = bottle.plan.slug
-        containers, networks = resources_of("bottle.slug", slug)
-        # docker: the agent and the bundle; smol: the bundle, beside the agent's microVM.
-        assert len(containers) >= (2 if backend == "docker" else 1) and networks == [bottle.plan.network.name]
-        assert smol_machines(slug) == ([f"bottle-{slug}"] if backend == "smol" else [])
-        # The bottle network's subnet comes from bottle's own pool, never the engine's (it holds only ~30).
-        seen = subprocess.run(["docker", "network", "inspect", networks[0], "-f",
-                               "{{(index .IPAM.Config 0).Subnet}}"], capture_output=True, text=True, check=True)
-        assert seen.stdout.strip() == bottle.plan.network.subnet and seen.stdout.startswith("10.213.")
-        # Bundles share one way out, on which they cannot reach each other.
-        shared = json.loads(subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
-                                           capture_output=True, check=True).stdout)[0]
-        assert shared["Options"].get("com.docker.network.bridge.enable_icc") == "false"
-        assert "bottle.slug" not in (shared.get("Labels") or {})
-    assert left_after("bottle.slug", slug) == ([], [])
-    assert smol_machines(slug) == []
+        if backend == "k8s":
+            made = cluster_objects(slug)
+            assert sorted(o.split()[0] for o in made) == ["networkpolicy", "networkpolicy", "pod", "pod"], made
+        else:
+            containers, networks = resources_of("bottle.slug", slug)
+            # docker: the agent and the bundle; smol: the bundle, beside the agent's microVM.
+            assert len(containers) >= (2 if backend == "docker" else 1) and networks == [bottle.plan.network.name]
+            assert smol_machines(slug) == ([f"bottle-{slug}"] if backend == "smol" else [])
+            # The bottle network's subnet comes from bottle's own pool, never the engine's (it holds only ~30).
+            seen = subprocess.run(["docker", "network", "inspect", networks[0], "-f",
+                                   "{{(index .IPAM.Config 0).Subnet}}"], capture_output=True, text=True, check=True)
+            assert seen.stdout.strip() == bottle.plan.network.subnet and seen.stdout.startswith("10.213.")
+            # Bundles share one way out, on which they cannot reach each other.
+            shared = json.loads(subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
+                                               capture_output=True, check=True).stdout)[0]
+            assert shared["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+            assert "bottle.slug" not in (shared.get("Labels") or {})
+    assert leftovers(backend, slug) == []
     # The plan and logs stay for `bottle logs` (gc ages them out); the prompt copy does not.
     state = Path(bottle.plan.state_dir)
     assert (state / "plan.json").is_file() and (state / "finished").is_file()
     assert not (state / "prompt.md").exists()
-    assert subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
-                          capture_output=True).returncode == 0, "the shared outbound network stays"
+    if backend != "k8s":
+        assert subprocess.run(["docker", "network", "inspect", bottle.plan.network.outbound],
+                              capture_output=True).returncode == 0, "the shared outbound network stays"
 
     with pytest.raises(RuntimeError, match="boom"):
         with bottle_of(manifest, "plain", backend=backend) as bottle:
             slug = bottle.plan.slug
             raise RuntimeError("boom")
-    assert left_after("bottle.slug", slug) == ([], [])
-    assert smol_machines(slug) == []
+    assert leftovers(backend, slug) == []
+
+
+def cluster_objects(slug: str) -> list[str]:
+    from .test_k8s import objects_of
+
+    return objects_of(slug)
+
+
+def leftovers(backend: str, slug: str) -> list[str]:
+    """What is left of bottle ``slug``: containers, networks, microVMs, and on k8s the cluster's objects."""
+    containers, networks = left_after("bottle.slug", slug)  # removal finishes just after the run
+    return [*containers, *networks, *smol_machines(slug), *(cluster_objects(slug) if backend == "k8s" else [])]
 
 
 def test_sigterm_to_bottle_exec_removes_everything(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_cli, ready_slugs, resources_of, was_claimed, write_manifest
+from .bottles import bottle_cli, left_after, ready_slugs, was_claimed, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,8 @@ def fill(manifest: Path, agent: str, size: int = 1) -> list[str]:
 
 
 def gone(slug: str) -> bool:
-    return resources_of("bottle.slug", slug) == ([], [])
+    """Nothing of bottle ``slug`` left once its removal (a process of its own) had time to finish."""
+    return left_after("bottle.slug", slug) == ([], [])
 
 
 def wait_until(condition, what: str, timeout: float = 120) -> None:
