@@ -31,17 +31,11 @@ def owner_alive(labels: dict[str, str]) -> bool:
     The owner is the process that created it, or the run that took it over
     from a warm pool (named in its state dir, see :func:`bottle_core.reaper.handed_to`).
     """
-    from bottle_core.reaper import handed_to
+    from bottle_core.reaper import alive, handed_to
 
     handed = handed_to(labels.get(STATE_DIR) or "")
     try:
         pid = handed if handed is not None else int(labels.get(OWNER_PID, ""))
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)

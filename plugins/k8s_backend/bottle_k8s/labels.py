@@ -44,6 +44,8 @@ def selector(slug: str | None = None, role: str | None = None) -> str:
 
 def owner_alive(notes: dict[str, str] | None) -> bool:
     """Whether the ``bottle`` process that made an object still runs; an owner on another host counts as alive."""
+    from bottle_core.reaper import alive
+
     notes = notes or {}
     if notes.get(OWNER_HOST) != socket.gethostname():
         return True  # not ours to judge: that host's own gc or reaper removes it
@@ -51,10 +53,4 @@ def owner_alive(notes: dict[str, str] | None) -> bool:
         pid = int(notes.get(OWNER_PID, ""))
     except ValueError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)
