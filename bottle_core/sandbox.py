@@ -116,6 +116,11 @@ class Bundle(ABC):
 class Bottle(ABC):
     """A running sandbox. Backends subclass it; provisioners only call its public methods."""
 
+    #: Whether the provision hooks' files and commands may be applied in one round: one archive unpacked at
+    #: ``/`` as root, then one script a user (:class:`bottle_core.provision.ProvisionRound`). A backend whose
+    #: execs cannot write ``/`` as root in the agent's sandbox says False: each call then goes to it as made.
+    provision_in_one_round: bool = True
+
     def __init__(self, plan: Plan, bundle: Bundle | None = None):
         self.plan = plan
         #: The bottle's bundle (every launched bottle has one; None only in tests of the agent side alone).

@@ -74,7 +74,8 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             # caller get a bottle whose way out is up.
             if launched.copy_cwd:  # streamed in on its own: a workspace can be large
                 copy_workspace(launched, bottle)
-            provisioning = ProvisionRound(bottle)  # the hooks' contributions applied in one round
+            # The hooks' contributions applied in one round, where the backend's bottle allows it.
+            provisioning = ProvisionRound(bottle) if bottle.provision_in_one_round else bottle
             for hook in PROVISION_ORDER:
                 if hook not in done:
                     plugins.call_each(hook, plan=launched, bottle=provisioning)

@@ -186,11 +186,11 @@ def test_bundle_allows_listed_hosts_and_refuses_others_with_a_reason(docker_clie
 
     allowed = ""
     for _ in range(20):  # the origin may still be starting
-        allowed = curl("-w", "\n%{http_code}", "http://allowed.test:8000/entrypoint.py")
+        allowed = curl("-w", "\n%{http_code}", "http://allowed.test:8000/daemons.py")
         if allowed.endswith("\n200"):
             break
         time.sleep(0.25)
-    assert allowed.endswith("\n200") and "bottle-bundle: ready" in allowed, allowed
+    assert allowed.endswith("\n200") and "The bundle's daemons, in one table" in allowed, allowed
 
     decisions = [json.loads(line) for line in bundle.logs(stdout=True, stderr=False).decode().splitlines()
                  if line.startswith("{")]
@@ -234,7 +234,7 @@ def test_the_bundle_resolves_no_name_of_a_refused_request(docker_client, built, 
     for url in refused:
         assert "403" in curl(url), url
     assert "403" in curl("-H", "Host: fronted.refused.test:8000", "http://allowed.test:8000/")
-    assert curl("http://allowed.test:8000/entrypoint.py").endswith("200")
+    assert curl("http://allowed.test:8000/daemons.py").endswith("200")
     asked = [line for line in resolver.logs().decode("utf-8", "replace").splitlines() if "query[" in line]
     assert any("allowed.test" in line for line in asked), asked  # the resolver is asked for what is allowed
     assert not [line for line in asked if "refused.test" in line or "wild.test" in line], asked

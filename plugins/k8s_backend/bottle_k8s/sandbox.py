@@ -35,7 +35,10 @@ class K8sBottle(Bottle):
     go to the ``agent`` container (uid 1000); the few core runs as root (the
     system trust store, the managed settings) go to the pod's ``root``
     container, which shares those folders alone (see :mod:`.manifests`).
+    So provisioning goes call by call, not as one archive unpacked at ``/``.
     """
+
+    provision_in_one_round = False
 
     def __init__(self, plan: Plan, pod: str, namespace: str, bundle):
         super().__init__(plan, bundle)
