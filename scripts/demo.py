@@ -177,7 +177,12 @@ class Demo:
         if self.bottle_pid is None:
             return
         selector = {"label": f"{BOTTLE_PID_LABEL}={self.bottle_pid}"}
+        # bottle hands its removal to a process of its own and returns first: give that a minute to finish.
+        deadline = time.monotonic() + 60
         leftovers = self.client.containers.list(all=True, filters=selector)
+        while (leftovers or self.client.networks.list(filters=selector)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            leftovers = self.client.containers.list(all=True, filters=selector)
         for container in leftovers:
             _quietly(lambda c=container: c.remove(force=True))
         for network in self.client.networks.list(filters=selector):

@@ -82,7 +82,7 @@ def warm_pool(manifest_path: Path, agent: str, *, cwd: Path, backend: str = "doc
         drained = bottle_cli("pool", "drain", "-m", str(manifest_path), agent, cwd=cwd)
         assert drained.returncode == 0, drained.stderr.decode()
         for slug in seen:
-            assert resources_of("bottle.slug", slug) == ([], []), f"pooled bottle {slug} left after the drain"
+            assert left_after("bottle.slug", slug) == ([], []), f"pooled bottle {slug} left after the drain"
 
 
 def ready_slugs(manifest_path: Path, agent: str) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from bottle_core.claude_state import CLAUDE_VERSION
 
-from .bottles import BOTTLE, bottle_cli, resources_of, write_manifest
+from .bottles import BOTTLE, bottle_cli, left_after, write_manifest
 from .terminal import Terminal
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,7 @@ def test_bottle_run_opens_at_the_prompt_every_time(terminal, manifest, agent_nam
         terminal.type("/exit")
         terminal.send("Enter")
         assert terminal.exit_code() == 0, terminal.screen()
-        assert resources_of("bottle.agent", agent_name) == ([], []), f"run {attempt + 1} left resources behind"
+        assert left_after("bottle.agent", agent_name) == ([], []), f"run {attempt + 1} left resources behind"
         terminal.close()
 
 
@@ -148,7 +148,7 @@ def test_ctrl_d_and_ctrl_c_end_the_run_and_a_resize_reaches_claude(terminal, man
     terminal.wait_for(lambda screen: "again to exit" in screen, "claude asking for the key again")
     terminal.send(key)
     assert terminal.exit_code() == 0, terminal.screen()
-    assert resources_of("bottle.agent", agent_name) == ([], [])
+    assert left_after("bottle.agent", agent_name) == ([], [])  # removal finishes just after the run
 
 
 def test_the_image_carries_the_claude_release_bottle_provisions_for(manifest, agent_name, run_env, tmp_path):
