@@ -19,29 +19,23 @@ from bottle_core.plan import FINISHED
 
 from .bottles import background_bottle, bottle_cli, left_after, resources_of, write_manifest
 
-GONE_WITHIN = 60  # seconds: a bound for the loop below, not a measured figure (see benchmarks/)
 
-
-def reapers_of(slug: str) -> list[int]:
-    """Pids of reaper processes still running for ``slug``."""
+def processes_of(module: bytes, matches) -> list[int]:
+    """Pids of running ``python -m module`` processes with an argument for which ``matches`` holds."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"bottle_core.reaper" in argv and slug.encode() in argv:
+        if module in argv and any(matches(arg) for arg in argv):
             found.append(int(entry.name))
     return found
 
 
-def wait_gone(slug: str) -> tuple[list[str], list[str]]:
-    deadline = time.monotonic() + GONE_WITHIN
-    left = resources_of("bottle.slug", slug)
-    while left != ([], []) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        left = resources_of("bottle.slug", slug)
-    return left
+def reapers_of(slug: str) -> list[int]:
+    """Pids of reaper processes still running for ``slug``."""
+    return processes_of(b"bottle_core.reaper", lambda arg: arg == slug.encode())
 
 
 def test_a_killed_owner_takes_its_bottle_with_it_and_the_logs_stay(tmp_path, monkeypatch):
@@ -53,7 +47,7 @@ def test_a_killed_owner_takes_its_bottle_with_it_and_the_logs_stay(tmp_path, mon
         assert containers and networks
         proc.kill()  # SIGKILL: no teardown runs in the owner
         proc.wait(timeout=30)
-        assert wait_gone(slug) == ([], []), "the bottle outlived its owner"
+        assert left_after("bottle.slug", slug) == ([], []), "the bottle outlived its owner"
     state = tmp_path / "state" / "bottle" / slug
     assert (state / "plan.json").is_file() and (state / "logs").is_dir()
     assert (state / FINISHED).is_file(), "the reaper marks the bottle ended, so its retention starts"
@@ -87,15 +81,7 @@ def test_a_normal_end_releases_the_reaper_and_stop_keeps_the_logs(tmp_path, monk
 
 def removers_of(prefix: str) -> list[int]:
     """Pids of the processes removing a bottle whose slug starts with ``prefix`` (see bottle_docker.removal)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"bottle_docker.removal" in argv and any(arg.startswith(prefix.encode()) for arg in argv):
-            found.append(int(entry.name))
-    return found
+    return processes_of(b"bottle_docker.removal", lambda arg: arg.startswith(prefix.encode()))
 
 
 def test_a_removal_cut_short_is_finished_by_gc(tmp_path, monkeypatch):

@@ -13,6 +13,8 @@ import pytest
 from bottle_core import hookimpl, pool, reaper, session
 from bottle_core.errors import UsageError
 from bottle_core.plan import FINISHED
+
+from .test_reaper import run_main
 from bottle_core.testing import FakeBackend, FakeBottle
 
 
@@ -137,33 +139,16 @@ def test_session_claims_provisions_what_is_per_run_and_records_the_new_owner(bot
     assert Path(pooled.state_dir, FINISHED).exists()
 
 
-def run_reaper(monkeypatch, state_dir) -> list:
-    swept = []
-    monkeypatch.setattr(reaper, "sweep", lambda backend, slug: swept.append(slug))
-    monkeypatch.setattr(reaper, "SECOND_SWEEP", 0)
-    read_fd, write_fd = os.pipe()
-    os.close(write_fd)  # the keeper died
-    saved = os.dup(0)
-    os.dup2(read_fd, 0)
-    try:
-        reaper.main(["docker", "demo-abc123", str(state_dir)])
-    finally:
-        os.dup2(saved, 0)
-        os.close(saved)
-        os.close(read_fd)
-    return swept
-
-
 def test_a_dead_keepers_reaper_leaves_a_bottle_a_live_run_took_over(monkeypatch, tmp_path):
     reaper.hand_over(str(tmp_path))  # this (live) process claimed it
-    assert run_reaper(monkeypatch, tmp_path) == []
+    assert run_main(monkeypatch, tmp_path, b"") == []  # the keeper died
 
 
 def test_a_bottle_whose_claiming_run_died_is_swept(monkeypatch, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     reaper.hand_over(str(tmp_path), dead.pid)
-    assert run_reaper(monkeypatch, tmp_path) == ["demo-abc123"] * 2
+    assert run_main(monkeypatch, tmp_path, b"") == [("docker", "demo-abc123")] * 2
 
 
 def test_the_pooled_packet_filter_serves_a_run_only_when_it_refuses_all_the_run_would(plan_factory):
