@@ -3,7 +3,7 @@
 From the seat of the author of a ``bottle.toml`` in a repository the user
 clones: every binding that takes data from the host (a git remote's token,
 another of the user's repositories, ignored or ``.env`` files of the
-workspace) stops a non-interactive run with exit 2 naming ``bottle trust``,
+workspace) stops a non-interactive run, or a ``bottle pool fill``, with exit 2 naming ``bottle trust``,
 and works once approved. From the agent's seat: a file the workspace copy
 left out is not in the clone's index either, and the launch names the
 left-out files that the history still holds.
@@ -11,6 +11,7 @@ left-out files that the history still holds.
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 from pathlib import Path
@@ -64,6 +65,34 @@ def test_a_git_token_goes_to_the_forge_only_once_approved(tmp_path, user_env, gi
                      env=user_env)
     assert ran.returncode == 0 and b"refs/heads/main" in ran.stdout, ran.stdout + ran.stderr
     assert git_forge.requests() and all(r["authorised"] for r in git_forge.requests())
+
+
+def test_a_pool_of_a_cloned_manifest_fills_only_once_approved(tmp_path, user_env, git_forge):
+    key = tmp_path / "id_ed25519"
+    key.write_text(git_forge.token + "\n")
+    manifest = cloned_project(tmp_path, {
+        "bottles": {"dev": {"git": {"x": {"url": git_forge.url("r"), "token_file": str(key)}}}},
+        "agents": {"dev": {"bottle": "dev"}}})
+
+    def pools() -> list[dict]:
+        listed = bottle_cli("pool", "ls", "--json", env=user_env)
+        assert listed.returncode == 0, listed.stderr
+        return json.loads(listed.stdout)
+
+    first = bottle_cli("pool", "fill", "-m", str(manifest), "dev", cwd=manifest.parent, env=user_env)
+    assert refused(first, manifest, str(key), "git.test"), first.stderr
+    assert pools() == [], "no keeper and no pooled bottle before the user approved"
+    assert json.loads(bottle_cli("ls", "--json", env=user_env).stdout) == []
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    try:
+        filled = bottle_cli("pool", "fill", "-m", str(manifest), "dev", cwd=manifest.parent, env=user_env,
+                            timeout=600)
+        assert filled.returncode == 0, filled.stderr
+        assert [row["ready"] for row in pools()] == [1]
+    finally:
+        bottle_cli("pool", "drain", "-m", str(manifest), env=user_env)
+    assert pools() == [], "drained"
+    assert git_forge.requests() == [], "a pooled bottle holds no token and so reached no forge"
 
 
 def test_adding_a_token_remote_to_an_approved_manifest_asks_again(tmp_path, user_env, git_forge):
