@@ -6,6 +6,8 @@ Prints:
     TLS, the egress stage's check and its connection to the origin), through
     the bundle and straight, and the latency the bundle adds;
   - the same over one kept-alive connection;
+  - a fresh connection's time split in three: TCP (through a proxy: the CONNECT answered), the
+    TLS handshake, and the GET (through the bundle: the proxy's own connection to the origin);
   - throughput of a 100 MB download both ways, and the ratio;
   - the same from inside the bundle through the egress stage alone (squid), which
     splits the bundle's cost between its two stages;
@@ -104,6 +106,32 @@ elif mode == "kept":
         get(conn, "/small")
         times.append(time.perf_counter() - start)
     print(json.dumps(times))
+elif mode == "phases":
+    # A fresh connection taken apart: TCP (and through the bundle the CONNECT answered), TLS, the GET.
+    import socket
+    rows = []
+    for _ in range(n):
+        start = time.perf_counter()
+        host, port = (proxy.rsplit(":", 1)[0], int(proxy.rsplit(":", 1)[1])) if proxy else ("origin.bench", 443)
+        raw = socket.create_connection((host, port), timeout=60)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if proxy:
+            raw.sendall(b"CONNECT origin.bench:443 HTTP/1.1\r\nHost: origin.bench:443\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += raw.recv(4096)
+            assert head.startswith(b"HTTP/1.1 200"), head
+        opened = time.perf_counter()
+        tls = context.wrap_socket(raw, server_hostname="origin.bench")
+        shaken = time.perf_counter()
+        tls.sendall(b"GET /small HTTP/1.1\r\nHost: origin.bench\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n\r\nok"):
+            reply += tls.recv(4096)
+        done = time.perf_counter()
+        tls.close()
+        rows.append([opened - start, shaken - opened, done - shaken])
+    print(json.dumps(rows))
 else:
     conn = connection()
     start = time.perf_counter()
@@ -222,6 +250,7 @@ def main() -> None:
             for run in ways.values():
                 run("fresh", "5")  # warm every path (names, certificates)
             figures = {mode: {way: run(mode, str(args.n)) for way, run in ways.items()} for mode in ("fresh", "kept")}
+            phases = {way: run("phases", str(args.n)) for way, run in ways.items()}
             # The best of three downloads each way: one 100 MB transfer takes a fraction of a second.
             download = {way: min((run("bytes", str(size)) for _ in range(3)), key=lambda d: d["seconds"])
                         for way, run in ways.items()}
@@ -246,6 +275,12 @@ def main() -> None:
         added = [percentile(rows["bundle"], q) - percentile(rows["straight"], q) for q in (50, 99)]
         print(f"    {'added by the bundle':30}{added[0] * 1e3:9.2f}ms{added[1] * 1e3:9.2f}ms"
               f"   (target: added p50 < 5 ms)")
+    print("  a fresh connection's phases, p50 (through a proxy: TCP + the CONNECT answered; the TLS handshake; "
+          "the GET, which through the bundle opens the connection to the origin)")
+    print(f"    {'':30}{'connect':>11}{'TLS':>11}{'GET':>11}")
+    for way in ways:
+        print(f"    {way:30}" + "".join(f"{percentile([row[i] for row in phases[way]], 50) * 1e3:9.2f}ms"
+                                         for i in range(3)))
     rates = {way: d["bytes"] / d["seconds"] / 1e6 for way, d in download.items()}
     print(f"  {args.mb} MB download (best of 3)")
     for way in ways:
