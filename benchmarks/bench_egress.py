@@ -11,6 +11,8 @@ Prints:
   - throughput of a 100 MB download both ways, and the ratio;
   - the same from inside the bundle through the egress stage alone (squid), which
     splits the bundle's cost between its two stages;
+  - the proxy's CPU time per fresh GET, per kept-alive GET and per download (less noisy than
+    the wall-clock figures on a busy machine);
   - the bundle's memory (resident, per daemon) after the download, and its time to ready.
 
 The download streams through the proxy's inspection (its first 2 MiB read for
@@ -233,9 +235,20 @@ def main() -> None:
             ready = time.perf_counter() - launched
             proxy = f"{plan.network.bundle_ip}:{plan.proxy.port}"
 
+            def proxy_cpu() -> float:
+                """CPU seconds (user + system) the bundle's proxy has used so far: less noisy than wall time."""
+                stat = bottle.exec_bundle(["sh", "-c", "for d in /proc/[0-9]*; do [ \"$(cat $d/comm 2>/dev/null)\" "
+                                           "= mitmdump ] && cat $d/stat; done"], user="nobody").stdout.decode()
+                fields = stat.rsplit(")", 1)[-1].split()  # after the command name: state, ppid, ...
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            cpu: dict[str, list[float]] = {}
+
             def run_bundle(*argv: str) -> object:
+                before = proxy_cpu()
                 result = bottle.exec(["python3", "-c", CLIENT, *argv, proxy, ""])
                 assert result.returncode == 0, result.stderr.decode()
+                cpu.setdefault(argv[0], []).append(proxy_cpu() - before)
                 return json.loads(result.stdout)
 
             def run_egress_stage(*argv: str) -> object:
@@ -249,6 +262,7 @@ def main() -> None:
             size = args.mb * 1_000_000
             for run in ways.values():
                 run("fresh", "5")  # warm every path (names, certificates)
+            cpu.clear()
             figures = {mode: {way: run(mode, str(args.n)) for way, run in ways.items()} for mode in ("fresh", "kept")}
             phases = {way: run("phases", str(args.n)) for way, run in ways.items()}
             # The best of three downloads each way: one 100 MB transfer takes a fraction of a second.
@@ -281,6 +295,9 @@ def main() -> None:
     for way in ways:
         print(f"    {way:30}" + "".join(f"{percentile([row[i] for row in phases[way]], 50) * 1e3:9.2f}ms"
                                          for i in range(3)))
+    print("  the proxy's CPU time (user + system; less sensitive to the machine's load than the times above)")
+    print(f"    per GET on a fresh connection {sum(cpu['fresh']) / args.n * 1e3:7.2f} ms; on a kept-alive one "
+          f"{sum(cpu['kept']) / args.n * 1e3:7.2f} ms; per {args.mb} MB downloaded {sum(cpu['bytes']) / 3:7.2f} s")
     rates = {way: d["bytes"] / d["seconds"] / 1e6 for way, d in download.items()}
     print(f"  {args.mb} MB download (best of 3)")
     for way in ways:
