@@ -16,8 +16,10 @@ Prints:
   - the bundle's memory (resident, per daemon) after the download, and its time to ready.
 
 The download streams through the proxy's inspection (its first 2 MiB read for
-prompt injection, since the origin names no type); with --secret the bottle
-declares a secret bound to the origin, so every piece is scrubbed as well.
+prompt injection, since the origin names no type; once more as
+application/octet-stream, which is not read, to show the relay alone); with
+--secret the bottle declares a secret bound to the origin, so every piece is
+scrubbed as well.
 
 Everything is on this machine: the origin is a server container on a test
 network made here (its address is private, so the bottle opts that subnet in
@@ -39,7 +41,8 @@ from pathlib import Path
 
 ORIGIN = "origin.bench"
 
-# Runs inside the server container: a TLS origin answering /small with "ok" and /bytes/N with N bytes.
+# Runs inside the server container: a TLS origin answering /small with "ok" and /bytes/N with N bytes (of no
+# content type; /bytes/N?binary: application/octet-stream, which the proxy does not read for prompt injection).
 SERVER = r"""
 import http.server, re, ssl, sys
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,10 +50,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go as separate writes: no delayed-ACK stalls
     def log_message(self, *args): pass
     def do_GET(self):
-        match = re.fullmatch(r"/bytes/(\d+)", self.path)
+        match = re.fullmatch(r"/bytes/(\d+)(\?binary)?", self.path)
         size = int(match.group(1)) if match else 2
         self.send_response(200)
         self.send_header("Content-Length", str(size))
+        if match and match.group(2):
+            self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
         if not match:
             self.wfile.write(b"ok")
@@ -137,7 +142,7 @@ elif mode == "phases":
 else:
     conn = connection()
     start = time.perf_counter()
-    size = get(conn, f"/bytes/{n}")
+    size = get(conn, f"/bytes/{n}" + ("?binary" if mode == "binary" else ""))
     print(json.dumps({"bytes": size, "seconds": time.perf_counter() - start}))
 """
 
@@ -268,6 +273,7 @@ def main() -> None:
             # The best of three downloads each way: one 100 MB transfer takes a fraction of a second.
             download = {way: min((run("bytes", str(size)) for _ in range(3)), key=lambda d: d["seconds"])
                         for way, run in ways.items()}
+            binary = min((run_bundle("binary", str(size)) for _ in range(3)), key=lambda d: d["seconds"])
             memory = bottle.exec_bundle(["bash", "-c", "for d in /proc/[0-9]*; do n=$(cat $d/comm 2>/dev/null) || "
                                          "continue; echo $n $(awk '/^VmRSS:/{print $2} /^VmHWM:/{print $2}' "
                                          "$d/status); done"], user="nobody").stdout.decode()
@@ -297,7 +303,8 @@ def main() -> None:
                                          for i in range(3)))
     print("  the proxy's CPU time (user + system; less sensitive to the machine's load than the times above)")
     print(f"    per GET on a fresh connection {sum(cpu['fresh']) / args.n * 1e3:7.2f} ms; on a kept-alive one "
-          f"{sum(cpu['kept']) / args.n * 1e3:7.2f} ms; per {args.mb} MB downloaded {sum(cpu['bytes']) / 3:7.2f} s")
+          f"{sum(cpu['kept']) / args.n * 1e3:7.2f} ms; per {args.mb} MB downloaded {sum(cpu['bytes']) / 3:7.2f} s, "
+          f"{sum(cpu['binary']) / 3:7.2f} s as application/octet-stream")
     rates = {way: d["bytes"] / d["seconds"] / 1e6 for way, d in download.items()}
     print(f"  {args.mb} MB download (best of 3)")
     for way in ways:
@@ -305,6 +312,10 @@ def main() -> None:
         print(f"    {way:14} {download[way]['seconds']:7.2f}s  {rates[way]:8.1f} MB/s")
     print(f"  throughput through the bundle: {rates['bundle'] / rates['straight'] * 100:.0f}% of straight"
           "   (target: >= 50%)")
+    assert binary["bytes"] == size, binary
+    binary_rate = binary["bytes"] / binary["seconds"] / 1e6
+    print(f"  the same as application/octet-stream (not read for prompt injection), through the bundle: "
+          f"{binary_rate:.1f} MB/s, {binary_rate / rates['straight'] * 100:.0f}% of straight")
     print(f"  bundle ready (launch to handle): {ready:.2f}s")
     print("  bundle memory after the download (resident now / peak, MiB):")
     for line in memory.splitlines():
