@@ -35,9 +35,10 @@ PROSE = ("<p>The build runs on two cores. Each step writes its log to the build 
          "the steps that failed with the first lines of their output.</p>\n")
 
 
-def bundle_records(bottle) -> list[dict]:
+def bundle_records(bottle, after: int = 0) -> list[dict]:
+    """The bundle's egress records, from the ``after``-th on (the module's bottle serves every test)."""
     logs = bottle.client.api.logs(bottle.bundle_id).decode()
-    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")][after:]
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +73,13 @@ def test_a_large_download_arrives_byte_exact(bottle, origin):
     piece = b"".join(hashlib.sha256(b"bottle-%d" % i).digest() for i in range(PIECE_BLOCKS))
     expected = hashlib.sha256(piece * repeat).hexdigest()
     make_piece = f"python3 -c {shlex.quote(PIECE_SCRIPT.format(count=PIECE_BLOCKS))}"
+    seen = len(bundle_records(bottle))
     got = {(host, version): fetch(bottle, f"https://{host}/serve?type=application/octet-stream&repeat={repeat}",
                                   body_script=make_piece, extra=version)
            for host in ("allowed.test", "denied.test") for version in ("--http1.1", "--http2")}
     # allowed.test: a secret is bound to it, so every piece is scrubbed (of nothing, here); denied.test: relayed.
     assert all(result == ("200", expected, len(piece) * repeat) for result in got.values()), got
-    records = [r for r in bundle_records(bottle) if r.get("path") == "/serve"]
+    records = [r for r in bundle_records(bottle, seen) if r.get("path") == "/serve"]
     assert [r["bytes_in"] for r in records] == [len(piece) * repeat] * 4 and not any("scrubbed" in r for r in records)
 
 
@@ -90,15 +92,15 @@ def test_a_secret_cut_by_any_piece_boundary_is_still_scrubbed(bottle, origin):
     repeat = 150_000
     placeholder = bottle.exec(["printenv", "TOKEN"]).stdout.decode().strip()
     echo = f"printf '<%s>' \"$TOKEN\""
+    seen = len(bundle_records(bottle))
     got = {version: fetch(bottle, f"https://allowed.test/serve?type=application/octet-stream&repeat={repeat}",
                           body_script=echo, extra=version) for version in ("--http1.1", "--http2")}
     scrubbed = f"<{placeholder}>".encode() * repeat
     assert all(result == ("200", hashlib.sha256(scrubbed).hexdigest(), len(scrubbed)) for result in got.values()), got
     raw = bottle.exec(["sh", "-c", "grep -c -F \"$0\" /tmp/got || true", REAL]).stdout.decode().strip()
     assert raw == "0"
-    served = [r for r in bundle_records(bottle) if r.get("path") == "/serve" and r.get("host") == "allowed.test"
-              and r.get("scrubbed")]
-    assert [r["scrubbed"] for r in served] == [repeat, repeat], served
+    served = [r for r in bundle_records(bottle, seen) if r.get("path") == "/serve"]
+    assert [r.get("scrubbed") for r in served] == [repeat, repeat], served
     assert all(r["bytes_in"] == len(f"<{REAL}>") * repeat and r.get("secrets") == ["TOKEN"] for r in served)
 
 
@@ -108,11 +110,12 @@ def test_an_injection_early_in_a_large_page_is_caught_and_a_plain_large_page_pas
         return "https://denied.test/serve?" + urllib.parse.urlencode({"type": "text/html", "body": body,
                                                                        "repeat": repeat})
     injected_repeat, prose_repeat = 9_000_000 // len(INJECTION), 9_000_000 // len(PROSE)
+    seen = len(bundle_records(bottle))
     cut = bottle.exec(["sh", "-c", f": > /tmp/page; curl -sS --max-time 120 -o /tmp/page -w '%{{http_code}}' "
                                    f"{shlex.quote(page(INJECTION, injected_repeat))}; echo \" $?\"; "
                                    "wc -c < /tmp/page; grep -c 'ignore your' /tmp/page"])
     plain = fetch(bottle, page(PROSE, prose_repeat))
-    records = bundle_records(bottle)
+    records = bundle_records(bottle, seen)
     status, exit_code, size, hits = cut.stdout.decode().split()
     # Nothing of it passed: its status line had gone, the body never completed.
     assert status == "200" and exit_code != "0" and size == "0" and hits == "0", cut.stdout
@@ -120,3 +123,5 @@ def test_an_injection_early_in_a_large_page_is_caught_and_a_plain_large_page_pas
                for r in records)
     expected = (PROSE * prose_repeat).encode()
     assert plain == ("200", hashlib.sha256(expected).hexdigest(), len(expected))
+    passed = [r for r in records if r.get("path") == "/serve" and r["decision"] == "allow"]
+    assert [(r["bytes_in"], r.get("warning")) for r in passed] == [(len(expected), None)], passed
