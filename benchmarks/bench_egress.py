@@ -6,14 +6,20 @@ Prints:
     TLS, the egress stage's check and its connection to the origin), through
     the bundle and straight, and the latency the bundle adds;
   - the same over one kept-alive connection;
+  - a fresh connection's time split in three: TCP (through a proxy: the CONNECT answered), the
+    TLS handshake, and the GET (through the bundle: the proxy's own connection to the origin);
   - throughput of a 100 MB download both ways, and the ratio;
   - the same from inside the bundle through the egress stage alone (squid), which
     splits the bundle's cost between its two stages;
+  - the proxy's CPU time per fresh GET, per kept-alive GET and per download (less noisy than
+    the wall-clock figures on a busy machine);
   - the bundle's memory (resident, per daemon) after the download, and its time to ready.
 
 The download streams through the proxy's inspection (its first 2 MiB read for
-prompt injection, since the origin names no type); with --secret the bottle
-declares a secret bound to the origin, so every piece is scrubbed as well.
+prompt injection, since the origin names no type; once more as
+application/octet-stream, which is not read, to show the relay alone); with
+--secret the bottle declares a secret bound to the origin, so every piece is
+scrubbed as well.
 
 Everything is on this machine: the origin is a server container on a test
 network made here (its address is private, so the bottle opts that subnet in
@@ -35,7 +41,8 @@ from pathlib import Path
 
 ORIGIN = "origin.bench"
 
-# Runs inside the server container: a TLS origin answering /small with "ok" and /bytes/N with N bytes.
+# Runs inside the server container: a TLS origin answering /small with "ok" and /bytes/N with N bytes (of no
+# content type; /bytes/N?binary: application/octet-stream, which the proxy does not read for prompt injection).
 SERVER = r"""
 import http.server, re, ssl, sys
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -43,10 +50,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go as separate writes: no delayed-ACK stalls
     def log_message(self, *args): pass
     def do_GET(self):
-        match = re.fullmatch(r"/bytes/(\d+)", self.path)
+        match = re.fullmatch(r"/bytes/(\d+)(\?binary)?", self.path)
         size = int(match.group(1)) if match else 2
         self.send_response(200)
         self.send_header("Content-Length", str(size))
+        if match and match.group(2):
+            self.send_header("Content-Type", "application/octet-stream")
         self.end_headers()
         if not match:
             self.wfile.write(b"ok")
@@ -104,10 +113,36 @@ elif mode == "kept":
         get(conn, "/small")
         times.append(time.perf_counter() - start)
     print(json.dumps(times))
+elif mode == "phases":
+    # A fresh connection taken apart: TCP (and through the bundle the CONNECT answered), TLS, the GET.
+    import socket
+    rows = []
+    for _ in range(n):
+        start = time.perf_counter()
+        host, port = (proxy.rsplit(":", 1)[0], int(proxy.rsplit(":", 1)[1])) if proxy else ("origin.bench", 443)
+        raw = socket.create_connection((host, port), timeout=60)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if proxy:
+            raw.sendall(b"CONNECT origin.bench:443 HTTP/1.1\r\nHost: origin.bench:443\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += raw.recv(4096)
+            assert head.startswith(b"HTTP/1.1 200"), head
+        opened = time.perf_counter()
+        tls = context.wrap_socket(raw, server_hostname="origin.bench")
+        shaken = time.perf_counter()
+        tls.sendall(b"GET /small HTTP/1.1\r\nHost: origin.bench\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n\r\nok"):
+            reply += tls.recv(4096)
+        done = time.perf_counter()
+        tls.close()
+        rows.append([opened - start, shaken - opened, done - shaken])
+    print(json.dumps(rows))
 else:
     conn = connection()
     start = time.perf_counter()
-    size = get(conn, f"/bytes/{n}")
+    size = get(conn, f"/bytes/{n}" + ("?binary" if mode == "binary" else ""))
     print(json.dumps({"bytes": size, "seconds": time.perf_counter() - start}))
 """
 
@@ -205,9 +240,20 @@ def main() -> None:
             ready = time.perf_counter() - launched
             proxy = f"{plan.network.bundle_ip}:{plan.proxy.port}"
 
+            def proxy_cpu() -> float:
+                """CPU seconds (user + system) the bundle's proxy has used so far: less noisy than wall time."""
+                stat = bottle.exec_bundle(["sh", "-c", "for d in /proc/[0-9]*; do [ \"$(cat $d/comm 2>/dev/null)\" "
+                                           "= mitmdump ] && cat $d/stat; done"], user="nobody").stdout.decode()
+                fields = stat.rsplit(")", 1)[-1].split()  # after the command name: state, ppid, ...
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+            cpu: dict[str, list[float]] = {}
+
             def run_bundle(*argv: str) -> object:
+                before = proxy_cpu()
                 result = bottle.exec(["python3", "-c", CLIENT, *argv, proxy, ""])
                 assert result.returncode == 0, result.stderr.decode()
+                cpu.setdefault(argv[0], []).append(proxy_cpu() - before)
                 return json.loads(result.stdout)
 
             def run_egress_stage(*argv: str) -> object:
@@ -221,10 +267,13 @@ def main() -> None:
             size = args.mb * 1_000_000
             for run in ways.values():
                 run("fresh", "5")  # warm every path (names, certificates)
+            cpu.clear()
             figures = {mode: {way: run(mode, str(args.n)) for way, run in ways.items()} for mode in ("fresh", "kept")}
+            phases = {way: run("phases", str(args.n)) for way, run in ways.items()}
             # The best of three downloads each way: one 100 MB transfer takes a fraction of a second.
             download = {way: min((run("bytes", str(size)) for _ in range(3)), key=lambda d: d["seconds"])
                         for way, run in ways.items()}
+            binary = min((run_bundle("binary", str(size)) for _ in range(3)), key=lambda d: d["seconds"])
             memory = bottle.exec_bundle(["bash", "-c", "for d in /proc/[0-9]*; do n=$(cat $d/comm 2>/dev/null) || "
                                          "continue; echo $n $(awk '/^VmRSS:/{print $2} /^VmHWM:/{print $2}' "
                                          "$d/status); done"], user="nobody").stdout.decode()
@@ -246,6 +295,16 @@ def main() -> None:
         added = [percentile(rows["bundle"], q) - percentile(rows["straight"], q) for q in (50, 99)]
         print(f"    {'added by the bundle':30}{added[0] * 1e3:9.2f}ms{added[1] * 1e3:9.2f}ms"
               f"   (target: added p50 < 5 ms)")
+    print("  a fresh connection's phases, p50 (through a proxy: TCP + the CONNECT answered; the TLS handshake; "
+          "the GET, which through the bundle opens the connection to the origin)")
+    print(f"    {'':30}{'connect':>11}{'TLS':>11}{'GET':>11}")
+    for way in ways:
+        print(f"    {way:30}" + "".join(f"{percentile([row[i] for row in phases[way]], 50) * 1e3:9.2f}ms"
+                                         for i in range(3)))
+    print("  the proxy's CPU time (user + system; less sensitive to the machine's load than the times above)")
+    print(f"    per GET on a fresh connection {sum(cpu['fresh']) / args.n * 1e3:7.2f} ms; on a kept-alive one "
+          f"{sum(cpu['kept']) / args.n * 1e3:7.2f} ms; per {args.mb} MB downloaded {sum(cpu['bytes']) / 3:7.2f} s, "
+          f"{sum(cpu['binary']) / 3:7.2f} s as application/octet-stream")
     rates = {way: d["bytes"] / d["seconds"] / 1e6 for way, d in download.items()}
     print(f"  {args.mb} MB download (best of 3)")
     for way in ways:
@@ -253,6 +312,10 @@ def main() -> None:
         print(f"    {way:14} {download[way]['seconds']:7.2f}s  {rates[way]:8.1f} MB/s")
     print(f"  throughput through the bundle: {rates['bundle'] / rates['straight'] * 100:.0f}% of straight"
           "   (target: >= 50%)")
+    assert binary["bytes"] == size, binary
+    binary_rate = binary["bytes"] / binary["seconds"] / 1e6
+    print(f"  the same as application/octet-stream (not read for prompt injection), through the bundle: "
+          f"{binary_rate:.1f} MB/s, {binary_rate / rates['straight'] * 100:.0f}% of straight")
     print(f"  bundle ready (launch to handle): {ready:.2f}s")
     print("  bundle memory after the download (resident now / peak, MiB):")
     for line in memory.splitlines():
