@@ -188,6 +188,20 @@ def test_ctrl_d_and_ctrl_c_end_the_run_and_a_resize_reaches_claude(terminal, man
     assert left_of(seat, agent_name) == []  # removal finishes just after the run
 
 
+def test_an_attached_commands_exit_status_comes_back(terminal, manifest, agent_name, run_env, tmp_path, seat):
+    """`bottle exec` in a terminal attaches a TTY (kubectl exec -t on k8s); the command's own status is bottle's."""
+    terminal.start([BOTTLE, "exec", "-m", str(manifest), agent_name, "--", "sh", "-c",
+                    'test -t 0 && test -t 1 && echo "on a tty"; exit 7'], run_env, tmp_path)
+    assert terminal.exit_code(timeout=180) == 7, terminal.screen()
+    assert "on a tty" in terminal.screen()
+    assert left_of(seat, agent_name) == []
+    # Without a terminal (no TTY): the same status.
+    piped = bottle_cli("exec", "-m", str(manifest), agent_name, "--", "sh", "-c", "test -t 0 || exit 5", cwd=tmp_path,
+                       env=run_env)
+    assert piped.returncode == 5, piped.stderr.decode()
+    assert left_of(seat, agent_name) == []
+
+
 def test_the_image_carries_the_claude_release_bottle_provisions_for(manifest, agent_name, outbound_env, tmp_path):
     """On docker only: every backend runs the same agent image."""
     result = bottle_cli("exec", "-m", str(manifest), agent_name, "--", "claude", "--version", cwd=tmp_path,

@@ -236,6 +236,7 @@ def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_serve
         assert bottle.check(["cat", "/etc/claude-code/managed-settings.json"]).stdout == before
         stat = bottle.check(["stat", "-c", "%U %a", "/etc/claude-code", "/etc/claude-code/managed-settings.json"])
         assert stat.stdout.split(b"\n")[:2] == [b"root 755", b"root 644"]
+        assert not bottle.exec(["touch", "/etc/claude-code/managed-mcp.json"]).ok  # nor anything beside it
         # The attempts were real: the agent's own settings files hold the switch-off.
         for path in ("/home/agent/.claude/settings.json", "/workspace/.claude/settings.local.json"):
             assert json.loads(bottle.check(["cat", path]).stdout)["disableAllHooks"] is True

@@ -121,7 +121,9 @@ def agent_pod(plan: Plan, agent_image: str, filter_image: str) -> dict:
     bundle_ip = plan.network.bundle_ip
     ports = contract.listening_ports(plan)
     root_volumes = [{"name": name, "emptyDir": {"sizeLimit": "16Mi"}} for name in ROOT_PATHS]
-    seed = "set -e; " + " ".join(f"if [ -d {path} ]; then cp -a {path}/. /seed/{name}/; fi;"
+    # An emptyDir starts as mode 0777: a folder the image lacks gets 0755 like one core would make (cp -a gives those
+    # the image has their own), so the agent sees no world-writable system folder even behind its read-only mount.
+    seed = "set -e; chmod 755 /seed/*; " + " ".join(f"if [ -d {path} ]; then cp -a {path}/. /seed/{name}/; fi;"
                                  for name, path in ROOT_PATHS.items())
     return {
         "apiVersion": "v1", "kind": "Pod",
