@@ -220,6 +220,7 @@ def test_nothing_is_left_after_the_bottle_ends(manifest, k8s):
 def sleeping_bottle(manifest: Path, monkeypatch):
     """`bottle exec probe -- sleep 300` on k8s in the background: yields (process, slug) once `bottle ls` shows it."""
     monkeypatch.setenv("BOTTLE_BACKEND", "k8s")
+    monkeypatch.chdir(manifest.parent)  # not a git repository: a local origin is refused on k8s
     with background_bottle(manifest, "probe", "sleep", "300", timeout=180) as (proc, slug):
         yield proc, slug
 
