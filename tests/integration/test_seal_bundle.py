@@ -35,7 +35,7 @@ RELAY_ERROR = ("bottle: the server's answer could not be relayed (HTTP 502); the
 
 
 def sealed_bottle(tmp_path_factory, backend: str, internet_egress, name: str, **egress):
-    """A bottle on ``backend`` whose secret is bound to allowed.test, with ``egress`` added to its allow-list's table."""
+    """A bottle on ``backend`` whose secret is bound to allowed.test, with ``egress`` added to its allow-list."""
     folder = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():

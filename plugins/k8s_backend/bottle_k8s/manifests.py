@@ -25,7 +25,7 @@ from bottle_core import agent as agent_sandbox
 from bottle_core.bundle import contract
 from bottle_core.plan import Plan
 
-from . import agent_filter, labels, settings
+from . import agent_filter, labels, seccomp, settings
 
 #: Where the bundle's files are put: a memory-backed volume over the contract's /etc/bottle.
 FILES_DIR = "/etc/bottle"
@@ -145,7 +145,7 @@ def agent_pod(plan: Plan, agent_image: str, filter_image: str) -> dict:
             containers=[
                 {"name": "agent", "image": agent_image, "imagePullPolicy": _pull(agent_image),
                  "command": ["sleep", "infinity"], "workingDir": plan.guest.workspace,
-                 "env": _env({**no_api_variables(), **agent_sandbox.environment(plan)}),
+                 "env": _env(seccomp.set_aside({**no_api_variables(), **agent_sandbox.environment(plan)})),
                  "securityContext": _security(plan.guest.uid, non_root=True),
                  "resources": {"limits": {"memory": str(res.memory_bytes), "cpu": str(res.cpus)},
                                "requests": {"memory": "64Mi", "cpu": "100m"}},
