@@ -17,7 +17,7 @@ EXIT_MARK = "bottle-exit="
 class Terminal:
     """One tmux session running one command line; ``exit_code`` comes from the shell that ran it.
 
-    Each terminal has a tmux server of its own (``-L``), started from this process: the command sees this
+    Each run has a tmux server of its own (``-L``), started from this process: the command sees this
     process's environment, not that of whichever tmux server happened to be running already.
     """
 
@@ -28,10 +28,13 @@ class Terminal:
         self.name = name
         self.folder = folder
         self.width, self.height = width, height
+        self.runs = 0
         self.tmux = ["tmux", "-L", name]
 
     def start(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         """Run ``argv`` in a fresh session of the given size, then print its exit code and keep the shell."""
+        self.runs += 1  # a server of its own each time: the one a close ended may not be gone yet
+        self.tmux = ["tmux", "-L", f"{self.name}-{self.runs}"]
         script = self.folder / f"{self.name}.sh"
         exports = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
         script.write_text(f"{exports}cd {shlex.quote(str(cwd))}\n{shlex.join(argv)}\necho {EXIT_MARK}$?\n"
