@@ -17,6 +17,7 @@ from bottle_core.claude_state import CLAUDE_VERSION
 
 from .bottles import BOTTLE, GONE_WITHIN, bottle_cli, left_after, write_manifest
 from .terminal import Terminal
+from .test_k8s import objects_of
 
 pytestmark = pytest.mark.integration
 
@@ -106,14 +107,15 @@ def in_agent(seat: str, agent: str, command: str) -> str:
 
 
 def left_of(seat: str, agent: str) -> list[str]:
-    """What is left of ``agent``'s bottles once their removal had time to finish: containers, networks, pods."""
+    """What is left of ``agent``'s bottles once their removal had time to finish: containers, networks, and the
+    cluster's objects."""
     containers, networks = left_after("bottle.agent", agent)
     left = [*containers, *networks]
     if seat == "k8s":
         deadline = time.monotonic() + GONE_WITHIN
-        while pods_of(agent) and time.monotonic() < deadline:
+        while objects_of(agent=agent) and time.monotonic() < deadline:
             time.sleep(0.2)
-        left += pods_of(agent)
+        left += objects_of(agent=agent)
     return left
 
 

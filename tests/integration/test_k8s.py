@@ -43,13 +43,14 @@ def k8s(k8s_cluster):
     return cluster.core(), settings.namespace()
 
 
-def objects_of(slug: str) -> list[str]:
-    """Every object labelled with ``slug`` on the cluster (pods, policies, secrets, config maps)."""
+def objects_of(slug: str | None = None, *, agent: str | None = None) -> list[str]:
+    """Every object on the cluster labelled with bottle ``slug``, or of ``agent``'s bottles (pods, policies,
+    secrets, config maps)."""
     from bottle_k8s import labels
     from bottle_k8s.cluster import core, networking
 
     namespace = os.environ.get("BOTTLE_K8S_NAMESPACE") or "default"
-    selector = labels.selector(slug=slug)
+    selector = labels.selector(slug=slug) + (f",{labels.AGENT}={agent}" if agent else "")
     api = core()
     found = [*(f"pod {p.metadata.name}" for p in api.list_namespaced_pod(namespace, label_selector=selector).items),
              *(f"secret {s.metadata.name}" for s in api.list_namespaced_secret(namespace, label_selector=selector).items),
