@@ -37,7 +37,7 @@ class K8sBottle(Bottle):
     system trust store, the managed settings) go to the pod's ``root``
     container, which shares those folders alone (see :mod:`.manifests`).
     So provisioning goes call by call, not as one archive unpacked at ``/``.
-    Every command run as the agent starts behind :mod:`.seccomp`'s filter (no io_uring).
+    Every command run as the agent (exec, run) starts behind :mod:`.seccomp`'s filter (no io_uring).
     """
 
     provision_in_one_round = False

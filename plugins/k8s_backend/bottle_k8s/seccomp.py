@@ -5,6 +5,7 @@ the agent pod has) or a file on every node (``Localhost``), which a backend
 that only talks to the API cannot put there. The default of the runtime this
 was tested on (containerd 1.6) still allows io_uring, whose requests run in
 kernel workers no syscall filter sees. So every command run as the agent
+(:meth:`K8sBottle.exec` and ``run``; the tar of a file copy is core's own)
 starts behind a filter of its own, stacked on the runtime's: a few lines of
 Python load one through libseccomp (from the agent image) that answers
 ``io_uring_setup``, ``io_uring_enter`` and ``io_uring_register`` with
