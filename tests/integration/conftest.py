@@ -429,8 +429,9 @@ def start(request) -> str:
 
     A claimed pooled bottle must behave exactly as a cold one: the tests that take this fixture prove it.
     """
-    if request.param == "pooled" and "backend" in request.fixturenames \
-            and request.getfixturevalue("backend") != "docker":
+    chosen = next((request.getfixturevalue(name) for name in ("backend", "seat") if name in request.fixturenames),
+                  "docker")
+    if request.param == "pooled" and chosen != "docker":
         pytest.skip("only the docker backend keeps a warm pool")
     return request.param
 
@@ -444,19 +445,25 @@ def k8s_cluster(request, monkeypatch) -> str:
     names given to the bundle pod (``BOTTLE_K8S_BUNDLE_HOSTS``), as Docker's
     network aliases give them to the docker backend's bundle.
     """
+    return k8s_environment(request, monkeypatch, internet="outbound_env" in request.fixturenames,
+                           forge="git_forge" in request.fixturenames)
+
+
+def k8s_environment(request, patch: pytest.MonkeyPatch, *, internet: bool, forge: bool = False) -> str:
+    """Point ``patch``'s environment at the test cluster (and at the stand-in internet when asked); its kubeconfig."""
     kubeconfig = os.environ.get("KUBECONFIG")
     if not kubeconfig or not Path(kubeconfig).is_file():
         pytest.fail("k8s: no test cluster (KUBECONFIG unset or missing): start it with `make cluster` and export "
                     "the KUBECONFIG and CONTAINERD_ADDRESS it prints (`make test` does both)")
     if os.environ.get("CONTAINERD_ADDRESS"):
-        monkeypatch.setenv("BOTTLE_K8S_CONTAINERD_ADDRESS", os.environ["CONTAINERD_ADDRESS"])
-    if "outbound_env" in request.fixturenames:
+        patch.setenv("BOTTLE_K8S_CONTAINERD_ADDRESS", os.environ["CONTAINERD_ADDRESS"])
+    if internet:
         request.getfixturevalue("k8s_internet")
         names = {MODEL_HOST: request.getfixturevalue("model_server_session").ip,
                  **{name: request.getfixturevalue("origin_session").ip for name in ORIGIN_NAMES}}
-        if "git_forge" in request.fixturenames:
+        if forge:
             names[GitForge.host] = request.getfixturevalue("git_forge_session").ip
-        monkeypatch.setenv("BOTTLE_K8S_BUNDLE_HOSTS", ",".join(f"{name}={ip}" for name, ip in names.items()))
+        patch.setenv("BOTTLE_K8S_BUNDLE_HOSTS", ",".join(f"{name}={ip}" for name, ip in names.items()))
     return kubeconfig
 
 
@@ -477,3 +484,27 @@ def k8s_internet(internet):
         yield subnet
     finally:
         subprocess.run([str(script), "unlink", subnet], capture_output=True)
+
+
+# --- the agent's seat on docker and on k8s -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["docker", "k8s"])
+def seat(request) -> str:
+    """docker, then k8s (the test cluster, as :func:`backend` gives it): the backends whose agent sits behind a
+    bundle the tests can reach from the host (smol has its own tests, test_smol.py)."""
+    if request.param == "k8s":
+        request.getfixturevalue("k8s_cluster")
+    return request.param
+
+
+@pytest.fixture(scope="module", params=["docker", "k8s"])
+def module_seat(request, outbound_env):
+    """:func:`seat` for a module's shared bottle: the backend, its environment (the stand-in internet's, and on
+    k8s the test cluster's) set for the whole module, so the suite grows by one bottle per backend, not per test."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in outbound_env.items():
+            patch.setenv(key, value)
+        if request.param == "k8s":
+            k8s_environment(request, patch, internet=True)
+        yield request.param

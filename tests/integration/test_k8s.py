@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .bottles import BOTTLE, bottle_cli, bottle_of, tcp_probe, write_manifest
+from .bottles import background_bottle, bottle_cli, bottle_of, tcp_probe, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +43,14 @@ def k8s(k8s_cluster):
     return cluster.core(), settings.namespace()
 
 
-def objects_of(slug: str) -> list[str]:
-    """Every object labelled with ``slug`` on the cluster (pods, policies, secrets, config maps)."""
+def objects_of(slug: str | None = None, *, agent: str | None = None) -> list[str]:
+    """Every object on the cluster labelled with bottle ``slug``, or of ``agent``'s bottles (pods, policies,
+    secrets, config maps)."""
     from bottle_k8s import labels
     from bottle_k8s.cluster import core, networking
 
     namespace = os.environ.get("BOTTLE_K8S_NAMESPACE") or "default"
-    selector = labels.selector(slug=slug)
+    selector = labels.selector(slug=slug) + (f",{labels.AGENT}={agent}" if agent else "")
     api = core()
     found = [*(f"pod {p.metadata.name}" for p in api.list_namespaced_pod(namespace, label_selector=selector).items),
              *(f"secret {s.metadata.name}" for s in api.list_namespaced_secret(namespace, label_selector=selector).items),
@@ -216,13 +217,17 @@ def test_nothing_is_left_after_the_bottle_ends(manifest, k8s):
     assert objects_of(slug) == []
 
 
-def test_stop_and_the_owners_death_remove_everything(manifest, k8s):
-    env = {"BOTTLE_BACKEND": "k8s"}
-    before = listed("probe", env)
-    proc = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "probe", "--", "sleep", "300"],
-                            cwd=manifest.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        slug = wait_for_bottle("probe", env, before, proc)
+@contextmanager
+def sleeping_bottle(manifest: Path, monkeypatch):
+    """`bottle exec probe -- sleep 300` on k8s in the background: yields (process, slug) once `bottle ls` shows it."""
+    monkeypatch.setenv("BOTTLE_BACKEND", "k8s")
+    monkeypatch.chdir(manifest.parent)  # not a git repository: a local origin is refused on k8s
+    with background_bottle(manifest, "probe", "sleep", "300", timeout=180) as (proc, slug):
+        yield proc, slug
+
+
+def test_stop_and_the_owners_death_remove_everything(manifest, k8s, monkeypatch):
+    with sleeping_bottle(manifest, monkeypatch) as (proc, slug):
         assert objects_of(slug)
         os.kill(proc.pid, signal.SIGKILL)  # no teardown: the reaper must do it
         proc.wait(30)
@@ -230,29 +235,14 @@ def test_stop_and_the_owners_death_remove_everything(manifest, k8s):
         while objects_of(slug) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert objects_of(slug) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
-    proc = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "probe", "--", "sleep", "300"],
-                            cwd=manifest.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        slug = wait_for_bottle("probe", env, before, proc)
-        stopped = bottle_cli("--backend", "k8s", "stop", slug, env=env)
+    with sleeping_bottle(manifest, monkeypatch) as (proc, slug):
+        stopped = bottle_cli("stop", slug)
         assert stopped.returncode == 0, stopped.stderr
         assert objects_of(slug) == []
-    finally:
-        proc.kill()
-        proc.wait(30)
 
 
-def test_gc_removes_a_bottle_whose_owner_and_reaper_are_gone(manifest, k8s):
-    env = {"BOTTLE_BACKEND": "k8s"}
-    before = listed("probe", env)
-    proc = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "probe", "--", "sleep", "300"],
-                            cwd=manifest.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        slug = wait_for_bottle("probe", env, before, proc)
+def test_gc_removes_a_bottle_whose_owner_and_reaper_are_gone(manifest, k8s, monkeypatch):
+    with sleeping_bottle(manifest, monkeypatch) as (proc, slug):
         reapers = subprocess.run(["pgrep", "-f", f"bottle_core.reaper k8s {slug}"], capture_output=True, text=True)
         assert reapers.stdout.split(), "control: a reaper watches the bottle"
         for pid in reapers.stdout.split():
@@ -260,28 +250,6 @@ def test_gc_removes_a_bottle_whose_owner_and_reaper_are_gone(manifest, k8s):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         assert objects_of(slug), "nobody is left to remove it but gc"
-        collected = bottle_cli("--backend", "k8s", "gc", env=env)
+        collected = bottle_cli("gc")
         assert collected.returncode == 0, collected.stderr
         assert objects_of(slug) == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(30)
-
-
-def listed(agent: str, env: dict) -> set[str]:
-    """The slugs of ``agent``'s bottles `bottle ls` shows on k8s."""
-    rows = json.loads(bottle_cli("--backend", "k8s", "ls", "--json", env=env).stdout or b"[]")
-    return {row["slug"] for row in rows if row["agent"] == agent}
-
-
-def wait_for_bottle(agent: str, env: dict, before: set[str], proc: subprocess.Popen, timeout: float = 180) -> str:
-    """The slug of a new bottle of ``agent`` (not in ``before``) once `bottle ls` shows it on k8s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"bottle exec ended early: {proc.stderr.read().decode()}"
-        found = listed(agent, env) - before
-        if found:
-            return found.pop()
-        time.sleep(0.5)
-    raise AssertionError("bottle ls never showed the bottle")

@@ -6,6 +6,9 @@ responses and WebSocket frames, a forge whose errors quote the credential it
 was sent, the model host's server tools, a flood of idle connections, and
 io_uring. Each test shows the attack refused, scrubbed or capped, and its
 benign counterpart still working.
+
+The tests on the shared ``web`` and ``fetcher`` bottles run on docker and on
+k8s (``module_seat``); the rest, each with a bottle of its own, on docker.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pytest
 
 from .bottles import bottle_of, write_manifest
 from .test_git_gate import gate_clone, git_records, in_clone, seed_bare
+from .test_proxy_policy import bundle_records
 
 pytestmark = pytest.mark.integration
 
@@ -30,35 +34,30 @@ RELAY_ERROR = ("bottle: the server's answer could not be relayed (HTTP 502); the
                "(bottle logs --egress).\n")
 
 
-def bundle_records(bottle) -> list[dict]:
-    logs = bottle.client.api.logs(bottle.bundle_id).decode()
-    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-
-
-def sealed_bottle(tmp_path_factory, outbound_env, internet_egress, name: str, **egress):
-    """A bottle whose secret is bound to allowed.test, with ``egress`` added to its allow-list's table."""
+def sealed_bottle(tmp_path_factory, backend: str, internet_egress, name: str, **egress):
+    """A bottle on ``backend`` whose secret is bound to allowed.test, with ``egress`` added to its allow-list."""
     folder = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in {**outbound_env, "HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+        for key, value in {"HOST_TOKEN": REAL, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
             patch.setenv(key, value)
         manifest = write_manifest(folder, {
             "bottles": {name: {"egress": {**internet_egress, "allow": ALLOW, **egress},
                                "secrets": {"TOKEN": {"from_env": "HOST_TOKEN", "hosts": ["allowed.test"]}}}},
             "agents": {name: {"bottle": name}}})
-        with bottle_of(manifest, name) as bottle:
+        with bottle_of(manifest, name, backend=backend) as bottle:
             yield bottle
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory, outbound_env, internet_egress):
+def web(module_seat, tmp_path_factory, internet_egress):
     """One bottle for the module's proxy tests: a secret bound to allowed.test, WebSockets to denied.test only."""
-    yield from sealed_bottle(tmp_path_factory, outbound_env, internet_egress, "sealed", websockets=["denied.test"])
+    yield from sealed_bottle(tmp_path_factory, module_seat, internet_egress, "sealed", websockets=["denied.test"])
 
 
 @pytest.fixture(scope="module")
-def fetcher(tmp_path_factory, outbound_env, internet_egress):
+def fetcher(module_seat, tmp_path_factory, internet_egress):
     """A bottle like ``web`` that allows WebSockets to allowed.test (the secret's host) and web_fetch."""
-    yield from sealed_bottle(tmp_path_factory, outbound_env, internet_egress, "fetcher",
+    yield from sealed_bottle(tmp_path_factory, module_seat, internet_egress, "fetcher",
                              websockets=["allowed.test"], model_server_tools=["web_fetch"])
 
 

@@ -4,11 +4,15 @@ No model key on the host and no model host contacted: the bundle answers the
 model host from the script. The test "internet" still carries a model server
 answering as the model host, so a request that leaked past the script would
 show up there; each test checks it saw nothing.
+
+Every test runs on docker and on k8s (``seat``): `bottle run`, `bottle pending`,
+`bottle approve` and `bottle deny` reach the bottle through its backend.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import threading
@@ -43,8 +47,8 @@ def write_script(folder: Path, replies: list) -> Path:
 
 
 @pytest.fixture
-def manifest(tmp_path: Path, outbound_env, monkeypatch) -> Path:
-    for key, value in outbound_env.items():
+def manifest(tmp_path: Path, outbound_env, monkeypatch, seat) -> Path:
+    for key, value in {**outbound_env, "BOTTLE_BACKEND": seat}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     supervise = {"mode": "enforce", "deny": DENY, "ask": ASK}
@@ -189,11 +193,13 @@ def test_asked_calls_wait_for_bottle_approve_and_bottle_deny(manifest, tmp_path,
 
 
 def _bottle(manifest: Path, agent: str, script: Path, start: str = "cold"):
+    """A bottle rehearsing ``script``, on the backend ``BOTTLE_BACKEND`` names (the ``manifest`` fixture sets it)."""
+    backend = os.environ["BOTTLE_BACKEND"]
     if start == "pooled":  # a rehearsal claims a bottle pooled without a script: its packet filter is set again
-        return bottle_of(manifest, agent, model_script=script, start=start)
+        return bottle_of(manifest, agent, model_script=script, start=start, backend=backend)
     spec = BottleSpec(manifest=Manifest.load(manifest), agent=agent, copy_cwd=False, cwd=manifest.parent,
                       model_script=script)
-    plugins = docker_plugins()
+    plugins = docker_plugins(backend)
     return session.running(plugins, session.prepare(plugins, spec))
 
 
@@ -230,6 +236,7 @@ def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_serve
         assert bottle.check(["cat", "/etc/claude-code/managed-settings.json"]).stdout == before
         stat = bottle.check(["stat", "-c", "%U %a", "/etc/claude-code", "/etc/claude-code/managed-settings.json"])
         assert stat.stdout.split(b"\n")[:2] == [b"root 755", b"root 644"]
+        assert not bottle.exec(["touch", "/etc/claude-code/managed-mcp.json"]).ok  # nor anything beside it
         # The attempts were real: the agent's own settings files hold the switch-off.
         for path in ("/home/agent/.claude/settings.json", "/workspace/.claude/settings.local.json"):
             assert json.loads(bottle.check(["cat", path]).stdout)["disableAllHooks"] is True

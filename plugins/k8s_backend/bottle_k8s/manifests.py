@@ -25,7 +25,7 @@ from bottle_core import agent as agent_sandbox
 from bottle_core.bundle import contract
 from bottle_core.plan import Plan
 
-from . import agent_filter, labels, settings
+from . import agent_filter, labels, seccomp, settings
 
 #: Where the bundle's files are put: a memory-backed volume over the contract's /etc/bottle.
 FILES_DIR = "/etc/bottle"
@@ -121,7 +121,9 @@ def agent_pod(plan: Plan, agent_image: str, filter_image: str) -> dict:
     bundle_ip = plan.network.bundle_ip
     ports = contract.listening_ports(plan)
     root_volumes = [{"name": name, "emptyDir": {"sizeLimit": "16Mi"}} for name in ROOT_PATHS]
-    seed = "set -e; " + " ".join(f"if [ -d {path} ]; then cp -a {path}/. /seed/{name}/; fi;"
+    # An emptyDir starts as mode 0777: a folder the image lacks gets 0755 like one core would make (cp -a gives those
+    # the image has their own), so the agent sees no world-writable system folder even behind its read-only mount.
+    seed = "set -e; chmod 755 /seed/*; " + " ".join(f"if [ -d {path} ]; then cp -a {path}/. /seed/{name}/; fi;"
                                  for name, path in ROOT_PATHS.items())
     return {
         "apiVersion": "v1", "kind": "Pod",
@@ -143,7 +145,7 @@ def agent_pod(plan: Plan, agent_image: str, filter_image: str) -> dict:
             containers=[
                 {"name": "agent", "image": agent_image, "imagePullPolicy": _pull(agent_image),
                  "command": ["sleep", "infinity"], "workingDir": plan.guest.workspace,
-                 "env": _env({**no_api_variables(), **agent_sandbox.environment(plan)}),
+                 "env": _env(seccomp.set_aside({**no_api_variables(), **agent_sandbox.environment(plan)})),
                  "securityContext": _security(plan.guest.uid, non_root=True),
                  "resources": {"limits": {"memory": str(res.memory_bytes), "cpu": str(res.cpus)},
                                "requests": {"memory": "64Mi", "cpu": "100m"}},

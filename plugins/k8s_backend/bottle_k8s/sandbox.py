@@ -14,6 +14,7 @@ from bottle_core.plan import Plan
 from bottle_core.sandbox import Bottle, ExecResult, as_argv
 
 from . import cluster, manifests, settings
+from .seccomp import guarded, set_aside
 from .streams import exec_in, untar_command
 
 ROOT = {"0", "root"}
@@ -36,6 +37,7 @@ class K8sBottle(Bottle):
     system trust store, the managed settings) go to the pod's ``root``
     container, which shares those folders alone (see :mod:`.manifests`).
     So provisioning goes call by call, not as one archive unpacked at ``/``.
+    Every command run as the agent (exec, run) starts behind :mod:`.seccomp`'s filter (no io_uring).
     """
 
     provision_in_one_round = False
@@ -57,16 +59,20 @@ class K8sBottle(Bottle):
     def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
              workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
         container = self.container_for(user)
-        return exec_in(self.pod, container, as_argv(command), namespace=self.namespace, stdin=stdin, env=env,
+        argv, env = as_argv(command), env or {}
+        if container == "agent":
+            argv, env = guarded(argv), set_aside(env)
+        return exec_in(self.pod, container, argv, namespace=self.namespace, stdin=stdin, env=env,
                        workdir=workdir or (self.plan.guest.workspace if container == "agent" else "/"))
 
     def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
             workdir: str | None = None) -> int:
         container = self.container_for(user)
+        # The variables are set inside the filter here: none need setting aside.
+        inner = ["env", "-C", workdir or (self.plan.guest.workspace if container == "agent" else "/"),
+                 *(f"{key}={value}" for key, value in (env or {}).items()), *argv]
         cmd = [kubectl(), *kubectl_flags(), "exec", "-i", *(["-t"] if tty else []), "-n", self.namespace,
-               "-c", container, self.pod, "--", "env", "-C",
-               workdir or (self.plan.guest.workspace if container == "agent" else "/"),
-               *(f"{key}={value}" for key, value in (env or {}).items()), *argv]
+               "-c", container, self.pod, "--", *(guarded(inner) if container == "agent" else inner)]
         return subprocess.call(cmd, stdin=None if sys.stdin and not sys.stdin.closed else subprocess.DEVNULL)
 
     def copy_in(self, tar_stream: bytes | BinaryIO, dest: str) -> None:

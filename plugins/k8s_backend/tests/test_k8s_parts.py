@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import sys
 import tarfile
 
 import pytest
 
 from bottle_core.errors import BottleRuntimeError, UsageError
-from bottle_k8s import bundle, images, labels, manifests, prepare, settings, streams
+from bottle_k8s import bundle, images, labels, manifests, prepare, sandbox, seccomp, settings, streams
 from bottle_k8s.sandbox import K8sBottle, root_owned
 
 
@@ -175,3 +176,47 @@ def test_each_exec_gets_an_api_client_of_its_own(monkeypatch):
         with pytest.raises(RuntimeError, match="stop here"):
             streams.exec_in("pod", "agent", ["true"], namespace="ns")
     assert len(made) == 2 and made[0] is not made[1]
+
+
+#: io_uring_setup(8, params) on x86_64 and arm64 alike (425): its result and errno.
+IO_URING = ("import ctypes; libc = ctypes.CDLL(None, use_errno=True); params = ctypes.create_string_buffer(120); "
+            "print(libc.syscall(425, 8, params), ctypes.get_errno())")
+needs_libseccomp = pytest.mark.skipif(not __import__("ctypes.util").util.find_library("seccomp"),
+                                      reason="no libseccomp on this host")
+
+
+@needs_libseccomp
+def test_agent_commands_run_behind_a_filter_that_answers_io_uring_with_enosys():
+    argv = seccomp.guarded([sys.executable, "-c", IO_URING])
+    argv[0] = sys.executable  # this host's python stands for the image's python3
+    assert subprocess.run(argv, capture_output=True, text=True).stdout.split() == ["-1", "38"]
+    # Ordinary commands run as ever, and a missing one says so as a shell would.
+    assert subprocess.run([sys.executable, *seccomp.guarded(["sh", "-c", "exit 3"])[1:]]).returncode == 3
+    missing = subprocess.run([sys.executable, *seccomp.guarded(["no-such-command"])[1:]], capture_output=True)
+    assert missing.returncode == 127 and b"no-such-command" in missing.stderr
+
+
+@needs_libseccomp
+def test_loader_variables_reach_the_command_only_behind_the_filter():
+    env = seccomp.set_aside({"LD_LIBRARY_PATH": "/opt/lib", "GREETING": "hi"})
+    assert env == {"BOTTLE_ASIDE_LD_LIBRARY_PATH": "/opt/lib", "GREETING": "hi"}
+    shown = subprocess.run([sys.executable, *seccomp.guarded(["sh", "-c", 'echo "$LD_LIBRARY_PATH $GREETING"'])[1:]],
+                           env={**os.environ, **env}, capture_output=True, text=True)
+    assert shown.stdout.strip() == "/opt/lib hi"
+
+
+def test_only_the_agents_commands_go_through_the_filter(plan_factory, tmp_path, monkeypatch):
+    sent = []
+    monkeypatch.setattr(sandbox, "exec_in", lambda pod, container, argv, **kw: sent.append((container, argv, kw)))
+    bottle = K8sBottle(plan_factory(cwd=tmp_path), "pod", "ns", bundle=None)
+    bottle.exec(["id"], env={"LD_PRELOAD": "/workspace/x.so"})
+    bottle.exec(["id"], user="root")
+    (agent, guarded, options), (root, plain, _) = sent
+    assert (agent, guarded[:2], guarded[-1]) == ("agent", ["python3", "-I"], "id")
+    assert options["env"] == {"BOTTLE_ASIDE_LD_PRELOAD": "/workspace/x.so"}
+    assert (root, plain) == ("root", ["id"])
+    # The manifest's env reaches the pod's environment with its loader variables set aside too.
+    monkeypatch.setattr(manifests.agent_sandbox, "environment", lambda plan: {"LD_PRELOAD": "/workspace/x.so"})
+    containers = manifests.agent_pod(bottle.plan, "agent-image", "filter-image")["spec"]["containers"]
+    names = {entry["name"] for container in containers for entry in container.get("env", [])}
+    assert "BOTTLE_ASIDE_LD_PRELOAD" in names and "LD_PRELOAD" not in names
