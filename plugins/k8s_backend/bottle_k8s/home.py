@@ -10,7 +10,7 @@ it at once. A cluster cannot reach the user's machine, so here:
 * **home** (at the end of every run, before the pods go, and on demand with
   ``bottle home``) lists the refs of each seed in the pod, takes those that
   differ from what was lent (or last brought home), brings their objects out
-  as a ``git bundle`` through an exec stream, and lands them in the user's
+  as a pack (git's ``pack-objects``) through an exec stream, and lands them in the user's
   repository with the host's own check (:mod:`.home_repo`).
 
 What was lent, per remote, is kept in the bottle's state dir
@@ -118,8 +118,8 @@ def bring_home(plan: Plan, bundle) -> list[dict]:
                 continue
             git_dir = Path(remote.git_dir)
             with tempfile.TemporaryDirectory(prefix="bottle-home-") as tmp:
-                bundle_file = _objects_of(bundle, name, git_dir, changes, before, Path(tmp))
-                landed = home_repo.land(git_dir, remote.model_dump(), changes, bundle_file, plan.slug)
+                pack = _objects_of(bundle, name, git_dir, changes, before, Path(tmp))
+                landed = home_repo.land(git_dir, remote.model_dump(), changes, pack, plan.slug)
             for item in landed:
                 if item.decision in (HOME, "same"):
                     if item.new == home_repo.ZERO:
@@ -143,19 +143,19 @@ def _pod_refs(bundle, name: str) -> dict[str, str]:
 
 
 def _objects_of(bundle, name: str, git_dir: Path, changes: dict, before: dict, tmp: Path) -> Path | None:
-    """The objects the user's repository lacks for ``changes``, as a git bundle made in the pod (None: none lack)."""
-    wanted = [ref for ref, (_, new) in changes.items()
-              if new != home_repo.ZERO and home_repo.valid_ref(ref) and not home_repo.has_object(git_dir, new)]
+    """The objects the user's repository lacks for ``changes``, as a pack made in the pod by git's
+    ``pack-objects`` (None: none lack). Left out: what the repository got when it was lent; should the pod lack
+    one of those, the whole history of the new values comes."""
+    wanted = sorted({new for ref, (_, new) in changes.items()
+                     if new != home_repo.ZERO and home_repo.valid_ref(ref) and not home_repo.has_object(git_dir, new)})
     if not wanted:
         return None
-    # What the repository already has is left out; should the pod lack one of those, the whole history comes.
-    known = sorted({sha for sha in before.values()})
-    for negatives in (known, []):
-        argv = ["git", "-C", seed_path(name), "bundle", "create", "-", "--stdin"]
-        made = _bundle_exec(bundle, argv, stdin="".join(f"{line}\n" for line in [*wanted, *(f"^{sha}" for sha in negatives)]
-                                                      ).encode())
+    argv = ["git", "-C", seed_path(name), "pack-objects", "--stdout", "--revs", "--thin", "-q"]
+    for negatives in (sorted(set(before.values())), []):
+        made = _bundle_exec(bundle, argv, stdin="".join(f"{line}\n" for line in
+                                                        [*wanted, *(f"^{sha}" for sha in negatives)]).encode())
         if made.ok:
-            path = tmp / f"{name}.bundle"
+            path = tmp / f"{name}.pack"
             path.write_bytes(made.stdout)
             return path
     return None  # land() refuses each wanted ref: "the pod sent no objects for it"

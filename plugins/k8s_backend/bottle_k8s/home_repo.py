@@ -5,8 +5,8 @@ cannot be mounted into a pod. Instead the bundle pod is lent a *seed*: a
 bare copy of the repository's branches and tags (as ``git fetch origin`` in
 a bottle sees them on docker), its HEAD and its worktrees' HEADs, so the
 gate's policy runs unchanged against real history. What the gate accepted
-comes back as a git bundle and *lands* here: verified, its objects checked
-(``fetch.fsckObjects``), and only the refs that passed the host's own check
+comes back as a pack stream and *lands* here: its objects checked by git's
+``index-pack --strict`` (fsck, and every link present), and only the refs that passed the host's own check
 (:func:`refusal`) updated, each with a compare-and-swap on the value it
 has now. Nothing else of the repository is written: no working tree, index,
 HEAD, FETCH_HEAD, config or hook, and none of its hooks run.
@@ -172,38 +172,34 @@ def has_object(git_dir: Path, sha: str) -> bool:
     return git(git_dir, "cat-file", "-e", sha).returncode == 0
 
 
-def fetch_bundle(git_dir: Path, bundle: Path, wanted: dict[str, str]) -> dict[str, str]:
-    """Bring the objects of ``bundle`` into ``git_dir`` (verified, fsck'd; no ref, no FETCH_HEAD written).
+def take_pack(git_dir: Path, pack: Path, wanted: dict[str, str]) -> dict[str, str]:
+    """Bring the objects of ``pack`` (a pack stream from the pod) into ``git_dir``; for each ref of ``wanted``
+    (ref -> the value the pod listed) that still cannot land, why.
 
-    ``wanted`` maps refs to the values the pod listed; returns, for each ref
-    that could not come, why (a bundle whose head differs from the listing,
-    or one git will not take, brings nothing).
+    git's own ``index-pack --strict`` takes it: every object checked as
+    ``fsck`` would, every object it links to present, or nothing is kept. No
+    ref, FETCH_HEAD or anything else of the repository is written.
     """
-    verified = git(git_dir, "bundle", "verify", "-q", str(bundle))
-    if verified.returncode != 0:
-        return dict.fromkeys(wanted, f"the bundle from the pod did not verify: {_err(verified)[-300:]}")
-    heads = parse_listing(_out(git(git_dir, "bundle", "list-heads", str(bundle))))
-    wrong = {ref: f"the bundle from the pod holds {heads.get(ref, 'nothing')[:12]} for it, not {sha[:12]}"
-             for ref, sha in wanted.items() if heads.get(ref) != sha}
-    if wrong:
-        return {**dict.fromkeys(wanted, "the bundle from the pod does not match its listing"), **wrong}
-    fetched = git(git_dir, "-c", "fetch.fsckObjects=true", "-c", "transfer.fsckObjects=true", "fetch", "-q",
-                  "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance", str(bundle), *wanted)
-    if fetched.returncode != 0:
-        return dict.fromkeys(wanted, f"git refused the bundle's objects: {_err(fetched)[-300:]}")
-    return {}
+    with open(pack, "rb") as stream:
+        indexed = subprocess.run(["git", f"--git-dir={git_dir}", "index-pack", "--strict", "--fix-thin", "--stdin"],
+                                 stdin=stream, capture_output=True, cwd=git_dir,
+                                 env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")})
+    if indexed.returncode != 0:
+        return dict.fromkeys(wanted, f"git refused the objects from the pod: {_err(indexed)[-300:]}")
+    return {ref: f"the objects from the pod do not hold {sha[:12]}" for ref, sha in wanted.items()
+            if not has_object(git_dir, sha)}
 
 
-def land(git_dir: Path, remote: Mapping, changes: dict[str, tuple[str, str]], bundle: Path | None,
+def land(git_dir: Path, remote: Mapping, changes: dict[str, tuple[str, str]], pack: Path | None,
          slug: str) -> list[Landed]:
     """Update in ``git_dir`` each ref of ``changes`` (ref -> (old, new)) that passes :func:`refusal`.
 
-    ``bundle`` holds the objects of the new values the repository lacks.
+    ``pack`` holds the objects of the new values the repository lacks.
     Each ref is its own compare-and-swap on the value read just before, so a
     ref that moves meanwhile is not overwritten either.
     """
     missing = {ref: new for ref, (_, new) in changes.items() if new != ZERO and not has_object(git_dir, new)}
-    failed = fetch_bundle(git_dir, bundle, missing) if missing and bundle is not None else dict.fromkeys(
+    failed = take_pack(git_dir, pack, missing) if missing and pack is not None else dict.fromkeys(
         missing, "the pod sent no objects for it")
     deny_ff = _out(git(git_dir, "config", "--bool", "--get", "receive.denyNonFastForwards")) == "true"
     checked = checked_out(git_dir)
@@ -218,7 +214,7 @@ def land(git_dir: Path, remote: Mapping, changes: dict[str, tuple[str, str]], bu
             landed.append(Landed(ref, old, new, "same"))
             continue
         if ref in failed:
-            landed.append(Landed(ref, old, new, "refused", "bundle", failed[ref]))
+            landed.append(Landed(ref, old, new, "refused", "objects", failed[ref]))
             continue
         broken = refusal(ref, old, new, current, remote, checked, ancestor, deny_ff) or _kind_refusal(git_dir, ref, new)
         if broken:

@@ -88,17 +88,36 @@ def test_image_names_on_the_cluster():
     assert images.address_path("unix:///run/c.sock") == "/run/c.sock"
 
 
-def test_a_git_remote_on_this_machine_is_refused_by_name(plan_factory, tmp_path):
+def test_a_git_remote_on_this_machine_is_lent_and_the_gate_runs_as_its_own_user(plan_factory, tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
     made = plan_factory(cwd=tmp_path / "repo")
-    assert "origin" in made.git_gate.remotes
-    with pytest.raises(UsageError, match="git remote.s. origin") as caught:
-        prepare.refuse_path_remotes(made)
-    assert "https remote" in caught.value.render()
+    assert made.git_gate.remotes["origin"].kind == "path" and made.git_gate.run_as is not None
+    prepare.lend_path_remotes(made)
+    assert made.git_gate.run_as is None  # the folder's owner means nothing in a pod: the gate's own user
+    pod = manifests.bundle_pod(made, "bottle-bundle:x")
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "upstreams", "mountPath": "/srv/upstream"} in mounts
+    assert {"name": "upstreams", "emptyDir": {}} in pod["spec"]["volumes"]
 
 
-def test_a_bottle_outside_a_repository_is_not_refused(plan_factory, tmp_path):
-    prepare.refuse_path_remotes(plan_factory(cwd=tmp_path))
+def test_a_shallow_clone_cannot_be_lent_and_says_what_to_do(plan_factory, tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path / "full")], check=True)
+    subprocess.run(["git", "-C", str(tmp_path / "full"), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
+                    "--allow-empty", "-m", "one"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path / "full"), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
+                    "--allow-empty", "-m", "two"], check=True)
+    subprocess.run(["git", "clone", "-q", "--depth=1", f"file://{tmp_path / 'full'}", str(tmp_path / "shallow")],
+                   check=True)
+    with pytest.raises(UsageError, match="git remote origin: .* is a shallow clone") as caught:
+        prepare.lend_path_remotes(plan_factory(cwd=tmp_path / "shallow"))
+    assert "--unshallow" in caught.value.render()
+
+
+def test_a_bottle_outside_a_repository_lends_nothing(plan_factory, tmp_path):
+    made = plan_factory(cwd=tmp_path)
+    prepare.lend_path_remotes(made)
+    assert not made.git_gate.remotes
+    assert all(v["name"] != "upstreams" for v in manifests.bundle_pod(made, "bottle-bundle:x")["spec"]["volumes"])
 
 
 def test_owner_alive_judges_only_this_hosts_processes():
