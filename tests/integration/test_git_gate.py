@@ -362,7 +362,7 @@ def home_cli(target: str) -> subprocess.CompletedProcess:
 
 
 def host_refs(repo: Path) -> dict[str, str]:
-    return dict(reversed(line.split(" ", 1)) for line in refs_of(repo).splitlines())
+    return dict(line.split(" ", 1) for line in refs_of(repo).splitlines())
 
 
 def touch_in_agent(slug: str, path: str) -> None:
