@@ -478,3 +478,32 @@ def test_k8s_home_does_not_clobber_a_ref_that_moved_on_the_host(tmp_path, manife
         assert host_refs(repo)["refs/heads/bottle/fresh"] == work  # the benign counterpart came home
         assert git(repo, "cat-file", "-t", work) == "commit"  # the bottle's work is there, to keep by hand
     assert host_refs(repo)["refs/heads/bottle/shared"] == moved
+
+
+def test_k8s_bottle_stop_brings_the_work_home_before_removing_the_pods(tmp_path, manifest_dir, k8s_cluster):
+    import secrets
+
+    from .bottles import BOTTLE, wait_for_line
+
+    repo = make_repo(tmp_path / "project")
+    agent = f"stopped{secrets.token_hex(3)}"
+    manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    script = ("git checkout -q -b bottle/s/x && git commit -q --allow-empty -m s && git push -q origin bottle/s/x"
+              " && echo \"pushed $(git rev-parse HEAD)\" && i=0; while [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done")
+    run = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "--copy-cwd", agent, "--",
+                            "sh", "-c", script], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    try:
+        pushed = wait_for_line(run, b"pushed", timeout=240).decode().split()[1]
+        slug = next(row["slug"] for row in json.loads(bottle_cli("--backend", "k8s", "ls", "--json").stdout)
+                    if row["agent"] == agent)
+        stopped = bottle_cli("--backend", "k8s", "stop", slug)
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"came home: refs/heads/bottle/s/x 0000000..{pushed[:7]}" in stopped.stderr.decode()
+        assert host_refs(repo)["refs/heads/bottle/s/x"] == pushed
+        run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert [(r["decision"], r["refs"][0]["new"]) for r in git_records(agent)] == [("pushed", pushed), ("home", pushed)]

@@ -110,6 +110,11 @@ class K8sLaunch(Launch):
             for record in home.bring_home(self.plan, self.bundle):
                 print(f"bottle: {home.describe(record)}", file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - the removal must still run
+            pod = pods.read(self.bundle.pod, self.namespace)
+            if pod is None or pod.metadata.deletion_timestamp is not None:  # `bottle stop` brought it home first
+                print(f"bottle: git: bottle {self.plan.slug} was removed from outside; what came home before is in "
+                      f"`bottle logs {self.plan.slug} --git`", file=sys.stderr)
+                return
             print(f"bottle: git: could not bring the gate's refs home from bottle {self.plan.slug}: {exc}",
                   file=sys.stderr)
 
