@@ -414,13 +414,14 @@ def home(obj: dict, target: str, as_json: bool) -> None:
     Only a backend whose gate cannot reach your repository (k8s) holds pushes; it also brings them home at the
     end of every run. Elsewhere pushes land in your repository at once.
     """
-    from .errors import BottleRuntimeError
+    from .errors import BottleRuntimeError, Unsupported
 
     plugins = _backend_only(obj)
     slug = _running_slug(plugins, target)
-    records = plugins.call_first("bring_home", slug=slug)
-    if records is None:
-        click.echo(f"bottle {slug}: nothing waits to come home: this backend's git gate pushes into your "
+    try:
+        records = plugins.call_first("bring_home", slug=slug)
+    except Unsupported:  # docker, smol: the gate pushes straight into the repository
+        click.echo(f"bottle {slug}: nothing waits to come home: its backend's git gate pushes into your "
                    "repository at once")
         return
     if as_json:

@@ -357,9 +357,9 @@ def bring_home(slug: str) -> list[dict]:
         bottle's git log; an empty list when nothing new waits. Raise
         :class:`bottle_core.errors.UsageError` when no such bottle runs.
 
-    Stops at the first non-None result. ``None`` (no implementation, as on
-    docker and smol) means the gate pushes into the user's repository at once,
-    so nothing ever waits to come home.
+    Stops at the first non-None result. A backend whose gate pushes into the
+    user's repository at once (docker, smol) need not implement it: nothing
+    ever waits to come home there, and ``bottle home`` says so.
     """
 
 

@@ -219,6 +219,9 @@ def test_refusals_name_their_rule_and_change_nothing_upstream(tmp_path, manifest
                 assert home.returncode == 0 and b"nothing new to bring home" in home.stdout, home.stderr
             assert refs_of(bare) == before, f"{rule}: the upstream changed"
         newest = in_clone(bottle, "git rev-parse HEAD").text().strip()
+        if backend != "k8s":  # the gate pushes straight upstream: `bottle home` has nothing to wait for
+            home = bottle_cli("--backend", backend, "home", bottle.plan.slug)
+            assert home.returncode == 0 and b"nothing waits to come home" in home.stdout, home.stderr
     # Nothing came home at the end either, and none of the refused objects reached the upstream.
     assert refs_of(bare) == before
     assert subprocess.run(["git", "-C", str(bare), "cat-file", "-e", newest]).returncode != 0
