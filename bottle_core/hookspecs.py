@@ -352,6 +352,8 @@ def bring_home(slug: str) -> list[dict]:
     For a backend whose gate cannot push into a repository on the user's
     machine (a cluster's bundle pod): it keeps the pushes under the same ref
     policy and brings them home on demand and at the end of every run.
+
+    :param slug: the bottle's slug, as ``bottle ls`` shows it.
     :return: one git log record per ref (``decision`` ``home``, or
         ``refused`` with its ``rule`` and ``reason``), each also filed in the
         bottle's git log; an empty list when nothing new waits. Raise
