@@ -483,13 +483,16 @@ def test_k8s_home_does_not_clobber_a_ref_that_moved_on_the_host(tmp_path, manife
     assert host_refs(repo)["refs/heads/bottle/shared"] == moved
 
 
-def test_k8s_bottle_stop_brings_the_work_home_before_removing_the_pods(tmp_path, manifest_dir, k8s_cluster):
+@pytest.mark.parametrize("end", ["bottle stop", "owner killed"])
+def test_k8s_stop_and_the_owners_death_bring_the_work_home_first(tmp_path, manifest_dir, k8s_cluster, end):
     import secrets
+    import signal
+    import time
 
     from .bottles import BOTTLE, wait_for_line
 
     repo = make_repo(tmp_path / "project")
-    agent = f"stopped{secrets.token_hex(3)}"
+    agent = f"ended{secrets.token_hex(3)}"
     manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
     script = ("git checkout -q -b bottle/s/x && git commit -q --allow-empty -m s && git push -q origin bottle/s/x"
               " && echo \"pushed $(git rev-parse HEAD)\" && i=0; while [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done")
@@ -498,12 +501,19 @@ def test_k8s_bottle_stop_brings_the_work_home_before_removing_the_pods(tmp_path,
                            stderr=subprocess.PIPE)
     try:
         pushed = wait_for_line(run, b"pushed", timeout=240).decode().split()[1]
-        slug = next(row["slug"] for row in json.loads(bottle_cli("--backend", "k8s", "ls", "--json").stdout)
-                    if row["agent"] == agent)
-        stopped = bottle_cli("--backend", "k8s", "stop", slug)
-        assert stopped.returncode == 0, stopped.stderr
-        assert f"came home: refs/heads/bottle/s/x 0000000..{pushed[:7]}" in stopped.stderr.decode()
-        assert host_refs(repo)["refs/heads/bottle/s/x"] == pushed
+        assert "refs/heads/bottle/s/x" not in host_refs(repo)
+        if end == "bottle stop":
+            slug = next(row["slug"] for row in json.loads(bottle_cli("--backend", "k8s", "ls", "--json").stdout)
+                        if row["agent"] == agent)
+            stopped = bottle_cli("--backend", "k8s", "stop", slug)
+            assert stopped.returncode == 0, stopped.stderr
+            assert f"came home: refs/heads/bottle/s/x 0000000..{pushed[:7]}" in stopped.stderr.decode()
+        else:  # no teardown: core's reaper stops the bottle, and the work comes home first
+            os.kill(run.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            while "refs/heads/bottle/s/x" not in host_refs(repo) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        assert host_refs(repo).get("refs/heads/bottle/s/x") == pushed
         run.wait(timeout=120)
     finally:
         if run.poll() is None:
