@@ -6,8 +6,8 @@ bare copy of the repository's branches and tags (as ``git fetch origin`` in
 a bottle sees them on docker), its HEAD and its worktrees' HEADs, so the
 gate's policy runs unchanged against real history. What the gate accepted
 comes back as a pack stream and *lands* here: its objects checked by git's
-``index-pack --strict`` (fsck, and every link present), and only the refs that passed the host's own check
-(:func:`refusal`) updated, each with a compare-and-swap on the value it
+``index-pack --strict`` (fsck, and every link present), and only the refs
+that passed the host's own check (:func:`refusal`) updated, each with a compare-and-swap on the value it
 has now. Nothing else of the repository is written: no working tree, index,
 HEAD, FETCH_HEAD, config or hook, and none of its hooks run.
 """
@@ -71,11 +71,13 @@ def refuse_unseedable(git_dir: Path, name: str) -> None:
     """What a seed cannot be made of, said before anything starts: a shallow or partial clone."""
     if _out(git(git_dir, "rev-parse", "--is-shallow-repository")) == "true":
         raise UsageError(f"git remote {name}: {git_dir} is a shallow clone, which cannot be lent to a cluster's "
-                         "bundle pod", hint=f"run `git -C {git_dir} fetch --unshallow` first, or use the docker backend")
+                         "bundle pod",
+                         hint=f"run `git -C {git_dir} fetch --unshallow` first, or use the docker backend")
     if _out(git(git_dir, "config", "--get", "extensions.partialClone")):
         raise UsageError(f"git remote {name}: {git_dir} is a partial clone (objects missing), which cannot be lent "
                          "to a cluster's bundle pod",
-                         hint=f"fetch its missing objects (`git -C {git_dir} fetch --refetch`), or use the docker backend")
+                         hint=f"fetch its missing objects (`git -C {git_dir} fetch --refetch`), "
+                              "or use the docker backend")
 
 
 def seed(git_dir: Path, into: Path) -> dict[str, str]:
@@ -99,14 +101,15 @@ def seed(git_dir: Path, into: Path) -> dict[str, str]:
 
 
 def _heads(git_dir: Path) -> dict[str, str]:
-    """``HEAD`` and ``worktrees/<id>/HEAD`` of ``git_dir`` when they name a branch (relative path -> ``ref: ...``)."""
+    """``HEAD`` and ``worktrees/<id>/HEAD`` of ``git_dir`` when they name a branch (relative path -> ``ref: ...``);
+    a detached ``HEAD`` as its commit (a clone through the gate then checks out none of the branches)."""
     heads = {}
     for path in [git_dir / "HEAD", *sorted((git_dir / "worktrees").glob("*/HEAD"))]:
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError:
             continue
-        if text.startswith("ref: refs/") and "\n" not in text:
+        if text.startswith("ref: refs/") and "\n" not in text or path == git_dir / "HEAD" and is_sha(text):
             heads[str(path.relative_to(git_dir))] = text
     return heads
 

@@ -127,13 +127,19 @@ def commit_in(seed: Path, parent: str, text: str) -> str:
     return git(seed, "commit-tree", tree, "-p", parent, "-m", text)
 
 
-def bundle_of(seed: Path, refs: list[str], tmp_path: Path) -> Path:
+def pack_of(seed: Path, refs: list[str], tmp_path: Path) -> Path:
     """The pack the pod sends for ``refs``: everything they reach (the pod could send any pack)."""
     path = tmp_path / "out.pack"
     made = subprocess.run(["git", "--git-dir", str(seed), "pack-objects", "--stdout", "--revs"],
                           input="".join(f"{ref}\n" for ref in refs).encode(), capture_output=True, check=True)
     path.write_bytes(made.stdout)
     return path
+
+
+def test_a_detached_head_is_lent_as_its_commit(user_repo, tmp_path):
+    git(user_repo, "checkout", "-q", "--detach")
+    seed, refs = lent(user_repo, tmp_path)
+    assert (seed / "HEAD").read_text().strip() == refs["refs/heads/main"]
 
 
 def test_the_seed_holds_the_branches_tags_and_heads_the_gate_needs(user_repo, tmp_path):
@@ -155,8 +161,9 @@ def test_accepted_work_lands_and_nothing_else_of_the_repository_changes(user_rep
     git(seed, "update-ref", "refs/heads/bottle/new", work)
     git(seed, "update-ref", "refs/heads/bottle/old", work)
     changes = {"refs/heads/bottle/new": (ZERO, work), "refs/heads/bottle/old": (refs["refs/heads/bottle/old"], work)}
-    landed = land(user_repo / ".git", REMOTE, changes, bundle_of(seed, list(changes), tmp_path), "s1")
-    assert [(x.ref, x.decision) for x in landed] == [("refs/heads/bottle/new", "home"), ("refs/heads/bottle/old", "home")]
+    landed = land(user_repo / ".git", REMOTE, changes, pack_of(seed, list(changes), tmp_path), "s1")
+    assert [(x.ref, x.decision) for x in landed] == [("refs/heads/bottle/new", "home"),
+                                                     ("refs/heads/bottle/old", "home")]
     assert git(user_repo, "rev-parse", "bottle/new") == git(user_repo, "rev-parse", "bottle/old") == work
     assert git(user_repo, "show", f"{work}:f.txt") == "agent work"
     assert untouched(user_repo) == before
@@ -175,8 +182,8 @@ def test_a_compromised_pods_forbidden_refs_are_refused_by_name_and_change_nothin
         git(seed, "update-ref", ref, new)
     before_refs = home_repo.refs_of(user_repo / ".git")
     before = untouched(user_repo)
-    landed = {x.ref: x for x in land(user_repo / ".git", {**REMOTE, "push_allow": [*REMOTE["push_allow"]]},
-                                     changes, bundle_of(seed, list(changes), tmp_path), "s1")}
+    landed = {x.ref: x for x in land(user_repo / ".git", REMOTE, changes, pack_of(seed, list(changes), tmp_path),
+                                     "s1")}
     assert {ref: (x.decision, x.rule) for ref, x in landed.items()} == {
         "refs/heads/main": ("refused", "push.allow"),
         "refs/heads/bottle/side": ("refused", "checked-out-branch"),
@@ -193,7 +200,7 @@ def test_a_pack_that_does_not_hold_the_listed_value_brings_nothing(user_repo, tm
     two = commit_in(seed, refs["refs/heads/main"], "two\n")
     git(seed, "update-ref", "refs/heads/bottle/x", two)
     landed = land(user_repo / ".git", REMOTE, {"refs/heads/bottle/x": (ZERO, one)},
-                  bundle_of(seed, ["refs/heads/bottle/x"], tmp_path), "s1")
+                  pack_of(seed, ["refs/heads/bottle/x"], tmp_path), "s1")
     assert [(x.decision, x.rule) for x in landed] == [("refused", "objects")]
     assert "refs/heads/bottle/x" not in home_repo.refs_of(user_repo / ".git")
 
@@ -213,7 +220,7 @@ def test_a_ref_moved_on_the_host_meanwhile_is_kept_and_the_bottles_commit_is_nam
     host = git(user_repo, "commit-tree", git(user_repo, "rev-parse", "main^{tree}"), "-p", old, "-m", "host")
     git(user_repo, "update-ref", "refs/heads/bottle/old", host)
     landed = land(user_repo / ".git", REMOTE, {"refs/heads/bottle/old": (old, work)},
-                  bundle_of(seed, ["refs/heads/bottle/old"], tmp_path), "s1")
+                  pack_of(seed, ["refs/heads/bottle/old"], tmp_path), "s1")
     assert [(x.decision, x.rule) for x in landed] == [("refused", "moved-on-host")]
     assert work[:12] in landed[0].reason
     assert git(user_repo, "rev-parse", "bottle/old") == host
@@ -229,7 +236,7 @@ def test_a_malformed_object_is_refused_by_git_before_any_ref_moves(user_repo, tm
                          check=True).stdout.strip()
     git(seed, "update-ref", "refs/heads/bottle/bad", bad)
     landed = land(user_repo / ".git", REMOTE, {"refs/heads/bottle/bad": (ZERO, bad)},
-                  bundle_of(seed, ["refs/heads/bottle/bad"], tmp_path), "s1")
+                  pack_of(seed, ["refs/heads/bottle/bad"], tmp_path), "s1")
     assert [(x.decision, x.rule) for x in landed] == [("refused", "objects")]
     assert "refs/heads/bottle/bad" not in home_repo.refs_of(user_repo / ".git")
     assert subprocess.run(["git", "-C", str(user_repo), "cat-file", "-e", bad]).returncode != 0
