@@ -41,6 +41,8 @@ GATE_USER = "gate"
 LENT_FILE = "k8s-home.json"
 #: The ``decision`` of a git log record for a ref that came home.
 HOME = "home"
+#: The most a pod's listing of its refs may be, in bytes.
+LISTING_LIMIT = 64 * 2**20
 
 
 def path_remotes(plan: Plan) -> dict:
@@ -53,10 +55,17 @@ def seed_path(name: str) -> str:
     return f"{contract.GIT_UPSTREAMS}/{name}"
 
 
-def _bundle_exec(bundle, argv: list[str], stdin: bytes | None = None):
+def _bundle_exec(bundle, argv: list[str], stdin: bytes | None = None, limit: int = LISTING_LIMIT):
     from .bundle import CONTAINER, as_user
 
-    return exec_in(bundle.pod, CONTAINER, as_user(argv, GATE_USER), namespace=bundle.namespace, stdin=stdin)
+    return exec_in(bundle.pod, CONTAINER, as_user(argv, GATE_USER), namespace=bundle.namespace, stdin=stdin,
+                   stdout_limit=limit)
+
+
+def pack_limit(remote) -> int:
+    """The most a pack coming home may hold: 16 pushes of ``push.max_size``, and some; past it the pod is cut
+    off (its word is not trusted, and what it sends is held in memory)."""
+    return 16 * remote.max_bytes + 64 * 2**20
 
 
 def _tar_of(folder: Path, name: str) -> bytes:
@@ -118,8 +127,8 @@ def bring_home(plan: Plan, bundle) -> list[dict]:
                 continue
             git_dir = Path(remote.git_dir)
             with tempfile.TemporaryDirectory(prefix="bottle-home-") as tmp:
-                pack = _objects_of(bundle, name, git_dir, changes, before, Path(tmp))
-                landed = home_repo.land(git_dir, remote.model_dump(), changes, pack, plan.slug)
+                pack, why = _objects_of(bundle, name, git_dir, changes, before, Path(tmp), pack_limit(remote))
+                landed = home_repo.land(git_dir, remote.model_dump(), changes, pack, plan.slug, no_pack=why)
             for item in landed:
                 if item.decision in (HOME, "same"):
                     if item.new == home_repo.ZERO:
@@ -142,23 +151,30 @@ def _pod_refs(bundle, name: str) -> dict[str, str]:
     return home_repo.parse_listing(listed.stdout.decode("utf-8", "replace"))
 
 
-def _objects_of(bundle, name: str, git_dir: Path, changes: dict, before: dict, tmp: Path) -> Path | None:
+def _objects_of(bundle, name: str, git_dir: Path, changes: dict, before: dict, tmp: Path,
+                limit: int) -> tuple[Path | None, str]:
     """The objects the user's repository lacks for ``changes``, as a pack made in the pod by git's
-    ``pack-objects`` (None: none lack). Left out: what the repository got when it was lent; should the pod lack
-    one of those, the whole history of the new values comes."""
+    ``pack-objects``; or None, and why. Left out: what the repository got when it was lent; should the pod
+    lack one of those, the whole history of the new values comes."""
     wanted = sorted({new for ref, (_, new) in changes.items()
                      if new != home_repo.ZERO and home_repo.valid_ref(ref) and not home_repo.has_object(git_dir, new)})
     if not wanted:
-        return None
+        return None, "nothing was needed"
     argv = ["git", "-C", seed_path(name), "pack-objects", "--stdout", "--revs", "--thin", "-q"]
+    why = "the pod sent no objects for it"
     for negatives in (sorted(set(before.values())), []):
-        made = _bundle_exec(bundle, argv, stdin="".join(f"{line}\n" for line in
-                                                        [*wanted, *(f"^{sha}" for sha in negatives)]).encode())
+        wish = "".join(f"{line}\n" for line in [*wanted, *(f"^{sha}" for sha in negatives)]).encode()
+        try:
+            made = _bundle_exec(bundle, argv, stdin=wish, limit=limit)
+        except BottleRuntimeError as exc:
+            return None, f"the pod's pack was cut off past {limit // 2**20} MiB (16 x push.max_size + 64 MiB): " \
+                         f"bring work home more often with `bottle home` ({exc.message})"
         if made.ok:
             path = tmp / f"{name}.pack"
             path.write_bytes(made.stdout)
-            return path
-    return None  # land() refuses each wanted ref: "the pod sent no objects for it"
+            return path, ""
+        why = f"the pod could not pack the objects: {made.stderr.decode('utf-8', 'replace').strip()[-300:]}"
+    return None, why
 
 
 def _record(name: str, remote, item: home_repo.Landed) -> dict:

@@ -194,16 +194,15 @@ def take_pack(git_dir: Path, pack: Path, wanted: dict[str, str]) -> dict[str, st
 
 
 def land(git_dir: Path, remote: Mapping, changes: dict[str, tuple[str, str]], pack: Path | None,
-         slug: str) -> list[Landed]:
+         slug: str, no_pack: str = "the pod sent no objects for it") -> list[Landed]:
     """Update in ``git_dir`` each ref of ``changes`` (ref -> (old, new)) that passes :func:`refusal`.
 
-    ``pack`` holds the objects of the new values the repository lacks.
+    ``pack`` holds the objects of the new values the repository lacks (``no_pack`` says why there is none).
     Each ref is its own compare-and-swap on the value read just before, so a
     ref that moves meanwhile is not overwritten either.
     """
     missing = {ref: new for ref, (_, new) in changes.items() if new != ZERO and not has_object(git_dir, new)}
-    failed = take_pack(git_dir, pack, missing) if missing and pack is not None else dict.fromkeys(
-        missing, "the pod sent no objects for it")
+    failed = take_pack(git_dir, pack, missing) if missing and pack is not None else dict.fromkeys(missing, no_pack)
     deny_ff = _out(git(git_dir, "config", "--bool", "--get", "receive.denyNonFastForwards")) == "true"
     checked = checked_out(git_dir)
 

@@ -194,3 +194,35 @@ def test_each_exec_gets_an_api_client_of_its_own(monkeypatch):
         with pytest.raises(RuntimeError, match="stop here"):
             streams.exec_in("pod", "agent", ["true"], namespace="ns")
     assert len(made) == 2 and made[0] is not made[1]
+
+
+def test_an_exec_whose_output_grows_past_its_limit_is_cut_off(monkeypatch):
+    """What a pod sends is held in memory: a caller that does not trust the pod bounds it."""
+    from bottle_k8s import cluster
+
+    class Endless:
+        closed = False
+
+        def is_open(self):
+            return True
+
+        def update(self, timeout):
+            pass
+
+        def peek_stdout(self):
+            return True
+
+        def read_stdout(self):
+            return b"x" * 2**20
+
+        def peek_stderr(self):
+            return False
+
+        def close(self):
+            Endless.closed = True
+
+    monkeypatch.setattr("kubernetes.stream.stream", lambda *a, **k: Endless())
+    monkeypatch.setattr(cluster, "api_client", lambda: __import__("kubernetes").client.ApiClient())
+    with pytest.raises(BottleRuntimeError, match="sent more than 3145728 bytes: cut off"):
+        streams.exec_in("pod", "bundle", ["cat"], namespace="ns", stdout_limit=3 * 2**20)
+    assert Endless.closed
