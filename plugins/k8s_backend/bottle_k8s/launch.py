@@ -7,10 +7,10 @@ filter names that IP) and the NetworkPolicies created; the agent pod's IP
 learnt; the bundle's files and its one peer sent in through an exec stream,
 which lets its packet filter and then the bundle start; the git remotes on
 this machine lent to the bundle pod (:mod:`.home`); the agent awaited.
-Teardown first brings home what the gate accepted (:func:`.home.bring_home`:
-it runs however the run ended), then deletes every object labelled with the slug and waits until the
-pods are gone (should this process die first, core's reaper has
-``stop_bottle`` do the same).
+Teardown first brings home what the gate accepted (:func:`.home.bring_home`,
+however the run ended), then deletes every object labelled with the slug and
+waits until the pods are gone (should this process die first, core's reaper
+has ``stop_bottle`` do the same).
 """
 
 from __future__ import annotations
