@@ -405,6 +405,41 @@ def _running_slug(plugins, target: str) -> str:
 
 
 @cli.command()
+@click.argument("target")
+@json_option
+@click.pass_obj
+def home(obj: dict, target: str, as_json: bool) -> None:
+    """Bring home now the git work bottle TARGET's gate accepted (a slug, or an agent for its newest running bottle).
+
+    Only a backend whose gate cannot reach your repository (k8s) holds pushes; it also brings them home at the
+    end of every run. Elsewhere pushes land in your repository at once.
+    """
+    from .errors import BottleRuntimeError, Unsupported
+
+    plugins = _backend_only(obj)
+    slug = _running_slug(plugins, target)
+    try:
+        records = plugins.call_first("bring_home", slug=slug)
+    except Unsupported:  # docker, smol: the gate pushes straight into the repository
+        click.echo(f"bottle {slug}: nothing waits to come home: its backend's git gate pushes into your "
+                   "repository at once")
+        return
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+    for record in records if not as_json else []:
+        ref = record["refs"][0]
+        text = f"{record['decision']:<7} {record['remote']} {ref['ref']} {ref['old'][:7]}..{ref['new'][:7]}"
+        click.echo(visible(text + (f"  rule {record['rule']}: {record['reason']}" if record.get("rule") else "")))
+    if not records and not as_json:
+        click.echo(f"bottle {slug}: nothing new to bring home")
+    refused = [r for r in records if r["decision"] != "home"]
+    if refused:
+        raise BottleRuntimeError(f"bottle {slug}: {len(refused)} ref(s) not brought home "
+                                 f"({', '.join(sorted({str(r['rule']) for r in refused}))})",
+                                 hint=f"see `bottle logs {slug} --git`")
+
+
+@cli.command()
 @click.argument("target", required=False)
 @json_option
 @click.option("--full", is_flag=True, help="Show each call whole, not cut to one line.")

@@ -345,6 +345,27 @@ def exec_in_bundle(slug: str, argv: list[str]) -> ExecResult:
 
 
 @hookspec(firstresult=True)
+def bring_home(slug: str) -> list[dict]:
+    """Land now, in the user's repositories, what the git gate of the running bottle ``slug`` accepted
+    (``bottle home``).
+
+    For a backend whose gate cannot push into a repository on the user's
+    machine (a cluster's bundle pod): it keeps the pushes under the same ref
+    policy and brings them home on demand and at the end of every run.
+
+    :param slug: the bottle's slug, as ``bottle ls`` shows it.
+    :return: one git log record per ref (``decision`` ``home``, or
+        ``refused`` with its ``rule`` and ``reason``), each also filed in the
+        bottle's git log; an empty list when nothing new waits. Raise
+        :class:`bottle_core.errors.UsageError` when no such bottle runs.
+
+    Stops at the first non-None result. A backend whose gate pushes into the
+    user's repository at once (docker, smol) need not implement it: nothing
+    ever waits to come home there, and ``bottle home`` says so.
+    """
+
+
+@hookspec(firstresult=True)
 def collect_garbage() -> list[str]:
     """Remove every labelled resource whose bottle is gone (``bottle gc``).
 

@@ -1,4 +1,10 @@
-"""The agent's work comes home through the git gate: real git on the host, in the agent and in the bundle."""
+"""The agent's work comes home through the git gate: real git on the host, in the agent and in the bundle.
+
+On docker the gate pushes into the user's repository at once; on a cluster
+(k8s) it pushes into a seed lent to the bundle pod, and the work comes home
+through the API at the end of the run or with ``bottle home``: the tests
+that take ``backend`` hold both to the same outcome.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +81,7 @@ def manifest_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def test_home_round_trip(tmp_path, manifest_dir, start):
+def test_home_round_trip(tmp_path, manifest_dir, backend, start):
     repo = make_repo(tmp_path / "project")
     manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {"homer": {"bottle": "dev"}}})
     before = snapshot(repo)
@@ -88,7 +94,8 @@ def test_home_round_trip(tmp_path, manifest_dir, start):
         " git rev-parse HEAD"
     )
     with warm_pool(manifest, "homer", cwd=repo) if start == "pooled" else nullcontext([]) as pooled:
-        out = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "homer", "--", "sh", "-c", script, cwd=repo)
+        out = bottle_cli("--backend", backend, "exec", "-m", str(manifest), "--copy-cwd", "homer", "--", "sh", "-c",
+                         script, cwd=repo)
         assert all(map(was_claimed, pooled)), "the run did not claim the pooled bottle"
     stdout, stderr = out.stdout.decode(), out.stderr.decode()
     assert out.returncode == 0, stdout + stderr
@@ -108,10 +115,13 @@ def test_home_round_trip(tmp_path, manifest_dir, start):
     assert snapshot(repo) == before
     assert "bottle: git: pushed bottle/homer/work ->" in stderr
     assert "bottle: egress: 0 allowed, 1 blocked (denied.test)" in stderr
-    # After the bottle ended, its logs still tell what happened.
+    # After the bottle ended, its logs still tell what happened (on a cluster: the push, then its way home).
     records = git_records("homer")
+    came_home = [("home", "refs/heads/bottle/homer/work", pushed)] if backend == "k8s" else []
     assert [(r["decision"], r["refs"][0]["ref"], r["refs"][0]["new"]) for r in records] == [
-        ("pushed", "refs/heads/bottle/homer/work", pushed)]
+        ("pushed", "refs/heads/bottle/homer/work", pushed), *came_home]
+    if came_home:
+        assert f"bottle: git: origin: came home: refs/heads/bottle/homer/work 0000000..{pushed[:7]}" in stderr
     egress = bottle_cli("logs", "homer", "--egress", "--json")
     assert [(r["host"], r["decision"]) for r in map(json.loads, egress.stdout.decode().splitlines())] == [
         ("denied.test", "deny")]
@@ -177,7 +187,7 @@ def test_declared_remote_to_a_bare_repository(tmp_path, manifest_dir):
         assert fetched.ok and "origin/from-host" in fetched.text()
 
 
-def test_refusals_name_their_rule_and_change_nothing_upstream(tmp_path, manifest_dir):
+def test_refusals_name_their_rule_and_change_nothing_upstream(tmp_path, manifest_dir, backend):
     bare = seed_bare(tmp_path / "guarded.git", tmp_path, {"main": 3, "release": 3})
     policy = {"allow": ["refs/heads/bottle/*", "refs/heads/release"], "protected": ["refs/heads/release"],
               "max_size": "1m"}
@@ -196,7 +206,7 @@ def test_refusals_name_their_rule_and_change_nothing_upstream(tmp_path, manifest
                          "git push origin HEAD:refs/heads/bottle/big",
         "fsck": f"bad=$({bad_commit}) && git push origin $bad:refs/heads/bottle/bad",
     }
-    with bottle_of(manifest, "refuser") as bottle:
+    with bottle_of(manifest, "refuser", backend=backend) as bottle:
         gate_clone(bottle, "guarded")
         for rule, script in attempts.items():
             out = in_clone(bottle, script)
@@ -204,10 +214,17 @@ def test_refusals_name_their_rule_and_change_nothing_upstream(tmp_path, manifest
             words = out.text()
             expected = rule if rule == "fsck" else f"refused by rule {rule}"
             assert expected in words, words
+            if backend == "k8s":  # what waits in the bundle pod comes home on demand: nothing does
+                home = bottle_cli("--backend", backend, "home", bottle.plan.slug)
+                assert home.returncode == 0 and b"nothing new to bring home" in home.stdout, home.stderr
             assert refs_of(bare) == before, f"{rule}: the upstream changed"
-        # None of the refused objects reached the upstream either.
         newest = in_clone(bottle, "git rev-parse HEAD").text().strip()
-        assert subprocess.run(["git", "-C", str(bare), "cat-file", "-e", newest]).returncode != 0
+        if backend != "k8s":  # the gate pushes straight upstream: `bottle home` has nothing to wait for
+            home = bottle_cli("--backend", backend, "home", bottle.plan.slug)
+            assert home.returncode == 0 and b"nothing waits to come home" in home.stdout, home.stderr
+    # Nothing came home at the end either, and none of the refused objects reached the upstream.
+    assert refs_of(bare) == before
+    assert subprocess.run(["git", "-C", str(bare), "cat-file", "-e", newest]).returncode != 0
     rules = [r["rule"] for r in git_records("refuser")]
     assert rules == ["push.allow", "push.protected", "push.protected", "push.max_size", "receive.fsckObjects"]
 
@@ -337,3 +354,169 @@ def test_logs_follow_streams_pushes_while_the_bottle_runs(tmp_path, manifest_dir
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+# -- the way home from a cluster (k8s) -------------------------------------------------------------
+
+
+def home_cli(target: str) -> subprocess.CompletedProcess:
+    """`bottle home TARGET` on the cluster, as the user would run it while the bottle works."""
+    return bottle_cli("--backend", "k8s", "home", target)
+
+
+def host_refs(repo: Path) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in refs_of(repo).splitlines())
+
+
+def touch_in_agent(slug: str, path: str) -> None:
+    """Create ``path`` in the agent's container of bottle ``slug`` through the Kubernetes exec API."""
+    from bottle_k8s import manifests, settings
+    from bottle_k8s.streams import exec_in
+
+    made = exec_in(manifests.pod_name(slug, "agent"), "agent", ["touch", path], namespace=settings.namespace())
+    assert made.ok, made.stderr
+
+
+def test_k8s_home_on_demand_while_the_bottle_runs_and_at_its_end(tmp_path, manifest_dir, k8s_cluster):
+    import secrets
+
+    from .bottles import BOTTLE, wait_for_line
+
+    repo = make_repo(tmp_path / "project")
+    agent = f"ondemand{secrets.token_hex(3)}"
+    manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    before = snapshot(repo)
+    # The agent pushes, says so, waits (bounded) for the test's go, then pushes once more and ends.
+    script = ("git checkout -q -b bottle/od/x && git add -A && git commit -qm one && git push -q origin bottle/od/x"
+              " && echo \"pushed-one $(git rev-parse HEAD)\""
+              " && i=0; while [ ! -e /tmp/go ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done;"
+              " git commit -q --allow-empty -m two && git push -q origin bottle/od/x"
+              " && echo \"pushed-two $(git rev-parse HEAD)\"")
+    run = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "--copy-cwd", agent, "--",
+                            "sh", "-c", script], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    try:
+        first = wait_for_line(run, b"pushed-one", timeout=240).decode().split()[1]
+        assert "refs/heads/bottle/od/x" not in host_refs(repo)  # it waits in the bundle pod ...
+        home = home_cli(agent)  # ... until the user asks for it
+        assert home.returncode == 0, home.stderr
+        assert f"home    origin refs/heads/bottle/od/x 0000000..{first[:7]}" in home.stdout.decode()
+        assert host_refs(repo)["refs/heads/bottle/od/x"] == first
+        assert git(repo, "show", f"{first}:notes.txt") == "untracked"
+        assert snapshot(repo) == before  # HEAD, index and working tree as they were
+        again = home_cli(agent)
+        assert again.returncode == 0 and b"nothing new to bring home" in again.stdout
+        slug = next(row["slug"] for row in json.loads(bottle_cli("--backend", "k8s", "ls", "--json").stdout)
+                    if row["agent"] == agent)
+        touch_in_agent(slug, "/tmp/go")
+        second = wait_for_line(run, b"pushed-two", timeout=120).decode().split()[1]
+        assert run.wait(timeout=180) == 0, run.stderr.read().decode()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    # The end of the run brought the second push home.
+    assert host_refs(repo)["refs/heads/bottle/od/x"] == second
+    assert git(repo, "merge-base", "--is-ancestor", first, second) == ""
+    assert snapshot(repo) == before
+    records = [(r["decision"], r["refs"][0]["new"]) for r in git_records(agent)]
+    assert records == [("pushed", first), ("home", first), ("pushed", second), ("home", second)]
+
+
+def test_k8s_home_refuses_what_a_compromised_bundle_pod_wrote(tmp_path, manifest_dir, k8s_cluster):
+    repo = make_repo(tmp_path / "project")
+    git(repo, "branch", "keep")
+    policy = {"allow": ["refs/heads/bottle/*", "refs/heads/main", "refs/heads/keep"], "protected": ["refs/heads/keep"]}
+    manifest = write_manifest(manifest_dir, {"bottles": {"dev": {"git": {"origin": {"url": str(repo), "push": policy}}}},
+                                             "agents": {"forger": {"bottle": "dev"}}})
+    before, refs_before = snapshot(repo), host_refs(repo)
+    # The pod's own copy is rewritten behind the gate's back, as a compromised bundle pod could.
+    forge = ("set -e; cd /srv/upstream/origin; c='git -c user.name=x -c user.email=x@x.test';"
+             " evil=$($c commit-tree 'main^{tree}' -p main -m evil); orphan=$($c commit-tree 'main^{tree}' -m orphan);"
+             " git update-ref refs/heads/main $evil; git update-ref refs/heads/keep $orphan;"
+             " git update-ref refs/heads/other $evil; git update-ref refs/tags/v9 $evil;"
+             " git update-ref refs/heads/bottle/fine $evil;"
+             " echo $evil")
+    with bottle_of(manifest, "forger", backend="k8s") as bottle:
+        forged = bottle.exec_bundle(["sh", "-c", forge], user="gate")
+        assert forged.ok, forged.stderr
+        evil = forged.stdout.decode().split()[-1]
+        home = home_cli(bottle.plan.slug)
+        said = home.stdout.decode() + home.stderr.decode()
+        assert home.returncode == 1, said
+        for ref, rule in [("refs/heads/main", "checked-out-branch"), ("refs/heads/keep", "push.protected"),
+                          ("refs/heads/other", "push.allow"), ("refs/tags/v9", "push.allow")]:
+            assert any(ref in line and f"rule {rule}:" in line for line in said.splitlines()), (ref, said)
+        assert "4 ref(s) not brought home" in said
+        # Only the benign ref came home; the checkout, index and working tree are as they were.
+        assert host_refs(repo) == {**refs_before, "refs/heads/bottle/fine": evil}
+        assert snapshot(repo) == before
+    # The end of the run refuses them again, and still changes nothing else.
+    assert host_refs(repo) == {**refs_before, "refs/heads/bottle/fine": evil}
+    assert snapshot(repo) == before
+    refused = {(r["refs"][0]["ref"], r["rule"]) for r in git_records("forger") if r["decision"] == "refused"}
+    assert refused == {("refs/heads/main", "checked-out-branch"), ("refs/heads/keep", "push.protected"),
+                       ("refs/heads/other", "push.allow"), ("refs/tags/v9", "push.allow")}
+
+
+def test_k8s_home_does_not_clobber_a_ref_that_moved_on_the_host(tmp_path, manifest_dir, k8s_cluster):
+    repo = make_repo(tmp_path / "project")
+    git(repo, "branch", "bottle/shared")
+    manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {"racer": {"bottle": "dev"}}})
+    with bottle_of(manifest, "racer", copy_cwd=True, cwd=repo, backend="k8s") as bottle:
+        pushed = bottle.exec(["sh", "-c", "git fetch -q origin && git checkout -q -B bottle/shared origin/bottle/shared"
+                                          " && git commit -q --allow-empty -m agent && git push -q origin bottle/shared"
+                                          " && git push -q origin HEAD:refs/heads/bottle/fresh && git rev-parse HEAD"])
+        assert pushed.ok, pushed.stderr
+        work = pushed.text().split()[-1]
+        # Meanwhile the user moves the same branch on the host, elsewhere.
+        tree = git(repo, "rev-parse", "main^{tree}")
+        moved = git(repo, "commit-tree", tree, "-p", "bottle/shared", "-m", "host work")
+        git(repo, "update-ref", "refs/heads/bottle/shared", moved)
+        home = home_cli(bottle.plan.slug)
+        said = home.stdout.decode() + home.stderr.decode()
+        assert home.returncode == 1, said
+        assert "rule moved-on-host: refs/heads/bottle/shared moved on the host" in said and work[:12] in said
+        assert host_refs(repo)["refs/heads/bottle/shared"] == moved  # the user's work stays
+        assert host_refs(repo)["refs/heads/bottle/fresh"] == work  # the benign counterpart came home
+        assert git(repo, "cat-file", "-t", work) == "commit"  # the bottle's work is there, to keep by hand
+    assert host_refs(repo)["refs/heads/bottle/shared"] == moved
+
+
+@pytest.mark.parametrize("end", ["bottle stop", "owner killed"])
+def test_k8s_stop_and_the_owners_death_bring_the_work_home_first(tmp_path, manifest_dir, k8s_cluster, end):
+    import secrets
+    import signal
+    import time
+
+    from .bottles import BOTTLE, wait_for_line
+
+    repo = make_repo(tmp_path / "project")
+    agent = f"ended{secrets.token_hex(3)}"
+    manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
+    script = ("git checkout -q -b bottle/s/x && git commit -q --allow-empty -m s && git push -q origin bottle/s/x"
+              " && echo \"pushed $(git rev-parse HEAD)\" && i=0; while [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done")
+    run = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "--copy-cwd", agent, "--",
+                            "sh", "-c", script], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    try:
+        pushed = wait_for_line(run, b"pushed", timeout=240).decode().split()[1]
+        assert "refs/heads/bottle/s/x" not in host_refs(repo)
+        if end == "bottle stop":
+            slug = next(row["slug"] for row in json.loads(bottle_cli("--backend", "k8s", "ls", "--json").stdout)
+                        if row["agent"] == agent)
+            stopped = bottle_cli("--backend", "k8s", "stop", slug)
+            assert stopped.returncode == 0, stopped.stderr
+            assert f"came home: refs/heads/bottle/s/x 0000000..{pushed[:7]}" in stopped.stderr.decode()
+        else:  # no teardown: core's reaper stops the bottle, and the work comes home first
+            os.kill(run.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            while "refs/heads/bottle/s/x" not in host_refs(repo) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        assert host_refs(repo).get("refs/heads/bottle/s/x") == pushed
+        run.wait(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert [(r["decision"], r["refs"][0]["new"]) for r in git_records(agent)] == [("pushed", pushed), ("home", pushed)]

@@ -76,6 +76,13 @@ def exec_in_bundle(slug, argv):
 
 
 @hookimpl
+def bring_home(slug):
+    from .inventory import bring_home as run
+
+    return run(slug)
+
+
+@hookimpl
 def collect_garbage():
     from .inventory import collect_garbage as collect
 

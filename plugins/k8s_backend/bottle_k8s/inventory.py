@@ -1,4 +1,5 @@
-"""Bottles on the cluster by their labels: list, stop, gc, and the supervisor's control client in a bundle."""
+"""Bottles on the cluster by their labels: list, stop, gc, the supervisor's control client in a bundle, and
+``bottle home``."""
 
 from __future__ import annotations
 
@@ -91,7 +92,37 @@ def _delete(delete, name: str, namespace: str) -> bool:
 
 
 def stop_bottle(slug: str) -> bool:
+    """Remove bottle ``slug``, bringing home first what its gate accepted (as the end of its run would)."""
+    import sys
+
+    try:
+        for record in bring_home(slug):
+            print(f"bottle: {describe(record)}", file=sys.stderr)
+    except UsageError:
+        pass  # not running (any more): nothing to bring
+    except Exception as exc:  # noqa: BLE001 - the removal must still run
+        print(f"bottle: git: could not bring the gate's refs home from bottle {slug}: {exc}", file=sys.stderr)
     return bool(remove_slug(slug))
+
+
+def bring_home(slug: str, namespace: str | None = None) -> list[dict]:
+    """``bottle home``: land now what the gate of running bottle ``slug`` accepted (see :mod:`.home`)."""
+    from bottle_core.logs import find_state_dir
+    from bottle_core.plan import Plan
+
+    from . import home
+
+    bundle = _running_bundle(slug, namespace or settings.namespace())
+    plan = Plan.read(find_state_dir(slug) / "plan.json")
+    if plan.slug != slug or not home.was_lent(plan):
+        return []  # no remote of it lives on this machine: the gate pushes nowhere that needs bringing home
+    return home.bring_home(plan, bundle)
+
+
+def describe(record: dict) -> str:
+    from .home import describe as text
+
+    return text(record)
 
 
 def collect_garbage(namespace: str | None = None) -> list[str]:
@@ -117,16 +148,21 @@ def exec_in_bundle(slug: str, argv: Sequence[str], namespace: str | None = None)
     """``bottle pending``/``approve``/``deny``: run ``argv`` in bottle ``slug``'s bundle, as the bundle's user."""
     from bottle_core.errors import BottleRuntimeError
 
+    bundle = _running_bundle(slug, namespace or settings.namespace())
+    try:
+        return bundle.exec(list(argv), user="bundle")
+    except BottleRuntimeError as exc:
+        raise UsageError(f"bottle {slug!r} is no longer running ({exc.message})") from None
+
+
+def _running_bundle(slug: str, namespace: str):
+    """The bundle of running bottle ``slug``; a usage error when it runs no more."""
     from .bundle import PodBundle
 
-    namespace = namespace or settings.namespace()
     found = core().list_namespaced_pod(namespace, label_selector=labels.selector(slug=slug, role="bundle")).items
     if not found or found[0].status.phase != "Running":
         raise UsageError(f"no running bottle {slug!r}", hint="see `bottle ls`")
-    try:
-        return PodBundle(manifests.pod_name(slug, "bundle"), namespace, slug).exec(list(argv), user="bundle")
-    except BottleRuntimeError as exc:
-        raise UsageError(f"bottle {slug!r} is no longer running ({exc.message})") from None
+    return PodBundle(manifests.pod_name(slug, "bundle"), namespace, slug)
 
 
 def _mark_ended(pods) -> None:

@@ -5,10 +5,12 @@ either fails); the bundle pod created (its ``files`` init container waits);
 its IP learnt and the Plan saved again with it; the agent pod (its packet
 filter names that IP) and the NetworkPolicies created; the agent pod's IP
 learnt; the bundle's files and its one peer sent in through an exec stream,
-which lets its packet filter and then the bundle start; the agent awaited.
-Teardown deletes every object labelled with the slug and waits until the
-pods are gone (should this process die first, core's reaper has
-``stop_bottle`` do the same).
+which lets its packet filter and then the bundle start; the git remotes on
+this machine lent to the bundle pod (:mod:`.home`); the agent awaited.
+Teardown first brings home what the gate accepted (:func:`.home.bring_home`,
+however the run ended), then deletes every object labelled with the slug and
+waits until the pods are gone (should this process die first, core's reaper
+has ``stop_bottle`` do the same).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bottle_core.sandbox import Launch
 from bottle_core.signals import deferred
 from bottle_docker import sidecar
 
-from . import images, inventory, manifests, pods, settings
+from . import home, images, inventory, manifests, pods, settings
 from .bundle import PodBundle, send_files
 from .cluster import core, networking
 from .sandbox import K8sBottle
@@ -73,6 +75,9 @@ class K8sLaunch(Launch):
             send_files(bundle_pod, ns, contract.bundle_files(plan, secrets), agent_ip)
             self.bundle = PodBundle(bundle_pod, ns, plan.slug)
             self.bundle.file_logs(plan.state_dir)
+            if home.path_remotes(plan):
+                pods.wait_for(bundle_pod, ns, "start its bundle", pods.running("bundle"), START_TIMEOUT)
+                home.lend(plan, self.bundle)
             pods.wait_for(agent_pod, ns, "start its agent", pods.running("agent"), START_TIMEOUT, hint=_image_hint())
         except ApiException as exc:
             raise BottleRuntimeError(f"the cluster refused to start bottle {plan.slug}: {exc.status} {exc.reason}: "
@@ -83,6 +88,7 @@ class K8sLaunch(Launch):
         """Delete every object labelled with the slug and wait for the pods to go; never raises."""
         with deferred():
             if self.bundle is not None:
+                self.take_home()
                 self.bundle.finish_logs()
             if self.created:
                 try:
@@ -93,6 +99,24 @@ class K8sLaunch(Launch):
                     print(f"bottle: could not remove bottle {self.plan.slug} from the cluster: {exc}; "
                           "run `bottle --backend k8s gc`", file=sys.stderr)
             self.created = False
+
+    def take_home(self) -> None:
+        """Bring home what the gate accepted, saying each ref on stderr; a failure is said, never raised."""
+        import sys
+
+        if not home.was_lent(self.plan):
+            return
+        try:
+            for record in home.bring_home(self.plan, self.bundle):
+                print(f"bottle: {home.describe(record)}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - the removal must still run
+            pod = pods.read(self.bundle.pod, self.namespace)
+            if pod is None or pod.metadata.deletion_timestamp is not None:  # `bottle stop` brought it home first
+                print(f"bottle: git: bottle {self.plan.slug} was removed from outside; what came home before is in "
+                      f"`bottle logs {self.plan.slug} --git`", file=sys.stderr)
+                return
+            print(f"bottle: git: could not bring the gate's refs home from bottle {self.plan.slug}: {exc}",
+                  file=sys.stderr)
 
 
 def _image_hint() -> str:

@@ -10,6 +10,8 @@ tested without one.
   the pod alone: they never become API objects (no Secret in etcd). The
   ``netfilter`` init container (the one with NET_ADMIN) then installs the
   contract's packet filter, plus a rule that lets only the agent pod connect.
+  A git remote on the user's machine is lent to the bundle as a seed on a
+  volume of its own at the contract's upstreams folder (see :mod:`.home`).
 * The **agent pod** runs as uid 1000 with no capability, no privilege
   escalation, seccomp RuntimeDefault, no service-account token, the
   manifest's limits. Its ``netfilter`` init container installs a packet
@@ -85,6 +87,10 @@ def bundle_pod(plan: Plan, image: str) -> dict:
     wait = (f'i=0; while [ ! -e {FILES_DONE} ] && [ $i -lt {FILES_WAIT_TENTHS} ]; do sleep 0.1; i=$((i+1)); done; '
             f'[ -e {FILES_DONE} ] || {{ echo "bottle-k8s: no files came" >&2; exit 1; }}')
     limits = contract.LIMITS
+    # Path remotes' seeds: on the node's disk (a repository can be large), the pod's alone.
+    lent = any(remote.kind == "path" for remote in plan.git_gate.remotes.values())
+    upstreams = [{"name": "upstreams", "emptyDir": {}}] if lent else []
+    upstream_mounts = [{"name": "upstreams", "mountPath": contract.GIT_UPSTREAMS}] if lent else []
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": _metadata(plan, "bundle", pod_name(plan.slug, "bundle")),
@@ -92,7 +98,7 @@ def bundle_pod(plan: Plan, image: str) -> dict:
             # The node's resolvers, for the egress stage alone (cluster DNS would list the cluster's services).
             dnsPolicy="Default",
             **({"hostAliases": aliases} if (aliases := settings.bundle_hosts()) else {}),
-            volumes=[{"name": "files", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+            volumes=[{"name": "files", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}, *upstreams],
             initContainers=[
                 {"name": "files", "image": image, "imagePullPolicy": _pull(image), "command": ["sh", "-c", wait],
                  "securityContext": _security(0), "volumeMounts": [files], "resources": _small()},
@@ -107,7 +113,7 @@ def bundle_pod(plan: Plan, image: str) -> dict:
                 {"name": "bundle", "image": image, "imagePullPolicy": _pull(image),
                  "env": _env({**no_api_variables(), **contract.bundle_environment()}),
                  "securityContext": _security(0, add=contract.CAPABILITIES),
-                 "volumeMounts": [files_ro],
+                 "volumeMounts": [files_ro, *upstream_mounts],
                  "resources": {"limits": {"memory": str(limits["memory_bytes"]), "cpu": str(limits["cpus"])},
                                "requests": {"memory": "128Mi", "cpu": "100m"}}},
             ],

@@ -3,6 +3,10 @@
 The bundle's address is the cluster's to give: the Plan holds a placeholder
 (``0.0.0.0``) until the launch learns the bundle pod's IP and saves the Plan
 again with it (the ``launch`` hook allows a changed Plan).
+
+A git remote that is a folder on this machine is lent to the bundle pod as
+a seed and its pushes come home through the API (:mod:`.home`): the gate
+there runs as its own user, not as the folder's owner.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ def prepare_plan(spec, stage_dir) -> Plan:
         images=image_names(base, base_image_id(client, base)),
         backend_options={"namespace": settings.namespace()},
     )
-    refuse_path_remotes(plan)
+    lend_path_remotes(plan)
     addresses, networks = cluster_ranges()
     plan.egress.refused_networks = sorted({*plan.egress.refused_networks, *networks})
     plan.egress.host_addresses = sorted({*plan.egress.host_addresses, *(str(a) for a in host_addresses()),
@@ -46,14 +50,16 @@ def prepare_plan(spec, stage_dir) -> Plan:
     return plan
 
 
-def refuse_path_remotes(plan: Plan) -> None:
-    """A git remote that is a folder on this machine cannot be mounted into a pod: refused, not half-done."""
-    on_host = [name for name, remote in plan.git_gate.remotes.items() if remote.kind == "path"]
+def lend_path_remotes(plan: Plan) -> None:
+    """Path remotes are seeded into the bundle pod (see :mod:`.home`): refuse now what cannot be seeded, and let
+    the gate run as its own user there (the folder's owner means nothing in a pod)."""
+    from .home_repo import refuse_unseedable
+
+    on_host = {name: remote for name, remote in plan.git_gate.remotes.items() if remote.kind == "path"}
+    for name, remote in on_host.items():
+        refuse_unseedable(Path(remote.git_dir), name)
     if on_host:
-        raise UsageError(f"the k8s backend cannot reach git remote(s) {', '.join(on_host)} on this machine "
-                         "(pushes home from a cluster are not built yet)",
-                         hint="run from a folder that is not a git repository, or declare an https remote "
-                              "under bottles.<name>.git")
+        plan.git_gate.run_as = None
 
 
 def cluster_ranges() -> tuple[list[str], list[str]]:

@@ -35,8 +35,13 @@ def wrapped(argv: Sequence[str], *, env: Mapping[str, str] | None = None, workdi
 
 
 def exec_in(pod: str, container: str, argv: Sequence[str], *, namespace: str, stdin: bytes | None = None,
-            env: Mapping[str, str] | None = None, workdir: str | None = None) -> ExecResult:
-    """Run ``argv`` in ``container`` of ``pod`` to completion; stdout and stderr kept apart."""
+            env: Mapping[str, str] | None = None, workdir: str | None = None,
+            stdout_limit: int | None = None) -> ExecResult:
+    """Run ``argv`` in ``container`` of ``pod`` to completion; stdout and stderr kept apart.
+
+    ``stdout_limit``: a command whose output grows past it is cut off with an error (what a pod sends is
+    held in memory here).
+    """
     from kubernetes import client
     from kubernetes.client.rest import ApiException
     from kubernetes.stream import stream
@@ -67,6 +72,9 @@ def exec_in(pod: str, container: str, argv: Sequence[str], *, namespace: str, st
         while ws.is_open():
             ws.update(timeout=1)
             _drain(ws, out, err)
+            if stdout_limit is not None and len(out) > stdout_limit:
+                raise BottleRuntimeError(f"`{shlex.join(argv)}` in pod {pod}/{container} sent more than "
+                                         f"{stdout_limit} bytes: cut off")
         _drain(ws, out, err)
         status = ws.read_channel(3)
     finally:

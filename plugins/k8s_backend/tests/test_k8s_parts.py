@@ -89,17 +89,36 @@ def test_image_names_on_the_cluster():
     assert images.address_path("unix:///run/c.sock") == "/run/c.sock"
 
 
-def test_a_git_remote_on_this_machine_is_refused_by_name(plan_factory, tmp_path):
+def test_a_git_remote_on_this_machine_is_lent_and_the_gate_runs_as_its_own_user(plan_factory, tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
     made = plan_factory(cwd=tmp_path / "repo")
-    assert "origin" in made.git_gate.remotes
-    with pytest.raises(UsageError, match="git remote.s. origin") as caught:
-        prepare.refuse_path_remotes(made)
-    assert "https remote" in caught.value.render()
+    assert made.git_gate.remotes["origin"].kind == "path" and made.git_gate.run_as is not None
+    prepare.lend_path_remotes(made)
+    assert made.git_gate.run_as is None  # the folder's owner means nothing in a pod: the gate's own user
+    pod = manifests.bundle_pod(made, "bottle-bundle:x")
+    mounts = pod["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "upstreams", "mountPath": "/srv/upstream"} in mounts
+    assert {"name": "upstreams", "emptyDir": {}} in pod["spec"]["volumes"]
 
 
-def test_a_bottle_outside_a_repository_is_not_refused(plan_factory, tmp_path):
-    prepare.refuse_path_remotes(plan_factory(cwd=tmp_path))
+def test_a_shallow_clone_cannot_be_lent_and_says_what_to_do(plan_factory, tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path / "full")], check=True)
+    subprocess.run(["git", "-C", str(tmp_path / "full"), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
+                    "--allow-empty", "-m", "one"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path / "full"), "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-q",
+                    "--allow-empty", "-m", "two"], check=True)
+    subprocess.run(["git", "clone", "-q", "--depth=1", f"file://{tmp_path / 'full'}", str(tmp_path / "shallow")],
+                   check=True)
+    with pytest.raises(UsageError, match="git remote origin: .* is a shallow clone") as caught:
+        prepare.lend_path_remotes(plan_factory(cwd=tmp_path / "shallow"))
+    assert "--unshallow" in caught.value.render()
+
+
+def test_a_bottle_outside_a_repository_lends_nothing(plan_factory, tmp_path):
+    made = plan_factory(cwd=tmp_path)
+    prepare.lend_path_remotes(made)
+    assert not made.git_gate.remotes
+    assert all(v["name"] != "upstreams" for v in manifests.bundle_pod(made, "bottle-bundle:x")["spec"]["volumes"])
 
 
 def test_owner_alive_judges_only_this_hosts_processes():
@@ -220,3 +239,35 @@ def test_only_the_agents_commands_go_through_the_filter(plan_factory, tmp_path, 
     containers = manifests.agent_pod(bottle.plan, "agent-image", "filter-image")["spec"]["containers"]
     names = {entry["name"] for container in containers for entry in container.get("env", [])}
     assert "BOTTLE_ASIDE_LD_PRELOAD" in names and "LD_PRELOAD" not in names
+
+
+def test_an_exec_whose_output_grows_past_its_limit_is_cut_off(monkeypatch):
+    """What a pod sends is held in memory: a caller that does not trust the pod bounds it."""
+    from bottle_k8s import cluster
+
+    class Endless:
+        closed = False
+
+        def is_open(self):
+            return True
+
+        def update(self, timeout):
+            pass
+
+        def peek_stdout(self):
+            return True
+
+        def read_stdout(self):
+            return b"x" * 2**20
+
+        def peek_stderr(self):
+            return False
+
+        def close(self):
+            Endless.closed = True
+
+    monkeypatch.setattr("kubernetes.stream.stream", lambda *a, **k: Endless())
+    monkeypatch.setattr(cluster, "api_client", lambda: __import__("kubernetes").client.ApiClient())
+    with pytest.raises(BottleRuntimeError, match="sent more than 3145728 bytes: cut off"):
+        streams.exec_in("pod", "bundle", ["cat"], namespace="ns", stdout_limit=3 * 2**20)
+    assert Endless.closed
