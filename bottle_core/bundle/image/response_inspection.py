@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
+from .response_code import split_code
 from .response_spans import HIDDEN, Span, looks_like_markup, spans
 
 #: What an encoded run that held a real value becomes in a response.
@@ -701,19 +702,39 @@ def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
     return "".join(out + [raw[position:]])
 
 
-def find_injection(body: bytes, content_type: str = "") -> Verdict:
+#: What code does rather than says: counted in prose, not in a program's own code (see ``response_code``).
+CODE_SIGNALS = frozenset({"harmful-code", "harmful-code-order", "command-bait", "tool-instruction", "code-order",
+                          "verbatim-output", "chat-markup"})
+
+
+def _as_code(raw: str, content_type: str, path: str) -> str | None:
+    """The prose of ``raw`` (comments, strings, docstrings; offsets kept) when ``raw`` is source code whose code
+    does not itself read as instructions; None otherwise (then the body is read as text)."""
+    split = split_code(raw, content_type, path) if read_as_text(content_type) else None
+    if split is None:
+        return None
+    prose, code = split
+    said = {name: weight for name, weight in _whole(code, "text/plain").items() if name not in CODE_SIGNALS}
+    return prose if sum(said.values()) < THRESHOLD else None
+
+
+def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdict:
     """Read ``body`` for text aimed at the agent: what was found, its weight, and the body without the instructions.
 
     Each span a model reads (a sentence, a comment, an attribute, a JSON
     string, a base64 run of text) is scored by what it does: addresses the
     agent, orders it to drop its instructions, asks for a tool, a command or
     a credential, claims an authority. Spans that only discuss injection (an
-    article quoting an example) are left alone.
+    article quoting an example) are left alone. Source code (by its type, the
+    extension of ``path``, the URL's path, or a parse) is read as code: only
+    its comments, strings and docstrings can instruct.
     """
     if not read_as_text(content_type):
         return Verdict((), 0)
     head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
-    raw = head.decode("utf-8", "replace")
+    source = head.decode("utf-8", "replace")
+    prose = _as_code(source, content_type, path)
+    raw, content_type = (source, content_type) if prose is None else (prose, "text/plain")
     whole = _whole(raw, content_type)
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
         if _ENCODED_TEXT.search(raw) else []
@@ -730,7 +751,7 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     if not taken:
         return Verdict(tuple(signals), sum(whole.values()))
     marks = [(s.start, s.end, MARK) for s, _ in taken]
-    cleaned = _rewrite(raw, marks)
+    cleaned = _rewrite(source, marks)  # a code body's prose has the code's offsets: the program stays whole
     residual = _whole(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank), content_type)
     readable = len(visible_text(raw).strip()) or 1
     removed = sum(len(s.text) for s, _ in taken)
