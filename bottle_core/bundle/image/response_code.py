@@ -76,9 +76,10 @@ def parses_as_python(raw: str) -> bool:
                for node in tree.body)
 
 
-def split_code(raw: str, content_type: str = "", path: str = "") -> tuple[str, str] | None:
-    """``raw`` as (its prose, its code) when it is source code, else None: the prose is ``raw`` with all but its
-    comments and string contents blanked, the code is the rest (each the same length as ``raw``, newlines kept)."""
+def split_code(raw: str, content_type: str = "", path: str = "") -> tuple[str, str, list[tuple[int, int]]] | None:
+    """``raw`` as (its prose, its code, where each comment and string content is) when it is source code, else
+    None: the prose is ``raw`` with all but its comments and string contents blanked, the code is the rest (each
+    the same length as ``raw``, newlines kept)."""
     kind = language(content_type, path)
     if kind is None:
         main = content_type.split(";")[0].strip().lower()
@@ -88,7 +89,7 @@ def split_code(raw: str, content_type: str = "", path: str = "") -> tuple[str, s
     spans = _python_prose(raw) if kind == "python" else None
     if spans is None:
         spans = _lexed_prose(raw)
-    return _keep(raw, spans)
+    return (*_keep(raw, spans), sorted(spans))
 
 
 def _keep(raw: str, spans: list[tuple[int, int]]) -> tuple[str, str]:

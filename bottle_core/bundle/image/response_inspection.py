@@ -38,7 +38,7 @@ from urllib.parse import quote, quote_plus
 
 from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
 from .response_code import split_code
-from .response_spans import HIDDEN, Span, looks_like_markup, spans
+from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -505,8 +505,13 @@ def read_as_text(content_type: str) -> bool:
     return not content_type or any(kind in content_type.lower() for kind in TEXT_TYPES)
 
 
-def _whole(raw: str, content_type: str) -> dict[str, int]:
-    """The signals in a whole body (its text as the agent reads it) and their weights."""
+def _whole(raw: str, content_type: str, ignore: frozenset[str] = frozenset()) -> dict[str, int]:
+    """The signals in a whole body (its text as the agent reads it) and their weights, less those ``ignore`` names."""
+    signals = _whole_signals(raw, content_type)
+    return {name: weight for name, weight in signals.items() if name not in ignore} if ignore else signals
+
+
+def _whole_signals(raw: str, content_type: str) -> dict[str, int]:
     signals: dict[str, int] = {}
     tags = [run for run in _TAGS.findall(_TAG_FLAG.sub("", raw)) if len(run) >= 4]
     if tags:
@@ -659,12 +664,14 @@ def _opens_request(sentence: str) -> bool:
     return sentence[:1].isupper() and bool(_REQUEST.match(normalise(sentence)))
 
 
-def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
-    """The spans that carry instructions (with their signals), and the spans that only discuss them."""
+def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = frozenset(),
+                       pieces: list[Span] | None = None) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
+    """The spans that carry instructions (with their signals, less those ``ignore`` names), and the spans that
+    only discuss them. ``pieces``: the body's spans when the caller cut it (a program's comments and strings)."""
     scored, mentions = [], []
     counts = None
-    for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
-        found = _span_signals(span.text, span.hidden)
+    for span in [*(spans(raw, content_type) if pieces is None else pieces), *_encoded_spans(raw)]:
+        found = {k: w for k, w in _span_signals(span.text, span.hidden).items() if k not in ignore}
         if _REQUEST_HINT.match(span.text.lstrip()[:40]) and _opens_request(span.text.lstrip()):
             text = normalise(span.text)
             if counts is None:
@@ -705,17 +712,24 @@ def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
 #: What code does rather than says: counted in prose, not in a program's own code (see ``response_code``).
 CODE_SIGNALS = frozenset({"harmful-code", "harmful-code-order", "command-bait", "tool-instruction", "code-order",
                           "verbatim-output", "chat-markup"})
+#: In a program's strings and comments, code is still code (a command line in a string, an address to connect
+#: to): what counts there is what is said to the reader.
+PROGRAM_DATA = frozenset({"harmful-code"})
 
 
-def _as_code(raw: str, content_type: str, path: str) -> str | None:
-    """The prose of ``raw`` (comments, strings, docstrings; offsets kept) when ``raw`` is source code whose code
-    does not itself read as instructions; None otherwise (then the body is read as text)."""
+def _as_code(raw: str, content_type: str, path: str) -> tuple[str, list[Span]] | None:
+    """The prose of ``raw`` (comments, strings, docstrings; offsets kept) and its spans (sentence by sentence,
+    each within one comment or string) when ``raw`` is source code whose code does not itself read as
+    instructions; None otherwise (then the body is read as text)."""
     split = split_code(raw, content_type, path) if read_as_text(content_type) else None
     if split is None:
         return None
-    prose, code = split
-    said = {name: weight for name, weight in _whole(code, "text/plain").items() if name not in CODE_SIGNALS}
-    return prose if sum(said.values()) < THRESHOLD else None
+    prose, code, regions = split
+    if sum(_whole(code, "text/plain", CODE_SIGNALS).values()) >= THRESHOLD:
+        return None
+    pieces = [span for block, (start, end) in enumerate(regions)
+              for span in sentences(raw[start:end], start, block, False, str)]
+    return prose, pieces
 
 
 def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdict:
@@ -733,17 +747,18 @@ def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdi
         return Verdict((), 0)
     head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
     source = head.decode("utf-8", "replace")
-    prose = _as_code(source, content_type, path)
-    raw, content_type = (source, content_type) if prose is None else (prose, "text/plain")
-    whole = _whole(raw, content_type)
+    code = _as_code(source, content_type, path)
+    raw, content_type, pieces = (source, content_type, None) if code is None else (code[0], "text/plain", code[1])
+    ignore = PROGRAM_DATA if code is not None else frozenset()
+    whole = _whole(raw, content_type, ignore)
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
         if _ENCODED_TEXT.search(raw) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
         return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
-    taken, mentions = _instruction_spans(raw, content_type)
+    taken, mentions = _instruction_spans(raw, content_type, ignore, pieces)
     blank = [(s.start, s.end, " " * (s.end - s.start)) for s in mentions]
     if mentions:
-        whole = _whole(_rewrite(raw, blank), content_type)
+        whole = _whole(_rewrite(raw, blank), content_type, ignore)
     signals = dict(whole)
     for _, found in taken:
         signals.update(found)
@@ -752,7 +767,7 @@ def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdi
         return Verdict(tuple(signals), sum(whole.values()))
     marks = [(s.start, s.end, MARK) for s, _ in taken]
     cleaned = _rewrite(source, marks)  # a code body's prose has the code's offsets: the program stays whole
-    residual = _whole(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank), content_type)
+    residual = _whole(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank), content_type, ignore)
     readable = len(visible_text(raw).strip()) or 1
     removed = sum(len(s.text) for s, _ in taken)
     if sum(residual.values()) >= THRESHOLD or removed >= MOSTLY * readable:
