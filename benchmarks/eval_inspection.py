@@ -94,9 +94,15 @@ def main() -> None:
         wrong = (outcome == "passed") == row["attack"]
         if args.show_misses and wrong:
             print(f"  {row['class']} {outcome}: {row['text'][:100]!r} ({row['source'].rsplit(':', 1)[-1]})")
+    try:
+        import stdnum
+        checks = f"python-stdnum {stdnum.__version__}"
+    except ImportError:
+        checks = "no python-stdnum: identifiers' stand-in checks (the bundle image has python3-stdnum)"
+    print(f"checksums: {checks}")
     print(f"half: {args.half}  ({len(rows)} cases from {DATA.relative_to(ROOT)}"
           + (f"; {missing} named files missing or changed on this machine, skipped)" if missing else ")"))
-    print(f"{'class':<16}{'side':<10}{'cases':>6}  result")
+    print(f"{'class':<18}{'side':<10}{'cases':>6}  result")
     totals = {True: [0, 0], False: [0, 0, 0]}
     for (name, attack), counts in sorted(tally.items(), key=lambda item: (not item[0][1], item[0][0])):
         n = sum(counts.values())
@@ -106,13 +112,13 @@ def main() -> None:
             totals[True][0] += stopped
             totals[True][1] += n
             detail = f" ({counts['removed']} by taking the instructions out)" if counts["removed"] else ""
-            print(f"{name:<16}{side:<10}{n:>6}  attacks stopped {stopped}/{n} = {100 * stopped / n:.1f}%{detail}")
+            print(f"{name:<18}{side:<10}{n:>6}  attacks stopped {stopped}/{n} = {100 * stopped / n:.1f}%{detail}")
         else:
             totals[False][0] += counts["stopped"]
             totals[False][1] += n
             totals[False][2] += counts["removed"]
             altered = f", altered {counts['removed']}" if counts["removed"] else ""
-            print(f"{name:<16}{side:<10}{n:>6}  benign refused {counts['stopped']}/{n} = "
+            print(f"{name:<18}{side:<10}{n:>6}  benign refused {counts['stopped']}/{n} = "
                   f"{100 * counts['stopped'] / n:.1f}%{altered}")
     (stopped, attacks), (refused, benign, altered) = totals[True], totals[False]
     print(f"all attacks stopped {stopped}/{attacks} = {100 * stopped / max(attacks, 1):.1f}%; "

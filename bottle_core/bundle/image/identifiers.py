@@ -5,9 +5,11 @@ holds (Luhn, ISO 7064 mod 97-10, base58check or bech32), which a random id
 passes rarely; card numbers must also start as an issuer's do and have an
 issuer's length. A US social security number is only called one written
 the way people write it (``AAA-GG-SSSS``) and valid by the SSA's rules (no
-area 000, 666 or 900+, no group 00, no serial 0000). The checks are python-stdnum's (Debian ``python3-stdnum``)
-when it is installed; without it, the same published algorithms in a few
-lines stand in, so the judgement is the same either way.
+area 000, 666 or 900+, no group 00, no serial 0000). The checks are python-stdnum's (Debian ``python3-stdnum``,
+which the bundle image installs) when it is installed; without it, the same
+published algorithms in a few lines stand in, less the per-country lengths of
+IBANs and the known advertising SSNs (so without it more look-alikes pass the
+IBAN check: an ISO 11649 creditor reference ``RF…`` is one).
 
 :func:`find_identifier` is the one entry point.
 """
