@@ -14,18 +14,19 @@ A body is only read this way when its code does not itself read as
 instructions (:func:`response_inspection.find_injection` checks): naming a
 URL ``.py`` does not hide prose from inspection.
 
-Standard library only: Python is read by :mod:`tokenize` (and recognised by
-:mod:`ast`); other languages by one lexer of the comment and string forms
-C, Java, JavaScript, Go, Rust, shell, Ruby and PHP share.
+Standard library only. Python is recognised by :mod:`ast`, and its comments
+and strings are found by a lexer of Python's own comment and string forms
+(:mod:`tokenize` finds the same at ten times the cost, two seconds a
+megabyte); other languages by one lexer of the comment and string forms C,
+Java, JavaScript, Go, Rust, shell, Ruby and PHP share.
 """
 
 from __future__ import annotations
 
 import ast
-import io
 import re
-import tokenize
 import warnings
+from typing import NamedTuple
 from posixpath import splitext
 from urllib.parse import urlsplit
 
@@ -44,7 +45,10 @@ _NOT_CODE = ("html", "xml", "json", "markdown", "x-www-form-urlencoded")
 MAX_PARSE = 1024 * 1024
 #: A line that starts Python's statements: a body with none is not tried as Python.
 _PYTHON_HINT = re.compile(r"^(?:def |class |import |from \S+ import |async def |@\w)", re.M)
-#: Comments and string literals of the C family, shell, Ruby and PHP (and Python, when tokenize gives up).
+#: Python's comments and string literals (a prefix such as r, b or f is left with the code).
+_PYTHON_LEXER = re.compile(r"#(?P<hash>[^\n]*)|(?P<q3>\"\"\"|''')(?P<long>(?:\\.|[^\\])*?)(?P=q3)"
+                           r"|(?P<q>[\"'])(?P<short>(?:\\.|[^\\\n])*?)(?P=q)", re.S)
+#: Comments and string literals of the C family, shell, Ruby and PHP.
 _LEXER = re.compile(r"//(?P<line>[^\n]*)|/\*(?P<block>.*?)\*/|#(?P<hash>[^\n]*)"
                     r"|(?P<q3>\"\"\"|'''|`)(?P<long>.*?)(?P=q3)|(?P<q>[\"'])(?P<short>(?:\\.|[^\\\n])*?)(?P=q)", re.S)
 
@@ -62,34 +66,49 @@ def language(content_type: str, path: str) -> str | None:
     return None
 
 
-def parses_as_python(raw: str) -> bool:
-    """A body of Python statements: it parses, and holds a definition or an import (prose does neither)."""
-    if len(raw) > MAX_PARSE or not _PYTHON_HINT.search(raw):
-        return False
+def parses(raw: str) -> ast.Module | None:
+    """``raw`` parsed as Python (None when it does not parse, or is too large to try)."""
+    if len(raw) > MAX_PARSE:
+        return None
     try:
         with warnings.catch_warnings():  # invalid escape sequences in old code: a warning, not a reason
             warnings.simplefilter("ignore")
-            tree = ast.parse(raw)
+            return ast.parse(raw)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
+        return None
+
+
+def parses_as_python(raw: str) -> bool:
+    """A body of Python statements: it parses, and holds a definition or an import (prose does neither)."""
+    tree = parses(raw) if _PYTHON_HINT.search(raw) else None
+    return tree is not None and any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
                for node in tree.body)
 
 
-def split_code(raw: str, content_type: str = "", path: str = "") -> tuple[str, str, list[tuple[int, int]]] | None:
-    """``raw`` as (its prose, its code, where each comment and string content is) when it is source code, else
-    None: the prose is ``raw`` with all but its comments and string contents blanked, the code is the rest (each
-    the same length as ``raw``, newlines kept)."""
+class Code(NamedTuple):
+    """A body read as source code: its prose and its code (each as long as the body, blanks elsewhere, line breaks
+    kept), where each comment and string content is, and whether the body parsed as Python (then its code is
+    known to be code; otherwise it is only said to be)."""
+
+    prose: str
+    code: str
+    regions: list[tuple[int, int]]
+    parsed: bool
+
+
+def split_code(raw: str, content_type: str = "", path: str = "") -> Code | None:
+    """``raw`` read as source code (:class:`Code`) when its type, its URL's extension or a parse says it is code;
+    None when it is not."""
     kind = language(content_type, path)
     if kind is None:
         main = content_type.split(";")[0].strip().lower()
         if main not in ("", "text/plain") or not parses_as_python(raw):
             return None
-        kind = "python"
-    spans = _python_prose(raw) if kind == "python" else None
-    if spans is None:
-        spans = _lexed_prose(raw)
-    return (*_keep(raw, spans), sorted(spans))
+        kind, parsed = "python", True
+    else:
+        parsed = kind == "python" and parses(raw) is not None
+    regions = _lexed_prose(raw, _PYTHON_LEXER if kind == "python" else _LEXER)
+    return Code(*_keep(raw, regions), regions, parsed)
 
 
 def _keep(raw: str, spans: list[tuple[int, int]]) -> tuple[str, str]:
@@ -107,37 +126,14 @@ def _keep(raw: str, spans: list[tuple[int, int]]) -> tuple[str, str]:
 
 
 def _blank(text: str) -> str:
-    return re.sub(r"[^\n]", " ", text)
+    """As many blanks as ``text`` has characters, its line breaks kept."""
+    return "\n".join(" " * len(line) for line in text.split("\n"))
 
 
-def _python_prose(raw: str) -> list[tuple[int, int]] | None:
-    """Where Python's comments and string contents are (offsets into ``raw``); None when it does not tokenize."""
-    starts = [0]
-    for line in io.StringIO(raw):
-        starts.append(starts[-1] + len(line))
-    spans: list[tuple[int, int]] = []
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(raw).readline):
-            start = starts[token.start[0] - 1] + token.start[1]
-            end = starts[token.end[0] - 1] + token.end[1]
-            if token.type == tokenize.COMMENT:
-                spans.append((start + 1, end))
-            elif token.type == tokenize.STRING:
-                text = token.string
-                quote = min(i for i in (text.find('"'), text.find("'")) if i >= 0)
-                width = 3 if text[quote:quote + 3] in ('"""', "'''") else 1
-                spans.append((start + quote + width, end - width))
-            elif token.type == getattr(tokenize, "FSTRING_MIDDLE", -1):  # Python 3.12's f-string text
-                spans.append((start, end))
-    except (tokenize.TokenError, IndentationError, SyntaxError, ValueError):
-        return None
-    return spans
-
-
-def _lexed_prose(raw: str) -> list[tuple[int, int]]:
-    """Comments and string contents by the shared lexer (offsets into ``raw``)."""
+def _lexed_prose(raw: str, lexer: re.Pattern) -> list[tuple[int, int]]:
+    """Comments and string contents by ``lexer`` (offsets into ``raw``, in order)."""
     spans = []
-    for match in _LEXER.finditer(raw):
-        group = next(name for name in ("line", "block", "hash", "long", "short") if match.group(name) is not None)
+    for match in lexer.finditer(raw):
+        group = next(name for name, text in match.groupdict().items() if text is not None and name not in ("q", "q3"))
         spans.append((match.start(group), match.end(group)))
     return spans
