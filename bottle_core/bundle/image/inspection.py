@@ -597,7 +597,7 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # GitLab's documented token prefixes, each with the length GitLab generates (personal, deploy, feed, service
     # account, runner, feature flag client, workspace: 20 to 50; CI job: a partition then 20 to 50; incoming
     # mail: 25; pipeline trigger: 40; agent: 50 or more; OAuth application secret: 64), and runner registration.
-    ("gitlab-token", r"(?:glpat|gldt|glft|glsoat|glrt|glrtr|glffct|glwt)-", r"[A-Za-z0-9_\-]{20,50}" + _E,
+    ("gitlab-token", r"gl(?:pat|dt|ft|soat|rt|rtr|ffct|wt)-", r"[A-Za-z0-9_\-]{20,50}" + _E,
      ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glrtr-", "glffct-", "glwt-")),
     ("gitlab-token", r"glcbt-", r"(?:[0-9a-fA-F]{2}_)?[A-Za-z0-9_\-]{20,50}" + _E, ("glcbt-",)),
     ("gitlab-token", r"glimt-", r"[A-Za-z0-9_\-]{25}" + _E, ("glimt-",)),
@@ -636,7 +636,8 @@ PATTERNS += (
     Pattern("artifactory-password", re.compile(
         r"(?i:artifactory|jfrog|art[_\-]?api|passw(?:or)?d|pwd|api[_\-]?key|secret|token|credential|auth)"
         r"[^\n]{0,24}?(?<![A-Za-z0-9_\-+/])(AP[0-9A-F][A-Za-z0-9]{8,})(?![A-Za-z0-9_\-+/])"),
-        ("ap",), stand_ins=False, starts_token=False),
+        ("ap",), stand_ins=False, starts_token=False,
+        gate=re.compile(r"AP[0-9A-F][A-Za-z0-9]{8}")),  # the shape first (names are common), a literal to scan for
 )
 
 
