@@ -212,7 +212,8 @@ _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180
 _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _TAG_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2,6}\U000e007f")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){4,}[a-z]\b")
-_TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+#: A tag opens with '<' and a name, '/', '!' or '?' (HTML's own rule): 'a < b' is text, and so is what follows it.
+_TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[A-Za-z/!?][^>]{0,2000}>", re.S | re.I)
 #: Tags that end a block of text: a sentence never runs across one (a heading is not the start of the next line).
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|dl|dt|dd|tr|td|th|table|section|article|header|footer|"
                         r"blockquote|pre|hr|title|body|head|html|main|nav|aside|form|figure|figcaption)\b", re.I)
@@ -554,7 +555,6 @@ def _signals(text: str) -> dict[str, int]:
 WINDOWED_SIGNALS = {"task-injection": (260, 60)}
 #: Below this length a text is searched whole.
 WINDOWED_FROM = 16384
-_BOUNDARY = re.compile(r"[\n.!?:;]")
 
 
 def _search(name: str, regex: re.Pattern, view: str) -> bool:
@@ -751,7 +751,7 @@ CODE_SIGNALS = frozenset({"harmful-code", "harmful-code-order", "command-bait", 
 #: to), and a docstring says in the imperative what its function does ("Return the path.", "Write the log.": PEP
 #: 257's own advice), which is no request to the reader: what counts there is what is said to the reader.
 PROGRAM_DATA = frozenset({"harmful-code", "unrelated-request"})
-#: The content type a program's prose is read as: text whose '<' and '>' are operators and strings, not tags.
+#: The content type a program's prose (and code) is read as: text whose '<' and '>' are operators, not tags.
 PROSE_OF_CODE = "text/x-prose-of-code"
 
 
@@ -768,7 +768,7 @@ def _as_code(raw: str, content_type: str, path: str) -> tuple[str, list[Span]] |
     if code is None:
         return None
     # Code that parsed as Python is code; code only said to be (a type, an extension) must not read as prose.
-    if not code.parsed and sum(_whole(code.code, "text/plain", CODE_SIGNALS).values()) >= THRESHOLD:
+    if not code.parsed and sum(_whole(code.code, PROSE_OF_CODE, CODE_SIGNALS).values()) >= THRESHOLD:
         return None
     pieces = [span for block, (start, end) in enumerate(code.regions)
               for span in sentences(raw[start:end], start, block, False, str)]

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _MARKUP_TOKEN = re.compile(r"<!--(?P<comment>.*?)-->|<(?P<skip>script|style)\b[^>]*>.*?</(?P=skip)\s*>"
-                           r"|<(?P<tag>[^>]{0,2000})>|(?P<text>[^<]+)", re.S | re.I)
+                           r"|<(?P<tag>[A-Za-z/!?][^>]{0,2000})>|(?P<text>(?:[^<]|<(?![A-Za-z/!?]))+)", re.S | re.I)
 _READ_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content|placeholder)\s*=\s*(?P<q>[\"'])"
                         r"(?P<value>[^\"']{12,2000})(?P=q)", re.I)
 #: Markup a reader does not see (hidden by its style): where instructions to an agent like to hide.
