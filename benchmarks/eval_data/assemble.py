@@ -3,9 +3,10 @@
     python benchmarks/eval_data/assemble.py OUT.jsonl CLONES
 
 CLONES holds a git clone of each source repository as OWNER/NAME (at the
-commits README.md names). Rows are parsed as data (literal strings, CSV,
-JSON Lines), never run. Each row gets a half, dev or held-out, from a hash of
-its text.
+commits README.md names); Debian's Python files are read from this system's
+dist-packages (their rows carry the file's name and hash, not its text).
+Rows are parsed as data (literal strings, CSV, JSON Lines), never run. Each
+row gets a half, dev or held-out, by its source (see README.md).
 """
 import ast, json, subprocess, re, hashlib, csv, io, sys, glob, os
 
