@@ -3,7 +3,7 @@
 Prints:
   - the cost of inspecting a small request (a few headers, a short JSON body),
   - the cost of inspecting a 1 MB request body (three kinds: base64 image in JSON, JSON of ids and hashes, prose),
-  - the cost of scrubbing and reading a 1 MB response for injection,
+  - the cost of scrubbing and reading a 1 MB response for injection, and of reading 1 MB of Python source as code,
   - detection rates on the labelled corpus (tests/corpus.py): attacks stopped, benign refused,
   - with --docs DIR..., injection and request false positives on the HTML/Markdown pages found there,
   - with --e2e, the p50 of a small HTTPS GET from inside a real bottle through the bundle (scanning on), against
@@ -56,6 +56,17 @@ def bodies(rng: random.Random) -> dict[str, bytes]:
     return {"base64 image in JSON": image[:MB], "JSON of ids and hashes": records, "prose and docs": prose.encode()[:MB]}
 
 
+def python_source() -> bytes:
+    """About 1 MB of real Python: Debian's installed pip modules joined (b"" when there are none)."""
+    files = sorted(Path("/usr/lib/python3/dist-packages/pip/_internal").rglob("*.py"))
+    out = b""
+    for path in files:
+        if len(out) >= MB:
+            break
+        out += path.read_bytes() + b"\n"
+    return out[:out.rfind(b"\ndef ", 0, MB)] if len(out) > MB else out  # cut at a top-level definition
+
+
 def rates() -> None:
     table = corpus.secrets_table(random.Random(1))
     inspector = inspection.Inspector(table, corpus.ALLOW, model_host="api.anthropic.test")
@@ -94,7 +105,9 @@ def docs(folders: list[str]) -> None:
             flagged.append(page)
         if inspector.inspect("allowed.test", 443, "/upload", [("content-type", kind)], body, kind):
             refused.append(page)
-    print(f"documentation pages: {len(pages)} ({size / MB:.1f} MB) in {time.perf_counter() - start:.0f} s: "
+    took = time.perf_counter() - start
+    print(f"documentation pages: {len(pages)} ({size / MB:.1f} MB) in {took:.0f} s ({took / max(size / MB, 1e-9):.2f} s per "
+          f"MB, both sides): "
           f"{len(flagged)} read as injection ({100 * len(flagged) / max(len(pages), 1):.2f}%), "
           f"{len(refused)} refused as request bodies ({100 * len(refused) / max(len(pages), 1):.2f}%)")
     for page in (flagged + refused)[:10]:
@@ -179,6 +192,12 @@ def main() -> None:
     scrubber = response_inspection.Scrubber(table)
     print(f"scrub a 1 MB response: {best_of(lambda: scrubber.scrub(page)):.0f} ms; "
           f"read it for injection: {best_of(lambda: response_inspection.find_injection(page, 'text/html')):.0f} ms")
+    source = python_source()
+    if source:
+        print(f"read 1 MB of Python source for injection, as code (text/x-python): "
+              f"{best_of(lambda: response_inspection.find_injection(source, 'text/x-python', '/m.py'), 3):.0f} ms; "
+              f"as an untyped text/plain body (parsed to tell): "
+              f"{best_of(lambda: response_inspection.find_injection(source, 'text/plain', '/m'), 3):.0f} ms")
     print(f"BIP-39 word list: {'present' if inspection.BIP39 else 'missing (heuristic in use)'}")
     rates()
     if args.docs:

@@ -3,8 +3,9 @@
 The cases (``benchmarks/eval_data/public.jsonl``) come from public fixtures
 and datasets, each row naming its source repository, commit and file (see
 ``benchmarks/eval_data/README.md``). Every row belongs to one half, ``dev`` or
-``held-out``, by a hash of its text; the held-out half is the one reported,
-and no rule was tuned on it.
+``held-out``, by its source: a source (a file of a repository, a category of
+a dataset, a Debian package) is wholly in one half. The held-out half is the
+one reported, and no rule was tuned on it.
 
 * request rows are sent as a request would carry them (a JSON body to an
   allowed host bound to no secret) and judged by ``inspection.Inspector``;
@@ -12,7 +13,12 @@ and no rule was tuned on it.
 * response rows are served as a web page (an HTML paragraph) and read by
   ``response_inspection.find_injection``; an attack is stopped when the page is
   withheld or its instructions taken out; a benign page is refused when
-  withheld, and counted as altered when a span of it was taken out.
+  withheld, and counted as altered when a span of it was taken out;
+* source-code rows (``benign-code-file``: Debian's installed Python files,
+  named in the data, read from where Debian put them) are served as a code
+  host serves raw files: ``text/plain`` at a URL ending in the file's name.
+  A row whose file is missing or changed on this machine is skipped and
+  counted.
 
     python benchmarks/eval_inspection.py [--half held-out|dev|all] [--show-misses]
 """
@@ -20,6 +26,7 @@ and no rule was tuned on it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
 import sys
@@ -43,11 +50,32 @@ def judge(row: dict, inspector: inspection.Inspector) -> str:
         finding = inspector.inspect("allowed.test", 443, "/notes", [("content-type", "application/json")], body,
                                     "application/json")
         return "stopped" if finding else "passed"
-    page = PAGE.format(html.escape(row["text"], quote=False).replace("\n", "<br>\n")).encode()
-    verdict = response_inspection.find_injection(page, "text/html; charset=utf-8")
+    if row.get("file"):
+        verdict = response_inspection.find_injection(row["body"], "text/plain; charset=utf-8", row["file"])
+    else:
+        page = PAGE.format(html.escape(row["text"], quote=False).replace("\n", "<br>\n")).encode()
+        verdict = response_inspection.find_injection(page, "text/html; charset=utf-8")
     if not verdict.injection:
         return "passed"
     return "removed" if verdict.cleaned is not None else "stopped"
+
+
+def load_files(rows: list[dict]) -> tuple[list[dict], int]:
+    """Rows with their file's bytes read (rows that name a file rather than carry a text); the rows whose file is
+    missing or not the one named (another version) are left out and counted."""
+    kept, missing = [], 0
+    for row in rows:
+        if row.get("file"):
+            try:
+                body = Path(row["file"]).read_bytes()
+            except OSError:
+                body = None
+            if body is None or hashlib.sha256(body).hexdigest() != row["sha256"]:
+                missing += 1
+                continue
+            row = {**row, "body": body, "text": body.decode("utf-8", "replace")}
+        kept.append(row)
+    return kept, missing
 
 
 def main() -> None:
@@ -57,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if args.half == "all" or r["half"] == args.half]
+    rows, missing = load_files(rows)
     inspector = inspection.Inspector([], ["allowed.test"])
     tally: dict[tuple[str, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in rows:
@@ -65,8 +94,15 @@ def main() -> None:
         wrong = (outcome == "passed") == row["attack"]
         if args.show_misses and wrong:
             print(f"  {row['class']} {outcome}: {row['text'][:100]!r} ({row['source'].rsplit(':', 1)[-1]})")
-    print(f"half: {args.half}  ({len(rows)} cases from {DATA.relative_to(ROOT)})")
-    print(f"{'class':<16}{'side':<10}{'cases':>6}  result")
+    try:
+        import stdnum
+        checks = f"python-stdnum {stdnum.__version__}"
+    except ImportError:
+        checks = "no python-stdnum: identifiers' stand-in checks (the bundle image has python3-stdnum)"
+    print(f"checksums: {checks}")
+    print(f"half: {args.half}  ({len(rows)} cases from {DATA.relative_to(ROOT)}"
+          + (f"; {missing} named files missing or changed on this machine, skipped)" if missing else ")"))
+    print(f"{'class':<18}{'side':<10}{'cases':>6}  result")
     totals = {True: [0, 0], False: [0, 0, 0]}
     for (name, attack), counts in sorted(tally.items(), key=lambda item: (not item[0][1], item[0][0])):
         n = sum(counts.values())
@@ -76,13 +112,13 @@ def main() -> None:
             totals[True][0] += stopped
             totals[True][1] += n
             detail = f" ({counts['removed']} by taking the instructions out)" if counts["removed"] else ""
-            print(f"{name:<16}{side:<10}{n:>6}  attacks stopped {stopped}/{n} = {100 * stopped / n:.1f}%{detail}")
+            print(f"{name:<18}{side:<10}{n:>6}  attacks stopped {stopped}/{n} = {100 * stopped / n:.1f}%{detail}")
         else:
             totals[False][0] += counts["stopped"]
             totals[False][1] += n
             totals[False][2] += counts["removed"]
             altered = f", altered {counts['removed']}" if counts["removed"] else ""
-            print(f"{name:<16}{side:<10}{n:>6}  benign refused {counts['stopped']}/{n} = "
+            print(f"{name:<18}{side:<10}{n:>6}  benign refused {counts['stopped']}/{n} = "
                   f"{100 * counts['stopped'] / n:.1f}%{altered}")
     (stopped, attacks), (refused, benign, altered) = totals[True], totals[False]
     print(f"all attacks stopped {stopped}/{attacks} = {100 * stopped / max(attacks, 1):.1f}%; "

@@ -462,8 +462,8 @@ DOC_WITH_REDACTED_KEYS = """## Configure credentials
     aws_access_key_id = AKIA****************
     aws_secret_access_key = <your secret access key>
 
-Then set `OPENAI_API_KEY=sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx` and
-`STRIPE_SECRET_KEY=sk_test_XXXXXXXXXXXXXXXXXXXXXXXX` in your shell; a GitHub token looks like `ghp_...`.
+Then set `OPENAI_API_KEY=sk-************************************************` and
+`STRIPE_SECRET_KEY=sk_test_<your key>` in your shell; a GitHub token looks like `ghp_...`.
 """
 
 CODE = '''import hashlib, os

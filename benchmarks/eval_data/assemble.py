@@ -3,11 +3,12 @@
     python benchmarks/eval_data/assemble.py OUT.jsonl CLONES
 
 CLONES holds a git clone of each source repository as OWNER/NAME (at the
-commits README.md names). Rows are parsed as data (literal strings, CSV,
-JSON Lines), never run. Each row gets a half, dev or held-out, from a hash of
-its text.
+commits README.md names); Debian's Python files are read from this system's
+dist-packages (their rows carry the file's name and hash, not its text).
+Rows are parsed as data (literal strings, CSV, JSON Lines), never run. Each
+row gets a half, dev or held-out, by its source (see README.md).
 """
-import ast, json, subprocess, re, hashlib, csv, io, sys
+import ast, json, subprocess, re, hashlib, csv, io, sys, glob, os
 
 CLONES = sys.argv[2]
 
@@ -145,10 +146,77 @@ seen = set(); out = []
 for r in rows:
     if r["text"] in seen: continue
     seen.add(r["text"])
-    r["half"] = "held-out" if hashlib.sha256(r["text"].encode()).digest()[0] & 1 else "dev"
     out.append(r)
+# Source code as Debian installs it (added later): every Python file of 1 KiB or more under the system's
+# dist-packages, served as a response; benign. Its text is not copied here (16 MB): a row names the file, its
+# package and version, and its sha256, and the evaluation reads the file where Debian put it.
+DIST = "/usr/lib/python3/dist-packages/"
+owner = {}
+for listing in sorted(glob.glob("/var/lib/dpkg/info/*.list")):
+    package = listing.rsplit("/", 1)[1][:-5].split(":")[0]
+    for line in open(listing, encoding="utf-8", errors="replace"):
+        if line.startswith(DIST) and line.rstrip("\n").endswith(".py"):
+            owner[line.rstrip("\n")] = package
+versions = dict(line.split("\t") for line in subprocess.run(
+    ["dpkg-query", "-W", "-f", "${Package}\t${Version}\n"], capture_output=True, text=True).stdout.splitlines())
+for path in sorted(owner):
+    if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) < 1024:
+        continue
+    data = open(path, "rb").read()
+    package = owner[path]
+    out.append({"side": "response", "class": "benign-code-file", "attack": False, "text": None,
+                "file": path, "sha256": hashlib.sha256(data).hexdigest(),
+                "source": f"debian:{package}={versions.get(package, '?')}:{path}"})
+
+# More of python-stdnum's test lists (added later): valid business, tax, securities and product identifiers, many
+# with the checksums cards and IBANs carry (Luhn, ISO 7064 mod 97-10), as look-alikes a request may carry.
+LOOKALIKES = ("au_abn au_acn bg_vat br_cnpj ca_bn casrn ch_uid ch_vat cusip cz_ico de_wkn eu_banknote eu_ecnumber "
+              "eu_eic eu_vat figi fr_siren fr_siret gb_sedol gb_vat iso11649 lei no_mva pl_regon sk_ico tw_ubn "
+              "ua_edrpou").split()
+for name in LOOKALIKES:
+    path = f"tests/test_{name}.doctest"
+    try:
+        numbers = doctest_block(path, ">>> numbers = '''")
+    except Exception as e:
+        print("skip", path, e, file=sys.stderr); continue
+    for number in numbers[:30]:
+        if number in seen:
+            continue
+        seen.add(number)
+        out.append({"side": "request", "class": "benign-request", "attack": False, "text": number,
+                    "source": f"arthurdejong/python-stdnum@{sn_commit[:12]}:{path}"})
+
+
+def group(r):
+    """The source a row comes from, as a whole: a file of a repository, a dataset's category, a Debian package.
+    BIPIA's attack categories are grouped across its files (its test and train sets share category names)."""
+    source = re.sub(r"@[0-9a-f]{12}", "", r["source"])
+    category = re.search(r"_attack_\w+\.json \((.*)\), (?:appended|at the)", source)
+    if category:
+        return "microsoft/BIPIA attack category: " + category.group(1)
+    if source.startswith("debian:"):
+        return source.split("=", 1)[0]
+    return source
+
+
+# Halves by source: every group wholly in one half, so no rule tuned on the dev half saw the held-out half's
+# sources. Within each class the groups, ordered by a hash of their name, alternate between the halves; groups
+# added later alternate among themselves (their own batch), so no earlier row changes half.
+LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOOKALIKES}
+groups = {}
+for r in out:
+    key = group(r)
+    groups.setdefault(key, (r["class"], key in LATER))
+ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
+half, turn = {}, {}
+for key in ordered:
+    n = turn[groups[key]] = turn.get(groups[key], -1) + 1
+    half[key] = "held-out" if n % 2 == 0 else "dev"
+for r in out:
+    r["half"] = half[group(r)]
 with open(sys.argv[1], "w") as f:
     for r in out:
         f.write(json.dumps(r, ensure_ascii=False) + "\n")
 from collections import Counter
 print(Counter((r["class"], r["half"]) for r in out))
+print(len(groups), "sources", Counter((groups[k], half[k]) for k in groups), file=sys.stderr)

@@ -5,9 +5,11 @@ holds (Luhn, ISO 7064 mod 97-10, base58check or bech32), which a random id
 passes rarely; card numbers must also start as an issuer's do and have an
 issuer's length. A US social security number is only called one written
 the way people write it (``AAA-GG-SSSS``) and valid by the SSA's rules (no
-area 000, 666 or 900+, no group 00, no serial 0000). The checks are python-stdnum's (Debian ``python3-stdnum``)
-when it is installed; without it, the same published algorithms in a few
-lines stand in, so the judgement is the same either way.
+area 000, 666 or 900+, no group 00, no serial 0000). The checks are python-stdnum's (Debian ``python3-stdnum``,
+which the bundle image installs) when it is installed; without it, the same
+published algorithms in a few lines stand in, less the per-country lengths of
+IBANs and the known advertising SSNs (so without it more look-alikes pass the
+IBAN check: an ISO 11649 creditor reference ``RF…`` is one).
 
 :func:`find_identifier` is the one entry point.
 """
@@ -31,12 +33,24 @@ try:
 except ImportError:  # pragma: no cover - the bundle image installs python3-stdnum
     _ssn = None
 
-#: Issuer prefixes and lengths (ISO/IEC 7812 ranges as the networks publish them).
-_CARD_ISSUER = re.compile(r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"
-                          r"|3[47]\d{13}|3(?:0[0-5]|[68]\d)\d{11}|6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12}"
-                          r"|62\d{14,17})$")  # Maestro's wide ranges (50, 56-69) left out: too many ids start so
-#: 13 to 19 digits, optionally in groups of 4 (or 4-6-5) split by one space, '+' (a form's space) or dash each.
-CARD = re.compile(r"(?<![0-9A-Za-z.:_-])(\d{4}(?:[ +-]?\d{4}){2}[ +-]?\d{1,7}|\d{4}[ +-]\d{6}[ +-]\d{4,5})"
+#: Card brands: each network's published issuer prefixes (IIN ranges) and its card lengths. Maestro is read by
+#: the ranges its issuers use (5018, 5020, 5038, 5893, 6304, 6759, 6761-6763: 12 to 19 digits), not by the whole
+#: 50 and 56-69 space ISO reserves for it, which too many other numbers start with.
+CARD_BRANDS = (
+    ("visa", r"4\d{12}(?:\d{3}){0,2}"),
+    ("mastercard", r"(?:5[1-5]\d\d|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720))\d{12}"),
+    ("american-express", r"3[47]\d{13}"),
+    ("diners-club", r"3(?:0[0-5]|[68]\d)\d{11,16}"),
+    ("discover", r"6(?:011|5\d\d|4[4-9]\d)\d{12,15}"),
+    ("jcb", r"35(?:2[89]|[3-8]\d)\d{12,15}"),
+    ("unionpay", r"62\d{14,17}"),
+    ("maestro", r"(?:5018|5020|5038|5893|6304|6759|676[1-3])\d{8,15}"),
+    ("mir", r"220[0-4]\d{12,15}"),
+    ("dankort", r"5019\d{12}"),
+)
+_CARD_ISSUER = re.compile("^(?:" + "|".join(regex for _, regex in CARD_BRANDS) + ")$")
+#: 12 to 19 digits, optionally in groups of 4 (or 4-6-5) split by one space, '+' (a form's space) or dash each.
+CARD = re.compile(r"(?<![0-9A-Za-z.:_-])(\d{4}(?:[ +-]?\d{4}){2}(?:[ +-]?\d{1,7})?|\d{4}[ +-]\d{6}[ +-]\d{4,5})"
                   r"(?![0-9A-Za-z_]|[.,/:-]\d)")  # not part of a longer number, word or hex string
 #: A country code (upper case: a lower-case one starts too many hex ids), two check digits, then 11 to 30
 #: letters (in one case, either: the check reads them upper-cased)

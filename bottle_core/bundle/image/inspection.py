@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import dataclasses
 import hashlib
 import html
 import json
@@ -355,7 +356,7 @@ class Pattern:
     regex: re.Pattern
     anchors: tuple[str, ...]
     check: Callable[[re.Match], bool] | None = None  # a further test of the match (a checksum, its context)
-    stand_ins: bool = True  # skip documentation stand-ins ('sk-xxxx...', '...EXAMPLE')
+    stand_ins: bool = True  # skip filler ('xxxx', '****'); off for a provider's prefix, see PROVIDER_SHAPES
     on_lowered: bool = False  # the regex reads the lower-cased text (faster than a case-blind regex)
     starts_token: bool = True  # the match must not continue a longer token
     gate: re.Pattern | None = None  # a cheap regex that must match first (where no literal anchor exists)
@@ -372,7 +373,7 @@ class Pattern:
             if not self.starts_token and _inside_blob(match.string, match.start(), match.end()):
                 continue
             token = match.group(match.lastindex) if match.lastindex else match.group()
-            if self.stand_ins and filler(token):
+            if PLACEHOLDER_MARK in match.group().lower() or (self.stand_ins and filler(token)):
                 continue
             if self.check is None or self.check(match):
                 return token
@@ -590,17 +591,54 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("nuget-key", r"oy2", r"[a-z0-9]{43}", ("oy2",)),
     ("terraform-token", r"[a-zA-Z0-9]{14}\.atlasv1\.", r"[A-Za-z0-9_=\-]{60,70}", (".atlasv1.",)),
     ("onepassword-token", r"ops_eyJ", r"[A-Za-z0-9+/]{250,}", ("ops_eyj",)),
+    # JFrog Artifactory API keys start 'AKC' (JFrog's documented form, as Yelp's detect-secrets reads it): a
+    # whole token of letters and digits, not a piece of base64 (after or before a '+' or '/').
+    ("artifactory-key", r"(?<![+/])AKC", r"[A-Za-z0-9]{10,}(?![A-Za-z0-9_\-+/])", ("akc",)),
+    # GitLab's documented token prefixes, each with the length GitLab generates (personal, deploy, feed, service
+    # account, runner, feature flag client, workspace: 20 to 50; CI job: a partition then 20 to 50; incoming
+    # mail: 25; pipeline trigger: 40; agent: 50 or more; OAuth application secret: 64), and runner registration.
+    ("gitlab-token", r"gl(?:pat|dt|ft|soat|rt|rtr|ffct|wt)-", r"[A-Za-z0-9_\-]{20,50}" + _E,
+     ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glrtr-", "glffct-", "glwt-")),
+    ("gitlab-token", r"glcbt-", r"(?:[0-9a-fA-F]{2}_)?[A-Za-z0-9_\-]{20,50}" + _E, ("glcbt-",)),
+    ("gitlab-token", r"glimt-", r"[A-Za-z0-9_\-]{25}" + _E, ("glimt-",)),
+    ("gitlab-token", r"glptt-", r"[A-Za-z0-9_\-]{40}" + _E, ("glptt-",)),
+    ("gitlab-token", r"glagent-", r"[A-Za-z0-9_\-]{50,1024}" + _E, ("glagent-",)),
+    ("gitlab-token", r"gloas-", r"[A-Za-z0-9_\-]{64}" + _E, ("gloas-",)),
+    ("gitlab-token", r"GR1348941", r"[A-Za-z0-9_\-]{20,50}" + _E, ("gr1348941",)),
+    # Discord's older multi-factor user tokens.
+    ("discord-token", r"mfa\.", r"[A-Za-z0-9_\-]{84}", ("mfa.",)),
 )
 
 
 def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pattern:
-    """A row of :data:`PREFIXED` as a :class:`Pattern` (the body is what must not be filler)."""
+    """A row of :data:`PREFIXED` as a :class:`Pattern`: the provider's prefix and the body's length and alphabet
+    are the evidence, whatever the body's entropy (see :data:`PROVIDER_SHAPES`)."""
     short = min(map(len, anchors)) <= 4
     return Pattern(name, re.compile((r"(?<![A-Za-z0-9_\-])" if short else "") + prefix + "(" + body + ")"), anchors,
-                   starts_token=False)
+                   stand_ins=False, starts_token=False)
 
 
+#: The table's rows that are a provider's documented prefix (or a provider's whole fixed format) with a body of
+#: set length and alphabet. In a request that is evidence enough, whatever the body's entropy: 'AKC' and ten
+#: 'x' are an Artifactory key's shape, and a low-entropy body is no proof of a stand-in (a test key, a key of a
+#: weak generator, a value padded to its shape are all credentials to the provider). Only bottle's own
+#: placeholder passes. Shapes without such a prefix (a hex run after 'secret=', a seed phrase) still let
+#: filler pass.
+PROVIDER_SHAPES = frozenset({"anthropic-key", "openai-key", "aws-access-key", "github-token", "slack-token",
+                             "google-api-key", "google-oauth", "stripe-key", "npm-token", "pypi-token",
+                             "huggingface-token", "twilio-key", "sendgrid-key", "discord-token", "telegram-bot-token",
+                             "azure-storage-key"})
+PATTERNS = tuple(dataclasses.replace(p, stand_ins=False) if p.name in PROVIDER_SHAPES else p for p in PATTERNS)
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
+PATTERNS += (
+    # Artifactory's encrypted passwords: 'AP', a hex digit, eight or more letters and digits. One random base64
+    # value in about 16,000 starts so, so the shape counts where a name before it says what it is.
+    Pattern("artifactory-password", re.compile(
+        r"(?i:artifactory|jfrog|art[_\-]?api|passw(?:or)?d|pwd|api[_\-]?key|secret|token|credential|auth)"
+        r"[^\n]{0,24}?(?<![A-Za-z0-9_\-+/])(AP[0-9A-F][A-Za-z0-9]{8,})(?![A-Za-z0-9_\-+/])"),
+        ("ap",), stand_ins=False, starts_token=False,
+        gate=re.compile(r"AP[0-9A-F][A-Za-z0-9]{8}")),  # the shape first (names are common), a literal to scan for
+)
 
 
 

@@ -335,7 +335,7 @@ class Egress:
         if streamed(flow.request.method, response.status_code, response.headers, read=read,
                     scrubbing=bool(self.scrubber.pairs)):
             content_type = response.headers.get("content-type", "")
-            response.stream = ResponseStream(self.scrubber, (lambda body: find_injection(body, content_type))
+            response.stream = ResponseStream(self.scrubber, (lambda body: find_injection(body, content_type, flow.request.path))
                                              if read else None, block=self.responses == "block")
             if self.scrubber.pairs or read:
                 # A placeholder need not be as long as its value, nor a page as long once instructions are taken
@@ -451,7 +451,7 @@ class Egress:
             flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
         if not self._reads_for_injection(flow):
             return
-        verdict = find_injection(clean, response.headers.get("content-type", ""))
+        verdict = find_injection(clean, response.headers.get("content-type", ""), flow.request.path)
         if not verdict.injection:
             return
         if self.responses == "block" and verdict.cleaned is not None:  # delivered with the instructions taken out

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
-from .response_spans import HIDDEN, Span, looks_like_markup, spans
+from .response_code import split_code
+from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -211,7 +212,8 @@ _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180
 _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _TAG_FLAG = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2,6}\U000e007f")
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){4,}[a-z]\b")
-_TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]{0,2000}>", re.S | re.I)
+#: A tag opens with '<' and a name, '/', '!' or '?' (HTML's own rule): 'a < b' is text, and so is what follows it.
+_TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[A-Za-z/!?][^>]{0,2000}>", re.S | re.I)
 #: Tags that end a block of text: a sentence never runs across one (a heading is not the start of the next line).
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|dl|dt|dd|tr|td|th|table|section|article|header|footer|"
                         r"blockquote|pre|hr|title|body|head|html|main|nav|aside|form|figure|figcaption)\b", re.I)
@@ -504,8 +506,13 @@ def read_as_text(content_type: str) -> bool:
     return not content_type or any(kind in content_type.lower() for kind in TEXT_TYPES)
 
 
-def _whole(raw: str, content_type: str) -> dict[str, int]:
-    """The signals in a whole body (its text as the agent reads it) and their weights."""
+def _whole(raw: str, content_type: str, ignore: frozenset[str] = frozenset()) -> dict[str, int]:
+    """The signals in a whole body (its text as the agent reads it) and their weights, less those ``ignore`` names."""
+    signals = _whole_signals(raw, content_type)
+    return {name: weight for name, weight in signals.items() if name not in ignore} if ignore else signals
+
+
+def _whole_signals(raw: str, content_type: str) -> dict[str, int]:
     signals: dict[str, int] = {}
     tags = [run for run in _TAGS.findall(_TAG_FLAG.sub("", raw)) if len(run) >= 4]
     if tags:
@@ -522,7 +529,7 @@ def _whole(raw: str, content_type: str) -> dict[str, int]:
 
     if raw.lstrip()[:1] in ("{", "[") or "json" in content_type.lower():
         raw = _json_text(raw)
-    looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048]
+    looks_like_markup = "<" in raw[:2048] and ">" in raw[:2048] and content_type != PROSE_OF_CODE
     visible = (visible_text(raw) if looks_like_markup else html.unescape(raw)).replace("\\n", "\n")
     text = normalise(visible).replace('\\"', '"')
     signals.update(_signals(text))
@@ -540,7 +547,39 @@ def _signals(text: str) -> dict[str, int]:
     if _LEETISH.search(text):
         views.append(" " + text.translate(_LEET))
     return {name: weight for name, (regex, weight) in SIGNALS.items()
-            if any(any(map(view.__contains__, HINTS[name])) and regex.search(view) for view in views)}
+            if any(any(map(view.__contains__, HINTS[name])) and _search(name, regex, view) for view in views)}
+
+
+#: Signals every match of which ends within this many characters after one of its hints and starts at most
+#: ``reach`` characters before it: in a long text their regex reads only the windows around the hints.
+WINDOWED_SIGNALS = {"task-injection": (260, 60)}
+#: Below this length a text is searched whole.
+WINDOWED_FROM = 16384
+
+
+def _search(name: str, regex: re.Pattern, view: str) -> bool:
+    """``regex`` found in ``view``; for a windowed signal in a long text, only around its hints (each window
+    starts at a sentence boundary, so the regex's own start-of-sentence test holds)."""
+    if name not in WINDOWED_SIGNALS or len(view) < WINDOWED_FROM:
+        return regex.search(view) is not None
+    reach, after = WINDOWED_SIGNALS[name]
+    windows: list[tuple[int, int]] = []
+    for hint in HINTS[name]:
+        position = view.find(hint)
+        while position >= 0:
+            if len(windows) >= 4096:
+                return regex.search(view) is not None
+            start = max(0, position - reach)
+            boundary = max(view.rfind(c, 0, start + 1) for c in "\n.!?:;") if start else 0
+            windows.append((max(boundary, 0), position + len(hint) + after))
+            position = view.find(hint, position + 1)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(windows):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return any(regex.search(view, start, end) for start, end in merged)
 
 
 # --- instructions, span by span ----------------------------------------------------------------------
@@ -658,16 +697,20 @@ def _opens_request(sentence: str) -> bool:
     return sentence[:1].isupper() and bool(_REQUEST.match(normalise(sentence)))
 
 
-def _instruction_spans(raw: str, content_type: str) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
-    """The spans that carry instructions (with their signals), and the spans that only discuss them."""
+def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = frozenset(),
+                       pieces: list[Span] | None = None) -> tuple[list[tuple[Span, dict[str, int]]], list[Span]]:
+    """The spans that carry instructions (with their signals, less those ``ignore`` names), and the spans that
+    only discuss them. ``pieces``: the body's spans when the caller cut it (a program's comments and strings)."""
     scored, mentions = [], []
     counts = None
-    for span in [*spans(raw, content_type), *_encoded_spans(raw)]:
-        found = _span_signals(span.text, span.hidden)
-        if _REQUEST_HINT.match(span.text.lstrip()[:40]) and _opens_request(span.text.lstrip()):
+    for span in [*(spans(raw, content_type) if pieces is None else pieces), *_encoded_spans(raw)]:
+        found = {k: w for k, w in _span_signals(span.text, span.hidden).items() if k not in ignore}
+        if ("unrelated-request" not in ignore and _REQUEST_HINT.match(span.text.lstrip()[:40])
+                and _opens_request(span.text.lstrip())):
             text = normalise(span.text)
             if counts is None:
-                counts = word_counts(normalise(visible_text(raw) if looks_like_markup(raw) else raw))
+                markup = looks_like_markup(raw) and content_type != PROSE_OF_CODE
+                counts = word_counts(normalise(visible_text(raw) if markup else raw))
             if off_topic(text, counts):
                 found["unrelated-request"] = WEIGHTS["unrelated-request"]
         if span.block < 0 and sum(found.values()) >= THRESHOLD:
@@ -701,28 +744,69 @@ def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
     return "".join(out + [raw[position:]])
 
 
-def find_injection(body: bytes, content_type: str = "") -> Verdict:
+#: What code does rather than says: counted in prose, not in a program's own code (see ``response_code``).
+CODE_SIGNALS = frozenset({"harmful-code", "harmful-code-order", "command-bait", "tool-instruction", "code-order",
+                          "verbatim-output", "chat-markup"})
+#: In a program's strings and comments, code is still code (a command line in a string, an address to connect
+#: to), and a docstring says in the imperative what its function does ("Return the path.", "Write the log.": PEP
+#: 257's own advice), which is no request to the reader: what counts there is what is said to the reader.
+PROGRAM_DATA = frozenset({"harmful-code", "unrelated-request"})
+#: The content type a program's prose (and code) is read as: text whose '<' and '>' are operators, not tags.
+PROSE_OF_CODE = "text/x-prose-of-code"
+
+
+def _compact(text: str) -> str:
+    """``text`` without its blank lines, each line stripped."""
+    return "\n".join(line.strip() for line in text.split("\n") if line.strip())
+
+
+def _as_code(raw: str, content_type: str, path: str) -> tuple[str, list[Span]] | None:
+    """The prose of ``raw`` (comments, strings, docstrings; offsets kept) and its spans (sentence by sentence,
+    each within one comment or string) when ``raw`` is source code whose code does not itself read as
+    instructions; None otherwise (then the body is read as text)."""
+    code = split_code(raw, content_type, path) if read_as_text(content_type) else None
+    if code is None:
+        return None
+    # Code that parsed as Python is code; code only said to be (a type, an extension) must not read as prose.
+    if not code.parsed and sum(_whole(code.code, PROSE_OF_CODE, CODE_SIGNALS).values()) >= THRESHOLD:
+        return None
+    pieces = [span for block, (start, end) in enumerate(code.regions)
+              for span in sentences(raw[start:end], start, block, False, str)]
+    return code.prose, pieces
+
+
+def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdict:
     """Read ``body`` for text aimed at the agent: what was found, its weight, and the body without the instructions.
 
     Each span a model reads (a sentence, a comment, an attribute, a JSON
     string, a base64 run of text) is scored by what it does: addresses the
     agent, orders it to drop its instructions, asks for a tool, a command or
     a credential, claims an authority. Spans that only discuss injection (an
-    article quoting an example) are left alone.
+    article quoting an example) are left alone. Source code (by its content
+    type, the extension of ``path``, the URL's path, or a parse) is read as
+    code: only its comments, strings and docstrings can instruct.
     """
     if not read_as_text(content_type):
         return Verdict((), 0)
     head, tail = body[:MAX_INJECTION_SCAN], body[MAX_INJECTION_SCAN:]
-    raw = head.decode("utf-8", "replace")
-    whole = _whole(raw, content_type)
+    source = head.decode("utf-8", "replace")
+    code = _as_code(source, content_type, path)
+    raw, content_type, pieces = (source, content_type, None) if code is None else (code[0], PROSE_OF_CODE, code[1])
+    ignore = PROGRAM_DATA if code is not None else frozenset()
+
+    def judge(text: str) -> dict[str, int]:
+        # A program's prose is read without the blank lines its code left (same signals, a fraction of the work).
+        return _whole(_compact(text) if code is not None else text, content_type, ignore)
+
+    whole = judge(raw)
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
         if _ENCODED_TEXT.search(raw) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
         return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
-    taken, mentions = _instruction_spans(raw, content_type)
+    taken, mentions = _instruction_spans(raw, content_type, ignore, pieces)
     blank = [(s.start, s.end, " " * (s.end - s.start)) for s in mentions]
     if mentions:
-        whole = _whole(_rewrite(raw, blank), content_type)
+        whole = judge(_rewrite(raw, blank))
     signals = dict(whole)
     for _, found in taken:
         signals.update(found)
@@ -730,9 +814,9 @@ def find_injection(body: bytes, content_type: str = "") -> Verdict:
     if not taken:
         return Verdict(tuple(signals), sum(whole.values()))
     marks = [(s.start, s.end, MARK) for s, _ in taken]
-    cleaned = _rewrite(raw, marks)
-    residual = _whole(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank), content_type)
-    readable = len(visible_text(raw).strip()) or 1
+    cleaned = _rewrite(source, marks)  # a code body's prose has the code's offsets: the program stays whole
+    residual = judge(_rewrite(raw, [(s.start, s.end, " ") for s, _ in taken] + blank))
+    readable = len(_compact(raw) if code is not None else visible_text(raw).strip()) or 1
     removed = sum(len(s.text) for s, _ in taken)
     if sum(residual.values()) >= THRESHOLD or removed >= MOSTLY * readable:
         return Verdict(tuple(signals), max(score, THRESHOLD))

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _MARKUP_TOKEN = re.compile(r"<!--(?P<comment>.*?)-->|<(?P<skip>script|style)\b[^>]*>.*?</(?P=skip)\s*>"
-                           r"|<(?P<tag>[^>]{0,2000})>|(?P<text>[^<]+)", re.S | re.I)
+                           r"|<(?P<tag>[A-Za-z/!?][^>]{0,2000})>|(?P<text>(?:[^<]|<(?![A-Za-z/!?]))+)", re.S | re.I)
 _READ_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content|placeholder)\s*=\s*(?P<q>[\"'])"
                         r"(?P<value>[^\"']{12,2000})(?P=q)", re.I)
 #: Markup a reader does not see (hidden by its style): where instructions to an agent like to hide.
@@ -49,7 +49,8 @@ class Span:
     block: int = 0  # spans of one text node, line or JSON string share this
 
 
-def _sentences(raw: str, offset: int, block: int, hidden: bool, decode=html.unescape) -> Iterator[Span]:
+def sentences(raw: str, offset: int, block: int, hidden: bool, decode=html.unescape) -> Iterator[Span]:
+    """The sentences of ``raw``, line by line, as spans (``offset``: where ``raw`` starts in the body)."""
     for line in _LINE.finditer(raw):
         start = line.start()
         for end_match in [*_SENTENCE_END.finditer(line.group()), None]:
@@ -83,7 +84,7 @@ def spans(raw: str, content_type: str = "") -> Iterator[Span]:
         return
     if not looks_like_markup(raw):
         yield from (s for n, line in enumerate(_LINE.finditer(raw))
-                    for s in _sentences(line.group(), line.start(), n, False, str))
+                    for s in sentences(line.group(), line.start(), n, False, str))
         return
     hidden = sorted((m.start("inner"), m.end("inner")) for m in HIDDEN.finditer(raw))
     starts = [start for start, _ in hidden]
@@ -103,4 +104,4 @@ def spans(raw: str, content_type: str = "") -> Iterator[Span]:
                 start = token.start("tag") + attr.start("value")
                 yield Span(start, start + len(attr.group("value")), html.unescape(attr.group("value")), True, block)
         elif token.group("text") is not None:
-            yield from _sentences(token.group("text"), token.start("text"), block, is_hidden(token.start("text")))
+            yield from sentences(token.group("text"), token.start("text"), block, is_hidden(token.start("text")))
