@@ -12,12 +12,13 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_cli, bottle_of, warm_pool, was_claimed, write_manifest
+from .bottles import BOTTLE, bottle_cli, bottle_of, wait_for_line, warm_pool, was_claimed, write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -322,9 +323,6 @@ def test_the_gates_user_reaches_only_the_proxy(tmp_path, manifest_dir, git_forge
 def test_logs_follow_streams_pushes_while_the_bottle_runs(tmp_path, manifest_dir):
     import select
     import secrets
-    import time
-
-    from .bottles import BOTTLE
 
     repo = make_repo(tmp_path / "followed")
     agent = f"follow{secrets.token_hex(3)}"
@@ -377,10 +375,15 @@ def touch_in_agent(slug: str, path: str) -> None:
     assert made.ok, made.stderr
 
 
+def k8s_run_in_background(manifest: Path, agent: str, repo: Path, script: str) -> subprocess.Popen:
+    """``bottle --backend k8s exec --copy-cwd AGENT -- sh -c SCRIPT`` started from ``repo``, its output piped."""
+    return subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "--copy-cwd", agent, "--",
+                             "sh", "-c", script], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
 def test_k8s_home_on_demand_while_the_bottle_runs_and_at_its_end(tmp_path, manifest_dir, k8s_cluster):
     import secrets
-
-    from .bottles import BOTTLE, wait_for_line
 
     repo = make_repo(tmp_path / "project")
     agent = f"ondemand{secrets.token_hex(3)}"
@@ -392,9 +395,7 @@ def test_k8s_home_on_demand_while_the_bottle_runs_and_at_its_end(tmp_path, manif
               " && i=0; while [ ! -e /tmp/go ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done;"
               " git commit -q --allow-empty -m two && git push -q origin bottle/od/x"
               " && echo \"pushed-two $(git rev-parse HEAD)\"")
-    run = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "--copy-cwd", agent, "--",
-                            "sh", "-c", script], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
+    run = k8s_run_in_background(manifest, agent, repo, script)
     try:
         first = wait_for_line(run, b"pushed-one", timeout=240).decode().split()[1]
         assert "refs/heads/bottle/od/x" not in host_refs(repo)  # it waits in the bundle pod ...
@@ -487,18 +488,12 @@ def test_k8s_home_does_not_clobber_a_ref_that_moved_on_the_host(tmp_path, manife
 def test_k8s_stop_and_the_owners_death_bring_the_work_home_first(tmp_path, manifest_dir, k8s_cluster, end):
     import secrets
     import signal
-    import time
-
-    from .bottles import BOTTLE, wait_for_line
-
     repo = make_repo(tmp_path / "project")
     agent = f"ended{secrets.token_hex(3)}"
     manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {agent: {"bottle": "dev"}}})
     script = ("git checkout -q -b bottle/s/x && git commit -q --allow-empty -m s && git push -q origin bottle/s/x"
               " && echo \"pushed $(git rev-parse HEAD)\" && i=0; while [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done")
-    run = subprocess.Popen([BOTTLE, "--backend", "k8s", "exec", "-m", str(manifest), "--copy-cwd", agent, "--",
-                            "sh", "-c", script], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
+    run = k8s_run_in_background(manifest, agent, repo, script)
     try:
         pushed = wait_for_line(run, b"pushed", timeout=240).decode().split()[1]
         assert "refs/heads/bottle/s/x" not in host_refs(repo)

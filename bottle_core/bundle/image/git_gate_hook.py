@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .git_gate import ZERO, load_config, scrubber, upstream_env, upstream_url
@@ -80,18 +81,33 @@ def received_bytes() -> int:
     return sum(path.stat().st_size for path in Path(quarantine).rglob("*") if path.is_file())
 
 
+def ref_refusal(ref: str, old: str, new: str, remote: Mapping, checked: set[str],
+                ancestor: Callable[[str, str], bool] = is_ancestor) -> tuple[str, str] | None:
+    """The first of the remote's ref rules an update of ``ref`` from ``old`` to ``new`` breaks, as (rule, message).
+
+    ``checked`` is the set of branches checked out in the host repository (and
+    its worktrees): empty for a bare one. The gate applies these rules to a
+    push, and the way home from a cluster applies them again on the host.
+    """
+    if not any(fnmatch.fnmatchcase(ref, pattern) for pattern in remote["push_allow"]):
+        return "push.allow", f"{ref} may not be pushed: only {', '.join(remote['push_allow'])}"
+    if any(fnmatch.fnmatchcase(ref, pattern) for pattern in remote["protected"]):
+        if new == ZERO:
+            return "push.protected", f"{ref} is protected: it may not be deleted"
+        if old != ZERO and not ancestor(old, new):
+            return "push.protected", f"{ref} is protected: it may not be force-updated"
+    if ref in checked:
+        return "checked-out-branch", (f"{ref} is checked out in the host repository: it is never updated from a "
+                                      "bottle; push to another branch")
+    return None
+
+
 def refusal(updates: list[tuple[str, str, str]], remote: dict, upstream: Path | None) -> tuple[str, str] | None:
     """The first rule a push breaks, as (rule, message); None when it keeps them all."""
+    checked = checked_out(upstream) if upstream is not None and not remote["bare"] else set()
     for old, new, ref in updates:
-        if not any(fnmatch.fnmatchcase(ref, pattern) for pattern in remote["push_allow"]):
-            return "push.allow", f"{ref} may not be pushed: only {', '.join(remote['push_allow'])}"
-        if any(fnmatch.fnmatchcase(ref, pattern) for pattern in remote["protected"]):
-            if new == ZERO:
-                return "push.protected", f"{ref} is protected: it may not be deleted"
-            if old != ZERO and not is_ancestor(old, new):
-                return "push.protected", f"{ref} is protected: it may not be force-updated"
-        if upstream is not None and not remote["bare"] and ref in checked_out(upstream):
-            return "checked-out-branch", f"{ref} is checked out in the host repository: push to another branch"
+        if found := ref_refusal(ref, old, new, remote, checked):
+            return found
     size, limit = received_bytes(), int(remote["max_bytes"])
     if size > limit:
         return "push.max_size", f"the push is {size / 2**20:.1f} MiB, over the limit of {limit / 2**20:.1f} MiB"

@@ -85,7 +85,18 @@ class Finding:
         return f"{what} in the {self.where}"
 
 
-# --- host rules ------------------------------------------------------------------------------------
+# --- spans ----------------------------------------------------------------------------------------
+
+
+def merged_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` (start, end) sorted, with those that overlap or touch joined into one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 # --- decoding: every form a value can take ----------------------------------------------------------
@@ -693,13 +704,7 @@ class CatalogueRule:
                     return [(0, len(lowered))]
                 windows.append((max(0, position - WINDOW_BEFORE), position + WINDOW_AFTER))
                 position = lowered.find(keyword, position + 1)
-        merged: list[tuple[int, int]] = []
-        for start, end in sorted(windows):
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-            else:
-                merged.append((start, end))
-        return merged
+        return merged_spans(windows)
 
     def _allowed(self, secret: str, match: re.Match) -> bool:
         if not secret or filler(secret) or (self.entropy and entropy(secret) <= self.entropy):

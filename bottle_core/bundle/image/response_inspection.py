@@ -36,7 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
-from .inspection import ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, texty
+from .inspection import (ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, merged_spans,
+                         texty)
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 
@@ -573,13 +574,7 @@ def _search(name: str, regex: re.Pattern, view: str) -> bool:
             boundary = max(view.rfind(c, 0, start + 1) for c in "\n.!?:;") if start else 0
             windows.append((max(boundary, 0), position + len(hint) + after))
             position = view.find(hint, position + 1)
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(windows):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return any(regex.search(view, start, end) for start, end in merged)
+    return any(regex.search(view, start, end) for start, end in merged_spans(windows))
 
 
 # --- instructions, span by span ----------------------------------------------------------------------

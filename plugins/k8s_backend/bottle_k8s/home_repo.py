@@ -14,14 +14,13 @@ HEAD, FETCH_HEAD, config or hook, and none of its hooks run.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bottle_core.bundle.image.git_gate_hook import checked_out
+from bottle_core.bundle.image.git_gate_hook import checked_out, ref_refusal
 from bottle_core.errors import BottleRuntimeError, UsageError
 
 ZERO = "0" * 40
@@ -137,15 +136,8 @@ def refusal(ref: str, old: str, new: str, current: str, remote: Mapping, checked
     """
     if not valid_ref(ref):
         return "ref-name", f"{ref!r} is not a ref name under refs/: nothing outside refs is ever written"
-    if not any(fnmatch.fnmatchcase(ref, pattern) for pattern in remote["push_allow"]):
-        return "push.allow", f"{ref} may not be pushed: only {', '.join(remote['push_allow'])}"
-    if any(fnmatch.fnmatchcase(ref, pattern) for pattern in remote["protected"]):
-        if new == ZERO:
-            return "push.protected", f"{ref} is protected: it may not be deleted"
-        if old != ZERO and not ancestor(old, new):
-            return "push.protected", f"{ref} is protected: it may not be force-updated"
-    if not remote.get("bare", True) and ref in checked:
-        return "checked-out-branch", f"{ref} is checked out in the host repository: it is never updated from here"
+    if found := ref_refusal(ref, old, new, remote, checked if not remote.get("bare", True) else set(), ancestor):
+        return found
     if current != old and not (current != ZERO and new != ZERO and ancestor(current, new)):
         host = current[:12] if current != ZERO else "deleted"
         return "moved-on-host", (f"{ref} moved on the host since the bottle started (now {host}): not overwritten"
