@@ -6,8 +6,8 @@ modules that read no configuration are imported first, then the claim is awaited
 """
 
 from bottle_core.bundle.image import (  # noqa: F401 - what reads no configuration, imported while pooled
-    egress_policy, egress_stage, error_pages, hosts, inspection, model_tools, pooled, response_inspection,
-    response_stream, websockets)
+    egress_policy, egress_stage, error_pages, hosts, inspection, model_tools, pooled, readiness,
+    response_inspection, response_stream, websockets)
 from mitmproxy import connection, ctx, http, tcp  # noqa: F401,E402
 from mitmproxy.proxy import commands, events, layer, layers  # noqa: F401,E402
 
@@ -15,4 +15,5 @@ pooled.wait_in_proxy()  # a pooled bundle: nothing below reads the configuration
 
 from bottle_core.bundle.image import egress_preflight, proxy_addon  # noqa: E402
 
-addons = [*proxy_addon.addons, *egress_preflight.addons]
+# Last: says the proxy is ready once every addon before it runs (the policy in force) and it listens.
+addons = [*proxy_addon.addons, *egress_preflight.addons, readiness.Ready()]
