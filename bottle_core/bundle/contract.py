@@ -24,7 +24,9 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 * its CA certificate appears at :data:`CA_CERT` before the proxy accepts, so
   the agent can learn to trust it meanwhile; the private key never leaves;
 * every line it prints on stdout goes to :class:`bottle_core.bundle.logs.LogSink`,
-  which files the structured records by kind in the bottle's state dir.
+  which files the structured records by kind in the bottle's state dir;
+* on SIGTERM it prints :data:`STOPPED_LINE` first, then stops: what it printed
+  before is all there is to file, so a backend may stop reading there.
 
 A backend that keeps a warm pool (docs/pool.md) starts a bundle given only
 :func:`pooled_files` (its configuration and :data:`POOLED`; no secret): it
@@ -45,6 +47,8 @@ from ..plan import Plan
 from .image.daemons import bottle_side_ports
 
 READY_LINE = b"bottle-bundle: ready"
+#: Printed first on SIGTERM: the end of what there is to file.
+STOPPED_LINE = b"bottle-bundle: stopped"
 #: A pooled bundle's: its CA made and its proxy started, waiting for a run's configuration.
 POOLED_LINE = b"bottle-bundle: pooled"
 #: Present in a bundle started for a warm pool (from :func:`pooled_files`).

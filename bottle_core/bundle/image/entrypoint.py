@@ -111,6 +111,8 @@ def make_ca(confdir: Path) -> None:
 
 
 READY_LINE = "bottle-bundle: ready"
+#: Said first when told to stop (SIGTERM): whoever files the output may stop reading there.
+STOPPED_LINE = "bottle-bundle: stopped"
 TCP_LISTEN = "0A"  # a socket's state in /proc/net/tcp
 #: A bound, not a budget: a bundle starts in a second or two, but many bundles starting at once on a
 #: small host share its cores (sixteen at once on two cores take about a minute).
@@ -271,22 +273,30 @@ def announce_ready(running: list[Daemon], timeout: float = READY_TIMEOUT) -> boo
 
 def stop_all(running: list[Daemon]) -> None:
     """Stop the daemons this process may signal (one of another user ends with the bundle)."""
+    signalled = []
     for daemon in running:
         daemon.release(go=False)
         if daemon.process and daemon.process.poll() is None:
             try:
                 daemon.process.terminate()
+                signalled.append(daemon)
             except PermissionError:
                 pass  # another user's daemon (no CAP_KILL here): it ends with the bundle
-    for daemon in running:
-        if daemon.process:
-            try:
-                daemon.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                try:
-                    daemon.process.kill()
-                except PermissionError:
-                    pass
+    for daemon in signalled:
+        try:
+            daemon.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+
+
+def stop_on_term(running: list[Daemon]) -> None:
+    """On SIGTERM: say :data:`STOPPED_LINE` (in one write: never inside another print), then stop."""
+    def stop(*_) -> None:
+        os.write(sys.stdout.fileno(), f"{STOPPED_LINE}\n".encode())
+        stop_all(running)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def read_config() -> dict:
@@ -300,7 +310,7 @@ def start_ahead(config: dict) -> list[Daemon]:
     ahead = [d for d, row in zip(daemons(config), daemon_table.running(config)) if row.ahead]
     for daemon in ahead:
         daemon.start(ahead=True)
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(ahead), sys.exit(0)))
+    stop_on_term(ahead)
     watched = {d.pipe: d.name for d in ahead}
     pooled.await_waiting(watched, READY_TIMEOUT)
     pooled.wait_for_claim(wake, watched)
@@ -345,7 +355,7 @@ def main() -> None:
             daemon.start()
     for daemon in kept.values():
         daemon.release(go=True)
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(running), sys.exit(0)))
+    stop_on_term(running)
     threading.Thread(target=announce_ready, args=(running,), daemon=True).start()
     pid, status = os.wait()  # the first daemon to end ends the bundle
     name = next((d.name for d in running if d.process and d.process.pid == pid), f"pid {pid}")
