@@ -42,8 +42,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import BottleRuntimeError, UsageError
-from .plan import UNCLAIMED, Plan
+
+if TYPE_CHECKING:  # the Plan (pydantic) is imported where a claim needs it; `bottle pool ls` needs none
+    from .plan import Plan
 
 READY, CLAIMED, RETIRED = "ready", "claimed", "retired"
 CONFIG_FILE, STATUS_FILE, LOG_FILE, DRAIN_FILE = "pool.json", "status.json", "keeper.log", "drain"
@@ -168,6 +172,8 @@ def claim(plan: Plan) -> Claim | None:
     :func:`settled`. When every fitting bottle was taken by another run (or
     retired) meanwhile, says so on stderr and returns None: the run starts cold.
     """
+    from .plan import UNCLAIMED, Plan
+
     folder = directory(plan.manifest, plan.agent, plan.backend)
     ready = folder / READY
     if not ready.is_dir() or not keeper_alive(folder):

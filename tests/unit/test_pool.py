@@ -12,7 +12,7 @@ import pytest
 
 from bottle_core import hookimpl, pool, reaper, session
 from bottle_core.errors import UsageError
-from bottle_core.plan import FINISHED
+from bottle_core.plan import FINISHED, UNCLAIMED
 
 from .test_reaper import run_main
 from bottle_core.testing import FakeBackend, FakeBottle
@@ -33,7 +33,7 @@ def offer(pooled, *, keeper: int | None = None):
     pool.write_json(folder / pool.STATUS_FILE, {"pid": keeper or os.getpid()})
     pool.write_json(folder / pool.READY / f"{pooled.slug}.json",
                     {"key": pool.launch_key(pooled), "plan": pooled.model_dump(mode="json")})
-    Path(pooled.state_dir, pool.UNCLAIMED).touch()
+    Path(pooled.state_dir, UNCLAIMED).touch()
     return folder
 
 
@@ -52,7 +52,7 @@ def test_a_run_claims_a_fitting_pooled_bottle_once(plan_factory):
     assert claim.own is run and os.path.exists(run.state_dir)
     pool.settled(claim)
     assert not os.path.exists(run.state_dir)
-    assert not os.path.exists(os.path.join(used.state_dir, pool.UNCLAIMED))
+    assert not os.path.exists(os.path.join(used.state_dir, UNCLAIMED))
     assert pool.ready_slugs(folder) == []
     # Never reused: the next run finds nothing to claim.
     assert pool.claim(plan_factory()) is None
