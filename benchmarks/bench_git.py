@@ -127,7 +127,7 @@ def main() -> None:
             stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}",
                                     bottle.bundle_id], capture_output=True, text=True).stdout.strip()
             gate_rss = bottle.exec_bundle(["sh", "-c", "for p in /proc/[0-9]*; do if tr '\\0' ' ' < $p/cmdline "
-                                                       "| grep -q 'readiness git_gate $'; then "
+                                                       "| grep -q 'image.git_gate $'; then "
                                                        "grep VmRSS $p/status; fi; done"]).text()
 
     d, g = statistics.median(direct), statistics.median(through)

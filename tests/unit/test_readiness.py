@@ -1,7 +1,7 @@
 """The bundle's daemons say when they listen, wait for a claim's go, and end unread without it: no engine.
 
 The daemon here is the scripted model server (a real daemon of the bundle) on a loopback port, run as the
-entry point runs each Python daemon (``python -m bottle_core.bundle.image.readiness MODULE ...``).
+entry point runs each Python daemon (``python -m bottle_core.bundle.image.readiness bottle_core.bundle.image.MODULE ...``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def model_daemon(tmp_path):
     script = tmp_path / "script.json"
     script.write_text("[]")
     port = free_port()
-    argv = [sys.executable, "-m", "bottle_core.bundle.image.readiness", "model_server", "--script", str(script),
+    argv = [sys.executable, "-m", "bottle_core.bundle.image.readiness",
+            "bottle_core.bundle.image.model_server", "--script", str(script),
             "--listen", "127.0.0.1", "--port", str(port)]
     daemon = entrypoint.Daemon("model-script", argv, ("127.0.0.1", port))
     yield daemon
@@ -109,7 +110,8 @@ def test_without_pipes_a_daemon_neither_says_nor_waits(tmp_path):
     script.write_text("[]")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in (readiness.READY_FD, readiness.GO_FD)}
-    process = subprocess.Popen([sys.executable, "-m", "bottle_core.bundle.image.readiness", "model_server",
+    process = subprocess.Popen([sys.executable, "-m", "bottle_core.bundle.image.readiness",
+            "bottle_core.bundle.image.model_server",
                                 "--script", str(script), "--listen", "127.0.0.1", "--port", str(port)],
                                env=env, stderr=subprocess.PIPE)
     try:

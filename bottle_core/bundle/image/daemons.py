@@ -39,8 +39,9 @@ def module(name: str) -> list[str]:
 
 
 def served(name: str) -> list[str]:
-    """A Python daemon of this package, run so that it says when it listens (see ``readiness``)."""
-    return [*module("readiness"), name]
+    """A Python daemon of this package, run so that it says when it listens (see ``readiness``); its full
+    module name in the command line says to ``ps`` which daemon it is."""
+    return [*module("readiness"), f"{__package__}.{name}"]
 
 
 def _always(config: Config) -> bool:

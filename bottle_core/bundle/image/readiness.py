@@ -12,9 +12,10 @@ or the bundle stops). A daemon whose parent gave no pipes (run by hand, or a
 test) neither says nor waits anything.
 
 A Python daemon of the bundle is run by this module
-(``python -m bottle_core.bundle.image.readiness MODULE [ARGS]``): its module
+(``python -m bottle_core.bundle.image.readiness bottle_core.bundle.image.MODULE [ARGS]``): its module
 is imported first (the slow part of its start: ``http.server`` and the
-rest), then, in a pooled bundle, the claim is awaited, then its ``main()`` runs and says :data:`READY` as soon as its TCP server listens.
+rest), then, in a pooled bundle, the claim is awaited, then its ``main()``
+runs and says :data:`READY` as soon as its TCP server listens.
 The proxy (mitmdump, not started here) says it from its addons instead.
 """
 
@@ -81,7 +82,9 @@ def _say_ready_on_listen() -> None:
 def main(argv: list[str]) -> int:
     """Run the daemon module ``argv[0]`` of this package (its ``main()``, with ``argv[1:]`` as its arguments)."""
     name, *args = argv
-    module = importlib.import_module(f"{__package__}.{name}")  # its imports now: they read no configuration
+    if not name.startswith(f"{__package__}."):
+        raise SystemExit(f"readiness: {name} is not a daemon of {__package__}")
+    module = importlib.import_module(name)  # its imports now: they read no configuration
     wait_for_go()
     _say_ready_on_listen()
     sys.argv = [module.__name__, *args]
