@@ -146,9 +146,10 @@ class Daemon:
     def start(self, *, ahead: bool = False) -> None:
         """Start it as its user, with its readiness pipe (and, ``ahead`` of a claim, its go pipe)."""
         env, passed = dict(os.environ), []
-        self.pipe, ready_write = os.pipe()
-        env[readiness.READY_FD] = str(ready_write)
-        passed.append(ready_write)
+        if self.says_ready or ahead:  # one that cannot say (squid) gets no pipe: closing it would read as its end
+            self.pipe, ready_write = os.pipe()
+            env[readiness.READY_FD] = str(ready_write)
+            passed.append(ready_write)
         if ahead:
             go_read, self.go = os.pipe()
             env[readiness.GO_FD] = str(go_read)
@@ -250,12 +251,13 @@ def announce_ready(running: list[Daemon], timeout: float = READY_TIMEOUT) -> boo
     deadline = time.monotonic() + timeout
     waiting = list(running)
     ended = False
-    while waiting and not ended and time.monotonic() < deadline:
+    while waiting and not ended and not any(d.ended() for d in waiting) and time.monotonic() < deadline:
         looked = [d for d in waiting if not d.says_ready or readiness.READY in d.said]
         waiting = [d for d in waiting if d not in looked or not d.ready()]
         if not waiting:
             break
-        pipes = {d.pipe: d for d in waiting if d.pipe is not None and readiness.READY not in d.said}
+        pipes = {d.pipe: d for d in waiting
+                 if d.says_ready and d.pipe is not None and readiness.READY not in d.said}
         look_again = any(not d.says_ready or readiness.READY in d.said for d in waiting)
         pause = LOOK if look_again else max(0.0, deadline - time.monotonic())
         for fd in select.select(list(pipes), [], [], pause)[0]:
