@@ -164,6 +164,8 @@ class Daemon:
             try:
                 if go:
                     os.write(self.go, readiness.GO)
+            except BrokenPipeError:
+                pass  # it ended meanwhile: its exit ends the bundle, reported as any daemon's
             finally:
                 os.close(self.go)
                 self.go = None
@@ -337,7 +339,12 @@ def take_over(ahead: list[Daemon], before: dict, after: dict) -> dict[str, Daemo
             kept[daemon.name] = daemon
         else:
             daemon.release(go=False)
-            daemon.process.wait()  # ends on its own, unread; reaped here so it does not end the bundle
+            try:  # it ends on its own, unread; reaped here so that it does not end the bundle
+                daemon.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                print(f"bottle-bundle: {daemon.name}, not wanted by the claim, did not end; stopping",
+                      file=sys.stderr, flush=True)
+                sys.exit(1)
     return kept
 
 
@@ -351,12 +358,12 @@ def main() -> None:
         claimed = read_config()  # the claiming run's
         kept, config = take_over(ahead, config, claimed), claimed
     running = [kept.get(d.name, d) for d in daemons(config)]
+    for daemon in kept.values():  # the slow ones first: they read the run's configuration meanwhile
+        daemon.release(go=True)
     prepare_egress_stage(config)
     for daemon in running:
         if daemon.process is None:
             daemon.start()
-    for daemon in kept.values():
-        daemon.release(go=True)
     stop_on_term(running)
     threading.Thread(target=announce_ready, args=(running,), daemon=True).start()
     pid, status = os.wait()  # the first daemon to end ends the bundle
