@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from bottle_core.bundle import contract
 from bottle_core.bundle.image.pooled import CLAIM_SIGNAL
-from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
 from bottle_core.pool import PooledBottleGone, filter_holds
 from bottle_core.sandbox import Launch
