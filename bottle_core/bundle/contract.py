@@ -30,10 +30,14 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 
 A backend that keeps a warm pool (docs/pool.md) starts a bundle given only
 :func:`pooled_files` (its configuration and :data:`POOLED`; no secret): it
-makes its CA, starts its proxy, which waits, and prints :data:`POOLED_LINE`.
-When a run claims it, the backend places that run's :func:`bundle_files`
-and then :data:`CLAIMED` (one tar stream, that file last); the bundle reads
-its configuration again, starts the rest and prints :data:`READY_LINE` as above.
+makes its CA, starts its slow daemons (the proxy, the git gate, the
+supervisor), which wait before they read anything, and prints
+:data:`POOLED_LINE`. When a run claims it, the backend places that run's
+:func:`bundle_files` and then :data:`CLAIMED` (one tar stream, that file
+last), then sends it ``SIGUSR1`` (``image.pooled.CLAIM_SIGNAL``; without
+it the bundle finds the file within a second); the bundle reads its
+configuration again, lets the waiting daemons go, starts the rest and
+prints :data:`READY_LINE` as above.
 """
 
 from __future__ import annotations
