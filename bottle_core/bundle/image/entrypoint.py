@@ -277,20 +277,22 @@ def announce_ready(running: list[Daemon], timeout: float = READY_TIMEOUT) -> boo
 
 def stop_all(running: list[Daemon]) -> None:
     """Stop the daemons this process may signal (one of another user ends with the bundle)."""
-    signalled = []
     for daemon in running:
         daemon.release(go=False)
         if daemon.process and daemon.process.poll() is None:
             try:
                 daemon.process.terminate()
-                signalled.append(daemon)
             except PermissionError:
                 pass  # another user's daemon (no CAP_KILL here): it ends with the bundle
-    for daemon in signalled:
-        try:
-            daemon.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            daemon.process.kill()
+    for daemon in running:
+        if daemon.process:
+            try:
+                daemon.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                try:
+                    daemon.process.kill()
+                except PermissionError:
+                    pass
 
 
 def stop_on_term(running: list[Daemon]) -> None:
