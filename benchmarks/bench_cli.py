@@ -12,6 +12,7 @@ figures (it measures, it does not judge); ``--check`` makes a miss exit 1.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def main() -> int:
         parser.error("--runs must be between 1 and 1000")
 
     script = bottle_script()
+    print(f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'command':<18} {'runs':>4} {'median':>9} {'p90':>9} {'min':>9} {'target':>9}")
     over = []
     for command, target in COMMANDS:

@@ -9,9 +9,12 @@ same repository:
     repository (timed inside the agent, so the engine's exec overhead is left out).
 
 Prints the medians, the ratio and the target (under 1.5x direct + 0.3 s),
-plus the bundle's memory with the gate idle.
+plus the bundle's memory with the gate idle, and the mean of a small request
+to the gate (``git ls-remote origin`` in the agent, ``--requests`` times in a
+row, timed inside the agent): what a stall per response (a delayed ACK met by
+Nagle's algorithm, ~40 ms) would show in.
 
-    python benchmarks/bench_git.py [-n 5] [--mb 10]
+    python benchmarks/bench_git.py [-n 5] [--mb 10] [--requests 20]
 """
 
 from __future__ import annotations
@@ -73,10 +76,21 @@ def gate_push(bottle, mb: int) -> float:
     return end - start
 
 
+def gate_requests(bottle, count: int) -> float:
+    """Mean seconds of one ``git ls-remote`` of the gate remote, ``count`` in a row inside the agent."""
+    url = f"http://{bottle.plan.network.bundle_ip}:{bottle.plan.git_gate.port}/up.git"
+    script = (f"s=$(date +%s.%N); for i in $(seq {count}); do git ls-remote -q {url} >/dev/null || exit 1; done;"
+              " e=$(date +%s.%N); echo \"$s $e\"")
+    out = bottle.check(["sh", "-c", script], workdir="/tmp")
+    start, end = map(float, out.text().split()[-2:])
+    return (end - start) / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=5)
     parser.add_argument("--mb", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=20, help="small requests to the gate, in a row")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-git-") as tmp:
         root = Path(tmp)
@@ -105,13 +119,15 @@ def main() -> None:
         plan = session.prepare(plugins, BottleSpec(manifest=manifest, agent="bench", copy_cwd=False, cwd=manifest_dir))
         through = []
         with session.running(plugins, plan) as bottle:
+            gate_requests(bottle, 2)  # warm: the gate's first fetch from the upstream
+            small = gate_requests(bottle, args.requests)
             for _ in range(args.n):
                 git(bare, "update-ref", "-d", "refs/heads/bottle/gate")
                 through.append(gate_push(bottle, args.mb))
             stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}",
                                     bottle.bundle_id], capture_output=True, text=True).stdout.strip()
             gate_rss = bottle.exec_bundle(["sh", "-c", "for p in /proc/[0-9]*; do if tr '\\0' ' ' < $p/cmdline "
-                                                       "| grep -q 'git_gate.py $'; then "
+                                                       "| grep -q 'image.git_gate $'; then "
                                                        "grep VmRSS $p/status; fi; done"]).text()
 
     d, g = statistics.median(direct), statistics.median(through)
@@ -120,6 +136,7 @@ def main() -> None:
     print(f"  direct git push on the host   {d:6.3f} s")
     print(f"  through the git gate          {g:6.3f} s   ({g / d:.2f}x direct, +{g - d:.3f} s)")
     print(f"  target (1.5x direct + 0.3 s)  {target:6.3f} s   {'met' if g < target else 'NOT met'}")
+    print(f"  git ls-remote through the gate, mean of {args.requests} in a row: {small * 1000:.1f} ms")
     print(f"bundle memory after the pushes: {stats}")
     if gate_rss.split():
         print(f"git gate server resident set: {int(gate_rss.split()[1]) / 1024:.1f} MiB")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,6 +55,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="another bottle executable to measure alongside, interleaved")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     folder = Path(tempfile.mkdtemp(prefix="bottle-bench-"))
     manifest_path = folder / "bottle.json"
     manifest_path.write_text(json.dumps(SEED))
@@ -106,7 +108,8 @@ def main() -> None:
             together[label].append(timed(at_once))
 
     launch, plain = statistics.median(launch_times), statistics.median(docker_times)
-    print(f"images: agent {images['agent']}, bundle {images['bundle']}; {args.n} runs each")
+    print(f"images: agent {images['agent']}, bundle {images['bundle']}; {args.n} runs each; "
+          f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(f"launch -> first exec          median {launch:6.3f} s   (target < 1.5 s)   {launch / plain:4.1f}x docker run")
     print(f"docker run --rm {base} true   median {plain:6.3f} s")
     for label in reversed(list(bottles)):

@@ -2,10 +2,13 @@
 
 Each measurement is the whole command as a user runs it (CLI start, plan,
 launch or claim, provisioning, the command, teardown). Runs interleave the
-three kinds, so a busy moment of the machine weighs on all of them alike;
-before each pooled run the pool's keeper has refilled (not timed).
+kinds, so a busy moment of the machine weighs on all of them alike; before
+each pooled run the pool's keeper has refilled (not timed). With
+``--baseline PATH`` (another checkout's ``bottle`` executable) its pooled and
+cold runs are measured too, interleaved with this checkout's, each
+installation with a pool of its own (its own manifest file).
 
-    python benchmarks/bench_pool.py [-n 7]
+    python benchmarks/bench_pool.py [-n 7] [--baseline OTHER/.venv/bin/bottle]
 """
 
 from __future__ import annotations
@@ -33,14 +36,14 @@ def timed(argv: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def pool_ready(manifest: Path) -> int:
-    rows = json.loads(subprocess.run([BOTTLE, "pool", "ls", "--json"], capture_output=True, check=True).stdout)
+def pool_ready(bottle: str, manifest: Path) -> int:
+    rows = json.loads(subprocess.run([bottle, "pool", "ls", "--json"], capture_output=True, check=True).stdout)
     return sum(row["ready"] for row in rows if row["agent"] == "demo" and row["manifest"] == str(manifest))
 
 
-def wait_for_refill(manifest: Path, timeout: float = 300) -> None:
+def wait_for_refill(bottle: str, manifest: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
-    while pool_ready(manifest) < 1:
+    while pool_ready(bottle, manifest) < 1:
         if time.monotonic() > deadline:
             raise SystemExit("the pool did not refill within the timeout")
         time.sleep(0.2)
@@ -49,33 +52,49 @@ def wait_for_refill(manifest: Path, timeout: float = 300) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=7, help="runs of each measurement")
+    parser.add_argument("--baseline", help="another bottle executable to measure alongside, interleaved")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bottle-bench-pool-"))
-    manifest = folder / "bottle.json"
-    manifest.write_text(json.dumps(SEED))
+    bottles = {"this checkout": BOTTLE, **({"baseline": args.baseline} if args.baseline else {})}
+    manifests = {}
+    for index, label in enumerate(bottles):
+        manifests[label] = folder / f"bottle-{index}.json"
+        manifests[label].write_text(json.dumps(SEED))
     os.environ.pop("ANTHROPIC_API_KEY", None)
-    subprocess.run([BOTTLE, "image", "build"], check=True, stdout=subprocess.DEVNULL)
+    for label, bottle in bottles.items():
+        subprocess.run([bottle, "image", "build"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["docker", "run", "--rm", BASE, "true"], check=True)  # warm the engine's caches, untimed
-    subprocess.run([BOTTLE, "pool", "fill", "-m", str(manifest), "demo"], check=True, cwd=folder)
-    pooled, cold, plain = [], [], []
+    pooled: dict[str, list[float]] = {label: [] for label in bottles}
+    cold: dict[str, list[float]] = {label: [] for label in bottles}
+    plain: list[float] = []
     try:
+        for label, bottle in bottles.items():
+            subprocess.run([bottle, "pool", "fill", "-m", str(manifests[label]), "demo"], check=True, cwd=folder)
         for _ in range(args.n):
-            wait_for_refill(manifest)
-            pooled.append(timed([BOTTLE, "exec", "-m", str(manifest), "demo", "--", "true"], folder))
-            wait_for_refill(manifest)  # the refill's launch must not weigh on the cold run
-            cold.append(timed([BOTTLE, "exec", "-m", str(manifest), "cold", "--", "true"], folder))
+            for label, bottle in bottles.items():
+                for other, other_bottle in bottles.items():  # no refill under way while timing
+                    wait_for_refill(other_bottle, manifests[other])
+                pooled[label].append(timed([bottle, "exec", "-m", str(manifests[label]), "demo", "--", "true"], folder))
+            for label, bottle in bottles.items():
+                for other, other_bottle in bottles.items():
+                    wait_for_refill(other_bottle, manifests[other])
+                cold[label].append(timed([bottle, "exec", "-m", str(manifests[label]), "cold", "--", "true"], folder))
             plain.append(timed(["docker", "run", "--rm", BASE, "true"], folder))
     finally:
-        subprocess.run([BOTTLE, "pool", "drain", "-m", str(manifest)], check=False, stdout=subprocess.DEVNULL)
+        for label, bottle in bottles.items():
+            subprocess.run([bottle, "pool", "drain", "-m", str(manifests[label])], check=False,
+                           stdout=subprocess.DEVNULL)
         shutil.rmtree(folder, ignore_errors=True)
 
     base = statistics.median(plain)
-    print(f"{args.n} runs each, medians (min-max)")
-    for name, times in (("bottle exec AGENT -- true, warm pool", pooled), ("bottle exec AGENT -- true, cold", cold),
-                        (f"docker run --rm {BASE} true", plain)):
+    print(f"{args.n} runs each, medians (min-max); load average at the end: {os.getloadavg()[0]:.1f}")
+    rows = [(f"docker run --rm {BASE} true", plain)]
+    for label in bottles:
+        rows += [(f"{label}: bottle exec, warm pool", pooled[label]), (f"{label}: bottle exec, cold", cold[label])]
+    for name, times in rows:
         median = statistics.median(times)
-        print(f"{name:44s} {median:6.2f} s  ({min(times):.2f}-{max(times):.2f})  {median / base:4.1f}x docker run")
+        print(f"{name:48s} {median:6.2f} s  ({min(times):.2f}-{max(times):.2f})  {median / base:4.1f}x docker run")
 
 
 if __name__ == "__main__":

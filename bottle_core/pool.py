@@ -18,6 +18,13 @@ claude state, git, skills, prompt, supervision settings) is provisioned as on
 a cold launch. The keeper sees the file gone, lets go of the bottle and
 launches another.
 
+A claim can come to nothing: another run renamed the entry first, or the
+bottle is gone by the time the backend looks (its keeper died and its reaper
+removed it, someone removed its containers). The backend's launch then raises
+:class:`PooledBottleGone`; either way the run starts cold, with a one-line
+note, its own staged Plan still whole (:attr:`Claim.own`: it is discarded
+only once the claimed bottle is the run's, :func:`settled`).
+
 What a pooled bottle fixes at launch (images, limits, the agent's
 environment, the host folders given to the bundle, the proxy's ports) is its
 :func:`launch_key`; a run whose key differs starts cold.
@@ -35,8 +42,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .errors import BottleRuntimeError, UsageError
-from .plan import UNCLAIMED, Plan
+
+if TYPE_CHECKING:  # the Plan (pydantic) is imported where a claim needs it; `bottle pool ls` needs none
+    from .plan import Plan
 
 READY, CLAIMED, RETIRED = "ready", "claimed", "retired"
 CONFIG_FILE, STATUS_FILE, LOG_FILE, DRAIN_FILE = "pool.json", "status.json", "keeper.log", "drain"
@@ -103,9 +114,15 @@ def filter_holds(pooled: Plan, run: Plan) -> bool:
     """Whether the packet filter set from ``pooled``'s configuration serves ``run`` as it is.
 
     Only when the two configurations are the same but for the networks and
-    host addresses the egress stage refuses (the engine's networks come and
-    go between the pool's launch and the run), and everything the run refuses
-    the pooled filter refuses too. Anything else: set it again for the run.
+    host addresses the egress stage refuses (the engine's networks and their
+    gateways come and go between the pool's launch and the run), and
+    everything the run refuses the pooled filter refuses too. The filter
+    refuses the host addresses first, lets the opted-in ranges through, then
+    refuses the refused networks: so a run's refused network is held by a
+    pooled refused network or host address around it, and a run's host
+    address (refused even when opted in) by a pooled host address, or by a
+    pooled refused network when no opted-in range reaches it. Anything else:
+    set it again for the run.
     """
     from ipaddress import ip_network
 
@@ -116,33 +133,52 @@ def filter_holds(pooled: Plan, run: Plan) -> bool:
     if {**before, "egress": {k: v for k, v in before["egress"].items() if k not in lists}} != \
             {**after, "egress": {k: v for k, v in after["egress"].items() if k not in lists}}:
         return False
-    for name in lists:
-        held = [ip_network(n, strict=False) for n in before["egress"][name]]
-        for wanted in map(lambda n: ip_network(n, strict=False), after["egress"][name]):
-            if not any(wanted.version == n.version and wanted.subnet_of(n) for n in held):
-                return False
-    return True
+
+    def networks(values) -> list:
+        return [ip_network(value, strict=False) for value in values]
+
+    def within(wanted, held) -> bool:
+        return any(wanted.version == n.version and wanted.subnet_of(n) for n in held)
+
+    hosts, refused = networks(before["egress"]["host_addresses"]), networks(before["egress"]["refused_networks"])
+    opted = networks(after["egress"].get("allow_private", []))
+    if not all(within(wanted, hosts + refused) for wanted in networks(after["egress"]["refused_networks"])):
+        return False
+    return all(within(wanted, hosts) or (within(wanted, refused) and not any(
+        wanted.version == n.version and wanted.overlaps(n) for n in opted))
+        for wanted in networks(after["egress"]["host_addresses"]))
+
+
+class PooledBottleGone(BottleRuntimeError):
+    """Raised by a backend's ``claim_pooled`` launch when the bottle claimed is no longer there to take over."""
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A pooled bottle taken for one run: the run's Plan fitted to it, and the Plan it was launched with."""
+    """A pooled bottle taken for one run: the run's Plan fitted to it, the Plan it was launched with, and the
+    run's own staged Plan (what starts cold should the bottle be gone)."""
 
     plan: Plan
     pooled: Plan
+    own: Plan
 
 
 def claim(plan: Plan) -> Claim | None:
     """Take a ready pooled bottle that fits ``plan`` (same agent, manifest and backend, and the same
     :func:`launch_key` once fitted to it), if any.
 
-    The run's staged state (its prompt copy) moves into the pooled bottle's
-    state dir, where its Plan is saved; the run's own state dir goes.
+    The run's staged prompt is copied into the pooled bottle's state dir,
+    where its Plan is saved; the run's own state dir stays until
+    :func:`settled`. When every fitting bottle was taken by another run (or
+    retired) meanwhile, says so on stderr and returns None: the run starts cold.
     """
+    from .plan import UNCLAIMED, Plan
+
     folder = directory(plan.manifest, plan.agent, plan.backend)
     ready = folder / READY
     if not ready.is_dir() or not keeper_alive(folder):
         return None
+    lost = None
     for entry_file in sorted(ready.glob("*.json")):
         try:
             entry = json.loads(entry_file.read_text(encoding="utf-8"))
@@ -155,16 +191,25 @@ def claim(plan: Plan) -> Claim | None:
         try:
             os.rename(entry_file, folder / CLAIMED / entry_file.name)
         except OSError:
-            continue  # another run took it, or the keeper retired it
+            lost = pooled.slug  # another run took it, or the keeper retired it
+            continue
         if plan.prompt_file and run.prompt_file:
-            os.replace(plan.prompt_file, run.prompt_file)
+            import shutil
+
+            shutil.copyfile(plan.prompt_file, run.prompt_file)
         run.save()
         (Path(run.state_dir) / UNCLAIMED).unlink(missing_ok=True)
-        import shutil
-
-        shutil.rmtree(plan.state_dir, ignore_errors=True)
-        return Claim(run, pooled)
+        return Claim(run, pooled, plan)
+    if lost is not None:
+        print(f"bottle: pooled bottle {lost} was taken by another run; starting cold", file=sys.stderr)
     return None
+
+
+def settled(claim: Claim) -> None:
+    """The claimed bottle is the run's now: the run's own staged state dir goes."""
+    import shutil
+
+    shutil.rmtree(claim.own.state_dir, ignore_errors=True)
 
 
 # -- the pool's folder: what `pool fill`, `ls` and `drain` read and write --------------------------------

@@ -245,7 +245,7 @@ def launcher(folder: Path) -> Callable[[], Held]:
     changed the folder the bottles are for)."""
     from . import reaper, session
     from .manifest import Manifest
-    from .plan import mark_ended
+    from .plan import UNCLAIMED, mark_ended
     from .spec import BottleSpec
 
     def launch_one() -> Held:
@@ -255,7 +255,7 @@ def launcher(folder: Path) -> Callable[[], Held]:
         plugins = session.plugins_for(spec, config["backend"])
         pool.require_pooling(plugins)
         plan = session.prepare(plugins, spec)
-        (Path(plan.state_dir) / pool.UNCLAIMED).touch()
+        (Path(plan.state_dir) / UNCLAIMED).touch()
         switch = reaper.start(plan.backend, plan.slug, plan.state_dir)
         launch = plugins.call_first("launch_pooled", plan=plan)
         try:

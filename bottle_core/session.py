@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import reaper
@@ -52,38 +52,57 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
 
     A reaper watches this process meanwhile: should it die without its teardown, the bottle goes anyway.
     """
+    with _launched(plugins, plan) as (bottle, done):
+        launched = bottle.plan  # the plan given, or a new one the backend saved (see the launch hookspec)
+        # The workspace first, so every provision hook sees it (provision_git adds its remotes).
+        # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
+        # need no network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the
+        # caller get a bottle whose way out is up.
+        if launched.copy_cwd:  # streamed in on its own: a workspace can be large
+            copy_workspace(launched, bottle)
+        # The hooks' contributions applied in one round, where the backend's bottle allows it.
+        provisioning = ProvisionRound(bottle) if bottle.provision_in_one_round else bottle
+        for hook in PROVISION_ORDER:
+            if hook not in done:
+                plugins.call_each(hook, plan=launched, bottle=provisioning)
+        provisioning.ready()
+        yield bottle
+
+
+@contextmanager
+def _launched(plugins: Plugins, plan: Plan) -> Iterator[tuple[Bottle, tuple[str, ...]]]:
+    """The bottle up, and the provision hooks already done in it: a claimed pooled one, else a cold one.
+
+    A claimed bottle found gone starts the run cold, with a one-line note (see ``pool.PooledBottleGone``).
+    """
     from . import pool
 
     claim = pool.claim(plan)
     if claim is not None:
-        plan = claim.plan
+        switch = reaper.start(plan.backend, claim.plan.slug, claim.plan.state_dir)
+        try:
+            reaper.hand_over(claim.plan.state_dir)  # this run owns the pooled bottle now, its keeper no longer
+            launch = plugins.call_first("claim_pooled", plan=claim.plan, pooled=claim.pooled)
+            try:
+                bottle = launch.__enter__()  # a start that fails has torn down what it found already
+            except pool.PooledBottleGone as gone:
+                print(f"bottle: {gone.message}; starting cold", file=sys.stderr)
+            else:
+                with ExitStack() as stack:
+                    stack.push(launch)
+                    pool.settled(claim)
+                    yield bottle, ("provision_ca",)  # the pooled bottle trusts its bundle's CA already
+                return
+        finally:
+            mark_ended(claim.plan.state_dir)  # its plan and logs stay for `bottle logs` until `bottle gc`
+            switch.release()  # the teardown above ran: nothing left for the reaper
     switch = reaper.start(plan.backend, plan.slug, plan.state_dir)
     try:
-        if claim is not None:
-            reaper.hand_over(plan.state_dir)  # this run owns the pooled bottle now, its keeper no longer
-            launch = plugins.call_first("claim_pooled", plan=plan, pooled=claim.pooled)
-            done = ("provision_ca",)  # the pooled bottle trusts its bundle's CA already
-        else:
-            launch = plugins.call_first("launch", plan=plan)
-            done = ()
-        with launch as bottle:
-            launched = bottle.plan  # the plan given, or a new one the backend saved (see the launch hookspec)
-            # The workspace first, so every provision hook sees it (provision_git adds its remotes).
-            # The copy and bottle's own and the backend's provisioning overlap the bundle's start-up (they
-            # need no network); third-party hooks (after bottle.ready(), see plugins.ReadyBarrier) and the
-            # caller get a bottle whose way out is up.
-            if launched.copy_cwd:  # streamed in on its own: a workspace can be large
-                copy_workspace(launched, bottle)
-            # The hooks' contributions applied in one round, where the backend's bottle allows it.
-            provisioning = ProvisionRound(bottle) if bottle.provision_in_one_round else bottle
-            for hook in PROVISION_ORDER:
-                if hook not in done:
-                    plugins.call_each(hook, plan=launched, bottle=provisioning)
-            provisioning.ready()
-            yield bottle
+        with plugins.call_first("launch", plan=plan) as bottle:
+            yield bottle, ()
     finally:
-        mark_ended(plan.state_dir)  # its plan and logs stay for `bottle logs` until `bottle gc` ages them out
-        switch.release()  # the teardown above ran: nothing left for the reaper
+        mark_ended(plan.state_dir)
+        switch.release()
 
 
 def discard_state(plan: Plan) -> None:

@@ -24,14 +24,20 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 * its CA certificate appears at :data:`CA_CERT` before the proxy accepts, so
   the agent can learn to trust it meanwhile; the private key never leaves;
 * every line it prints on stdout goes to :class:`bottle_core.bundle.logs.LogSink`,
-  which files the structured records by kind in the bottle's state dir.
+  which files the structured records by kind in the bottle's state dir;
+* on SIGTERM it prints :data:`STOPPED_LINE` first, then stops: what it printed
+  before is all there is to file, so a backend may stop reading there.
 
 A backend that keeps a warm pool (docs/pool.md) starts a bundle given only
 :func:`pooled_files` (its configuration and :data:`POOLED`; no secret): it
-makes its CA, starts its proxy, which waits, and prints :data:`POOLED_LINE`.
-When a run claims it, the backend places that run's :func:`bundle_files`
-and then :data:`CLAIMED` (one tar stream, that file last); the bundle reads
-its configuration again, starts the rest and prints :data:`READY_LINE` as above.
+makes its CA, starts its slow daemons (the proxy, the git gate, the
+supervisor), which wait before they read anything, and prints
+:data:`POOLED_LINE`. When a run claims it, the backend places that run's
+:func:`bundle_files` and then :data:`CLAIMED` (one tar stream, that file
+last), then sends it ``SIGUSR1`` (``image.pooled.CLAIM_SIGNAL``; without
+it the bundle finds the file within a second); the bundle reads its
+configuration again, lets the waiting daemons go, starts the rest and
+prints :data:`READY_LINE` as above.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from ..plan import Plan
 from .image.daemons import bottle_side_ports
 
 READY_LINE = b"bottle-bundle: ready"
+#: Printed first on SIGTERM: the end of what there is to file.
+STOPPED_LINE = b"bottle-bundle: stopped"
 #: A pooled bundle's: its CA made and its proxy started, waiting for a run's configuration.
 POOLED_LINE = b"bottle-bundle: pooled"
 #: Present in a bundle started for a warm pool (from :func:`pooled_files`).

@@ -125,7 +125,8 @@ def test_no_real_secret_in_a_pooled_bottle_before_its_claim(manifest, drained):
 def test_a_claimed_bottle_is_never_reused_and_the_keeper_refills(manifest, drained):
     (first,) = fill(manifest, "warm")
     run = ["exec", "-m", str(manifest), "warm", "--", "touch", "/workspace/mark"]
-    assert bottle_cli(*run, cwd=manifest.parent).returncode == 0
+    out = bottle_cli(*run, cwd=manifest.parent)
+    assert out.returncode == 0 and b"starting cold" not in out.stderr, out.stderr
     assert was_claimed(first) and gone(first)
     wait_until(lambda: len(ready_slugs(manifest, "warm")) == 1, "the keeper refilled the pool")
     (second,) = ready_slugs(manifest, "warm")
@@ -134,3 +135,17 @@ def test_a_claimed_bottle_is_never_reused_and_the_keeper_refills(manifest, drain
                        cwd=manifest.parent)
     assert check.returncode == 0 and check.stdout.strip() == b"fresh", check.stderr
     assert was_claimed(second)
+
+
+def test_a_pooled_bottle_found_gone_starts_the_run_cold_with_a_note(manifest, drained):
+    import subprocess
+
+    (slug,) = fill(manifest, "warm")
+    # Its agent goes behind the keeper's back (removed by hand, or the engine lost it): the entry still says ready.
+    subprocess.run(["docker", "rm", "-f", f"bottle-{slug}-agent"], check=True, capture_output=True)
+    out = bottle_cli("exec", "-m", str(manifest), "warm", "--", "sh", "-c", "printenv TOKEN", cwd=manifest.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(b"bottle-placeholder-") and REAL.encode() not in out.stdout
+    notes = [line for line in out.stderr.decode().splitlines() if "starting cold" in line]
+    assert notes == [f"bottle: pooled bottle {slug} is gone (no running agent); starting cold"], out.stderr
+    assert was_claimed(slug) and gone(slug), "what was left of the pooled bottle is removed"

@@ -38,6 +38,12 @@ def module(name: str) -> list[str]:
     return [sys.executable or "python3", "-m", f"{__package__}.{name}"]
 
 
+def served(name: str) -> list[str]:
+    """A Python daemon of this package, run so that it says when it listens (see ``readiness``); its full
+    module name in the command line says to ``ps`` which daemon it is."""
+    return [*module("readiness"), f"{__package__}.{name}"]
+
+
 def _always(config: Config) -> bool:
     return True
 
@@ -65,6 +71,10 @@ class Daemon:
     connects_out: bool = False
     #: Ready only once this file exists too.
     ready_file: Path | None = None
+    #: Says when it listens (``readiness``); one that does not is looked for in the kernel's socket table.
+    says_ready: bool = True
+    #: In a pooled bundle, started before the claim (it reads nothing of the run's until the claim's go).
+    ahead: bool = False
 
 
 def _gate_user(config: Config) -> str | tuple[int, int]:
@@ -85,7 +95,7 @@ def _gate_reaches(config: Config) -> list[Address]:
 
 def _model_script_argv(config: Config) -> list[str]:
     scripted = config["scripted_model"]
-    return [*module("model_server"), "--script", scripted["script"], "--listen", "127.0.0.1",
+    return [*served("model_server"), "--script", scripted["script"], "--listen", "127.0.0.1",
             "--port", str(scripted["port"])]
 
 
@@ -93,16 +103,16 @@ TABLE: tuple[Daemon, ...] = (
     Daemon("egress", user=lambda c: EGRESS_USER,
            argv=lambda c: egress_stage.argv(SQUID_CONF),
            address=lambda c: ("127.0.0.1", int(c["egress"]["port"])),
-           reaches=_egress_reaches, connects_out=True),
+           reaches=_egress_reaches, connects_out=True, says_ready=False),
     Daemon("proxy", user=lambda c: PROXY_USER, argv=lambda c: [*module("entrypoint"), "proxy"],
            address=lambda c: (c["proxy"]["listen_host"], int(c["proxy"]["port"])), bottle_side=True,
-           reaches=lambda c: [("127.0.0.1", int(c["egress"]["port"]))], ready_file=POLICY_LOADED),
-    Daemon("git gate", user=_gate_user, argv=lambda c: module("git_gate"),
+           reaches=lambda c: [("127.0.0.1", int(c["egress"]["port"]))], ready_file=POLICY_LOADED, ahead=True),
+    Daemon("git gate", user=_gate_user, argv=lambda c: served("git_gate"),
            address=lambda c: (c["proxy"]["listen_host"], int(c["git_gate"]["port"])), bottle_side=True,
-           reaches=_gate_reaches),
-    Daemon("supervisor", user=lambda c: PROXY_USER, argv=lambda c: module("supervisor"),
+           reaches=_gate_reaches, ahead=True),
+    Daemon("supervisor", user=lambda c: PROXY_USER, argv=lambda c: served("supervisor"),
            address=lambda c: (c["supervise"]["listen_host"], int(c["supervise"]["port"])), bottle_side=True,
-           enabled=lambda c: (c.get("supervise") or {}).get("mode", "off") != "off"),
+           enabled=lambda c: (c.get("supervise") or {}).get("mode", "off") != "off", ahead=True),
     Daemon("model-script", user=lambda c: PROXY_USER, argv=_model_script_argv,
            address=lambda c: ("127.0.0.1", int(c["scripted_model"]["port"])),
            enabled=lambda c: bool(c.get("scripted_model"))),

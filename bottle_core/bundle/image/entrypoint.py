@@ -12,9 +12,13 @@ keeps only what it needs for that, when it starts as root: the proxy runs as
 ``bundle``, the egress stage as ``egress``, the gate as the owner of the host
 repositories it pushes to, so nothing on the host changes owner or mode, or
 as ``gate`` when it has none).
-They start in parallel, ``bottle-bundle: ready`` is printed once on stdout
-when every one listens on its address, and when any of them exits the others are stopped and
-the bundle exits non-zero, so the bottle fails visibly instead of limping on.
+They start in parallel, each telling the entry point on a pipe of its own when it
+listens (``readiness.py``; squid, which cannot, is looked for in the kernel's
+socket table), ``bottle-bundle: ready`` is printed once on stdout when every
+one listens on its address, and when any of them exits the others are stopped
+and the bundle exits non-zero, so the bottle fails visibly instead of limping
+on. A bundle started for a warm pool starts its slow daemons ahead of the
+claim, waiting for it (``pooled.py``).
 
 The daemons: the proxy, in upstream mode: every server connection it opens
 goes through the egress stage, which resolves the name and refuses private
@@ -37,6 +41,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -48,12 +53,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from . import daemons as daemon_table, egress_stage, pooled
+from . import daemons as daemon_table, egress_stage, pooled, readiness
 from .accounts import account, uids
 from .daemons import EGRESS_DIR, POLICY_LOADED, SQUID_CONF
 
@@ -76,6 +76,12 @@ def make_ca(confdir: Path) -> None:
     """A fresh CA for this bottle, in the files mitmproxy loads (key and certificate, and certificate alone)."""
     if (confdir / "mitmproxy-ca.pem").exists():
         return
+    # Imported here: the proxy alone makes the CA, and the entry point starts faster without them.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bottle bundle CA"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bottle")])
@@ -105,10 +111,14 @@ def make_ca(confdir: Path) -> None:
 
 
 READY_LINE = "bottle-bundle: ready"
+#: Said first when told to stop (SIGTERM): whoever files the output may stop reading there.
+STOPPED_LINE = "bottle-bundle: stopped"
 TCP_LISTEN = "0A"  # a socket's state in /proc/net/tcp
 #: A bound, not a budget: a bundle starts in a second or two, but many bundles starting at once on a
 #: small host share its cores (sixteen at once on two cores take about a minute).
 READY_TIMEOUT = 150.0
+#: How often a daemon that does not say when it listens (squid) is looked for in the socket table.
+LOOK = 0.02
 
 
 @dataclass
@@ -121,6 +131,10 @@ class Daemon:
     user: tuple[int, int] | None = None
     process: subprocess.Popen | None = None
     ready_file: Path | None = None  # when set, the daemon is ready only once this file exists too
+    says_ready: bool = True  # it writes readiness.READY on its pipe once it listens
+    said: bytes = b""  # what it said on its pipe so far
+    pipe: int | None = None  # the read end of its readiness pipe
+    go: int | None = None  # the write end of its go pipe, when started ahead of a claim
 
     def ready(self) -> bool:
         return listening(self.address) and (self.ready_file is None or self.ready_file.exists())
@@ -129,13 +143,40 @@ class Daemon:
         """Whether it exited before it was ready (no point waiting for it then)."""
         return self.process is not None and self.process.poll() is not None
 
+    def start(self, *, ahead: bool = False) -> None:
+        """Start it as its user, with its readiness pipe (and, ``ahead`` of a claim, its go pipe)."""
+        env, passed = dict(os.environ), []
+        if self.says_ready or ahead:  # one that cannot say (squid) gets no pipe: closing it would read as its end
+            self.pipe, ready_write = os.pipe()
+            env[readiness.READY_FD] = str(ready_write)
+            passed.append(ready_write)
+        if ahead:
+            go_read, self.go = os.pipe()
+            env[readiness.GO_FD] = str(go_read)
+            passed.append(go_read)
+        self.process = subprocess.Popen(as_user(self.argv, self.user), env=env, pass_fds=passed)
+        for fd in passed:  # its copies alone: a pipe closes when the daemon ends
+            os.close(fd)
+
+    def release(self, go: bool) -> None:
+        """Started ahead: let it read the run's configuration and serve (``go``), or end unread."""
+        if self.go is not None:
+            try:
+                if go:
+                    os.write(self.go, readiness.GO)
+            except BrokenPipeError:
+                pass  # it ended meanwhile: its exit ends the bundle, reported as any daemon's
+            finally:
+                os.close(self.go)
+                self.go = None
+
 
 def daemons(config: dict) -> list[Daemon]:
     """The daemons this bundle runs (the rows of :data:`daemons.TABLE` it enables), each as its own user."""
     rows = daemon_table.running(config)
     uids(config, rows)  # two daemons of different users never share a uid
     return [Daemon(row.name, row.argv(config), row.address(config), account(row.user(config)),
-                   ready_file=row.ready_file) for row in rows]
+                   ready_file=row.ready_file, says_ready=row.says_ready) for row in rows]
 
 
 def prepare_egress_stage(config: dict) -> None:
@@ -201,25 +242,43 @@ def listening(address: tuple[str, int], tables: tuple[str, ...] = ("/proc/net/tc
     return False
 
 
-def announce_ready(running: list[Daemon]) -> None:
-    """Print the ready line once every daemon listens; never claim readiness that was not seen."""
-    deadline = time.monotonic() + READY_TIMEOUT
+def announce_ready(running: list[Daemon], timeout: float = READY_TIMEOUT) -> bool:
+    """Print the ready line once every daemon listens; never claim readiness that was not seen.
+
+    A daemon that says when it listens is waited for on its pipe (and then
+    checked once in the socket table); one that does not (squid) is looked
+    for there every :data:`LOOK` seconds. A pipe that closes is a daemon
+    ended: no point waiting then.
+    """
+    deadline = time.monotonic() + timeout
     waiting = list(running)
-    while waiting and time.monotonic() < deadline and not any(d.ended() for d in waiting):
-        waiting = [d for d in waiting if not d.ready()]
-        if waiting:
-            time.sleep(0.02)
+    ended = False
+    while waiting and not ended and not any(d.ended() for d in waiting) and time.monotonic() < deadline:
+        looked = [d for d in waiting if not d.says_ready or readiness.READY in d.said]
+        waiting = [d for d in waiting if d not in looked or not d.ready()]
+        if not waiting:
+            break
+        pipes = {d.pipe: d for d in waiting
+                 if d.says_ready and d.pipe is not None and readiness.READY not in d.said}
+        look_again = any(not d.says_ready or readiness.READY in d.said for d in waiting)
+        pause = LOOK if look_again else max(0.0, deadline - time.monotonic())
+        for fd in select.select(list(pipes), [], [], pause)[0]:
+            said = os.read(fd, 64)
+            pipes[fd].said += said
+            ended = ended or not said
     if waiting:
         names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}"
                           + (f" (exited {d.process.returncode})" if d.ended() else "") for d in waiting)
         print(f"bottle-bundle: never listened: {names}", file=sys.stderr, flush=True)
-        return
+        return False
     print(READY_LINE, flush=True)
+    return True
 
 
 def stop_all(running: list[Daemon]) -> None:
     """Stop the daemons this process may signal (one of another user ends with the bundle)."""
     for daemon in running:
+        daemon.release(go=False)
         if daemon.process and daemon.process.poll() is None:
             try:
                 daemon.process.terminate()
@@ -236,34 +295,78 @@ def stop_all(running: list[Daemon]) -> None:
                     pass
 
 
+def stop_on_term(running: list[Daemon]) -> None:
+    """On SIGTERM: say :data:`STOPPED_LINE` (in one write: never inside another print), then stop."""
+    def stop(*_) -> None:
+        os.write(sys.stdout.fileno(), f"{STOPPED_LINE}\n".encode())
+        stop_all(running)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def read_config() -> dict:
     return json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
 
 
-def start_pooled(config: dict) -> dict[str, subprocess.Popen]:
-    """A pooled bundle (see pooled.py): the proxy now; back once a run has claimed it, its configuration in place."""
-    (proxy,) = [d for d in daemons(config) if d.name == "proxy"]
-    process = subprocess.Popen(as_user(proxy.argv, proxy.user))
-    pooled.wait_for_claim(process)
-    if pooled.proxy_inputs(read_config()) != pooled.proxy_inputs(config):
-        print("bottle-bundle: the claim changed the proxy's address, ports or upstream CA; stopping",
-              file=sys.stderr, flush=True)
-        sys.exit(1)
-    return {"proxy": process}
+def start_ahead(config: dict) -> list[Daemon]:
+    """A pooled bundle (see pooled.py): start the daemons marked ``ahead``, each waiting for its go; say
+    ``pooled`` once all wait; return them once a run has claimed the bottle and its configuration is in place."""
+    wake = pooled.listen_for_claim()
+    ahead = [d for d, row in zip(daemons(config), daemon_table.running(config)) if row.ahead]
+    for daemon in ahead:
+        daemon.start(ahead=True)
+    stop_on_term(ahead)
+    watched = {d.pipe: d.name for d in ahead}
+    pooled.await_waiting(watched, READY_TIMEOUT)
+    pooled.wait_for_claim(wake, watched)
+    return ahead
+
+
+def take_over(ahead: list[Daemon], before: dict, after: dict) -> dict[str, Daemon]:
+    """The daemons started ahead (from the pooled configuration ``before``) that serve the claiming run's
+    (``after``) as they are: same command line and user, still run; the others end unread. A proxy that does
+    not fit stops the bundle: its inputs are fixed at launch."""
+    wanted = {d.name: d for d in daemons(after)}
+    kept = {}
+    for daemon in ahead:
+        fits = daemon.name in wanted and (wanted[daemon.name].argv, wanted[daemon.name].user) == \
+            (daemon.argv, daemon.user)
+        if daemon.name == "proxy" and not (fits and pooled.proxy_inputs(after) == pooled.proxy_inputs(before)):
+            print("bottle-bundle: the claim changed the proxy's address, ports or upstream CA; stopping",
+                  file=sys.stderr, flush=True)
+            stop_all(ahead)
+            sys.exit(1)
+        if fits:
+            kept[daemon.name] = daemon
+        else:
+            daemon.release(go=False)
+            try:  # it ends on its own, unread; reaped here so that it does not end the bundle
+                daemon.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                print(f"bottle-bundle: {daemon.name}, not wanted by the claim, did not end; stopping",
+                      file=sys.stderr, flush=True)
+                sys.exit(1)
+    return kept
 
 
 def main() -> None:
     config = read_config()
     if sys.argv[1:] == ["proxy"]:
         return run_proxy(config)
-    started = start_pooled(config) if pooled.is_pooled() else {}
-    if started:
-        config = read_config()  # the claiming run's
-    running = daemons(config)
+    kept: dict[str, Daemon] = {}
+    if pooled.is_pooled():
+        ahead = start_ahead(config)
+        claimed = read_config()  # the claiming run's
+        kept, config = take_over(ahead, config, claimed), claimed
+    running = [kept.get(d.name, d) for d in daemons(config)]
+    for daemon in kept.values():  # the slow ones first: they read the run's configuration meanwhile
+        daemon.release(go=True)
     prepare_egress_stage(config)
     for daemon in running:
-        daemon.process = started.get(daemon.name) or subprocess.Popen(as_user(daemon.argv, daemon.user))
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(running), sys.exit(0)))
+        if daemon.process is None:
+            daemon.start()
+    stop_on_term(running)
     threading.Thread(target=announce_ready, args=(running,), daemon=True).start()
     pid, status = os.wait()  # the first daemon to end ends the bundle
     name = next((d.name for d in running if d.process and d.process.pid == pid), f"pid {pid}")

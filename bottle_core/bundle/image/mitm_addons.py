@@ -9,7 +9,7 @@ pieces (``large_reads``), and an event goes only to the addons that handle it (`
 
 from bottle_core.bundle.image import (  # noqa: F401 - what reads no configuration, imported while pooled
     egress_policy, egress_stage, error_pages, hook_dispatch, hosts, inspection, large_reads, model_tools, pooled,
-    response_inspection, response_stream, websockets)
+    readiness, response_inspection, response_stream, websockets)
 from mitmproxy import connection, ctx, http, tcp  # noqa: F401,E402
 from mitmproxy.proxy import commands, events, layer, layers  # noqa: F401,E402
 
@@ -19,4 +19,5 @@ pooled.wait_in_proxy()  # a pooled bundle: nothing below reads the configuration
 
 from bottle_core.bundle.image import egress_preflight, proxy_addon  # noqa: E402
 
-addons = [*proxy_addon.addons, *egress_preflight.addons]
+# Last: says the proxy is ready once every addon before it runs (the policy in force) and it listens.
+addons = [*proxy_addon.addons, *egress_preflight.addons, readiness.Ready()]

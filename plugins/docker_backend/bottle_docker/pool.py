@@ -12,9 +12,9 @@ in the state dir, and on exit the whole bottle goes, never to be used again.
 from __future__ import annotations
 
 from bottle_core.bundle import contract
-from bottle_core.errors import BottleRuntimeError
+from bottle_core.bundle.image.pooled import CLAIM_SIGNAL
 from bottle_core.plan import Plan
-from bottle_core.pool import filter_holds
+from bottle_core.pool import PooledBottleGone, filter_holds
 from bottle_core.sandbox import Launch
 from bottle_core.signals import deferred
 
@@ -22,7 +22,7 @@ from . import bundle as container, labels
 from .container import DockerBottle
 from .launch import DockerLaunch
 from .oneshot import run_one_shot
-from .removal import remove_labelled, remove_resources
+from .removal import remove_detached, remove_resources
 from .sidecar import ContainerBundle, client as engine_client
 
 
@@ -50,29 +50,46 @@ class PooledLaunch(DockerLaunch):
 
 
 class ClaimedLaunch(Launch):
-    """One run's use of a pooled bottle: enter gives it the run's configuration, exit removes the bottle."""
+    """One run's use of a pooled bottle: enter gives it the run's configuration, exit removes the bottle.
+
+    A bottle no longer there (its agent or bundle not running, or removed while being claimed) raises
+    :class:`~bottle_core.pool.PooledBottleGone`, and what is left of it is removed: the run starts cold.
+    """
 
     def __init__(self, plan: Plan, pooled: Plan):
         super().__init__(plan)
         self.pooled = pooled
         self.client = engine_client()
         self.bundle: ContainerBundle | None = None
+        self.containers: list[str] = []  # every container of the bottle, running or not: removed on exit
+        self.remover = None
 
-    def _find(self, role: str) -> dict:
-        found = self.client.api.containers(filters={"label": [f"{labels.SLUG}={self.plan.slug}",
-                                                              f"{labels.ROLE}={role}"]})
-        if not found:
-            raise BottleRuntimeError(f"pooled bottle {self.plan.slug} has no running {role}")
-        return found[0]
+    def _find(self) -> dict[str, dict]:
+        """The bottle's running containers by role, in one engine call; every container of it is noted."""
+        found = self.client.api.containers(all=True, filters={"label": f"{labels.SLUG}={self.plan.slug}"})
+        self.containers = [c["Id"] for c in found]
+        running = {(c.get("Labels") or {}).get(labels.ROLE): c for c in found if c.get("State") == "running"}
+        missing = [role for role in ("agent", "bundle") if role not in running]
+        if missing:
+            raise PooledBottleGone(f"pooled bottle {self.plan.slug} is gone (no running {' or '.join(missing)})")
+        return running
 
     def start(self) -> None:
+        from docker.errors import NotFound
+
         plan = self.plan
         secrets = contract.secret_table(plan)  # before the bottle is touched: a missing secret fails here
-        agent, bundle = self._find("agent"), self._find("bundle")
+        running = self._find()
+        agent, bundle = running["agent"], running["bundle"]
         self.bundle = ContainerBundle(self.client, bundle["Id"], plan.slug)
-        if not filter_holds(self.pooled, plan):
-            self._set_filter(bundle["Id"])
-        self.client.api.put_archive(bundle["Id"], "/", container.files_tar(contract.claim_files(plan, secrets)))
+        try:
+            if not filter_holds(self.pooled, plan):
+                self._set_filter(bundle["Id"])
+            self.client.api.put_archive(bundle["Id"], "/", container.files_tar(contract.claim_files(plan, secrets)))
+            # The claim's signal: the bundle's entry point starts serving the run now (pooled.py).
+            self.client.api.kill(bundle["Id"], signal=CLAIM_SIGNAL)
+        except NotFound:
+            raise PooledBottleGone(f"pooled bottle {plan.slug} is gone (removed while being claimed)") from None
         self.bundle.file_logs(plan.state_dir)
         self.bottle = DockerBottle(plan, self.client, agent_id=agent["Id"], bundle=self.bundle)
 
@@ -87,8 +104,9 @@ class ClaimedLaunch(Launch):
             remove_resources(self.client, made, [])
 
     def teardown(self) -> None:
+        """File the bundle's last lines, then have the whole bottle removed by a process of its own (as a cold
+        launch's teardown does), so the run has its exit status at once."""
         with deferred():
             if self.bundle is not None:
                 self.bundle.finish_logs()
-            remove_labelled(self.client, self.plan.slug)
-
+            self.remover = remove_detached(self.client, self.plan.slug, self.containers, [self.plan.network.name])

@@ -81,13 +81,22 @@ class ContainerBundle(Bundle):
         return exec_in(self.client, self.container_id, list(argv), user=user, env=None, workdir="/", stdin=None)
 
     def output(self) -> Iterable[bytes]:
-        return self.client.api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True)
+        """Its output, up to the line it says when told to stop (``contract.STOPPED_LINE``) or its end."""
+        seen = b""
+        for chunk in self.client.api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True):
+            seen = seen[-len(contract.STOPPED_LINE):] + chunk
+            if contract.STOPPED_LINE in seen:
+                yield chunk[: max(0, chunk.find(contract.STOPPED_LINE))]
+                return
+            yield chunk
 
     def stop(self) -> None:
+        """Tell it to stop (SIGTERM), without waiting for the engine to see it gone: it says it stops first,
+        which ends :meth:`output`; the launch's removal kills what is left."""
         from docker.errors import APIError
 
         try:
-            self.client.api.kill(self.container_id)
+            self.client.api.kill(self.container_id, signal="SIGTERM")
         except APIError:
             pass  # already stopped
 

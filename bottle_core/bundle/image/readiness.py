@@ -1,0 +1,95 @@
+"""How a daemon tells the bundle's entry point that it waits or serves, and how it is told to go: two pipes.
+
+The entry point gives each daemon it starts the write end of a pipe of its
+own (its number in :data:`READY_FD`): the daemon writes :data:`WAITING` once
+it waits for a run's claim (a pooled bundle) and :data:`READY` once it
+accepts connections; its end closes the pipe, which the entry point reads as
+the daemon gone. A daemon started ahead of a claim also gets the read end of
+another pipe (:data:`GO_FD`): it blocks reading it until the entry point
+writes :data:`GO` (a run has claimed the bottle and its files are in place),
+and ends at once when the pipe closes unwritten (the claim did not want it,
+or the bundle stops). A daemon whose parent gave no pipes (run by hand, or a
+test) neither says nor waits anything.
+
+A Python daemon of the bundle is run by this module
+(``python -m bottle_core.bundle.image.readiness bottle_core.bundle.image.MODULE [ARGS]``): its module
+is imported first (the slow part of its start: ``http.server`` and the
+rest), then, in a pooled bundle, the claim is awaited, then its ``main()``
+runs and says :data:`READY` as soon as its TCP server listens.
+The proxy (mitmdump, not started here) says it from its addons instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import sys
+
+READY_FD, GO_FD = "BOTTLE_READY_FD", "BOTTLE_GO_FD"
+WAITING, READY, GO = b"w", b"r", b"g"
+
+
+def tell(what: bytes) -> None:
+    """Say ``what`` to the entry point, if it listens."""
+    fd = os.environ.get(READY_FD)
+    if fd:
+        try:
+            os.write(int(fd), what)
+        except OSError:
+            pass  # the entry point is gone: the bundle is ending anyway
+
+
+def wait_for_go() -> None:
+    """In a daemon started ahead of a claim: say it waits, then wait for the go (or end when it never comes)."""
+    fd = os.environ.pop(GO_FD, None)
+    if not fd:
+        return
+    tell(WAITING)
+    try:
+        word = os.read(int(fd), 1)
+    except InterruptedError:
+        word = b""
+    os.close(int(fd))
+    if word != GO:
+        os._exit(0)  # not wanted by the run (or the bundle stops): nothing was read, nothing to undo
+
+
+class Ready:
+    """A mitmproxy addon, last of the proxy's: says :data:`READY` once every addon runs and the proxy listens."""
+
+    def running(self) -> None:
+        tell(READY)
+
+
+def _say_ready_on_listen() -> None:
+    """Say :data:`READY` when the daemon's first TCP server starts listening (a Unix socket it opens does not
+    count: the supervisor's control socket comes before its hook server)."""
+    import socketserver
+
+    activate = socketserver.TCPServer.server_activate
+    said = []
+
+    def server_activate(self) -> None:
+        activate(self)
+        if not said and self.address_family in (socket.AF_INET, socket.AF_INET6):
+            said.append(True)
+            tell(READY)
+
+    socketserver.TCPServer.server_activate = server_activate  # type: ignore[method-assign]
+
+
+def main(argv: list[str]) -> int:
+    """Run the daemon module ``argv[0]`` of this package (its ``main()``, with ``argv[1:]`` as its arguments)."""
+    name, *args = argv
+    if not name.startswith(f"{__package__}."):
+        raise SystemExit(f"readiness: {name} is not a daemon of {__package__}")
+    module = importlib.import_module(name)  # its imports now: they read no configuration
+    wait_for_go()
+    _say_ready_on_listen()
+    sys.argv = [module.__name__, *args]
+    return module.main() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

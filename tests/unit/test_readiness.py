@@ -1,0 +1,122 @@
+"""The bundle's daemons say when they listen, wait for a claim's go, and end unread without it: no engine.
+
+The daemon here is the scripted model server (a real daemon of the bundle) on a loopback port, run as the
+entry point runs each Python daemon (``python -m bottle_core.bundle.image.readiness bottle_core.bundle.image.MODULE ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from bottle_core.bundle.image import entrypoint, readiness
+
+BOUND = 60.0  # a bound on each wait, not a budget
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def model_daemon(tmp_path):
+    """A Daemon of the entry point: the model server, on a free loopback port."""
+    script = tmp_path / "script.json"
+    script.write_text("[]")
+    port = free_port()
+    argv = [sys.executable, "-m", "bottle_core.bundle.image.readiness",
+            "bottle_core.bundle.image.model_server", "--script", str(script),
+            "--listen", "127.0.0.1", "--port", str(port)]
+    daemon = entrypoint.Daemon("model-script", argv, ("127.0.0.1", port))
+    yield daemon
+    if daemon.process and daemon.process.poll() is None:
+        daemon.process.kill()
+        daemon.process.wait()
+    daemon.release(go=False)
+
+
+def said(fd: int) -> bytes:
+    """The next words on a readiness pipe (empty: it closed), within the bound."""
+    assert select.select([fd], [], [], BOUND)[0], "the daemon said nothing"
+    return os.read(fd, 64)
+
+
+def answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_a_daemon_says_when_it_listens_and_the_entry_point_announces_ready(model_daemon, capsys):
+    model_daemon.start()
+    assert entrypoint.announce_ready([model_daemon], timeout=BOUND)
+    assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
+    assert answers(model_daemon.address[1])
+
+
+def test_a_daemon_started_ahead_waits_for_its_go_before_it_reads_or_listens(model_daemon, capsys):
+    model_daemon.start(ahead=True)
+    assert said(model_daemon.pipe) == readiness.WAITING
+    assert not answers(model_daemon.address[1]), "waiting: nothing listens before the go"
+    model_daemon.release(go=True)
+    assert entrypoint.announce_ready([model_daemon], timeout=BOUND)
+    assert answers(model_daemon.address[1])
+
+
+def test_a_daemon_whose_go_never_comes_ends_unread(model_daemon):
+    model_daemon.start(ahead=True)
+    assert said(model_daemon.pipe) == readiness.WAITING
+    model_daemon.release(go=False)
+    assert model_daemon.process.wait(timeout=BOUND) == 0
+    assert said(model_daemon.pipe) == b"", "its pipe closes: the entry point sees it gone"
+    assert not answers(model_daemon.address[1])
+
+
+def test_a_daemon_that_ends_before_it_listens_is_reported_not_waited_out(capsys):
+    daemon = entrypoint.Daemon("broken", [sys.executable, "-c", "raise SystemExit(3)"], ("127.0.0.1", free_port()))
+    daemon.start()
+    assert not entrypoint.announce_ready([daemon], timeout=BOUND)
+    daemon.process.wait(timeout=BOUND)
+    captured = capsys.readouterr()
+    assert entrypoint.READY_LINE not in captured.out
+    assert "never listened: broken on 127.0.0.1" in captured.err
+
+
+def test_a_daemon_that_cannot_say_is_looked_for_in_the_socket_table(capsys):
+    port = free_port()
+    server = [sys.executable, "-c", "import socket,time; s=socket.socket(); "
+              f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"]
+    daemon = entrypoint.Daemon("quiet", server, ("127.0.0.1", port), says_ready=False)
+    daemon.start()
+    try:
+        assert entrypoint.announce_ready([daemon], timeout=BOUND)
+    finally:
+        daemon.process.kill()
+        daemon.process.wait()
+
+
+def test_without_pipes_a_daemon_neither_says_nor_waits(tmp_path):
+    """Run by hand (no entry point): the daemon serves at once."""
+    script = tmp_path / "script.json"
+    script.write_text("[]")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in (readiness.READY_FD, readiness.GO_FD)}
+    process = subprocess.Popen([sys.executable, "-m", "bottle_core.bundle.image.readiness",
+            "bottle_core.bundle.image.model_server",
+                                "--script", str(script), "--listen", "127.0.0.1", "--port", str(port)],
+                               env=env, stderr=subprocess.PIPE)
+    try:
+        assert b"model server listening" in process.stderr.readline()
+        assert answers(port)
+    finally:
+        process.kill()
+        process.wait()
