@@ -428,12 +428,22 @@ def start(request) -> str:
     """How the bottle starts: launched for the test (cold), or claimed from a warm pool filled for it (pooled).
 
     A claimed pooled bottle must behave exactly as a cold one: the tests that take this fixture prove it.
+    Only the docker backend keeps a warm pool, so the pooled start is paired with docker alone
+    (:func:`pytest_collection_modifyitems`).
     """
-    chosen = next((request.getfixturevalue(name) for name in ("backend", "seat") if name in request.fixturenames),
-                  "docker")
-    if request.param == "pooled" and chosen != "docker":
-        pytest.skip("only the docker backend keeps a warm pool")
     return request.param
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Leave out the pairs that do not exist: a pooled start on a backend that keeps no pool."""
+    kept, dropped = [], []
+    for item in items:
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        backend = params.get("backend", params.get("seat", "docker"))
+        (dropped if params.get("start") == "pooled" and backend != "docker" else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture
