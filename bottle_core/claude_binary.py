@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from . import settings
+from .atomic import atomic_write
 from .errors import BottleRuntimeError
 
 PACKAGES = {"x86_64": "@anthropic-ai/claude-code-linux-x64", "amd64": "@anthropic-ai/claude-code-linux-x64",
@@ -118,10 +119,8 @@ def digest(path: Path) -> str:
             h.update(block)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        staged = memo.with_suffix(f".{os.getpid()}.tmp")
-        staged.write_text(json.dumps({"path": str(path), "size": stat.st_size,
-                                      "mtime_ns": stat.st_mtime_ns, "sha256": h.hexdigest()}))
-        os.replace(staged, memo)
+        atomic_write(memo, json.dumps({"path": str(path), "size": stat.st_size,
+                                       "mtime_ns": stat.st_mtime_ns, "sha256": h.hexdigest()}))
     except OSError:
         pass  # an unwritable cache only costs hashing again next time
     return h.hexdigest()

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import BottleRuntimeError
 
 API_KEY = "ANTHROPIC_API_KEY"
@@ -121,10 +121,7 @@ def _save(path: Path, login: dict[str, Any]) -> None:
     """Write the new tokens into the credentials file, keeping everything else in it; atomic, mode 0600."""
     data = json.loads(path.read_text(encoding="utf-8"))
     data["claudeAiOauth"] = login
-    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=".credentials-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(staged, path)  # mkstemp made it 0600
+    atomic_write(path, json.dumps(data))
 
 
 def missing_credentials_message() -> str:

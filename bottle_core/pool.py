@@ -44,6 +44,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from .atomic import atomic_write
 from .errors import BottleRuntimeError, UsageError
 
 if TYPE_CHECKING:  # the Plan (pydantic) is imported where a claim needs it; `bottle pool ls` needs none
@@ -224,9 +225,7 @@ def read_json(path: Path) -> dict:
 
 def write_json(path: Path, data: dict) -> None:
     """Written whole, then renamed: a reader sees the old content or the new."""
-    staged = path.with_name(f".{path.name}.{os.getpid()}")
-    staged.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(staged, path)
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from .atomic import atomic_write
+
 #: Written by the owner when its teardown has run: nothing left to do.
 RELEASE = b"done"
 #: A second sweep this long after the first catches a resource whose creation was in flight when the owner died.
@@ -79,10 +81,7 @@ OWNER_FILE = "owner.pid"
 
 def hand_over(state_dir: str, pid: int | None = None) -> None:
     """Record that process ``pid`` (this one by default) owns the bottle from now on (written whole, then renamed)."""
-    path = Path(state_dir) / OWNER_FILE
-    staged = path.with_name(f".{OWNER_FILE}.{os.getpid()}")
-    staged.write_text(f"{pid or os.getpid()}\n", encoding="utf-8")
-    staged.rename(path)
+    atomic_write(Path(state_dir) / OWNER_FILE, f"{pid or os.getpid()}\n")
 
 
 def handed_to(state_dir: str) -> int | None:

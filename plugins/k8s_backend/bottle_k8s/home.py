@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
+from bottle_core.atomic import atomic_write
 from bottle_core.bundle import contract
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.plan import Plan
@@ -96,11 +96,7 @@ def _lent_path(plan: Plan) -> Path:
 
 
 def _save(plan: Plan, lent: dict) -> None:
-    path = _lent_path(plan)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(lent, handle, indent=1, sort_keys=True)
-    os.replace(path.with_suffix(".tmp"), path)
+    atomic_write(_lent_path(plan), json.dumps(lent, indent=1, sort_keys=True))
 
 
 def was_lent(plan: Plan) -> bool:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from . import availability as availability_module
+from bottle_core.atomic import atomic_write
 from .availability import KVM, host_problems
 from .binary import SmolvmNotFound, Smolvm, find, format_version, version_of
 from .engine import Engine, SmolvmError
@@ -104,9 +105,7 @@ def _read_cache(key: dict) -> dict | None:
 def _write_cache(key: dict, entry: dict) -> None:
     path = cache_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"key": key, **entry}, indent=2))
-    os.replace(temporary, path)  # two doctors at once: the last whole answer wins
+    atomic_write(path, json.dumps({"key": key, **entry}, indent=2))  # two doctors at once: the last whole answer wins
 
 
 def boot(binary: Smolvm, *, refresh: bool = False) -> dict:
