@@ -68,6 +68,10 @@ def api_host() -> str:
 
 def availability() -> str | None:
     """None when the cluster answers and lets this user create pods in the namespace; else why not."""
+    if kubeconfig_path() is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        # Nothing to ask: said without importing the client (about 0.3 s), so listing backends stays quick.
+        return (f"no Kubernetes cluster configured: set KUBECONFIG (or {settings.KUBECONFIG.variable}) "
+                "to a cluster's kubeconfig")
     try:
         from kubernetes.client.rest import ApiException
     except ImportError:

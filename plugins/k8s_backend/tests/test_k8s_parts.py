@@ -271,3 +271,17 @@ def test_an_exec_whose_output_grows_past_its_limit_is_cut_off(monkeypatch):
     with pytest.raises(BottleRuntimeError, match="sent more than 3145728 bytes: cut off"):
         streams.exec_in("pod", "bundle", ["cat"], namespace="ns", stdout_limit=3 * 2**20)
     assert Endless.closed
+
+
+def test_no_configuration_at_all_is_said_without_the_client(monkeypatch, tmp_path):
+    import sys
+
+    from bottle_k8s import cluster
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv(settings.KUBECONFIG.variable, raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # importing it now would raise
+    reason = cluster.availability()
+    assert reason is not None and "no Kubernetes cluster configured" in reason and "KUBECONFIG" in reason
