@@ -297,8 +297,8 @@ class Origin(ServerHandle):
 
 @pytest.fixture(scope="session")
 def origin_session(internet, test_ca, tmp_path_factory) -> Origin:
-    """The session's web origin on ``internet``: HTTPS on 443 and 8443, plain HTTP on 80 and 8000, and a
-    protocol that is not HTTP on 22 (a banner, then lines echoed)."""
+    """The session's web origin on ``internet``: HTTPS on 443 and 8443, plain HTTP on 80 and 8000, HTTP/2 on 9443
+    (trailers both ways), and a protocol that is not HTTP on 22 (a banner, then lines echoed)."""
     directory = _shared_dir(tmp_path_factory, "origin")
     cert, key = test_ca.issue(*ORIGIN_NAMES, directory=directory)
     (directory / "requests.jsonl").touch(mode=0o666)
@@ -307,7 +307,8 @@ def origin_session(internet, test_ca, tmp_path_factory) -> Origin:
         container = internet.start(
             f"bottle-test-origin-{secrets.token_hex(4)}",
             ["python3", "/opt/bottle-test/origin.py", "--cert", f"/srv/{cert.name}", "--key", f"/srv/{key.name}",
-             "--port", "443", "--port", "8443", "--http-port", "80", "--http-port", "8000", "--tcp-port", "22"],
+             "--port", "443", "--port", "8443", "--http-port", "80", "--http-port", "8000", "--tcp-port", "22",
+             "--h2-port", "9443"],
             aliases=list(ORIGIN_NAMES),
             environment={"ORIGIN_LOG": "/srv/requests.jsonl"},
             binds={str(directory): {"bind": "/srv", "mode": "rw"}},

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 REAL = "Vw3kQ8zR1tY6uI9oP2aS5dF7gH4jK0lX-real"
 MODEL_KEY = "sk-ant-api03-" + "Zx8cV6bN4mQ2wE0rT8yU6iO4pA2sD0fG8hJ6kL4zX2cV0bN8mQ6wE4rT2yU0iO8pA6sD4fG2hJ0kL8z" + "AA"
 GITHUB_TOKEN = "ghp_" + "k3J9xQ2mV7bN4cZ8wL1pR6tY0uH5sD3fG9aE"
-ALLOW = ["allowed.test:443", "denied.test:443"]
+ALLOW = ["allowed.test:443", "allowed.test:9443", "denied.test:443"]
 #: The one text every error page of the proxy shows for a server's answer it could not relay.
 RELAY_ERROR = ("bottle: the server's answer could not be relayed (HTTP 502); the reason is in the bottle's egress log "
                "(bottle logs --egress).\n")
@@ -218,6 +218,140 @@ def test_websocket_frames_from_the_secrets_host_come_back_scrubbed(fetcher, orig
     assert f"you sent Bearer {placeholder}" in texts  # the message
     assert [9, f"you sent Bearer {placeholder}"] in got["frames"]  # the ping
     assert "echo: hello" in texts
+    assert REAL not in json.dumps(got)
+
+
+# -- HTTP/2 trailers ---------------------------------------------------------------------------------
+
+#: An HTTP/2 client in the agent (python3-h2, lent from the test-server image): one POST through the proxy to
+#: allowed.test:9443 with the placeholder as its Authorization and request trailers from argv
+#: (name=value ...); prints the status, the body and the response trailers as JSON.
+H2_CLIENT = r"""
+import json, os, socket, ssl, sys
+from urllib.parse import urlsplit
+import h2.connection, h2.events
+path, trailers = sys.argv[1], [tuple(pair.split("=", 1)) for pair in sys.argv[2:]]
+proxy = urlsplit(os.environ["HTTPS_PROXY"])
+raw = socket.create_connection((proxy.hostname, proxy.port), timeout=15)
+raw.sendall(b"CONNECT allowed.test:9443 HTTP/1.1\r\nHost: allowed.test:9443\r\n\r\n")
+answer = b""
+while b"\r\n\r\n" not in answer:
+    answer += raw.recv(1)
+context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+context.set_alpn_protocols(["h2"])
+sock = context.wrap_socket(raw, server_hostname="allowed.test")
+connection = h2.connection.H2Connection()
+connection.initiate_connection()
+connection.send_headers(1, [(":method", "POST"), (":scheme", "https"), (":authority", "allowed.test:9443"),
+                            (":path", path), ("authorization", "Bearer " + os.environ["TOKEN"])])
+connection.send_data(1, b"the body", end_stream=not trailers)
+if trailers:
+    connection.send_headers(1, trailers, end_stream=True)
+sock.sendall(connection.data_to_send())
+result = {"status": None, "body": "", "trailers": {}, "reset": False}
+done = False
+while not done:
+    data = sock.recv(65536)
+    if not data:
+        break
+    for event in connection.receive_data(data):
+        if isinstance(event, h2.events.ResponseReceived):
+            result["status"] = int(dict(event.headers)[b":status"])
+        elif isinstance(event, h2.events.DataReceived):
+            result["body"] += event.data.decode("utf-8", "replace")
+            connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            result["trailers"] = {k.decode(): v.decode() for k, v in event.headers}
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+            result["reset"] = not isinstance(event, h2.events.StreamEnded)
+            done = True
+    sock.sendall(connection.data_to_send())
+print(json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def h2_client(web, docker_client, server_image):
+    """Where the agent finds python3-h2 (and hpack, hyperframe): copied in from the test-server image."""
+    import io
+    import tarfile
+
+    container = docker_client.containers.create(server_image, command=["true"])
+    files = {}
+    try:
+        for package in ("h2", "hpack", "hyperframe"):
+            stream, _ = container.get_archive(f"/usr/lib/python3/dist-packages/{package}")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as part:
+                files.update({member.name: part.extractfile(member).read()
+                              for member in part.getmembers() if member.isfile()})
+    finally:
+        container.remove(force=True)
+    libs = f"{web.plan.guest.home}/.h2lib"
+    web.write_files(libs, files)
+    return libs
+
+
+def h2_request(bottle, libs: str, path: str, *trailers: str) -> dict:
+    out = bottle.exec(["env", f"PYTHONPATH={libs}", "python3", "-c", H2_CLIENT, path, *trailers])
+    assert out.returncode == 0, out.stderr.decode()
+    return json.loads(out.stdout)
+
+
+def test_http2_request_trailers_are_inspected_like_headers(web, origin, h2_client):
+    # Benign: the trailer reaches the origin (so the path is real, and what is refused below is refused by rule).
+    fine = h2_request(web, h2_client, "/echo", "x-note=all good")
+    assert fine["status"] == 200 and json.loads(fine["body"])["trailers"] == {"x-note": "all good"}, fine
+    refused = h2_request(web, h2_client, "/echo", f"x-note=note {GITHUB_TOKEN}")
+    assert refused["status"] == 403, refused
+    arrived = json.dumps([r for r in origin.requests() if r.get("scheme") == "h2"])
+    assert "all good" in arrived and GITHUB_TOKEN not in arrived
+    denied = [r for r in bundle_records(web) if r.get("host") == "allowed.test" and r.get("port") == 9443
+              and r.get("status") == 403]
+    assert [r["rule"] for r in denied] == ["credential"] and GITHUB_TOKEN not in json.dumps(denied), denied
+
+
+#: An HTTP/1.1 chunked POST to allowed.test with one trailer (argv[1]); prints the raw answer.
+H1_TRAILER_CLIENT = r"""
+import os, socket, ssl, sys
+from urllib.parse import urlsplit
+proxy = urlsplit(os.environ["HTTPS_PROXY"])
+raw = socket.create_connection((proxy.hostname, proxy.port), timeout=15)
+raw.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
+answer = b""
+while b"\r\n\r\n" not in answer:
+    answer += raw.recv(1)
+context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+context.set_alpn_protocols(["http/1.1"])
+sock = context.wrap_socket(raw, server_hostname="allowed.test")
+sock.sendall(b"POST /echo HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\nTrailer: x-note\r\n\r\n"
+             b"8\r\nthe body\r\n0\r\nx-note: " + sys.argv[1].encode() + b"\r\n\r\n")
+out = b""
+while True:
+    try:
+        data = sock.recv(65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+sys.stdout.write(out.decode("utf-8", "replace"))
+"""
+
+
+def test_http1_request_trailers_never_pass(web, origin):
+    out = web.exec(["python3", "-c", H1_TRAILER_CLIENT, f"note {GITHUB_TOKEN}"])
+    assert out.returncode == 0, out.stderr.decode()
+    answer = out.stdout.decode()
+    assert answer == "", answer  # dropped with its connection
+    assert GITHUB_TOKEN not in json.dumps(origin.requests())
+
+
+def test_http2_response_trailers_from_the_secrets_host_come_back_scrubbed(web, origin, h2_client):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    got = h2_request(web, h2_client, "/trailers")
+    # The origin received the real value (the placeholder was swapped in) and quoted it in a trailer.
+    assert got["status"] == 200 and got["trailers"].get("grpc-status") == "0", got
+    assert got["trailers"]["x-echo-authorization"] == f"Bearer {placeholder}", got
     assert REAL not in json.dumps(got)
 
 

@@ -17,9 +17,10 @@ answers with a response mitmproxy cannot parse, the header in the bad part
 and later a close reason holding that header, then echoes each message as
 ``echo: <message>`` (and logs the pings it receives). Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
-With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
+With ``--h2-port`` it also serves HTTP/2 there (``h2_origin.py``: trailers both
+ways). With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
 port (a banner first, like SSH, then each line echoed; each line logged).
-Standard library only.
+Standard library only, but for ``--h2-port``.
 
 Usage::
 
@@ -236,6 +237,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, action="append", help="serve HTTPS on this port (default 443)")
     parser.add_argument("--http-port", type=int, action="append", default=[], help="also serve plain HTTP here")
     parser.add_argument("--tcp-port", type=int, action="append", default=[], help="also speak a non-HTTP protocol")
+    parser.add_argument("--h2-port", type=int, action="append", default=[], help="also serve HTTP/2 (h2_origin.py)")
     args = parser.parse_args(argv)
 
     servers = []
@@ -244,6 +246,10 @@ def main(argv=None) -> int:
         servers += [("https", port, Server(("0.0.0.0", port), "https", tls=tls)) for port in args.port or [443]]
     servers += [("http", port, Server(("0.0.0.0", port), "http")) for port in args.http_port]
     servers += [("tcp", port, TCPServer(("0.0.0.0", port), LineEcho)) for port in args.tcp_port]
+    if args.h2_port:
+        import h2_origin  # python3-h2: only when asked for
+
+        servers += [("h2", port, h2_origin.Server(("0.0.0.0", port), args.cert, args.key)) for port in args.h2_port]
     if not servers:
         parser.error("give --cert/--key (or ORIGIN_CERT/ORIGIN_KEY) or --http-port")
     serve_all("origin", servers)

@@ -323,14 +323,7 @@ class Egress:
         if ALLOWED_BY not in flow.metadata or flow.metadata.get(LOGGED) or flow.response is None:
             return
         response = flow.response
-        scrubbed = 0
-        for key, value in list(response.headers.items(multi=True)):
-            clean, count = self.scrubber.scrub(value.encode("utf-8", "surrogateescape"))
-            if count:
-                response.headers[key] = clean.decode("utf-8", "surrogateescape")
-                scrubbed += count
-        if scrubbed:
-            flow.metadata[SCRUBBED] = scrubbed
+        self._scrub_fields(flow, response.headers)
         read = self._reads_for_injection(flow) and read_as_text(response.headers.get("content-type", ""))
         if streamed(flow.request.method, response.status_code, response.headers, read=read,
                     scrubbing=bool(self.scrubber.pairs)):
@@ -351,12 +344,25 @@ class Egress:
             flow.response = error_pages.page(flow.response.status_code)  # made by mitmproxy: its words go
             return
         if ALLOWED_BY in flow.metadata and not flow.metadata.get(LOGGED):
+            if flow.response.trailers:  # HTTP/2 trailers reach the agent after the body: the headers' rule
+                self._scrub_fields(flow, flow.response.trailers)
             if isinstance(flow.response.stream, ResponseStream):
                 self._finish_stream(flow, flow.response.stream)
             else:
                 self._inspect_response(flow)
         if ALLOWED_BY in flow.metadata:
             log_flow(flow, flow.metadata[ALLOWED_BY], **self._swapped(flow))
+
+    def _scrub_fields(self, flow: http.HTTPFlow, fields) -> None:
+        """Scrub header (or trailer) values in place; the count joins the flow's record."""
+        scrubbed = 0
+        for key, value in list(fields.items(multi=True)):
+            clean, count = self.scrubber.scrub(value.encode("utf-8", "surrogateescape"))
+            if count:
+                fields[key] = clean.decode("utf-8", "surrogateescape")
+                scrubbed += count
+        if scrubbed:
+            flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + scrubbed
 
     # -- content inspection ---------------------------------------------------------
 
@@ -372,7 +378,9 @@ class Egress:
             return False
         request = flow.request
         path = "" if request.method == "CONNECT" else request.path
-        finding = self.inspector.inspect(request.host, request.port, path, request.headers.items(multi=True),
+        # HTTP/2 request trailers follow the body to the server: read with the headers.
+        fields = [*request.headers.items(multi=True), *(request.trailers.items(multi=True) if request.trailers else ())]
+        finding = self.inspector.inspect(request.host, request.port, path, fields,
                                          request.get_content(strict=False) or b"", request.headers.get("content-type", ""))
         if finding is None:
             return False
