@@ -96,6 +96,15 @@ def test_a_well_formed_echo_from_the_bound_host_still_answers_with_the_placehold
     assert REAL not in out.stdout.decode()
 
 
+def test_a_reason_phrase_quoting_the_secret_comes_back_scrubbed(web, origin):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    out = web.exec(["sh", "-c", "curl -s -i --http1.1 --max-time 10 -H \"Authorization: Bearer $TOKEN\" "
+                                "'https://allowed.test/echo?reason=1'"]).stdout.decode()
+    status_line = out.removeprefix("HTTP/1.1 200 Connection established\r\n\r\n").split("\r\n", 1)[0]
+    assert status_line == f"HTTP/1.1 200 you sent Bearer {placeholder}", out
+    assert REAL not in out
+
+
 # -- WebSockets --------------------------------------------------------------------------------------
 
 #: A WebSocket client (RFC 6455, standard library) run in the agent: through the proxy, over TLS, to HOST/ws.

@@ -6,7 +6,7 @@ can stand for several host names. Other methods get the same text plus the
 size of the body received. Two paths behave otherwise: ``/echo...`` answers
 with what it received (method, path, headers, body as JSON, and the
 Authorization header again as ``X-Echo-Authorization``), as a careless API
-would; ``/serve?type=T&body=B`` answers with body B of content type T (B is the
+would (``/echo?reason=1`` quotes it in the status line's reason phrase too); ``/serve?type=T&body=B`` answers with body B of content type T (B is the
 request's own body when not given; ``&repeat=N`` repeats it N times, for a
 large answer; ``&encode=E`` hands it back encoded, as a hostile host would
 echo a credential: one of :data:`ENCODINGS`). Hostile behaviours, each quoting the request's
@@ -107,7 +107,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._record(body)
         data = json.dumps({"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
                            "body": body.decode("utf-8", "replace")}).encode()
-        self._send(data, "application/json", {"X-Echo-Authorization": self.headers.get("Authorization", "")})
+        # ``/echo?reason=1``: the status line's reason phrase quotes the header too.
+        reason = f"you sent {self.headers.get('Authorization', '')}" if "reason=1" in self.path else None
+        self._send(data, "application/json", {"X-Echo-Authorization": self.headers.get("Authorization", "")}, reason)
 
     def _serve(self, body: bytes) -> None:
         self._record(body)
@@ -181,8 +183,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = self.rfile.read(size)
         return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
-    def _send(self, data: bytes, content_type: str, extra: dict) -> None:
-        self.send_response(200)
+    def _send(self, data: bytes, content_type: str, extra: dict, reason: str | None = None) -> None:
+        self.send_response(200, reason)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for key, value in extra.items():

@@ -324,6 +324,9 @@ class Egress:
             return
         response = flow.response
         self._scrub_fields(flow, response.headers)
+        reason = self._scrubbed(flow, response.data.reason)  # HTTP/1's reason phrase reaches the agent as sent
+        if reason is not None:
+            response.data.reason = reason
         read = self._reads_for_injection(flow) and read_as_text(response.headers.get("content-type", ""))
         if streamed(flow.request.method, response.status_code, response.headers, read=read,
                     scrubbing=bool(self.scrubber.pairs)):
@@ -354,15 +357,19 @@ class Egress:
             log_flow(flow, flow.metadata[ALLOWED_BY], **self._swapped(flow))
 
     def _scrub_fields(self, flow: http.HTTPFlow, fields) -> None:
-        """Scrub header (or trailer) values in place; the count joins the flow's record."""
-        scrubbed = 0
+        """Scrub header (or trailer) values in place."""
         for key, value in list(fields.items(multi=True)):
-            clean, count = self.scrubber.scrub(value.encode("utf-8", "surrogateescape"))
-            if count:
+            clean = self._scrubbed(flow, value.encode("utf-8", "surrogateescape"))
+            if clean is not None:
                 fields[key] = clean.decode("utf-8", "surrogateescape")
-                scrubbed += count
-        if scrubbed:
-            flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + scrubbed
+
+    def _scrubbed(self, flow: http.HTTPFlow, value: bytes) -> bytes | None:
+        """``value`` with real secret values replaced (the count joins the flow's record), or None if it had none."""
+        clean, count = self.scrubber.scrub(value)
+        if not count:
+            return None
+        flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
+        return clean
 
     # -- content inspection ---------------------------------------------------------
 
