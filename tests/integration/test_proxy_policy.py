@@ -172,6 +172,20 @@ def test_a_tunnel_that_is_not_http_needs_its_port_listed(bottle, origin):
     assert [(r["scheme"], r["port"]) for r in origin.requests()] == [("tcp", 22)]
 
 
+def test_a_listed_raw_tunnel_is_read_like_a_request_body(bottle, origin):
+    token = "ghp_" + "k3J9xQ2mV7bN4cZ8wL1pR6tY0uH5sD3fG9aE"
+    connect = "CONNECT ssh.test:22 HTTP/1.1\\r\\nHost: ssh.test:22\\r\\n\\r\\n"
+    fine = probe(bottle, connect, then="SSH-2.0-probe\\r\\n")
+    assert "echo SSH-2.0-probe" in fine
+    # A credential through the same listed tunnel: never sent, the tunnel closed, the refusal logged with its rule.
+    carried = probe(bottle, connect, then=f"note {token}\\r\\n")
+    assert carried.startswith("HTTP/1.1 200") and "echo note" not in carried
+    record = last_decision(bottle, method="TCP", host="ssh.test")
+    assert (record["decision"], record["rule"], record["stage"]) == ("deny", "credential", "inspect")
+    sent = [r.get("data", "") for r in origin.requests() if r["scheme"] == "tcp"]
+    assert "SSH-2.0-probe\r\n" in sent and not any(token in line for line in sent)
+
+
 # -- side doors -----------------------------------------------------------------------------------------------
 
 

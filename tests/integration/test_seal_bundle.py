@@ -21,7 +21,7 @@ import pytest
 
 from .bottles import bottle_of, write_manifest
 from .test_git_gate import gate_clone, git_records, in_clone, seed_bare
-from .test_proxy_policy import bundle_records
+from .test_proxy_policy import bundle_records, last_decision
 
 pytestmark = pytest.mark.integration
 
@@ -103,6 +103,33 @@ def test_a_reason_phrase_quoting_the_secret_comes_back_scrubbed(web, origin):
     status_line = out.removeprefix("HTTP/1.1 200 Connection established\r\n\r\n").split("\r\n", 1)[0]
     assert status_line == f"HTTP/1.1 200 you sent Bearer {placeholder}", out
     assert REAL not in out
+
+
+def test_a_credential_in_a_header_name_and_a_method_of_the_agents_making_are_refused(web, origin):
+    """Every part of a request's head is read, not only the URL and the header values."""
+    forms = {"header name": (f"-H '{GITHUB_TOKEN}: 1'", "credential"),
+             "header name, HTTP/1.1": (f"--http1.1 -H 'x-{GITHUB_TOKEN}: 1'", "credential"),
+             # A method is a free-form token: only registered ones go, whatever they would carry.
+             "method": (f"-X {GITHUB_TOKEN}", "method"), "method, encoded": ("-X MZXW6YTBOI", "method")}
+    for form, (args, rule) in forms.items():
+        out = web.exec(["sh", "-c", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 {args} "
+                                    "https://allowed.test/"]).stdout.decode()
+        assert out == "403", (form, out)
+        assert last_decision(web, host="allowed.test", status=403)["rule"] == rule, form
+    # An HTTP/1.1 request line mitmproxy does not take for HTTP is relayed as a raw tunnel (the port is listed
+    # explicitly), and read as one: the credential closes it.
+    out = web.exec(["sh", "-c", f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 10 --http1.1 -X {GITHUB_TOKEN} "
+                                "https://allowed.test/"]).stdout.decode()
+    assert out == "000", out
+    assert last_decision(web, method="TCP", host="allowed.test")["rule"] == "credential"
+    seen = json.dumps(origin.requests()).lower()
+    assert GITHUB_TOKEN.lower() not in seen and "mzxw6ytboi" not in seen
+    # Benign: a registered method outside the everyday ones, and an ordinary extra header, arrive.
+    out = web.exec(["sh", "-c", "curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PROPFIND "
+                                "-H 'X-Request-Id: 4f1c2a' https://allowed.test/"]).stdout.decode()
+    assert out == "200", out
+    arrived = [r for r in origin.requests() if r.get("method") == "PROPFIND"]
+    assert arrived and arrived[0]["headers"].get("x-request-id") == "4f1c2a"
 
 
 # -- WebSockets --------------------------------------------------------------------------------------

@@ -859,20 +859,22 @@ class Inspector:
                                 key=len, reverse=True)
 
     def inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
-                content_type: str = "") -> Finding | None:
+                content_type: str = "", method: str = "") -> Finding | None:
         """The first reason to refuse this request, or None when it may go.
 
         A request that needs more decoding than the bounds allow is refused
         (rule ``inspection-limit``): what could not be read does not leave.
         """
         try:
-            return self._inspect(host, port, path, headers, body, content_type)
+            return self._inspect(host, port, path, headers, body, content_type, method)
         except InspectionLimit as limit:
             return Finding("inspection-limit", str(limit), "request")
 
     def _inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
-                 content_type: str) -> Finding | None:
+                 content_type: str, method: str = "") -> Finding | None:
         original_host, host = host.rstrip("."), host.lower().rstrip(".")
+        headers = list(headers)
+        names = " ".join(k for k, _ in headers if k.lower() not in ("host", "content-length"))  # as sent
         headers = [(k.lower(), v) for k, v in headers if k.lower() not in ("host", "content-length")]
         known = [k for k in self.known if not bound(k.hosts, host, port)]
         patterns = [p for p in PATTERNS if not bound(self.pattern_hosts.get(p.name, ()), host, port)]
@@ -884,6 +886,10 @@ class Inspector:
         query = parse_qsl(split.query, keep_blank_values=True)
         places = [("url", path.encode("utf-8", "surrogateescape"))]
         places += [(f"header {name}", value.encode("utf-8", "surrogateescape")) for name, value in headers]
+        # The rest of the head travels too: a method or a header's name can carry data as well as a value.
+        places.append(("header names", names.encode("utf-8", "surrogateescape")))
+        if method:
+            places.append(("method", method.encode("utf-8", "surrogateescape")))
         if body:
             places.append(("body", body))
         for where, data in places:
@@ -895,7 +901,7 @@ class Inspector:
                 if finding:
                     return finding
         pieces = [unquote(p) for p in split.path.split("/")] + [part for pair in query for part in pair]
-        pieces += [value for _, value in headers]
+        pieces += [value for _, value in headers] + names.split(" ") + [method]
         pieces += body_pieces(body, content_type.lower()) if body else []
         for secret in known:
             if secret.covered_by(pieces):

@@ -68,6 +68,7 @@ from mitmproxy.net.tls import is_tls_record_magic
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy import layers
 from mitmproxy.proxy.layers import modes
+from mitmproxy.proxy.layers.tcp import TcpEndHook
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 DECISION_HEADER = "X-Bottle-Decision"
@@ -188,6 +189,44 @@ def same_target(flow: http.HTTPFlow) -> Decision | None:
     return None
 
 
+#: IANA's HTTP Method Registry (RFC 9110 and the WebDAV, versioning and calendar methods it lists).
+REGISTERED_METHODS = frozenset({
+    "ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LABEL",
+    "LINK", "LOCK", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL", "MKREDIRECTREF", "MKWORKSPACE", "MOVE", "OPTIONS",
+    "ORDERPATCH", "PATCH", "POST", "PROPFIND", "PROPPATCH", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "TRACE",
+    "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE", "UPDATEREDIRECTREF", "VERSION-CONTROL"})
+
+
+def unregistered_method(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a method outside the registry: a method of the agent's own making is a channel for data."""
+    if flow.request.method.upper() in REGISTERED_METHODS:
+        return None
+    return Decision(False, "method", "the request's method is not a registered HTTP method")
+
+
+# -- raw tunnels ------------------------------------------------------------------
+
+#: Set on a raw tunnel's flow once what the agent sent was refused: the tunnel closes both ways.
+RAW_ENDED = "bottle.raw_ended"
+#: The last bytes the agent sent through a raw tunnel, read again with the next piece (a value split at a boundary).
+RAW_TAIL = "bottle.raw_tail"
+RAW_CARRY = 512
+#: What inspection found in a raw tunnel, for its record.
+RAW_FINDING = "bottle.raw_finding"
+
+
+class ReadTunnel(layers.TCPLayer):
+    """mitmproxy's raw relay, which closes both sides once bottle has ended the flow (``RAW_ENDED``)."""
+
+    def relay_messages(self, event: events.Event) -> layer.CommandGenerator[None]:
+        yield from super().relay_messages(event)
+        if self.flow is not None and self.flow.metadata.get(RAW_ENDED) and self._handle_event != self.done:
+            self._handle_event = self.done
+            yield commands.CloseConnection(self.context.server)
+            yield commands.CloseConnection(self.context.client)
+            yield TcpEndHook(self.flow)
+
+
 # -- the addon --------------------------------------------------------------------
 
 
@@ -237,6 +276,8 @@ class Egress:
                 handle.write(f"{len(self.policy.entries)} entries\n")
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        if type(nextlayer.layer) is layers.TCPLayer:  # mitmproxy's own choice of a raw relay: one bottle reads
+            nextlayer.layer = ReadTunnel(nextlayer.context, ignore=nextlayer.layer.flow is None)
         data = nextlayer.data_client()
         if nextlayer.layer is not None or len(data) < 3:
             return  # decided already, or too little seen yet (mitmproxy asks again)
@@ -247,7 +288,7 @@ class Egress:
         elif nextlayer.context.server.address and not is_tls_record_magic(data) and not HTTP_START.match(data):
             # Inside a tunnel and neither TLS nor HTTP: a raw tunnel (judged in tcp_start). mitmproxy alone
             # would take a protocol starting with letters, like SSH, for HTTP.
-            nextlayer.layer = layers.TCPLayer(nextlayer.context)
+            nextlayer.layer = ReadTunnel(nextlayer.context)
 
     def _refuse_tls_to_proxy(self, nextlayer: layer.NextLayer, data: bytes) -> None:
         """TLS spoken to the proxy port itself (a proxy URL with https://) is refused before any handshake."""
@@ -292,8 +333,8 @@ class Egress:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
-        decision = same_target(flow) or self._judge(flow.client_conn, request.host, request.port,
-                                                    HTTPS if request.scheme == "https" else HTTP)
+        decision = same_target(flow) or unregistered_method(flow) or self._judge(
+            flow.client_conn, request.host, request.port, HTTPS if request.scheme == "https" else HTTP)
         if decision.allowed and websockets.is_upgrade(request.headers) and not bound(
                 self.websockets, request.host, request.port):
             decision = Decision(False, "websocket", f"WebSockets to {request.host} are not allowed; list the host "
@@ -363,7 +404,7 @@ class Egress:
             if clean is not None:
                 fields[key] = clean.decode("utf-8", "surrogateescape")
 
-    def _scrubbed(self, flow: http.HTTPFlow, value: bytes) -> bytes | None:
+    def _scrubbed(self, flow: http.HTTPFlow | tcp.TCPFlow, value: bytes) -> bytes | None:
         """``value`` with real secret values replaced (the count joins the flow's record), or None if it had none."""
         clean, count = self.scrubber.scrub(value)
         if not count:
@@ -388,7 +429,8 @@ class Egress:
         # HTTP/2 request trailers follow the body to the server: read with the headers.
         fields = [*request.headers.items(multi=True), *(request.trailers.items(multi=True) if request.trailers else ())]
         finding = self.inspector.inspect(request.host, request.port, path, fields,
-                                         request.get_content(strict=False) or b"", request.headers.get("content-type", ""))
+                                         request.get_content(strict=False) or b"", request.headers.get("content-type", ""),
+                                         method=request.method)
         if finding is None:
             return False
         flow.metadata[PATH] = ""  # the path may be what was refused: the record names where, never the value
@@ -512,6 +554,28 @@ class Egress:
             flow.server_conn.error = f"bottle: deny; rule={decision.rule}"
             self._log_tcp(flow)
 
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        """A raw tunnel is read too: the agent's bytes like a request body, the server's scrubbed of secrets."""
+        message = flow.messages[-1]
+        if flow.metadata.get(RAW_ENDED):
+            message.content = b""
+            return
+        if not message.from_client:
+            clean = self._scrubbed(flow, message.content)
+            if clean is not None:
+                message.content = clean
+            return
+        host, port = flow.server_conn.address or ("", 0)
+        seen = flow.metadata.get(RAW_TAIL, b"") + message.content
+        flow.metadata[RAW_TAIL] = seen[-RAW_CARRY:]
+        finding = self.inspector.inspect(host, port, "", [], seen)
+        if finding is None:
+            return
+        message.content = b""  # never sent: the tunnel closes instead (ReadTunnel)
+        flow.metadata[RAW_ENDED] = True
+        flow.metadata[ALLOWED_BY] = Decision(False, finding.rule, finding.reason())
+        flow.metadata[RAW_FINDING] = {"stage": "inspect", "name": finding.name, "where": f"tunnel: {finding.where}"}
+
     def tcp_end(self, flow: tcp.TCPFlow) -> None:
         self._log_tcp(flow)
 
@@ -527,7 +591,7 @@ class Egress:
         sent = sum(len(m.content) for m in flow.messages if m.from_client)
         received = sum(len(m.content) for m in flow.messages if not m.from_client)
         emit(decision_record(id=flow.id, method="TCP", host=host, port=port, path="", decision=decision,
-                             bytes_out=sent, bytes_in=received))
+                             bytes_out=sent, bytes_in=received, **flow.metadata.get(RAW_FINDING, {})))
 
     # The last line: no outbound connection opens to what the policy does not allow.
     def server_connect(self, data) -> None:
