@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 REAL = "Vw3kQ8zR1tY6uI9oP2aS5dF7gH4jK0lX-real"
 MODEL_KEY = "sk-ant-api03-" + "Zx8cV6bN4mQ2wE0rT8yU6iO4pA2sD0fG8hJ6kL4zX2cV0bN8mQ6wE4rT2yU0iO8pA6sD4fG2hJ0kL8z" + "AA"
 GITHUB_TOKEN = "ghp_" + "k3J9xQ2mV7bN4cZ8wL1pR6tY0uH5sD3fG9aE"
-ALLOW = ["allowed.test:443", "allowed.test:9443", "denied.test:443"]
+ALLOW = ["allowed.test:443", "allowed.test:9443", "allowed.test:22", "denied.test:443"]
 #: The one text every error page of the proxy shows for a server's answer it could not relay.
 RELAY_ERROR = ("bottle: the server's answer could not be relayed (HTTP 502); the reason is in the bottle's egress log "
                "(bottle logs --egress).\n")
@@ -130,6 +130,38 @@ def test_a_credential_in_a_header_name_and_a_method_of_the_agents_making_are_ref
     assert out == "200", out
     arrived = [r for r in origin.requests() if r.get("method") == "PROPFIND"]
     assert arrived and arrived[0]["headers"].get("x-request-id") == "4f1c2a"
+
+
+#: Through the proxy to allowed.test:22 (a listed raw tunnel to the origin's line protocol): send "recall", print
+#: everything the server sent back.
+RECALL_CLIENT = r"""
+import os, socket
+from urllib.parse import urlsplit
+proxy = urlsplit(os.environ["HTTPS_PROXY"])
+sock = socket.create_connection((proxy.hostname, proxy.port), timeout=10)
+sock.sendall(b"CONNECT allowed.test:22 HTTP/1.1\r\nHost: allowed.test:22\r\n\r\nrecall\r\n")
+out = b""
+while b"you sent" not in out or not out.endswith(b"\n"):
+    try:
+        data = sock.recv(65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+print(out.decode("utf-8", "replace"))
+"""
+
+
+def test_a_raw_tunnel_from_the_secrets_host_comes_back_scrubbed(web, origin):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    # The origin receives the real value over HTTPS (the placeholder swapped in), then hands it back through a
+    # raw tunnel: the agent reads the placeholder.
+    web.check(["sh", "-c", "curl -s -o /dev/null --max-time 10 -H \"Authorization: Bearer $TOKEN\" https://allowed.test/"])
+    out = web.exec(["python3", "-c", RECALL_CLIENT]).stdout.decode()
+    assert f"you sent Bearer {placeholder}" in out, out
+    assert REAL not in out
+    assert last_decision(web, method="TCP", host="allowed.test").get("scrubbed") == 1
 
 
 # -- WebSockets --------------------------------------------------------------------------------------

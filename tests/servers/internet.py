@@ -117,19 +117,30 @@ class Internet:
     def close(self, *, release=None) -> None:
         """Remove the network, and first what is still attached: our own containers are removed, others
         handed to ``release(container)`` (a bottle's bundle: its own stop), or disconnected."""
-        self.network.reload()
-        for container_id in list(self.network.attrs.get("Containers") or {}):
+        import docker.errors
+
+        # A bottle's own removal runs on after it returned, so an endpoint can still be leaving: look again,
+        # a bounded number of times, until the network is empty enough to remove.
+        for attempt in range(20):
+            self.network.reload()
+            for container_id in list(self.network.attrs.get("Containers") or {}):
+                try:
+                    container = self.client.containers.get(container_id)
+                    if all(container.labels.get(k) == v for k, v in self.labels.items()):
+                        remove_quietly(container)
+                    elif release is not None and attempt == 0:
+                        release(container)
+                    else:
+                        self.network.disconnect(container_id, force=True)
+                except Exception:  # noqa: BLE001 - best effort before the removal that matters
+                    pass
             try:
-                container = self.client.containers.get(container_id)
-                if all(container.labels.get(k) == v for k, v in self.labels.items()):
-                    remove_quietly(container)
-                elif release is not None:
-                    release(container)
-                else:
-                    self.network.disconnect(container_id, force=True)
-            except Exception:  # noqa: BLE001 - best effort before the removal that matters
-                pass
-        remove_quietly(self.network)
+                remove_quietly(self.network)
+                return
+            except docker.errors.APIError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
 
 
 def wait_until_listening(container, marker: str, timeout: float = READY_TIMEOUT) -> None:

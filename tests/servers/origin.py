@@ -194,6 +194,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _record(self, body: bytes) -> None:
+        if self.headers.get("Authorization"):
+            LAST_AUTHORIZATION[0] = self.headers["Authorization"]
         log_line({
             "time": time.time(),
             "scheme": self.server.scheme,
@@ -216,15 +218,23 @@ class Server(TLSServer):
         self.tls = tls
 
 
+#: The last Authorization header an HTTP(S) request brought, for ``recall`` on the line protocol.
+LAST_AUTHORIZATION = [""]
+
+
 class LineEcho(socketserver.StreamRequestHandler):
-    """Not HTTP: greets with a banner, then echoes each line back."""
+    """Not HTTP: greets with a banner, then echoes each line back; ``recall`` answers with the last
+    Authorization header the HTTP side received (a hostile server handing a credential back another way)."""
 
     def handle(self):
         self.wfile.write(b"SSH-2.0-bottle-test-origin\r\n")
         for line in self.rfile:
             log_line({"time": time.time(), "scheme": "tcp", "port": self.server.server_address[1],
                       "data": line.decode("utf-8", "replace")}, os.environ.get("ORIGIN_LOG"))
-            self.wfile.write(b"echo " + line)
+            if line.strip() == b"recall":
+                self.wfile.write(f"you sent {LAST_AUTHORIZATION[0]}\r\n".encode())
+            else:
+                self.wfile.write(b"echo " + line)
 
 
 class TCPServer(socketserver.ThreadingTCPServer):

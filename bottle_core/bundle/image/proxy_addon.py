@@ -213,6 +213,8 @@ RAW_TAIL = "bottle.raw_tail"
 RAW_CARRY = 512
 #: What inspection found in a raw tunnel, for its record.
 RAW_FINDING = "bottle.raw_finding"
+#: The scrubbing state of what the server sends through a raw tunnel (a ResponseStream).
+RAW_STREAM = "bottle.raw_stream"
 
 
 class ReadTunnel(layers.TCPLayer):
@@ -561,9 +563,11 @@ class Egress:
             message.content = b""
             return
         if not message.from_client:
-            clean = self._scrubbed(flow, message.content)
-            if clean is not None:
-                message.content = clean
+            # Scrubbed as a streamed body is: a tail that could begin a real value waits for the next piece.
+            stream = flow.metadata.setdefault(RAW_STREAM, ResponseStream(self.scrubber, None, block=False))
+            message.content = b"".join(stream(message.content)) if message.content else b""
+            if stream.scrubbed:
+                flow.metadata[SCRUBBED] = stream.scrubbed
             return
         host, port = flow.server_conn.address or ("", 0)
         seen = flow.metadata.get(RAW_TAIL, b"") + message.content
@@ -591,7 +595,8 @@ class Egress:
         sent = sum(len(m.content) for m in flow.messages if m.from_client)
         received = sum(len(m.content) for m in flow.messages if not m.from_client)
         emit(decision_record(id=flow.id, method="TCP", host=host, port=port, path="", decision=decision,
-                             bytes_out=sent, bytes_in=received, **flow.metadata.get(RAW_FINDING, {})))
+                             bytes_out=sent, bytes_in=received, **flow.metadata.get(RAW_FINDING, {}),
+                             **({"scrubbed": flow.metadata[SCRUBBED]} if SCRUBBED in flow.metadata else {})))
 
     # The last line: no outbound connection opens to what the policy does not allow.
     def server_connect(self, data) -> None:
