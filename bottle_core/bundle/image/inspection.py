@@ -5,7 +5,7 @@ labels, the URL, each header, the body) and every place is looked at in the
 forms an encoder would leave it in: as sent; normalised to a fixed point
 (percent-encoding undone until nothing changes, escapes resolved, delimited
 hex joined); and with every base64, base32 and hex run inside it decoded,
-gzip or zlib included, three layers deep. Past its bounds (encoded runs,
+and compressed containers opened (``unpacking``), three layers deep. Past its bounds (encoded runs,
 decoded bytes, nesting) a request is refused, never passed unread. Rules:
 
 ``secret-value``
@@ -56,6 +56,7 @@ from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 from .hosts import bound, entropy
 from . import inspection_catalogue as catalogue
+from . import unpacking
 from .identifiers import find_identifier
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
@@ -179,6 +180,14 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
+def _unpacked(data: bytes, raw_deflate: bool = False) -> list[bytes]:
+    """A compressed container's content (``unpacking``), up to the decoding budget (past it: a limit reached)."""
+    try:
+        return unpacking.unpacked(data, MAX_DECODED, texty=texty if raw_deflate else None)
+    except unpacking.Overflow as overflow:
+        raise InspectionLimit(str(overflow)) from None
+
+
 def _decodings(run: bytes) -> list[bytes]:
     """What a run of base64/base32/hex-alphabet characters decodes to, each way its alphabet allows."""
     if _HEX_ONLY.match(run):
@@ -205,8 +214,10 @@ def _decodings(run: bytes) -> list[bytes]:
         magic = decoded.find(b"\x1f\x8b\x08", 0, 16)
         if magic >= 0:
             decoded = _inflate(decoded[magic:]) or decoded
-        elif decoded[:1] == b"\x78" and decoded[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
-            decoded = _inflate(decoded) or decoded  # zlib
+        elif unpacking.is_container(decoded):
+            inner = _unpacked(decoded)
+            results += inner[1:]
+            decoded = inner[0] if inner else decoded
         elif text is not run and decode is _b64 and not texty(decoded):
             continue  # a shifted decoding is kept only when it reads as text
         results.append(decoded)
@@ -270,7 +281,16 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
     budget = budget if budget is not None else [MAX_DECODED]
     yield data
     if depth and not texty(data):
-        return  # decoded binary is searched for secret values, not decoded further
+        # Decoded binary is searched for secret values, not decoded further, unless it is a container.
+        if unpacking.is_container(data):
+            if depth >= MAX_DEPTH:
+                raise InspectionLimit(f"data encoded more than {MAX_DEPTH} layers deep")
+            for inner in _unpacked(data):
+                budget[0] -= len(inner)
+                if budget[0] < 0:
+                    raise InspectionLimit(f"more than {MAX_DECODED // (1024 * 1024)} MB decoded")
+                yield from decoded_views(inner, depth + 1, budget)
+        return
     forms = normal_forms(data)
     yield from forms
     if depth >= MAX_DEPTH:
@@ -278,10 +298,8 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
             raise InspectionLimit(f"data encoded more than {MAX_DEPTH} layers deep")
         return
     found: list[bytes] = []
-    if data[:2] == b"\x1f\x8b":
-        inflated = _inflate(data)
-        if inflated:
-            found.append(inflated)
+    if not texty(data):
+        found += _unpacked(data, raw_deflate=depth == 0)
     runs = [ENCODED_RUN.findall(form) for form in (data, *forms)]
     if sum(map(len, runs)) > MAX_RUNS:  # counted before any is decoded: a refusal costs little
         raise InspectionLimit(f"more than {MAX_RUNS} encoded runs")
