@@ -179,6 +179,20 @@ def test_a_credential_compressed_before_it_is_sent_is_refused(web, origin):
     assert len(arrived) == len(packers)  # the ordinary ones only
 
 
+def test_a_body_past_what_inspection_reads_is_refused_before_it_is_read(web, origin):
+    big = web.exec(["sh", "-c", "head -c 100M /dev/zero > /tmp/big && curl -s -o /dev/null -w '%{http_code}' "
+                                "--max-time 60 --data-binary @/tmp/big https://allowed.test/upload-big; "
+                                "rm -f /tmp/big"]).stdout.decode()
+    assert big == "000", big  # the stream ended at once, no answer
+    record = last_decision(web, host="allowed.test", path="/upload-big")
+    assert (record["decision"], record["rule"], record["status"]) == ("deny", "inspection-limit", 413)
+    # The proxy goes on answering at once, and a body within the bound goes.
+    out = web.exec(["sh", "-c", "head -c 5M /dev/zero | curl -s -o /dev/null -w '%{http_code}' --max-time 60 "
+                                "--data-binary @- https://allowed.test/upload-small"]).stdout.decode()
+    assert out == "200", out
+    assert [r["path"] for r in origin.requests() if r["path"].startswith("/upload-")] == ["/upload-small"]
+
+
 # -- WebSockets --------------------------------------------------------------------------------------
 
 #: A WebSocket client (RFC 6455, standard library) run in the agent: through the proxy, over TLS, to HOST/ws.

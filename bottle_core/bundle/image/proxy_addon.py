@@ -189,6 +189,20 @@ def same_target(flow: http.HTTPFlow) -> Decision | None:
     return None
 
 
+#: A request body declared larger than this is refused before it is read: inspection could not read it within its
+#: bounds, and holding it would stall the proxy (the git gate's own pushes, bounded by push.max_size, aside).
+MAX_REQUEST_BODY = 64 * 1024 * 1024
+
+
+def oversized(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a request whose declared body is past :data:`MAX_REQUEST_BODY`; else None."""
+    length = flow.request.headers.get("content-length", "").strip()
+    if not (length.isdigit() and int(length) > MAX_REQUEST_BODY):
+        return None
+    return Decision(False, "inspection-limit", f"a request body of {int(length)} bytes is more than inspection "
+                                               f"reads ({MAX_REQUEST_BODY // (1024 * 1024)} MiB)")
+
+
 #: IANA's HTTP Method Registry (RFC 9110 and the WebDAV, versioning and calendar methods it lists).
 REGISTERED_METHODS = frozenset({
     "ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LABEL",
@@ -341,6 +355,10 @@ class Egress:
                 self.websockets, request.host, request.port):
             decision = Decision(False, "websocket", f"WebSockets to {request.host} are not allowed; list the host "
                                                     "in egress.websockets to allow them")
+        if decision.allowed and decision.rule != GATE_RULE and (too_big := oversized(flow)):
+            log_flow(flow, too_big, status=413)
+            flow.kill()  # the body is never read: the stream (or connection) ends here
+            return
         if decision.allowed:
             flow.metadata[ALLOWED_BY] = decision
         else:
