@@ -10,6 +10,7 @@ import zipfile
 import zlib
 
 import pytest
+import zstandard
 
 from bottle_core.bundle.image import unpacking
 from bottle_core.bundle.image.inspection import Inspector
@@ -31,6 +32,7 @@ PACKERS = {
     "zip": zipped, "gzip in gzip": lambda d: gzip.compress(gzip.compress(d)),
     "bzip2 in base64": lambda d: base64.b64encode(bz2.compress(d)),
     "xz in zip": lambda d: zipped(lzma.compress(d)),
+    "zstd": lambda d: zstandard.ZstdCompressor().compress(d),
 }
 
 
@@ -48,7 +50,8 @@ def test_ordinary_text_compressed_passes(packing):
 
 
 def test_a_bomb_is_a_limit_not_a_pass():
-    for bomb in (bz2.compress(b"\0" * (40 << 20)), lzma.compress(b"\0" * (40 << 20)), zipped(b"\0" * (40 << 20))):
+    zeros = b"\0" * (40 << 20)
+    for bomb in (bz2.compress(zeros), lzma.compress(zeros), zipped(zeros), zstandard.ZstdCompressor().compress(zeros)):
         finding = Inspector([], allow=["x.test"]).inspect("x.test", 443, "/", [], bomb)
         assert finding is not None and finding.rule == "inspection-limit"
 
