@@ -186,6 +186,54 @@ def test_a_listed_raw_tunnel_is_read_like_a_request_body(bottle, origin):
     assert "SSH-2.0-probe\r\n" in sent and not any(token in line for line in sent)
 
 
+#: Through a tunnel to allowed.test, over TLS: GET /upgrade with the headers in argv[1] (\\r\\n-separated), then the
+#: line in argv[2] once an answer's head has come; prints everything the proxy sent back.
+UPGRADE_CLIENT = r"""
+import os, socket, ssl, sys
+from urllib.parse import urlsplit
+proxy = urlsplit(os.environ["HTTPS_PROXY"])
+raw = socket.create_connection((proxy.hostname, proxy.port), timeout=5)
+raw.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
+answer = b""
+while b"\r\n\r\n" not in answer:
+    answer += raw.recv(1)
+context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+context.set_alpn_protocols(["http/1.1"])
+sock = context.wrap_socket(raw, server_hostname="allowed.test")
+sock.sendall(b"GET /upgrade HTTP/1.1\r\nHost: allowed.test\r\n" + sys.argv[1].encode().decode("unicode_escape").encode()
+             + b"\r\n")
+out, sent = b"", False
+while True:
+    try:
+        data = sock.recv(65536)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    if b"\r\n\r\n" in out and not sent:
+        sock.sendall(sys.argv[2].encode() + b"\r\n")
+        sent = True
+sys.stdout.write(out.decode("latin-1"))
+"""
+
+
+def test_a_switch_to_a_protocol_that_is_not_websocket_is_refused(bottle, origin):
+    token = "ghp_" + "k3J9xQ2mV7bN4cZ8wL1pR6tY0uH5sD3fG9aE"
+    # Asked for (Upgrade: x-raw) and unasked (the server switches anyway): neither turns the connection into a
+    # tunnel nobody reads.
+    for upgrade in ("Upgrade: x-raw\\r\\nConnection: Upgrade\\r\\n", ""):
+        answer = bottle.exec(["python3", "-c", UPGRADE_CLIENT, upgrade, f"note {token}"]).stdout.decode("latin-1")
+        assert answer.startswith("HTTP/1.1 502") and "echo" not in answer, answer
+        record = last_decision(bottle, host="allowed.test", path="/upgrade")
+        assert (record["decision"], record["rule"]) == ("deny", "upgrade"), (answer, record)
+    # Over plain HTTP the egress stage (squid) already answers a switch with its own 502.
+    answer = probe(bottle, "GET http://plain.test/upgrade HTTP/1.1\\r\\nHost: plain.test\\r\\n"
+                           "Upgrade: x-raw\\r\\nConnection: Upgrade\\r\\n\\r\\n", then=f"note {token}\\r\\n")
+    assert answer.startswith("HTTP/1.1 502") and "echo" not in answer, answer
+    assert not [r for r in origin.requests() if r["scheme"] == "upgraded"]
+
+
 # -- side doors -----------------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ echo a credential: one of :data:`ENCODINGS`). Hostile behaviours, each quoting t
 ``Authorization`` header back (as a careless server would): ``/malformed?kind=K``
 answers with a response mitmproxy cannot parse, the header in the bad part
 (``K``: ``status`` line, ``header`` line, ``chunk`` size, ``length``), and
-``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
+``/upgrade`` answers 101 (asked or not) and then echoes lines, a protocol of its own; ``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
 and later a close reason holding that header, then echoes each message as
 ``echo: <message>`` (and logs the pings it receives). Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
@@ -91,6 +91,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._malformed(body)
         if self.path.startswith("/ws") and "websocket" in self.headers.get("Upgrade", "").lower():
             return self._websocket()
+        if self.path.startswith("/upgrade"):
+            return self._upgrade()
         text = f"hello from {self._name()}"
         if self.command not in ("GET", "HEAD"):
             text += f" ({len(body)} bytes received)"
@@ -132,6 +134,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(heads[kind])
         self.wfile.flush()
         self.close_connection = True
+
+    def _upgrade(self) -> None:
+        """Switch to a line protocol of its own (asked or not): 101, then each line logged and echoed."""
+        self._record(b"")
+        self.send_response(101)
+        self.send_header("Upgrade", "x-raw")
+        self.send_header("Connection", "Upgrade")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        for line in self.rfile:
+            log_line({"time": time.time(), "scheme": "upgraded", "port": self.server.server_address[1],
+                      "data": line.decode("utf-8", "replace")}, os.environ.get("ORIGIN_LOG"))
+            self.wfile.write(b"echo " + line)
+            self.wfile.flush()
 
     def _websocket(self) -> None:
         self._record(b"")

@@ -384,6 +384,15 @@ class Egress:
         if ALLOWED_BY not in flow.metadata or flow.metadata.get(LOGGED) or flow.response is None:
             return
         response = flow.response
+        if response.status_code == 101 and not (websockets.is_upgrade(flow.request.headers)
+                                                and websockets.is_upgrade(response.headers)):
+            # A switch to a protocol of the server's choosing would be a tunnel the policy never judged.
+            decision = Decision(False, "upgrade", "the server switched to a protocol that is not WebSocket")
+            flow.response = refusal(decision)
+            flow.response.status_code = 502
+            flow.response.headers["connection"] = "close"  # the server's side of it is no longer HTTP
+            log_flow(flow, decision)
+            return
         self._scrub_fields(flow, response.headers)
         reason = self._scrubbed(flow, response.data.reason)  # HTTP/1's reason phrase reaches the agent as sent
         if reason is not None:
