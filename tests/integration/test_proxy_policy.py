@@ -19,6 +19,7 @@ import threading
 
 import pytest
 
+from .agent_scripts import script
 from .bottles import bottle_of, write_manifest
 from .test_isolation import listening
 
@@ -188,34 +189,12 @@ def test_a_listed_raw_tunnel_is_read_like_a_request_body(bottle, origin):
 
 #: Through a tunnel to allowed.test, over TLS: GET /upgrade with the headers in argv[1] (\\r\\n-separated), then the
 #: line in argv[2] once an answer's head has come; prints everything the proxy sent back.
-UPGRADE_CLIENT = r"""
-import os, socket, ssl, sys
-from urllib.parse import urlsplit
-proxy = urlsplit(os.environ["HTTPS_PROXY"])
-raw = socket.create_connection((proxy.hostname, proxy.port), timeout=5)
-raw.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
-answer = b""
-while b"\r\n\r\n" not in answer:
-    answer += raw.recv(1)
-context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-context.set_alpn_protocols(["http/1.1"])
-sock = context.wrap_socket(raw, server_hostname="allowed.test")
+UPGRADE_CLIENT = script(r"""
+sock = tunnel("allowed.test", 443, "http/1.1", timeout=5)
 sock.sendall(b"GET /upgrade HTTP/1.1\r\nHost: allowed.test\r\n" + sys.argv[1].encode().decode("unicode_escape").encode()
              + b"\r\n")
-out, sent = b"", False
-while True:
-    try:
-        data = sock.recv(65536)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
-    if b"\r\n\r\n" in out and not sent:
-        sock.sendall(sys.argv[2].encode() + b"\r\n")
-        sent = True
-sys.stdout.write(out.decode("latin-1"))
-"""
+sys.stdout.write(read_all(sock, then=sys.argv[2].encode() + b"\r\n").decode("latin-1"))
+""")
 
 
 def test_a_switch_to_a_protocol_that_is_not_websocket_is_refused(bottle, origin):

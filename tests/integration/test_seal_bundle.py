@@ -19,6 +19,7 @@ import shlex
 
 import pytest
 
+from .agent_scripts import script
 from .bottles import bottle_of, write_manifest
 from .test_git_gate import gate_clone, git_records, in_clone, seed_bare
 from .test_proxy_policy import bundle_records, last_decision
@@ -134,23 +135,11 @@ def test_a_credential_in_a_header_name_and_a_method_of_the_agents_making_are_ref
 
 #: Through the proxy to allowed.test:22 (a listed raw tunnel to the origin's line protocol): send "recall", print
 #: everything the server sent back.
-RECALL_CLIENT = r"""
-import os, socket
-from urllib.parse import urlsplit
-proxy = urlsplit(os.environ["HTTPS_PROXY"])
-sock = socket.create_connection((proxy.hostname, proxy.port), timeout=10)
-sock.sendall(b"CONNECT allowed.test:22 HTTP/1.1\r\nHost: allowed.test:22\r\n\r\nrecall\r\n")
-out = b""
-while b"you sent" not in out or not out.endswith(b"\n"):
-    try:
-        data = sock.recv(65536)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
-print(out.decode("utf-8", "replace"))
-"""
+RECALL_CLIENT = script(r"""
+sock = tunnel("allowed.test", 22, None, timeout=10)
+sock.sendall(b"recall\r\n")
+print(read_all(sock, until=b"you sent").decode("utf-8", "replace"))
+""")
 
 
 def test_a_raw_tunnel_from_the_secrets_host_comes_back_scrubbed(web, origin):
@@ -323,20 +312,11 @@ def test_websocket_frames_from_the_secrets_host_come_back_scrubbed(fetcher, orig
 #: An HTTP/2 client in the agent (python3-h2, lent from the test-server image): one POST through the proxy to
 #: allowed.test:9443 with the placeholder as its Authorization and request trailers from argv
 #: (name=value ...); prints the status, the body and the response trailers as JSON.
-H2_CLIENT = r"""
-import json, os, socket, ssl, sys
-from urllib.parse import urlsplit
+H2_CLIENT = script(r"""
+import json
 import h2.connection, h2.events
 path, trailers = sys.argv[1], [tuple(pair.split("=", 1)) for pair in sys.argv[2:]]
-proxy = urlsplit(os.environ["HTTPS_PROXY"])
-raw = socket.create_connection((proxy.hostname, proxy.port), timeout=15)
-raw.sendall(b"CONNECT allowed.test:9443 HTTP/1.1\r\nHost: allowed.test:9443\r\n\r\n")
-answer = b""
-while b"\r\n\r\n" not in answer:
-    answer += raw.recv(1)
-context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-context.set_alpn_protocols(["h2"])
-sock = context.wrap_socket(raw, server_hostname="allowed.test")
+sock = tunnel("allowed.test", 9443, "h2")
 connection = h2.connection.H2Connection()
 connection.initiate_connection()
 connection.send_headers(1, [(":method", "POST"), (":scheme", "https"), (":authority", "allowed.test:9443"),
@@ -364,7 +344,7 @@ while not done:
             done = True
     sock.sendall(connection.data_to_send())
 print(json.dumps(result))
-"""
+""")
 
 
 @pytest.fixture(scope="module")
@@ -408,31 +388,12 @@ def test_http2_request_trailers_are_inspected_like_headers(web, origin, h2_clien
 
 
 #: An HTTP/1.1 chunked POST to allowed.test with one trailer (argv[1]); prints the raw answer.
-H1_TRAILER_CLIENT = r"""
-import os, socket, ssl, sys
-from urllib.parse import urlsplit
-proxy = urlsplit(os.environ["HTTPS_PROXY"])
-raw = socket.create_connection((proxy.hostname, proxy.port), timeout=15)
-raw.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n")
-answer = b""
-while b"\r\n\r\n" not in answer:
-    answer += raw.recv(1)
-context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-context.set_alpn_protocols(["http/1.1"])
-sock = context.wrap_socket(raw, server_hostname="allowed.test")
+H1_TRAILER_CLIENT = script(r"""
+sock = tunnel("allowed.test", 443, "http/1.1")
 sock.sendall(b"POST /echo HTTP/1.1\r\nHost: allowed.test\r\nTransfer-Encoding: chunked\r\nTrailer: x-note\r\n\r\n"
              b"8\r\nthe body\r\n0\r\nx-note: " + sys.argv[1].encode() + b"\r\n\r\n")
-out = b""
-while True:
-    try:
-        data = sock.recv(65536)
-    except OSError:
-        break
-    if not data:
-        break
-    out += data
-sys.stdout.write(out.decode("utf-8", "replace"))
-"""
+sys.stdout.write(read_all(sock).decode("utf-8", "replace"))
+""")
 
 
 def test_http1_request_trailers_never_pass(web, origin):

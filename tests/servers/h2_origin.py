@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 import socketserver
-import ssl
 import time
 
 import h2.config
 import h2.connection
 import h2.events
 
-from serving import log_line, redacted
+from serving import HandshakeInThread, log_line, redacted, tls_context
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -69,7 +68,7 @@ class Handler(socketserver.BaseRequestHandler):
                                     end_stream=True)
 
 
-class Server(socketserver.ThreadingTCPServer):
+class Server(HandshakeInThread, socketserver.ThreadingTCPServer):
     """HTTPS that offers only h2 by ALPN."""
 
     daemon_threads = True
@@ -78,15 +77,4 @@ class Server(socketserver.ThreadingTCPServer):
 
     def __init__(self, address, cert: str, key: str):
         super().__init__(address, Handler)
-        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.tls.load_cert_chain(cert, key)
-        self.tls.set_alpn_protocols(["h2"])
-
-    def finish_request(self, request, client_address):
-        request.settimeout(30)
-        try:
-            request = self.tls.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            print(json.dumps({"tls_error": str(exc), "client": client_address[0]}), flush=True)
-            return
-        super().finish_request(request, client_address)
+        self.tls = tls_context(cert, key, alpn="h2")

@@ -30,10 +30,9 @@ def log_line(entry: dict, log_path: str | None) -> None:
         print(line, flush=True)
 
 
-class TLSServer(http.server.ThreadingHTTPServer):
-    """A threaded server; with ``tls`` set, each connection's handshake runs in its own thread."""
+class HandshakeInThread:
+    """For a threading server: with ``tls`` set, each connection's handshake runs in its own thread."""
 
-    daemon_threads = True
     tls: ssl.SSLContext | None = None
 
     def finish_request(self, request, client_address):
@@ -47,11 +46,17 @@ class TLSServer(http.server.ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    """A server-side TLS context for HTTP/1.1 with the given certificate chain."""
+class TLSServer(HandshakeInThread, http.server.ThreadingHTTPServer):
+    """A threaded HTTP server; with ``tls`` set, each connection's handshake runs in its own thread."""
+
+    daemon_threads = True
+
+
+def tls_context(cert: str, key: str, alpn: str = "http/1.1") -> ssl.SSLContext:
+    """A server-side TLS context offering ``alpn`` with the given certificate chain."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    context.set_alpn_protocols(["http/1.1"])
+    context.set_alpn_protocols([alpn])
     return context
 
 
