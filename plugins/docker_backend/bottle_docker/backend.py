@@ -42,7 +42,7 @@ def prepare(spec, stage_dir):
     from .image_build import base_image_id
     from .sidecar import base_image
 
-    client = engine.client()
+    client = engine.light_client()  # a run that claims a pooled bottle needs no SDK at all
     subnet = pick_subnet(network.used_subnets(client))
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or base_image()
