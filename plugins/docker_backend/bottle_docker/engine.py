@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import sys
 from collections.abc import Iterator
 from urllib.parse import quote, urlencode, urlparse
 
@@ -89,8 +90,11 @@ class EngineError(Exception):
 
 
 def not_found(exc: BaseException) -> bool:
-    """Whether an engine error (raw or the SDK's) says the container, exec or path does not exist."""
-    return getattr(exc, "status_code", None) == 404
+    """Whether an engine error (raw or the SDK's) says the container, image, exec or path does not exist."""
+    if getattr(exc, "status_code", None) == 404:
+        return True
+    errors = sys.modules.get("docker.errors")  # only an SDK already imported can have raised its own
+    return errors is not None and isinstance(exc, errors.NotFound)
 
 
 def raw_supported(url: str | None = None) -> bool:
