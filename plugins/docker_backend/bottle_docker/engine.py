@@ -269,7 +269,7 @@ class RawAPI:
         if detach:
             self._call("POST", path, payload={"Detach": True, "Tty": False})
             return None
-        sock = self._hijack(path)
+        sock = self._hijack(path, {"Detach": False, "Tty": False})
         if socket:
             return sock
         out, err = bytearray(), bytearray()
@@ -283,13 +283,13 @@ class RawAPI:
     def exec_inspect(self, exec_id: str) -> dict:
         return self._call("GET", f"/exec/{self._id(exec_id)}/json")
 
-    def _hijack(self, path: str):
+    def _hijack(self, path: str, payload: dict):
         """POST ``path`` asking for the raw stream; the socket, past the answer's head (what came with it is
         handed back first by its ``recv``)."""
         conn = _connection(self.url, None)
         conn.connect()
         sock = conn.sock
-        body = json.dumps({"Detach": False, "Tty": False}).encode()
+        body = json.dumps(payload).encode()
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
                      f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
         head = b""

@@ -160,13 +160,15 @@ class ClaimedBottle(DockerBottle):
         self._waiting = False
         api = self.client.api
         self.copy_in(archive, "/")
-        api.kill(self.agent_id, signal="SIGUSR1")
         said: dict[str, list[str]] = {"root": [], "agent": []}
         codes: dict[str, int] = {}
-        pending = b""
+        pending, output = b"", None
         try:
-            for chunk in api.logs(self.agent_id, stdout=True, stderr=True, stream=True, follow=True,
-                                  timeout=ROUND_TIMEOUT):
+            api.kill(self.agent_id, signal="SIGUSR1")
+            # Its output from the start (an attach could miss what it says before attaching is done).
+            output = api.logs(self.agent_id, stdout=True, stderr=True, stream=True, follow=True,
+                              timeout=ROUND_TIMEOUT)
+            for chunk in output:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in (raw.decode("utf-8", "replace") for raw in lines):
@@ -177,6 +179,9 @@ class ClaimedBottle(DockerBottle):
         except (socket.timeout, TimeoutError):
             raise BottleRuntimeError(f"the provisioning of bottle {self.plan.slug} did not end within "
                                      f"{ROUND_TIMEOUT:.0f} s; the command was not run") from None
+        finally:
+            if output is not None:
+                output.close()
         raise BottleRuntimeError(f"the agent of bottle {self.plan.slug} stopped during its provisioning; the command "
                                  f"was not run: {' | '.join((said['root'] + said['agent'])[-2:]) or 'no output'}")
 
