@@ -27,6 +27,16 @@ class FakeAPI:
     def kill(self, container, signal):
         self.calls.append(("kill", container, signal))
 
+    def exec_create(self, container, argv, **kwargs):
+        self.calls.append(("exec", container, argv))
+        return {"Id": "exec-id"}
+
+    def exec_start(self, exec_id, demux):
+        return b"", b""
+
+    def exec_inspect(self, exec_id):
+        return {"ExitCode": 0}
+
     def logs(self, container, **kwargs):
         self.calls.append(("logs", container, kwargs.get("follow")))
         yield from self.chunks
@@ -62,6 +72,13 @@ def test_a_later_round_or_another_user_goes_the_exec_way(plan_factory):
     assert api.calls == []
     bottle.apply_round(b"archive", ["0"])
     assert bottle.apply_round(b"archive", ["0"]) is None, "the waiting processes take one round"
+
+
+def test_once_a_command_has_run_in_the_agent_no_round_goes_to_the_waiting_processes(plan_factory):
+    bottle, api = claimed(plan_factory, [ROUND])
+    bottle.exec(["true"])
+    assert bottle.apply_round(b"archive", ["0"]) is None
+    assert [call[0] for call in api.calls] == ["exec"]
 
 
 def test_an_agent_that_ends_before_the_rounds_end_stops_the_run(plan_factory):

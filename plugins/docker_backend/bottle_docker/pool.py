@@ -149,7 +149,12 @@ class ClaimedBottle(DockerBottle):
 
     def __init__(self, plan: Plan, client, agent_id: str, bundle):
         super().__init__(plan, client, agent_id=agent_id, bundle=bundle)
-        self._waiting = True  # the waiting processes take one round: the first
+        # The waiting processes take one round, and only before any command has run in the agent.
+        self._waiting = True
+
+    def exec(self, command, **kwargs) -> ExecResult:
+        self._waiting = False
+        return super().exec(command, **kwargs)
 
     def apply_round(self, archive: bytes, users: Sequence[str]) -> dict[str, ExecResult] | None:
         """Put the round's archive in, signal the agent's main process, and read each user's outcome from its
@@ -187,6 +192,7 @@ class ClaimedBottle(DockerBottle):
 
     def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
             workdir: str | None = None) -> int:
+        self._waiting = False
         if tty:
             return super().run(argv, tty=tty, user=user, env=env, workdir=workdir)
         return run_attached(self.client.api, self.agent_id, list(argv), user=self._user(user), env=env,
