@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="another bottle executable to measure alongside, interleaved")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     folder = Path(tempfile.mkdtemp(prefix="bottle-bench-pool-"))
     bottles = {"this checkout": BOTTLE, **({"baseline": args.baseline} if args.baseline else {})}
     manifests = {}
@@ -88,7 +89,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     base = statistics.median(plain)
-    print(f"{args.n} runs each, medians (min-max); load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"{args.n} runs each, medians (min-max); load average at the start {load_before:.1f}, "
+          f"at the end {os.getloadavg()[0]:.1f}")
     rows = [(f"docker run --rm {BASE} true", plain)]
     for label in bottles:
         rows += [(f"{label}: bottle exec, warm pool", pooled[label]), (f"{label}: bottle exec, cold", cold[label])]

@@ -43,16 +43,12 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def _ping(url: str, timeout: float = 3.0) -> None:
-    # A raw GET /_ping: the SDK (and requests under it) costs ~100 ms to import,
-    # which `bottle backends` cannot afford. TLS hosts fall back to the SDK.
-    parsed = urlparse(url)
-    if parsed.scheme == "unix":
-        conn: http.client.HTTPConnection = _UnixConnection(parsed.path, timeout)
-    elif parsed.scheme in ("tcp", "http") and not os.environ.get("DOCKER_TLS_VERIFY"):
-        conn = http.client.HTTPConnection(parsed.hostname or "localhost", parsed.port or 2375, timeout=timeout)
-    else:
+    # A raw GET /_ping: the SDK (and requests under it) costs ~100 ms to import, which `bottle backends`
+    # cannot afford. Engines the raw calls cannot reach (SSH) fall back to the SDK.
+    if not raw_supported(url):
         client().ping()
         return
+    conn = _connection(url, timeout)
     try:
         conn.request("GET", "/_ping")
         response = conn.getresponse()
