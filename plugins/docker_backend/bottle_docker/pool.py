@@ -27,6 +27,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from bottle_core.bundle import contract
@@ -173,7 +174,10 @@ class ClaimedBottle(DockerBottle):
             # Its output from the start (an attach could miss what it says before attaching is done).
             output = api.logs(self.agent_id, stdout=True, stderr=True, stream=True, follow=True,
                               timeout=ROUND_TIMEOUT)
+            deadline = time.monotonic() + ROUND_TIMEOUT
             for chunk in output:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in (raw.decode("utf-8", "replace") for raw in lines):
