@@ -102,7 +102,9 @@ class ClaimedLaunch(Launch):
         secrets = contract.secret_table(plan)  # before the bottle is touched: a missing secret fails here
         try:
             self.client = engine.raw_client()
-        except engine.EngineError as exc:
+        except engine.EngineError as exc:  # an engine over SSH: the bottle is removed (teardown), the run starts cold
+            found = engine.client().api.containers(all=True, filters={"label": f"{labels.SLUG}={plan.slug}"})
+            self.containers = [c["Id"] for c in found]
             raise PooledBottleGone(f"pooled bottle {plan.slug} cannot be claimed here ({exc})") from None
         running = self._find()
         agent, bundle = running["agent"], running["bundle"]
@@ -140,8 +142,9 @@ class ClaimedLaunch(Launch):
         with deferred():
             if self.bundle is not None:
                 self.bundle.finish_logs()
-            if self.client is not None:
-                self.remover = remove_detached(self.client, self.plan.slug, self.containers, [self.plan.network.name])
+            # What is left of it goes, whatever happened (found gone, or an engine the raw calls cannot reach).
+            self.remover = remove_detached(self.client or engine.light_client(), self.plan.slug, self.containers,
+                                           [self.plan.network.name])
 
 
 class ClaimedBottle(DockerBottle):
