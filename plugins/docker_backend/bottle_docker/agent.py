@@ -76,7 +76,6 @@ def drop_default_route(client, fixer: str) -> None:
     run_one_shot(client, fixer, "remove the agent's default route")
 
 
-
 def start_pooled_side(client, plan: Plan, agent: str) -> None:
     """Start the agent user's side of a pooled agent's waiting processes (one exec, at pool time: never on a
     claim's path), and wait until both sides have met and say they wait."""
