@@ -6,9 +6,13 @@ kinds, so a busy moment of the machine weighs on all of them alike; before
 each pooled run the pool's keeper has refilled (not timed). With
 ``--baseline PATH`` (another checkout's ``bottle`` executable) its pooled and
 cold runs are measured too, interleaved with this checkout's, each
-installation with a pool of its own (its own manifest file).
+installation with a pool of its own (its own manifest file). With
+``--compiled`` the commands may cache their bytecode (``PYTHONDONTWRITEBYTECODE``
+taken out of their environment), as an installed bottle has it: where that
+variable is set, every start compiles bottle's and its libraries' modules
+from source again (~0.3 s on a busy 2-core machine).
 
-    python benchmarks/bench_pool.py [-n 7] [--baseline OTHER/.venv/bin/bottle]
+    python benchmarks/bench_pool.py [-n 7] [--compiled] [--baseline OTHER/.venv/bin/bottle]
 """
 
 from __future__ import annotations
@@ -53,8 +57,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=7, help="runs of each measurement")
     parser.add_argument("--baseline", help="another bottle executable to measure alongside, interleaved")
+    parser.add_argument("--compiled", action="store_true",
+                        help="let the commands cache their bytecode (PYTHONDONTWRITEBYTECODE unset)")
     args = parser.parse_args()
+    if args.compiled:
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the untimed image build and fill write it first
 
+    load_before = os.getloadavg()[0]
     folder = Path(tempfile.mkdtemp(prefix="bottle-bench-pool-"))
     bottles = {"this checkout": BOTTLE, **({"baseline": args.baseline} if args.baseline else {})}
     manifests = {}
@@ -88,7 +97,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     base = statistics.median(plain)
-    print(f"{args.n} runs each, medians (min-max); load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"{args.n} runs each, medians (min-max); load average at the start {load_before:.1f}, "
+          f"at the end {os.getloadavg()[0]:.1f}; bytecode {'cached' if args.compiled else 'as the environment says'}")
     rows = [(f"docker run --rm {BASE} true", plain)]
     for label in bottles:
         rows += [(f"{label}: bottle exec, warm pool", pooled[label]), (f"{label}: bottle exec, cold", cold[label])]

@@ -131,7 +131,9 @@ class ProvisionRound(Bottle):
     ``write_files`` go into one archive, unpacked at ``/`` in one engine call;
     their ``check`` commands are kept in order and run after it, one script a
     user (root's and the agent's, which cannot switch to each other: the agent
-    has no capability), both at once. A command's failure is raised then,
+    has no capability), both at once: by the bottle's own way if it has one
+    (``Bottle.apply_round``: a claimed pooled bottle's waiting processes), else
+    one exec a user. A command's failure is raised then,
     naming the command. ``exec``, ``run``, ``copy_out`` and ``ready`` need the
     bottle as it is, so they apply what is held first; so does :meth:`apply`.
     """
@@ -188,13 +190,17 @@ class ProvisionRound(Bottle):
         for number, (user, argv, env, workdir, stdin) in enumerate(steps):
             by_user.setdefault(user, []).append((number, argv, env, workdir, stdin))
         scripts = {user: _round_script(user, mine) for user, mine in by_user.items()}
-        if members or scripts:
-            self.inner.copy_in(_archive(members, scripts, steps), "/")
-        with ThreadPoolExecutor(max_workers=max(1, len(scripts))) as pool:
-            done = {user: pool.submit(self.inner.exec, ["sh", f"{ROUND_DIR}/{user}/script"], user=user, workdir="/")
-                    for user in scripts}
-        for user, future in done.items():
-            result = future.result()
+        if not members and not scripts:
+            return
+        archive = _archive(members, scripts, steps)
+        outcomes = self.inner.apply_round(archive, list(scripts)) if scripts else None
+        if outcomes is None:  # one engine call for the archive, then one exec a user, at once
+            self.inner.copy_in(archive, "/")
+            with ThreadPoolExecutor(max_workers=max(1, len(scripts))) as pool:
+                done = {user: pool.submit(self.inner.exec, ["sh", f"{ROUND_DIR}/{user}/script"], user=user,
+                                          workdir="/") for user in scripts}
+            outcomes = {user: future.result() for user, future in done.items()}
+        for user, result in outcomes.items():
             if not result.ok:
                 failed = _failed_step(result.stderr)
                 shown = shlex.join(steps[failed][1]) if failed is not None else f"provisioning as user {user}"

@@ -57,10 +57,11 @@ class Switch:
                 os.close(self.write_fd)
             except OSError:
                 pass
-        try:
-            self.process.wait(timeout=5)  # it exits at once; reaped here, so no zombie stays with the owner
-        except subprocess.TimeoutExpired:
-            pass
+        # Not waited for: a reaper just started may still be starting up (a Python start, ~0.2 s on a busy
+        # machine), and a run's exit status should not wait on it. It leaves as soon as it reads the byte
+        # (which stays in the pipe after this end closes); the subprocess module reaps it on a later start of a
+        # process (a long-lived owner: the pool's keeper), or the owner's own end does.
+        self.process.poll()
 
 
 def start(backend: str, slug: str, state_dir: str) -> Switch:

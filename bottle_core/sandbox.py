@@ -149,6 +149,13 @@ class Bottle(ABC):
         if self.bundle is not None:
             self.bundle.ready()
 
+    def apply_round(self, archive: bytes, users: Sequence[str]) -> dict[str, ExecResult] | None:
+        """Apply a provisioning round without an exec, if this bottle has a way: unpack ``archive`` at ``/`` and
+        run each of ``users``' round script in it (:class:`bottle_core.provision.ProvisionRound`), returning each
+        user's outcome (its stderr); None, the default, when it has none (the round then execs them).
+        """
+        return None
+
     def close(self) -> None:
         """Release anything the handle holds (the launch context removes the sandbox itself)."""
 

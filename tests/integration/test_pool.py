@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_cli, left_after, ready_slugs, was_claimed, write_manifest
+from bottle_core.errors import BottleRuntimeError
+from bottle_core.hookspecs import hookimpl
+from bottle_core.spec import BottleSpec
+
+from .bottles import bottle_cli, bottle_of, docker_plugins, left_after, ready_slugs, warm_pool, was_claimed, \
+    write_manifest
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +115,7 @@ def test_no_real_secret_in_a_pooled_bottle_before_its_claim(manifest, drained):
 
     agent, bundle = f"bottle-{slug}-agent", f"bottle-{slug}-bundle"
     # Everything the pooled bottle holds: the agent's environment and files, the bundle's configuration.
-    seen = docker("exec", "-u", "1000", agent, "sh", "-c", "env; cat /proc/1/environ")
+    seen = docker("exec", "-u", "1000", agent, "env") + docker("exec", "-u", "0", agent, "cat", "/proc/1/environ")
     seen += docker("exec", "-u", "0", bundle, "sh", "-c", "cat /etc/bottle/*; env")
     seen += docker("inspect", agent, bundle)
     assert "TOKEN=bottle-placeholder-" in seen
@@ -149,3 +155,68 @@ def test_a_pooled_bottle_found_gone_starts_the_run_cold_with_a_note(manifest, dr
     notes = [line for line in out.stderr.decode().splitlines() if "starting cold" in line]
     assert notes == [f"bottle: pooled bottle {slug} is gone (no running agent); starting cold"], out.stderr
     assert was_claimed(slug) and gone(slug), "what was left of the pooled bottle is removed"
+
+
+#: What the agent user tries against a claimed bottle's provisioning, each line printing "<attempt> <exit>".
+FORGERIES = r"""
+try() { name=$1; shift; "$@" 2>/dev/null; echo "$name $?"; }
+try control-folder touch /run/bottle-claim/done
+try go-pipe sh -c 'echo go > /run/bottle-claim/go'
+try round-folder mkdir -p /run/bottle-provision/0
+try container-output sh -c 'echo "bottle-provision: end" > /proc/1/fd/1'
+for d in /proc/[0-9]*; do
+  [ "$(awk '/^Uid:/ {print $2}' "$d/status" 2>/dev/null)" = 0 ] && try "signal-${d#/proc/}" kill -USR1 "${d#/proc/}"
+done
+"""
+
+
+def test_the_agent_cannot_forge_its_provisionings_end_nor_reach_the_root_side(manifest):
+    with bottle_of(manifest, "warm", start="pooled") as bottle:
+        attempts = dict(line.rsplit(" ", 1) for line in bottle.check(["bash", "-c", FORGERIES]).text().splitlines())
+        root_side = subprocess.run(["docker", "exec", "-u", "0", f"bottle-{bottle.plan.slug}-agent", "sh", "-c",
+                                    "stat -c '%U %a' /run/bottle-claim"],
+                                   capture_output=True, text=True).stdout
+        log = subprocess.run(["docker", "logs", f"bottle-{bottle.plan.slug}-agent"], capture_output=True,
+                             text=True).stdout
+        # The benign side: the round applied, by both users.
+        settings = bottle.check(["stat", "-c", "%U %a", "/etc/claude-code/managed-settings.json"]).text().split()
+        identity = bottle.exec(["git", "config", "--global", "credential.helper"], workdir="/").returncode
+    signals = {name: code for name, code in attempts.items() if name.startswith("signal-")}
+    assert signals and all(code != "0" for code in signals.values()), attempts  # root's processes: not the agent's
+    assert attempts["control-folder"] != "0" and attempts["go-pipe"] != "0", attempts
+    assert attempts["container-output"] != "0", attempts
+    assert root_side.split() == ["root", "755"], root_side
+    assert log.count("bottle-provision: end") == 1, log
+    assert settings == ["root", "644"] and identity == 0
+
+
+class FailingStep:
+    """A provision step that fails, as root or as the agent user, in the first round of a claimed bottle."""
+
+    def __init__(self, user: str | None):
+        self.user = user
+
+    @hookimpl(tryfirst=True)
+    def provision_git(self, plan, bottle):
+        bottle.check(["sh", "-c", "echo 'no room left for the git config' >&2; exit 7"], user=self.user)
+
+
+@pytest.mark.parametrize("user", ["0", None], ids=["as-root", "as-agent"])
+def test_a_provisioning_failure_stops_the_claimed_run_before_its_command(manifest, user):
+    from bottle_core import session
+    from bottle_core.manifest import Manifest
+
+    plugins = docker_plugins()
+    plugins.pm.register(FailingStep(user), "failing-step")
+    spec = BottleSpec(manifest=Manifest.load(manifest), agent="warm", copy_cwd=False, cwd=manifest.parent)
+    with warm_pool(manifest, "warm", cwd=manifest.parent) as (slug,):
+        plan = session.prepare(plugins, spec)
+        ran = []
+        with pytest.raises(BottleRuntimeError) as failed:
+            with session.running(plugins, plan):
+                ran.append(True)
+        assert was_claimed(slug), "the run claimed the pooled bottle"
+        assert ran == [], "the command ran after its provisioning failed"
+        assert "exited 7: no room left for the git config" in failed.value.message
+        assert failed.value.message.startswith(f"in bottle {slug}: `sh -c "), failed.value.message
+        assert gone(slug)

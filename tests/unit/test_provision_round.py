@@ -75,3 +75,53 @@ def test_exec_applies_what_is_held_first(local, tmp_path):
     held = ProvisionRound(local)
     held.check(["touch", str(tmp_path / "held")], workdir=str(tmp_path))
     assert held.exec(["test", "-e", str(tmp_path / "held")]).ok
+
+
+class OwnWayBottle(LocalBottle):
+    """A bottle with its own way to apply a round (a claimed pooled one's): it gets the archive and the users,
+    and answers each user's outcome, having run the scripts here."""
+
+    def __init__(self, plan, root: Path):
+        super().__init__(plan, root)
+        self.rounds: list[list[str]] = []
+
+    def apply_round(self, archive, users):
+        self.rounds.append(list(users))
+        FakeBottle.copy_in(self, archive, "/")
+        for path, data in self.files.items():
+            if path.startswith(str(self.root)):
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_bytes(data)
+        outcomes = {}
+        for user in users:
+            done = subprocess.run(["sh", f"{provision.ROUND_DIR}/{user}/script"], capture_output=True, timeout=30)
+            outcomes[user] = ExecResult(done.returncode, b"", done.stderr)
+        self.calls = [call for call in self.calls if call[0] != "copy_in"]
+        return outcomes
+
+
+@pytest.fixture
+def own_way(plan_factory, tmp_path, monkeypatch):
+    monkeypatch.setattr(provision, "ROUND_DIR", str(tmp_path / "round"))
+    return OwnWayBottle(plan_factory(), tmp_path)
+
+
+def test_a_bottle_with_its_own_way_takes_the_round_whole_with_no_exec(own_way, tmp_path):
+    held = ProvisionRound(own_way)
+    held.write_files(own_way.plan.guest.home, {".a": b"A"})
+    held.check(["sh", "-c", f"echo mine > {tmp_path}/agent-side"], workdir=str(tmp_path))
+    held.check(["sh", "-c", f"echo root > {tmp_path}/root-side"], user="0", workdir=str(tmp_path))
+    held.ready()
+    assert own_way.rounds == [[str(own_way.plan.guest.uid), "0"]]
+    assert [call for call in own_way.calls if call[0] in ("exec", "copy_in")] == [], own_way.calls
+    assert own_way.files[f"{own_way.plan.guest.home}/.a"] == b"A"
+    assert (tmp_path / "agent-side").read_text() == "mine\n" and (tmp_path / "root-side").read_text() == "root\n"
+
+
+def test_a_failure_reported_by_the_bottles_own_way_is_raised_naming_the_step(own_way, tmp_path):
+    held = ProvisionRound(own_way)
+    held.check(["true"], user="0", workdir=str(tmp_path))
+    held.check(["sh", "-c", "echo 'the disk is full' >&2; exit 4"], user="0", workdir=str(tmp_path))
+    with pytest.raises(BottleRuntimeError) as failed:
+        held.ready()
+    assert "`sh -c 'echo '\"'\"'the disk is full'\"'\"' >&2; exit 4'` exited 4: the disk is full" in failed.value.message

@@ -13,12 +13,23 @@ AGENT_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.d
                  "net.ipv6.conf.lo.disable_ipv6": "1"}
 
 
-def create_agent(client, plan: Plan, image: str, created: list[str]) -> str:
-    """Create (not start) the agent container; its ID goes into ``created`` at once."""
+#: A pooled agent's waiting processes (the agent image's ``pooled-agent``): its main process as root, and the
+#: agent user's side, each waiting for the claimed run's provisioning round (see :mod:`.pool`).
+POOLED_AGENT = "/usr/local/lib/bottle/pooled-agent"
+POOLED_LINE = b"bottle-agent: pooled"
+
+
+def create_agent(client, plan: Plan, image: str, created: list[str], *, pooled: bool = False) -> str:
+    """Create (not start) the agent container; its ID goes into ``created`` at once.
+
+    A pooled agent's main process is the root side of ``pooled-agent`` (without any capability, as every
+    process of the agent); a cold one's sleeps as the agent user.
+    """
     api, res = client.api, plan.resources
+    main = ([POOLED_AGENT, "main"], "0:0") if pooled else (["sleep", "infinity"], f"{plan.guest.uid}:{plan.guest.uid}")
     agent = api.create_container(
-        image, command=["sleep", "infinity"], name=f"bottle-{plan.slug}-agent",
-        user=f"{plan.guest.uid}:{plan.guest.uid}", working_dir=plan.guest.workspace,
+        image, command=main[0], name=f"bottle-{plan.slug}-agent",
+        user=main[1], working_dir=plan.guest.workspace,
         environment=agent_sandbox.environment(plan), labels=labels.for_bottle(plan, "agent"), detach=True,
         host_config=api.create_host_config(
             cap_drop=["ALL"], init=True,
@@ -64,3 +75,20 @@ def drop_default_route(client, fixer: str) -> None:
     """
     run_one_shot(client, fixer, "remove the agent's default route")
 
+
+def start_pooled_side(client, plan: Plan, agent: str) -> None:
+    """Start the agent user's side of a pooled agent's waiting processes (one exec, at pool time: never on a
+    claim's path), and wait until both sides have met and say they wait."""
+    import time
+
+    from bottle_core.errors import BottleRuntimeError
+
+    api = client.api
+    side = api.exec_create(agent, [POOLED_AGENT, "agent"], user=str(plan.guest.uid), workdir="/", stdout=False,
+                           stderr=False)["Id"]
+    api.exec_start(side, detach=True)
+    deadline = time.monotonic() + 60
+    while POOLED_LINE not in api.logs(agent, stdout=True, stderr=True):
+        if time.monotonic() > deadline or not api.inspect_container(agent)["State"]["Running"]:
+            raise BottleRuntimeError(f"the pooled agent of bottle {plan.slug} did not start waiting for its run")
+        time.sleep(0.05)

@@ -42,8 +42,9 @@ def prepare(spec, stage_dir):
     from .image_build import base_image_id
     from .sidecar import base_image
 
-    client = engine.client()
-    subnet = pick_subnet(network.used_subnets(client))
+    client = engine.light_client()  # a run that claims a pooled bottle needs no SDK at all
+    networks = client.api.networks()  # one look-up serves the subnet's choice and the refused networks
+    subnet = pick_subnet(network.engine_subnets(networks) + network.host_routes())
     bottle = spec.manifest.bottles[spec.bottle_name]
     base = bottle.image or base_image()
     slug = new_slug(spec.agent)
@@ -54,7 +55,7 @@ def prepare(spec, stage_dir):
                             outbound=network.outbound_name()),
         images=image_names(base, base_image_id(client, base)),
     )
-    network.refuse_engine_and_host(client, plan)
+    network.refuse_networks(plan, networks)
     return plan
 
 

@@ -30,11 +30,13 @@ def stderr_progress(role: str) -> Callable[[str], None]:
 
 def base_image_id(client, base: str) -> str:
     """The ID of the local base image; a clear error when it is not there (no pull is tried)."""
-    from docker.errors import ImageNotFound
+    from .engine import not_found
 
     try:
-        return client.images.get(base).id
-    except ImageNotFound:
+        return client.api.inspect_image(base)["Id"]
+    except Exception as exc:
+        if not not_found(exc):
+            raise
         raise BottleRuntimeError(
             f"base image {base} is not present",
             hint=f"build or pull it (`docker pull {base}`), or set BOTTLE_BASE_IMAGE to a Debian-based image you have",

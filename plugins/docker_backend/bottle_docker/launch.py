@@ -53,10 +53,12 @@ class DockerLaunch(Launch):
                 # the proxy's own start): set it going first, with its packet filter, and do the
                 # agent's side meanwhile.
                 bundle_started = pool.submit(self.sidecar.start)
-                agent_id = agent.create_agent(client, plan, plan.images["agent"], self.containers)
+                agent_id = agent.create_agent(client, plan, plan.images["agent"], self.containers, pooled=self.pooled)
                 fixer = agent.create_route_fixer(client, plan, agent_id, plan.images["bundle"], self.containers)
                 client.api.start(agent_id)
                 agent.drop_default_route(client, fixer)
+                if self.pooled:
+                    agent.start_pooled_side(client, plan, agent_id)
                 bundle = bundle_started.result()
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None

@@ -1,4 +1,7 @@
-"""Commands and files through the engine API: run a command in a container, read a path out of one."""
+"""Commands and files through the engine API: run a command in a container, read a path out of one.
+
+Each takes the SDK's client or the raw one (:class:`.engine.RawClient`): both have ``client.api``.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,17 @@ from collections.abc import Mapping
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.sandbox import ExecResult
 
+from .engine import frames, not_found
+
 
 def read_archive(client, container_id: str, src: str) -> bytes:
     """A tar stream of ``src`` in a container, as bytes."""
-    from docker.errors import NotFound
-
     try:
         chunks, _stat = client.api.get_archive(container_id, src)
-    except NotFound:
-        raise BottleRuntimeError(f"no such path in the bottle: {src}") from None
+    except Exception as exc:
+        if not_found(exc):
+            raise BottleRuntimeError(f"no such path in the bottle: {src}") from None
+        raise
     return b"".join(chunks)
 
 
@@ -34,14 +39,12 @@ def exec_in(client, container_id: str, argv: list[str], *, user: str, env: Mappi
 
 
 def _exec_with_stdin(api, exec_id: str, data: bytes) -> tuple[bytes, bytes]:
-    from docker.utils.socket import frames_iter, STDOUT
-
     sock = api.exec_start(exec_id, socket=True)
-    raw = getattr(sock, "_sock", sock)
+    raw = getattr(sock, "_sock", sock)  # the SDK hands a socket wrapper; the raw client a socket
     raw.sendall(data)
     raw.shutdown(1)  # SHUT_WR: the command sees end of input
     out, err = bytearray(), bytearray()
-    for stream, chunk in frames_iter(sock, tty=False):
-        (out if stream == STDOUT else err).extend(chunk)
+    for stream, chunk in frames(raw.recv):
+        (err if stream == 2 else out).extend(chunk)
     sock.close()
     return bytes(out), bytes(err)

@@ -42,6 +42,9 @@ class FakeAPI:
     def __init__(self, owner: FakeClient):
         self.owner = owner
 
+    def inspect_image(self, name: str) -> dict:
+        return {"Id": self.owner.images.get(name).id}
+
     def build(self, **kwargs):
         self.owner.builds.append(kwargs)
         assert (Path(kwargs["path"]) / "Dockerfile").is_file()
