@@ -1,0 +1,167 @@
+"""Credentials by name and alphabet: a value that a credential's name is given, judged by the value's length and
+alphabet (entropy only breaks ties), whatever provider it is for.
+
+A provider's prefix (``ghp_``, ``AKIA``) says what a token is; most services
+issue none, and their keys are found by the name they are kept under:
+``api_key = …``, ``"secret": "…"``, ``_authToken=…`` in an ``.npmrc``,
+``password …`` in a ``.netrc``, ``<password>…</password>`` in a Maven or
+NuGet file, ``Authorization: Bearer …``, ``sshpass -p …``. Such a value is a
+credential when it is long enough for one (:data:`MIN_TOKEN`, or
+:data:`MIN_PASSWORD` for a password), written in a credential's alphabet,
+and carries data: pieces that are not words or numbers. What passes:
+templates and references (``${NPM_TOKEN}``, ``<your key>``, ``$PASS``,
+``os.environ[…]``), redactions (``****``), code (``generateApiKey()``,
+``config.secret_key``), published default passwords (``changeme``), words,
+numbers, and names that hold no credential (``csrf_token``, ``page_token``,
+``public_key``, ``max_tokens``). Standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .hosts import entropy
+
+#: Shortest value read as a token or key, and as a password or passphrase.
+MIN_TOKEN = 16
+MIN_PASSWORD = 8
+
+#: The last word of a credential's name (names split at case changes, '_', '-', '.'), and of a password's.
+_PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "passcode", "pwd", "pass"})
+_LAST_WORDS = _PASSWORD_WORDS | {"key", "token", "secret", "credential", "credentials", "auth", "bearer"}
+#: A credential's word glued to another ('apikey', 'authtoken', Duo's 'skey'; also 'monkey', whose value must
+#: still look like a credential's).
+_GLUED = re.compile(r"(?:key|token|secret|password|passwd|pass)$")
+#: A word before the last that says the value is no credential: a page's or a form's token, a public key, a count.
+_NOT_CREDENTIAL = frozenset("""csrf xsrf page next prev continuation cursor sync public publishable cache sort
+partition primary foreign idempotency dedup max num count total min limit""".split())
+
+#: Published default and stand-in passwords (vendors' manuals, the values documentation uses): no secret.
+DEFAULTS = frozenset("""
+changeme changeit password passw0rd p@ssw0rd p@ssword secret secrets admin administrator root toor default
+guest letmein welcome qwerty abc123 123456 1234567 12345678 123456789 1234567890 test testing test123 example
+sample dummy fake foobar placeholder redacted hidden masked none null nil undefined true false empty
+mypassword yourpassword mysecret yoursecret password123 password1 admin123 secret123 raspberry
+""".split())
+
+#: A name that says credential, the separator after it, and the value: ``name = value``, ``"name": "value"``,
+#: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``. The name's own start is found by
+#: looking back from its last word (a leading character run in the regex would make it quadratic).
+ASSIGNMENT = re.compile(
+    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)"
+    r"(?P<close>[\"'\]]?)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
+    r"(?P<open>[\"'`]?)(?P<value>[^\s\"'`<>,;&\\(){}\[\]|]{6,512})")
+#: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
+ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
+#: Command lines that take a password after ``-p`` (glued or not): sshpass, MySQL's and MariaDB's tools.
+COMMAND = re.compile(r"(?i:sshpass|mysql\w*|mariadb\w*)\b[^\n]{0,120}?[ \t](?:-p[ \t]*|--password[= ])"
+                     r"(?P<open>[\"']?)(?P<value>[^\s\"'`]{4,256})")
+#: Where the name (identifier characters) ends, walking back from its last word.
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]{0,64}$")
+#: Words of a name or a value: 'npmAuthToken' is npm, Auth, Token; 'APIKey' is API, Key.
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_VOWELS = frozenset("aeiouy")
+#: A time-based UUID (version 1): a clock and a node id, no secret in it.
+TIME_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
+_TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9+/=_\-.~:$@!%*#^]+$")
+
+
+def credential_name(name: str) -> tuple[bool, bool]:
+    """(is a credential's name, is a password's name) for an identifier such as ``npm_authToken`` or ``API-KEY``:
+    its last word says credential, and what comes before is words (``larksuite``), not a random run that happens
+    to end in 'key'."""
+    words = [w.lower() for w in _CAMEL.findall(name)]
+    if not words:
+        return False, False
+    last = words[-1]
+    glued = _GLUED.search(last) if last not in _LAST_WORDS else None
+    if last not in _LAST_WORDS and not (glued and _word(last[:glued.start()])):
+        return False, False
+    stem = name[:len(name) - len(last)] + (last[:glued.start()] if glued else "")
+    if _NOT_CREDENTIAL.intersection(words[:-1]) or not all(map(_plain, re.findall(r"[A-Za-z0-9]+", stem))):
+        return False, False
+    return True, (glued.group() if glued else last) in _PASSWORD_WORDS
+
+
+def _plain(run: str) -> bool:
+    """A run of letters and digits as people write it: a number, words (``generateApiKey``), a word numbered
+    (``test123``); letters and digits mixed through it, or letters that make no words, are data."""
+    if run.isdigit():
+        return len(run) < 12
+    if len(run) <= 3:
+        return True
+    word = run.rstrip("0123456789") if len(run) - len(run.rstrip("0123456789")) <= 3 else run
+    if not word.isalpha():
+        return False
+    pieces = _CAMEL.findall(word)
+    return sum(map(len, pieces)) >= 3 * len(pieces) and all(_word(p) for p in pieces)
+
+
+def _word(piece: str) -> bool:
+    lowered = piece.lower()
+    if len(lowered) <= 3 or piece.isupper() and len(piece) <= 5:
+        return True
+    vowels = sum(c in _VOWELS for c in lowered)
+    return 0.2 <= vowels / len(lowered) <= 0.7 and not re.search(r"[b-df-hj-np-tv-xz]{4,}", lowered)
+
+
+def placeholder(value: str) -> bool:
+    """A template, reference or redaction: it stands for a credential and carries none."""
+    lowered = value.lower()
+    if value[:1] in "$%@&" or "${" in value or "{{" in value or "%s" in value or "%(" in value:
+        return True
+    if "***" in value or "…" in value or "..." in value or "•" in value or "xxxx" in lowered:
+        return True
+    return lowered in DEFAULTS or lowered.startswith(("env.", "process.env", "os.environ", "getenv", "secrets."))
+
+
+def credential_value(value: str, password: bool = False, hex_alone: bool = True) -> bool:
+    """``value`` is long enough for a credential, in a credential's alphabet, and carries data (not words, numbers,
+    code or a stand-in). A password may be shorter and use any printable character; a token's alphabet is
+    base64's, hex's and base58's with a few separators. ``hex_alone``: a run of hex digits counts (after a bare
+    'key' it is as likely a hash)."""
+    value = value.strip()
+    if len(value) < (MIN_PASSWORD if password else MIN_TOKEN) or placeholder(value) or "://" in value \
+            or TIME_UUID.match(value):
+        return False
+    if not password and not _TOKEN_ALPHABET.match(value):
+        return False
+    if len(set(value.lower())) <= 2:
+        return False  # filler: 'xxxxxxxx', '00000000'
+    if not hex_alone and re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*", value):
+        return False
+    data = sum(len(run) for run in re.findall(r"[A-Za-z0-9]+", value) if not _plain(run))
+    if password:
+        return data >= 4 or (len(value) >= 12 and entropy(value) >= 3.0)
+    # Letters and digits mixed through the value, or letters that are no words: data. Entropy breaks a tie.
+    return data >= 12 or (data >= 8 and entropy(value) >= 3.0)
+
+
+def find(text: str) -> str | None:
+    """The first value in ``text`` kept under a credential's name (its kind: 'named', 'element' or 'command')."""
+    for match in ASSIGNMENT.finditer(text):
+        value = match.group("value")
+        if match.group("open"):
+            value = value.split(match.group("open"), 1)[0]
+        elif match.group("sep").strip() == "" and not match.group("close") and value.isalpha():
+            continue  # 'the secret ingredient': prose, not an assignment
+        name = _NAME_CHARS.search(text, 0, match.start()).group() + text[match.start():match.end("close")]
+        name = name.strip("\"'[]")
+        is_name, password = credential_name(name)
+        if not is_name:
+            continue
+        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key"
+        if credential_value(value, password, hex_alone=not bare_key):
+            return "named"
+    if "</" in text:
+        for match in ELEMENT.finditer(text):
+            is_name, password = credential_name(match.group("tag").rsplit(":", 1)[-1])
+            if is_name and any(credential_value(piece.strip("{}"), password)
+                               for piece in match.group("value").split()):
+                return "element"
+    if "-p" in text or "--password" in text:
+        for match in COMMAND.finditer(text):
+            value = match.group("value")
+            if not placeholder(value) and len(set(value)) > 2:
+                return "command"
+    return None
