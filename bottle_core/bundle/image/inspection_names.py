@@ -23,7 +23,7 @@ import re
 from .hosts import entropy
 
 #: Shortest value read as a token or key, and as a password or passphrase.
-MIN_TOKEN = 16
+MIN_TOKEN = 12
 MIN_PASSWORD = 8
 
 #: The last word of a credential's name (names split at case changes, '_', '-', '.'), and of a password's.
@@ -50,7 +50,10 @@ mypassword yourpassword mysecret yoursecret password123 password1 admin123 secre
 ASSIGNMENT = re.compile(
     r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)"
     r"(?P<close>[\"'\]]?)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
-    r"(?P<open>[\"'`]?)(?P<value>[^\s\"'`<>,;&\\(){}\[\]|]{6,512})")
+    r"(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\(){}\[\]|]{6,512})")
+#: Names that take their value after blanks alone (a .netrc's 'password', 'Bearer', 'APIKEY'), not 'pass' or 'key'
+#: in prose.
+_SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD))\b", re.I)
 #: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
 ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
 #: Command lines that take a password after ``-p`` (glued or not): sshpass, MySQL's and MariaDB's tools.
@@ -63,7 +66,7 @@ _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _VOWELS = frozenset("aeiouy")
 #: A time-based UUID (version 1): a clock and a node id, no secret in it.
 TIME_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
-_TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9+/=_\-.~:$@!%*#^]+$")
+_TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9+/_\-.~]+=*$")
 
 
 def credential_name(name: str) -> tuple[bool, bool]:
@@ -78,7 +81,8 @@ def credential_name(name: str) -> tuple[bool, bool]:
     if last not in _LAST_WORDS and not (glued and _word(last[:glued.start()])):
         return False, False
     stem = name[:len(name) - len(last)] + (last[:glued.start()] if glued else "")
-    if _NOT_CREDENTIAL.intersection(words[:-1]) or not all(map(_plain, re.findall(r"[A-Za-z0-9]+", stem))):
+    if _NOT_CREDENTIAL.intersection(words[:-1]) or not all(run.isalpha() or _plain(run)
+                                                             for run in re.findall(r"[A-Za-z0-9]+", stem)):
         return False, False
     return True, (glued.group() if glued else last) in _PASSWORD_WORDS
 
@@ -98,11 +102,12 @@ def _plain(run: str) -> bool:
 
 
 def _word(piece: str) -> bool:
+    """Pronounceable: a vowel, not mostly vowels, no five consonants in a row ('String', not 'mbwhsx')."""
     lowered = piece.lower()
-    if len(lowered) <= 3 or piece.isupper() and len(piece) <= 5:
+    if len(lowered) <= 4 or piece.isupper() and len(piece) <= 5:
         return True
     vowels = sum(c in _VOWELS for c in lowered)
-    return 0.2 <= vowels / len(lowered) <= 0.7 and not re.search(r"[b-df-hj-np-tv-xz]{4,}", lowered)
+    return 0 < vowels <= 0.7 * len(lowered) and not re.search(r"[b-df-hj-np-tv-xz]{5,}", lowered)
 
 
 def placeholder(value: str) -> bool:
@@ -132,7 +137,7 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True)
         return False
     data = sum(len(run) for run in re.findall(r"[A-Za-z0-9]+", value) if not _plain(run))
     if password:
-        return data >= 4 or (len(value) >= 12 and entropy(value) >= 3.0)
+        return data >= 4 and not value.startswith(("/", "./", "~/"))  # a path: 'PWD: /home/user
     # Letters and digits mixed through the value, or letters that are no words: data. Entropy breaks a tie.
     return data >= 12 or (data >= 8 and entropy(value) >= 3.0)
 
@@ -141,10 +146,10 @@ def find(text: str) -> str | None:
     """The first value in ``text`` kept under a credential's name (its kind: 'named', 'element' or 'command')."""
     for match in ASSIGNMENT.finditer(text):
         value = match.group("value")
+        if match.group("sep").strip() == "" and not match.group("close") and not _SPACED.match(match.group()):
+            continue  # 'pass the value', 'the secret ingredient': prose, not an assignment
         if match.group("open"):
             value = value.split(match.group("open"), 1)[0]
-        elif match.group("sep").strip() == "" and not match.group("close") and value.isalpha():
-            continue  # 'the secret ingredient': prose, not an assignment
         name = _NAME_CHARS.search(text, 0, match.start()).group() + text[match.start():match.end("close")]
         name = name.strip("\"'[]")
         is_name, password = credential_name(name)
