@@ -508,9 +508,10 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("openai-key", re.compile(r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|"
                                      r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}"), ("sk-",), starts_token=False),
     Pattern("openai-key", re.compile(_B + r"sk-[A-Za-z0-9]{48,}"), ("sk-",)),
-    Pattern("aws-access-key", re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
+    # AWS's key-ID prefixes, and the older 'A3T' + one (as gitleaks reads them).
+    Pattern("aws-access-key", re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
                                          r"[A-Z2-7]{16}"),
-            ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
+            ("a3t", "akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
             starts_token=False),
     Pattern("aws-secret-key", re.compile(r"(?i)aws.{0,20}?(?:secret|private)[a-z_\-]{0,20}[^A-Za-z0-9/+]{1,25}"
                                          r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",), starts_token=False),

@@ -155,7 +155,8 @@ def find(text: str) -> str | None:
         is_name, password = credential_name(name)
         if not is_name:
             continue
-        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key"
+        # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
+        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and text[match.start() - 1:match.start()] not in "?&"
         if credential_value(value, password, hex_alone=not bare_key):
             return "named"
     if "</" in text:
