@@ -50,7 +50,7 @@ mypassword yourpassword mysecret yoursecret password123 password1 admin123 secre
 ASSIGNMENT = re.compile(
     r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)"
     r"(?P<close>[\"'\]]?)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
-    r"(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\(){}\[\]|]{6,512})")
+    r"(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
 #: Names that take their value after blanks alone (a .netrc's 'password', 'Bearer', 'APIKEY'), not 'pass' or 'key'
 #: in prose.
 _SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD))\b", re.I)
@@ -148,8 +148,9 @@ def find(text: str) -> str | None:
         value = match.group("value")
         if match.group("sep").strip() == "" and not match.group("close") and not _SPACED.match(match.group()):
             continue  # 'pass the value', 'the secret ingredient': prose, not an assignment
-        if match.group("open"):
-            value = value.split(match.group("open"), 1)[0]
+        if match.group("open"):  # a quoted value is the whole string: 'abc()def' is not 'abc'
+            end = text.find(match.group("open"), match.start("value"), match.start("value") + 513)
+            value = text[match.start("value"):end] if end >= 0 else value
         name = _NAME_CHARS.search(text, 0, match.start()).group() + text[match.start():match.end("close")]
         name = name.strip("\"'[]")
         is_name, password = credential_name(name)
