@@ -32,6 +32,7 @@ _LAST_WORDS = _PASSWORD_WORDS | {"key", "token", "secret", "credential", "creden
 #: A credential's word glued to another ('apikey', 'authtoken', Duo's 'skey'; also 'monkey', whose value must
 #: still look like a credential's).
 _GLUED = re.compile(r"(?:key|token|secret|password|passwd|pass)$")
+_GLUED_PASS = frozenset({"dbpass", "userpass", "adminpass", "apipass", "rootpass", "smtppass", "mailpass"})
 #: A word before the last that says the value is no credential: a page's or a form's token, a public key, a count.
 _NOT_CREDENTIAL = frozenset("""csrf xsrf page next prev continuation cursor sync public publishable cache sort
 partition primary foreign idempotency dedup max num count total min limit""".split())
@@ -78,6 +79,8 @@ def credential_name(name: str) -> tuple[bool, bool]:
         return False, False
     last = words[-1]
     glued = _GLUED.search(last) if last not in _LAST_WORDS else None
+    if glued and glued.group() == "pass" and last not in _GLUED_PASS:
+        glued = None  # 'bypass', 'compass'
     if last not in _LAST_WORDS and not (glued and _word(last[:glued.start()])):
         return False, False
     stem = name[:len(name) - len(last)] + (last[:glued.start()] if glued else "")
@@ -151,7 +154,10 @@ def find(text: str) -> str | None:
         if match.group("open"):  # a quoted value is the whole string: 'abc()def' is not 'abc'
             end = text.find(match.group("open"), match.start("value"), match.start("value") + 513)
             value = text[match.start("value"):end] if end >= 0 else value
-        name = _NAME_CHARS.search(text, 0, match.start()).group() + text[match.start():match.end("close")]
+        head = _NAME_CHARS.search(text, max(0, match.start() - 64), match.start())
+        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
+            head = _NAME_CHARS.search(text, head.start() + 1, match.start())  # '\npage_token': an escape, then the name
+        name = head.group() + text[match.start():match.end("close")]
         name = name.strip("\"'[]")
         is_name, password = credential_name(name)
         if not is_name:
