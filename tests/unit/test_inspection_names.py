@@ -46,6 +46,11 @@ ATTACKS = {
     "sshpass": "sshpass -p 'Tr0ub4dor3' ssh deploy@host",
     "mysql": "mysql -u root -pTr0ub4dor3 shop",
     "digits": "api_key=1234567890123456789012345678901234567890",
+    "escaped-json": 'config.json: "{\\"auths\\": {\\"r.example.org\\": {\\"auth\\":\\"'
+                    + base64.b64encode(b"alice:Tr0ub4dor&3xyz").decode() + '\\"}}}"',
+    "numbered": "typeform_token2 = '" + RANDOM + "'",
+    "cli-option": "AzureStorageCleanup.exe -storagename acct -storagekey " + RANDOM + "==",
+    "quoted-scheme": 'auth_header: "Bearer ' + RANDOM + '"',
 }
 
 
@@ -79,6 +84,9 @@ BENIGN = {
     "filler": "api_key=xxxxxxxxxxxxxxxxxxxxxxxx\nsecret=0000000000000000",
     "format-string": 'cmd := fmt.Sprintf("sshpass -p %s", password)',
     "out-of-alphabet": "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP^#'",
+    "escaped-template": 'config.json: "{\\"auth\\":\\"${DOCKER_AUTH}\\"}"',
+    "cli-words": "tool --api-key-file /etc/tool/key.txt --token-type bearer",
+    "prose-key": "the key position is held by the primary replica",
 }
 
 

@@ -49,12 +49,13 @@ mypassword yourpassword mysecret yoursecret password123 password1 admin123 secre
 #: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``. The name's own start is found by
 #: looking back from its last word (a leading character run in the regex would make it quadratic).
 ASSIGNMENT = re.compile(
-    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)"
-    r"(?P<close>[\"'\]]?)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
-    r"(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
+    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)(?P<number>\d{0,2})"
+    r"(?P<close>\\{0,7}[\"']|\]|)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
+    r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
 #: Names that take their value after blanks alone (a .netrc's 'password', 'Bearer', 'APIKEY'), not 'pass' or 'key'
 #: in prose.
 _SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD))\b", re.I)
+_SCHEME = re.compile(r"^(?:bearer|basic|token)[ \t]+", re.I)
 #: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
 ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
 #: Command lines that take a password after ``-p`` (glued or not): sshpass, MySQL's and MariaDB's tools.
@@ -149,16 +150,19 @@ def find(text: str) -> str | None:
     """The first value in ``text`` kept under a credential's name (its kind: 'named', 'element' or 'command')."""
     for match in ASSIGNMENT.finditer(text):
         value = match.group("value")
-        if match.group("sep").strip() == "" and not match.group("close") and not _SPACED.match(match.group()):
-            continue  # 'pass the value', 'the secret ingredient': prose, not an assignment
+        option = text[max(0, match.start() - 64):match.start()].rsplit(" ", 1)[-1].startswith("-")
+        if match.group("sep").strip() == "" and not match.group("close") and not option \
+                and not _SPACED.match(match.group()):
+            continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
         if match.group("open"):  # a quoted value is the whole string: 'abc()def' is not 'abc'
             end = text.find(match.group("open"), match.start("value"), match.start("value") + 513)
-            value = text[match.start("value"):end] if end >= 0 else value
+            value = text[match.start("value"):end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
+            value = _SCHEME.sub("", value)  # '"Bearer eyJ…"': the scheme, then the credential
         head = _NAME_CHARS.search(text, max(0, match.start() - 64), match.start())
         if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
             head = _NAME_CHARS.search(text, head.start() + 1, match.start())  # '\npage_token': an escape, then the name
         name = head.group() + text[match.start():match.end("close")]
-        name = name.strip("\"'[]")
+        name = re.sub(r"\d+$", "", name.strip("\"'[]\\"))  # 'token1', 'secret_key2': numbered names
         is_name, password = credential_name(name)
         if not is_name:
             continue
