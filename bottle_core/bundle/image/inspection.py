@@ -561,7 +561,7 @@ class NamedCredential:
     def search(self, text: str, lowered: str) -> str | None:
         if not any(anchor in lowered for anchor in self.anchors):
             return None
-        return named.find(text)
+        return named.find(text, lowered)
 
 
 PATTERNS += (NamedCredential(),)

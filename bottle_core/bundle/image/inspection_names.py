@@ -52,6 +52,8 @@ ASSIGNMENT = re.compile(
     r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)(?P<number>\d{0,2})"
     r"(?P<close>\\{0,7}[\"']|\]|)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
     r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
+#: The same, read in lower-cased text (three to five times faster than a case-blind regex).
+_ASSIGNMENT_LOWER = re.compile(ASSIGNMENT.pattern.replace("(?i:", "(?:", 1))
 #: Names that take their value after blanks alone (a .netrc's 'password', 'Bearer', 'APIKEY'), not 'pass' or 'key'
 #: in prose.
 _SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD))\b", re.I)
@@ -146,28 +148,35 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True)
     return data >= 12 or (data >= 8 and entropy(value) >= 3.0)
 
 
-def find(text: str) -> str | None:
-    """The first value in ``text`` kept under a credential's name (its kind: 'named', 'element' or 'command')."""
-    for match in ASSIGNMENT.finditer(text):
-        value = match.group("value")
-        option = text[max(0, match.start() - 64):match.start()].rsplit(" ", 1)[-1].startswith("-")
+def find(text: str, lowered: str | None = None) -> str | None:
+    """The first value in ``text`` kept under a credential's name (its kind: 'named', 'element' or 'command').
+    ``lowered``: ``text.lower()``, when the caller has it (names are found in it, a case-blind regex being slower)."""
+    if lowered is None or len(lowered) != len(text):
+        lowered = text.lower()
+    if len(lowered) != len(text):  # a character whose lower case is longer ('İ'): positions would not agree
+        lowered = text
+    for match in _ASSIGNMENT_LOWER.finditer(lowered) if lowered is not text else ASSIGNMENT.finditer(text):
+        start, at = match.start(), match.start("value")
+        close, opening = text[match.end("number"):match.end("close")], match.group("open")
+        option = text[max(0, start - 64):start].rsplit(" ", 1)[-1].startswith("-")
         if match.group("sep").strip() == "" and not match.group("close") and not option \
-                and not _SPACED.match(match.group()):
+                and not _SPACED.match(text, start):
             continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
-        if match.group("open"):  # a quoted value is the whole string: 'abc()def' is not 'abc'
-            end = text.find(match.group("open"), match.start("value"), match.start("value") + 513)
-            value = text[match.start("value"):end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
+        value = text[at:match.end("value")]
+        if opening:  # a quoted value is the whole string: 'abc()def' is not 'abc'
+            end = text.find(opening, at, at + 513)
+            value = text[at:end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
             value = _SCHEME.sub("", value)  # '"Bearer eyJ…"': the scheme, then the credential
-        head = _NAME_CHARS.search(text, max(0, match.start() - 64), match.start())
+        head = _NAME_CHARS.search(text, max(0, start - 64), start)
         if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
-            head = _NAME_CHARS.search(text, head.start() + 1, match.start())  # '\npage_token': an escape, then the name
-        name = head.group() + text[match.start():match.end("close")]
+            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
+        name = head.group() + text[start:match.end("number")] + close
         name = re.sub(r"\d+$", "", name.strip("\"'[]\\"))  # 'token1', 'secret_key2': numbered names
         is_name, password = credential_name(name)
         if not is_name:
             continue
         # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
-        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and text[match.start() - 1:match.start()] not in "?&"
+        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and text[start - 1:start] not in "?&"
         if credential_value(value, password, hex_alone=not bare_key):
             return "named"
     if "</" in text:
