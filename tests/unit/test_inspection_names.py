@@ -51,6 +51,7 @@ ATTACKS = {
     "numbered": "typeform_token2 = '" + RANDOM + "'",
     "cli-option": "AzureStorageCleanup.exe -storagename acct -storagekey " + RANDOM + "==",
     "quoted-scheme": 'auth_header: "Bearer ' + RANDOM + '"',
+    "dotted-prefix": "maps_token = 'pk." + RANDOM + "'\nsupport_token = 'tkn.v1_" + RANDOM + "'",
 }
 
 
@@ -87,6 +88,9 @@ BENIGN = {
     "escaped-template": 'config.json: "{\\"auth\\":\\"${DOCKER_AUTH}\\"}"',
     "cli-words": "tool --api-key-file /etc/tool/key.txt --token-type bearer",
     "prose-key": "the key position is held by the primary replica",
+    "annotation": "passphrase: Optional[PassphraseCallableT] = None",
+    "attribute-path": "nid_key = self._lib.NID_pbe_WithSHA1And3_Key_TripleDES_CBC\n"
+                      "password = base64.b16encode(random_bytes[8:])\nRegEnumKey = win32api.RegEnumKey",
 }
 
 

@@ -108,12 +108,12 @@ def _plain(run: str) -> bool:
 
 
 def _word(piece: str) -> bool:
-    """Pronounceable: a vowel, not mostly vowels, no five consonants in a row ('String', not 'mbwhsx')."""
+    """Pronounceable: a vowel, not mostly vowels, no six consonants in a row ('Passphrase', not 'mbwhsxt')."""
     lowered = piece.lower()
     if len(lowered) <= 4 or piece.isupper() and len(piece) <= 5:
         return True
     vowels = sum(c in _VOWELS for c in lowered)
-    return 0 < vowels <= 0.7 * len(lowered) and not re.search(r"[b-df-hj-np-tv-xz]{5,}", lowered)
+    return 0 < vowels <= 0.7 * len(lowered) and not re.search(r"[b-df-hj-np-tv-xz]{6,}", lowered)
 
 
 def placeholder(value: str) -> bool:
@@ -126,13 +126,26 @@ def placeholder(value: str) -> bool:
     return lowered in DEFAULTS or lowered.startswith(("env.", "process.env", "os.environ", "getenv", "secrets."))
 
 
+#: Code where a value would be: an attribute path ('self._lib.NID_…', 'base64.b16encode(…'), a call or a subscript
+#: ('Optional[…]', 'getpass()'). A path starts with a short name that has a vowel ('win32api'): 'tkn.v1_…' and 'pk.…'
+#: are token prefixes, and a JSON Web Token's first part is longer.
+_CODE_PATH = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,11})(?:\.[A-Za-z_]\w*)+(?:[\[(]|$)")
+_CALL = re.compile(r"^[A-Za-z_][\w.]*[\[(]")
+
+
+def code(value: str) -> bool:
+    """``value`` is code that computes or names a credential, not one."""
+    path = _CODE_PATH.match(value)
+    return bool(path and re.search(r"[aeiouy_]", path.group(1), re.I) or _CALL.match(value))
+
+
 def credential_value(value: str, password: bool = False, hex_alone: bool = True) -> bool:
     """``value`` is long enough for a credential, in a credential's alphabet, and carries data (not words, numbers,
     code or a stand-in). A password may be shorter and use any printable character; a token's alphabet is
     base64's, hex's and base58's with a few separators. ``hex_alone``: a run of hex digits counts (after a bare
     'key' it is as likely a hash)."""
     value = value.strip()
-    if len(value) < (MIN_PASSWORD if password else MIN_TOKEN) or placeholder(value) or "://" in value \
+    if len(value) < (MIN_PASSWORD if password else MIN_TOKEN) or placeholder(value) or code(value) or "://" in value \
             or TIME_UUID.match(value):
         return False
     if not password and not _TOKEN_ALPHABET.match(value):
