@@ -45,6 +45,7 @@ ATTACKS = {
     "query-key": "https://api.example.org/v1/user?key=9e4635bc-28dc-45d3-8546-2b30115d9a7b",
     "sshpass": "sshpass -p 'Tr0ub4dor3' ssh deploy@host",
     "mysql": "mysql -u root -pTr0ub4dor3 shop",
+    "password-option": "pg_tool --host db --password Tr0ub4dor3xyz --verbose",
     "digits": "api_key=1234567890123456789012345678901234567890",
     "escaped-json": 'config.json: "{\\"auths\\": {\\"r.example.org\\": {\\"auth\\":\\"'
                     + base64.b64encode(b"alice:Tr0ub4dor&3xyz").decode() + '\\"}}}"',
@@ -84,6 +85,7 @@ BENIGN = {
     "numbers": "api_key_id=218873249\nkey: 12345",
     "filler": "api_key=xxxxxxxxxxxxxxxxxxxxxxxx\nsecret=0000000000000000",
     "format-string": 'cmd := fmt.Sprintf("sshpass -p %s", password)',
+    "mysql-prompt": "mysql -u root -p shopdb < dump.sql\nmysqldump --password=$DB_PASSWORD shop",
     "out-of-alphabet": "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP^#'",
     "escaped-template": 'config.json: "{\\"auth\\":\\"${DOCKER_AUTH}\\"}"',
     "cli-words": "tool --api-key-file /etc/tool/key.txt --token-type bearer",

@@ -60,9 +60,10 @@ _SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SEC
 _SCHEME = re.compile(r"^(?:bearer|basic|token)[ \t]+", re.I)
 #: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
 ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
-#: Command lines that take a password after ``-p`` (glued or not): sshpass, MySQL's and MariaDB's tools.
-COMMAND = re.compile(r"(?i:sshpass|mysql\w*|mariadb\w*)\b[^\n]{0,120}?[ \t](?:-p[ \t]*|--password[= ])"
-                     r"(?P<open>[\"']?)(?P<value>[^\s\"'`]{4,256})")
+#: Command lines that take a password: sshpass's ``-p PASS``, MySQL's and MariaDB's ``-pPASS`` (glued: after a blank
+#: comes the database's name, the password being asked for), any tool's ``--password=PASS`` or ``--password PASS``.
+COMMAND = re.compile(r"(?:(?i:sshpass)\b[^\n]{0,120}?[ \t]-p[ \t]*|(?i:mysql\w*|mariadb\w*)\b[^\n]{0,120}?[ \t]-p(?=\S)"
+                     r"|[ \t]--password[= ][ \t]*)(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
 #: Where the name (identifier characters) ends, walking back from its last word.
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]{0,64}$")
 #: Words of a name or a value: 'npmAuthToken' is npm, Auth, Token; 'APIKey' is API, Key.
@@ -189,7 +190,7 @@ def find(text: str, lowered: str | None = None) -> str | None:
         if not is_name:
             continue
         # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
-        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and text[start - 1:start] not in "?&"
+        bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and not (start and text[start - 1] in "?&")
         if credential_value(value, password, hex_alone=not bare_key):
             return "named"
     if "</" in text:
@@ -201,6 +202,6 @@ def find(text: str, lowered: str | None = None) -> str | None:
     if "-p" in text or "--password" in text:
         for match in COMMAND.finditer(text):
             value = match.group("value")
-            if not placeholder(value) and len(set(value)) > 2:
+            if credential_value(value, password=True):  # not '--password options' in prose
                 return "command"
     return None
