@@ -20,7 +20,9 @@ decoded bytes, nesting) a request is refused, never passed unread. Rules:
     ``inspection_catalogue`` and read by :class:`CatalogueRule`), to any host but the ones
     a manifest secret whose value has that shape is bound to. Judged by shape,
     never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
-    a value that carries nothing (:func:`filler`) passes.
+    a value that carries nothing (:func:`filler`) passes. A value with no
+    provider's shape is judged by the name it is kept under and its length
+    and alphabet (:mod:`inspection_names`, ``credential-assignment``).
 ``financial-data``, ``personal-data``
     a payment card number, IBAN or Bitcoin address, checksum verified; a US
     social security number by the SSA's rules (``identifiers``).
