@@ -20,6 +20,11 @@ one reported, and no rule was tuned on it.
   A row whose file is missing or changed on this machine is skipped and
   counted.
 
+The benign figure is also printed without ``benign-credential``: the cases
+secret scanners' authors wrote for their scanner to pass (near misses of a
+provider's shape, keys out of a keyword's reach), which measure agreement
+with the scanners rather than benign traffic.
+
     python benchmarks/eval_inspection.py [--half held-out|dev|all] [--show-misses]
 """
 
@@ -123,6 +128,12 @@ def main() -> None:
     (stopped, attacks), (refused, benign, altered) = totals[True], totals[False]
     print(f"all attacks stopped {stopped}/{attacks} = {100 * stopped / max(attacks, 1):.1f}%; "
           f"benign refused {refused}/{benign} = {100 * refused / max(benign, 1):.1f}% (altered {altered})")
+    # Secret scanners' own near misses are not benign traffic (see eval_data/README.md): the figure without them.
+    near = tally.get(("benign-credential", False))
+    if near:
+        n = sum(near.values())
+        print(f"benign refused but scanners' near misses (benign-credential): {refused - near['stopped']}/{benign - n}"
+              f" = {100 * (refused - near['stopped']) / max(benign - n, 1):.1f}%")
 
 
 if __name__ == "__main__":

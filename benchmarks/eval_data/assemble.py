@@ -186,6 +186,119 @@ for name in LOOKALIKES:
         out.append({"side": "request", "class": "benign-request", "attack": False, "text": number,
                     "source": f"arthurdejong/python-stdnum@{sn_commit[:12]}:{path}"})
 
+# Secret scanners' own test cases (added later, a third batch): semgrep-rules' generic/secrets tests, each case
+# labelled by the line before it ('ruleid:' or 'todoruleid:' a secret, 'ok:' or 'todook:' none), and
+# trufflehog's detector pattern tests, each case's input labelled by its expected findings (none: benign). A
+# case labelled benign is a look-alike the scanner's authors wrote to be passed.
+SG = "semgrep+semgrep-rules"
+MARK = re.compile(r"^\s*(?:#|//|<!--|/\*|--|;|\*)\s*(todoruleid|ruleid|todook|ok)\s*:")
+
+
+def semgrep_cases(text):
+    """(text, is_secret) per case: the lines after a marker up to a blank line or the next marker."""
+    lines, cases, label, body = text.splitlines(), [], None, []
+    for line in lines + [""]:
+        mark = MARK.match(line)
+        if mark or not line.strip():
+            if label is not None and body:
+                cases.append(("\n".join(body), label in ("ruleid", "todoruleid")))
+            label, body = (mark.group(1) if mark else None), []
+        elif label is not None:
+            body.append(line)
+    return cases
+
+
+sg_files = subprocess.run(["git", "-C", f"{CLONES}/semgrep/semgrep-rules", "ls-tree", "-r", "--name-only", "HEAD",
+                           "generic/secrets"], capture_output=True, text=True, check=True).stdout.split()
+LATER3 = set()
+for path in sg_files:
+    if path.endswith((".yaml", ".yml")):
+        continue
+    source = f"semgrep/semgrep-rules@{head(SG)[:12]}:{path}"
+    for text, flag in semgrep_cases(show(SG, path)):
+        if len(text.strip()) < 8 or text in seen:
+            continue
+        seen.add(text)
+        LATER3.add(re.sub(r"@[0-9a-f]{12}", "", source))
+        out.append({"side": "request", "class": "credential" if flag else "benign-credential", "attack": flag,
+                    "text": text, "source": source})
+
+TH = "trufflesecurity+trufflehog"
+GO_STRING = r'"(?:[^"\\\n]|\\.)*"|`[^`]*`'
+GO_CONST = re.compile(r"^\s*(\w+)\s*(?::=|=)\s*(" + GO_STRING + r")\s*$", re.M)
+GO_VERB = re.compile(r"%[-+# 0]*\d*[svqd]|%%")
+
+
+def go_string(literal):
+    """A Go string literal's value: raw (backquoted) as written, interpreted by its escapes (Python's agree)."""
+    return literal[1:-1] if literal[0] == "`" else ast.literal_eval(literal)
+
+
+def go_value(expr, names):
+    """The value of a Go expression of string literals, names bound to them, '+' and fmt.Sprintf; None if other."""
+    expr = expr.strip()
+    call = re.fullmatch(r"fmt\.Sprintf\((.*)\)", expr, re.S)
+    if call:
+        args = [go_value(a, names) for a in go_args(call.group(1))]
+        if not args or None in args:
+            return None
+        fmt, rest = args[0], iter(args[1:])
+        try:
+            return GO_VERB.sub(lambda m: "%" if m.group() == "%%" else
+                               (repr(next(rest)).replace("'", '"') if m.group().endswith("q") else next(rest)), fmt)
+        except StopIteration:
+            return None
+    parts = go_args(expr, "+")
+    if len(parts) > 1:
+        values = [go_value(p, names) for p in parts]
+        return None if None in values else "".join(values)
+    if re.fullmatch(GO_STRING, expr, re.S):
+        return go_string(expr)
+    return names.get(expr)
+
+
+def go_args(text, sep=","):
+    """``text`` split at ``sep`` outside strings and brackets."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "\"`":
+            end = re.compile(GO_STRING, re.S).match(text, i)
+            i = end.end() if end else len(text)
+            continue
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return [p for p in parts if p.strip()]
+
+
+th_files = subprocess.run(["git", "-C", f"{CLONES}/trufflesecurity/trufflehog", "ls-tree", "-r", "--name-only", "HEAD",
+                           "pkg/detectors"], capture_output=True, text=True, check=True).stdout.split()
+for path in th_files:
+    if not path.endswith("_test.go") or path.endswith("_integration_test.go"):
+        continue
+    code = show(TH, path)
+    if "_Pattern(" not in code:
+        continue
+    names = {}
+    for name, literal in GO_CONST.findall(code):
+        names.setdefault(name, go_string(literal))
+    source = f"trufflesecurity/trufflehog@{head(TH)[:12]}:{path}"
+    # Each case of the table: an 'input:' field up to the field after it, then its 'want:' field.
+    for case in re.finditer(r"\binput:\s*(.*?),\s*\n\s*want:\s*(.*?),?\s*\n", code, re.S):
+        text, want = go_value(case.group(1), names), case.group(2).strip()
+        if text is None or len(text.strip()) < 8 or text in seen:
+            continue
+        flag = want not in ("nil", "[]string{}", "[]string(nil)")
+        seen.add(text)
+        LATER3.add(re.sub(r"@[0-9a-f]{12}", "", source))
+        out.append({"side": "request", "class": "credential" if flag else "benign-credential", "attack": flag,
+                    "text": text, "source": source})
+
 
 def group(r):
     """The source a row comes from, as a whole: a file of a repository, a dataset's category, a Debian package.
@@ -206,7 +319,7 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    groups.setdefault(key, (r["class"], key in LATER))
+    groups.setdefault(key, (r["class"], 2 if key in LATER3 else key in LATER))  # (class, batch: 0, 1 or 2)
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
 half, turn = {}, {}
 for key in ordered:

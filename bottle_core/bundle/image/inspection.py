@@ -20,7 +20,9 @@ decoded bytes, nesting) a request is refused, never passed unread. Rules:
     ``inspection_catalogue`` and read by :class:`CatalogueRule`), to any host but the ones
     a manifest secret whose value has that shape is bound to. Judged by shape,
     never by costume: ``EXAMPLE`` or ``your`` glued on changes nothing; only
-    a value that carries nothing (:func:`filler`) passes.
+    a value that carries nothing (:func:`filler`) passes. A value with no
+    provider's shape is judged by the name it is kept under and its length
+    and alphabet (:mod:`inspection_names`, ``credential-assignment``).
 ``financial-data``, ``personal-data``
     a payment card number, IBAN or Bitcoin address, checksum verified; a US
     social security number by the SSA's rules (``identifiers``).
@@ -58,6 +60,7 @@ from .hosts import bound, entropy
 from . import inspection_catalogue as catalogue
 from . import unpacking
 from .identifiers import find_identifier
+from . import inspection_names as named
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
 PLACEHOLDER_MARK = "bottle-placeholder-"
@@ -471,13 +474,9 @@ def _jwt_header(match: re.Match) -> bool:
         return False
 
 
-#: A time-based UUID (version 1): a clock and a node id, no secret in it.
-_TIME_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
-
-
 def _generic_secret(token: str) -> bool:
     """Looks random enough to be a credential: long, mixed character classes, high entropy (not a time-based UUID)."""
-    if _TIME_UUID.match(token):
+    if named.TIME_UUID.match(token):
         return False
     classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
     return len(token) >= 16 and classes >= 2 and entropy(token) >= 3.5
@@ -485,19 +484,6 @@ def _generic_secret(token: str) -> bool:
 
 _KEY_WORDS = re.compile(r"(?i)(?:priv(?:ate)?[ _-]?key|secret[ _-]?key|wallet|privkey|signing[ _-]?key|seed)"
                         r"[^A-Za-z0-9]{1,25}(?:0x)?$")
-
-
-#: Field names whose values are credentials (the name's end; 'csrf_token' or 'page_token' are not).
-_SECRET_NAMES = re.compile(
-    r"(?i)(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|app[_\-]?secret|secret|passw(?:or)?d|pwd|"
-    r"private[_\-]?key|access[_\-]?key(?:[_\-]?id)?|access[_\-]?token|auth[_\-]?token|refresh[_\-]?token|"
-    r"api[_\-]?token|bearer[_\-]?token|session[_\-]?token|secret[_\-]?access[_\-]?key)$")
-
-
-def _assigned_secret(match: re.Match) -> bool:
-    """``name = value`` where the name says credential and the value looks random."""
-    name = match.string[max(0, match.start() - 32):match.start()] + match.group("name")
-    return bool(_SECRET_NAMES.search(name)) and _generic_secret(match.group(match.lastindex))
 
 
 def _wordlist() -> frozenset[str]:
@@ -542,9 +528,10 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("openai-key", re.compile(r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{20,}|"
                                      r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}"), ("sk-",), starts_token=False),
     Pattern("openai-key", re.compile(_B + r"sk-[A-Za-z0-9]{48,}"), ("sk-",)),
-    Pattern("aws-access-key", re.compile(r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
+    # AWS's key-ID prefixes, and the older 'A3T' + one (as gitleaks reads them).
+    Pattern("aws-access-key", re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
                                          r"[A-Z2-7]{16}"),
-            ("akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
+            ("a3t", "akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "apka"),
             starts_token=False),
     Pattern("aws-secret-key", re.compile(r"(?i)aws.{0,20}?(?:secret|private)[a-z_\-]{0,20}[^A-Za-z0-9/+]{1,25}"
                                          r"(?-i:([A-Za-z0-9/+]{40}))(?![A-Za-z0-9/+])"), ("aws",), starts_token=False),
@@ -579,13 +566,26 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("crypto-private-key", re.compile(_KEY_WORDS.pattern[4:-1] + r"(?:0x)?([0-9a-f]{64}|[1-9a-z]{85,90})"
                                              r"(?![0-9a-z])"),
             ("priv", "secret", "wallet", "signing", "seed"), starts_token=False, on_lowered=True),
-    Pattern("credential-assignment", re.compile(
-        r"(?i)(?P<name>key|secret|passwd|password|pwd|token|key[_\-]?id)[\"']?\s*[:=]\s*[\"']?"
-        r"(?-i:([^\s\"'<>,;&\\]{16,}))"), ("key", "secret", "passw", "pwd", "token"), _assigned_secret,
-        starts_token=False),
     Pattern("crypto-seed-phrase", re.compile(r"(?s).+"), (), seed_phrase, stand_ins=False, on_lowered=True,
             starts_token=False),
 )
+
+@dataclass(frozen=True)
+class NamedCredential:
+    """``credential-assignment``: a value kept under a credential's name, judged by its length and alphabet
+    (:mod:`inspection_names`), in the table beside the shapes."""
+
+    name: str = "credential-assignment"
+    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p")
+
+    def search(self, text: str, lowered: str) -> str | None:
+        if not any(anchor in lowered for anchor in self.anchors):
+            return None
+        return named.find(text, lowered)
+
+
+PATTERNS += (NamedCredential(),)
+
 
 #: More providers' documented token prefixes, as data: name, the prefix, the token's body after it, and the
 #: literal(s) that must be in the text first. Prefix and body together are distinctive enough to be found glued

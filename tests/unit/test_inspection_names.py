@@ -1,0 +1,126 @@
+"""Credentials by name and alphabet: a value kept under a credential's name is refused by its length and alphabet,
+in the config files and request forms that carry one; templates, redactions, defaults, code and words pass."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+
+import pytest
+
+from bottle_core.bundle.image import inspection
+from bottle_core.bundle.image import inspection_names as names
+
+RANDOM = "q7Vx2Lp9Rk4Tz8Wm3Nc6Hb1Js5"  # 26 letters and digits mixed: what a generator issues
+
+
+@pytest.fixture
+def inspector():
+    return inspection.Inspector([], ["allowed.test"])
+
+
+def sent(inspector, text: str, content_type: str = "application/json"):
+    body = json.dumps({"note": text}).encode() if content_type == "application/json" else text.encode()
+    return inspector.inspect("allowed.test", 443, "/notes", [("content-type", content_type)], body, content_type)
+
+
+ATTACKS = {
+    "npmrc-legacy-uuid": "//registry.npmjs.org/:_authToken=27dfe8d8-889b-4380-92ff-9c3c6ea5d478\n",
+    "npmrc-auth": "//npm.example.org/:_auth=" + base64.b64encode(b"alice:s3cr3t-Pa55w0rd").decode() + "\n",
+    "npmrc-password": "//npm.example.org/:_password=" + base64.b64encode(b"Tr0ub4dor&3xyz").decode() + "\n",
+    "pypirc": "[pypi]\nusername = alice\npassword = Tr0ub4dor&3xyz\n",
+    "netrc": "machine api.example.org login alice password gh0stlyP4ssw0rd\n",
+    "docker-config": json.dumps({"auths": {"registry.example.org": {
+        "auth": base64.b64encode(b"alice:Tr0ub4dor&3xyz").decode()}}}),
+    "maven-settings": "<server><id>repo</id><username>alice</username><password>Tr0ub4dor3xyzQ</password></server>",
+    "env": "STRIPE_WEBHOOK_SECRET=" + RANDOM,
+    "yaml": "service:\n  api_key: " + RANDOM + "\n",
+    "json": json.dumps({"client_secret": RANDOM}),
+    "go": 'solarwindsKey := "' + RANDOM + '"',
+    "log": "[DEBUG] Using Key=" + RANDOM,
+    "spaced": "APIKEY  " + RANDOM,
+    "dashed": "pastebin token - '" + RANDOM + "'",
+    "bearer-in-text": "curl -H 'Authorization: Bearer " + RANDOM + "' https://api.example.org",
+    "query-key": "https://api.example.org/v1/user?key=9e4635bc-28dc-45d3-8546-2b30115d9a7b",
+    "sshpass": "sshpass -p 'Tr0ub4dor3' ssh deploy@host",
+    "mysql": "mysql -u root -pTr0ub4dor3 shop",
+    "password-option": "pg_tool --host db --password Tr0ub4dor3xyz --verbose",
+    "digits": "api_key=1234567890123456789012345678901234567890",
+    "escaped-json": 'config.json: "{\\"auths\\": {\\"r.example.org\\": {\\"auth\\":\\"'
+                    + base64.b64encode(b"alice:Tr0ub4dor&3xyz").decode() + '\\"}}}"',
+    "numbered": "typeform_token2 = '" + RANDOM + "'",
+    "cli-option": "AzureStorageCleanup.exe -storagename acct -storagekey " + RANDOM + "==",
+    "quoted-scheme": 'auth_header: "Bearer ' + RANDOM + '"',
+    "dotted-prefix": "maps_token = 'pk." + RANDOM + "'\nsupport_token = 'tkn.v1_" + RANDOM + "'",
+}
+
+
+@pytest.mark.parametrize("name", ATTACKS)
+def test_a_value_kept_under_a_credential_name_is_refused(inspector, name):
+    finding = sent(inspector, ATTACKS[name])
+    assert finding is not None and finding.rule == "credential", name
+
+
+BENIGN = {
+    "npmrc-template": "//registry.npmjs.org/:_authToken=${NPM_TOKEN}\n",
+    "env-reference": "API_KEY=$API_KEY\nSECRET_KEY=%(secret)s\n",
+    "redacted": 'api_key: "****************************"',
+    "bullets": "https://username:••••••••@example.com",
+    "angle": "password = <your password here>",
+    "default": "password=changeme\nadmin_password: admin123",
+    "words": '"secret": "your-secret-goes-here"',
+    "code-call": "api_key = generateApiKeySomeLongMethodName()",
+    "code-attribute": "token: process.env.GITHUB_TOKEN_VALUE\nsecret_key = settings.SECRET_KEY_FALLBACK",
+    "subscript": "password = os.environ['DATABASE_PASSWORD']",
+    "csrf": "csrf_token = 'a8f7d6c5b4a39281f0e9d8c7'\npage_token=CiAKGjBpNDd2Nmp2Zml2cXRlNTYwZ3JnMXAxMDAQAhgB",
+    "public-key": "public_key = 'MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE'",
+    "hash-under-key": json.dumps({"key": "5f4dcc3b5aa765d61d8327deb882cf99", "value": 3}),
+    "uuid-under-key": json.dumps({"key": "9e4635bc-28dc-45d3-8546-2b30115d9a7b"}),
+    "time-uuid": "session_token=6fa459ea-ee8a-11ea-adc1-0242ac120002",
+    "path": "PWD: /home/nodeuser/project/node\npassword_file: /etc/app/password.txt",
+    "prose": "Pass `--http-server-default-timeout=milliseconds` or bypass same-origin-policy checks. "
+             "Keep the passphrase confidential and the secret ingredient in the key position.",
+    "max-tokens": json.dumps({"max_tokens": 4096, "token_type": "bearer", "auth": "required"}),
+    "numbers": "api_key_id=218873249\nkey: 12345",
+    "filler": "api_key=xxxxxxxxxxxxxxxxxxxxxxxx\nsecret=0000000000000000",
+    "format-string": 'cmd := fmt.Sprintf("sshpass -p %s", password)',
+    "mysql-prompt": "mysql -u root -p shopdb < dump.sql\nmysqldump --password=$DB_PASSWORD shop",
+    "out-of-alphabet": "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP^#'",
+    "escaped-template": 'config.json: "{\\"auth\\":\\"${DOCKER_AUTH}\\"}"',
+    "cli-words": "tool --api-key-file /etc/tool/key.txt --token-type bearer",
+    "prose-key": "the key position is held by the primary replica",
+    "annotation": "passphrase: Optional[PassphraseCallableT] = None",
+    "attribute-path": "nid_key = self._lib.NID_pbe_WithSHA1And3_Key_TripleDES_CBC\n"
+                      "password = base64.b16encode(random_bytes[8:])\nRegEnumKey = win32api.RegEnumKey",
+}
+
+
+@pytest.mark.parametrize("name", BENIGN)
+def test_templates_redactions_defaults_code_and_words_pass(inspector, name):
+    assert sent(inspector, BENIGN[name]) is None, name
+
+
+def test_a_named_credential_may_go_where_a_secret_is_bound():
+    bound = inspection.Inspector([{"name": "T", "value": "tok-" + RANDOM, "placeholder": "bottle-placeholder-t",
+                                   "hosts": ["api.example.org"]}], ["allowed.test", "api.example.org"])
+    body = json.dumps({"api_key": "Hd8sK2mQ7wZ4xR9tL3vN6pB1"}).encode()
+    assert bound.inspect("api.example.org", 443, "/", [], body, "application/json") is None
+    assert bound.inspect("allowed.test", 443, "/", [], body, "application/json").rule == "credential"
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("npm_authToken", (True, False)), ("API_KEY", (True, False)), ("x-api-key", (True, False)),
+    ("duo_skey", (True, False)), ("DB_PASSWORD", (True, True)), ("netrc password", (True, True)),
+    ("csrf_token", (False, False)), ("public_key", (False, False)), ("max_tokens", (False, False)),
+    ("secretary", (False, False)), ("bypass", (False, False)), ("q7Vx2Lp9key", (False, False)),
+])
+def test_a_credential_name_is_read_by_its_last_word(name, expected):
+    assert names.credential_name(name) == expected
+
+
+def test_random_text_with_credential_words_in_it_is_not_read_as_an_assignment():
+    rng = random.Random(4)
+    # Lower-cased base64 words: 'key', 'pass', 'auth' turn up inside them by chance, followed by more of them.
+    noise = " ".join(base64.b64encode(rng.randbytes(12)).decode().lower() for _ in range(20000))
+    assert names.find(noise) is None
