@@ -71,6 +71,8 @@ def server(cls, address: tuple[str, int], handler):
     served.socket.close()
     served.socket = socket.socket(fileno=int(fd))  # bound and listening already: no bind, no listen here
     served.server_address = served.socket.getsockname()
+    # What http.server's server_bind would set, without its reverse lookup of the address (refused here anyway).
+    served.server_name, served.server_port = served.server_address[:2]
     return served
 
 
