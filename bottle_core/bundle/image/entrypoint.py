@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import select
 import signal
 import socket
@@ -129,7 +128,7 @@ class Daemon:
         elif self.says == SD_NOTIFY:
             # An abstract socket: nothing on disk; its random name is known to the daemon's user alone.
             self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            name = f"bottle-{self.name}-{secrets.token_hex(8)}"
+            name = f"bottle-{self.name}-{os.urandom(8).hex()}"
             self.notify.bind(f"\0{name}")
             self.signal = self.notify.fileno()
             env["NOTIFY_SOCKET"] = f"@{name}"
