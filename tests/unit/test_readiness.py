@@ -65,7 +65,7 @@ def test_a_daemon_says_when_it_listens_and_the_entry_point_announces_ready(model
 
 def test_a_daemon_started_ahead_waits_for_its_go_before_it_reads_or_listens(model_daemon, capsys):
     model_daemon.start(ahead=True)
-    assert said(model_daemon.signal) == readiness.WAITING
+    assert said(model_daemon.channel) == readiness.WAITING
     assert not answers(model_daemon.address[1]), "waiting: nothing listens before the go"
     model_daemon.release(go=True)
     assert entrypoint.announce_ready([model_daemon], timeout=BOUND)
@@ -74,10 +74,10 @@ def test_a_daemon_started_ahead_waits_for_its_go_before_it_reads_or_listens(mode
 
 def test_a_daemon_whose_go_never_comes_ends_unread(model_daemon):
     model_daemon.start(ahead=True)
-    assert said(model_daemon.signal) == readiness.WAITING
+    assert said(model_daemon.channel) == readiness.WAITING
     model_daemon.release(go=False)
     assert model_daemon.process.wait(timeout=BOUND) == 0
-    assert said(model_daemon.signal) == b"", "its pipe closes: the entry point sees it gone"
+    assert said(model_daemon.channel) == b"", "its pipe closes: the entry point sees it gone"
     assert not answers(model_daemon.address[1])
 
 

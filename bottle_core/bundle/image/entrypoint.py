@@ -88,7 +88,7 @@ class Daemon:
     says: str = PIPE  # how it says it listens (daemons.PIPE or daemons.SD_NOTIFY)
     on_first_connection: bool = False  # started when its listening socket (held here until then) is first readable
     said: bytes = b""  # what it said so far
-    signal: int | None = None  # where it says it: the read end of its readiness pipe, or its notify socket
+    channel: int | None = None  # where it says it: the read end of its readiness pipe, or its notify socket
     go: int | None = None  # the write end of its go pipe, when started ahead of a claim
     listener: socket.socket | None = None  # its listening socket, held here until it starts
     notify: socket.socket | None = None  # its notify socket (squid's)
@@ -130,10 +130,10 @@ class Daemon:
             self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             name = f"bottle-{self.name}-{os.urandom(8).hex()}"
             self.notify.bind(f"\0{name}")
-            self.signal = self.notify.fileno()
+            self.channel = self.notify.fileno()
             env["NOTIFY_SOCKET"] = f"@{name}"
         if self.says == PIPE and self.listener is None or ahead:
-            self.signal, ready_write = os.pipe()
+            self.channel, ready_write = os.pipe()
             env[readiness.READY_FD] = str(ready_write)
             passed.append(ready_write)
         if ahead:
@@ -150,19 +150,19 @@ class Daemon:
 
     def hear(self) -> None:
         """Read what it said (a closed pipe: it is ending, and is no longer listened to)."""
-        said = os.read(self.signal, 64)
+        said = os.read(self.channel, 64)
         self.said += said
         if not said:
             self.gone = True
-            self.stop_listening()
+            self.stop_hearing()
 
-    def stop_listening(self) -> None:
+    def stop_hearing(self) -> None:
         """Close what it says things on: it said what mattered, or it ended."""
         if self.notify is not None:
             self.notify.close()
-        elif self.signal is not None:
-            os.close(self.signal)
-        self.signal, self.notify = None, None
+        elif self.channel is not None:
+            os.close(self.channel)
+        self.channel, self.notify = None, None
 
     def release(self, go: bool) -> None:
         """Started ahead: let it read the run's configuration and serve (``go``), or end unread."""
@@ -248,7 +248,7 @@ class Loop:
         """Wait at most ``timeout`` seconds (``None``: no bound) for something to happen, and handle it;
         ``False`` when nothing did."""
         listeners = {d.listener.fileno(): d for d in self.running if d.listener is not None}
-        speakers = {d.signal: d for d in self.running if d.signal is not None and not d.ready()}
+        speakers = {d.channel: d for d in self.running if d.channel is not None and not d.ready()}
         wake = [self.children] if self.children is not None else []
         readable = select.select([*listeners, *speakers, *wake], [], [], timeout)[0]
         for fd in readable:
@@ -284,8 +284,10 @@ class Loop:
                               + (f" (exited {d.process.returncode})" if d.ended() else "") for d in waiting)
             print(f"bottle-bundle: never listened: {names}", file=sys.stderr, flush=True)
             return False
+        if self.ended is not None:
+            return False  # never ready: its end is reported, and ends the bundle
         for daemon in self.running:
-            daemon.stop_listening()  # each said what mattered; its end is heard as SIGCHLD
+            daemon.stop_hearing()  # each said what mattered; its end is heard as SIGCHLD
         print(READY_LINE, flush=True)
         return True
 
@@ -347,7 +349,7 @@ def start_ahead(config: dict) -> list[Daemon]:
     for daemon in ahead:
         daemon.start(ahead=True)
     stop_on_term(ahead)
-    watched = {d.signal: d.name for d in ahead}
+    watched = {d.channel: d.name for d in ahead}
     pooled.await_waiting(watched, READY_TIMEOUT)
     pooled.wait_for_claim(wake, watched)
     return ahead
