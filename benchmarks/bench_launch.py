@@ -5,7 +5,8 @@ Prints the median of N runs of:
   - the whole `bottle exec AGENT -- true` (CLI start, plan, launch, provision, teardown), cold,
   - `docker run --rm <base> true`, for scale,
   - 8 `bottle exec AGENT -- true` at once from 8 processes (wall time for all, against one cold exec),
-with the ratios, and the bundle's idle memory. With ``--baseline PATH`` (another
+with the ratios, and the bundle's idle memory and the CPU time it spent from its start to idle (its
+cgroup's ``cpu.stat``: every process of the bundle, those ended included). With ``--baseline PATH`` (another
 checkout's ``bottle`` executable) the exec figures are measured for it too,
 interleaved with this checkout's, and printed side by side.
 
@@ -48,6 +49,18 @@ def parse_mib(text: str) -> float:
     return float("nan")
 
 
+def bundle_cpu(container: str) -> float:
+    """CPU seconds the container's processes have used so far (its cgroup's, v2 then v1), NaN when unreadable."""
+    for path, key, scale in (("/sys/fs/cgroup/cpu.stat", "usage_usec", 1e-6),
+                             ("/sys/fs/cgroup/cpuacct/cpuacct.usage", None, 1e-9)):
+        out = subprocess.run(["docker", "exec", container, "cat", path], capture_output=True, text=True)
+        if out.returncode == 0:
+            if key is None:
+                return int(out.stdout) * scale
+            return next(int(line.split()[1]) * scale for line in out.stdout.splitlines() if line.startswith(key))
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=7, help="runs of each measurement")
@@ -73,7 +86,7 @@ def main() -> None:
     shutil.rmtree(plan0.state_dir)
     base = plan0.images["base"]
 
-    launch_times, memory = [], []
+    launch_times, memory, cpu = [], [], []
     for _ in range(args.n):
         plan = session.prepare(plugins, spec)
         start = time.perf_counter()
@@ -85,6 +98,7 @@ def main() -> None:
             stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", bottle.bundle_id],
                                    capture_output=True, text=True, check=True).stdout
             memory.append(parse_mib(stats))
+            cpu.append(bundle_cpu(bottle.bundle_id))
         shutil.rmtree(plan.state_dir)
 
     bottles = {"this checkout": BOTTLE, **({"baseline": args.baseline} if args.baseline else {})}
@@ -120,6 +134,7 @@ def main() -> None:
         print(f"{args.concurrent} at once from {args.concurrent} processes  {crowd:6.3f} s in all, mean of 2 "
               f"(target <= 4x)   {crowd / whole:4.1f}x one cold exec")
     print(f"bundle idle memory            median {statistics.median(memory):6.1f} MiB (target < 150 MiB)")
+    print(f"bundle CPU, start to idle     median {statistics.median(cpu):6.2f} s")
 
 if __name__ == "__main__":
     main()

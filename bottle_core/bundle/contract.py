@@ -30,9 +30,9 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 
 A backend that keeps a warm pool (docs/pool.md) starts a bundle given only
 :func:`pooled_files` (its configuration and :data:`POOLED`; no secret): it
-makes its CA, starts its slow daemons (the proxy, the git gate, the
-supervisor), which wait before they read anything, and prints
-:data:`POOLED_LINE`. When a run claims it, the backend places that run's
+makes its CA, starts its slow daemon (the proxy; the git gate and the
+supervisor start on their first connection), which waits before it reads
+anything, and prints :data:`POOLED_LINE`. When a run claims it, the backend places that run's
 :func:`bundle_files` and then :data:`CLAIMED` (one tar stream, that file
 last), then sends it ``SIGUSR1`` (``image.pooled.CLAIM_SIGNAL``; without
 it the bundle finds the file within a second); the bundle reads its

@@ -114,6 +114,36 @@ def test_workspace_is_a_copy(manifest, tmp_path):
     assert digest() == before
 
 
+def bundle_processes(bottle, pattern: str) -> list[str]:
+    """Pids of the bundle's processes whose command line matches ``pattern`` (a grep pattern that does not match
+    itself, so the probe never finds its own shell)."""
+    found = bottle.exec_bundle(["sh", "-c", f"for p in /proc/[0-9]*; do grep -q '{pattern}' $p/cmdline 2>/dev/null "
+                                            "&& echo ${p#/proc/}; done"], user="nobody")
+    return found.stdout.decode().split()
+
+
+def test_the_git_gate_starts_on_first_use_and_serves_it(manifest, tmp_path):
+    """No gate process until the agent first talks to it; then that very request is served, as later ones."""
+    project = tmp_path / "project"
+    project.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "u", "GIT_AUTHOR_EMAIL": "u@example.test",
+           "GIT_COMMITTER_NAME": "u", "GIT_COMMITTER_EMAIL": "u@example.test"}
+    for step in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "first"]):
+        subprocess.run(["git", "-C", str(project), *step], check=True, env=env)
+    head = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    with bottle_of(manifest, "plain", copy_cwd=True, cwd=project) as bottle:
+        assert bundle_processes(bottle, "image[.]git_gate") == [], "the gate runs before anything used it"
+        listed = bottle.exec(["git", "-C", "/workspace", "ls-remote", "origin", "refs/heads/main"])
+        assert listed.ok, listed.stderr
+        assert listed.stdout.decode().split() == [head, "refs/heads/main"]
+        gate = bundle_processes(bottle, "image[.]git_gate")
+        assert len(gate) == 1, "the first request started the gate"
+        again = bottle.exec(["git", "-C", "/workspace", "ls-remote", "origin", "refs/heads/main"])
+        assert again.ok and again.stdout == listed.stdout
+        assert bundle_processes(bottle, "image[.]git_gate") == gate
+
+
 def test_everything_removed_after_normal_exit_and_exception(manifest, backend):
     with bottle_of(manifest, "plain", backend=backend) as bottle:
         slug = bottle.plan.slug

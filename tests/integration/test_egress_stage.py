@@ -192,6 +192,9 @@ def test_the_bundle_is_limited_and_no_daemon_in_it_holds_a_capability(tmp_path):
         assert host["CapDrop"] == ["ALL"]
         assert sorted(c.removeprefix("CAP_") for c in host["CapAdd"]) == ["SETGID", "SETPCAP", "SETUID"]
         assert "no-new-privileges:true" in host["SecurityOpt"]
+        # The git gate starts on its first request: one answered (a 404) means it runs.
+        gate = f"http://{bottle.plan.network.bundle_ip}:{bottle.plan.git_gate.port}/"
+        assert bottle.exec(["curl", "-s", "--noproxy", "*", gate]).text().startswith("bottle-gate: no such repository")
         # PID 1 is the engine's init (forwards signals, reaps). Under it: the entry point, and each daemon.
         script = ("for d in /proc/[0-9]*; do [ \"${d#/proc/}\" = 1 ] && continue; [ \"${d#/proc/}\" = $$ ] && continue; "
                   "cmd=$(tr '\\0' ' ' < $d/cmdline 2>/dev/null) || continue; "

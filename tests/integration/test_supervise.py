@@ -250,7 +250,22 @@ def test_the_agent_cannot_switch_supervision_off(manifest, tmp_path, model_serve
     assert model_server.requests() == []
 
 
+def _supervisor_pids(bottle) -> list[str]:
+    """The bundle's processes running the supervisor (the pattern does not match the probe's own shell)."""
+    found = bottle.exec_bundle(["sh", "-c", "for p in /proc/[0-9]*; do grep -q 'image[.]supervisor' $p/cmdline "
+                                            "2>/dev/null && echo ${p#/proc/}; done"], user="bundle")
+    return found.stdout.decode().split()
+
+
+def _wake_supervisor(bottle) -> None:
+    """Start the supervisor (it starts on its first connection): the agent asks its port for a page it has not."""
+    plan = bottle.plan
+    answer = bottle.exec(["curl", "-s", "--noproxy", "*", f"http://{plan.network.bundle_ip}:{plan.supervise.port}/"])
+    assert json.loads(answer.stdout) == {"error": "not here"}, answer
+
+
 def _kill_supervisor(bottle) -> None:
+    _wake_supervisor(bottle)  # a supervisor never started has no process to kill
     bottle.exec_bundle(["python3", "-c", (
         "import os, signal\n"
         "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
@@ -291,6 +306,60 @@ def test_with_the_supervisor_killed_the_next_call_is_denied(manifest, tmp_path, 
         assert BLOCKED in transcript and "ECONNREFUSED" in transcript
     commands = [r["input"]["command"] for r in logs(bottle.plan.slug, "audit") if r["event"] == "PreToolUse"]
     assert commands == [WAIT_FOR_GO]
+    assert model_server.requests() == []
+
+
+def _post(bottle, event: str, payload: dict) -> subprocess.CompletedProcess:
+    """One hook event posted by the agent itself, as claude's http hook would: ``curl``'s status, the answer."""
+    plan = bottle.plan
+    return bottle.exec(["curl", "-s", "--noproxy", "*", "-w", "\\n%{http_code}", "-H", "Content-Type: application/json",
+                        "--data-binary", "@-", f"http://{plan.network.bundle_ip}:{plan.supervise.port}/hook?event={event}"],
+                       stdin=json.dumps(payload).encode())
+
+
+def test_the_supervisor_starts_on_the_first_hook_event_and_judges_it(manifest, tmp_path, model_server):
+    """No supervisor process until the first event; that event is answered by the policy, as every later one."""
+    script = write_script(tmp_path, ["nothing to do"])
+    with _bottle(manifest, "guarded", script) as bottle:
+        assert _supervisor_pids(bottle) == [], "the supervisor runs before anything used it"
+        pending = bottle_cli("pending", bottle.plan.slug, "--json")
+        assert pending.returncode == 0 and json.loads(pending.stdout) == [], pending.stderr
+        denied = _post(bottle, "PreToolUse", {"session_id": "s1", "tool_name": "Bash",
+                                              "tool_input": {"command": "rm -rf /workspace/keep"}})
+        body, status = denied.stdout.decode().rsplit("\n", 1)
+        assert status == "200" and DENIED_REASON in body
+        assert json.loads(body)["hookSpecificOutput"]["permissionDecision"] == "deny"
+        pids = _supervisor_pids(bottle)
+        assert len(pids) == 1, "the first event started the supervisor"
+        # The benign counterpart, answered by the same process: a call no rule names passes.
+        allowed = _post(bottle, "PreToolUse", {"session_id": "s1", "tool_name": "Bash", "tool_input": {"command": "ls"}})
+        assert allowed.stdout.decode().rsplit("\n", 1) == ["{}", "200"]
+        assert _supervisor_pids(bottle) == pids
+        slug = bottle.plan.slug
+    calls = [(r["input"]["command"], r["decision"]) for r in logs(slug, "audit") if r["event"] == "PreToolUse"]
+    assert calls == [("rm -rf /workspace/keep", "deny"), ("ls", "allow")]
+    assert model_server.requests() == []
+
+
+def test_a_supervisor_that_cannot_start_refuses_the_call(manifest, tmp_path, model_server):
+    """The supervisor starts on claude's first hook event; when it cannot, that event and the calls after it
+    are refused (Claude Code blocks them), and the bundle ends as with any daemon's end."""
+    script = write_script(tmp_path, [bash("touch /workspace/ran"), "done"])
+    with _bottle(manifest, "hasty", script) as bottle:
+        # Its control socket's path taken by a folder: the supervisor fails as it starts.
+        bottle.exec_bundle(["mkdir", "/var/lib/bottle/supervise.sock"], user="bundle")
+        assert _supervisor_pids(bottle) == []
+        first = _post(bottle, "PreToolUse", {"session_id": "s1", "tool_name": "Bash",
+                                             "tool_input": {"command": "touch /workspace/ran"}})
+        status = first.stdout.decode().rsplit("\n", 1)[-1]
+        assert status == "000" or status.startswith("5"), f"not a connection error nor a 5xx: {status}"
+        bottle.exec(["timeout", "120", *bottle.claude_argv(["go"], interactive=False)])
+        ran = bottle.exec(["test", "-e", "/workspace/ran"]).ok
+        slug = bottle.plan.slug
+    assert not ran, "a call ran with no supervisor to judge it"
+    bundle_log = (Path(bottle.plan.state_dir) / "logs" / "bundle.log").read_text()
+    assert "bottle-bundle: supervisor exited (1); stopping" in bundle_log
+    assert [r for r in logs(slug, "audit") if r["event"] == "PreToolUse"] == []
     assert model_server.requests() == []
 
 

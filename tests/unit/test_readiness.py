@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from bottle_core.bundle.image import entrypoint, readiness
+from bottle_core.bundle.image import daemons, entrypoint, readiness
 
 BOUND = 60.0  # a bound on each wait, not a budget
 
@@ -65,7 +65,7 @@ def test_a_daemon_says_when_it_listens_and_the_entry_point_announces_ready(model
 
 def test_a_daemon_started_ahead_waits_for_its_go_before_it_reads_or_listens(model_daemon, capsys):
     model_daemon.start(ahead=True)
-    assert said(model_daemon.pipe) == readiness.WAITING
+    assert said(model_daemon.channel) == readiness.WAITING
     assert not answers(model_daemon.address[1]), "waiting: nothing listens before the go"
     model_daemon.release(go=True)
     assert entrypoint.announce_ready([model_daemon], timeout=BOUND)
@@ -74,10 +74,10 @@ def test_a_daemon_started_ahead_waits_for_its_go_before_it_reads_or_listens(mode
 
 def test_a_daemon_whose_go_never_comes_ends_unread(model_daemon):
     model_daemon.start(ahead=True)
-    assert said(model_daemon.pipe) == readiness.WAITING
+    assert said(model_daemon.channel) == readiness.WAITING
     model_daemon.release(go=False)
     assert model_daemon.process.wait(timeout=BOUND) == 0
-    assert said(model_daemon.pipe) == b"", "its pipe closes: the entry point sees it gone"
+    assert said(model_daemon.channel) == b"", "its pipe closes: the entry point sees it gone"
     assert not answers(model_daemon.address[1])
 
 
@@ -91,14 +91,32 @@ def test_a_daemon_that_ends_before_it_listens_is_reported_not_waited_out(capsys)
     assert "never listened: broken on 127.0.0.1" in captured.err
 
 
-def test_a_daemon_that_cannot_say_is_looked_for_in_the_socket_table(capsys):
+def test_a_daemon_that_speaks_systemds_notify_protocol_is_heard_on_its_socket(capsys):
+    """As squid says it listens: ``READY=1`` on the abstract socket named by ``NOTIFY_SOCKET``."""
     port = free_port()
-    server = [sys.executable, "-c", "import socket,time; s=socket.socket(); "
-              f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"]
-    daemon = entrypoint.Daemon("quiet", server, ("127.0.0.1", port), says_ready=False)
+    server = [sys.executable, "-c", "import os, socket, time; s = socket.socket(); "
+              f"s.bind(('127.0.0.1', {port})); s.listen(); n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+              "n.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'].replace('@', chr(0), 1)); time.sleep(60)"]
+    daemon = entrypoint.Daemon("squid-like", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
     daemon.start()
     try:
         assert entrypoint.announce_ready([daemon], timeout=BOUND)
+        assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
+    finally:
+        daemon.process.kill()
+        daemon.process.wait()
+
+
+def test_a_notify_daemon_that_never_says_is_not_announced(capsys):
+    """Listening is not enough: squid's own word is what counts (a bound deadline, no claim of readiness)."""
+    port = free_port()
+    server = [sys.executable, "-c", "import socket, time; s = socket.socket(); "
+              f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"]
+    daemon = entrypoint.Daemon("mute", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
+    daemon.start()
+    try:
+        assert not entrypoint.announce_ready([daemon], timeout=1.0)
+        assert "never listened: mute on 127.0.0.1" in capsys.readouterr().err
     finally:
         daemon.process.kill()
         daemon.process.wait()

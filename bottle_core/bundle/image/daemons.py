@@ -31,6 +31,8 @@ SQUID_CONF = EGRESS_DIR / "squid.conf"
 
 Config = dict
 Address = tuple[str, int]
+#: The ways a daemon says it listens (:attr:`Daemon.says`).
+PIPE, SD_NOTIFY = "pipe", "sd_notify"
 
 
 def module(name: str) -> list[str]:
@@ -71,10 +73,14 @@ class Daemon:
     connects_out: bool = False
     #: Ready only once this file exists too.
     ready_file: Path | None = None
-    #: Says when it listens (``readiness``); one that does not is looked for in the kernel's socket table.
-    says_ready: bool = True
+    #: How it says it listens: on its readiness pipe (:data:`PIPE`, see ``readiness``), or by systemd's
+    #: notify protocol (:data:`SD_NOTIFY`: squid's own ``READY=1``, sent once its port listens).
+    says: str = PIPE
     #: In a pooled bundle, started before the claim (it reads nothing of the run's until the claim's go).
     ahead: bool = False
+    #: Started only when its first client connects: the entry point listens on its address from the start and
+    #: hands the listening socket over (``readiness.server``), so it costs nothing until used.
+    on_first_connection: bool = False
 
 
 def _gate_user(config: Config) -> str | tuple[int, int]:
@@ -100,19 +106,20 @@ def _model_script_argv(config: Config) -> list[str]:
 
 
 TABLE: tuple[Daemon, ...] = (
+    # The proxy first: it makes the CA, which the launch waits for.
+    Daemon("proxy", user=lambda c: PROXY_USER, argv=lambda c: module("proxy_start"),
+           address=lambda c: (c["proxy"]["listen_host"], int(c["proxy"]["port"])), bottle_side=True,
+           reaches=lambda c: [("127.0.0.1", int(c["egress"]["port"]))], ready_file=POLICY_LOADED, ahead=True),
     Daemon("egress", user=lambda c: EGRESS_USER,
            argv=lambda c: egress_stage.argv(SQUID_CONF),
            address=lambda c: ("127.0.0.1", int(c["egress"]["port"])),
-           reaches=_egress_reaches, connects_out=True, says_ready=False),
-    Daemon("proxy", user=lambda c: PROXY_USER, argv=lambda c: [*module("entrypoint"), "proxy"],
-           address=lambda c: (c["proxy"]["listen_host"], int(c["proxy"]["port"])), bottle_side=True,
-           reaches=lambda c: [("127.0.0.1", int(c["egress"]["port"]))], ready_file=POLICY_LOADED, ahead=True),
+           reaches=_egress_reaches, connects_out=True, says=SD_NOTIFY),
     Daemon("git gate", user=_gate_user, argv=lambda c: served("git_gate"),
            address=lambda c: (c["proxy"]["listen_host"], int(c["git_gate"]["port"])), bottle_side=True,
-           reaches=_gate_reaches, ahead=True),
+           reaches=_gate_reaches, on_first_connection=True),
     Daemon("supervisor", user=lambda c: PROXY_USER, argv=lambda c: served("supervisor"),
            address=lambda c: (c["supervise"]["listen_host"], int(c["supervise"]["port"])), bottle_side=True,
-           enabled=lambda c: (c.get("supervise") or {}).get("mode", "off") != "off", ahead=True),
+           enabled=lambda c: (c.get("supervise") or {}).get("mode", "off") != "off", on_first_connection=True),
     Daemon("model-script", user=lambda c: PROXY_USER, argv=_model_script_argv,
            address=lambda c: ("127.0.0.1", int(c["scripted_model"]["port"])),
            enabled=lambda c: bool(c.get("scripted_model"))),

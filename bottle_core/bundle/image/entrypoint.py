@@ -2,23 +2,34 @@
 
 The daemons read their settings from the JSON file named by
 ``BOTTLE_BUNDLE_CONFIG`` (written by ``bottle_core.bundle.contract``): the
-TLS-inspecting proxy (mitmdump with ``proxy_addon.py``) and the git gate
-(``git_gate.py``), both on the bottle-side address; the egress stage (squid,
-``egress_stage.py``) on loopback, the only process that connects out; and
-when asked for, the supervisor (``supervisor.py``) and the scripted model
-(``model_server.py``, on loopback). Each daemon is a child process, started
-as its own non-root user with no capability left (the entry point itself
-keeps only what it needs for that, when it starts as root: the proxy runs as
-``bundle``, the egress stage as ``egress``, the gate as the owner of the host
-repositories it pushes to, so nothing on the host changes owner or mode, or
-as ``gate`` when it has none).
-They start in parallel, each telling the entry point on a pipe of its own when it
-listens (``readiness.py``; squid, which cannot, is looked for in the kernel's
-socket table), ``bottle-bundle: ready`` is printed once on stdout when every
-one listens on its address, and when any of them exits the others are stopped
-and the bundle exits non-zero, so the bottle fails visibly instead of limping
-on. A bundle started for a warm pool starts its slow daemons ahead of the
-claim, waiting for it (``pooled.py``).
+TLS-inspecting proxy (mitmdump with ``proxy_addon.py``, started by
+``proxy_start.py``) and the git gate (``git_gate.py``), both on the
+bottle-side address; the egress stage (squid, ``egress_stage.py``) on
+loopback, the only process that connects out; and when asked for, the
+supervisor (``supervisor.py``) and the scripted model (``model_server.py``,
+on loopback). Each daemon is a child process, started as its own non-root
+user with no capability left (the entry point itself keeps only what it
+needs for that, when it starts as root: the proxy runs as ``bundle``, the
+egress stage as ``egress``, the gate as the owner of the host repositories
+it pushes to, so nothing on the host changes owner or mode, or as ``gate``
+when it has none).
+
+The proxy starts first (it makes the CA the launch waits for), the egress
+stage beside it, each telling the entry point when it listens: the proxy and
+the scripted model on a pipe of their own (``readiness.py``), squid by its
+own ``READY=1`` (systemd's notify protocol) on a socket of its own. The git
+gate and the supervisor are started on their first connection: the entry
+point listens on their addresses from the start and, when a client first
+connects, starts the daemon with the listening socket handed over, so a
+bottle whose agent never pushes or is not supervised pays nothing for them.
+One ``select`` loop (:class:`Loop`) hears all of it, and each daemon's end
+(SIGCHLD). ``bottle-bundle: ready`` is printed once on stdout when every
+daemon listens on its address, and when any of them exits the others are
+stopped and the bundle exits non-zero, so the bottle fails visibly instead
+of limping on: a gate or supervisor that cannot start refuses the
+connection that woke it (its port closes with it), and the bundle ends. A
+bundle started for a warm pool starts its proxy ahead of the claim, waiting
+for it (``pooled.py``).
 
 The daemons: the proxy, in upstream mode: every server connection it opens
 goes through the egress stage, which resolves the name and refuses private
@@ -29,86 +40,25 @@ for the model host (through the egress stage, which lets the proxy reach that
 one loopback port and no other). Each daemon runs as its own user so that the
 packet filter (``netfilter.py``, set from outside the bundle) can let only
 the egress stage's user connect out.
-
-The CA is made here before the proxy starts (an ECDSA P-256 key: generated in
-milliseconds, where mitmproxy's RSA-2048 default costs ~0.3 s of every
-launch). The private key never leaves the bundle; the certificate alone,
-readable by anyone, is ``/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem``.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import daemons as daemon_table, egress_stage, pooled, readiness
 from .accounts import account, uids
-from .daemons import EGRESS_DIR, POLICY_LOADED, SQUID_CONF
-
-CONFDIR = Path("/var/lib/bottle/mitmproxy")
-SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
-
-
-
-def upstream_trust(extra: str | None) -> list[str]:
-    """mitmproxy options so upstream certificates verify against the system CAs plus ``extra``."""
-    if not extra:
-        return []
-    combined = CONFDIR / "upstream-trust.pem"
-    parts = [SYSTEM_CAS.read_text() if SYSTEM_CAS.exists() else "", Path(extra).read_text()]
-    combined.write_text("\n".join(parts))
-    return ["--set", f"ssl_verify_upstream_trusted_ca={combined}"]
-
-
-def make_ca(confdir: Path) -> None:
-    """A fresh CA for this bottle, in the files mitmproxy loads (key and certificate, and certificate alone)."""
-    if (confdir / "mitmproxy-ca.pem").exists():
-        return
-    # Imported here: the proxy alone makes the CA, and the entry point starts faster without them.
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bottle bundle CA"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bottle")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=2)).not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    ca_file = confdir / "mitmproxy-ca.pem"
-    ca_file.touch(mode=0o600)
-    ca_file.write_bytes(key_pem + cert_pem)
-    # Written whole, then renamed: the launch code copies it out as soon as it appears.
-    staged = confdir / ".mitmproxy-ca-cert.pem"
-    staged.write_bytes(cert_pem)
-    staged.rename(confdir / "mitmproxy-ca-cert.pem")
-
+from .daemons import EGRESS_DIR, PIPE, SD_NOTIFY, SQUID_CONF
 
 READY_LINE = "bottle-bundle: ready"
 #: Said first when told to stop (SIGTERM): whoever files the output may stop reading there.
@@ -117,8 +67,12 @@ TCP_LISTEN = "0A"  # a socket's state in /proc/net/tcp
 #: A bound, not a budget: a bundle starts in a second or two, but many bundles starting at once on a
 #: small host share its cores (sixteen at once on two cores take about a minute).
 READY_TIMEOUT = 150.0
-#: How often a daemon that does not say when it listens (squid) is looked for in the socket table.
+#: How often a daemon that said it listens, but is not in the socket table yet, is looked for again.
 LOOK = 0.02
+#: Connections a daemon started on first use may have waiting while it starts.
+BACKLOG = 64
+#: What squid says on its notify socket once its port listens (systemd's notify protocol).
+NOTIFY_READY = b"READY=1"
 
 
 @dataclass
@@ -131,23 +85,55 @@ class Daemon:
     user: tuple[int, int] | None = None
     process: subprocess.Popen | None = None
     ready_file: Path | None = None  # when set, the daemon is ready only once this file exists too
-    says_ready: bool = True  # it writes readiness.READY on its pipe once it listens
-    said: bytes = b""  # what it said on its pipe so far
-    pipe: int | None = None  # the read end of its readiness pipe
+    says: str = PIPE  # how it says it listens (daemons.PIPE or daemons.SD_NOTIFY)
+    on_first_connection: bool = False  # started when its listening socket (held here until then) is first readable
+    said: bytes = b""  # what it said so far
+    channel: int | None = None  # where it says it: the read end of its readiness pipe, or its notify socket
     go: int | None = None  # the write end of its go pipe, when started ahead of a claim
+    listener: socket.socket | None = None  # its listening socket, held here until it starts
+    notify: socket.socket | None = None  # its notify socket (squid's)
+    gone: bool = False  # its pipe closed: it ended, or is ending
+
+    def listen(self) -> None:
+        """Listen on its address now, for it: it starts on the first connection (:meth:`start` hands it over)."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver's HTTP servers do
+        listener.bind(self.address)
+        listener.listen(BACKLOG)
+        self.listener = listener
+
+    def said_ready(self) -> bool:
+        """Whether it said it listens (one started on first use listens from the start: here, then itself)."""
+        if self.on_first_connection:
+            return True
+        return (NOTIFY_READY if self.says == SD_NOTIFY else readiness.READY) in self.said
 
     def ready(self) -> bool:
-        return listening(self.address) and (self.ready_file is None or self.ready_file.exists())
+        """Said so, and seen: its socket in the kernel's socket table, and its ready file there when it has one."""
+        if self.on_first_connection:
+            return self.listener is not None or self.process is not None
+        return self.said_ready() and listening(self.address) and (self.ready_file is None or self.ready_file.exists())
 
     def ended(self) -> bool:
-        """Whether it exited before it was ready (no point waiting for it then)."""
+        """Whether it exited (reaped here: only the entry point's loop asks)."""
         return self.process is not None and self.process.poll() is not None
 
     def start(self, *, ahead: bool = False) -> None:
-        """Start it as its user, with its readiness pipe (and, ``ahead`` of a claim, its go pipe)."""
+        """Start it as its user: with its listening socket (started on first use), its notify socket (squid),
+        or its readiness pipe (and, ``ahead`` of a claim, its go pipe)."""
         env, passed = dict(os.environ), []
-        if self.says_ready or ahead:  # one that cannot say (squid) gets no pipe: closing it would read as its end
-            self.pipe, ready_write = os.pipe()
+        if self.listener is not None:
+            env[readiness.LISTEN_FD] = str(self.listener.fileno())
+            passed.append(self.listener.fileno())
+        elif self.says == SD_NOTIFY:
+            # An abstract socket: nothing on disk; its random name is known to the daemon's user alone.
+            self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            name = f"bottle-{self.name}-{os.urandom(8).hex()}"
+            self.notify.bind(f"\0{name}")
+            self.channel = self.notify.fileno()
+            env["NOTIFY_SOCKET"] = f"@{name}"
+        if self.says == PIPE and self.listener is None or ahead:
+            self.channel, ready_write = os.pipe()
             env[readiness.READY_FD] = str(ready_write)
             passed.append(ready_write)
         if ahead:
@@ -155,8 +141,28 @@ class Daemon:
             env[readiness.GO_FD] = str(go_read)
             passed.append(go_read)
         self.process = subprocess.Popen(as_user(self.argv, self.user), env=env, pass_fds=passed)
+        if self.listener is not None:  # the daemon's alone now: when it ends, its port refuses connections
+            passed.remove(self.listener.fileno())
+            self.listener.close()
+            self.listener = None
         for fd in passed:  # its copies alone: a pipe closes when the daemon ends
             os.close(fd)
+
+    def hear(self) -> None:
+        """Read what it said (a closed pipe: it is ending, and is no longer listened to)."""
+        said = os.read(self.channel, 64)
+        self.said += said
+        if not said:
+            self.gone = True
+            self.stop_hearing()
+
+    def stop_hearing(self) -> None:
+        """Close what it says things on: it said what mattered, or it ended."""
+        if self.notify is not None:
+            self.notify.close()
+        elif self.channel is not None:
+            os.close(self.channel)
+        self.channel, self.notify = None, None
 
     def release(self, go: bool) -> None:
         """Started ahead: let it read the run's configuration and serve (``go``), or end unread."""
@@ -176,7 +182,8 @@ def daemons(config: dict) -> list[Daemon]:
     rows = daemon_table.running(config)
     uids(config, rows)  # two daemons of different users never share a uid
     return [Daemon(row.name, row.argv(config), row.address(config), account(row.user(config)),
-                   ready_file=row.ready_file, says_ready=row.says_ready) for row in rows]
+                   ready_file=row.ready_file, says=row.says, on_first_connection=row.on_first_connection)
+            for row in rows]
 
 
 def prepare_egress_stage(config: dict) -> None:
@@ -190,28 +197,6 @@ def script_port(config: dict) -> int | None:
     """The scripted model's loopback port, when this is a rehearsal."""
     scripted = config.get("scripted_model")
     return int(scripted["port"]) if scripted else None
-
-
-def run_proxy(config: dict) -> None:
-    """The proxy daemon: make the CA, then become mitmdump (as the bundle user, who owns the CA's key)."""
-    proxy, egress = config["proxy"], config["egress"]
-    make_ca(CONFDIR)
-    mitmdump = [
-        shutil.which("mitmdump") or "mitmdump", "--quiet",
-        "--listen-host", proxy["listen_host"], "--listen-port", str(proxy["port"]),
-        # Every server connection goes through the egress stage: the proxy never resolves or connects out.
-        "--mode", f"upstream:http://127.0.0.1:{int(egress['port'])}",
-        "--set", f"confdir={CONFDIR}",
-        # Nothing is connected (or resolved) before the request that needs it was judged allowed.
-        "--set", "connection_strategy=lazy", "--set", "upstream_cert=false",
-        "--set", "onboarding=false",  # no mitm.it answered inside the bundle
-        # The policy first; then the egress stage's preflight, which asks only about what the policy allowed.
-        "-s", str(Path(__file__).resolve().with_name("mitm_addons.py")),
-        "--set", f"bottle_policy_loaded={POLICY_LOADED}",
-        *upstream_trust(config.get("upstream_ca")),
-    ]
-    POLICY_LOADED.unlink(missing_ok=True)
-    os.execvp(mitmdump[0], mitmdump)
 
 
 def as_user(argv: list[str], user: tuple[int, int] | None) -> list[str]:
@@ -242,43 +227,90 @@ def listening(address: tuple[str, int], tables: tuple[str, ...] = ("/proc/net/tc
     return False
 
 
-def announce_ready(running: list[Daemon], timeout: float = READY_TIMEOUT) -> bool:
-    """Print the ready line once every daemon listens; never claim readiness that was not seen.
+def watch_children() -> int:
+    """A fd that turns readable whenever a signal comes, SIGCHLD above all (a daemon ended): the loop's wake-up."""
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that the wake-up fd hears it; reaped by Popen
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    return wake_read
 
-    A daemon that says when it listens is waited for on its pipe (and then
-    checked once in the socket table); one that does not (squid) is looked
-    for there every :data:`LOOK` seconds. A pipe that closes is a daemon
-    ended: no point waiting then.
-    """
-    deadline = time.monotonic() + timeout
-    waiting = list(running)
-    ended = False
-    while waiting and not ended and not any(d.ended() for d in waiting) and time.monotonic() < deadline:
-        looked = [d for d in waiting if not d.says_ready or readiness.READY in d.said]
-        waiting = [d for d in waiting if d not in looked or not d.ready()]
-        if not waiting:
-            break
-        pipes = {d.pipe: d for d in waiting
-                 if d.says_ready and d.pipe is not None and readiness.READY not in d.said}
-        look_again = any(not d.says_ready or readiness.READY in d.said for d in waiting)
-        pause = LOOK if look_again else max(0.0, deadline - time.monotonic())
-        for fd in select.select(list(pipes), [], [], pause)[0]:
-            said = os.read(fd, 64)
-            pipes[fd].said += said
-            ended = ended or not said
-    if waiting:
-        names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}"
-                          + (f" (exited {d.process.returncode})" if d.ended() else "") for d in waiting)
-        print(f"bottle-bundle: never listened: {names}", file=sys.stderr, flush=True)
-        return False
-    print(READY_LINE, flush=True)
-    return True
+
+class Loop:
+    """The entry point's one ``select``: each daemon's word that it listens, the first connection to each daemon
+    started on first use, and ``children`` (:func:`watch_children`), which wakes it when a daemon ends."""
+
+    def __init__(self, running: list[Daemon], children: int | None = None):
+        self.running, self.children = running, children
+        self.ended: Daemon | None = None
+
+    def step(self, timeout: float | None) -> bool:
+        """Wait at most ``timeout`` seconds (``None``: no bound) for something to happen, and handle it;
+        ``False`` when nothing did."""
+        listeners = {d.listener.fileno(): d for d in self.running if d.listener is not None}
+        speakers = {d.channel: d for d in self.running if d.channel is not None and not d.ready()}
+        wake = [self.children] if self.children is not None else []
+        readable = select.select([*listeners, *speakers, *wake], [], [], timeout)[0]
+        for fd in readable:
+            if fd in listeners:
+                listeners[fd].start()  # the waiting connection is the daemon's to accept
+            elif fd in speakers:
+                speakers[fd].hear()
+            else:
+                os.read(fd, 512)
+        self.ended = self.ended or next((d for d in self.running if d.ended()), None)
+        return bool(readable)
+
+    def waiting(self) -> list[Daemon]:
+        return [d for d in self.running if not d.ready()]
+
+    def announce_ready(self, timeout: float = READY_TIMEOUT) -> bool:
+        """Print the ready line once every daemon listens; never claim readiness that was not seen.
+
+        Each daemon says when it listens (on its pipe, or squid on its notify socket) and is then checked once
+        in the socket table (looked for again every :data:`LOOK` seconds, should it not be there yet); one
+        started on first use listens from the start. A daemon that ends first is reported, not waited out.
+        """
+        deadline = time.monotonic() + timeout
+        while self.waiting() and self.ended is None and not any(d.gone for d in self.waiting()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            look_again = any(d.said_ready() for d in self.waiting())
+            self.step(min(left, LOOK) if look_again else left)
+        waiting = self.waiting()
+        if waiting:
+            names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}"
+                              + (f" (exited {d.process.returncode})" if d.ended() else "") for d in waiting)
+            print(f"bottle-bundle: never listened: {names}", file=sys.stderr, flush=True)
+            return False
+        if self.ended is not None:
+            return False  # never ready: its end is reported, and ends the bundle
+        for daemon in self.running:
+            daemon.stop_hearing()  # each said what mattered; its end is heard as SIGCHLD
+        print(READY_LINE, flush=True)
+        return True
+
+    def until_one_ends(self) -> Daemon:
+        """Start each daemon of first use as its first client comes, until one daemon ends; that one."""
+        while self.ended is None:
+            self.step(None)
+        return self.ended
+
+
+def announce_ready(running: list[Daemon], timeout: float = READY_TIMEOUT) -> bool:
+    """:meth:`Loop.announce_ready` for ``running`` alone."""
+    return Loop(running).announce_ready(timeout)
 
 
 def stop_all(running: list[Daemon]) -> None:
-    """Stop the daemons this process may signal (one of another user ends with the bundle)."""
+    """Stop the daemons this process may signal (one of another user ends with the bundle); close the ports
+    of those never started, so that their clients are refused at once."""
     for daemon in running:
         daemon.release(go=False)
+        if daemon.listener is not None:
+            daemon.listener.close()
+            daemon.listener = None
         if daemon.process and daemon.process.poll() is None:
             try:
                 daemon.process.terminate()
@@ -317,7 +349,7 @@ def start_ahead(config: dict) -> list[Daemon]:
     for daemon in ahead:
         daemon.start(ahead=True)
     stop_on_term(ahead)
-    watched = {d.pipe: d.name for d in ahead}
+    watched = {d.channel: d.name for d in ahead}
     pooled.await_waiting(watched, READY_TIMEOUT)
     pooled.wait_for_claim(wake, watched)
     return ahead
@@ -350,27 +382,38 @@ def take_over(ahead: list[Daemon], before: dict, after: dict) -> dict[str, Daemo
     return kept
 
 
+def listen_for(daemon: Daemon) -> None:
+    """Listen on the address of a daemon started on first use, or stop the bundle saying why not."""
+    try:
+        daemon.listen()
+    except OSError as exc:
+        print(f"bottle-bundle: cannot listen for the {daemon.name} on {daemon.address[0]}:{daemon.address[1]}: "
+              f"{exc.strerror or exc}; stopping", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
 def main() -> None:
     config = read_config()
-    if sys.argv[1:] == ["proxy"]:
-        return run_proxy(config)
     kept: dict[str, Daemon] = {}
     if pooled.is_pooled():
         ahead = start_ahead(config)
         claimed = read_config()  # the claiming run's
         kept, config = take_over(ahead, config, claimed), claimed
     running = [kept.get(d.name, d) for d in daemons(config)]
+    children = watch_children()  # before anything more starts: no end goes unheard
     for daemon in kept.values():  # the slow ones first: they read the run's configuration meanwhile
         daemon.release(go=True)
     prepare_egress_stage(config)
-    for daemon in running:
-        if daemon.process is None:
-            daemon.start()
     stop_on_term(running)
-    threading.Thread(target=announce_ready, args=(running,), daemon=True).start()
-    pid, status = os.wait()  # the first daemon to end ends the bundle
-    name = next((d.name for d in running if d.process and d.process.pid == pid), f"pid {pid}")
-    print(f"bottle-bundle: {name} exited ({os.waitstatus_to_exitcode(status)}); stopping", file=sys.stderr, flush=True)
+    for daemon in running:
+        if daemon.on_first_connection:
+            listen_for(daemon)
+        elif daemon.process is None:
+            daemon.start()
+    loop = Loop(running, children)
+    loop.announce_ready()
+    ended = loop.until_one_ends()  # the first daemon to end ends the bundle
+    print(f"bottle-bundle: {ended.name} exited ({ended.process.returncode}); stopping", file=sys.stderr, flush=True)
     stop_all(running)
     sys.exit(1)
 

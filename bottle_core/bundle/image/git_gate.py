@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from . import readiness
 from .held_connections import HeldConnectionsServer
 
 ROOT = Path(os.environ.get("BOTTLE_GATE_ROOT", "/tmp/bottle-git"))
@@ -385,7 +386,8 @@ def main() -> None:
     Handler.config = config
     Handler.upstreams = Upstreams(config)
     # Idle connections cost no thread, and a bounded pool serves requests: a flood cannot use up the pids.
-    server = HeldConnectionsServer((config["proxy"]["listen_host"], int(gate["port"])), Handler)
+    # On the socket the entry point listened on since the bundle started (it starts the gate on first use).
+    server = readiness.server(HeldConnectionsServer, (config["proxy"]["listen_host"], int(gate["port"])), Handler)
     server.serve_forever()
 
 

@@ -2,12 +2,13 @@
 
 The backend gives a pooled bundle its configuration and the :data:`POOLED`
 marker, nothing secret. The entry point starts at once every daemon of the
-daemon table marked ``ahead`` (the proxy, the git gate, the supervisor: the
-slow ones to start, all imports), each of which imports what reads no
-configuration and then waits for its go (``readiness.wait_for_go``: in the
-proxy, :func:`wait_in_proxy`, before its addons read anything). Once all
-wait, the entry point says ``bottle-bundle: pooled`` and waits itself
-(:func:`wait_for_claim`).
+daemon table marked ``ahead`` (the proxy: the slow one to start, all
+imports), which imports what reads no configuration and then waits for its
+go (``readiness.wait_for_go``: in the proxy, :func:`wait_in_proxy`, before
+its addons read anything). Once all wait, the entry point says
+``bottle-bundle: pooled`` and waits itself (:func:`wait_for_claim`). The git
+gate and the supervisor are not started ahead: as in a cold bundle they start
+on their first connection, so a pooled bottle holds no memory for them.
 
 A claim places the run's configuration, secrets and the rest, and
 :data:`CLAIMED` last, in one tar stream, then sends the bundle
@@ -15,7 +16,8 @@ A claim places the run's configuration, secrets and the rest, and
 run's configuration (the same command line and user: what they were started
 with is fixed), gives each the go (or, one the run does not run, lets it end
 unread), starts the rest (the egress stage, whose configuration is the
-run's, and a rehearsal's scripted model), and says ``bottle-bundle: ready``
+run's, and a rehearsal's scripted model; the gate and the supervisor on
+their first connection), and says ``bottle-bundle: ready``
 as a cold bundle does. No daemon held anything of another run: each reads
 the configuration only after its go, and the bottle is never claimed twice.
 The packet filter was set when the bundle started (and again by the backend

@@ -11,6 +11,12 @@ and ends at once when the pipe closes unwritten (the claim did not want it,
 or the bundle stops). A daemon whose parent gave no pipes (run by hand, or a
 test) neither says nor waits anything.
 
+A daemon started on its first connection (the git gate, the supervisor) gets
+neither: the entry point listens on its address itself, and starts it only
+once a client connects, handing over the listening socket (its number in
+:data:`LISTEN_FD`; :func:`server` serves on it), so the waiting connection
+and every later one are the daemon's.
+
 A Python daemon of the bundle is run by this module
 (``python -m bottle_core.bundle.image.readiness bottle_core.bundle.image.MODULE [ARGS]``): its module
 is imported first (the slow part of its start: ``http.server`` and the
@@ -26,7 +32,7 @@ import os
 import socket
 import sys
 
-READY_FD, GO_FD = "BOTTLE_READY_FD", "BOTTLE_GO_FD"
+READY_FD, GO_FD, LISTEN_FD = "BOTTLE_READY_FD", "BOTTLE_GO_FD", "BOTTLE_LISTEN_FD"
 WAITING, READY, GO = b"w", b"r", b"g"
 
 
@@ -53,6 +59,21 @@ def wait_for_go() -> None:
     os.close(int(fd))
     if word != GO:
         os._exit(0)  # not wanted by the run (or the bundle stops): nothing was read, nothing to undo
+
+
+def server(cls, address: tuple[str, int], handler):
+    """A ``socketserver`` server of class ``cls`` serving on the listening socket the entry point handed
+    over (:data:`LISTEN_FD`), or, when none was (run by hand, or a test), bound and listening on ``address``."""
+    fd = os.environ.pop(LISTEN_FD, None)
+    if fd is None:
+        return cls(address, handler)
+    served = cls(address, handler, bind_and_activate=False)
+    served.socket.close()
+    served.socket = socket.socket(fileno=int(fd))  # bound and listening already: no bind, no listen here
+    served.server_address = served.socket.getsockname()
+    # What http.server's server_bind would set, without its reverse lookup of the address (refused here anyway).
+    served.server_name, served.server_port = served.server_address[:2]
+    return served
 
 
 class Ready:

@@ -26,6 +26,12 @@ def request(message: dict) -> dict:
             sock.sendall(json.dumps(message).encode() + b"\n")
             reply = sock.makefile("rb").readline()
         return json.loads(reply)
+    except FileNotFoundError:
+        # The supervisor starts on the first hook event (see entrypoint.py): before it, no call waits.
+        if message["op"] == "pending":
+            return {"pending": []}
+        return {"error": f"no call waits under id {message.get('id')!r} (waiting: none; no hook event has "
+                         "reached the supervisor yet)"}
     except (OSError, ValueError) as exc:
         return {"error": f"the supervisor does not answer: {exc}"}
 

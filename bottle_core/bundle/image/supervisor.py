@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from . import readiness
 from .held_connections import HeldConnectionsServer
 from .policy import Policy, Where
 from .rate_limit import RateLimit
@@ -343,7 +344,8 @@ def main() -> None:
     os.umask(old_mask)
     control.supervisor = supervisor
     threading.Thread(target=control.serve_forever, daemon=True).start()
-    hooks = HookServer((settings["listen_host"], int(settings["port"])), HookHandler)
+    # On the socket the entry point listened on since the bundle started (it starts the supervisor on first use).
+    hooks = readiness.server(HookServer, (settings["listen_host"], int(settings["port"])), HookHandler)
     hooks.supervisor = supervisor
     hooks.serve_forever()
 
