@@ -62,13 +62,15 @@ def forget(manager) -> None:
 
 async def trigger_event(self, event) -> None:
     """Trigger ``event`` across all addons, calling only those that handle it."""
+    args = None  # the event's fields, read once: each handler gets the same objects, as from mitmproxy
     for addon, funcs in handlers(self, event.name):
         try:
             with addonmanager.safecall():
                 for func in funcs:
                     if not callable(func):
                         raise exceptions.AddonManagerError(f"Addon handler {event.name} ({addon}) not callable")
-                    result = func(*event.args())
+                    args = event.args() if args is None else args
+                    result = func(*args)
                     if result is not None and inspect.isawaitable(result):
                         await result
         except exceptions.AddonHalt:
