@@ -28,7 +28,22 @@ TRAILING = re.compile(rb"[A-Za-z0-9+/_\-]+={0,6}$")
 
 
 class Reference(responses.Scrubber):
-    """The scrubber as it was: the regex over every byte, no verdict kept."""
+    """The scrubber as it was: each form searched for as it is, the regex over every byte, no verdict kept."""
+
+    def scrub(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
+        count = 0
+        for real, stand_in in self.pairs:
+            if real in data:
+                count += data.count(real)
+                data = data.replace(real, stand_in)
+        for core, value, placeholder in self.cores:
+            if core in data:
+                data, n = responses._rewrite_b64_runs(data, core, value, placeholder)
+                count += n
+        if self.known:
+            data, n = self._damage_encoded(data, partial)
+            count += n
+        return data, count
 
     def _damage_encoded(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
         count = 0
@@ -75,6 +90,7 @@ def scrubbers() -> tuple[responses.Scrubber, Reference]:
 RAW = VALUE.encode()
 FORMS = [
     RAW, quote(VALUE, safe="").encode(), RAW.hex().encode(), RAW[::-1], VALUE.encode("utf-16-le"),
+    VALUE.encode("utf-16-be"),
     base64.b64encode(RAW), base64.b64encode(b"x" + RAW), base64.b64encode(b"xy" + RAW).rstrip(b"="),
     base64.urlsafe_b64encode(b"\xfb\xff" + RAW), base64.b32encode(RAW), base64.b32encode(RAW).lower().rstrip(b"="),
     base64.b64encode(base64.b64encode(RAW)), base64.b64encode(gzip.compress(b"{'k': '" + RAW + b"'}")),
@@ -120,15 +136,16 @@ def test_a_pattern_that_is_not_a_run_is_refused():
 @pytest.mark.parametrize("form", FORMS, ids=range(len(FORMS)))
 def test_each_encoded_form_is_scrubbed_as_before(form):
     fast, reference = scrubbers()
-    for body in (form, b"see " + form + b" and " + noise(1, 300) + form, noise(2, 500) + form + b"\n"):
+    for body in (form, b"see " + form + b" and " + noise(1, 300) + form, noise(2, 500) + form + b"\n",
+                 b"\0" * 999 + form + b"\0" * 999):  # NUL-filled data: the UTF-16 forms are looked for otherwise
         for partial in (False, True):
             assert fast.scrub(body, partial) == reference.scrub(body, partial)
             assert fast.scrub(body, partial) == reference.scrub(body, partial)  # the second time: kept verdicts
         assert fast.open_prefix(body) == reference.open_prefix(body)
-        assert RAW not in fast.scrub(body)[0]
+        assert RAW not in fast.scrub(body)[0] and form not in fast.scrub(body)[0]
 
 
-@pytest.mark.parametrize("form", FORMS[5:], ids=range(5, len(FORMS)))
+@pytest.mark.parametrize("form", FORMS[4:], ids=range(4, len(FORMS)))
 def test_a_stream_cut_anywhere_sends_what_it_sent_before(form):
     fast, reference = scrubbers()
     body = b"<p>" + noise(3, 40) + b" " + form + b" " + noise(4, 40) + b"</p>"

@@ -85,6 +85,7 @@ class Scrubber:
     cores: list[tuple[bytes, str, str]] = field(default_factory=list)
     known: list[Known] = field(default_factory=list)  # the request side's view of each value, for encoded runs
     _verdicts: dict[bytes, bool] = field(default_factory=dict, repr=False)  # encoded run -> holds a value
+    _probes: dict[bytes, bytes] = field(default_factory=dict, repr=False)  # a form with NULs -> a byte it holds
 
     def __post_init__(self) -> None:
         for secret in self.secrets:
@@ -100,6 +101,9 @@ class Scrubber:
                 self.cores.append((core, value, placeholder))
             self.known.append(Known(secret.get("name", "secret"), value, []))
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
+        # A form with NUL bytes (UTF-16) is searched for slowly in NUL-filled data, where its other bytes are
+        # often absent: one of them, looked for first (memchr), rules it out at once.
+        self._probes = {real: bytes([next(b for b in real if b)]) for real, _ in self.pairs if 0 in real and any(real)}
 
     def scrub(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
         """``data`` with every real value replaced, and how many replacements were made.
@@ -109,7 +113,8 @@ class Scrubber:
         """
         count = 0
         for real, stand_in in self.pairs:
-            if real in data:
+            probe = self._probes.get(real)
+            if (probe is None or probe in data) and real in data:
                 count += data.count(real)
                 data = data.replace(real, stand_in)
         for core, value, placeholder in self.cores:
