@@ -26,6 +26,11 @@ from collections.abc import Callable, Iterator
 _IN, _OUT = b"a", b"."
 
 
+def _mask(members: bytes) -> bytes:
+    """A ``bytes.translate`` table: each of ``members`` to ``_IN``, every other byte to ``_OUT``."""
+    return bytes(_IN[0] if b in members else _OUT[0] for b in range(256))
+
+
 class RunSearch:
     """:meth:`finditer`, :meth:`sub` and :meth:`search_tail` of ``pattern``, a run of one class, made fast."""
 
@@ -37,9 +42,7 @@ class RunSearch:
         self.shortest = next(n for n in range(1, 257) if pattern.fullmatch(letters[:1] * n))
         members = letters + bytes(b for b in range(256)
                                   if b not in letters and pattern.fullmatch(letters[:1] * self.shortest + bytes([b])))
-        self._letters = bytes.maketrans(bytes(range(256)), bytes(_IN[0] if b in letters else _OUT[0] for b in range(256)))
-        self._members = bytes.maketrans(bytes(range(256)),
-                                        bytes(_IN[0] if b in members else _OUT[0] for b in range(256)))
+        self._letters, self._members = _mask(letters), _mask(members)
         self._seed = _IN * self.shortest
 
     def finditer(self, data: bytes) -> Iterator[re.Match[bytes]]:
