@@ -161,6 +161,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import docker
+    import docker.errors
     import trustme
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -281,7 +282,14 @@ def main() -> None:
     finally:
         for container in made:
             container.remove(force=True)
-        network.remove()
+        for attempt in range(40):  # the bottle's bundle may still be leaving the network
+            try:
+                network.remove()
+                break
+            except docker.errors.APIError:
+                if attempt == 39:
+                    raise
+                time.sleep(0.25)
 
     print(f"egress through the bundle vs straight to the origin ({args.n} GETs each; agent image {agent_image}"
           f"{'; a secret declared: responses scrubbed' if args.secret else ''})")

@@ -12,6 +12,7 @@ never asserted here.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shlex
@@ -125,3 +126,50 @@ def test_an_injection_early_in_a_large_page_is_caught_and_a_plain_large_page_pas
     assert plain == ("200", hashlib.sha256(expected).hexdigest(), len(expected))
     passed = [r for r in records if r.get("path") == "/serve" and r["decision"] == "allow"]
     assert [(r["bytes_in"], r.get("warning")) for r in passed] == [(len(expected), None)], passed
+
+
+def test_an_encoded_value_echoed_again_and_again_is_damaged_every_time_and_plain_runs_pass(bottle, origin):
+    """The value base32-encoded behind a prefix (only the decoding pass finds it), 50,000 times (4 MB): every
+    copy arrives damaged, the last as the first, however the pieces fall (the scrubber finds runs by a byte
+    search and keeps each run's verdict). 4 MB of base32 that holds no value arrives byte for byte."""
+    repeat = 50_000
+    seen = len(bundle_records(bottle))
+    hostile = fetch(bottle, f"https://allowed.test/serve?type=application/octet-stream&encode=base32&repeat={repeat}",
+                    body_script="printf '<%s>\\n' \"$TOKEN\"")
+    damaged = b"[bottle:secret-removed]" * repeat
+    assert hostile == ("200", hashlib.sha256(damaged).hexdigest(), len(damaged))
+    notes = "release notes for version 1.2.3, nothing secret here\n"
+    plain = fetch(bottle, "https://allowed.test/serve?" + urllib.parse.urlencode(
+        {"type": "application/octet-stream", "encode": "base32", "repeat": repeat, "body": notes}))
+    expected = base64.b32encode(notes.encode()) * repeat
+    assert plain == ("200", hashlib.sha256(expected).hexdigest(), len(expected))
+    served = [r for r in bundle_records(bottle, seen) if r.get("path") == "/serve"]
+    assert [r.get("scrubbed") for r in served] == [repeat, None], served
+
+
+def test_a_utf16_value_in_nul_filled_data_is_scrubbed(bottle, origin):
+    """The value as UTF-16 among NUL bytes (where the scrubber looks for that form another way), 4,000 times."""
+    repeat = 4000
+    placeholder = bottle.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    seen = len(bundle_records(bottle))
+    got = fetch(bottle, f"https://allowed.test/serve?type=application/octet-stream&encode=utf-16&repeat={repeat}",
+                body_script="{ head -c 1000 /dev/zero; printf '<%s>' \"$TOKEN\"; }")
+    expected = ("\0" * 1000 + f"<{placeholder}>").encode("utf-16-le") * repeat
+    assert got == ("200", hashlib.sha256(expected).hexdigest(), len(expected))
+    served = [r for r in bundle_records(bottle, seen) if r.get("path") == "/serve"]
+    assert [r.get("scrubbed") for r in served] == [repeat], served
+
+
+def test_a_credential_for_one_host_is_refused_to_another_however_often_they_alternate(bottle, origin):
+    """What a request may carry is worked out once per host: allowed.test takes credentials (a secret is bound
+    to it), denied.test does not; asked in turn, each keeps its own answer."""
+    post = ("curl -sS -o /dev/null -D - -w '%{{http_code}}\\n' --data 'api_key=Zq8vN3mK2xL9pR4tW7yB1cD6' "
+            "https://{host}/post | grep -i -e '^x-bottle-decision' -e '^[0-9][0-9][0-9]$'")
+    seen = len(bundle_records(bottle))
+    answers = [bottle.exec(["sh", "-c", post.format(host=host)]).stdout.decode().split()
+               for host in ("allowed.test", "denied.test") * 3]
+    assert answers[0::2] == [["200"]] * 3, answers
+    assert all(answer[-1] == "403" and "rule=credential" in " ".join(answer) for answer in answers[1::2]), answers
+    refused = [r for r in bundle_records(bottle, seen) if r["decision"] == "deny"]
+    assert [(r["host"], r["rule"], r.get("name")) for r in refused] == [
+        ("denied.test", "credential", "credential-assignment")] * 3, refused

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
-from .hosts import bound, entropy
+from .hosts import Unbound, entropy
 from . import inspection_catalogue as catalogue
 from . import unpacking
 from .identifiers import find_identifier
@@ -875,6 +875,9 @@ class Inspector:
         self._needle_cache: dict[tuple[int, ...], tuple[re.Pattern | None, dict[bytes, str]]] = {}
         self.wildcards = sorted({entry.split(":")[0][1:] for entry in allow if entry.startswith("*.")},
                                 key=len, reverse=True)
+        # What is not bound to the request's host, kept per host (hundreds of patterns, a handful of hosts).
+        self._unbound_known = Unbound((k, k.hosts) for k in self.known)
+        self._unbound_patterns = Unbound((p, self.pattern_hosts.get(p.name, ())) for p in PATTERNS)
 
     def inspect(self, host: str, port: int | None, path: str, headers: Iterable[tuple[str, str]], body: bytes,
                 content_type: str = "", method: str = "") -> Finding | None:
@@ -894,8 +897,7 @@ class Inspector:
         headers = list(headers)
         names = " ".join(k for k, _ in headers if k.lower() not in ("host", "content-length"))  # as sent
         headers = [(k.lower(), v) for k, v in headers if k.lower() not in ("host", "content-length")]
-        known = [k for k in self.known if not bound(k.hosts, host, port)]
-        patterns = [p for p in PATTERNS if not bound(self.pattern_hosts.get(p.name, ()), host, port)]
+        known, patterns = self._unbound_known(host, port), self._unbound_patterns(host, port)
 
         finding = self._subdomain(original_host, known, patterns)
         if finding:

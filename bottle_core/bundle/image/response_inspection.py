@@ -40,6 +40,7 @@ from .inspection import (ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, 
                          texty)
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
+from .run_search import RunSearch
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -83,6 +84,8 @@ class Scrubber:
     pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
     cores: list[tuple[bytes, str, str]] = field(default_factory=list)
     known: list[Known] = field(default_factory=list)  # the request side's view of each value, for encoded runs
+    _verdicts: dict[bytes, bool] = field(default_factory=dict, repr=False)  # encoded run -> holds a value
+    _probes: dict[bytes, bytes] = field(default_factory=dict, repr=False)  # a form with NULs -> a byte it holds
 
     def __post_init__(self) -> None:
         for secret in self.secrets:
@@ -98,6 +101,9 @@ class Scrubber:
                 self.cores.append((core, value, placeholder))
             self.known.append(Known(secret.get("name", "secret"), value, []))
         self.pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
+        # A form with NUL bytes (UTF-16) is searched for slowly in NUL-filled data, where its other bytes are
+        # often absent: one of them, looked for first (memchr), rules it out at once.
+        self._probes = {real: bytes([next(b for b in real if b)]) for real, _ in self.pairs if 0 in real and any(real)}
 
     def scrub(self, data: bytes, partial: bool = False) -> tuple[bytes, int]:
         """``data`` with every real value replaced, and how many replacements were made.
@@ -107,7 +113,8 @@ class Scrubber:
         """
         count = 0
         for real, stand_in in self.pairs:
-            if real in data:
+            probe = self._probes.get(real)
+            if (probe is None or probe in data) and real in data:
                 count += data.count(real)
                 data = data.replace(real, stand_in)
         for core, value, placeholder in self.cores:
@@ -125,6 +132,10 @@ class Scrubber:
         Such a run cannot be re-encoded with the placeholder in every case, so it
         is replaced whole by a fixed mark: the agent gets a damaged string,
         never the value. A run too deep to decode is damaged too (fail closed).
+        The runs are found by a byte search first (``run_search``): the regex
+        runs only where one starts. A run's verdict depends on its bytes alone,
+        so it is kept for the next time the same run comes (a page repeats its
+        names and identifiers).
         """
         count = 0
 
@@ -133,17 +144,23 @@ class Scrubber:
             run = match.group()
             if partial and match.end() == len(data) and len(run) < OPEN_RUN:
                 return run  # still open: judged once complete
-            try:
-                hit = any(k.found_in(view) for view in decoded_views(run, budget=[8 * len(run) + 4096])
-                          for k in self.known)
-            except InspectionLimit:
-                hit = True
+            hit = self._verdicts.get(run)
+            if hit is None:
+                try:
+                    hit = any(k.found_in(view) for view in decoded_views(run, budget=[8 * len(run) + 4096])
+                              for k in self.known)
+                except InspectionLimit:
+                    hit = True
+                if len(run) <= VERDICT_RUN:
+                    if len(self._verdicts) >= VERDICTS:
+                        self._verdicts.clear()
+                    self._verdicts[run] = hit
             if not hit:
                 return run
             count += 1
             return DAMAGED
 
-        return ENCODED_RUN.sub(fix, data), count
+        return _RUNS.sub(fix, data), count
 
     def open_prefix(self, data: bytes) -> int:
         """How many bytes at the end of ``data`` could be the start of a real value in one of its forms.
@@ -161,7 +178,7 @@ class Scrubber:
                     break
                 start = tail.find(pattern[:1], start + 1)
         if self.known:  # an encoded run still open at the end may hold a value once it is complete
-            trailing = _TRAILING_RUN.search(data[-OPEN_RUN:])
+            trailing = _TRAILING_RUNS.search_tail(data[-OPEN_RUN:])
             if trailing and len(trailing.group()) < OPEN_RUN:
                 longest = max(longest, len(trailing.group()))
         return longest
@@ -171,6 +188,10 @@ _B64_RUN = re.compile(rb"[A-Za-z0-9+/_\-]{8,}={0,2}")
 _TRAILING_RUN = re.compile(rb"[A-Za-z0-9+/_\-]+={0,6}$")
 #: An encoded run still open at a stream piece's end is held back up to this long (longer runs pass on).
 OPEN_RUN = 64 * 1024
+#: The two searches for runs, made fast (``run_search``): the same matches as the regexes'.
+_RUNS, _TRAILING_RUNS = RunSearch(ENCODED_RUN), RunSearch(_TRAILING_RUN)
+#: The scrubber keeps the verdicts of up to VERDICTS runs, each up to VERDICT_RUN bytes (bounded memory).
+VERDICTS, VERDICT_RUN = 4096, 1024
 
 
 def _rewrite_b64_runs(data: bytes, core: bytes, value: str, placeholder: str) -> tuple[bytes, int]:
