@@ -60,6 +60,17 @@ def run_cases(bottle, cases: dict[str, list[str]]) -> dict[str, str]:
     return statuses
 
 
+def refusals_of(manifest, origin, attacks: dict, benign: dict) -> list[dict]:
+    """Run ``attacks`` and ``benign`` cases in a fresh bottle: each attack refused, each benign one arrived; the
+    bundle's refusal records."""
+    with bottle_of(manifest, "user") as bottle:
+        statuses = run_cases(bottle, {**attacks, **benign})
+        records = bundle_records(bottle)
+    assert statuses == {**{name: "403" for name in attacks}, **{name: "200" for name in benign}}
+    assert len(origin.requests()) == len(benign)  # only the benign counterparts arrived
+    return [r for r in records if r.get("decision") == "deny"]
+
+
 def final_response(output: bytes) -> str:
     """``curl -i`` output through the proxy, less the CONNECT's own "200 Connection established" block."""
     text = output.decode()
@@ -473,14 +484,10 @@ def catalogue_cases() -> tuple[dict[str, list[str]], dict[str, str], dict[str, l
 
 def test_catalogue_shapes_are_refused_with_their_rule_and_their_stand_ins_pass(manifest, origin):
     attacks, names, benign = catalogue_cases()
-    with bottle_of(manifest, "user") as bottle:
-        statuses = run_cases(bottle, {**attacks, **benign})
-        records = bundle_records(bottle)
-    assert statuses == {**{name: "403" for name in attacks}, **{name: "200" for name in benign}}
-    refused = {r.get("name") for r in records if r.get("decision") == "deny" and r.get("rule") == "credential"}
+    denied = refusals_of(manifest, origin, attacks, benign)
+    refused = {r.get("name") for r in denied if r.get("rule") == "credential"}
     assert set(names.values()) <= refused, refused
-    assert any(r.get("rule") == "financial-data" and r.get("name") == "iban" for r in records)
-    assert len(origin.requests()) == len(benign)  # only the stand-ins arrived
+    assert any(r.get("rule") == "financial-data" and r.get("name") == "iban" for r in denied)
 
 
 HIJACK_EMAIL = ("SUBJECT: Your invoice for March|FROM: billing@hosting.test|CONTENT: Hi Dana, your invoice INV-2291 "
@@ -564,15 +571,10 @@ def provider_shape_cases() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
 
 def test_provider_shapes_and_card_brands_are_refused_whatever_their_entropy_and_near_misses_pass(manifest, origin):
     attacks, benign = provider_shape_cases()
-    with bottle_of(manifest, "user") as bottle:
-        statuses = run_cases(bottle, {**attacks, **benign})
-        records = bundle_records(bottle)
-    assert statuses == {**{name: "403" for name in attacks}, **{name: "200" for name in benign}}
-    refused = {(r.get("rule"), r.get("name")) for r in records if r.get("decision") == "deny"}
+    refused = {(r.get("rule"), r.get("name")) for r in refusals_of(manifest, origin, attacks, benign)}
     assert {("credential", "artifactory-key"), ("credential", "artifactory-password"), ("credential", "gitlab-token"),
             ("credential", "discord-token"), ("credential", "openai-key"),
             ("financial-data", "card-number")} <= refused, refused
-    assert len(origin.requests()) == len(benign)  # only the benign counterparts arrived
 
 
 def test_a_program_arrives_whole_and_only_instructions_in_its_comments_are_taken_out(manifest, origin):
@@ -624,10 +626,5 @@ def named_credential_cases() -> tuple[dict[str, list[str]], dict[str, list[str]]
 
 def test_a_value_kept_under_a_credential_name_is_refused_and_templates_pass(manifest, origin):
     attacks, benign = named_credential_cases()
-    with bottle_of(manifest, "user") as bottle:
-        statuses = run_cases(bottle, {**attacks, **benign})
-        records = bundle_records(bottle)
-    assert statuses == {**{name: "403" for name in attacks}, **{name: "200" for name in benign}}
-    refused = [(r.get("rule"), r.get("name")) for r in records if r.get("decision") == "deny"]
+    refused = [(r.get("rule"), r.get("name")) for r in refusals_of(manifest, origin, attacks, benign)]
     assert refused.count(("credential", "credential-assignment")) == len(attacks), refused
-    assert len(origin.requests()) == len(benign)  # only the benign counterparts arrived
