@@ -143,10 +143,10 @@ def log_flow(flow: http.HTTPFlow, decision: Decision, status: int | None = None,
     ))
 
 
-def refusal(decision: Decision) -> http.Response:
-    """The 403 a refused request gets: the rule in a header for machines and in the body for people."""
+def refusal(decision: Decision, status: int = 403) -> http.Response:
+    """The answer a refused request gets (403 unless said): the rule in a header for machines and in the body for people."""
     return http.Response.make(
-        403, f"bottle: refused (rule {decision.rule}): {decision.reason}\n",
+        status, f"bottle: refused (rule {decision.rule}): {decision.reason}\n",
         {"content-type": "text/plain; charset=utf-8", DECISION_HEADER: f"deny; rule={decision.rule}"},
     )
 
@@ -388,8 +388,7 @@ class Egress:
                                                 and websockets.is_upgrade(response.headers)):
             # A switch to a protocol of the server's choosing would be a tunnel the policy never judged.
             decision = Decision(False, "upgrade", "the server switched to a protocol that is not WebSocket")
-            flow.response = refusal(decision)
-            flow.response.status_code = 502
+            flow.response = refusal(decision, 502)
             flow.response.headers["connection"] = "close"  # the server's side of it is no longer HTTP
             log_flow(flow, decision)
             return
@@ -502,10 +501,9 @@ class Egress:
             return
         request = flow.request
         if not message.from_client:
-            clean, count = self.scrubber.scrub(message.content)
-            if count:
+            clean = self._scrubbed(flow, message.content)
+            if clean is not None:
                 message.content = clean
-                flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
             return
         finding = self.inspector.inspect(request.host, request.port, "", [], message.content)
         if finding is None:
@@ -531,10 +529,11 @@ class Egress:
         """Put placeholders back for real secret values in a held body, then read it for prompt injection."""
         response = flow.response
         body = response.get_content(strict=False) or b""
-        clean, count = self.scrubber.scrub(body)
-        if count:
+        clean = self._scrubbed(flow, body)
+        if clean is not None:
             response.set_content(clean)
-            flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
+        else:
+            clean = body
         if not self._reads_for_injection(flow):
             return
         verdict = find_injection(clean, response.headers.get("content-type", ""), flow.request.path)
