@@ -206,6 +206,19 @@ def claim(plan: Plan) -> Claim | None:
     return None
 
 
+#: In a claimed bottle's state dir: its run is past its start-up (provisioned, the bundle serving it).
+STARTED = "started"
+
+
+def started(state_dir: str) -> None:
+    """Say, in a claimed bottle's state dir, that its run is past its start-up: the pool's keeper launches the
+    bottle's replacement then (:data:`bottle_core.pool_keeper.REFILL_WAIT`), not while the run starts."""
+    try:
+        (Path(state_dir) / STARTED).touch()
+    except OSError:
+        pass  # the keeper's wait is bounded: the replacement comes anyway
+
+
 def settled(claim: Claim) -> None:
     """The claimed bottle is the run's now: the run's own staged state dir goes."""
     import shutil
