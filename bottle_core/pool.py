@@ -15,8 +15,8 @@ itself as the bottle's owner (:func:`bottle_core.reaper.hand_over`), then the
 backend's ``claim_pooled`` hook gives the bundle the run's configuration,
 secrets, git tokens and model script; everything else per run (workspace,
 claude state, git, skills, prompt, supervision settings) is provisioned as on
-a cold launch. The keeper sees the file gone, lets go of the bottle and
-launches another.
+a cold launch. The keeper sees the file gone and lets go of the bottle; it
+launches another once the run says it is past its start-up (:func:`started`).
 
 A claim can come to nothing: another run renamed the entry first, or the
 bottle is gone by the time the backend looks (its keeper died and its reaper
