@@ -629,7 +629,7 @@ def leave(code: int | str | None) -> None:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # what the interpreter itself calls as it ends
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
