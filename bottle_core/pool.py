@@ -15,8 +15,8 @@ itself as the bottle's owner (:func:`bottle_core.reaper.hand_over`), then the
 backend's ``claim_pooled`` hook gives the bundle the run's configuration,
 secrets, git tokens and model script; everything else per run (workspace,
 claude state, git, skills, prompt, supervision settings) is provisioned as on
-a cold launch. The keeper sees the file gone, lets go of the bottle and
-launches another.
+a cold launch. The keeper sees the file gone and lets go of the bottle; it
+launches another once the run says it is past its start-up (:func:`started`).
 
 A claim can come to nothing: another run renamed the entry first, or the
 bottle is gone by the time the backend looks (its keeper died and its reaper
@@ -204,6 +204,19 @@ def claim(plan: Plan) -> Claim | None:
     if lost is not None:
         print(f"bottle: pooled bottle {lost} was taken by another run; starting cold", file=sys.stderr)
     return None
+
+
+#: In a claimed bottle's state dir: its run is past its start-up (provisioned, the bundle serving it).
+STARTED = "started"
+
+
+def started(state_dir: str) -> None:
+    """Say, in a claimed bottle's state dir, that its run is past its start-up: the pool's keeper launches the
+    bottle's replacement then (:data:`bottle_core.pool_keeper.REFILL_WAIT`), not while the run starts."""
+    try:
+        (Path(state_dir) / STARTED).touch()
+    except OSError:
+        pass  # the keeper's wait is bounded: the replacement comes anyway
 
 
 def settled(claim: Claim) -> None:

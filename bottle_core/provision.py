@@ -14,16 +14,13 @@ import shlex
 import sys
 import tarfile
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from . import clone, hostrepo
 from .errors import BottleRuntimeError
 from .hookspecs import hookimpl
 from .plan import Plan
 from .sandbox import Bottle, ExecResult, as_argv, tar_of_folders
-from .workspace import LeftOut, WorkspaceFilter, history_pathspecs, recorded, workspace_tar
 
 
 @hookimpl(tryfirst=True)
@@ -111,6 +108,10 @@ def copy_workspace(plan: Plan, bottle: Bottle) -> None:
     credential or hook of the host's). Either way the workspace filter leaves
     out ``.env*`` files and what the manifest excludes.
     """
+    # Imported here: a run without a workspace copy (a claimed pooled bottle's, often) needs none of it.
+    from . import clone, hostrepo
+    from .workspace import LeftOut, WorkspaceFilter, history_pathspecs, recorded, workspace_tar
+
     filter_ = WorkspaceFilter.of(plan.workspace)
     repo = hostrepo.find_repository(Path(plan.cwd))
     if repo is not None and not repo.bare:
@@ -195,6 +196,8 @@ class ProvisionRound(Bottle):
         archive = _archive(members, scripts, steps)
         outcomes = self.inner.apply_round(archive, list(scripts)) if scripts else None
         if outcomes is None:  # one engine call for the archive, then one exec a user, at once
+            from concurrent.futures import ThreadPoolExecutor
+
             self.inner.copy_in(archive, "/")
             with ThreadPoolExecutor(max_workers=max(1, len(scripts))) as pool:
                 done = {user: pool.submit(self.inner.exec, ["sh", f"{ROUND_DIR}/{user}/script"], user=user,

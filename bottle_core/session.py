@@ -66,6 +66,10 @@ def running(plugins: Plugins, plan: Plan) -> Iterator[Bottle]:
             if hook not in done:
                 plugins.call_each(hook, plan=launched, bottle=provisioning)
         provisioning.ready()
+        if done:  # a bottle claimed from a warm pool: its keeper may launch the next one now
+            from .pool import started
+
+            started(launched.state_dir)
         yield bottle
 
 

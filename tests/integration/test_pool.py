@@ -19,7 +19,7 @@ from bottle_core.errors import BottleRuntimeError
 from bottle_core.hookspecs import hookimpl
 from bottle_core.spec import BottleSpec
 
-from .bottles import bottle_cli, bottle_of, docker_plugins, left_after, ready_slugs, warm_pool, was_claimed, \
+from .bottles import BOTTLE, bottle_cli, bottle_of, docker_plugins, left_after, ready_slugs, warm_pool, was_claimed, \
     write_manifest
 
 pytestmark = pytest.mark.integration
@@ -141,6 +141,25 @@ def test_a_claimed_bottle_is_never_reused_and_the_keeper_refills(manifest, drain
                        cwd=manifest.parent)
     assert check.returncode == 0 and check.stdout.strip() == b"fresh", check.stderr
     assert was_claimed(second)
+
+
+def test_the_keeper_refills_once_the_claiming_run_is_past_its_start_up(manifest, drained):
+    """The replacement is not launched while the claimed run starts (it would take the run's CPU), but once
+    the run says it is past its start-up: here while its command still runs."""
+    from bottle_core.plan import state_root
+    from bottle_core.pool import STARTED
+
+    (first,) = fill(manifest, "warm")
+    run = subprocess.Popen([str(BOTTLE), "exec", "-m", str(manifest), "warm", "--", "sh", "-c", "read line"],
+                           cwd=manifest.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: (state_root() / first / STARTED).exists(), "the run said it is past its start-up")
+        wait_until(lambda: len(ready_slugs(manifest, "warm")) == 1, "the keeper refilled the pool")
+        assert run.poll() is None, "refilled while the claimed run's command still runs"
+    finally:
+        _out, err = run.communicate(b"go\n", timeout=120)
+    assert run.returncode == 0 and b"starting cold" not in err, err
 
 
 def test_a_pooled_bottle_found_gone_starts_the_run_cold_with_a_note(manifest, drained):

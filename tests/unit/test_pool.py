@@ -135,6 +135,7 @@ def test_session_claims_provisions_what_is_per_run_and_records_the_new_owner(bot
     with session.running(bottle_plugins, plan_factory()) as bottle:
         assert bottle.plan.slug == pooled.slug
         assert reaper.handed_to(pooled.state_dir) == os.getpid()
+        assert Path(pooled.state_dir, pool.STARTED).exists(), "past its start-up: the keeper may refill now"
     assert log[0] == ("claim", pooled.slug) and "launch" not in log and log[-1] == "teardown"
     assert seen == [("prompt", pooled.slug)], "the CA is trusted at pool time; the rest is provisioned per run"
     assert backend.bottle.plan.slug == pooled.slug
@@ -163,6 +164,7 @@ def test_a_claimed_bottle_found_gone_starts_the_run_cold_with_a_note(bottle_plug
     with session.running(bottle_plugins, run) as bottle:
         assert bottle.plan.slug == run.slug, "the run's own bottle, started cold"
         assert reaper.handed_to(pooled.state_dir) == os.getpid()
+        assert not Path(run.state_dir, pool.STARTED).exists(), "a cold bottle has no keeper to tell"
     assert log[0] == ("claim", pooled.slug) and "launch" in log and log[-1] == "teardown"
     note = [line for line in capfd.readouterr().err.splitlines() if line.startswith("bottle:")]
     assert note == [f"bottle: pooled bottle {pooled.slug} is gone (no running agent); starting cold"]

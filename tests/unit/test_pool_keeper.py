@@ -12,12 +12,15 @@ from bottle_core.pool_keeper import MAX_FAILURES, Held, Keeper
 
 
 class FakeHeld(Held):
-    def __init__(self, slug: str, log: list, owners: dict):
+    def __init__(self, slug: str, log: list, owners: dict, starts: dict):
         super().__init__(slug, {"key": "k", "plan": {"slug": slug}})
-        self.log, self.owners = log, owners
+        self.log, self.owners, self.starts = log, owners, starts
 
     def taken_over(self) -> bool:
         return self.owners.get(self.slug, True)
+
+    def run_started(self) -> bool:
+        return self.starts.get(self.slug, True)
 
     def release(self) -> None:
         self.log.append(("released", self.slug))
@@ -44,9 +47,10 @@ def folder(tmp_path):
 
 
 def make_keeper(folder, *, fail: bool = False, definition: list | None = None, gate: threading.Event | None = None,
-                owners: dict | None = None):
+                owners: dict | None = None, starts: dict | None = None):
     log: list = []
     owners = {} if owners is None else owners
+    starts = {} if starts is None else starts
     count = iter(range(1000))
     definition = definition if definition is not None else ["v1"]
 
@@ -55,7 +59,7 @@ def make_keeper(folder, *, fail: bool = False, definition: list | None = None, g
             gate.wait(10)
         if fail:
             raise RuntimeError("the engine refused")
-        return FakeHeld(f"demo-{next(count):03d}", log, owners)
+        return FakeHeld(f"demo-{next(count):03d}", log, owners, starts)
 
     clock = Clock()
     keeper = Keeper(folder, launch_one, lambda: definition[0], now=clock)
@@ -191,3 +195,46 @@ def test_a_claimed_bottle_whose_run_died_before_taking_it_over_is_removed(folder
     clock.time += HAND_OVER_GRACE + 1
     settle(keeper)
     assert log == [("removed", "demo-000")] and not keeper.handing
+
+
+def test_a_claimed_bottles_replacement_waits_until_its_run_is_past_its_start_up(folder):
+    starts = {"demo-000": False, "demo-002": False}
+    keeper, log, _ = make_keeper(folder, starts=starts)
+    keeper.tick()
+    settle(keeper)
+    claim(folder, "demo-000")
+    settle(keeper)
+    settle(keeper)
+    assert ready(folder) == ["demo-001"] and not keeper.launching, "no launch while the run starts"
+    assert log == [("released", "demo-000")], "taken over all the same"
+    starts["demo-000"] = True  # the run says it is past its start-up
+    settle(keeper)
+    settle(keeper)
+    assert ready(folder) == ["demo-001", "demo-002"]
+
+
+def test_a_claimed_bottles_replacement_comes_at_the_latest_after_the_wait(folder):
+    from bottle_core.pool_keeper import REFILL_WAIT
+
+    keeper, _, clock = make_keeper(folder, starts={"demo-000": False})
+    keeper.tick()
+    settle(keeper)
+    claim(folder, "demo-000")
+    settle(keeper)
+    assert ready(folder) == ["demo-001"]
+    clock.time += REFILL_WAIT + 1  # a run that never says so (stalled, or of another version of bottle)
+    settle(keeper)
+    settle(keeper)
+    assert ready(folder) == ["demo-001", "demo-002"]
+
+
+def test_held_run_started_reads_the_claimed_bottles_state_dir(tmp_path):
+    from bottle_core.plan import FINISHED
+
+    held = Held("demo-000", {"key": "k", "plan": {"slug": "demo-000", "state_dir": str(tmp_path)}})
+    assert not held.run_started()
+    pool.started(str(tmp_path))
+    assert held.run_started()
+    (tmp_path / pool.STARTED).unlink()
+    (tmp_path / FINISHED).write_text("1\n")
+    assert held.run_started(), "a run that ended (or died, and its reaper marked it) is past its start-up too"
