@@ -153,16 +153,22 @@ def test_a_raw_tunnel_from_the_secrets_host_comes_back_scrubbed(web, origin):
     assert last_decision(web, method="TCP", host="allowed.test").get("scrubbed") == 1
 
 
+def post_made_by_the_agent(web, imports: str, content: str, expression: str, path: str) -> str:
+    """The status of a POST to https://allowed.test``path`` whose body the agent makes in Python: ``expression``
+    of ``d`` (``content``), after ``import imports``."""
+    script = f"import sys, {imports}; d = {content!r}; sys.stdout.buffer.write({expression})"
+    return web.exec(["sh", "-c", f"python3 -c {shlex.quote(script)} | curl -s -o /dev/null -w '%{{http_code}}' "
+                                 f"--max-time 10 --data-binary @- https://allowed.test{path}"]).stdout.decode()
+
+
 def test_a_credential_compressed_before_it_is_sent_is_refused(web, origin):
     """What the agent compresses itself (no Content-Encoding said) is opened and read as it would be plain."""
     packers = {"bzip2": "bz2.compress(d)", "xz": "lzma.compress(d)", "zlib": "zlib.compress(d)",
                "gzip twice": "gzip.compress(gzip.compress(d))"}
     for name, packer in packers.items():
         for content, expected in ((f"note {GITHUB_TOKEN}", "403"), ("an ordinary note", "200")):
-            script = (f"import bz2, gzip, lzma, sys, zlib; d = {content!r}.encode(); "
-                      f"sys.stdout.buffer.write({packer})")
-            out = web.exec(["sh", "-c", f"python3 -c {shlex.quote(script)} | curl -s -o /dev/null -w '%{{http_code}}' "
-                                        "--max-time 10 --data-binary @- https://allowed.test/upload"]).stdout.decode()
+            out = post_made_by_the_agent(web, "bz2, gzip, lzma, zlib", content, packer.replace("(d)", "(d.encode())"),
+                                         "/upload")
             assert out == expected, (name, content, out)
     arrived = [r for r in origin.requests() if r.get("path") == "/upload"]
     assert len(arrived) == len(packers)  # the ordinary ones only
@@ -188,10 +194,7 @@ def test_a_credential_disguised_by_a_trivial_obfuscation_is_refused(web, origin)
     cases = {name: f"({code}).encode('utf-8')" for name, code in obfuscations.items()} | raw
     for name, encoder in cases.items():
         for content, expected in ((f"note {GITHUB_TOKEN}", "403"), ("an ordinary note about the weather", "200")):
-            script = (f"import base64, codecs, sys; d = {content!r}; "
-                      f"sys.stdout.buffer.write({encoder})")
-            out = web.exec(["sh", "-c", f"python3 -c {shlex.quote(script)} | curl -s -o /dev/null -w '%{{http_code}}' "
-                                        "--max-time 10 --data-binary @- https://allowed.test/upload-plain"]).stdout.decode()
+            out = post_made_by_the_agent(web, "base64, codecs", content, encoder, "/upload-plain")
             assert out == expected, (name, content, out)
             if expected == "403":
                 record = last_decision(web, host="allowed.test", method="POST")
