@@ -558,18 +558,25 @@ PATTERNS: tuple[Pattern, ...] = (
 
 @dataclass(frozen=True)
 class NamedCredential:
-    """``credential-assignment``: a value kept under a credential's name, judged by its length and alphabet
-    (:mod:`inspection_names`), in the table beside the shapes."""
+    """``credential-assignment``: a value kept under a credential's name, or under a provider's name alone
+    (:data:`PROVIDER_NAMES`), judged by its length and alphabet (:mod:`inspection_names`), in the table beside the
+    shapes."""
 
     name: str = "credential-assignment"
     anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p")
 
     def search(self, text: str, lowered: str) -> str | None:
-        if not any(anchor in lowered for anchor in self.anchors):
-            return None
-        return named.find(text, lowered)
+        if any(anchor in lowered for anchor in self.anchors):
+            found = named.find(text, lowered)
+            if found:
+                return found
+        return named.find_provider(text, lowered, PROVIDER_NAMES)
 
 
+#: Providers' names, as the catalogue's rules are named ('sendgrid-api-token': sendgrid), for a value kept under a
+#: provider's name alone; words that name no provider (a rule for any text, for curl, for JWTs) left out.
+PROVIDER_NAMES = frozenset(row[0].split("-")[0] for row in catalogue.RULES) - {
+    "age", "curl", "defined", "generic", "jwt", "new", "private"}
 PATTERNS += (NamedCredential(),)
 
 
