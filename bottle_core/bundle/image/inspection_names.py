@@ -13,7 +13,15 @@ templates and references (``${NPM_TOKEN}``, ``<your key>``, ``$PASS``,
 ``os.environ[…]``), redactions (``****``), code (``generateApiKey()``,
 ``config.secret_key``), published default passwords (``changeme``), words,
 numbers, and names that hold no credential (``csrf_token``, ``page_token``,
-``public_key``, ``max_tokens``). Standard library only.
+``public_key``, ``max_tokens``).
+
+Some values are credentials only because of the name they are under, and
+each is judged as a class: under a name that says token, secret, auth or
+password outright (not ``key``), a time-based UUID and a short token of
+letters and digits mixed (:data:`MIN_SHORT`); under a password's name,
+words a person chose (:func:`passphrase`); in quotes, a generated secret
+with punctuation in its alphabet; and under a provider's name alone
+(``SENDGRID = "…"``: :func:`find_provider`), a token. Standard library only.
 """
 
 from __future__ import annotations
@@ -179,6 +187,10 @@ def passphrase(value: str, quoted: bool = False) -> bool:
     return bool(symbol) or sum(p.isalpha() and len(p) >= 3 for p in pieces) >= (2 if quoted else 3)
 
 
+#: A regular expression's marks (a class with a range, a counted repeat): a value's pattern, not a value.
+_PATTERN = re.compile(r"\[[^\]]*\w-\w[^\]]*\]|\{\d+(?:,\d*)?\}|\(\?[:=!<]")
+
+
 def _punctuated(value: str) -> bool:
     """A generated secret with punctuation in its alphabet (Django's ``SECRET_KEY = 'django-insecure-…^!…'``):
     long, no blanks, printable ASCII, random by its entropy, and three symbols or more outside a token's alphabet
@@ -188,9 +200,6 @@ def _punctuated(value: str) -> bool:
         and len(set(re.sub(r"[A-Za-z0-9+/_\-.~%=:\[\]]", "", value))) >= 3 and entropy(value) >= 3.5 \
         and not _PATTERN.search(value)
 
-
-#: A regular expression's marks (a class with a range, a counted repeat): a value's pattern, not a value.
-_PATTERN = re.compile(r"\[[^\]]*\w-\w[^\]]*\]|\{\d+(?:,\d*)?\}|\(\?[:=!<]")
 
 
 def credential_value(value: str, password: bool = False, hex_alone: bool = True, strong: bool = False,
