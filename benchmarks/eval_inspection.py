@@ -111,7 +111,8 @@ def main() -> None:
     except ImportError:
         checks = "no python-stdnum: identifiers' stand-in checks (the bundle image has python3-stdnum)"
     print(f"checksums: {checks}")
-    print(f"half: {args.half}{''.join(f'  source ~ {text!r}' for text in args.source)}  ({len(rows)} cases from {DATA.relative_to(ROOT)}"
+    sources = "".join(f"  source ~ {text!r}" for text in args.source)
+    print(f"half: {args.half}{sources}  ({len(rows)} cases from {DATA.relative_to(ROOT)}"
           + (f"; {missing} named files missing or changed on this machine, skipped)" if missing else ")"))
     print(f"{'class':<18}{'side':<10}{'cases':>6}  result")
     totals = {True: [0, 0], False: [0, 0, 0]}
