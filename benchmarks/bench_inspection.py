@@ -6,10 +6,12 @@ Prints:
   - the cost of scrubbing and reading a 1 MB response for injection, and of reading 1 MB of Python source as code,
   - detection rates on the labelled corpus (tests/corpus.py): attacks stopped, benign refused,
   - with --docs DIR..., injection and request false positives on the HTML/Markdown pages found there,
+  - with --code DIR..., request false positives on the Python files of 1 KiB or more found there, each sent as a
+    request body (source code an agent uploads: a gist, a paste, a review),
   - with --e2e, the p50 of a small HTTPS GET from inside a real bottle through the bundle (scanning on), against
     a test origin on an internal network, and the in-process inspection cost of that request.
 
-    python benchmarks/bench_inspection.py [--docs /usr/share/doc] [--e2e] [-n 50]
+    python benchmarks/bench_inspection.py [--docs /usr/share/doc] [--code /usr/lib/python3/dist-packages] [--e2e]
 """
 
 from __future__ import annotations
@@ -114,6 +116,25 @@ def docs(folders: list[str]) -> None:
         print(f"  {page}")
 
 
+def code(folders: list[str]) -> None:
+    files = [p for folder in folders for p in sorted(Path(folder).rglob("*.py"))
+             if p.is_file() and not p.is_symlink() and 1024 <= p.stat().st_size < 4 * MB]
+    inspector = inspection.Inspector(corpus.secrets_table(random.Random(1)), corpus.ALLOW)
+    refused, size, start = [], 0, time.perf_counter()
+    for path in files:
+        body = path.read_bytes()
+        size += len(body)
+        finding = inspector.inspect("allowed.test", 443, "/upload", [("content-type", "text/plain")], body,
+                                    "text/plain")
+        if finding:
+            refused.append((path, finding.reason()))
+    took = time.perf_counter() - start
+    print(f"Python files as request bodies: {len(files)} ({size / MB:.1f} MB) in {took:.0f} s: {len(refused)} refused "
+          f"({100 * len(refused) / max(len(files), 1):.2f}%)")
+    for path, reason in refused[:20]:
+        print(f"  {path}: {reason}")
+
+
 def e2e(runs: int) -> None:
     import secrets as pysecrets
 
@@ -170,6 +191,7 @@ def e2e(runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", nargs="*", default=[], help="folders of documentation pages to check for false positives")
+    parser.add_argument("--code", nargs="*", default=[], help="folders of Python files to send as request bodies")
     parser.add_argument("--e2e", action="store_true", help="also time a small HTTPS GET through a real bottle")
     parser.add_argument("-n", type=int, default=50, help="requests for --e2e")
     args = parser.parse_args()
@@ -202,6 +224,8 @@ def main() -> None:
     rates()
     if args.docs:
         docs(args.docs)
+    if args.code:
+        code(args.code)
     if args.e2e:
         e2e(args.n)
 

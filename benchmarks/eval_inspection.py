@@ -25,7 +25,10 @@ secret scanners' authors wrote for their scanner to pass (near misses of a
 provider's shape, keys out of a keyword's reach), which measure agreement
 with the scanners rather than benign traffic.
 
-    python benchmarks/eval_inspection.py [--half held-out|dev|all] [--show-misses]
+    python benchmarks/eval_inspection.py [--half held-out|dev|all] [--source TEXT ...] [--show-misses]
+
+``--source`` keeps the rows whose source names TEXT (e.g. ``noseyparker``), to
+read one batch's figures alone.
 """
 
 from __future__ import annotations
@@ -86,10 +89,13 @@ def load_files(rows: list[dict]) -> tuple[list[dict], int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--half", default="held-out", choices=("held-out", "dev", "all"))
+    parser.add_argument("--source", action="append", default=[], metavar="TEXT",
+                        help="only rows whose source contains TEXT (repeatable: any of them)")
     parser.add_argument("--show-misses", action="store_true", help="print each case judged wrongly, with its source")
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
-    rows = [r for r in rows if args.half == "all" or r["half"] == args.half]
+    rows = [r for r in rows if (args.half == "all" or r["half"] == args.half)
+            and (not args.source or any(text in r["source"] for text in args.source))]
     rows, missing = load_files(rows)
     inspector = inspection.Inspector([], ["allowed.test"])
     tally: dict[tuple[str, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -105,7 +111,8 @@ def main() -> None:
     except ImportError:
         checks = "no python-stdnum: identifiers' stand-in checks (the bundle image has python3-stdnum)"
     print(f"checksums: {checks}")
-    print(f"half: {args.half}  ({len(rows)} cases from {DATA.relative_to(ROOT)}"
+    sources = "".join(f"  source ~ {text!r}" for text in args.source)
+    print(f"half: {args.half}{sources}  ({len(rows)} cases from {DATA.relative_to(ROOT)}"
           + (f"; {missing} named files missing or changed on this machine, skipped)" if missing else ")"))
     print(f"{'class':<18}{'side':<10}{'cases':>6}  result")
     totals = {True: [0, 0], False: [0, 0, 0]}

@@ -300,6 +300,54 @@ for path in th_files:
                     "text": text, "source": source})
 
 
+# A fourth batch (added later): Nosey Parker's rules, each rule's 'examples' a secret and its 'negative_examples'
+# none (rules that find identifiers rather than secrets, e.g. an account ID or a bucket name, are left out), and
+# Presidio's recognizer tests for cards, IBANs and crypto wallets, each case labelled by the count of findings it
+# expects (none: a look-alike, benign).
+import yaml  # noqa: E402  (PyYAML: Debian's python3-yaml)
+
+NP = "praetorian-inc+noseyparker"
+NP_RULES = "crates/noseyparker/data/default/builtin/rules"
+LATER4 = set()
+np_files = subprocess.run(["git", "-C", f"{CLONES}/praetorian-inc/noseyparker", "ls-tree", "-r", "--name-only", "HEAD",
+                           NP_RULES], capture_output=True, text=True, check=True).stdout.split()
+for path in np_files:
+    if not path.endswith((".yml", ".yaml")):
+        continue
+    source = f"praetorian-inc/noseyparker@{head(NP)[:12]}:{path}"
+    for rule in yaml.safe_load(show(NP, path)).get("rules") or []:
+        categories = set(rule.get("categories") or ())
+        if "identifier" in categories and "secret" not in categories:
+            continue
+        for key, flag in (("examples", True), ("negative_examples", False)):
+            for text in rule.get(key) or ():
+                if not isinstance(text, str) or len(text.strip()) < 8 or text in seen:
+                    continue
+                seen.add(text)
+                LATER4.add(re.sub(r"@[0-9a-f]{12}", "", source))
+                out.append({"side": "request", "class": "credential" if flag else "benign-credential",
+                            "attack": flag, "text": text, "source": source})
+
+PR = "microsoft+presidio"
+for name in ("credit_card", "iban", "crypto"):
+    path = f"presidio-analyzer/tests/test_{name}_recognizer.py"
+    source = f"microsoft/presidio@{head(PR)[:12]}:{path}"
+    for node in ast.walk(ast.parse(show(PR, path))):
+        # A parametrized case: (text, expected count, ...), both literals; cases built by a call are left out.
+        if not (isinstance(node, ast.Tuple) and len(node.elts) >= 2):
+            continue
+        try:
+            text, count = ast.literal_eval(node.elts[0]), ast.literal_eval(node.elts[1])
+        except ValueError:
+            continue
+        if not isinstance(text, str) or type(count) is not int or len(text.strip()) < 8 or text in seen:
+            continue
+        seen.add(text)
+        LATER4.add(re.sub(r"@[0-9a-f]{12}", "", source))
+        out.append({"side": "request", "class": "financial" if count else "benign-request", "attack": count > 0,
+                    "text": text, "source": source})
+
+
 def group(r):
     """The source a row comes from, as a whole: a file of a repository, a dataset's category, a Debian package.
     BIPIA's attack categories are grouped across its files (its test and train sets share category names)."""
@@ -319,7 +367,7 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    groups.setdefault(key, (r["class"], 2 if key in LATER3 else key in LATER))  # (class, batch: 0, 1 or 2)
+    groups.setdefault(key, (r["class"], 3 if key in LATER4 else 2 if key in LATER3 else key in LATER))  # (class, batch)
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
 half, turn = {}, {}
 for key in ordered:

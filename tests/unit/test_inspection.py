@@ -195,6 +195,8 @@ def test_numbers_that_fail_their_checksum_or_are_not_identifiers_pass(inspector,
     ", ".join(f"0x{b:02x}" for b in GITHUB.encode()), "".join(f"%25{b:02X}" for b in GITHUB.encode()),
     "".join(f"%2525{b:02X}" for b in GITHUB.encode()), "".join(f"%{b:02X}" for b in base64.b64encode(GITHUB.encode())),
     gzip.compress(GITHUB.encode()).hex(), base64.b64encode(base64.b64encode(base64.b64encode(GITHUB.encode()))).decode(),
+    # gzip a few bytes into the decoded run (a length or a header glued on before it)
+    base64.b64encode(b"\x00\x00\x01\x2c" + gzip.compress(GITHUB.encode())).decode(),
 ])
 def test_decoding_composes(inspector, form):
     finding = check(inspector, body=form.encode())
@@ -212,6 +214,8 @@ def test_past_the_bounds_a_request_is_refused_not_passed(inspector):
     assert check(inspector, body=four).rule in ("inspection-limit", "credential")
     bomb = base64.b64encode(gzip.compress(b"A" * (inspection.MAX_DECODED + 1024))).decode()
     assert check(inspector, body=bomb.encode()).rule == "inspection-limit"
+    glued = base64.b64encode(b"\x00\x01" + gzip.compress(b"A" * (inspection.MAX_DECODED + 1024))).decode()
+    assert check(inspector, body=glued.encode()).rule == "inspection-limit"
     ordinary = " ".join(base64.b64encode(rng.randbytes(12)).decode() for _ in range(2000))
     assert check(inspector, body=ordinary.encode()) is None
 

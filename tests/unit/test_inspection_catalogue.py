@@ -89,7 +89,9 @@ def test_catalogue_classes_are_refused(inspector, text):
     "https://user:password@example.test/",                                    # gitleaks' own stand-in pairs
     "https://<user>:<password>@example.test/", "https://$USER:$PASS@example.test/",
     "https://url:8000 @something else",
-    "_authToken=" + str(uuid.uuid1(node=0x0242AC120002, clock_seq=0x1D64)),    # a time-based UUID: no secret
+    # A time-based UUID under a name that may name a lookup (an object's key): an id, no secret (under a name that
+    # says token it is one: test_inspection_names).
+    "object_key=" + str(uuid.uuid1(node=0x0242AC120002, clock_seq=0x1D64)),
     "glptt-" + "hellOworld380_testin",                                        # not the catalogue's length/alphabet
     # Starts like a JWT, but its header is not JSON: not a token.
     base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"').decode().rstrip("=") + ".eyJzdWIiOiIxMjM0NTY3ODkwIn0.x",

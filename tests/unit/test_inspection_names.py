@@ -77,7 +77,7 @@ BENIGN = {
     "public-key": "public_key = 'MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE'",
     "hash-under-key": json.dumps({"key": "5f4dcc3b5aa765d61d8327deb882cf99", "value": 3}),
     "uuid-under-key": json.dumps({"key": "9e4635bc-28dc-45d3-8546-2b30115d9a7b"}),
-    "time-uuid": "session_token=6fa459ea-ee8a-11ea-adc1-0242ac120002",
+    "time-uuid": "object_key=6fa459ea-ee8a-11ea-adc1-0242ac120002",  # 'key' may name a lookup: an id
     "path": "PWD: /home/nodeuser/project/node\npassword_file: /etc/app/password.txt",
     "prose": "Pass `--http-server-default-timeout=milliseconds` or bypass same-origin-policy checks. "
              "Keep the passphrase confidential and the secret ingredient in the key position.",
@@ -86,7 +86,7 @@ BENIGN = {
     "filler": "api_key=xxxxxxxxxxxxxxxxxxxxxxxx\nsecret=0000000000000000",
     "format-string": 'cmd := fmt.Sprintf("sshpass -p %s", password)',
     "mysql-prompt": "mysql -u root -p shopdb < dump.sql\nmysqldump --password=$DB_PASSWORD shop",
-    "out-of-alphabet": "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP^#'",
+    "out-of-alphabet": "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP'",  # one stray character: a typo
     "escaped-template": 'config.json: "{\\"auth\\":\\"${DOCKER_AUTH}\\"}"',
     "cli-words": "tool --api-key-file /etc/tool/key.txt --token-type bearer",
     "prose-key": "the key position is held by the primary replica",
@@ -124,3 +124,49 @@ def test_random_text_with_credential_words_in_it_is_not_read_as_an_assignment():
     # Lower-cased base64 words: 'key', 'pass', 'auth' turn up inside them by chance, followed by more of them.
     noise = " ".join(base64.b64encode(rng.randbytes(12)).decode().lower() for _ in range(20000))
     assert names.find(noise) is None
+
+
+# Classes of credential that no provider's shape names, each judged as a class; beside each, its benign
+# counterpart, which passes.
+CLASSES = {
+    "uuid-under-token": (
+        ["session_token=6fa459ea-ee8a-11ea-adc1-0242ac120002",
+         "//registry.npmjs.org/:_authToken=2a3bc7bb-f252-11f1-9d64-0242ac120002\n"],  # legacy npm: version 1
+        ["object_key=6fa459ea-ee8a-11ea-adc1-0242ac120002", "trace_id: 6fa459ea-ee8a-11ea-adc1-0242ac120002"]),
+    "short-token": (
+        ["access_token=Zq4r8Tn2x", "client_secret: 'k3v9qz7w2'", "auth_token = \"7hK2m9Qp\""],
+        ["access_token=sdlfkj452", "auth_token=build123", "cache_key=k3v9qz7w", "token: 'abcdefgh'",
+         "secret = 'x9'"]),
+    "percent-equals-bracket-colon": (
+        ["oauth_token = 'hQ7vK2mZ%2Fp9Lr4Tx8Wn%3D3Jc6Yb1Rs5'", "client_secret = 'q7Vx2Lp9=Rk4Tz8Wm3Nc6]Hb1Js5'",
+         "bot_token: 869511423:Bct7Ab2QxYz9LmN4pRs8TuV"],
+        ["oauth_token_secret=secret%3Dpassword&oauth_token=lock%26key", 'toolskey = "VS%0.f0COMNTOOLS" % version',
+         "token: ns:app:session:cache", "secret = '=equals-sign'"]),
+    "passphrase": (
+        ["db_password = 'purple_monkey_dishwasher'", "passphrase=GreenTigerRiverLamp", "password = 'sun$hine1'",
+         "//npm.example.org/:_auth=CorrectHorseBatteryStaple\n"],
+        ["password = user_password", "password = index_info", "password: 'my_password'", "password = 'Passwort'",
+         "get '/forgot-password' => \"cms/sites/passwords#update\"", "new_password = 'Enter a new password'",
+         "password = forms.CharField(widget=forms.PasswordInput)"]),
+    "provider-name": (
+        ["SENDGRID = '" + RANDOM + "'", "stripe: " + RANDOM, "export SONARQUBE=" + RANDOM,
+         'github = "caa3224b5ddb83924e6a487ee3f6543bae428309"'],
+        ["github: https://github.com/org/repo", "arn:aws:sns:us-east-1:123456789012:" + RANDOM,
+         "slack_channel = 'C0123ABCDEF45'", "stripe = '2.1.0'", "github = 'main'", "twilio: true"]),
+    "punctuated-secret": (
+        ["SECRET_KEY = 'django-insecure-k9#m!x2^p@q7&w(z)v4+r=t8*s$'", 'jwt_secret: "7vDxYRm)T;W5]EBrf;_&k>qX!"'],
+        ["SECRET_KEY = 'change me: any long random string!'", "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP'",
+         "secret_key = '%(asctime)s-%(levelname)s'", 'api_key: "^[A-Za-z0-9_-]{32,64}$"']),
+}
+
+
+@pytest.mark.parametrize("name,text", [(n, t) for n, (attacks, _) in CLASSES.items() for t in attacks])
+def test_each_class_is_refused(inspector, name, text):
+    finding = sent(inspector, text)
+    assert finding is not None and finding.rule == "credential", text
+
+
+@pytest.mark.parametrize("name,text", [(n, t) for n, (_, benign) in CLASSES.items() for t in benign])
+def test_each_class_benign_counterpart_passes(inspector, name, text):
+    assert sent(inspector, text) is None, text
+

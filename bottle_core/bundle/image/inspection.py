@@ -50,7 +50,6 @@ import json
 import re
 import string
 import warnings
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,18 +170,6 @@ class InspectionLimit(Exception):
     """A request asks for more decoding than inspection does: it is refused, never let through unread."""
 
 
-def _inflate(data: bytes) -> bytes:
-    """gzip/zlib data inflated, up to the decoding budget (more than that is a limit reached, not a pass)."""
-    try:
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
-        out = inflater.decompress(data, MAX_DECODED)
-    except zlib.error:
-        return b""
-    if inflater.unconsumed_tail:
-        raise InspectionLimit("compressed data inflates past the decoding budget")
-    return out
-
-
 def _unpacked(data: bytes, raw_deflate: bool = False) -> list[bytes]:
     """A compressed container's content (``unpacking``), up to the decoding budget (past it: a limit reached)."""
     try:
@@ -214,11 +201,10 @@ def _decodings(run: bytes) -> list[bytes]:
             decoded = None
         if not decoded or len(decoded) < 8:
             continue
-        magic = decoded.find(b"\x1f\x8b\x08", 0, 16)
-        if magic >= 0:
-            decoded = _inflate(decoded[magic:]) or decoded
-        elif unpacking.is_container(decoded):
-            inner = _unpacked(decoded)
+        magic = decoded.find(b"\x1f\x8b\x08", 0, 16)  # gzip after a few bytes of header glued on
+        packed = decoded[magic:] if magic >= 0 else decoded if unpacking.is_container(decoded) else None
+        if packed is not None:
+            inner = _unpacked(packed)
             results += inner[1:]
             decoded = inner[0] if inner else decoded
         elif text is not run and decode is _b64 and not texty(decoded):
@@ -583,18 +569,25 @@ PATTERNS: tuple[Pattern, ...] = (
 
 @dataclass(frozen=True)
 class NamedCredential:
-    """``credential-assignment``: a value kept under a credential's name, judged by its length and alphabet
-    (:mod:`inspection_names`), in the table beside the shapes."""
+    """``credential-assignment``: a value kept under a credential's name, or under a provider's name alone
+    (:data:`PROVIDER_NAMES`), judged by its length and alphabet (:mod:`inspection_names`), in the table beside the
+    shapes."""
 
     name: str = "credential-assignment"
     anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p")
 
     def search(self, text: str, lowered: str) -> str | None:
-        if not any(anchor in lowered for anchor in self.anchors):
-            return None
-        return named.find(text, lowered)
+        if any(anchor in lowered for anchor in self.anchors):
+            found = named.find(text, lowered)
+            if found:
+                return found
+        return named.find_provider(text, lowered, PROVIDER_NAMES)
 
 
+#: Providers' names, as the catalogue's rules are named ('sendgrid-api-token': sendgrid), for a value kept under a
+#: provider's name alone; words that name no provider (a rule for any text, for curl, for JWTs) left out.
+PROVIDER_NAMES = frozenset(row[0].split("-")[0] for row in catalogue.RULES) - {
+    "age", "curl", "defined", "generic", "jwt", "new", "private"}
 PATTERNS += (NamedCredential(),)
 
 

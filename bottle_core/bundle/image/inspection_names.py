@@ -13,18 +13,30 @@ templates and references (``${NPM_TOKEN}``, ``<your key>``, ``$PASS``,
 ``os.environ[…]``), redactions (``****``), code (``generateApiKey()``,
 ``config.secret_key``), published default passwords (``changeme``), words,
 numbers, and names that hold no credential (``csrf_token``, ``page_token``,
-``public_key``, ``max_tokens``). Standard library only.
+``public_key``, ``max_tokens``).
+
+Some values are credentials only because of the name they are under, and
+each is judged as a class: under a name that says token, secret, auth or
+password outright (not ``key``), a time-based UUID and a short token of
+letters and digits mixed (:data:`MIN_SHORT`); under a password's name,
+words a person chose (:func:`passphrase`); in quotes, a generated secret
+with punctuation in its alphabet; and under a provider's name alone
+(``SENDGRID = "…"``: :func:`find_provider`), a token. Standard library only.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 
 from .hosts import entropy
 
 #: Shortest value read as a token or key, and as a password or passphrase.
 MIN_TOKEN = 12
 MIN_PASSWORD = 8
+#: Shortest token under a name that says token, secret or auth outright (not 'key', which also names a hash or a
+#: lookup): letters and digits mixed through the whole value ('mlm9iqkm').
+MIN_SHORT = 8
 
 #: The last word of a credential's name (names split at case changes, '_', '-', '.'), and of a password's.
 _PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "passcode", "pwd", "pass"})
@@ -71,7 +83,14 @@ _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _VOWELS = frozenset("aeiouy")
 #: A time-based UUID (version 1): a clock and a node id, no secret in it.
 TIME_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I)
-_TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9+/_\-.~]+=*$")
+#: A token's alphabet: base64's, hex's and base58's, with the separators issuers put inside ('.', '~', ':'),
+#: percent-escapes and '=' (URL-encoded and query-string-shaped tokens; not first: a leading '=' is a separator),
+#: and brackets some issuers' alphabets have.
+_TOKEN_ALPHABET = re.compile(r"^[A-Za-z0-9+/_\-.~%:\[\]][A-Za-z0-9+/_\-.~%=:\[\]]*$")
+#: Words that make a value a variable's or a field's name rather than a passphrase ('user_password', 'newValue').
+_CODE_WORDS = frozenset("""pass passwd password pwd secret token key auth credential credentials hash hashed salt
+value val input field var arg args param params config conf settings data text str string user username name
+self this new old get set env default current my your our the db form request req""".split())
 
 
 def credential_name(name: str) -> tuple[bool, bool]:
@@ -117,10 +136,16 @@ def _word(piece: str) -> bool:
     return 0 < vowels <= 0.7 * len(lowered) and not re.search(r"[b-df-hj-np-tv-xz]{6,}", lowered)
 
 
+#: A printf-style conversion ('%s', '%0.f', '%-10d'): a format that a value is put into.
+_FORMAT = re.compile(r"%(?:\(\w+\))?[-+ #0]*\d*(?:\.\d*)?[sdifeEgGxXrc]")
+#: A percent-escape ('%3D'): a URL-encoded value, judged as what it decodes to.
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
 def placeholder(value: str) -> bool:
     """A template, reference or redaction: it stands for a credential and carries none."""
     lowered = value.lower()
-    if value[:1] in "$%@&" or "${" in value or "{{" in value or "%s" in value or "%(" in value:
+    if value[:1] in "$%@&" or "${" in value or "{{" in value or _FORMAT.search(value):
         return True
     if "***" in value or "…" in value or "..." in value or "•" in value or "xxxx" in lowered:
         return True
@@ -140,24 +165,74 @@ def code(value: str) -> bool:
     return bool(path and re.search(r"[aeiouy_]", path.group(1), re.I) or _CALL.match(value))
 
 
-def credential_value(value: str, password: bool = False, hex_alone: bool = True) -> bool:
+def strong_name(name: str) -> bool:
+    """The name says token, secret, auth or password outright (``npm_authToken``, ``SECRET``), not ``key``."""
+    words = _CAMEL.findall(name)
+    return bool(words) and not words[-1].lower().endswith(("key", "bearer"))
+
+
+def passphrase(value: str, quoted: bool = False) -> bool:
+    """Words a person chose as a password: joined without blanks, two or more in quotes (``'open_sesame'``) and
+    three or more bare (``CorrectHorseBatteryStaple``: two bare words are as likely a variable, ``index_info``),
+    or words with a symbol inside (``super$ecret``). Not a variable's name (``user_password``, ``newValue``: a
+    word of code or a credential's own word in it), nor a stand-in (``my_password``)."""
+    if len(value) < MIN_PASSWORD or re.search(r"\s", value) or placeholder(re.sub(r"[_\-.]", "", value)):
+        return False
+    pieces = [p.lower() for p in _CAMEL.findall(value)]
+    if not pieces or _CODE_WORDS.intersection(pieces) or not all(p.isdigit() or _word(p) for p in pieces):
+        return False
+    if re.search(r"[/\\#:,;()\[\]{}<>=]", value):
+        return False  # a path, a route, a call: not words a person chose
+    symbol = re.search(r"[A-Za-z][!$%^&*@+~][A-Za-z]", value)  # a letter swapped for a symbol: 'super$ecret'
+    return bool(symbol) or sum(p.isalpha() and len(p) >= 3 for p in pieces) >= (2 if quoted else 3)
+
+
+#: A regular expression's marks (a class with a range, a counted repeat): a value's pattern, not a value.
+_PATTERN = re.compile(r"\[[^\]]*\w-\w[^\]]*\]|\{\d+(?:,\d*)?\}|\(\?[:=!<]")
+
+
+def _punctuated(value: str) -> bool:
+    """A generated secret with punctuation in its alphabet (Django's ``SECRET_KEY = 'django-insecure-…^!…'``):
+    long, no blanks, printable ASCII, random by its entropy, and three symbols or more outside a token's alphabet
+    (one stray character, a '?' or a '!', is a token's typo or a mangled paste, not an alphabet); read only in
+    quotes, which say where it ends."""
+    return len(value) >= 16 and value.isascii() and value.isprintable() and not re.search(r"\s", value) \
+        and len(set(re.sub(r"[A-Za-z0-9+/_\-.~%=:\[\]]", "", value))) >= 3 and entropy(value) >= 3.5 \
+        and not _PATTERN.search(value)
+
+
+
+def credential_value(value: str, password: bool = False, hex_alone: bool = True, strong: bool = False,
+                     quoted: bool = False) -> bool:
     """``value`` is long enough for a credential, in a credential's alphabet, and carries data (not words, numbers,
-    code or a stand-in). A password may be shorter and use any printable character; a token's alphabet is
-    base64's, hex's and base58's with a few separators. ``hex_alone``: a run of hex digits counts (after a bare
-    'key' it is as likely a hash)."""
+    code or a stand-in). A password may be shorter and use any printable character, and may be words
+    (:func:`passphrase`); a token's alphabet is base64's, hex's and base58's with a few separators.
+    ``hex_alone``: a run of hex digits counts (after a bare 'key' it is as likely a hash). ``strong``: the name
+    says token, secret or password outright (:func:`strong_name`): a time-based UUID counts (the name outweighs
+    the UUID's version), and so does a short token (:data:`MIN_SHORT`) of letters and digits mixed.
+    ``quoted``: the value was written in quotes (a string, not a variable). A URL-encoded value is judged as what
+    it decodes to (``secret%3Dpassword`` is words)."""
     value = value.strip()
-    if len(value) < (MIN_PASSWORD if password else MIN_TOKEN) or placeholder(value) or code(value) or "://" in value \
-            or TIME_UUID.match(value):
+    if _ESCAPE.search(value):
+        value = urllib.parse.unquote(value)
+    shortest = MIN_PASSWORD if password else MIN_SHORT if strong else MIN_TOKEN
+    if len(value) < shortest or placeholder(value) or code(value) or "://" in value \
+            or (TIME_UUID.match(value) and not strong):
         return False
+    if not password and len(value) < MIN_TOKEN:  # short: one run of letters and digits mixed through it
+        return value.isalnum() and value.isascii() and not _plain(value) and len(set(value.lower())) >= 6 \
+            and bool(re.search(r"[A-Za-z][0-9]+[A-Za-z]|[0-9][A-Za-z]+[0-9]", value))  # not 'sdlfkj452'
     if not password and not _TOKEN_ALPHABET.match(value):
-        return False
+        return quoted and _punctuated(value)  # its symbols, spread through it, are its data
     if len(set(value.lower())) <= 2:
         return False  # filler: 'xxxxxxxx', '00000000'
     if not hex_alone and re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*", value):
         return False
     data = sum(len(run) for run in re.findall(r"[A-Za-z0-9]+", value) if not _plain(run))
     if password:
-        return data >= 4 and not value.startswith(("/", "./", "~/"))  # a path: 'PWD: /home/user
+        if value.startswith(("/", "./", "~/")):
+            return False  # a path: 'PWD: /home/user'
+        return data >= 4 or passphrase(value, quoted)
     # Letters and digits mixed through the value, or letters that are no words: data. Entropy breaks a tie.
     return data >= 12 or (data >= 8 and entropy(value) >= 3.0)
 
@@ -189,9 +264,10 @@ def find(text: str, lowered: str | None = None) -> str | None:
         is_name, password = credential_name(name)
         if not is_name:
             continue
+        password = password or name.lower() == "_auth"  # npm's '_auth': a user's password, often words
         # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
         bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and not (start and text[start - 1] in "?&")
-        if credential_value(value, password, hex_alone=not bare_key):
+        if credential_value(value, password, hex_alone=not bare_key, strong=strong_name(name), quoted=bool(opening)):
             return "named"
     if "</" in text:
         for match in ELEMENT.finditer(text):
@@ -205,3 +281,38 @@ def find(text: str, lowered: str | None = None) -> str | None:
             if credential_value(value, password=True):  # not '--password options' in prose
                 return "command"
     return None
+
+
+#: A provider's name as a name of its own, then a separator and a value: ``SENDGRID = "…"``, ``softlayer: …``,
+#: ``github '…'`` (after blanks only a quoted value). ``{names}`` is the providers found in the text.
+_PROVIDER = (r"(?<![a-z0-9])(?:{names})[a-z0-9]{{0,12}}(?P<close>[\"']?)"
+             r"(?P<sep>[ \t]*(?:::=|:=|=>|[:=])[ \t]*|[ \t]+(?=[\"'`]))(?P<open>[\"'`]?)[ \t]*"
+             r"(?P<value>[^\s\"'`<>,;&\\)}}\]|]{{12,512}})")
+
+
+def find_provider(text: str, lowered: str, providers: frozenset[str]) -> str | None:
+    """'provider' when ``text`` keeps a token-shaped value under a provider's name alone (the name's last word is
+    the provider's, or starts with a name of five letters or more: ``SONARQUBE`` for ``sonar``): the name says
+    what the value is for as ``api_key`` would. The value is judged as a token (:func:`credential_value`);
+    ``lowered`` is ``text.lower()`` of the same length."""
+    present = [name for name in providers if name in lowered]
+    if not present or len(lowered) != len(text):
+        return None
+    pattern = re.compile(_PROVIDER.format(names="|".join(map(re.escape, sorted(present, key=len, reverse=True)))))
+    for match in pattern.finditer(lowered):
+        start = match.start()
+        head = _NAME_CHARS.search(text, max(0, start - 64), start).group()
+        name = head + text[start:match.start("close")]
+        words = [w.lower() for w in _CAMEL.findall(name)]
+        if not words or not any(words[-1] == p or (len(p) >= 5 and words[-1].startswith(p)) for p in present):
+            continue  # 'github_url', 'slack_channel': the provider's name is not the last word
+        if match.group("sep") == ":" and not match.group("open"):
+            continue  # 'arn:aws:sns:…', 'github:user/repo': a path of names, not an assignment
+        value = text[match.start("value"):match.end("value")]
+        if match.group("open"):  # a quoted value is the whole string
+            end = text.find(match.group("open"), match.start("value"), match.start("value") + 513)
+            value = text[match.start("value"):end] if end >= 0 else value
+        if credential_value(value):
+            return "provider"
+    return None
+
