@@ -71,6 +71,14 @@ def refusals_of(manifest, origin, attacks: dict, benign: dict) -> list[dict]:
     return [r for r in records if r.get("decision") == "deny"]
 
 
+XOR_KEY = 0x5A  # the origin's (tests/servers/origin.py)
+
+
+def enciphered(page: str) -> bytes:
+    """A page as the agent sends it for the origin to serve back (``encode=xor``): unreadable on its way out."""
+    return bytes(b ^ XOR_KEY for b in page.encode())
+
+
 def final_response(output: bytes) -> str:
     """``curl -i`` output through the proxy, less the CONNECT's own "200 Connection established" block."""
     text = output.decode()
@@ -434,11 +442,11 @@ def test_instructions_are_taken_out_of_a_page_and_pages_about_injection_stay_who
               "encoded": (ENCODED, "text/html"), "article": (ARTICLE, "text/html"),
               "example-keys": (EXAMPLE_KEYS, "text/html")}
     with bottle_of(manifest, "user") as bottle:
-        # The agent sends each page reversed and the origin turns it round: the page quoting keys must not be
-        # something the agent itself sends out (that would be refused, as it should).
+        # The agent sends each page enciphered and the origin deciphers it: the page quoting keys must not be
+        # something the agent itself sends out readably (that would be refused, as it should).
         got = {name: bottle.exec(["sh", "-c", "curl -s --max-time 10 --data-binary @- 'https://denied.test/serve?"
-                                  + urllib.parse.urlencode({"type": kind, "encode": "reversed"}) + "'"],
-                                 stdin=body.encode()[::-1]).stdout.decode() for name, (body, kind) in served.items()}
+                                  + urllib.parse.urlencode({"type": kind, "encode": "xor"}) + "'"],
+                                 stdin=enciphered(body)).stdout.decode() for name, (body, kind) in served.items()}
         records = bundle_records(bottle)
     # The instruction is gone, its place marked; the rest of the page is as served.
     assert MARK in got["authority"] and "aws/credentials" not in got["authority"] and ORDINARY in got["authority"]
@@ -551,10 +559,10 @@ def test_an_email_that_tells_its_reader_to_do_something_else_arrives_without_tha
     served |= {"plain": _email_page(HIJACK_EMAIL), "on-topic": _email_page(HIJACK_EMAIL, ON_TOPIC),
                "tutorial": TUTORIAL}
     with bottle_of(manifest, "user") as bottle:
-        # Sent reversed and turned round by the origin, as above: only the response side reads them as pages.
+        # Sent enciphered and deciphered by the origin, as above: only the response side reads them as pages.
         got = {name: bottle.exec(["sh", "-c", "curl -s --max-time 10 --data-binary @- 'https://denied.test/serve?"
-                                  + urllib.parse.urlencode({"type": "text/html", "encode": "reversed"}) + "'"],
-                                 stdin=body.encode()[::-1]).stdout.decode() for name, body in served.items()}
+                                  + urllib.parse.urlencode({"type": "text/html", "encode": "xor"}) + "'"],
+                                 stdin=enciphered(body)).stdout.decode() for name, body in served.items()}
         records = bundle_records(bottle)
     for name, attack in HIJACKS.items():
         assert MARK in got[name] and attack[:30] not in got[name] and HIJACK_EMAIL in got[name], (name, got[name])
@@ -616,10 +624,10 @@ def test_a_program_arrives_whole_and_only_instructions_in_its_comments_are_taken
               "commented": (PROGRAM + CODE_INSTRUCTION + "print('done')\n", "text/x-python"),
               "prose-as-code": (PROSE_AS_CODE, "text/x-python")}
     with bottle_of(manifest, "user") as bottle:
-        # Sent reversed and turned round by the origin: only the response side reads them.
+        # Sent enciphered and deciphered by the origin: only the response side reads them.
         got = {name: bottle.exec(["sh", "-c", "curl -s -i --max-time 10 --data-binary @- 'https://denied.test/serve?"
-                                  + urllib.parse.urlencode({"type": kind, "encode": "reversed"}) + "'"],
-                                 stdin=body.encode()[::-1]).stdout for name, (body, kind) in served.items()}
+                                  + urllib.parse.urlencode({"type": kind, "encode": "xor"}) + "'"],
+                                 stdin=enciphered(body)).stdout for name, (body, kind) in served.items()}
     responses = {name: final_response(output) for name, output in got.items()}
     bodies = {name: text.partition("\r\n\r\n")[2] for name, text in responses.items()}
     # A program that opens sockets and runs processes is code, not an instruction: it arrives as served.

@@ -48,6 +48,7 @@ from serving import TLSServer, log_line, redacted, serve_all, tls_context
 
 
 
+XOR_KEY = 0x5A
 #: The forms a hostile host can echo a value in (``/serve?encode=``).
 ENCODINGS = {
     "percent": lambda d: "".join(f"%{b:02X}" for b in d).encode(),
@@ -58,6 +59,8 @@ ENCODINGS = {
     "entities": lambda d: "".join(f"&#{c};" for c in d).encode(),
     "unicode-escapes": lambda d: "".join(f"\\u{c:04x}" for c in d).encode(),
     "base64-twice": lambda d: base64.b64encode(base64.b64encode(d)),
+    # Each byte XORed with a key: a cipher, which no reader of a request can undo (the key is the agent's).
+    "xor": lambda d: bytes(b ^ XOR_KEY for b in d),
 }
 
 

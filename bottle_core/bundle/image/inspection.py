@@ -4,7 +4,10 @@ A request is taken apart into the places data can ride in (the host's
 labels, the URL, each header, the body) and every place is looked at in the
 forms an encoder would leave it in: as sent; normalised to a fixed point
 (percent-encoding undone until nothing changes, escapes resolved, delimited
-hex joined); and with every base64, base32 and hex run inside it decoded,
+hex joined, then the trivial obfuscations of ``text_forms`` undone: UTF-16,
+fullwidth and zero-width characters, octal and quoted-printable, character
+codes, base64 in lines, interleaved separators; token runs read reversed and
+in ROT13); and with every base64, base32 and hex run inside it decoded,
 and compressed containers opened (``unpacking``), three layers deep. Past its bounds (encoded runs,
 decoded bytes, nesting) a request is refused, never passed unread. Rules:
 

@@ -28,9 +28,11 @@ import unicodedata
 
 #: Characters a value's characters can be interleaved with (one of them, the same each time).
 _INTERLEAVED = re.compile(rb"[!-~]([ \t\n.:,;|/\\_-])(?:[!-~]\1){7,}[!-~]")
-#: Lines of base64 (at least two), the first at least 8 characters; the last may be short and padded.
-# Possessive, and starting where a run starts: a long run with no line break costs one pass, not one per character.
-_WRAPPED = re.compile(rb"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{8,}+(?:\r?\n[ \t]*+[A-Za-z0-9+/]{2,}+)++={0,2}")
+#: Lines of base64 (at least two), the first at least 8 characters, starting a line or after a quote or '=' and
+#: ending one; the last line may be short and padded. Possessive, and starting where a run starts: a long run
+#: with no line break costs one pass, not one per character.
+_WRAPPED = re.compile(rb"(?:^|(?<=[\s\"'=:>(\[,]))[A-Za-z0-9+/]{8,}+(?:\r?\n[ \t]*+[A-Za-z0-9+/]{2,}+)++={0,2}"
+                      rb"(?![A-Za-z0-9+/=._-])")
 _OCTAL = re.compile(rb"(?:\\[0-3][0-7]{2}){4,}")
 _QUOTED_PRINTABLE = re.compile(rb"(?:=[0-9A-F]{2}){4,}")
 #: A printable character's code in decimal (32-126), not part of a longer number.
@@ -70,8 +72,18 @@ def wrapped_base64(data: bytes) -> bytes | None:
     """Base64 broken into lines, joined."""
     if b"\n" not in data:
         return None
-    out, count = _WRAPPED.subn(lambda m: re.sub(rb"\s+", b"", m.group()), data)
-    return out if count else None
+    out = _WRAPPED.sub(_joined_if_fixed_width, data)
+    return out if out != data else None
+
+
+def _joined_if_fixed_width(match: re.Match) -> bytes:
+    """Lines of one width (the last no longer) joined: base64 as an encoder wraps it; words that happen to be
+    in base64's alphabet, one per line, are left as they are."""
+    lines = match.group().split(b"\n")
+    widths = {len(line.strip()) for line in lines[:-1]}
+    if len(widths) != 1 or len(lines[-1].strip()) > widths.pop():
+        return match.group()
+    return b"".join(line.strip() for line in lines)
 
 
 def escapes(data: bytes) -> bytes | None:
