@@ -62,6 +62,7 @@ from .hosts import Unbound, entropy
 from . import inspection_catalogue as catalogue
 from . import text_forms, unpacking
 from .identifiers import find_identifier
+from . import inspection_hashes as hashes
 from . import inspection_names as named
 
 #: Placeholders are recognisable: the agent's own, never a credential by shape.
@@ -577,7 +578,8 @@ class NamedCredential:
     shapes."""
 
     name: str = "credential-assignment"
-    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p")
+    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p",
+                                "/p:")
 
     def search(self, text: str, lowered: str) -> str | None:
         if any(anchor in lowered for anchor in self.anchors):
@@ -768,6 +770,8 @@ def _url_password(match: re.Match) -> bool:
 #: gitleaks' allow-list of its curl-auth-user rule: user:password pairs that are stand-ins, not credentials.
 _STAND_IN_PAIRS = tuple(re.compile(r) for row in catalogue.RULES if row[0] == "curl-auth-user" for r in row[5])
 PATTERNS += (
+    # crypt(3)'s and Kerberos' published hash formats: a password's hash is credential material.
+    Pattern("password-hash", hashes.PASSWORD_HASH, ("$",), hashes.carries_data, starts_token=False),
     # RFC 3986 userinfo with a password: 'scheme://user:password@host'.
     Pattern("url-credentials", re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<user>[^\s/?#@:'\"<>\\]{1,256}):"
                                           r"(?P<password>[^\s/?#@'\"<>\\]{3,256})@[A-Za-z0-9\[]"),

@@ -26,6 +26,7 @@ with punctuation in its alphabet; and under a provider's name alone
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.parse
 
@@ -72,10 +73,22 @@ _SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SEC
 _SCHEME = re.compile(r"^(?:bearer|basic|token)[ \t]+", re.I)
 #: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
 ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
-#: Command lines that take a password: sshpass's ``-p PASS``, MySQL's and MariaDB's ``-pPASS`` (glued: after a blank
-#: comes the database's name, the password being asked for), any tool's ``--password=PASS`` or ``--password PASS``.
+#: Command lines that take a password, for any program, by the option's name: sshpass's ``-p PASS``, MySQL's and
+#: MariaDB's ``-pPASS`` (glued: after a blank comes the database's name, the password being asked for), an option
+#: named password (``--password=PASS``, ``--passwd PASS``, ``-Password PASS``, ``/password:PASS``), and ``-p`` or
+#: ``/p:`` after a user option on the same line (``-u alice -p PASS``, ``--user alice -pPASS``, ``/u:alice /p:PASS``):
+#: ``-P`` alone names a port as often as a password, and ``/p:`` alone a build property.
 COMMAND = re.compile(r"(?:(?i:sshpass)\b[^\n]{0,120}?[ \t]-p[ \t]*|(?i:mysql\w*|mariadb\w*)\b[^\n]{0,120}?[ \t]-p(?=\S)"
-                     r"|[ \t]--password[= ][ \t]*)(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
+                     r"|(?<![^\s\"'`])(?:--?|/)(?i:passw(?:or)?d)(?:[ \t]*[=:][ \t]*|[ \t]+)"
+                     r"|(?<![^\s\"'`])(?:-u|-U|--user(?:name)?|/u(?:ser)?:)(?:[ \t]+|[=:]|(?=\w))[^\s\-][^\n]{0,80}?"
+                     r"[ \t](?:-p[ \t]*|/p:))"
+                     r"(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
+#: A header written in text (a script, a config, a body), not sent as one: ``Authorization: Basic <base64 of
+#: user:password>``, ``Authorization: Bearer <token>``, ``"Authorization": "Token <token>"``; the scheme is any
+#: word (Okta's ``SSWS``), the credential after it judged as a token under a name that says so.
+AUTHORIZATION = re.compile(r"(?i:(?:proxy-)?authorization)[\"']?[ \t]*[:=][ \t]*[\"']?[ \t]*"
+                           r"(?P<scheme>[A-Za-z][A-Za-z0-9_\-]{1,20})[ \t]+(?P<value>[A-Za-z0-9+/_\-.~=:%$\{}]{1,1024})")
+
 #: Where the name (identifier characters) ends, walking back from its last word.
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]{0,64}$")
 #: Words of a name or a value: 'npmAuthToken' is npm, Auth, Token; 'APIKey' is API, Key.
@@ -275,12 +288,30 @@ def find(text: str, lowered: str | None = None) -> str | None:
             if is_name and any(credential_value(piece.strip("{}"), password)
                                for piece in match.group("value").split()):
                 return "element"
-    if "-p" in text or "--password" in text:
+    if "-p" in text or "passw" in lowered or "/p:" in lowered:
         for match in COMMAND.finditer(text):
             value = match.group("value")
             if credential_value(value, password=True):  # not '--password options' in prose
                 return "command"
+    if "authorization" in lowered:
+        for match in AUTHORIZATION.finditer(text):
+            if written_authorization(match.group("scheme"), match.group("value")):
+                return "authorization"
     return None
+
+
+def written_authorization(scheme: str, value: str) -> bool:
+    """An ``Authorization`` value written in text carries a credential: Basic's base64 decodes to ``user:password``
+    whose password is one (:func:`credential_value` for a password); another scheme's token has a token's alphabet
+    and length, eight characters or more, the header's name saying what it is."""
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        user, colon, password = decoded.partition(":")
+        return bool(colon) and decoded.isprintable() and credential_value(password, password=True)
+    return credential_value(value, strong=True)
 
 
 #: A provider's name as a name of its own, then a separator and a value: ``SENDGRID = "…"``, ``softlayer: …``,
