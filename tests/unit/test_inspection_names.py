@@ -157,6 +157,37 @@ CLASSES = {
         ["SECRET_KEY = 'django-insecure-k9#m!x2^p@q7&w(z)v4+r=t8*s$'", 'jwt_secret: "7vDxYRm)T;W5]EBrf;_&k>qX!"'],
         ["SECRET_KEY = 'change me: any long random string!'", "token = 'JFjlJg7KqFGp5RmsJVq7?DmwObgHW6JEtMOitGuP'",
          "secret_key = '%(asctime)s-%(levelname)s'", 'api_key: "^[A-Za-z0-9_-]{32,64}$"']),
+    # Any program's option named password, and -p or /p: after a user option: judged as a password's value.
+    "command-line-password": (
+        ["psql --password=Tr0ub4dor3xyz -h db", "backup-tool --passwd 'Tr0ub4dor&3' --host db",
+         "Connect-Server -Server db -Password Tr0ub4dor3xyz", "tool /password:Tr0ub4dor3xyz",
+         "net use Z: \\\\srv\\share /user:alice /p:Tr0ub4dor3", "svn checkout -u alice -p Tr0ub4dor3 repo",
+         "client --user alice -pTr0ub4dor3 --host db", "ftp-upload -U deploy -p 'Zq4r8Tn2x!' file"],
+        ["psql --password=$PGPASSWORD -h db", "tool --password=%DB_PW% run", "tool --password - < pw.txt",
+         "tool -u alice -p '********'", 'tool --password "{{ db_password }}"', "msbuild /p:Configuration=Release",
+         "ssh -p 2222 deploy@host", "tool -u alice -p 8080", "mkdir -p build/out", "cp -p a.txt b.txt",
+         "tool --password-file /etc/tool/pw --user alice", "the --password option reads a password"]),
+    # An Authorization header written in a script, a config or a body: Basic's password, another scheme's token.
+    "written-authorization": (
+        ["curl -H 'Authorization: Basic " + base64.b64encode(b"alice:Tr0ub4dor&3xyz").decode() + "' https://x.test",
+         'headers = {"Authorization": "Token ' + RANDOM + '"}', "Authorization: SSWS 00QCjAl4MlV-WPXM-ABCDEFGH",
+         "proxy_authorization = Bearer Zq4r8Tn2x"],
+        ["curl -H 'Authorization: Basic " + base64.b64encode(b"user:password").decode() + "' https://x.test",
+         'headers = {"Authorization": "Bearer ${API_TOKEN}"}', "Authorization: Bearer <token>",
+         "Authorization: Token $GITHUB_TOKEN", "The Authorization header carries the token.",
+         "Authorization: Basic " + base64.b64encode(b"alice:$PASSWORD").decode()]),
+    # crypt(3)'s formats, PBKDF2's and Kerberos' cracker forms: a password's hash is credential material.
+    "password-hash": (
+        ["root:$6$gzg1BAWl7fGq1hQ2$" + "Zq4r8Tn2xVb" * 7 + "Zq4r8Tn2x:19000:0:99999:7:::",
+         "$1$F.Z1BEO0$Zq4r8Tn2xVbHk3Lm9Pq2Wd", "hash = '$2b$12$" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3)[:53] + "'",
+         "$5$rounds=5000$saltsalt$" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2)[:43],
+         "$y$j9T$abcdefghijklmnop$ZrkBpUBCDi3MK7LE9Ay9jscShCxVaFVi4wHPDobzz36",
+         "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+         "password = pbkdf2_sha256$260000$Xq9sLk2J8vHm$Zm9vYmFyYmF6cXV4cXV1eHF1dXhmb29iYXI=",
+         "$krb5tgs$23$*svc$CORP.TEST$http/web*$" + "3f1a9c7b2e" * 4 + "$" + "8d2e4f6a1b3c5d7e9f0a" * 6],
+        ["echo $1$2 and costs $5 or $6", "hash = '$2b$12$" + "." * 53 + "'", "PS1='$5$ '",
+         "root:*:19000:0:99999:7:::", "daemon:!:19000::::::", "awk '{print $1$2$3}' file.txt",
+         "crypt(3) formats start $1$, $5$, $6$, $2b$ or $y$"]),
 }
 
 
