@@ -184,6 +184,7 @@ CLASSES = {
          "$y$j9T$abcdefghijklmnop$ZrkBpUBCDi3MK7LE9Ay9jscShCxVaFVi4wHPDobzz36",
          "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
          "password = pbkdf2_sha256$260000$Xq9sLk2J8vHm$Zm9vYmFyYmF6cXV4cXV1eHF1dXhmb29iYXI=",
+         "enable secret 8 $8$dsYGNam3K1SIJO$7nv/35M/qr6t.dVc7UY9zrJDWRVqncHub1PE9UlMQFs",
          "$krb5tgs$23$*svc$CORP.TEST$http/web*$" + "3f1a9c7b2e" * 4 + "$" + "8d2e4f6a1b3c5d7e9f0a" * 6],
         ["echo $1$2 and costs $5 or $6", "hash = '$2b$12$" + "." * 53 + "'", "PS1='$5$ '",
          "root:*:19000:0:99999:7:::", "daemon:!:19000::::::", "awk '{print $1$2$3}' file.txt",

@@ -17,7 +17,7 @@ _B = r"[A-Za-z0-9+/]"
 
 #: One regex per published format: md5-crypt and Apache's apr1; bcrypt ($2$, $2a$, $2b$, $2x$, $2y$); sha256-crypt
 #: and sha512-crypt with optional rounds; yescrypt ($y$) and gost-yescrypt ($gy$), scrypt ($7$); argon2 (PHC
-#: string); PBKDF2 as passlib ($pbkdf2-sha256$) and Django (pbkdf2_sha256$) write it; Kerberos' TGS-REP, AS-REP
+#: string); Cisco's type 8 (PBKDF2) and type 9 (scrypt); PBKDF2 as passlib ($pbkdf2-sha256$) and Django (pbkdf2_sha256$) write it; Kerberos' TGS-REP, AS-REP
 #: and pre-authentication forms ($krb5tgs$, $krb5asrep$, $krb5pa$).
 PASSWORD_HASH = re.compile(
     r"(?<![\w$])(?:"
@@ -27,6 +27,7 @@ PASSWORD_HASH = re.compile(
     rf"|\$6\$(?:rounds=\d{{1,9}}\$)?{_C}{{0,16}}\${_C}{{86}}"
     rf"|\$g?y\${_C}{{1,20}}\${_C}{{1,86}}\${_C}{{43}}"
     rf"|\$7\${_C}{{11,}}\${_C}{{43}}"
+    rf"|\$[89]\${_C}{{14}}\${_C}{{43}}"
     rf"|\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=\d+,t=\d+,p=\d+\${_B}{{8,}}\${_B}{{16,}}"
     rf"|\$?pbkdf2[-_](?:sha1|sha256|sha512)\$\d{{1,9}}\$[./0-9A-Za-z+=]{{2,}}\$[./0-9A-Za-z+=]{{16,}}"
     r"|\$krb5(?:tgs|asrep|pa)\$[^\s]{0,400}?[0-9a-fA-F]{32,}"
