@@ -288,7 +288,7 @@ def find(text: str, lowered: str | None = None) -> str | None:
             if is_name and any(credential_value(piece.strip("{}"), password)
                                for piece in match.group("value").split()):
                 return "element"
-    if "-p" in text or "passw" in lowered or "/p:" in lowered:
+    if "-p" in lowered or "/p" in lowered:  # every form has one: '-p', '--password', '-Password', '/p:', '/passwd:'
         for match in COMMAND.finditer(text):
             value = match.group("value")
             if credential_value(value, password=True):  # not '--password options' in prose
