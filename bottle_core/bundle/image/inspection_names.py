@@ -5,7 +5,8 @@ A provider's prefix (``ghp_``, ``AKIA``) says what a token is; most services
 issue none, and their keys are found by the name they are kept under:
 ``api_key = …``, ``"secret": "…"``, ``_authToken=…`` in an ``.npmrc``,
 ``password …`` in a ``.netrc``, ``<password>…</password>`` in a Maven or
-NuGet file, ``Authorization: Bearer …``, ``sshpass -p …``. Such a value is a
+NuGet file, ``Authorization: Bearer …`` or ``Basic …`` written in text
+(:func:`written_authorization`), a password option on a command line (:data:`COMMAND`). Such a value is a
 credential when it is long enough for one (:data:`MIN_TOKEN`, or
 :data:`MIN_PASSWORD` for a password), written in a credential's alphabet,
 and carries data: pieces that are not words or numbers. What passes:
