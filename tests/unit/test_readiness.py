@@ -138,3 +138,22 @@ def test_without_pipes_a_daemon_neither_says_nor_waits(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_daemon_that_turns_ready_between_two_looks_is_not_waited_for_until_the_deadline(monkeypatch, capsys):
+    """A daemon that has said it listens and whose socket shows up a moment later (squid says READY=1 first):
+    the loop looks again every LOOK seconds, and never waits longer once every daemon has said so."""
+    daemon = entrypoint.Daemon("squid-like", ["true"], ("127.0.0.1", free_port()), says=daemons.SD_NOTIFY)
+    daemon.said = entrypoint.NOTIFY_READY
+    looks = iter([False, True])  # not ready at the first look, ready from the next one on
+    monkeypatch.setattr(daemon, "ready", lambda: next(looks, True))
+    waits: list[float | None] = []
+
+    def select_recorded(read, write, error, timeout=None):
+        waits.append(timeout)
+        return [], [], []
+
+    monkeypatch.setattr(entrypoint.select, "select", select_recorded)
+    assert entrypoint.announce_ready([daemon], timeout=BOUND)
+    assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
+    assert all(wait is not None and wait <= entrypoint.LOOK for wait in waits), waits

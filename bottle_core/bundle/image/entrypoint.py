@@ -272,11 +272,14 @@ class Loop:
         started on first use listens from the start. A daemon that ends first is reported, not waited out.
         """
         deadline = time.monotonic() + timeout
-        while self.waiting() and self.ended is None and not any(d.gone for d in self.waiting()):
+        while True:
+            # One look per round: a daemon that turns ready between two looks would leave the second one
+            # finding no one who said so, and the wait below would then run to the deadline.
+            waiting = self.waiting()
             left = deadline - time.monotonic()
-            if left <= 0:
+            if not waiting or self.ended is not None or any(d.gone for d in waiting) or left <= 0:
                 break
-            look_again = any(d.said_ready() for d in self.waiting())
+            look_again = any(d.said_ready() for d in waiting)
             self.step(min(left, LOOK) if look_again else left)
         waiting = self.waiting()
         if waiting:
