@@ -265,8 +265,17 @@ def run(obj: dict, manifest_path: Path | None, copy_cwd: bool, model_script: Pat
         claude_args: tuple[str, ...]) -> None:
     """Run Claude Code as AGENT in a fresh bottle; arguments after -- go to claude."""
     args = _after_dashes(claude_args)
-    _run_in_bottle(obj, manifest_path, agent, copy_cwd, model_script, lambda bottle: bottle.exec_claude(args),
-                   needs_model=True)
+
+    def work(bottle) -> int:
+        code = bottle.exec_claude(args)
+        from .work_left import look
+
+        left = look(bottle.plan, bottle).line()  # before the bottle goes, while the work can still be asked for
+        if left:
+            click.echo(f"bottle: {visible(left)}", err=True)
+        return code
+
+    _run_in_bottle(obj, manifest_path, agent, copy_cwd, model_script, work, needs_model=True)
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

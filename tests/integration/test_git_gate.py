@@ -515,3 +515,39 @@ def test_k8s_stop_and_the_owners_death_bring_the_work_home_first(tmp_path, manif
             run.kill()
             run.wait()
     assert [(r["decision"], r["refs"][0]["new"]) for r in git_records(agent)] == [("pushed", pushed), ("home", pushed)]
+
+
+# -- work left in the bottle: named before the bottle goes -------------------------------------------------
+
+
+def scripted_run(tmp_path: Path, manifest: Path, repo: Path, backend: str, command: str):
+    """``bottle run`` of the real claude, whose scripted model runs ``command`` in the workspace once."""
+    script = tmp_path / f"script-{hashlib.sha256(command.encode()).hexdigest()[:8]}.json"
+    script.write_text(json.dumps([{"tool_use": {"name": "Bash", "input": {"command": command,
+                                                                          "description": "work"}}}, "done"]))
+    out = bottle_cli("--backend", backend, "run", "-m", str(manifest), "--model-script", str(script), "homer", "--",
+                     "go", "--output-format", "text", cwd=repo)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    return out.stderr.decode()
+
+
+def test_a_run_names_commits_not_pushed_and_changes_not_committed_before_its_bottle_goes(tmp_path, manifest_dir,
+                                                                                          backend):
+    repo = make_repo(tmp_path / "project")
+    manifest = write_manifest(manifest_dir, {"bottles": {"dev": {}}, "agents": {"homer": {"bottle": "dev"}}})
+    before = snapshot(repo)
+    commit = ("cd /workspace && git checkout -q -b feature && echo made > made.txt && git add made.txt"
+              " && git commit -qm made")
+    stderr = scripted_run(tmp_path, manifest, repo, backend, commit + " && echo scratch > scratch.txt")
+    # The host's own uncommitted changes came in with the workspace and are not the agent's: not named.
+    left = [line for line in stderr.splitlines() if line.startswith("bottle: work left in the bottle")]
+    assert len(left) == 1, stderr
+    assert "commits on 1 branch not pushed: feature (" in left[0]
+    assert "1 path changed and not committed: scratch.txt" in left[0]
+    assert "git push origin HEAD:bottle/NAME" in left[0]
+    assert snapshot(repo) == before, "looking changed nothing of the user's"
+
+    # The counterpart: the same work pushed through the gate, and nothing else changed, is not named.
+    stderr = scripted_run(tmp_path, manifest, repo, backend, commit + " && git push -q origin HEAD:bottle/feature")
+    assert "work left in the bottle" not in stderr, stderr
+    assert "bottle: git: pushed bottle/feature" in stderr
