@@ -645,6 +645,24 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("gitlab-token", r"GR1348941", r"[A-Za-z0-9_\-]{20,50}" + _E, ("gr1348941",)),
     # Discord's older multi-factor user tokens.
     ("discord-token", r"mfa\.", r"[A-Za-z0-9_\-]{84}", ("mfa.",)),
+    # AI and developer services' documented key prefixes: Tavily, StackHawk, Jina, NVIDIA, ElevenLabs, CircleCI's
+    # personal and project tokens, Contentful's personal tokens, Sourcegraph Cody, HubSpot's private app tokens (a
+    # region, then a UUID), PubNub's publish and secret keys (its subscribe key ships in clients), Teamwork's tokens
+    # and Zoho's OAuth tokens (a data-centre number, then two hex runs).
+    ("tavily-key", r"tvly-", r"(?:dev-|prod-)?[A-Za-z0-9]{32}" + _E, ("tvly-",)),
+    ("stackhawk-key", r"hawk\.", r"[A-Za-z0-9_\-]{20}\.[A-Za-z0-9_\-]{20}" + _E, ("hawk.",)),
+    ("jina-key", r"jina_", r"[A-Za-z0-9_\-]{50,}", ("jina_",)),
+    ("nvidia-key", r"nvapi-", r"[A-Za-z0-9_\-]{64}" + _E, ("nvapi-",)),
+    ("elevenlabs-key", r"sk_", r"[a-f0-9]{48}" + _E, ("sk_",)),
+    ("circleci-token", r"CCI(?:PAT|PRJ)_", r"[A-Za-z0-9]{20,24}_[A-Za-z0-9]{40}" + _E, ("ccipat_", "cciprj_")),
+    ("contentful-token", r"CFPAT-", r"[A-Za-z0-9_\-]{43}" + _E, ("cfpat-",)),
+    ("sourcegraph-token", r"slk_", r"[a-f0-9]{64}" + _E, ("slk_",)),
+    ("hubspot-token", r"pat-(?:na|eu|ap)\d-", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + _E,
+     ("pat-",)),
+    ("pubnub-key", r"(?:pub|sec)-c-", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + _E,
+     ("pub-c-", "sec-c-")),
+    ("teamwork-token", r"tkn\.v1_", r"[A-Za-z0-9+/]{60,}={0,2}", ("tkn.v1_",)),
+    ("zoho-token", r"(?<![A-Za-z0-9.])1000\.", r"[a-f0-9]{32}\.[a-f0-9]{32}" + _E, ("1000.",)),
 )
 
 
@@ -669,6 +687,28 @@ PROVIDER_SHAPES = frozenset({"anthropic-key", "openai-key", "aws-access-key", "g
 PATTERNS = tuple(dataclasses.replace(p, stand_ins=False) if p.name in PROVIDER_SHAPES else p for p in PATTERNS)
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
 PATTERNS += (
+    # Webhook URLs that carry their own secret: whoever holds one may post as the integration (Discord's, Microsoft
+    # Teams' and Outlook's connectors, Tines', Zapier's; Slack's are a shape above).
+    Pattern("webhook-url", re.compile(
+        r"(?:discord(?:app)?\.com/api/webhooks/\d{17,20}/[A-Za-z0-9_\-]{30,}"
+        r"|(?:outlook\.office(?:365)?\.com|[a-z0-9\-]+\.webhook\.office\.com)/webhook(?:b2)?/[0-9a-f\-]{36}@"
+        r"[0-9a-f\-]{36}/IncomingWebhook/[0-9a-f]{32}/[0-9a-f\-]{36}"
+        r"|[a-z0-9\-]+\.tines\.com/webhook/[a-f0-9]{32}/[a-f0-9]{32}"
+        r"|hooks\.zapier\.com/hooks/catch/\d+/[A-Za-z0-9]{6,})"),
+        ("/api/webhooks/", "/webhook", "hooks.zapier.com"), stand_ins=False, starts_token=False),
+    # Kubernetes bootstrap tokens (kubeadm's 'abcdef.0123456789abcdef': an id of 6, a secret of 16, lower-case
+    # letters and digits): the secret part must mix letters and digits, so a dotted name of words is not one.
+    Pattern("kubernetes-bootstrap-token", re.compile(
+        r"(?<![A-Za-z0-9_.\-])[a-z0-9]{6}\.(?=[a-z]*[0-9])(?=[0-9]*[a-z])[a-z0-9]{16}(?![A-Za-z0-9_.\-])"), (),
+        gate=re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")),
+    # Mailchimp's keys end in their data centre, '-us' and one or two digits ('-us2', '-us21'); the catalogue's
+    # rule reads two.
+    Pattern("mailchimp-api-key", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), ("-us",)),
+    # Discord's tokens of any age: the account's id in base64, a timestamp of six, an HMAC of 27 or more. The shape
+    # above reads the ids of recent accounts ('M', 'N', 'O'); older tokens start otherwise.
+    Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-.])(?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{24,26}\."
+                                        r"[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,38}(?![A-Za-z0-9_\-.])"), (),
+            gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),
     # Artifactory's encrypted passwords: 'AP', a hex digit, eight or more letters and digits. One random base64
     # value in about 16,000 starts so, so the shape counts where a name before it says what it is.
     Pattern("artifactory-password", re.compile(
@@ -772,9 +812,11 @@ _STAND_IN_PAIRS = tuple(re.compile(r) for row in catalogue.RULES if row[0] == "c
 PATTERNS += (
     # crypt(3)'s and Kerberos' published hash formats: a password's hash is credential material.
     Pattern("password-hash", hashes.PASSWORD_HASH, ("$",), hashes.carries_data, starts_token=False),
-    # RFC 3986 userinfo with a password: 'scheme://user:password@host'.
+    # RFC 3986 userinfo with a password: 'scheme://user:password@host'; the host follows the authority's last '@'
+    # (a password written with an unescaped '@' in it is still the password).
     Pattern("url-credentials", re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<user>[^\s/?#@:'\"<>\\]{1,256}):"
-                                          r"(?P<password>[^\s/?#@'\"<>\\]{3,256})@[A-Za-z0-9\[]"),
+                                          r"(?P<password>[^\s/?#@'\"<>\\](?:[^\s/?#'\"<>\\]{1,254}[^\s/?#@'\"<>\\])?)"
+                                          r"@[A-Za-z0-9\[]"),
             ("://",), _url_password, starts_token=False),
 )
 

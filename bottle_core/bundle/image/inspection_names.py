@@ -78,8 +78,11 @@ ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512}
 #: MariaDB's ``-pPASS`` (glued: after a blank comes the database's name, the password being asked for), an option
 #: named password (``--password=PASS``, ``--passwd PASS``, ``-Password PASS``, ``/password:PASS``), and ``-p`` or
 #: ``/p:`` after a user option on the same line (``-u alice -p PASS``, ``--user alice -pPASS``, ``/u:alice /p:PASS``):
-#: ``-P`` alone names a port as often as a password, and ``/p:`` alone a build property.
+#: ``-P`` alone names a port as often as a password, and ``/p:`` alone a build property. A container registry's
+#: login (Docker's, Podman's, Buildah's, nerdctl's, skopeo's, oras', Helm's) takes ``-p PASS`` with or without a user.
 COMMAND = re.compile(r"(?:(?i:sshpass)\b[^\n]{0,120}?[ \t]-p[ \t]*|(?i:mysql\w*|mariadb\w*)\b[^\n]{0,120}?[ \t]-p(?=\S)"
+                     r"|(?i:(?:docker|podman|buildah|nerdctl|skopeo|oras|helm[ \t]+registry)[ \t]+login)\b[^\n]{0,120}?"
+                     r"[ \t]-p[ \t]*"
                      r"|(?<![^\s\"'`])(?:--?|/)(?i:passw(?:or)?d)(?:[ \t]*[=:][ \t]*|[ \t]+)"
                      r"|(?<![^\s\"'`])(?:-u|-U|--user(?:name)?|/u(?:ser)?:)(?:[ \t]+|[=:]|(?=\w))[^\s\-][^\n]{0,80}?"
                      r"[ \t](?:-p[ \t]*|/p:))"
