@@ -93,6 +93,10 @@ COMMAND = re.compile(r"(?:(?i:sshpass)\b[^\n]{0,120}?[ \t]-p[ \t]*|(?i:mysql\w*|
 AUTHORIZATION = re.compile(r"(?i:(?:proxy-)?authorization)[\"']?[ \t]*[:=][ \t]*[\"']?[ \t]*"
                            r"(?P<scheme>[A-Za-z][A-Za-z0-9_\-]{1,20})[ \t]+(?P<value>[A-Za-z0-9+/_\-.~=:%$\{}]{1,1024})")
 
+#: A credential's name written as two words, the first of them one that says which credential ('access key', 'API
+#: key', 'private key', 'client secret', 'auth token'): read as one name, so a value may follow after blanks.
+_SPELLED = re.compile(r"(?<![A-Za-z0-9_.\-])(?i:(access|secret|api|private|auth|client|app|application|account|"
+                      r"master|signing|encryption|session|refresh|bot|personal|license|service))[ \t]+$")
 #: Where the name (identifier characters) ends, walking back from its last word.
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]{0,64}$")
 #: Words of a name or a value: 'npmAuthToken' is npm, Auth, Token; 'APIKey' is API, Key.
@@ -265,7 +269,12 @@ def find(text: str, lowered: str | None = None) -> str | None:
         start, at = match.start(), match.start("value")
         close, opening = text[match.end("number"):match.end("close")], match.group("open")
         option = text[max(0, start - 64):start].rsplit(" ", 1)[-1].startswith("-")
-        if match.group("sep").strip() == "" and not match.group("close") and not option \
+        head = _NAME_CHARS.search(text, max(0, start - 64), start)
+        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
+            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
+        # A name written as words ('access key', 'API key', 'client secret'): the word before joins the name.
+        spelled = not head.group() and _SPELLED.search(text, max(0, start - 24), start)
+        if match.group("sep").strip() == "" and not match.group("close") and not option and not spelled \
                 and not _SPACED.match(text, start):
             continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
         value = text[at:match.end("value")]
@@ -273,10 +282,7 @@ def find(text: str, lowered: str | None = None) -> str | None:
             end = text.find(opening, at, at + 513)
             value = text[at:end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
             value = _SCHEME.sub("", value)  # '"Bearer eyJ…"': the scheme, then the credential
-        head = _NAME_CHARS.search(text, max(0, start - 64), start)
-        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
-            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
-        name = head.group() + text[start:match.end("number")] + close
+        name = (spelled.group(1) + "_" if spelled else head.group()) + text[start:match.end("number")] + close
         name = re.sub(r"\d+$", "", name.strip("\"'[]\\"))  # 'token1', 'secret_key2': numbered names
         is_name, password = credential_name(name)
         if not is_name:
