@@ -607,7 +607,7 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("linear-api-key", r"lin_api_", r"[A-Za-z0-9]{40}", ("lin_api_",)),
     ("notion-token", r"ntn_", r"[0-9]{11}[A-Za-z0-9]{32,35}", ("ntn_",)),
     ("databricks-token", r"dapi", r"[a-f0-9]{32}(?:-\d)?", ("dapi",)),
-    ("doppler-token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"[A-Za-z0-9]{40,44}", ("dp.",)),
+    ("doppler-token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"(?:[a-z0-9_\-]{1,32}\.)?[A-Za-z0-9]{40,44}", ("dp.",)),
     ("vault-token", r"hv[sb]\.", r"[A-Za-z0-9_\-]{24,}", ("hvs.", "hvb.")),
     ("postman-key", r"PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}", ("pmak-",)),
     ("grafana-token", r"glsa_", r"[A-Za-z0-9]{32}_[a-fA-F0-9]{8}", ("glsa_",)),
@@ -663,6 +663,19 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      ("pub-c-", "sec-c-")),
     ("teamwork-token", r"tkn\.v1_", r"[A-Za-z0-9+/]{60,}={0,2}", ("tkn.v1_",)),
     ("zoho-token", r"(?<![A-Za-z0-9.])1000\.", r"[a-f0-9]{32}\.[a-f0-9]{32}" + _E, ("1000.",)),
+    # Cloud and data services' documented prefixes: Pinecone, OWASP Dependency-Track, Bitbucket Data Center's
+    # HTTP access tokens, AWS AppSync's API keys and Amazon MWS auth tokens, Onfido's live tokens (a region, then two
+    # parts), Fly.io's macaroons, New Relic's admin keys.
+    ("pinecone-key", r"pcsk_", r"[A-Za-z0-9]{6}_[A-Za-z0-9]{63}" + _E, ("pcsk_",)),
+    ("dependency-track-key", r"odt_", r"[A-Za-z0-9_]{32,40}" + _E, ("odt_",)),
+    ("bitbucket-token", r"BBDC-", r"[A-Za-z0-9+/@_\-]{44}" + _E, ("bbdc-",)),
+    ("appsync-key", r"da2-", r"[a-z0-9]{26}" + _E, ("da2-",)),
+    ("amazon-mws-token", r"amzn\.mws\.", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + _E,
+     ("amzn.mws.",)),
+    ("onfido-token", r"api_(?:live|sandbox)(?:_[a-z]{2})?\.", r"[A-Za-z0-9_\-]{11}\.[A-Za-z0-9_\-]{32}" + _E,
+     ("api_live", "api_sandbox")),
+    ("flyio-token", r"FlyV1 fm[12][ar]?_", r"[A-Za-z0-9+/=,_\-]{64,}", ("flyv1 fm",)),
+    ("newrelic-key", r"NRAA-", r"[a-f0-9]{27}" + _E, ("nraa-",)),
 )
 
 
@@ -691,16 +704,23 @@ PATTERNS += (
     # Teams' and Outlook's connectors, Tines', Zapier's; Slack's are a shape above).
     Pattern("webhook-url", re.compile(
         r"(?:discord(?:app)?\.com/api/webhooks/\d{17,20}/[A-Za-z0-9_\-]{30,}"
-        r"|(?:outlook\.office(?:365)?\.com|[a-z0-9\-]+\.webhook\.office\.com)/webhook(?:b2)?/[0-9a-f\-]{36}@"
-        r"[0-9a-f\-]{36}/IncomingWebhook/[0-9a-f]{32}/[0-9a-f\-]{36}"
-        r"|[a-z0-9\-]+\.tines\.com/webhook/[a-f0-9]{32}/[a-f0-9]{32}"
-        r"|hooks\.zapier\.com/hooks/catch/\d+/[A-Za-z0-9]{6,})"),
+        r"|(?i:outlook\.office(?:365)?\.com|[a-z0-9\-]+\.webhook\.office\.com)/webhook(?:b2)?/[A-Za-z0-9\-]{36}@"
+        r"|[A-Za-z0-9\-]+\.tines\.com/webhook/[A-Za-z0-9]{32}/[A-Za-z0-9]{32}"
+        r"|hooks\.zapier\.com/hooks/catch/(?:\d+/)?[A-Za-z0-9]{6,})"),
         ("/api/webhooks/", "/webhook", "hooks.zapier.com"), stand_ins=False, starts_token=False),
     # Kubernetes bootstrap tokens (kubeadm's 'abcdef.0123456789abcdef': an id of 6, a secret of 16, lower-case
     # letters and digits): the secret part must mix letters and digits, so a dotted name of words is not one.
     Pattern("kubernetes-bootstrap-token", re.compile(
         r"(?<![A-Za-z0-9_.\-])[a-z0-9]{6}\.(?=[a-z]*[0-9])(?=[0-9]*[a-z])[a-z0-9]{16}(?![A-Za-z0-9_.\-])"), (),
         gate=re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")),
+    # Keys that carry their issuer's mark at a set place rather than first: Azure DevOps' identifiable personal
+    # access tokens (84 characters, 'AZDO' at 77 to 80), New Relic's license keys ('NRAL' last, a region first or
+    # not) and mobile app tokens ('-NRMA' last).
+    Pattern("azure-devops-token", re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{76}AZDO[A-Za-z0-9]{4}(?![A-Za-z0-9])"),
+            ("azdo",), stand_ins=False),
+    Pattern("newrelic-key", re.compile(r"(?<![A-Za-z0-9])(?:eu01xx)?[a-f0-9]{30,36}NRAL(?![A-Za-z0-9])"
+                                       r"|(?<![A-Za-z0-9])(?:eu01xx)?[A-Za-z0-9]{40,42}-NRMA(?![A-Za-z0-9])"),
+            ("nral", "-nrma"), stand_ins=False),
     # Mailchimp's keys end in their data centre, '-us' and one or two digits ('-us2', '-us21'); the catalogue's
     # rule reads two.
     Pattern("mailchimp-api-key", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), ("-us",)),
