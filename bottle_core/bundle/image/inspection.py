@@ -796,6 +796,8 @@ class CatalogueRule:
     def _allowed(self, secret: str, match: re.Match) -> bool:
         if not secret or filler(secret) or (self.entropy and entropy(secret) <= self.entropy):
             return True
+        if named.placeholder(secret.strip("\"'`")):
+            return True  # a published default password or a template ('"password"', '"changeme"'), as for a name
         lowered = secret.lower()
         if any(word in lowered for word in self.global_stopwords) or any(w in lowered for w in self.stopwords):
             return True
