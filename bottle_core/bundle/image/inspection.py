@@ -711,16 +711,20 @@ PATTERNS += (
     # Kubernetes bootstrap tokens (kubeadm's 'abcdef.0123456789abcdef': an id of 6, a secret of 16, lower-case
     # letters and digits): the secret part must mix letters and digits, so a dotted name of words is not one.
     Pattern("kubernetes-bootstrap-token", re.compile(
-        r"(?<![A-Za-z0-9_.\-])[a-z0-9]{6}\.(?=[a-z]*[0-9])(?=[0-9]*[a-z])[a-z0-9]{16}(?![A-Za-z0-9_.\-])"), (),
-        gate=re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")),
+        r"\.(?<=(?<![A-Za-z0-9_.\-])[a-z0-9]{6}\.)(?=[a-z]*[0-9])(?=[0-9]*[a-z])[a-z0-9]{16}(?![A-Za-z0-9_.\-])"),
+        (), starts_token=False),
     # Keys that carry their issuer's mark at a set place rather than first: Azure DevOps' identifiable personal
     # access tokens (84 characters, 'AZDO' at 77 to 80), New Relic's license keys ('NRAL' last, a region first or
     # not) and mobile app tokens ('-NRMA' last).
-    Pattern("azure-devops-token", re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{76}AZDO[A-Za-z0-9]{4}(?![A-Za-z0-9])"),
-            ("azdo",), stand_ins=False),
-    Pattern("newrelic-key", re.compile(r"(?<![A-Za-z0-9])(?:eu01xx)?[a-f0-9]{30,36}NRAL(?![A-Za-z0-9])"
-                                       r"|(?<![A-Za-z0-9])(?:eu01xx)?[A-Za-z0-9]{40,42}-NRMA(?![A-Za-z0-9])"),
-            ("nral", "-nrma"), stand_ins=False),
+    # Each regex starts at the mark and looks back for the rest, so a long text is searched for a literal, not
+    # tried at every character.
+    Pattern("azure-devops-token", re.compile(r"AZDO(?<=(?<![A-Za-z0-9])[A-Za-z0-9]{76}AZDO)[A-Za-z0-9]{4}"
+                                             r"(?![A-Za-z0-9])"), ("azdo",), stand_ins=False, starts_token=False),
+    Pattern("newrelic-key", re.compile(r"(?:NRAL(?<=(?<![A-Za-z0-9])[a-f0-9]{36}NRAL)"
+                                       r"|NRAL(?<=(?<![A-Za-z0-9])eu01xx[a-f0-9]{30}NRAL)"
+                                       r"|-NRMA(?<=(?<![A-Za-z0-9])[a-f0-9]{40}-NRMA)"
+                                       r"|-NRMA(?<=(?<![A-Za-z0-9])eu01xx[a-f0-9]{36}-NRMA))(?![A-Za-z0-9])"),
+            ("nral", "-nrma"), stand_ins=False, starts_token=False),
     # Mailchimp's keys end in their data centre, '-us' and one or two digits ('-us2', '-us21'); the catalogue's
     # rule reads two.
     Pattern("mailchimp-api-key", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), ("-us",)),
