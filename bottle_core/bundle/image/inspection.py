@@ -682,9 +682,10 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pattern:
     """A row of :data:`PREFIXED` as a :class:`Pattern`: the provider's prefix and the body's length and alphabet
     are the evidence, whatever the body's entropy (see :data:`PROVIDER_SHAPES`)."""
+    # A short prefix must start a token: checked on each match (a leading lookbehind would keep re from looking
+    # for the prefix's literal first, and try the regex at every character of a long text).
     short = min(map(len, anchors)) <= 4
-    return Pattern(name, re.compile((r"(?<![A-Za-z0-9_\-])" if short else "") + prefix + "(" + body + ")"), anchors,
-                   stand_ins=False, starts_token=False)
+    return Pattern(name, re.compile(prefix + "(" + body + ")"), anchors, stand_ins=False, starts_token=short)
 
 
 #: The table's rows that are a provider's documented prefix (or a provider's whole fixed format) with a body of
@@ -720,11 +721,11 @@ PATTERNS += (
     # tried at every character.
     Pattern("azure-devops-token", re.compile(r"AZDO(?<=(?<![A-Za-z0-9])[A-Za-z0-9]{76}AZDO)[A-Za-z0-9]{4}"
                                              r"(?![A-Za-z0-9])"), ("azdo",), stand_ins=False, starts_token=False),
-    Pattern("newrelic-key", re.compile(r"(?:NRAL(?<=(?<![A-Za-z0-9])[a-f0-9]{36}NRAL)"
-                                       r"|NRAL(?<=(?<![A-Za-z0-9])eu01xx[a-f0-9]{30}NRAL)"
-                                       r"|-NRMA(?<=(?<![A-Za-z0-9])[a-f0-9]{40}-NRMA)"
-                                       r"|-NRMA(?<=(?<![A-Za-z0-9])eu01xx[a-f0-9]{36}-NRMA))(?![A-Za-z0-9])"),
-            ("nral", "-nrma"), stand_ins=False, starts_token=False),
+    Pattern("newrelic-key", re.compile(r"NRAL(?<=(?<![A-Za-z0-9])[a-f0-9]{36}NRAL|(?<![A-Za-z0-9])eu01xx[a-f0-9]{30}NRAL)"
+                                       r"(?![A-Za-z0-9])"), ("nral",), stand_ins=False, starts_token=False),
+    Pattern("newrelic-key", re.compile(r"-NRMA(?<=(?<![A-Za-z0-9])[a-f0-9]{40}-NRMA)(?![A-Za-z0-9])"
+                                       r"|-NRMA(?<=(?<![A-Za-z0-9])eu01xx[a-f0-9]{36}-NRMA)(?![A-Za-z0-9])"),
+            ("-nrma",), stand_ins=False, starts_token=False),
     # Mailchimp's keys end in their data centre, '-us' and one or two digits ('-us2', '-us21'); the catalogue's
     # rule reads two.
     Pattern("mailchimp-api-key", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), ("-us",)),

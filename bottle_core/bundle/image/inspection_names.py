@@ -28,6 +28,7 @@ with punctuation in its alphabet; and under a provider's name alone
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import urllib.parse
 
@@ -78,15 +79,17 @@ ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512}
 #: MariaDB's ``-pPASS`` (glued: after a blank comes the database's name, the password being asked for), an option
 #: named password (``--password=PASS``, ``--passwd PASS``, ``-Password PASS``, ``/password:PASS``), and ``-p`` or
 #: ``/p:`` after a user option on the same line (``-u alice -p PASS``, ``--user alice -pPASS``, ``/u:alice /p:PASS``):
-#: ``-P`` alone names a port as often as a password, and ``/p:`` alone a build property. A container registry's
-#: login (Docker's, Podman's, Buildah's, nerdctl's, skopeo's, oras', Helm's) takes ``-p PASS`` with or without a user.
+#: ``-P`` alone names a port as often as a password, and ``/p:`` alone a build property.
 COMMAND = re.compile(r"(?:(?i:sshpass)\b[^\n]{0,120}?[ \t]-p[ \t]*|(?i:mysql\w*|mariadb\w*)\b[^\n]{0,120}?[ \t]-p(?=\S)"
-                     r"|(?i:(?:docker|podman|buildah|nerdctl|skopeo|oras|helm[ \t]+registry)[ \t]+login)\b[^\n]{0,120}?"
-                     r"[ \t]-p[ \t]*"
                      r"|(?<![^\s\"'`])(?:--?|/)(?i:passw(?:or)?d)(?:[ \t]*[=:][ \t]*|[ \t]+)"
                      r"|(?<![^\s\"'`])(?:-u|-U|--user(?:name)?|/u(?:ser)?:)(?:[ \t]+|[=:]|(?=\w))[^\s\-][^\n]{0,80}?"
                      r"[ \t](?:-p[ \t]*|/p:))"
                      r"(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
+#: A container registry's login (Docker's, Podman's, Buildah's, nerdctl's, skopeo's, oras', Helm's) takes ``-p PASS``
+#: with or without a user option; read apart from :data:`COMMAND`, only where 'login' is in the text.
+REGISTRY_LOGIN = re.compile(r"(?i:(?:docker|podman|buildah|nerdctl|skopeo|oras|helm[ \t]+registry)[ \t]+login)\b"
+                            r"[^\n]{0,120}?[ \t]-p[ \t]*"
+                            r"(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
 #: A header written in text (a script, a config, a body), not sent as one: ``Authorization: Basic <base64 of
 #: user:password>``, ``Authorization: Bearer <token>``, ``"Authorization": "Token <token>"``; the scheme is any
 #: word (Okta's ``SSWS``), the credential after it judged as a token under a name that says so.
@@ -269,14 +272,14 @@ def find(text: str, lowered: str | None = None) -> str | None:
         start, at = match.start(), match.start("value")
         close, opening = text[match.end("number"):match.end("close")], match.group("open")
         option = text[max(0, start - 64):start].rsplit(" ", 1)[-1].startswith("-")
-        head = _NAME_CHARS.search(text, max(0, start - 64), start)
-        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
-            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
         # A name written as words ('access key', 'API key', 'client secret'): the word before joins the name.
-        spelled = not head.group() and _SPELLED.search(text, max(0, start - 24), start)
+        spelled = start and text[start - 1] in " \t" and _SPELLED.search(text, max(0, start - 24), start)
         if match.group("sep").strip() == "" and not match.group("close") and not option and not spelled \
                 and not _SPACED.match(text, start):
             continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
+        head = _NAME_CHARS.search(text, max(0, start - 64), start)
+        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
+            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
         value = text[at:match.end("value")]
         if opening:  # a quoted value is the whole string: 'abc()def' is not 'abc'
             end = text.find(opening, at, at + 513)
@@ -299,7 +302,8 @@ def find(text: str, lowered: str | None = None) -> str | None:
                                for piece in match.group("value").split()):
                 return "element"
     if "-p" in lowered or "/p" in lowered:  # every form has one: '-p', '--password', '-Password', '/p:', '/passwd:'
-        for match in COMMAND.finditer(text):
+        logins = REGISTRY_LOGIN.finditer(text) if "login" in lowered else ()
+        for match in itertools.chain(COMMAND.finditer(text), logins):
             value = match.group("value")
             if credential_value(value, password=True):  # not '--password options' in prose
                 return "command"
