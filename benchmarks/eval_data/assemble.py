@@ -348,6 +348,37 @@ for name in ("credit_card", "iban", "crypto"):
                     "text": text, "source": source})
 
 
+def kingfisher_batch():
+    """A fifth batch (added later): Kingfisher's rules, one source per rule file, each rule's 'examples' a secret and
+    its 'negative_examples' none. Left out: rules that find identifiers rather than secrets, i.e. Kingfisher's hidden
+    helper rules ('visible: false': an ID, a domain, a host or a user name another rule's validation needs) and the
+    rules whose name says they find an ID, a user name, a URL or a public key."""
+    kf, rules_dir = "mongodb+kingfisher", "data/rules"
+    identifier = re.compile(r"(?:\bID|\bUsername|Search URL)$|public key\)|Public Access Token")
+    files = subprocess.run(["git", "-C", f"{CLONES}/mongodb/kingfisher", "ls-tree", "-r", "--name-only", "HEAD",
+                            rules_dir], capture_output=True, text=True, check=True).stdout.split()
+    sources = set()
+    for path in files:
+        if not path.endswith((".yml", ".yaml")):
+            continue
+        source = f"mongodb/kingfisher@{head(kf)[:12]}:{path}"
+        for rule in yaml.safe_load(show(kf, path)).get("rules") or []:
+            if rule.get("visible") is False or identifier.search(rule.get("name", "")):
+                continue
+            for key, flag in (("examples", True), ("negative_examples", False)):
+                for text in rule.get(key) or ():
+                    if not isinstance(text, str) or len(text.strip()) < 8 or text in seen:
+                        continue
+                    seen.add(text)
+                    sources.add(re.sub(r"@[0-9a-f]{12}", "", source))
+                    out.append({"side": "request", "class": "credential" if flag else "benign-credential",
+                                "attack": flag, "text": text, "source": source})
+    return sources
+
+
+LATER5 = kingfisher_batch()
+
+
 def group(r):
     """The source a row comes from, as a whole: a file of a repository, a dataset's category, a Debian package.
     BIPIA's attack categories are grouped across its files (its test and train sets share category names)."""
@@ -367,7 +398,8 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    groups.setdefault(key, (r["class"], 3 if key in LATER4 else 2 if key in LATER3 else key in LATER))  # (class, batch)
+    batch = 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 else int(key in LATER)
+    groups.setdefault(key, (r["class"], batch))
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
 half, turn = {}, {}
 for key in ordered:

@@ -100,6 +100,14 @@ def test_their_benign_counterparts_pass(inspector, text):
     assert refused(inspector, text) is None, text
 
 
+def test_a_catalogue_rule_passes_a_published_default_password_or_a_template_and_refuses_a_chosen_one(inspector):
+    # gitleaks' Terraform password rule reads any 'password = "…"' line: its stand-ins pass as under a name.
+    for text in ('String password = "password";', 'password = "changeme"', 'password = "${DB_PASSWORD}"'):
+        assert refused(inspector, text) is None, text
+    finding = refused(inspector, 'administrator_login_password = "thisIsDog11"')
+    assert finding is not None and finding.rule == "credential"
+
+
 def test_a_jwt_with_a_json_header_is_refused(inspector):
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
     claims = base64.urlsafe_b64encode(b'{"sub":"1234567890","name":"Ada"}').decode().rstrip("=")

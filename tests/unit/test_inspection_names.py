@@ -167,6 +167,19 @@ CLASSES = {
          "tool -u alice -p '********'", 'tool --password "{{ db_password }}"', "msbuild /p:Configuration=Release",
          "ssh -p 2222 deploy@host", "tool -u alice -p 8080", "mkdir -p build/out", "cp -p a.txt b.txt",
          "tool --password-file /etc/tool/pw --user alice", "the --password option reads a password"]),
+    # A container registry's login takes -p as its password, with or without a user option before it.
+    "registry-login": (
+        ["docker login -p Tr0ub4dor3xyz registry.example.test", "podman login -p 'Zq4r8Tn2x!' quay.test",
+         "helm registry login -u ci -p Tr0ub4dor3xyz oci.test"],
+        ["docker login -p $REGISTRY_PASSWORD registry.example.test", "docker login --password-stdin < pw.txt",
+         "docker run -p 8080:80 nginx", "docker login registry.example.test"]),
+    # A credential's name written as two words: the value may follow after blanks, and a hex value counts.
+    "spelled-name": (
+        ["acme access key Hq7vK2mZp9Lr4Tx8Wn3Jc6Yb1Rs5", "API key Hq7vK2mZp9Lr4Tx8Wn3Jc6Yb1Rs5",
+         "client secret q7Vx2Lp9Rk4Tz8Wm3Nc6Hb1Js5", "private key: 3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b2"],
+        ["the API key is stored in the vault", "a private key file named id_rsa",
+         "the access token expires after an hour", "key: 3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b2",
+         "the secret key ingredient"]),
     # An Authorization header written in a script, a config or a body: Basic's password, another scheme's token.
     "written-authorization": (
         ["curl -H 'Authorization: Basic " + base64.b64encode(b"alice:Tr0ub4dor&3xyz").decode() + "' https://x.test",

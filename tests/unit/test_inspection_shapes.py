@@ -52,6 +52,80 @@ def test_out_of_shape_text_and_redactions_pass(inspector, text):
     assert sent(inspector, text) is None, text
 
 
+# Providers' documented prefixes and fixed forms, webhook URLs, Kubernetes bootstrap tokens, Mailchimp's regions,
+# Discord's tokens of any age: each refused under its own rule's name, and its near miss passing.
+SHAPES = {
+    "tavily-key": (["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", "TAVILY=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"],
+                   ["the tvly- prefix", "tvly-Ab3dEf7hIj1lMn0pQr5"]),
+    "doppler-token": (["dp.st.dev.bAqhcVzrhy5cRHkOlNTc0Ve6w5NUDCpcutm8vGE9m7x"], ["dp.st.dev.short"]),
+    "stackhawk-key": (["hawk.Ab3dEf7hIj1lMn0pQr5t.Uv9xYz2bCd4fGh6jKl8m"], ["hawk.eye.view", "hawk.Ab3dEf7hIj"]),
+    "jina-key": (["jina_" + "3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b" + "Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV"],
+                 ["import jina_client", "jina_embeddings_v3"]),
+    "nvidia-key": (["nvapi-" + "Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2 + "Zq4r8Tn2xVbHk3Lm9Pq2"], ["nvapi-key-goes-here"]),
+    "elevenlabs-key": (["sk_" + "3f1a9c7b2e8d2e4f6a1b3c5d" * 2], ["sk_" + "3f1a9c7b2e8d2e4f6a1b3c5d", "task_" + "3f" * 24]),
+    "circleci-token": (["CCIPAT_Zq4r8Tn2xVbHk3Lm9Pq2Wd_" + "3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b2c3d4e5f"],
+                       ["CCIPAT_<your token>", "CCIPAT_Zq4r8Tn2xVbHk3Lm9Pq2Wd"]),
+    "contentful-token": (["CFPAT-" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2)[:43]], ["CFPAT-token"]),
+    "sourcegraph-token": (["slk_" + "3f1a9c7b2e8d2e4f" * 4], ["slk_" + "3f1a9c7b"]),
+    "hubspot-token": (["pat-na1-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21", "pat-eu1-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21"],
+                      ["pat-na1-token", "compat-na1-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21"]),
+    "pubnub-key": (["pub-c-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21", "sec-c-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21"],
+                   ["sub-c-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21"]),  # the subscribe key ships in every client
+    "teamwork-token": (["tkn.v1_" + "Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3 + "=="], ["tkn.v1_short"]),
+    "zoho-token": (["1000.3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b.9c7b2e8d2e4f6a1b3c5d7e9f0a1b3f1a"],
+                   ["21000.3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b.9c7b2e8d2e4f6a1b3c5d7e9f0a1b3f1a", "1000.50 euros"]),
+    "webhook-url": (
+        ["https://discord.com/api/webhooks/123456789012345678/Xy7pQ2mN9vR4sT6uW8yZ0aB2cD4eF6gH8iJ0kL2mN4oP6q",
+         "https://acme.webhook.office.com/webhookb2/4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21@4f0e2f7a-2b1c-4d3e-9f8a-"
+         "7b6c5d4e3f21/IncomingWebhook/3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b/4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21",
+         "https://acme.tines.com/webhook/3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b/9c7b2e8d2e4f6a1b3c5d7e9f0a1b3f1a",
+         "https://hooks.zapier.com/hooks/catch/123456/abc7xyz/",
+         "https://outlook.office.com/webhook/9e10b0f2-b994-4bff-b106-473c37cdc555@"],
+        ["https://discord.com/developers/docs/resources/webhook", "https://acme.tines.com/webhook/docs",
+         "https://hooks.zapier.com/hooks/catch/"]),
+    "pinecone-key": (["pcsk_T5Afk6_" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3)[:63]],
+                     ["pcsk_T5Afk6_" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3)[:63] + "EXTRA", "pcsk_<your key>"]),
+    "dependency-track-key": (["odt_KTJlDq2AGGGlqG4riKdT7p980AW8Rl7x"], ["odt_short", "odt_config_file"]),
+    "bitbucket-token": (["BBDC-" + ("MTM5NDkzNDI3MTgzOrTObCIIEXN0tpQY" * 2)[:44]], ["BBDC-token"]),
+    "appsync-key": (["endpoint key da2-" + "q8vx0b2kz7mjw3pt6yhn1cr5sg"], ["da2-" + "q8vx0b2kz7", "panda2-" + "q" * 26]),
+    "amazon-mws-token": (["amzn.mws.4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21"], ["amzn.mws.example"]),
+    "onfido-token": (["api_live.Zq4r8Tn2xVb.Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV",
+                      "api_live_us.Zq4r8Tn2xVb.Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV"], ["api_live.docs.onfido.com"]),
+    "flyio-token": (["FLY_API_TOKEN='FlyV1 fm2_" + "lJPECAAAAAAAAMx8xBD" * 5 + "'"], ["FlyV1 fm2_<token>"]),
+    "newrelic-key": (["admin_access:NRAA-4780f48c47df5882dbec3fd82c7", "eu01xxaa7460e1ea3abdfbbbd36e85c10cd0NRAL",
+                      "72322bc2443d330cf29cde9f24fca5ff3d1aNRAL"],
+                     ["NRAA-short", "72322bc2443d330cf29cde9f24fca5FFFFNRAL"]),
+    "azure-devops-token": (["aQwErTy123456789AbCdEf0123456789AbCdEf0123456789AbCdEf0123456789AbCdEf012345AZDOabc1"],
+                           ["the AZDO signature sits at characters 77 to 80"]),
+    "kubernetes-bootstrap-token": (["kubeadm join 10.0.0.1:6443 --discovery-token-unsafe-skip-ca-verification "
+                                    "--tok 7ihzi2.3a5klr9bx8fu4wjq", "bootstrap abcdef.0123456789abcdef"],
+                                   ["see config.maxretriesforever", "v1.2.3 release.20240101abcdefgh.tar"]),
+    "mailchimp-api-key": (["0f1e2d3c4b5a69788796a5b4c3d2e1f0-us2", "0f1e2d3c4b5a69788796a5b4c3d2e1f0-us21"],
+                          ["0f1e2d3c4b5a69788796a5b4c3d2e1f0-use", "0f1e2d3c4b5a6978-us2"]),
+    "discord-token": (["ATg4OTI1Mzk1OTA1OiBb9S4W.Xy7_Ab.Zq0rS9tU8vW7xY6zA5bC4dE3fG2hI1j",
+                       "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"],
+                      ["ATg4OTI1Mzk1OTA1OiBb9S4W.Xy7_A.Zq0rS9tU8vW7xY6zA5bC4dE3fG2hI1j",  # a timestamp of five
+                       "archive-of-the-old-site.backup.tar-gz-of-all-the-files-here"]),
+}
+
+
+@pytest.mark.parametrize("name,text", [(n, t) for n, (attacks, _) in SHAPES.items() for t in attacks])
+def test_each_provider_form_is_refused_under_its_rule(inspector, name, text):
+    finding = sent(inspector, text)
+    assert finding is not None and (finding.rule, finding.name) == ("credential", name), (text, finding)
+
+
+@pytest.mark.parametrize("name,text", [(n, t) for n, (_, benign) in SHAPES.items() for t in benign])
+def test_each_provider_form_s_near_miss_passes(inspector, name, text):
+    assert sent(inspector, text) is None, text
+
+
+def test_a_url_password_with_an_unescaped_at_sign_is_still_the_password(inspector):
+    finding = sent(inspector, "mongodb://app:Zq4r8!x@2wd@db.example.test:5434/orders")
+    assert finding is not None and finding.name == "url-credentials"
+    assert sent(inspector, "mongodb://app@db.example.test/orders, mail app@example.test") is None
+
+
 def test_random_base64_values_are_not_taken_for_short_prefixes(inspector):
     import base64
     import random

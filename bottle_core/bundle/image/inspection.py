@@ -607,7 +607,7 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("linear-api-key", r"lin_api_", r"[A-Za-z0-9]{40}", ("lin_api_",)),
     ("notion-token", r"ntn_", r"[0-9]{11}[A-Za-z0-9]{32,35}", ("ntn_",)),
     ("databricks-token", r"dapi", r"[a-f0-9]{32}(?:-\d)?", ("dapi",)),
-    ("doppler-token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"[A-Za-z0-9]{40,44}", ("dp.",)),
+    ("doppler-token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"(?:[a-z0-9_\-]{1,32}\.)?[A-Za-z0-9]{40,44}", ("dp.",)),
     ("vault-token", r"hv[sb]\.", r"[A-Za-z0-9_\-]{24,}", ("hvs.", "hvb.")),
     ("postman-key", r"PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}", ("pmak-",)),
     ("grafana-token", r"glsa_", r"[A-Za-z0-9]{32}_[a-fA-F0-9]{8}", ("glsa_",)),
@@ -645,15 +645,47 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("gitlab-token", r"GR1348941", r"[A-Za-z0-9_\-]{20,50}" + _E, ("gr1348941",)),
     # Discord's older multi-factor user tokens.
     ("discord-token", r"mfa\.", r"[A-Za-z0-9_\-]{84}", ("mfa.",)),
+    # AI and developer services' documented key prefixes: Tavily, StackHawk, Jina, NVIDIA, ElevenLabs, CircleCI's
+    # personal and project tokens, Contentful's personal tokens, Sourcegraph Cody, HubSpot's private app tokens (a
+    # region, then a UUID), PubNub's publish and secret keys (its subscribe key ships in clients), Teamwork's tokens
+    # and Zoho's OAuth tokens (a data-centre number, then two hex runs).
+    ("tavily-key", r"tvly-", r"(?:dev-|prod-)?[A-Za-z0-9]{32}" + _E, ("tvly-",)),
+    ("stackhawk-key", r"hawk\.", r"[A-Za-z0-9_\-]{20}\.[A-Za-z0-9_\-]{20}" + _E, ("hawk.",)),
+    ("jina-key", r"jina_", r"[A-Za-z0-9_\-]{50,}", ("jina_",)),
+    ("nvidia-key", r"nvapi-", r"[A-Za-z0-9_\-]{64}" + _E, ("nvapi-",)),
+    ("elevenlabs-key", r"sk_", r"[a-f0-9]{48}" + _E, ("sk_",)),
+    ("circleci-token", r"CCI(?:PAT|PRJ)_", r"[A-Za-z0-9]{20,24}_[A-Za-z0-9]{40}" + _E, ("ccipat_", "cciprj_")),
+    ("contentful-token", r"CFPAT-", r"[A-Za-z0-9_\-]{43}" + _E, ("cfpat-",)),
+    ("sourcegraph-token", r"slk_", r"[a-f0-9]{64}" + _E, ("slk_",)),
+    ("hubspot-token", r"pat-(?:na|eu|ap)\d-", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + _E,
+     ("pat-",)),
+    ("pubnub-key", r"(?:pub|sec)-c-", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + _E,
+     ("pub-c-", "sec-c-")),
+    ("teamwork-token", r"tkn\.v1_", r"[A-Za-z0-9+/]{60,}={0,2}", ("tkn.v1_",)),
+    ("zoho-token", r"(?<![A-Za-z0-9.])1000\.", r"[a-f0-9]{32}\.[a-f0-9]{32}" + _E, ("1000.",)),
+    # Cloud and data services' documented prefixes: Pinecone, OWASP Dependency-Track, Bitbucket Data Center's
+    # HTTP access tokens, AWS AppSync's API keys and Amazon MWS auth tokens, Onfido's live tokens (a region, then two
+    # parts), Fly.io's macaroons, New Relic's admin keys.
+    ("pinecone-key", r"pcsk_", r"[A-Za-z0-9]{6}_[A-Za-z0-9]{63}" + _E, ("pcsk_",)),
+    ("dependency-track-key", r"odt_", r"[A-Za-z0-9_]{32,40}" + _E, ("odt_",)),
+    ("bitbucket-token", r"BBDC-", r"[A-Za-z0-9+/@_\-]{44}" + _E, ("bbdc-",)),
+    ("appsync-key", r"da2-", r"[a-z0-9]{26}" + _E, ("da2-",)),
+    ("amazon-mws-token", r"amzn\.mws\.", r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" + _E,
+     ("amzn.mws.",)),
+    ("onfido-token", r"api_(?:live|sandbox)(?:_[a-z]{2})?\.", r"[A-Za-z0-9_\-]{11}\.[A-Za-z0-9_\-]{32}" + _E,
+     ("api_live", "api_sandbox")),
+    ("flyio-token", r"FlyV1 fm[12][ar]?_", r"[A-Za-z0-9+/=,_\-]{64,}", ("flyv1 fm",)),
+    ("newrelic-key", r"NRAA-", r"[a-f0-9]{27}" + _E, ("nraa-",)),
 )
 
 
 def _prefixed(name: str, prefix: str, body: str, anchors: tuple[str, ...]) -> Pattern:
     """A row of :data:`PREFIXED` as a :class:`Pattern`: the provider's prefix and the body's length and alphabet
     are the evidence, whatever the body's entropy (see :data:`PROVIDER_SHAPES`)."""
+    # A short prefix must start a token: checked on each match (a leading lookbehind would keep re from looking
+    # for the prefix's literal first, and try the regex at every character of a long text).
     short = min(map(len, anchors)) <= 4
-    return Pattern(name, re.compile((r"(?<![A-Za-z0-9_\-])" if short else "") + prefix + "(" + body + ")"), anchors,
-                   stand_ins=False, starts_token=False)
+    return Pattern(name, re.compile(prefix + "(" + body + ")"), anchors, stand_ins=False, starts_token=short)
 
 
 #: The table's rows that are a provider's documented prefix (or a provider's whole fixed format) with a body of
@@ -669,6 +701,39 @@ PROVIDER_SHAPES = frozenset({"anthropic-key", "openai-key", "aws-access-key", "g
 PATTERNS = tuple(dataclasses.replace(p, stand_ins=False) if p.name in PROVIDER_SHAPES else p for p in PATTERNS)
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
 PATTERNS += (
+    # Webhook URLs that carry their own secret: whoever holds one may post as the integration (Discord's, Microsoft
+    # Teams' and Outlook's connectors, Tines', Zapier's; Slack's are a shape above).
+    Pattern("webhook-url", re.compile(
+        r"(?:discord(?:app)?\.com/api/webhooks/\d{17,20}/[A-Za-z0-9_\-]{30,}"
+        r"|(?i:outlook\.office(?:365)?\.com|[a-z0-9\-]+\.webhook\.office\.com)/webhook(?:b2)?/[A-Za-z0-9\-]{36}@"
+        r"|[A-Za-z0-9\-]+\.tines\.com/webhook/[A-Za-z0-9]{32}/[A-Za-z0-9]{32}"
+        r"|hooks\.zapier\.com/hooks/catch/(?:\d+/)?[A-Za-z0-9]{6,})"),
+        ("/api/webhooks/", "/webhook", "hooks.zapier.com"), stand_ins=False, starts_token=False),
+    # Kubernetes bootstrap tokens (kubeadm's 'abcdef.0123456789abcdef': an id of 6, a secret of 16, lower-case
+    # letters and digits): the secret part must mix letters and digits, so a dotted name of words is not one.
+    Pattern("kubernetes-bootstrap-token", re.compile(
+        r"\.(?<=(?<![A-Za-z0-9_.\-])[a-z0-9]{6}\.)(?=[a-z]*[0-9])(?=[0-9]*[a-z])[a-z0-9]{16}(?![A-Za-z0-9_.\-])"),
+        (), starts_token=False),
+    # Keys that carry their issuer's mark at a set place rather than first: Azure DevOps' identifiable personal
+    # access tokens (84 characters, 'AZDO' at 77 to 80), New Relic's license keys ('NRAL' last, a region first or
+    # not) and mobile app tokens ('-NRMA' last).
+    # Each regex starts at the mark and looks back for the rest, so a long text is searched for a literal, not
+    # tried at every character.
+    Pattern("azure-devops-token", re.compile(r"AZDO(?<=(?<![A-Za-z0-9])[A-Za-z0-9]{76}AZDO)[A-Za-z0-9]{4}"
+                                             r"(?![A-Za-z0-9])"), ("azdo",), stand_ins=False, starts_token=False),
+    Pattern("newrelic-key", re.compile(r"NRAL(?<=(?<![A-Za-z0-9])[a-f0-9]{36}NRAL|(?<![A-Za-z0-9])eu01xx[a-f0-9]{30}NRAL)"
+                                       r"(?![A-Za-z0-9])"), ("nral",), stand_ins=False, starts_token=False),
+    Pattern("newrelic-key", re.compile(r"-NRMA(?<=(?<![A-Za-z0-9])[a-f0-9]{40}-NRMA)(?![A-Za-z0-9])"
+                                       r"|-NRMA(?<=(?<![A-Za-z0-9])eu01xx[a-f0-9]{36}-NRMA)(?![A-Za-z0-9])"),
+            ("-nrma",), stand_ins=False, starts_token=False),
+    # Mailchimp's keys end in their data centre, '-us' and one or two digits ('-us2', '-us21'); the catalogue's
+    # rule reads two.
+    Pattern("mailchimp-api-key", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), ("-us",)),
+    # Discord's tokens of any age: the account's id in base64, a timestamp of six, an HMAC of 27 or more. The shape
+    # above reads the ids of recent accounts ('M', 'N', 'O'); older tokens start otherwise.
+    Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-.])(?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{24,26}\."
+                                        r"[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,38}(?![A-Za-z0-9_\-.])"), (),
+            gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),
     # Artifactory's encrypted passwords: 'AP', a hex digit, eight or more letters and digits. One random base64
     # value in about 16,000 starts so, so the shape counts where a name before it says what it is.
     Pattern("artifactory-password", re.compile(
@@ -736,6 +801,8 @@ class CatalogueRule:
     def _allowed(self, secret: str, match: re.Match) -> bool:
         if not secret or filler(secret) or (self.entropy and entropy(secret) <= self.entropy):
             return True
+        if named.placeholder(secret.strip("\"'`")):
+            return True  # a published default password or a template ('"password"', '"changeme"'), as for a name
         lowered = secret.lower()
         if any(word in lowered for word in self.global_stopwords) or any(w in lowered for w in self.stopwords):
             return True
@@ -772,9 +839,11 @@ _STAND_IN_PAIRS = tuple(re.compile(r) for row in catalogue.RULES if row[0] == "c
 PATTERNS += (
     # crypt(3)'s and Kerberos' published hash formats: a password's hash is credential material.
     Pattern("password-hash", hashes.PASSWORD_HASH, ("$",), hashes.carries_data, starts_token=False),
-    # RFC 3986 userinfo with a password: 'scheme://user:password@host'.
+    # RFC 3986 userinfo with a password: 'scheme://user:password@host'; the host follows the authority's last '@'
+    # (a password written with an unescaped '@' in it is still the password).
     Pattern("url-credentials", re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://(?P<user>[^\s/?#@:'\"<>\\]{1,256}):"
-                                          r"(?P<password>[^\s/?#@'\"<>\\]{3,256})@[A-Za-z0-9\[]"),
+                                          r"(?P<password>[^\s/?#@'\"<>\\](?:[^\s/?#'\"<>\\]{1,254}[^\s/?#@'\"<>\\])?)"
+                                          r"@[A-Za-z0-9\[]"),
             ("://",), _url_password, starts_token=False),
 )
 

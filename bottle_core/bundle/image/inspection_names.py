@@ -28,6 +28,7 @@ with punctuation in its alphabet; and under a provider's name alone
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import urllib.parse
 
@@ -84,12 +85,21 @@ COMMAND = re.compile(r"(?:(?i:sshpass)\b[^\n]{0,120}?[ \t]-p[ \t]*|(?i:mysql\w*|
                      r"|(?<![^\s\"'`])(?:-u|-U|--user(?:name)?|/u(?:ser)?:)(?:[ \t]+|[=:]|(?=\w))[^\s\-][^\n]{0,80}?"
                      r"[ \t](?:-p[ \t]*|/p:))"
                      r"(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
+#: A container registry's login (Docker's, Podman's, Buildah's, nerdctl's, skopeo's, oras', Helm's) takes ``-p PASS``
+#: with or without a user option; read apart from :data:`COMMAND`, only where 'login' is in the text.
+REGISTRY_LOGIN = re.compile(r"(?i:(?:docker|podman|buildah|nerdctl|skopeo|oras|helm[ \t]+registry)[ \t]+login)\b"
+                            r"[^\n]{0,120}?[ \t]-p[ \t]*"
+                            r"(?P<open>[\"']?)(?P<value>[^\s\"'`\-][^\s\"'`]{3,255})")
 #: A header written in text (a script, a config, a body), not sent as one: ``Authorization: Basic <base64 of
 #: user:password>``, ``Authorization: Bearer <token>``, ``"Authorization": "Token <token>"``; the scheme is any
 #: word (Okta's ``SSWS``), the credential after it judged as a token under a name that says so.
 AUTHORIZATION = re.compile(r"(?i:(?:proxy-)?authorization)[\"']?[ \t]*[:=][ \t]*[\"']?[ \t]*"
                            r"(?P<scheme>[A-Za-z][A-Za-z0-9_\-]{1,20})[ \t]+(?P<value>[A-Za-z0-9+/_\-.~=:%$\{}]{1,1024})")
 
+#: A credential's name written as two words, the first of them one that says which credential ('access key', 'API
+#: key', 'private key', 'client secret', 'auth token'): read as one name, so a value may follow after blanks.
+_SPELLED = re.compile(r"(?<![A-Za-z0-9_.\-])(?i:(access|secret|api|private|auth|client|app|application|account|"
+                      r"master|signing|encryption|session|refresh|bot|personal|license|service))[ \t]+$")
 #: Where the name (identifier characters) ends, walking back from its last word.
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]{0,64}$")
 #: Words of a name or a value: 'npmAuthToken' is npm, Auth, Token; 'APIKey' is API, Key.
@@ -262,18 +272,20 @@ def find(text: str, lowered: str | None = None) -> str | None:
         start, at = match.start(), match.start("value")
         close, opening = text[match.end("number"):match.end("close")], match.group("open")
         option = text[max(0, start - 64):start].rsplit(" ", 1)[-1].startswith("-")
-        if match.group("sep").strip() == "" and not match.group("close") and not option \
+        # A name written as words ('access key', 'API key', 'client secret'): the word before joins the name.
+        spelled = start and text[start - 1] in " \t" and _SPELLED.search(text, max(0, start - 24), start)
+        if match.group("sep").strip() == "" and not match.group("close") and not option and not spelled \
                 and not _SPACED.match(text, start):
             continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
+        head = _NAME_CHARS.search(text, max(0, start - 64), start)
+        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
+            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
         value = text[at:match.end("value")]
         if opening:  # a quoted value is the whole string: 'abc()def' is not 'abc'
             end = text.find(opening, at, at + 513)
             value = text[at:end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
             value = _SCHEME.sub("", value)  # '"Bearer eyJ…"': the scheme, then the credential
-        head = _NAME_CHARS.search(text, max(0, start - 64), start)
-        if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
-            head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
-        name = head.group() + text[start:match.end("number")] + close
+        name = (spelled.group(1) + "_" if spelled else head.group()) + text[start:match.end("number")] + close
         name = re.sub(r"\d+$", "", name.strip("\"'[]\\"))  # 'token1', 'secret_key2': numbered names
         is_name, password = credential_name(name)
         if not is_name:
@@ -290,7 +302,8 @@ def find(text: str, lowered: str | None = None) -> str | None:
                                for piece in match.group("value").split()):
                 return "element"
     if "-p" in lowered or "/p" in lowered:  # every form has one: '-p', '--password', '-Password', '/p:', '/passwd:'
-        for match in COMMAND.finditer(text):
+        logins = REGISTRY_LOGIN.finditer(text) if "login" in lowered else ()
+        for match in itertools.chain(COMMAND.finditer(text), logins):
             value = match.group("value")
             if credential_value(value, password=True):  # not '--password options' in prose
                 return "command"
