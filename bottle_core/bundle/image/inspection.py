@@ -51,6 +51,7 @@ import hashlib
 import html
 import json
 import re
+import warnings
 import string
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -161,7 +162,9 @@ def _unescape(data: bytes) -> bytes:
         text = html.unescape(text)
     if "\\x" in text or "\\u" in text or "\\\"" in text:
         try:
-            text = codecs.decode(text, "unicode_escape")
+            with warnings.catch_warnings():  # an unknown escape (\q) is kept as written, which is what is wanted
+                warnings.simplefilter("ignore", DeprecationWarning)
+                text = codecs.decode(text, "unicode_escape")
         except (UnicodeDecodeError, ValueError):
             pass
     try:
@@ -282,9 +285,10 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
     """
     budget = budget if budget is not None else [MAX_DECODED]
     yield data
-    if texty(data) and (mirror := text_forms.mirrored(data)) is not None:
+    readable = texty(data)
+    if readable and (mirror := text_forms.mirrored(data)) is not None:
         yield mirror  # a value sent backwards or in ROT13 still shows its shape; not decoded further
-    if depth and not texty(data) and text_forms.utf16(data) is None:
+    if depth and not readable and text_forms.utf16(data) is None:
         # Decoded binary is searched for secret values, not decoded further, unless it is a container.
         if unpacking.is_container(data):
             if depth >= MAX_DEPTH:
@@ -302,7 +306,7 @@ def decoded_views(data: bytes, depth: int = 0, budget: list[int] | None = None) 
             raise InspectionLimit(f"data encoded more than {MAX_DEPTH} layers deep")
         return
     found: list[bytes] = []
-    if not texty(data):
+    if not readable:
         found += _unpacked(data, raw_deflate=depth == 0)
     runs = [ENCODED_RUN.findall(form) for form in (data, *forms)]
     if sum(map(len, runs)) > MAX_RUNS:  # counted before any is decoded: a refusal costs little

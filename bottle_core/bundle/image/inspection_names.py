@@ -28,6 +28,7 @@ with punctuation in its alphabet; and under a provider's name alone
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import re
 import urllib.parse
@@ -225,7 +226,6 @@ def _punctuated(value: str) -> bool:
         and not _PATTERN.search(value)
 
 
-
 def credential_value(value: str, password: bool = False, hex_alone: bool = True, strong: bool = False,
                      quoted: bool = False) -> bool:
     """``value`` is long enough for a credential, in a credential's alphabet, and carries data (not words, numbers,
@@ -335,6 +335,12 @@ _PROVIDER = (r"(?<![a-z0-9])(?:{names})[a-z0-9]{{0,12}}(?P<close>[\"']?)"
              r"(?P<value>[^\s\"'`<>,;&\\)}}\]|]{{12,512}})")
 
 
+@functools.lru_cache(maxsize=256)
+def _provider_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """The provider-name rule for these names, longest first (compiled once per set of names a text holds)."""
+    return re.compile(_PROVIDER.format(names="|".join(map(re.escape, names))))
+
+
 def find_provider(text: str, lowered: str, providers: frozenset[str]) -> str | None:
     """'provider' when ``text`` keeps a token-shaped value under a provider's name alone (the name's last word is
     the provider's, or starts with a name of five letters or more: ``SONARQUBE`` for ``sonar``): the name says
@@ -343,8 +349,7 @@ def find_provider(text: str, lowered: str, providers: frozenset[str]) -> str | N
     present = [name for name in providers if name in lowered]
     if not present or len(lowered) != len(text):
         return None
-    pattern = re.compile(_PROVIDER.format(names="|".join(map(re.escape, sorted(present, key=len, reverse=True)))))
-    for match in pattern.finditer(lowered):
+    for match in _provider_pattern(tuple(sorted(present, key=lambda name: (-len(name), name)))).finditer(lowered):
         start = match.start()
         head = _NAME_CHARS.search(text, max(0, start - 64), start).group()
         name = head + text[start:match.start("close")]
