@@ -6,12 +6,14 @@ their JSON Schema and ``docs/manifest.md`` describes the same fields.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -468,10 +470,55 @@ def _manifest_error(source: str, exc: ValidationError) -> ManifestError:
     first = errors[0]
     loc = tuple(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
+    hint = None
     if first["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
-        loc = loc[:-1] + (loc[-1],)
+        hint = _nearest_key(loc)
     elif first["type"] == "missing":
         message = "required field is missing"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return ManifestError(source, message + more, field=_field_path(loc))
+    return ManifestError(source, message + more, field=_field_path(loc), hint=hint)
+
+
+def _nearest_key(loc: tuple[Any, ...]) -> str | None:
+    """What to write instead of the unknown key at ``loc``: the nearest valid name, else the valid names."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return None
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]).lower(), names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "valid keys here: " + ", ".join(names)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The manifest model whose table is at ``loc`` (field names, table keys and list indexes), or None."""
+    current: Any = Manifest
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) in (dict, list):
+            current = get_args(current)[-1]  # a table's value, or a list's item
+        else:
+            return None
+        current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``Annotated[X, ...]`` and ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            options = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(options) != 1:
+                return annotation
+            annotation = options[0]
+        else:
+            return annotation
