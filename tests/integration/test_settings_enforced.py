@@ -1,0 +1,133 @@
+"""Manifest settings whose effect no other module shows, each seen from inside a real bottle.
+
+An accepted setting is an enforced setting: for each field here, a bottle
+that sets it shows its effect to the agent (uid 1000), and a bottle that
+leaves it out shows the default, so neither check passes by accident.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .bottles import bottle_of, write_manifest
+from .test_git_gate import make_repo
+
+pytestmark = pytest.mark.integration
+
+MODEL_KEY = "sk-ant-test-not-a-real-key-0123456789"
+
+
+def _one_bottle(tmp_path: Path, bottle: dict, agent: dict | None = None) -> Path:
+    folder = tmp_path / "manifest"
+    folder.mkdir(exist_ok=True)
+    return write_manifest(folder, {"bottles": {"dev": bottle}, "agents": {"demo": {"bottle": "dev", **(agent or {})}}})
+
+
+def _plain(tmp_path: Path) -> Path:
+    """A manifest of one bottle that sets nothing: the defaults to compare with."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    return write_manifest(folder, {"bottles": {"dev": {}}, "agents": {"demo": {"bottle": "dev"}}})
+
+
+def test_env_reaches_the_agent(tmp_path):
+    manifest = _one_bottle(tmp_path, {"env": {"APP_MODE": "staging with spaces", "LANG": "C.UTF-8"}})
+    with bottle_of(manifest, "demo") as bottle:
+        assert bottle.exec(["printenv", "APP_MODE"]).stdout == b"staging with spaces\n"
+        assert bottle.exec(["printenv", "LANG"]).stdout == b"C.UTF-8\n"
+    with bottle_of(_plain(tmp_path), "demo") as bottle:
+        assert bottle.exec(["printenv", "APP_MODE"]).returncode == 1
+
+
+def test_git_author_is_the_agents_identity_and_the_hosts_without_it(tmp_path):
+    project = make_repo(tmp_path / "project")
+    manifest = _one_bottle(tmp_path, {"git_author": {"name": "Review Bot", "email": "bot@example.test"}})
+    ident = ["sh", "-c", "cd /workspace && git commit -q --allow-empty -m x && git log -1 --format='%an <%ae>|%cn <%ce>'"]
+    with bottle_of(manifest, "demo", copy_cwd=True, cwd=project) as bottle:
+        made = bottle.exec(ident)
+        assert made.returncode == 0, made.stderr
+        assert made.stdout.strip() == b"Review Bot <bot@example.test>|Review Bot <bot@example.test>"
+    with bottle_of(_plain(tmp_path), "demo", copy_cwd=True, cwd=project) as bottle:
+        made = bottle.exec(ident)
+        assert made.returncode == 0, made.stderr
+        assert made.stdout.strip() == b"Host User <host@example.test>|Host User <host@example.test>"
+
+
+def _project_with_files(tmp_path: Path) -> Path:
+    project = make_repo(tmp_path / "project")  # debug.log in it is ignored by git
+    for rel, text in {"keys/server.pem": "PEM\n", "deploy/keys/old.pem": "PEM\n", "config/prod.yaml": "prod\n",
+                      "docs/config/prod.yaml": "a copy\n", ".env": "KEY=1\n", ".env.example": "KEY=\n"}.items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    return project
+
+
+WORKSPACE_FILES = ["README.md", "src/app.py", "notes.txt", "debug.log", "keys/server.pem", "deploy/keys/old.pem",
+                   "config/prod.yaml", "docs/config/prod.yaml", ".env", ".env.example"]
+
+
+def _copied(bottle) -> set[str]:
+    listing = " ".join(WORKSPACE_FILES)
+    found = bottle.exec(["sh", "-c", f"cd /workspace && for f in {listing}; do test -e $f && echo $f; done"])
+    return set(found.stdout.decode().split())
+
+
+def test_workspace_exclude_and_include_decide_what_is_copied_in(tmp_path):
+    project = _project_with_files(tmp_path)
+    manifest = _one_bottle(tmp_path, {"workspace": {"exclude": ["*.pem", "config/prod.yaml"],
+                                                    "include": [".env.example"]}})
+    with bottle_of(manifest, "demo", copy_cwd=True, cwd=project) as bottle:
+        assert _copied(bottle) == {"README.md", "src/app.py", "notes.txt", "docs/config/prod.yaml", ".env.example"}
+    with bottle_of(_plain(tmp_path), "demo", copy_cwd=True, cwd=project) as bottle:
+        # Only .env* files (and what git ignores) stay out by default.
+        assert _copied(bottle) == set(WORKSPACE_FILES) - {".env", ".env.example", "debug.log"}
+
+
+def test_workspace_include_ignored_copies_what_git_ignores(tmp_path):
+    project = _project_with_files(tmp_path)
+    manifest = _one_bottle(tmp_path, {"workspace": {"include_ignored": True}})
+    with bottle_of(manifest, "demo", copy_cwd=True, cwd=project) as bottle:
+        assert "debug.log" in _copied(bottle)
+        assert bottle.exec(["cat", "/workspace/debug.log"]).stdout == b"ignored\n"
+        assert ".env" not in _copied(bottle)  # ignored files come in, .env* files still stay out
+
+
+@pytest.fixture
+def claude_manifest(tmp_path, outbound_env, internet_egress, monkeypatch):
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", MODEL_KEY)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "host-claude"))
+
+    def make(agent: dict) -> Path:
+        folder = tmp_path / f"m{len(list(tmp_path.glob('m*')))}"
+        folder.mkdir()
+        return write_manifest(folder, {"bottles": {"dev": {"egress": internet_egress}},
+                                       "agents": {"demo": {"bottle": "dev", **agent}}})
+    return make
+
+
+def _tools_and_model(bottle, model_server) -> tuple[set[str], set[str]]:
+    model_server.reset()
+    model_server.set_script(["done"])
+    result = bottle.exec(bottle.claude_argv(["hi"], interactive=False))
+    assert result.returncode == 0, result.stderr.decode() + model_server.output()[-2000:]
+    asked = [body for body in model_server.messages() if body.get("tools")]
+    assert asked, "claude never asked the model with its tools"
+    return ({tool.get("name") for body in asked for tool in body["tools"]},
+            {body.get("model") for body in asked})
+
+
+def test_model_and_claude_args_shape_every_claude_run(claude_manifest, model_server):
+    shaped = claude_manifest({"model": "claude-audit-model-1", "claude_args": ["--disallowedTools", "Bash"]})
+    with bottle_of(shaped, "demo") as bottle:
+        tools, models = _tools_and_model(bottle, model_server)
+    assert models == {"claude-audit-model-1"}
+    assert "Bash" not in tools and "Read" in tools
+    plain = claude_manifest({})
+    with bottle_of(plain, "demo") as bottle:
+        tools, models = _tools_and_model(bottle, model_server)
+    assert "claude-audit-model-1" not in models
+    assert "Bash" in tools
