@@ -21,6 +21,8 @@ from .addressing import NEVER_OPTED_IN, PRIVATE_NETWORKS
 from .bundle.image.egress_policy import parse_entry
 from .errors import ManifestError
 
+#: The host's (and the agent's) variable of the model API key: a secret whether the manifest declares it or not.
+MODEL_KEY = "ANTHROPIC_API_KEY"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MEMORY_PATTERN = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
@@ -258,8 +260,24 @@ class BottleDef(Strict):
         "'origin' is that repository, and pushes land there as bottle/... branches.")
     git_author: GitAuthor = Field(default_factory=GitAuthor, description="The agent's git identity.")
     secrets: dict[EnvName, Secret] = Field(default_factory=dict, description="Secrets by environment variable name.")
-    env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment for the agent.")
+    env: dict[EnvName, str] = Field(
+        default_factory=dict, description="Extra environment for the agent (every command and claude run in it); it wins "
+        "over the variables bottle sets itself (HTTPS_PROXY, HOME, ...). A secret's name, or the model key's, is "
+        "refused: the agent holds a placeholder under it.")
     workspace: Workspace = Field(default_factory=Workspace, description="What --copy-cwd copies in and leaves out.")
+
+    @model_validator(mode="after")
+    def _env_is_no_secret(self) -> BottleDef:
+        # The agent gets env after the secrets' placeholders: a clash would put this value where the placeholder
+        # belongs, so the secret would never be swapped in (or, for the model key, the key would sit in the bottle).
+        from .claude_login import OAUTH_TOKEN
+
+        clash = sorted(set(self.env) & {*self.secrets, MODEL_KEY, OAUTH_TOKEN})
+        if clash:
+            raise ValueError(f"env {clash[0]!r} is a secret's name: the agent gets the secret's placeholder under it, "
+                             "and the proxy swaps the value in; remove it from env (declare a secret to pass a "
+                             "credential)")
+        return self
 
 
 def _rule(value: str) -> str:

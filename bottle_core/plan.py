@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import settings
 from .addressing import PRIVATE_NETWORKS
-from .manifest import memory_bytes
+from .manifest import MODEL_KEY, memory_bytes
 from .spec import BottleSpec
 
 PLAN_VERSION = 1
@@ -34,7 +34,6 @@ PROMPT_FILE = "prompt.md"
 #: How long the state (plan and logs) of an ended bottle is kept before ``bottle gc`` removes it.
 DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_MODEL_HOST = "api.anthropic.com"
-MODEL_KEY = "ANTHROPIC_API_KEY"
 
 
 class PlanModel(BaseModel):

@@ -240,3 +240,25 @@ def test_a_misspelled_key_in_toml_is_refused_too(manifest_factory):
 
     assert caught.value.exit_code == 2
     assert caught.value.render() == f"{file}: bottles.dev.memroy: unknown key 'memroy' (did you mean 'memory'?)"
+
+
+@pytest.mark.parametrize("name", ["GH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"])
+def test_env_under_a_secrets_name_is_refused(manifest_factory, name):
+    bottle = {"env": {name: "a-value-the-agent-would-hold", "LANG": "C.UTF-8"},
+              "secrets": {"GH_TOKEN": {"from_env": "GH_TOKEN", "hosts": ["api.github.example"]}}}
+    file = manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json")
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(file)
+
+    assert caught.value.field == "bottles.dev"
+    assert f"env {name!r} is a secret's name" in caught.value.render() and "remove it from env" in caught.value.render()
+
+
+def test_env_beside_secrets_under_other_names_is_kept(manifest_factory):
+    bottle = {"env": {"LANG": "C.UTF-8", "GH_HOST": "github.example"},
+              "secrets": {"GH_TOKEN": {"from_env": "GH_TOKEN", "hosts": ["api.github.example"]}}}
+
+    manifest = Manifest.load(manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json"))
+
+    assert manifest.bottles["dev"].env == {"LANG": "C.UTF-8", "GH_HOST": "github.example"}
