@@ -251,9 +251,11 @@ class BottleDef(Strict):
     image: str | None = Field(
         default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim)."
     )
-    cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores.")
+    cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores (the smol backend gives whole "
+                        "vCPUs, rounded up, at most 16, and warns when that differs).")
     memory: MemorySize = Field(default="2g", description="Memory limit: bytes, or '512m', '2g'.")
-    pids: int = Field(default=1024, ge=16, le=1_000_000, description="Process limit inside the sandbox.")
+    pids: int = Field(default=1024, ge=16, le=1_000_000, description="Process limit inside the sandbox (docker; the "
+                      "smol and k8s backends do not apply it, and warn when it is set).")
     egress: Egress = Field(default_factory=Egress, description="Outbound allow-list.")
     git: dict[Slug, GitRemote] = Field(
         default_factory=dict, description="Git remotes by name. None declared and the cwd a repository: "

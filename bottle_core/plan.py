@@ -13,7 +13,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -378,17 +380,21 @@ def model_secret(model_host: str) -> SecretPlan:
 
 def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: NetworkPlan,
               images: dict[str, str], backend_options: dict[str, Any] | None = None,
-              slug: str | None = None) -> Plan:
+              slug: str | None = None, unapplied: Mapping[str, str] | None = None) -> Plan:
     """The whole Plan, from the spec and what the backend resolved itself (network, images, options).
 
     Backends call this from ``prepare`` so every backend lays out state and
     guest paths alike. Names that carry the slug are made first: a backend
     calls :func:`new_slug` and passes ``slug``, so nothing is renamed after.
     Nothing is written to disk here (see :func:`stage`).
+
+    :param unapplied: the bottle's fields this backend does not apply as written (``{"pids": "why"}``);
+        a bottle that sets one gets a warning on stderr naming the field, so no setting is dropped unsaid.
     """
     manifest = spec.manifest
     agent = manifest.agent(spec.agent)
     bottle = manifest.bottles[agent.bottle]
+    warn_unapplied(agent.bottle, bottle, backend, unapplied or {})
     slug = slug or new_slug(spec.agent)
     state_dir = Path(stage_dir) / slug
 
@@ -440,6 +446,18 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         claude_args=list(agent.claude_args),
         backend_options=backend_options or {},
     )
+
+
+def warn_unapplied(name: str, bottle: Any, backend: str, unapplied: Mapping[str, str]) -> list[str]:
+    """Warn on stderr for each field of bottle ``name`` the manifest sets and ``backend`` does not apply as written.
+
+    :return: the warnings, as printed.
+    """
+    lines = [f"bottle: warning: bottles.{name}.{field}: {why} on the {backend} backend (see docs/backends.md)"
+             for field, why in sorted(unapplied.items()) if field in bottle.model_fields_set]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
 
 
 def git_gate_plan(manifest, bottle, cwd: Path) -> GitGatePlan:
