@@ -7,11 +7,13 @@ leaves it out shows the default, so neither check passes by accident.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
 
-from .bottles import bottle_of, write_manifest
+from .bottles import bottle_cli, bottle_of, left_after, ready_slugs, write_manifest
 from .test_git_gate import make_repo
 
 pytestmark = pytest.mark.integration
@@ -131,3 +133,105 @@ def test_model_and_claude_args_shape_every_claude_run(claude_manifest, model_ser
         tools, models = _tools_and_model(bottle, model_server)
     assert "claude-audit-model-1" not in models
     assert "Bash" in tools
+
+
+def _pool(manifest: Path, agent: str) -> dict | None:
+    rows = json.loads(bottle_cli("pool", "ls", "--json").stdout)
+    return next((row for row in rows if row["agent"] == agent and row["manifest"] == str(manifest.resolve())), None)
+
+
+def _wait_until(condition, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.5)
+
+
+def test_pool_idle_ends_an_unclaimed_pool_and_the_default_keeps_one(tmp_path):
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    manifest = write_manifest(folder, {"bottles": {"dev": {}},
+                                       "agents": {"brief": {"bottle": "dev"}, "kept": {"bottle": "dev"}}})
+    try:
+        for agent, idle in (("brief", ["--idle", "1"]), ("kept", [])):
+            filled = bottle_cli("pool", "fill", "-m", str(manifest), *idle, agent, cwd=folder, timeout=600)
+            assert filled.returncode == 0, filled.stderr.decode()
+        (brief,) = ready_slugs(manifest, "brief")
+        (kept,) = ready_slugs(manifest, "kept")
+        _wait_until(lambda: not (_pool(manifest, "brief") or {}).get("keeper"), "the idle pool's keeper ended")
+        assert left_after("bottle.slug", brief) == ([], []), "the idle pool's bottle was removed"
+        rounds = _pool(manifest, "kept")["rounds"]
+        _wait_until(lambda: _pool(manifest, "kept")["rounds"] >= rounds + 2, "the other keeper looked again")
+        assert _pool(manifest, "kept")["keeper"] and ready_slugs(manifest, "kept") == [kept]
+    finally:
+        bottle_cli("pool", "drain", "-m", str(manifest))
+
+
+def _bash(command: str) -> dict:
+    return {"tool_use": {"name": "Bash", "input": {"command": command, "description": "step"}}}
+
+
+def _logs(target: str, kind: str) -> list[dict]:
+    result = bottle_cli("logs", target, f"--{kind}", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return [json.loads(line) for line in result.stdout.decode().splitlines()]
+
+
+def _tool_results(target: str) -> list[str]:
+    """The text of every tool result the model was sent, in order (runs with --model-script)."""
+    texts = []
+    for record in _logs(target, "model"):
+        body = record.get("body") if isinstance(record.get("body"), dict) else {}
+        last = (body.get("messages") or [{}])[-1].get("content")
+        for block in last if record["path"].startswith("/v1/messages") and isinstance(last, list) else []:
+            if block.get("type") == "tool_result":
+                content = block.get("content")
+                texts.append(content if isinstance(content, str) else json.dumps(content))
+    return texts
+
+
+@pytest.fixture
+def rehearsed(tmp_path, outbound_env, monkeypatch):
+    """``rehearsed(agent, steps)``: `bottle run` of ``agent`` against a script of Bash steps; its exit status."""
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    folder = tmp_path / "supervised"
+    folder.mkdir()
+    manifest = write_manifest(folder, {"bottles": {"dev": {}}, "agents": {
+        "auditor": {"bottle": "dev", "supervise": {"mode": "audit", "deny": ["Bash(rm -rf:*)"]}},
+        "strict": {"bottle": "dev", "supervise": {"mode": "enforce", "allow": ["Bash(echo:*)"], "default": "deny"}},
+        "unsupervised": {"bottle": "dev", "supervise": {"mode": "off"}},
+    }})
+
+    def run(agent: str, steps: list[str]) -> str:
+        script = folder / f"{agent}.json"
+        script.write_text(json.dumps([*map(_bash, steps), "done"]))
+        result = bottle_cli("run", "-m", str(manifest), "--no-copy-cwd", "--model-script", str(script), agent, "--",
+                            "go", "--output-format", "text", cwd=folder)
+        assert result.returncode == 0 and result.stdout.decode().strip() == "done", result.stderr.decode()
+        return result.stderr.decode()
+    return run
+
+
+def test_supervise_audit_records_what_it_would_refuse_and_refuses_nothing(rehearsed):
+    rehearsed("auditor", ["mkdir /tmp/doomed && rm -rf /tmp/doomed && echo removed-it"])
+    (call,) = [r for r in _logs("auditor", "audit") if r["event"] == "PreToolUse"]
+    assert (call["decision"], call["policy"]) == ("allow", "deny")
+    assert any("removed-it" in text for text in _tool_results("auditor"))
+
+
+def test_supervise_enforce_with_default_deny_runs_only_what_a_rule_allows(rehearsed):
+    stderr = rehearsed("strict", ["echo allowed-ran", "touch /tmp/unmatched && echo unmatched-ran"])
+    calls = [(r["input"]["command"], r["decision"]) for r in _logs("strict", "audit") if r["event"] == "PreToolUse"]
+    assert calls == [("echo allowed-ran", "allow"), ("touch /tmp/unmatched && echo unmatched-ran", "deny")]
+    results = _tool_results("strict")
+    assert "allowed-ran" in results[0] and "unmatched-ran" not in results[1]
+    assert "1 allowed, 1 denied by policy" in stderr
+
+
+def test_supervise_off_runs_no_hooks_and_keeps_no_audit(rehearsed):
+    stderr = rehearsed("unsupervised", ["echo unsupervised-ran"])
+    assert _logs("unsupervised", "audit") == []
+    assert any("unsupervised-ran" in text for text in _tool_results("unsupervised"))
+    assert "bottle: supervise:" not in stderr
