@@ -235,3 +235,32 @@ def test_supervise_off_runs_no_hooks_and_keeps_no_audit(rehearsed):
     assert _logs("unsupervised", "audit") == []
     assert any("unsupervised-ran" in text for text in _tool_results("unsupervised"))
     assert "bottle: supervise:" not in stderr
+
+
+def test_token_user_is_the_user_name_sent_with_the_token(tmp_path, git_forge, outbound_env, internet_egress,
+                                                         monkeypatch):
+    import base64
+    import hashlib
+
+    from .test_git_gate import seed_bare
+
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("FORGE_TOKEN", git_forge.token)
+    seed_bare(git_forge.repos / "named.git", tmp_path, {"main": 1})
+    remote = {"url": git_forge.url("named"), "token_env": "FORGE_TOKEN"}
+    manifest = _one_bottle(tmp_path, {"egress": internet_egress,
+                                      "git": {"named": {**remote, "token_user": "oauth2"}, "plain": remote}})
+
+    def sent_as(user: str) -> str:  # how the forge logs the Authorization header: hashed
+        basic = base64.b64encode(f"{user}:{git_forge.token}".encode()).decode()
+        return "sha256:" + hashlib.sha256(f"Basic {basic}".encode()).hexdigest()
+
+    with bottle_of(manifest, "demo") as bottle:
+        gate = f"http://{bottle.plan.network.bundle_ip}:{bottle.plan.git_gate.port}"
+        for name, user in (("named", "oauth2"), ("plain", "x-access-token")):
+            git_forge.reset()
+            listed = bottle.exec(["git", "ls-remote", f"{gate}/{name}.git"])
+            assert listed.ok and b"refs/heads/main" in listed.stdout, listed.stderr
+            seen = {r["headers"].get("authorization") for r in git_forge.requests()}
+            assert seen == {sent_as(user)}, (name, seen)
