@@ -136,7 +136,16 @@ def plugins(as_json: bool) -> None:
 @manifest_option
 def validate(manifest_path: Path | None) -> None:
     """Check the manifest and say what it declares."""
+    from .plugins import backend_entry_points
+
     manifest = load_manifest(manifest_path)
+    installed = sorted(backend_entry_points())
+    for name, bottle in sorted(manifest.bottles.items()):
+        if bottle.backend and bottle.backend not in installed:
+            nearest = _nearest_backend(bottle.backend)
+            click.echo(f"bottle: warning: {visible(manifest.source)}: bottles.{name}.backend: no backend "
+                       f"{visible(bottle.backend)!r} is installed here (installed: {', '.join(installed) or 'none'})"
+                       + (f"; {nearest}" if nearest else ""), err=True)
     click.echo(f"{manifest.source}: ok ({len(manifest.bottles)} bottles, {len(manifest.agents)} agents)")
 
 
@@ -225,8 +234,34 @@ def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
     from . import session
 
     spec = _spec(manifest_path, agent, copy_cwd=True)
-    plugins = session.plugins_for(spec, obj["backend"])
+    plugins = _plugins_for(obj, spec)
     click.echo(session.plan_for(plugins, spec).model_dump_json(indent=2))
+
+
+def _plugins_for(obj: dict, spec):
+    """The plugins of the spec's run; a backend named by the manifest's ``backend`` field and not installed here is
+    reported at that field, with the nearest installed name."""
+    from . import session, settings
+    from .errors import ManifestError, UsageError
+
+    try:
+        return session.plugins_for(spec, obj["backend"])
+    except UsageError as exc:
+        field = spec.backend_field
+        if obj["backend"] or settings.current().backend or not field or isinstance(exc, ManifestError):
+            raise
+        raise ManifestError(spec.manifest.source, exc.message, field=f"bottles.{spec.bottle_name}.backend",
+                            hint=_nearest_backend(field) or exc.hint) from None
+
+
+def _nearest_backend(name: str) -> str | None:
+    """``did you mean 'docker'?`` for a name close to an installed backend's."""
+    import difflib
+
+    from .plugins import backend_entry_points
+
+    close = difflib.get_close_matches(name, sorted(backend_entry_points()), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None,
@@ -239,7 +274,7 @@ def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: 
     from . import session
 
     spec = _trusted_spec(manifest_path, agent, copy_cwd, model_script)
-    plugins = session.plugins_for(spec, obj["backend"])
+    plugins = _plugins_for(obj, spec)
     plan_ = session.prepare(plugins, spec)
     if needs_model and not plan_.scripted_model and any(s.optional and s.value() is None for s in plan_.secrets):
         from .claude_login import missing_credentials_message
@@ -544,7 +579,7 @@ def pool_fill(obj: dict, manifest_path: Path | None, size: int, idle_minutes: fl
     from . import pool as pools, session
 
     spec = _trusted_spec(manifest_path, agent, False, None)
-    plugins = session.plugins_for(spec, obj["backend"])
+    plugins = _plugins_for(obj, spec)
     pools.require_pooling(plugins)
     folder = pools.fill(manifest=spec.manifest.source, agent=agent, backend=plugins.backend or "docker",
                         cwd=str(spec.cwd), size=size,
