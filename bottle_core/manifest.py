@@ -136,9 +136,11 @@ class Egress(Strict):
     responses: Literal["block", "warn", "off"] = Field(
         default="block",
         description="What happens to a response whose body reads as prompt injection aimed at the agent: "
-        "'block' withholds it (a 403 saying why), 'warn' passes it with an X-Bottle-Warning header, 'off' does "
-        "not look. Either way it is logged. A response streamed because it is over 1 MiB is cut off instead of "
-        "getting a 403, and warned about in the log only (its headers left before its body was read).",
+        "'block' takes out the spans that carry the instructions and delivers the rest, or withholds the body "
+        "(a 403 saying why) when it is mostly instructions; 'warn' passes it whole with an X-Bottle-Warning "
+        "header; 'off' does not read it. What 'block' and 'warn' find is logged. A response streamed because it "
+        "is over 1 MiB is cut off instead of getting a 403, and warned about in the log only (its headers left "
+        "before its body was read).",
     )
     allow_private: list[PrivateCidr] = Field(
         default_factory=list,
@@ -247,7 +249,9 @@ class Workspace(Strict):
 class BottleDef(Strict):
     """A sandbox recipe: backend, image, resources, egress allow-list, git remotes, secrets, env."""
 
-    backend: str | None = Field(default=None, description="Backend name (default: docker).")
+    backend: str | None = Field(default=None, description="Backend name (default: docker); --backend and "
+                                "$BOTTLE_BACKEND win over it. A name no installed backend answers to is an error "
+                                "naming this field.")
     image: str | None = Field(
         default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim)."
     )
