@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .test_cli import assert_one_line_error, run_bottle
@@ -40,3 +42,35 @@ def test_validate_warns_of_a_backend_field_no_installed_backend_answers_to(manif
     assert "did you mean 'docker'?" in result.stderr
     quiet = run_bottle("validate", "-m", str(_bottle_backend(manifest_factory, "docker")), cwd=tmp_path)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+@pytest.mark.parametrize(("option", "env"), [(["--debug"], {}), ([], {"BOTTLE_DEBUG": "1"})])
+def test_debug_shows_the_traceback_behind_a_one_line_error(manifest_factory, tmp_path, option, env):
+    path = manifest_factory({"bottles": {"dev": {"memroy": "1g"}}, "agents": {}}, fmt="json")
+
+    shown = run_bottle(*option, "validate", "-m", str(path), cwd=tmp_path, env=env)
+    plain = run_bottle("validate", "-m", str(path), cwd=tmp_path, env={"BOTTLE_DEBUG": "0"})
+
+    assert shown.returncode == plain.returncode == 2
+    assert "Traceback (most recent call last)" in shown.stderr and "bottles.dev.memroy" in shown.stderr
+    assert_one_line_error(plain, 2, "bottles.dev.memroy", "did you mean 'memory'?")
+
+
+def test_version_names_the_installed_bottle_core(tmp_path):
+    from importlib.metadata import version
+
+    result = run_bottle("--version", cwd=tmp_path)
+
+    assert result.returncode == 0 and result.stdout.strip() == f"bottle, version {version('bottle-core')}"
+
+
+def test_manifest_schema_is_the_models_schema_and_refuses_unknown_keys(tmp_path):
+    from bottle_core.manifest import Manifest
+
+    result = run_bottle("manifest", "schema", cwd=tmp_path)
+
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema == Manifest.model_json_schema()
+    assert schema["additionalProperties"] is False
+    assert all(definition.get("additionalProperties") is False for definition in schema["$defs"].values())
