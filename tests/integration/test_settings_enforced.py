@@ -264,3 +264,40 @@ def test_token_user_is_the_user_name_sent_with_the_token(tmp_path, git_forge, ou
             assert listed.ok and b"refs/heads/main" in listed.stdout, listed.stderr
             seen = {r["headers"].get("authorization") for r in git_forge.requests()}
             assert seen == {sent_as(user)}, (name, seen)
+
+
+def test_a_secret_from_a_file_swapped_into_the_url_and_responses_off(tmp_path, origin, outbound_env, internet_egress,
+                                                                       monkeypatch):
+    import hashlib
+
+    from .test_inspection import INJECTION, serve
+
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    real, other = "real-file-token-0123456789", "real-env-token-9876543210"
+    monkeypatch.setenv("AUDIT_HEADER_TOKEN", other)
+    folder = tmp_path / "manifest"
+    folder.mkdir()
+    (folder / "token.txt").write_text(real + "\n")
+    manifest = _one_bottle(tmp_path, {
+        "egress": {**internet_egress, "allow": ["allowed.test", "denied.test"], "responses": "off"},
+        "secrets": {"FILE_TOKEN": {"from_file": "token.txt", "hosts": ["allowed.test"], "swap_in": ["header", "url"]},
+                    "HEADER_TOKEN": {"from_env": "AUDIT_HEADER_TOKEN", "hosts": ["allowed.test"]}}})
+    with bottle_of(manifest, "demo") as bottle:
+        held = bottle.exec(["sh", "-c", "echo $FILE_TOKEN $HEADER_TOKEN"]).stdout.decode().split()
+        assert all(p.startswith("bottle-placeholder-") for p in held) and real not in " ".join(held)
+        file_token, header_token = held
+        sent = bottle.exec(["curl", "-sS", "--max-time", "10", "-H", f"Authorization: Bearer {file_token}",
+                            f"https://allowed.test/swapped?key={file_token}"])
+        assert sent.returncode == 0, sent.stderr
+        unswapped = bottle.exec(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                                 f"https://allowed.test/kept?key={header_token}"])
+        # responses = "off": a page that 'block' would withhold or cut arrives whole.
+        page = bottle.exec(["curl", "-sS", "--max-time", "10", serve(INJECTION)])
+    assert page.stdout.decode() == INJECTION
+    swapped = next(r for r in origin.requests() if r["path"].startswith("/swapped"))
+    assert swapped["path"] == f"/swapped?key={real}"
+    assert swapped["headers"]["authorization"] == "sha256:" + hashlib.sha256(f"Bearer {real}".encode()).hexdigest()
+    # A secret swapped into headers only is not swapped into a URL: the origin never gets its value there.
+    kept = [r for r in origin.requests() if r["path"].startswith("/kept")]
+    assert all(other not in r["path"] for r in kept), (unswapped.stdout, kept)
