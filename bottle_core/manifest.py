@@ -241,8 +241,10 @@ class Workspace(Strict):
     )
     include: list[str] = Field(
         default_factory=list,
-        description="Paths to copy although excluded (say '.env.example'); 'include = [\".git/config\"]' keeps "
-        "credentials in remote URLs.",
+        description="Paths to copy although excluded (say '.env.example'). Outside a git repository, "
+        "'include = [\".git/config\"]' keeps the credentials in its remote URLs; in one, the workspace is a clone "
+        "with a new .git/config (none of the host's remotes, credentials or hooks), and that include is warned "
+        "about.",
     )
 
 

@@ -395,6 +395,8 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     agent = manifest.agent(spec.agent)
     bottle = manifest.bottles[agent.bottle]
     warn_unapplied(agent.bottle, bottle, backend, unapplied or {})
+    if spec.copy_cwd:
+        _warn_kept_git_config(agent.bottle, bottle, Path(spec.cwd))
     slug = slug or new_slug(spec.agent)
     state_dir = Path(stage_dir) / slug
 
@@ -458,6 +460,19 @@ def warn_unapplied(name: str, bottle: Any, backend: str, unapplied: Mapping[str,
     for line in lines:
         print(line, file=sys.stderr)
     return lines
+
+
+def _warn_kept_git_config(name: str, bottle: Any, cwd: Path) -> None:
+    """``workspace.include = [".git/config"]`` keeps nothing in a git repository: its workspace is a fresh clone."""
+    from . import hostrepo
+    from .workspace import GIT_CONFIG
+
+    if any(pattern.strip("/") == GIT_CONFIG for pattern in bottle.workspace.include):
+        repo = hostrepo.find_repository(cwd)
+        if repo is not None and not repo.bare:
+            print(f"bottle: warning: bottles.{name}.workspace.include: {GIT_CONFIG!r} keeps nothing here: the "
+                  f"workspace of a git repository is a clone with a new {GIT_CONFIG} (none of the host's remotes, "
+                  "credentials or hooks); remove it", file=sys.stderr)
 
 
 def git_gate_plan(manifest, bottle, cwd: Path) -> GitGatePlan:

@@ -1,4 +1,5 @@
-"""A limit the manifest sets and the backend does not apply as written is warned about, never dropped unsaid."""
+"""A setting that would not do what it says where it is used (a limit the backend does not apply, an include that
+keeps nothing) is warned about, never dropped unsaid."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from bottle_core.testing import FAKE_IMAGES, FAKE_NETWORK
 UNAPPLIED = {"pids": "not applied (no per-bottle process limit)"}
 
 
-def plan_of(manifest_factory, tmp_path, bottle: dict, unapplied=None):
+def plan_of(manifest_factory, tmp_path, bottle: dict, unapplied=None, *, cwd=None):
     path = manifest_factory({"bottles": {"dev": bottle}, "agents": {"demo": {"bottle": "dev"}}}, fmt="json")
-    spec = BottleSpec(manifest=Manifest.load(path), agent="demo", copy_cwd=False, cwd=tmp_path)
+    spec = BottleSpec(manifest=Manifest.load(path), agent="demo", copy_cwd=cwd is not None, cwd=cwd or tmp_path)
     return base_plan(spec, backend="tiny", stage_dir=tmp_path / "state", network=FAKE_NETWORK.model_copy(),
                      images=dict(FAKE_IMAGES), unapplied=unapplied)
 
@@ -35,4 +36,20 @@ def test_a_set_limit_the_backend_does_not_apply_is_named_on_stderr(manifest_fact
 def test_no_warning_when_nothing_asked_goes_unapplied(manifest_factory, tmp_path, capsys, bottle, unapplied):
     plan_of(manifest_factory, tmp_path, bottle, unapplied)
 
+    assert capsys.readouterr().err == ""
+
+
+def test_including_git_config_in_a_git_repository_is_warned_about(manifest_factory, tmp_path, capsys):
+    import subprocess
+
+    repo, folder = tmp_path / "repo", tmp_path / "folder"
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    keep = {"workspace": {"include": [".git/config", ".env.example"]}}
+
+    plan_of(manifest_factory, tmp_path, keep, cwd=repo)
+    in_repo = capsys.readouterr().err
+    plan_of(manifest_factory, tmp_path, keep, cwd=folder)  # a plain folder: the include keeps its credentials
+
+    assert "bottles.dev.workspace.include: '.git/config' keeps nothing here" in in_repo
     assert capsys.readouterr().err == ""
