@@ -571,7 +571,8 @@ def pool() -> None:
 @click.option("--size", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="How many bottles to keep ready.")
 @click.option("--idle", "idle_minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="End the pool after this many minutes with no claim (default 30).")
+              help="End the pool after this many minutes with no claim, counted from the fill, then from "
+                   "each claim (default 30).")
 @click.argument("agent")
 @click.pass_obj
 def pool_fill(obj: dict, manifest_path: Path | None, size: int, idle_minutes: float | None, agent: str) -> None:
