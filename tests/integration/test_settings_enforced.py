@@ -301,3 +301,13 @@ def test_a_secret_from_a_file_swapped_into_the_url_and_responses_off(tmp_path, o
     # A secret swapped into headers only is not swapped into a URL: the origin never gets its value there.
     kept = [r for r in origin.requests() if r["path"].startswith("/kept")]
     assert all(other not in r["path"] for r in kept), (unswapped.stdout, kept)
+
+
+def test_the_k8s_backend_warns_of_a_pids_limit_it_does_not_apply(tmp_path, k8s_cluster):
+    limited = _one_bottle(tmp_path, {"pids": 300, "memory": "1g"})
+    warned = bottle_cli("--backend", "k8s", "plan", "-m", str(limited), "demo", cwd=tmp_path)
+    assert warned.returncode == 0, warned.stderr.decode()
+    assert json.loads(warned.stdout)["resources"]["pids"] == 300
+    assert b"bottle: warning: bottles.dev.pids: not applied" in warned.stderr and b"k8s backend" in warned.stderr
+    quiet = bottle_cli("--backend", "k8s", "plan", "-m", str(_plain(tmp_path)), "demo", cwd=tmp_path)
+    assert quiet.returncode == 0 and b"warning" not in quiet.stderr, quiet.stderr.decode()
