@@ -150,8 +150,8 @@ class Egress(Strict):
     )
     websockets: list[Host] = Field(
         default_factory=list,
-        description="Hosts ('example.com' or '*.example.com', on the allow-list too) the agent may open WebSocket "
-        "connections to. Every other 'Upgrade: websocket' request is refused (rule websocket). Messages to a "
+        description="Hosts ('example.com' or '*.example.com', on the allow-list too: one that is not is an error) "
+        "the agent may open WebSocket connections to. Every other 'Upgrade: websocket' request is refused (rule websocket). Messages to a "
         "listed host are read like request bodies (one carrying a secret to a host it is not bound to, or a "
         "credential, is refused and ends the connection) and messages from it are scrubbed of real secret values.",
     )

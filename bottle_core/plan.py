@@ -406,6 +406,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
 
     model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
+    _check_websockets_allowed(manifest, agent.bottle, bottle.egress.websockets, allow)
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
                    from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None,
@@ -460,6 +461,21 @@ def warn_unapplied(name: str, bottle: Any, backend: str, unapplied: Mapping[str,
     for line in lines:
         print(line, file=sys.stderr)
     return lines
+
+
+def _check_websockets_allowed(manifest, name: str, websockets: list[str], allow: list[str]) -> None:
+    """Every ``egress.websockets`` host is on the allow-list too: a WebSocket goes only where a request may."""
+    from .bundle.image.egress_policy import parse_entry
+    from .errors import ManifestError
+
+    entries = [parse_entry(text) for text in allow]
+    for index, host in enumerate(websockets):
+        pattern = host.split(":")[0]
+        probe = "probe" + pattern[1:] if pattern.startswith("*.") else pattern  # a name the pattern stands for
+        if not any(e.matches_host(probe) and (e.wildcard or not pattern.startswith("*.")) for e in entries):
+            raise ManifestError(manifest.source, f"{host!r} is not on the allow-list, so no WebSocket could reach it",
+                                field=f"bottles.{name}.egress.websockets[{index}]",
+                                hint=f"add {pattern!r} to egress.allow too, or remove it here")
 
 
 def _warn_kept_git_config(name: str, bottle: Any, cwd: Path) -> None:

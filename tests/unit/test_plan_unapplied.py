@@ -53,3 +53,29 @@ def test_including_git_config_in_a_git_repository_is_warned_about(manifest_facto
 
     assert "bottles.dev.workspace.include: '.git/config' keeps nothing here" in in_repo
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("egress", [
+    {"allow": ["chat.example"], "websockets": ["other.example"]},
+    {"allow": ["one.cdn.example"], "websockets": ["*.cdn.example"]},  # the pattern stands for more than is allowed
+])
+def test_a_websocket_host_off_the_allow_list_is_refused_at_its_field(manifest_factory, tmp_path, egress):
+    from bottle_core.errors import ManifestError
+
+    with pytest.raises(ManifestError) as caught:
+        plan_of(manifest_factory, tmp_path, {"egress": egress})
+
+    assert caught.value.field == "bottles.dev.egress.websockets[0]"
+    assert "is not on the allow-list" in caught.value.render() and "egress.allow" in caught.value.render()
+
+
+@pytest.mark.parametrize("egress", [
+    {"allow": ["chat.example"], "websockets": ["chat.example"]},
+    {"allow": ["*.cdn.example"], "websockets": ["*.cdn.example", "live.cdn.example"]},
+    {"allow": [], "websockets": ["api.anthropic.com"]},  # the model host is always allowed
+])
+def test_websocket_hosts_on_the_allow_list_are_planned(manifest_factory, tmp_path, monkeypatch, egress):
+    monkeypatch.delenv("BOTTLE_MODEL_HOST", raising=False)
+    plan = plan_of(manifest_factory, tmp_path, {"egress": egress})
+
+    assert plan.egress.websockets == egress["websockets"]
