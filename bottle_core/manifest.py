@@ -216,7 +216,8 @@ class Secret(Strict):
 
     from_env: EnvName | None = Field(default=None, description="Host environment variable holding the value.")
     from_file: str | None = Field(default=None, description="Host file holding the value.")
-    hosts: list[Host] = Field(min_length=1, description="The only hosts the secret may be sent to.")
+    hosts: list[Host] = Field(min_length=1, description="The only hosts the secret may be sent to (on the "
+                              "allow-list too: one that is not is warned about, as the secret never goes there).")
     swap_in: list[Literal["header", "url", "body"]] = Field(
         default_factory=lambda: ["header"], min_length=1,
         description="Where the proxy puts the real value in place of the placeholder (over HTTPS only): request "

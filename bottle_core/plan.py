@@ -406,7 +406,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
 
     model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
-    _check_websockets_allowed(manifest, agent.bottle, bottle.egress.websockets, allow)
+    _check_hosts_allowed(manifest, agent.bottle, bottle, allow)
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
                    from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None,
@@ -463,19 +463,29 @@ def warn_unapplied(name: str, bottle: Any, backend: str, unapplied: Mapping[str,
     return lines
 
 
-def _check_websockets_allowed(manifest, name: str, websockets: list[str], allow: list[str]) -> None:
-    """Every ``egress.websockets`` host is on the allow-list too: a WebSocket goes only where a request may."""
+def _on_allow_list(host: str, entries: list) -> bool:
+    """Whether requests to ``host`` ('name', '*.name', either with ':port') can pass any of the allow-list ``entries``."""
+    pattern = host.split(":")[0]
+    probe = "probe" + pattern[1:] if pattern.startswith("*.") else pattern  # a name the pattern stands for
+    return any(e.matches_host(probe) and (e.wildcard or not pattern.startswith("*.")) for e in entries)
+
+
+def _check_hosts_allowed(manifest, name: str, bottle: Any, allow: list[str]) -> None:
+    """A WebSocket host off the allow-list is an error; a secret's host off it, where it is never sent, a warning."""
     from .bundle.image.egress_policy import parse_entry
     from .errors import ManifestError
 
     entries = [parse_entry(text) for text in allow]
-    for index, host in enumerate(websockets):
-        pattern = host.split(":")[0]
-        probe = "probe" + pattern[1:] if pattern.startswith("*.") else pattern  # a name the pattern stands for
-        if not any(e.matches_host(probe) and (e.wildcard or not pattern.startswith("*.")) for e in entries):
+    for index, host in enumerate(bottle.egress.websockets):
+        if not _on_allow_list(host, entries):
             raise ManifestError(manifest.source, f"{host!r} is not on the allow-list, so no WebSocket could reach it",
                                 field=f"bottles.{name}.egress.websockets[{index}]",
-                                hint=f"add {pattern!r} to egress.allow too, or remove it here")
+                                hint=f"add {host.split(':')[0]!r} to egress.allow too, or remove it here")
+    for secret_name, secret in sorted(bottle.secrets.items()):
+        for index, host in enumerate(secret.hosts):
+            if not _on_allow_list(host, entries):
+                print(f"bottle: warning: bottles.{name}.secrets.{secret_name}.hosts[{index}]: {host!r} is not on the "
+                      "allow-list, so the secret is never sent there (add it to egress.allow)", file=sys.stderr)
 
 
 def _warn_kept_git_config(name: str, bottle: Any, cwd: Path) -> None:

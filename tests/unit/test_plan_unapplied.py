@@ -79,3 +79,13 @@ def test_websocket_hosts_on_the_allow_list_are_planned(manifest_factory, tmp_pat
     plan = plan_of(manifest_factory, tmp_path, {"egress": egress})
 
     assert plan.egress.websockets == egress["websockets"]
+
+
+def test_a_secret_bound_to_a_host_off_the_allow_list_is_warned_about(manifest_factory, tmp_path, capsys):
+    secret = {"from_env": "GH_TOKEN", "hosts": ["api.github.example", "uploads.github.example"]}
+
+    plan_of(manifest_factory, tmp_path, {"egress": {"allow": ["api.github.example"]}, "secrets": {"GH_TOKEN": secret}})
+
+    assert capsys.readouterr().err == (
+        "bottle: warning: bottles.dev.secrets.GH_TOKEN.hosts[1]: 'uploads.github.example' is not on the allow-list, "
+        "so the secret is never sent there (add it to egress.allow)\n")
