@@ -140,7 +140,12 @@ def validate(manifest_path: Path | None) -> None:
 
     manifest = load_manifest(manifest_path)
     installed = sorted(backend_entry_points())
+    from . import settings
+    from .plan import DEFAULT_MODEL_HOST, check_hosts_allowed
+
+    model_host = settings.current().model_host or DEFAULT_MODEL_HOST
     for name, bottle in sorted(manifest.bottles.items()):
+        check_hosts_allowed(manifest, name, bottle, sorted({model_host, *bottle.egress.allow}))
         if bottle.backend and bottle.backend not in installed:
             nearest = _nearest_backend(bottle.backend)
             click.echo(f"bottle: warning: {visible(manifest.source)}: bottles.{name}.backend: no backend "

@@ -406,7 +406,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
 
     model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
-    _check_hosts_allowed(manifest, agent.bottle, bottle, allow)
+    check_hosts_allowed(manifest, agent.bottle, bottle, allow)
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
                    from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None,
@@ -470,7 +470,7 @@ def _on_allow_list(host: str, entries: list) -> bool:
     return any(e.matches_host(probe) and (e.wildcard or not pattern.startswith("*.")) for e in entries)
 
 
-def _check_hosts_allowed(manifest, name: str, bottle: Any, allow: list[str]) -> None:
+def check_hosts_allowed(manifest, name: str, bottle: Any, allow: list[str]) -> None:
     """A WebSocket host off the allow-list is an error; a secret's host off it, where it is never sent, a warning."""
     from .bundle.image.egress_policy import parse_entry
     from .errors import ManifestError

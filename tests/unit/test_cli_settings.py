@@ -74,3 +74,18 @@ def test_manifest_schema_is_the_models_schema_and_refuses_unknown_keys(tmp_path)
     assert schema == Manifest.model_json_schema()
     assert schema["additionalProperties"] is False
     assert all(definition.get("additionalProperties") is False for definition in schema["$defs"].values())
+
+
+def test_validate_refuses_a_websocket_host_off_the_allow_list_and_warns_of_a_secrets(manifest_factory, tmp_path):
+    egress = {"allow": ["chat.example"], "websockets": ["chat.example"]}
+    secrets = {"TOKEN": {"from_env": "TOKEN", "hosts": ["chat.example", "elsewhere.example"]}}
+    warned = run_bottle("validate", "-m", str(manifest_factory(
+        {"bottles": {"dev": {"egress": egress, "secrets": secrets}}, "agents": {}}, fmt="json")), cwd=tmp_path)
+    refused = run_bottle("validate", "-m", str(manifest_factory(
+        {"bottles": {"dev": {"egress": {**egress, "websockets": ["live.example"]}}}, "agents": {}}, fmt="json")),
+        cwd=tmp_path)
+
+    assert warned.returncode == 0 and "ok" in warned.stdout
+    assert warned.stderr == ("bottle: warning: bottles.dev.secrets.TOKEN.hosts[1]: 'elsewhere.example' is not on the "
+                             "allow-list, so the secret is never sent there (add it to egress.allow)\n")
+    assert_one_line_error(refused, 2, "bottles.dev.egress.websockets[0]", "'live.example' is not on the allow-list")
