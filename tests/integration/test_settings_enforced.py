@@ -1,7 +1,8 @@
-"""Manifest settings whose effect no other module shows, each seen from inside a real bottle.
+"""Manifest settings and flags whose effect no other module shows, each seen where a user would look.
 
 An accepted setting is an enforced setting: for each field here, a bottle
-that sets it shows its effect to the agent (uid 1000), and a bottle that
+that sets it shows its effect (to the agent, uid 1000, or in what the
+stand-in servers received, or in the bottle's logs), and a bottle that
 leaves it out shows the default, so neither check passes by accident.
 """
 
