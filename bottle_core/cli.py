@@ -136,7 +136,21 @@ def plugins(as_json: bool) -> None:
 @manifest_option
 def validate(manifest_path: Path | None) -> None:
     """Check the manifest and say what it declares."""
+    from .plugins import backend_entry_points
+
     manifest = load_manifest(manifest_path)
+    installed = sorted(backend_entry_points())
+    from . import settings
+    from .plan import DEFAULT_MODEL_HOST, check_hosts_allowed
+
+    model_host = settings.current().model_host or DEFAULT_MODEL_HOST
+    for name, bottle in sorted(manifest.bottles.items()):
+        check_hosts_allowed(manifest, name, bottle, sorted({model_host, *bottle.egress.allow}))
+        if bottle.backend and bottle.backend not in installed:
+            nearest = _nearest_backend(bottle.backend)
+            click.echo(f"bottle: warning: {visible(manifest.source)}: bottles.{name}.backend: no backend "
+                       f"{visible(bottle.backend)!r} is installed here (installed: {', '.join(installed) or 'none'})"
+                       + (f"; {nearest}" if nearest else ""), err=True)
     click.echo(f"{manifest.source}: ok ({len(manifest.bottles)} bottles, {len(manifest.agents)} agents)")
 
 
@@ -225,8 +239,34 @@ def plan(obj: dict, manifest_path: Path | None, agent: str) -> None:
     from . import session
 
     spec = _spec(manifest_path, agent, copy_cwd=True)
-    plugins = session.plugins_for(spec, obj["backend"])
+    plugins = _plugins_for(obj, spec)
     click.echo(session.plan_for(plugins, spec).model_dump_json(indent=2))
+
+
+def _plugins_for(obj: dict, spec):
+    """The plugins of the spec's run; a backend named by the manifest's ``backend`` field and not installed here is
+    reported at that field, with the nearest installed name."""
+    from . import session, settings
+    from .errors import ManifestError, UsageError
+
+    try:
+        return session.plugins_for(spec, obj["backend"])
+    except UsageError as exc:
+        field = spec.backend_field
+        if obj["backend"] or settings.current().backend or not field or isinstance(exc, ManifestError):
+            raise
+        raise ManifestError(spec.manifest.source, exc.message, field=f"bottles.{spec.bottle_name}.backend",
+                            hint=_nearest_backend(field) or exc.hint) from None
+
+
+def _nearest_backend(name: str) -> str | None:
+    """``did you mean 'docker'?`` for a name close to an installed backend's."""
+    import difflib
+
+    from .plugins import backend_entry_points
+
+    close = difflib.get_close_matches(name, sorted(backend_entry_points()), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None,
@@ -239,7 +279,7 @@ def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: 
     from . import session
 
     spec = _trusted_spec(manifest_path, agent, copy_cwd, model_script)
-    plugins = session.plugins_for(spec, obj["backend"])
+    plugins = _plugins_for(obj, spec)
     plan_ = session.prepare(plugins, spec)
     if needs_model and not plan_.scripted_model and any(s.optional and s.value() is None for s in plan_.secrets):
         from .claude_login import missing_credentials_message
@@ -536,7 +576,8 @@ def pool() -> None:
 @click.option("--size", type=click.IntRange(min=1, max=64), default=1, show_default=True,
               help="How many bottles to keep ready.")
 @click.option("--idle", "idle_minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="End the pool after this many minutes with no claim (default 30).")
+              help="End the pool after this many minutes with no claim, counted from the fill, then from "
+                   "each claim (default 30).")
 @click.argument("agent")
 @click.pass_obj
 def pool_fill(obj: dict, manifest_path: Path | None, size: int, idle_minutes: float | None, agent: str) -> None:
@@ -544,7 +585,7 @@ def pool_fill(obj: dict, manifest_path: Path | None, size: int, idle_minutes: fl
     from . import pool as pools, session
 
     spec = _trusted_spec(manifest_path, agent, False, None)
-    plugins = session.plugins_for(spec, obj["backend"])
+    plugins = _plugins_for(obj, spec)
     pools.require_pooling(plugins)
     folder = pools.fill(manifest=spec.manifest.source, agent=agent, backend=plugins.backend or "docker",
                         cwd=str(spec.cwd), size=size,

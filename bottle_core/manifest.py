@@ -6,12 +6,14 @@ their JSON Schema and ``docs/manifest.md`` describes the same fields.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,6 +21,8 @@ from .addressing import NEVER_OPTED_IN, PRIVATE_NETWORKS
 from .bundle.image.egress_policy import parse_entry
 from .errors import ManifestError
 
+#: The host's (and the agent's) variable of the model API key: a secret whether the manifest declares it or not.
+MODEL_KEY = "ANTHROPIC_API_KEY"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MEMORY_PATTERN = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
@@ -132,9 +136,11 @@ class Egress(Strict):
     responses: Literal["block", "warn", "off"] = Field(
         default="block",
         description="What happens to a response whose body reads as prompt injection aimed at the agent: "
-        "'block' withholds it (a 403 saying why), 'warn' passes it with an X-Bottle-Warning header, 'off' does "
-        "not look. Either way it is logged. A response streamed because it is over 1 MiB is cut off instead of "
-        "getting a 403, and warned about in the log only (its headers left before its body was read).",
+        "'block' takes out the spans that carry the instructions and delivers the rest, or withholds the body "
+        "(a 403 saying why) when it is mostly instructions; 'warn' passes it whole with an X-Bottle-Warning "
+        "header; 'off' does not read it. What 'block' and 'warn' find is logged. A response streamed because it "
+        "is over 1 MiB is cut off instead of getting a 403, and warned about in the log only (its headers left "
+        "before its body was read).",
     )
     allow_private: list[PrivateCidr] = Field(
         default_factory=list,
@@ -144,8 +150,8 @@ class Egress(Strict):
     )
     websockets: list[Host] = Field(
         default_factory=list,
-        description="Hosts ('example.com' or '*.example.com', on the allow-list too) the agent may open WebSocket "
-        "connections to. Every other 'Upgrade: websocket' request is refused (rule websocket). Messages to a "
+        description="Hosts ('example.com' or '*.example.com', on the allow-list too: one that is not is an error) "
+        "the agent may open WebSocket connections to. Every other 'Upgrade: websocket' request is refused (rule websocket). Messages to a "
         "listed host are read like request bodies (one carrying a secret to a host it is not bound to, or a "
         "credential, is refused and ends the connection) and messages from it are scrubbed of real secret values.",
     )
@@ -210,7 +216,8 @@ class Secret(Strict):
 
     from_env: EnvName | None = Field(default=None, description="Host environment variable holding the value.")
     from_file: str | None = Field(default=None, description="Host file holding the value.")
-    hosts: list[Host] = Field(min_length=1, description="The only hosts the secret may be sent to.")
+    hosts: list[Host] = Field(min_length=1, description="The only hosts the secret may be sent to (on the "
+                              "allow-list too: one that is not is warned about, as the secret never goes there).")
     swap_in: list[Literal["header", "url", "body"]] = Field(
         default_factory=lambda: ["header"], min_length=1,
         description="Where the proxy puts the real value in place of the placeholder (over HTTPS only): request "
@@ -235,29 +242,51 @@ class Workspace(Strict):
     )
     include: list[str] = Field(
         default_factory=list,
-        description="Paths to copy although excluded (say '.env.example'); 'include = [\".git/config\"]' keeps "
-        "credentials in remote URLs.",
+        description="Paths to copy although excluded (say '.env.example'). Outside a git repository, "
+        "'include = [\".git/config\"]' keeps the credentials in its remote URLs; in one, the workspace is a clone "
+        "with a new .git/config (none of the host's remotes, credentials or hooks), and that include is warned "
+        "about.",
     )
 
 
 class BottleDef(Strict):
     """A sandbox recipe: backend, image, resources, egress allow-list, git remotes, secrets, env."""
 
-    backend: str | None = Field(default=None, description="Backend name (default: docker).")
+    backend: str | None = Field(default=None, description="Backend name (default: docker); --backend and "
+                                "$BOTTLE_BACKEND win over it. A name no installed backend answers to is an error "
+                                "naming this field.")
     image: str | None = Field(
         default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim)."
     )
-    cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores.")
+    cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores (the smol backend gives whole "
+                        "vCPUs, rounded up, at most 16, and warns when that differs).")
     memory: MemorySize = Field(default="2g", description="Memory limit: bytes, or '512m', '2g'.")
-    pids: int = Field(default=1024, ge=16, le=1_000_000, description="Process limit inside the sandbox.")
+    pids: int = Field(default=1024, ge=16, le=1_000_000, description="Process limit inside the sandbox (docker; the "
+                      "smol and k8s backends do not apply it, and warn when it is set).")
     egress: Egress = Field(default_factory=Egress, description="Outbound allow-list.")
     git: dict[Slug, GitRemote] = Field(
         default_factory=dict, description="Git remotes by name. None declared and the cwd a repository: "
         "'origin' is that repository, and pushes land there as bottle/... branches.")
     git_author: GitAuthor = Field(default_factory=GitAuthor, description="The agent's git identity.")
     secrets: dict[EnvName, Secret] = Field(default_factory=dict, description="Secrets by environment variable name.")
-    env: dict[EnvName, str] = Field(default_factory=dict, description="Extra environment for the agent.")
+    env: dict[EnvName, str] = Field(
+        default_factory=dict, description="Extra environment for the agent (every command and claude run in it); it wins "
+        "over the variables bottle sets itself (HTTPS_PROXY, HOME, ...). A secret's name, or the model key's, is "
+        "refused: the agent holds a placeholder under it.")
     workspace: Workspace = Field(default_factory=Workspace, description="What --copy-cwd copies in and leaves out.")
+
+    @model_validator(mode="after")
+    def _env_is_no_secret(self) -> BottleDef:
+        # The agent gets env after the secrets' placeholders: a clash would put this value where the placeholder
+        # belongs, so the secret would never be swapped in (or, for the model key, the key would sit in the bottle).
+        from .claude_login import OAUTH_TOKEN
+
+        clash = sorted(set(self.env) & {*self.secrets, MODEL_KEY, OAUTH_TOKEN})
+        if clash:
+            raise ValueError(f"env {clash[0]!r} is a secret's name: the agent gets the secret's placeholder under it, "
+                             "and the proxy swaps the value in; remove it from env (declare a secret to pass a "
+                             "credential)")
+        return self
 
 
 def _rule(value: str) -> str:
@@ -468,10 +497,55 @@ def _manifest_error(source: str, exc: ValidationError) -> ManifestError:
     first = errors[0]
     loc = tuple(first["loc"])
     message = first["msg"].removeprefix("Value error, ")
+    hint = None
     if first["type"] == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
-        loc = loc[:-1] + (loc[-1],)
+        hint = _nearest_key(loc)
     elif first["type"] == "missing":
         message = "required field is missing"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return ManifestError(source, message + more, field=_field_path(loc))
+    return ManifestError(source, message + more, field=_field_path(loc), hint=hint)
+
+
+def _nearest_key(loc: tuple[Any, ...]) -> str | None:
+    """What to write instead of the unknown key at ``loc``: the nearest valid name, else the valid names."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return None
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]).lower(), names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "valid keys here: " + ", ".join(names)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The manifest model whose table is at ``loc`` (field names, table keys and list indexes), or None."""
+    current: Any = Manifest
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif get_origin(current) in (dict, list):
+            current = get_args(current)[-1]  # a table's value, or a list's item
+        else:
+            return None
+        current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``Annotated[X, ...]`` and ``X | None``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            options = [arg for arg in get_args(annotation) if arg is not type(None)]
+            if len(options) != 1:
+                return annotation
+            annotation = options[0]
+        else:
+            return annotation

@@ -13,7 +13,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import settings
 from .addressing import PRIVATE_NETWORKS
-from .manifest import memory_bytes
+from .manifest import MODEL_KEY, memory_bytes
 from .spec import BottleSpec
 
 PLAN_VERSION = 1
@@ -34,7 +36,6 @@ PROMPT_FILE = "prompt.md"
 #: How long the state (plan and logs) of an ended bottle is kept before ``bottle gc`` removes it.
 DEFAULT_RETENTION_DAYS = 7.0
 DEFAULT_MODEL_HOST = "api.anthropic.com"
-MODEL_KEY = "ANTHROPIC_API_KEY"
 
 
 class PlanModel(BaseModel):
@@ -379,17 +380,23 @@ def model_secret(model_host: str) -> SecretPlan:
 
 def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: NetworkPlan,
               images: dict[str, str], backend_options: dict[str, Any] | None = None,
-              slug: str | None = None) -> Plan:
+              slug: str | None = None, unapplied: Mapping[str, str] | None = None) -> Plan:
     """The whole Plan, from the spec and what the backend resolved itself (network, images, options).
 
     Backends call this from ``prepare`` so every backend lays out state and
     guest paths alike. Names that carry the slug are made first: a backend
     calls :func:`new_slug` and passes ``slug``, so nothing is renamed after.
     Nothing is written to disk here (see :func:`stage`).
+
+    :param unapplied: the bottle's fields this backend does not apply as written (``{"pids": "why"}``);
+        a bottle that sets one gets a warning on stderr naming the field, so no setting is dropped unsaid.
     """
     manifest = spec.manifest
     agent = manifest.agent(spec.agent)
     bottle = manifest.bottles[agent.bottle]
+    warn_unapplied(agent.bottle, bottle, backend, unapplied or {})
+    if spec.copy_cwd:
+        _warn_kept_git_config(agent.bottle, bottle, Path(spec.cwd))
     slug = slug or new_slug(spec.agent)
     state_dir = Path(stage_dir) / slug
 
@@ -399,6 +406,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
 
     model_host = config.model_host or DEFAULT_MODEL_HOST
     allow = sorted({model_host, *bottle.egress.allow})
+    check_hosts_allowed(manifest, agent.bottle, bottle, allow)
     secret_plans = [
         SecretPlan(name=name, placeholder=placeholder(name), hosts=s.hosts, from_env=s.from_env,
                    from_file=str(manifest.base_dir / Path(s.from_file).expanduser()) if s.from_file else None,
@@ -441,6 +449,56 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
         claude_args=list(agent.claude_args),
         backend_options=backend_options or {},
     )
+
+
+def warn_unapplied(name: str, bottle: Any, backend: str, unapplied: Mapping[str, str]) -> list[str]:
+    """Warn on stderr for each field of bottle ``name`` the manifest sets and ``backend`` does not apply as written.
+
+    :return: the warnings, as printed.
+    """
+    lines = [f"bottle: warning: bottles.{name}.{field}: {why} on the {backend} backend (see docs/backends.md)"
+             for field, why in sorted(unapplied.items()) if field in bottle.model_fields_set]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
+
+
+def _on_allow_list(host: str, entries: list) -> bool:
+    """Whether requests to ``host`` ('name', '*.name', either with ':port') can pass any of the allow-list ``entries``."""
+    pattern = host.split(":")[0]
+    probe = "probe" + pattern[1:] if pattern.startswith("*.") else pattern  # a name the pattern stands for
+    return any(e.matches_host(probe) and (e.wildcard or not pattern.startswith("*.")) for e in entries)
+
+
+def check_hosts_allowed(manifest, name: str, bottle: Any, allow: list[str]) -> None:
+    """A WebSocket host off the allow-list is an error; a secret's host off it, where it is never sent, a warning."""
+    from .bundle.image.egress_policy import parse_entry
+    from .errors import ManifestError
+
+    entries = [parse_entry(text) for text in allow]
+    for index, host in enumerate(bottle.egress.websockets):
+        if not _on_allow_list(host, entries):
+            raise ManifestError(manifest.source, f"{host!r} is not on the allow-list, so no WebSocket could reach it",
+                                field=f"bottles.{name}.egress.websockets[{index}]",
+                                hint=f"add {host.split(':')[0]!r} to egress.allow too, or remove it here")
+    for secret_name, secret in sorted(bottle.secrets.items()):
+        for index, host in enumerate(secret.hosts):
+            if not _on_allow_list(host, entries):
+                print(f"bottle: warning: bottles.{name}.secrets.{secret_name}.hosts[{index}]: {host!r} is not on the "
+                      "allow-list, so the secret is never sent there (add it to egress.allow)", file=sys.stderr)
+
+
+def _warn_kept_git_config(name: str, bottle: Any, cwd: Path) -> None:
+    """``workspace.include = [".git/config"]`` keeps nothing in a git repository: its workspace is a fresh clone."""
+    from . import hostrepo
+    from .workspace import GIT_CONFIG
+
+    if any(pattern.strip("/") == GIT_CONFIG for pattern in bottle.workspace.include):
+        repo = hostrepo.find_repository(cwd)
+        if repo is not None and not repo.bare:
+            print(f"bottle: warning: bottles.{name}.workspace.include: {GIT_CONFIG!r} keeps nothing here: the "
+                  f"workspace of a git repository is a clone with a new {GIT_CONFIG} (none of the host's remotes, "
+                  "credentials or hooks); remove it", file=sys.stderr)
 
 
 def git_gate_plan(manifest, bottle, cwd: Path) -> GitGatePlan:

@@ -12,8 +12,9 @@ from .manifest import AgentDef, BottleDef, Manifest
 HEADER = """# Manifest reference
 
 The manifest is `bottle.toml` (or a `.json` file with the same structure),
-passed with `-m PATH` or found in the current directory. Unknown keys are
-errors. Names of bottles, agents, skills and git remotes are safe slugs:
+passed with `-m PATH` or found in the current directory. An unknown or
+misspelled key, in any table, is an error naming the file, the key's path and
+the nearest valid name. Names of bottles, agents, skills and git remotes are safe slugs:
 1-40 lowercase letters, digits, `-` or `_`, starting with a letter or digit.
 
 This page is generated from the models (`bottle manifest reference`); the

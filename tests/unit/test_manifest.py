@@ -148,3 +148,117 @@ def test_egress_entries_keep_their_port_and_scheme(manifest_factory):
             "agents": {}}
     manifest = Manifest.load(manifest_factory(data, fmt="json"))
     assert manifest.bottles["dev"].egress.allow == ["http://plain.example", "ssh.example:22", "*.cdn.example"]
+
+
+# Every table of the manifest, with the least a table there needs to be valid, and where it sits.
+_TABLES = {
+    "Manifest": ((), {}),
+    "BottleDef": (("bottles", "dev"), {}),
+    "Egress": (("bottles", "dev", "egress"), {}),
+    "GitRemote": (("bottles", "dev", "git", "origin"), {"url": "https://git.example/repo.git"}),
+    "PushPolicy": (("bottles", "dev", "git", "origin", "push"), {}),
+    "GitAuthor": (("bottles", "dev", "git_author"), {}),
+    "Secret": (("bottles", "dev", "secrets", "TOKEN"), {"from_env": "TOKEN", "hosts": ["api.example"]}),
+    "Workspace": (("bottles", "dev", "workspace"), {}),
+    "AgentDef": (("agents", "demo"), {"bottle": "dev"}),
+    "Supervise": (("agents", "demo", "supervise"), {}),
+}
+
+
+def _manifest_with(path: tuple[str, ...], table: dict) -> dict:
+    """A valid manifest (a bottle 'dev', an agent 'demo' of it) with ``table`` at ``path``."""
+    data: dict = {"bottles": {"dev": {}}, "agents": {"demo": {"bottle": "dev"}}}
+    if path == ():
+        return {**data, **table}
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if "git" in path and part == "origin":
+            node.setdefault("url", "https://git.example/repo.git")
+    node[path[-1]] = {**node.get(path[-1], {}), **table}
+    return data
+
+
+def _reachable_models() -> set[str]:
+    from pydantic import BaseModel
+
+    from bottle_core.manifest import _unwrap
+
+    def models_in(annotation) -> list[type]:
+        from typing import get_args
+
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [found for arg in get_args(annotation) for found in models_in(arg)]
+
+    seen, todo = set(), [Manifest]
+    while todo:
+        model = todo.pop()
+        if model.__name__ not in seen:
+            seen.add(model.__name__)
+            todo += [m for field in model.model_fields.values() for m in models_in(field.annotation)]
+    return seen
+
+
+def test_the_typo_cases_cover_every_table_of_the_manifest():
+    assert set(_TABLES) == _reachable_models()
+
+
+@pytest.mark.parametrize("table", sorted(_TABLES))
+def test_a_misspelled_key_in_any_table_names_the_file_the_field_and_the_nearest_valid_name(table, manifest_factory):
+    import bottle_core.manifest as models
+
+    path, least = _TABLES[table]
+    for name in getattr(models, table).model_fields:
+        typo = name[:-1] if len(name) > 3 else name + "s"
+        file = manifest_factory(_manifest_with(path, {**least, typo: 1}), fmt="json")
+
+        with pytest.raises(ManifestError) as caught:
+            Manifest.load(file)
+
+        where = ".".join((*path, typo))
+        assert caught.value.render().startswith(f"{file}: {where}: unknown key {typo!r}"), caught.value.render()
+        assert f"did you mean {name!r}?" in caught.value.render()
+
+
+def test_an_unknown_key_like_no_valid_one_gets_the_valid_keys_of_its_table(manifest_factory):
+    file = manifest_factory(_manifest_with(("bottles", "dev", "workspace"), {"zzz": True}), fmt="json")
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(file)
+
+    assert caught.value.field == "bottles.dev.workspace.zzz"
+    assert "valid keys here: include_ignored, exclude, include" in caught.value.render()
+
+
+def test_a_misspelled_key_in_toml_is_refused_too(manifest_factory):
+    file = manifest_factory({"bottles": {"dev": {"memroy": "1g"}}, "agents": {}}, fmt="toml")
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(file)
+
+    assert caught.value.exit_code == 2
+    assert caught.value.render() == f"{file}: bottles.dev.memroy: unknown key 'memroy' (did you mean 'memory'?)"
+
+
+@pytest.mark.parametrize("name", ["GH_TOKEN", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"])
+def test_env_under_a_secrets_name_is_refused(manifest_factory, name):
+    bottle = {"env": {name: "a-value-the-agent-would-hold", "LANG": "C.UTF-8"},
+              "secrets": {"GH_TOKEN": {"from_env": "GH_TOKEN", "hosts": ["api.github.example"]}}}
+    file = manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json")
+
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(file)
+
+    assert caught.value.field == "bottles.dev"
+    assert f"env {name!r} is a secret's name" in caught.value.render() and "remove it from env" in caught.value.render()
+
+
+def test_env_beside_secrets_under_other_names_is_kept(manifest_factory):
+    bottle = {"env": {"LANG": "C.UTF-8", "GH_HOST": "github.example"},
+              "secrets": {"GH_TOKEN": {"from_env": "GH_TOKEN", "hosts": ["api.github.example"]}}}
+
+    manifest = Manifest.load(manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json"))
+
+    assert manifest.bottles["dev"].env == {"LANG": "C.UTF-8", "GH_HOST": "github.example"}

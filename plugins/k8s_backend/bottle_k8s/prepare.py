@@ -41,6 +41,7 @@ def prepare_plan(spec, stage_dir) -> Plan:
                             outbound=OUTBOUND),
         images=image_names(base, base_image_id(client, base)),
         backend_options={"namespace": settings.namespace()},
+        unapplied={"pids": "not applied (pods get the kubelet's own process limit)"},
     )
     lend_path_remotes(plan)
     addresses, networks = cluster_ranges()

@@ -45,8 +45,11 @@ def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
         "cpus": cpus(resources),
         "mem_mib": mem_mib(resources),
     }
+    unapplied = {"pids": "not applied (a microVM has no per-bottle process limit)"}
+    if options["cpus"] != resources.cpus:
+        unapplied["cpus"] = f"applied as {options['cpus']} whole vCPUs"
     plan = base_plan(spec, backend=BACKEND, stage_dir=stage_dir, network=net, images=images(spec),
-                     backend_options=options, slug=slug)
+                     backend_options=options, slug=slug, unapplied=unapplied)
     # The egress stage never reaches the engine's networks, nor the host (its address on this bridge included).
     refuse_networks(plan, networks, also_host=[str(subnet.network_address + 1)])
     return plan

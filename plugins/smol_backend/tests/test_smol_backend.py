@@ -66,6 +66,12 @@ def test_prepare_pins_the_bundle_in_a_free_pool_subnet(plan, fake_smolvm):
     assert fake_smolvm.calls() == []  # prepare starts nothing
 
 
+def test_limits_a_microvm_does_not_apply_as_written_are_warned_about(capsys, plan):
+    err = capsys.readouterr().err
+    assert "bottle: warning: bottles.dev.cpus: applied as 2 whole vCPUs on the smol backend" in err
+    assert "pids" not in err  # the manifest leaves pids at its default: nothing asked goes unapplied
+
+
 def test_machine_names_follow_smolvm_rules():
     assert machine_name("demo-0a1b2c") == "bottle-demo-0a1b2c"
     assert machine_name("we.ird--name-") == "bottle-we-ird-name"
