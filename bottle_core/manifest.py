@@ -243,7 +243,8 @@ class Workspace(Strict):
     include: list[str] = Field(
         default_factory=list,
         description="Paths to copy although excluded (say '.env.example'). Outside a git repository, "
-        "'include = [\".git/config\"]' keeps the credentials in its remote URLs; in one, the workspace is a clone "
+        "'include = [\".git/config\"]' keeps the credentials in its remote URLs (a nested repository's config by "
+        "its own path, 'app/.git/config'); in one, the workspace is a clone "
         "with a new .git/config (none of the host's remotes, credentials or hooks), and that include is warned "
         "about.",
     )

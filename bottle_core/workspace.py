@@ -51,10 +51,9 @@ class WorkspaceFilter:
             return True
         return not any(_matches(pattern, path) for pattern in (*self.defaults, *self.exclude))
 
-    @property
-    def scrubs_git_config(self) -> bool:
-        """Credentials leave ``.git/config`` unless the manifest includes that file by name."""
-        return not any(pattern.strip("/") == GIT_CONFIG for pattern in self.include)
+    def scrubs(self, config: str) -> bool:
+        """Credentials leave a repository's config (``.git/config``) unless the manifest includes it by name."""
+        return not any(pattern.strip("/") == config for pattern in self.include)
 
 
 def scrub_git_config(text: str) -> tuple[str, int]:
@@ -103,7 +102,7 @@ class LeftOut:
         if self.paths:
             parts.append(_some(self.paths))
         if self.credentials:
-            parts.append(f"{self.credentials} credential{'s' if self.credentials > 1 else ''} in {GIT_CONFIG}")
+            parts.append(f"{self.credentials} credential{'s' if self.credentials > 1 else ''} in git config")
         if not parts:
             text = "bottle: workspace: copied in whole (.env* files and .git/config credentials would be left out)"
         else:
@@ -140,24 +139,42 @@ def history_pathspecs(filter_: WorkspaceFilter) -> list[str]:
     return specs
 
 
+def is_git_config(path: str) -> bool:
+    """A repository's config at any depth (``.git/config``, ``sub/.git/config``, ``.git/modules/m/config``,
+    ``.git/worktrees/w/config.worktree``): where remote URLs and headers keep credentials."""
+    parts = path.split("/")
+    return parts[-1] in ("config", "config.worktree") and ".git" in parts[:-1]
+
+
 def workspace_tar(folder, filter_: WorkspaceFilter, uid: int):
-    """A tar stream of ``folder`` as the workspace copy takes it, and what it left out."""
+    """A tar stream of ``folder`` as the workspace copy takes it, and what it left out.
+
+    Every repository config inside it, nested ones included, is copied scrubbed
+    of credentials (unless ``workspace.include`` names it): a folder that is no
+    repository itself can hold several.
+    """
     from pathlib import Path
 
     from .sandbox import tar_of_folders
 
+    top = Path(folder).resolve()
     left = LeftOut()
     keeps = recorded(filter_, left)
+    scrubbed: dict[str, bytes] = {}  # filled during the walk, added by tar_of_folders after the folder's own files
 
     def keep(path: str) -> bool:
-        if filter_.scrubs_git_config and path == GIT_CONFIG:
-            return False  # added back below, scrubbed
-        return keeps(path)
+        if not keeps(path):
+            return False
+        if not is_git_config(path) or not filter_.scrubs(path):
+            return True
+        config = top / path
+        # Read only inside the folder: a link out (to ~/.kube/config, say) is copied as the link it is.
+        if config.is_symlink() or not config.resolve().is_relative_to(top) or not config.is_file():
+            return True
+        text, found = scrub_git_config(config.read_text(encoding="utf-8", errors="surrogateescape"))
+        left.credentials += found
+        scrubbed[path] = text.encode("utf-8", "surrogateescape")
+        return False
 
-    extra = {}
-    config = Path(folder) / GIT_CONFIG
-    if filter_.scrubs_git_config and config.is_file() and filter_.keeps(GIT_CONFIG):
-        text, left.credentials = scrub_git_config(config.read_text(encoding="utf-8", errors="surrogateescape"))
-        extra[GIT_CONFIG] = text.encode("utf-8", "surrogateescape")
-    stream = tar_of_folders([(".", Path(folder))], uid=uid, keep=keep, extra=extra)
+    stream = tar_of_folders([(".", top)], uid=uid, keep=keep, extra=scrubbed)
     return stream, left

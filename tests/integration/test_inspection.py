@@ -286,6 +286,29 @@ def test_the_workspace_copy_has_no_env_file_and_no_token_in_git_config(tmp_path,
     assert token not in listing and "git.test" not in listing and ":9418/origin.git" in listing
 
 
+
+def test_a_folder_of_repositories_is_copied_with_no_token_in_any_of_their_configs(tmp_path, outbound_env,
+                                                                                  monkeypatch):
+    for key, value in outbound_env.items():
+        monkeypatch.setenv(key, value)
+    folder = tmp_path / "projects"  # no repository itself: copied as it is, nested repositories and all
+    folder.mkdir()
+    token = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+    for name in ("app", "lib"):
+        subprocess.run(["git", "init", "-q", str(folder / name)], check=True)
+        subprocess.run(["git", "-C", str(folder / name), "remote", "add", "origin",
+                        f"https://x-access-token:{token}@git.test/{name}.git"], check=True)
+    manifest = write_manifest(tmp_path, {"bottles": {"web": {}}, "agents": {"user": {"bottle": "web"}}})
+    with bottle_of(manifest, "user", copy_cwd=True, cwd=folder) as bottle:
+        read = bottle.exec(["sh", "-c", "cd /workspace && git -C app remote get-url origin && "
+                                        "git -C lib remote get-url origin && cat */.git/config"])
+    assert read.returncode == 0, read.stderr
+    listing = read.stdout.decode()
+    # The remotes are there, for the agent to see where each came from; the token is not.
+    assert "https://git.test/app.git" in listing and "https://git.test/lib.git" in listing
+    assert token not in listing and "x-access-token" not in listing
+
+
 # --- issue 18: by shape, whatever the costume; financial data; composed encodings; names; the limits ---------
 
 

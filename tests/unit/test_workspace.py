@@ -56,6 +56,40 @@ def test_the_tar_copy_applies_both(tmp_path):
         assert "./.env" in tar.getnames()
 
 
+
+def test_every_repository_config_inside_a_folder_loses_its_credentials(tmp_path):
+    # A folder that is no repository, holding several: a nested one, a submodule's config, a linked worktree's.
+    for config in ("app/.git/config", "lib/.git/modules/vendor/config", "app/.git/worktrees/w/config.worktree"):
+        (tmp_path / config).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / config).write_text(GIT_CONFIG)
+    (tmp_path / "app" / "config").write_text("url = https://user:hunter2hunter2@example.test/\n")  # not git's
+    stream, left = workspace_tar(tmp_path, WorkspaceFilter(), uid=1000)
+    with tarfile.open(fileobj=io.BytesIO(stream.read())) as tar:
+        copied = {m.name.removeprefix("./"): tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile()}
+    for config in ("app/.git/config", "lib/.git/modules/vendor/config", "app/.git/worktrees/w/config.worktree"):
+        assert "ghp_" not in copied[config] and "url = https://github.test/acme/app.git" in copied[config]
+    assert "hunter2" in copied["app/config"], "a file that is not a repository's config is copied as it is"
+    assert left.credentials == 6 and "6 credentials in git config" in left.line()
+    kept, _ = workspace_tar(tmp_path, WorkspaceFilter(include=("app/.git/config",)), uid=1000)
+    with tarfile.open(fileobj=io.BytesIO(kept.read())) as tar:
+        assert "ghp_" in tar.extractfile("./app/.git/config").read().decode()
+        assert "ghp_" not in tar.extractfile("./lib/.git/modules/vendor/config").read().decode()
+
+
+def test_a_repository_config_linking_out_of_the_folder_is_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kube-config").write_text("token: hunter2hunter2hunter2\n")
+    folder = tmp_path / "work"
+    (folder / "app" / ".git").mkdir(parents=True)
+    (folder / "app" / ".git" / "config").symlink_to(outside / "kube-config")
+    stream, _ = workspace_tar(folder, WorkspaceFilter(), uid=1000)
+    data = stream.read()
+    assert b"hunter2" not in data
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getmember("./app/.git/config").issym(), "the link is copied as a link"
+
+
 # -- the clone: excluded files leave the index too; history is named --------------------------------------------
 
 
