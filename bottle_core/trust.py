@@ -4,8 +4,11 @@ A ``bottle.toml`` can come with any repository a user clones, and it can name
 host variables and files (``from_file = "~/.ssh/id_rsa"``, a git remote's
 ``token_file``), the user's other repositories (a path upstream the agent
 may push to), files of the workspace that are left out by default
-(``workspace.include``, ``include_ignored``) and skill folders of the user's
-own (``~/.claude/skills``). So, as direnv does with ``.envrc``, bottle
+(``workspace.include``, ``include_ignored``), skill folders of the user's
+own (``~/.claude/skills``), an image of the user's engine to run the agent on
+(``image``: its files are the agent's to read) and private networks the
+agent may reach (``egress.allow_private``: the user's LAN, the engine's other
+containers, a cloud's metadata service at 169.254.169.254). So, as direnv does with ``.envrc``, bottle
 remembers which of these *bindings* the user approved: the manifest's
 absolute path and every binding, in plain words, hashed, one file per
 approval under ``$XDG_CONFIG_HOME/bottle/trusted``. Anything else in the
@@ -16,7 +19,9 @@ what bottle adds itself (the model key, the user's own repository as
 
 Not bindings, because they take nothing from the host: ``workspace.exclude``
 (it only leaves more out), ``env`` (plain text in the manifest), egress
-entries (the proxy's allow-list, see docs/egress.md).
+entries (the proxy's allow-list of public names, see docs/egress.md; a name
+leading to a private address is refused unless ``allow_private``, a binding,
+opts its range in).
 """
 
 from __future__ import annotations
@@ -99,10 +104,25 @@ def _workspace_bindings(bottle_name: str, bottle) -> list[Binding]:
     return found
 
 
+def _host_bindings(bottle_name: str, bottle) -> list[Binding]:
+    """The engine's image the agent runs on, and private networks of the host opened to the bottle."""
+    found = []
+    if bottle.image:
+        found.append(Binding(f"bottles.{bottle_name}.image", f"runs the agent on this machine's image {bottle.image} "
+                                                              "(every file in it is the agent's to read and send)"))
+    if bottle.egress.allow_private:
+        found.append(Binding(f"bottles.{bottle_name}.egress.allow_private",
+                             f"lets the agent reach private addresses in {', '.join(bottle.egress.allow_private)} "
+                             "(this machine's networks and LAN: other containers, routers, a cloud's metadata "
+                             "service)"))
+    return found
+
+
 def bindings(manifest: Manifest) -> list[Binding]:
     """Everything the manifest takes from the host or opens to the bottle, in a stable order."""
     found = []
     for bottle_name, bottle in sorted(manifest.bottles.items()):
+        found += _host_bindings(bottle_name, bottle)
         for name, secret in sorted(bottle.secrets.items()):
             found.append(Binding(f"bottles.{bottle_name}.secrets.{name}",
                                  f"sends {_source(manifest, secret.from_env, secret.from_file)} to "

@@ -156,7 +156,10 @@ def workspace_tar(folder, filter_: WorkspaceFilter, uid: int):
 
     extra = {}
     config = Path(folder) / GIT_CONFIG
-    if filter_.scrubs_git_config and config.is_file() and filter_.keeps(GIT_CONFIG):
+    # Read only inside the folder: a '.git' (or 'config') linking out would hand the bottle a host file
+    # such as ~/.kube/config; the link itself is copied as a link, as every other one is.
+    inside = config.resolve().is_relative_to(Path(folder).resolve())
+    if filter_.scrubs_git_config and inside and config.is_file() and filter_.keeps(GIT_CONFIG):
         text, left.credentials = scrub_git_config(config.read_text(encoding="utf-8", errors="surrogateescape"))
         extra[GIT_CONFIG] = text.encode("utf-8", "surrogateescape")
     stream = tar_of_folders([(".", Path(folder))], uid=uid, keep=keep, extra=extra)
