@@ -3,7 +3,8 @@
 A ``bottle.toml`` can come with any repository a user clones, and it can name
 host variables and files (``from_file = "~/.ssh/id_rsa"``, a git remote's
 ``token_file``), the user's other repositories (a path upstream the agent
-may push to), files of the workspace that are left out by default
+may push to, or the project's own repository with a push policy wider than
+the default ``refs/heads/bottle/*``), files of the workspace that are left out by default
 (``workspace.include``, ``include_ignored``), skill folders of the user's
 own (``~/.claude/skills``), an image of the user's engine to run the agent on
 (``image``: its files are the agent's to read) and private networks the
@@ -71,6 +72,19 @@ def _project_repository(manifest: Manifest) -> Path | None:
     return found.common_dir if found is not None else None
 
 
+#: What the default push policy lets the agent write: its own branches.
+AGENTS_BRANCHES = "refs/heads/bottle/"
+
+
+def _default_push(push) -> bool:
+    """Whether a push policy lets the agent write no more than the default does (its own ``bottle/...`` branches).
+
+    A wider one, even into the project's own repository, could overwrite the user's other branches or
+    tags, or add ``refs/replace/`` refs that make the user's git show other commits in place of theirs.
+    """
+    return all(pattern.startswith(AGENTS_BRANCHES) for pattern in push.allow)
+
+
 def _git_bindings(manifest: Manifest, bottle_name: str, bottle) -> list[Binding]:
     from .hostrepo import find_repository
 
@@ -87,8 +101,8 @@ def _git_bindings(manifest: Manifest, bottle_name: str, bottle) -> list[Binding]
             continue
         path = (manifest.base_dir / Path(remote.url).expanduser()).resolve()
         repo = find_repository(path)
-        if repo is not None and repo.common_dir == _project_repository(manifest):
-            continue  # the project's own repository
+        if repo is not None and repo.common_dir == _project_repository(manifest) and _default_push(remote.push):
+            continue  # the project's own repository, taking the agent's branches (bottle/...) only
         found.append(Binding(where, f"lets the agent fetch the host repository {path} and push to it; {push}"))
     return found
 

@@ -114,6 +114,19 @@ def test_another_repository_as_upstream_is_a_binding_with_its_push_policy(tmp_pa
     assert trust.fingerprint(wider) != trust.fingerprint(manifest)
 
 
+@pytest.mark.parametrize("push", [{"allow": ["refs/*"]}, {"allow": ["refs/replace/*", "refs/heads/bottle/*"]},
+                                  {"allow": ["*"]}, {"allow": ["refs/heads/*"], "protected": ["refs/heads/main"]}])
+def test_the_projects_own_repository_with_a_wider_push_policy_is_a_binding(tmp_path, push):
+    project = tmp_path / "project"
+    git_repo(project)
+    [binding] = trust.bindings(bottle_manifest(project, {"git": {"origin": {"url": ".", "push": push}}}))
+    assert binding.where == "bottles.dev.git.origin" and str(project) in binding.says
+    # Narrower than the default, or only other sizes and protections: the agent writes no more than its branches.
+    for same in ({"allow": ["refs/heads/bottle/fix-*"]}, {"max_size": "10m"}, {"protected": []},
+                 {"protected": ["refs/heads/main", "refs/heads/master", "refs/heads/release"]}):
+        assert trust.bindings(bottle_manifest(project, {"git": {"origin": {"url": ".", "push": same}}})) == []
+
+
 def test_workspace_includes_are_bindings(tmp_path):
     assert trust.bindings(bottle_manifest(tmp_path, {"workspace": {"exclude": ["*.pem"]}})) == []
     manifest = bottle_manifest(tmp_path, {"workspace": {"include": [".env"], "include_ignored": True}})
