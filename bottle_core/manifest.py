@@ -140,7 +140,8 @@ class Egress(Strict):
         default_factory=list,
         description="Private IPv4 ranges (CIDR) an allowed name may resolve to, e.g. ['172.30.0.0/16'] for a "
         "server on this machine. Without it, a name resolving to a private, loopback, link-local or CGNAT "
-        "address, the host's or the engine's networks, is refused. The host's own addresses stay refused.",
+        "address, the host's or the engine's networks, is refused. The host's own addresses stay refused. "
+        "A binding the user approves (bottle trust): it opens the machine's networks to the bottle.",
     )
     websockets: list[Host] = Field(
         default_factory=list,
@@ -245,7 +246,9 @@ class BottleDef(Strict):
 
     backend: str | None = Field(default=None, description="Backend name (default: docker).")
     image: str | None = Field(
-        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim)."
+        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim): "
+        "an image of this machine's engine, a binding the user approves (bottle trust). The bundle is always built "
+        "from the user's own base."
     )
     cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores.")
     memory: MemorySize = Field(default="2g", description="Memory limit: bytes, or '512m', '2g'.")
