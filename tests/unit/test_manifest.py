@@ -148,3 +148,20 @@ def test_egress_entries_keep_their_port_and_scheme(manifest_factory):
             "agents": {}}
     manifest = Manifest.load(manifest_factory(data, fmt="json"))
     assert manifest.bottles["dev"].egress.allow == ["http://plain.example", "ssh.example:22", "*.cdn.example"]
+
+
+@pytest.mark.parametrize(("bottle", "field", "says"), [
+    ({"image": "--privileged"}, "bottles.dev.image", "not an image reference"),
+    ({"image": "debian bookworm"}, "bottles.dev.image", "not an image reference"),
+    ({"git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "a:b"}}},
+     "bottles.dev.git.o.token_user", "without spaces or ':'"),
+    ({"git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "a\nHost: b"}}},
+     "bottles.dev.git.o.token_user", "for HTTP basic auth"),
+])
+def test_an_image_or_token_user_an_engine_or_forge_would_misread_names_its_field(manifest_factory, bottle, field, says):
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json"))
+    assert caught.value.field == field and says in caught.value.render()
+    fine = {"image": "registry.example.com:5000/team/app:1.2@sha256:" + "a" * 64,
+            "git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "oauth2"}}}
+    assert Manifest.load(manifest_factory({"bottles": {"dev": fine}, "agents": {}}, fmt="json"))
