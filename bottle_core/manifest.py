@@ -401,7 +401,7 @@ class Manifest(Strict):
         path = Path(path)
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is no error
         except FileNotFoundError:
             raise ManifestError(source, "no such file", hint="write a bottle.toml or pass -m PATH") from None
         except (OSError, UnicodeDecodeError) as exc:

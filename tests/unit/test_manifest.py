@@ -165,3 +165,13 @@ def test_an_image_or_token_user_an_engine_or_forge_would_misread_names_its_field
     fine = {"image": "registry.example.com:5000/team/app:1.2@sha256:" + "a" * 64,
             "git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "oauth2"}}}
     assert Manifest.load(manifest_factory({"bottles": {"dev": fine}, "agents": {}}, fmt="json"))
+
+
+@pytest.mark.parametrize("name, text", [
+    ("bottle.toml", '[bottles.dev]\n[agents.dev]\nbottle = "dev"\n'),
+    ("bottle.json", '{"bottles": {"dev": {}}, "agents": {"dev": {"bottle": "dev"}}}'),
+])
+def test_a_byte_order_mark_some_editors_write_is_read_past(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert Manifest.load(path).agents["dev"].bottle == "dev"
