@@ -51,7 +51,9 @@ def build_inputs(base_id: str, claude: str, bundle_base_id: str | None = None) -
 
 def image_names(base: str, base_id: str, claude: str | None = None, *, bundle_base: str | None = None,
                 bundle_base_id: str | None = None) -> dict[str, str]:
-    """The names of a bottle's images: ``{"base", "bundle_base", "agent": "bottle-agent:…", "bundle": "bottle-bundle:…"}``.
+    """The names of a bottle's images and their bases.
+
+    ``{"base", "bundle_base", "agent": "bottle-agent:…", "bundle": "bottle-bundle:…"}``.
 
     :param base: the agent's base image's name, as the manifest or ``BOTTLE_BASE_IMAGE`` gives it.
     :param base_id: its ID in the engine that builds the images (a rebuilt base renames the image).

@@ -24,7 +24,8 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MEMORY_PATTERN = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 #: An image reference as the engine reads it (distribution's grammar: [domain[:port]/]path[:tag][@digest]), or an ID.
 _IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_DOMAIN = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?"
+_IMAGE_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IMAGE_DOMAIN = rf"{_IMAGE_LABEL}(?:\.{_IMAGE_LABEL})*(?::[0-9]+)?"
 IMAGE_PATTERN = re.compile(
     rf"^(?:(?:{_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?|sha256:[0-9a-f]{64})$")
@@ -208,7 +209,8 @@ class GitRemote(Strict):
     push: PushPolicy = Field(default_factory=PushPolicy, description="Push policy for this remote.")
     token_env: EnvName | None = Field(default=None, description="Host variable holding the https upstream's token.")
     token_file: str | None = Field(default=None, description="Host file holding the https upstream's token.")
-    token_user: TokenUser = Field(default="x-access-token", description="User name sent with the token (HTTP basic auth).")
+    token_user: TokenUser = Field(default="x-access-token",
+                                  description="User name sent with the token (HTTP basic auth).")
 
     @model_validator(mode="after")
     def _url_and_token(self) -> GitRemote:
@@ -270,9 +272,9 @@ class BottleDef(Strict):
 
     backend: str | None = Field(default=None, description="Backend name (default: docker).")
     image: ImageRef | None = Field(
-        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim): "
-        "an image of this machine's engine, a binding the user approves (bottle trust). The bundle is always built "
-        "from the user's own base."
+        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or "
+        "debian:bookworm-slim): an image of this machine's engine, a binding the user approves (bottle trust). "
+        "The bundle is always built from the user's own base."
     )
     cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores.")
     memory: MemorySize = Field(default="2g", description="Memory limit: bytes, or '512m', '2g'.")

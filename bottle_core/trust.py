@@ -4,13 +4,13 @@ A ``bottle.toml`` can come with any repository a user clones, and it can name
 host variables and files (``from_file = "~/.ssh/id_rsa"``, a git remote's
 ``token_file``), the user's other repositories (a path upstream the agent
 may push to, or the project's own repository with a push policy wider than
-the default ``refs/heads/bottle/*``), files of the workspace that are left out by default
-(``workspace.include``, ``include_ignored``), skill folders of the user's
-own (``~/.claude/skills``), an image of the user's engine to run the agent on
-(``image``: its files are the agent's to read) and private networks the
-agent may reach (``egress.allow_private``: the user's LAN, the engine's other
-containers, a cloud's metadata service at 169.254.169.254). So, as direnv does with ``.envrc``, bottle
-remembers which of these *bindings* the user approved: the manifest's
+the default ``refs/heads/bottle/*``), files of the workspace that are left
+out by default (``workspace.include``, ``include_ignored``), skill folders of
+the user's own (``~/.claude/skills``), an image of the user's engine to run
+the agent on (``image``: its files are the agent's to read) and private
+networks the agent may reach (``egress.allow_private``: the user's LAN, the
+engine's other containers, a cloud's metadata service at 169.254.169.254).
+So, as direnv does with ``.envrc``, bottle remembers which of these *bindings* the user approved: the manifest's
 absolute path and every binding, in plain words, hashed, one file per
 approval under ``$XDG_CONFIG_HOME/bottle/trusted``. Anything else in the
 manifest may change freely; a changed, added or removed binding is a new
