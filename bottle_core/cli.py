@@ -211,7 +211,8 @@ def _trusted_spec(manifest_path: Path | None, agent: str, copy_cwd: bool, model_
 @manifest_option
 @click.option("--revoke", is_flag=True, help="Forget the approval instead.")
 def trust(manifest_path: Path | None, revoke: bool) -> None:
-    """Approve what the manifest takes from this machine: secrets, git tokens and repositories, workspace files, skills.
+    """Approve what the manifest takes from this machine: secrets, git tokens and repositories, workspace files,
+    skills, images, private networks.
 
     Lists each binding in plain words; a run asks again when any of them changes.
     """

@@ -1,8 +1,13 @@
 """The agent and bundle images, named by a content hash of their inputs, the same for every backend.
 
 ``bottle-<role>:<hash12>``: the hash covers the role's build context (shipped
-with bottle-core), the base image's ID and, for the agent, the claude
-binary's identity (its digest, or the npm release it is fetched as). A change
+with bottle-core), its base image's ID and, for the agent, the claude
+binary's identity (its digest, or the npm release it is fetched as).
+
+The two roles may have different bases. The agent's may be the manifest's
+``image``, which a repository's author chooses; the bundle holds the real
+secrets, the git tokens and the CA's key, so it is built only from the
+user's own base (``BOTTLE_BASE_IMAGE``, or Debian's), never the manifest's. A change
 to any input gives a new name and so a rebuild; no change reuses the image.
 Backends resolve the names in ``prepare`` (the Plan records them; nothing is
 fetched or built then) and build a missing one at launch.
@@ -39,17 +44,28 @@ def image_tag(role: str, extra: dict[str, str]) -> str:
     return f"bottle-{role}:{content_hash(CONTEXTS[role], extra)[:12]}"
 
 
-def build_inputs(base_id: str, claude: str) -> dict[str, dict[str, str]]:
-    """What each image depends on beyond its own folder: the base image's ID, and the agent's claude binary."""
-    return {"agent": {"base": base_id, "claude": claude}, "bundle": {"base": base_id}}
+def build_inputs(base_id: str, claude: str, bundle_base_id: str | None = None) -> dict[str, dict[str, str]]:
+    """What each image depends on beyond its own folder: its base image's ID, and the agent's claude binary."""
+    return {"agent": {"base": base_id, "claude": claude}, "bundle": {"base": bundle_base_id or base_id}}
 
 
-def image_names(base: str, base_id: str, claude: str | None = None) -> dict[str, str]:
-    """The names of a bottle's images: ``{"base": base, "agent": "bottle-agent:…", "bundle": "bottle-bundle:…"}``.
+def image_names(base: str, base_id: str, claude: str | None = None, *, bundle_base: str | None = None,
+                bundle_base_id: str | None = None) -> dict[str, str]:
+    """The names of a bottle's images and their bases.
 
-    :param base: the base image's name, as the manifest or ``BOTTLE_BASE_IMAGE`` gives it.
-    :param base_id: its ID in the engine that builds the images (a rebuilt base renames both).
+    ``{"base", "bundle_base", "agent": "bottle-agent:…", "bundle": "bottle-bundle:…"}``.
+
+    :param base: the agent's base image's name, as the manifest or ``BOTTLE_BASE_IMAGE`` gives it.
+    :param base_id: its ID in the engine that builds the images (a rebuilt base renames the image).
     :param claude: the claude binary's identity; :func:`claude_binary.identity` (which fetches nothing) when None.
+    :param bundle_base: the bundle's base, the user's own (never the manifest's); ``base`` when not given.
+    :param bundle_base_id: its ID.
     """
-    inputs = build_inputs(base_id, claude or claude_binary.identity())
-    return {"base": base, **{role: image_tag(role, inputs[role]) for role in ROLES}}
+    inputs = build_inputs(base_id, claude or claude_binary.identity(), bundle_base_id)
+    return {"base": base, "bundle_base": bundle_base or base,
+            **{role: image_tag(role, inputs[role]) for role in ROLES}}
+
+
+def bases(images: dict[str, str]) -> dict[str, str]:
+    """Each role's base image name in a Plan's ``images`` (a plan without ``bundle_base`` builds both from ``base``)."""
+    return {"agent": images["base"], "bundle": images.get("bundle_base") or images["base"]}

@@ -26,6 +26,15 @@ MODEL_KEY = "ANTHROPIC_API_KEY"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MEMORY_PATTERN = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
+#: An image reference as the engine reads it (distribution's grammar: [domain[:port]/]path[:tag][@digest]), or an ID.
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IMAGE_DOMAIN = rf"{_IMAGE_LABEL}(?:\.{_IMAGE_LABEL})*(?::[0-9]+)?"
+IMAGE_PATTERN = re.compile(
+    rf"^(?:(?:{_IMAGE_DOMAIN}/)?{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?|sha256:[0-9a-f]{64})$")
+#: A user name sent with a token (HTTP basic auth): printable, no colon (RFC 7617).
+TOKEN_USER_PATTERN = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,256}$")
 HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$")
 
 
@@ -48,6 +57,20 @@ def _host(value: str) -> str:
     if not HOST_PATTERN.match(value.lower()):
         raise ValueError(f"{value!r} is not a host name (write 'example.com' or '*.example.com')")
     return value.lower()
+
+
+def _image(value: str) -> str:
+    if len(value) > 255 or not IMAGE_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not an image reference (write e.g. 'debian:bookworm-slim', "
+                         "'registry.example.com/team/app:1.2', or an image ID 'sha256:...')")
+    return value
+
+
+def _token_user(value: str) -> str:
+    if not TOKEN_USER_PATTERN.match(value):
+        raise ValueError(f"{value!r} is not a user name for HTTP basic auth: use printable characters "
+                         "without spaces or ':' (default 'x-access-token')")
+    return value
 
 
 def _egress_entry(value: str) -> str:
@@ -90,6 +113,8 @@ PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Host = Annotated[str, AfterValidator(_host)]
 EgressEntry = Annotated[str, AfterValidator(_egress_entry)]
+ImageRef = Annotated[str, AfterValidator(_image)]
+TokenUser = Annotated[str, AfterValidator(_token_user)]
 MemorySize = Annotated[str | int, AfterValidator(_memory)]
 #: A family of the model API's server tools: a tool type without its date ('web_fetch' for 'web_fetch_20250910').
 SERVER_TOOL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -146,7 +171,8 @@ class Egress(Strict):
         default_factory=list,
         description="Private IPv4 ranges (CIDR) an allowed name may resolve to, e.g. ['172.30.0.0/16'] for a "
         "server on this machine. Without it, a name resolving to a private, loopback, link-local or CGNAT "
-        "address, the host's or the engine's networks, is refused. The host's own addresses stay refused.",
+        "address, the host's or the engine's networks, is refused. The host's own addresses stay refused. "
+        "A binding the user approves (bottle trust): it opens the machine's networks to the bottle.",
     )
     websockets: list[Host] = Field(
         default_factory=list,
@@ -189,7 +215,8 @@ class GitRemote(Strict):
     push: PushPolicy = Field(default_factory=PushPolicy, description="Push policy for this remote.")
     token_env: EnvName | None = Field(default=None, description="Host variable holding the https upstream's token.")
     token_file: str | None = Field(default=None, description="Host file holding the https upstream's token.")
-    token_user: str = Field(default="x-access-token", description="User name sent with the token (HTTP basic auth).")
+    token_user: TokenUser = Field(default="x-access-token",
+                                  description="User name sent with the token (HTTP basic auth).")
 
     @model_validator(mode="after")
     def _url_and_token(self) -> GitRemote:
@@ -256,8 +283,10 @@ class BottleDef(Strict):
     backend: str | None = Field(default=None, description="Backend name (default: docker); --backend and "
                                 "$BOTTLE_BACKEND win over it. A name no installed backend answers to is an error "
                                 "naming this field.")
-    image: str | None = Field(
-        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or debian:bookworm-slim)."
+    image: ImageRef | None = Field(
+        default=None, description="Base image of the agent sandbox (default: $BOTTLE_BASE_IMAGE or "
+        "debian:bookworm-slim): an image of this machine's engine, a binding the user approves (bottle trust). "
+        "The bundle is always built from the user's own base."
     )
     cpus: float = Field(default=2.0, gt=0, le=256, description="CPU limit, in cores (the smol backend gives whole "
                         "vCPUs, rounded up, at most 16, and warns when that differs).")
@@ -404,7 +433,7 @@ class Manifest(Strict):
         path = Path(path)
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (some editors write one) is no error
         except FileNotFoundError:
             raise ManifestError(source, "no such file", hint="write a bottle.toml or pass -m PATH") from None
         except (OSError, UnicodeDecodeError) as exc:

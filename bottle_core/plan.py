@@ -248,7 +248,8 @@ class Plan(PlanModel):
     state_dir: str = Field(description="Host state dir: plan.json, prompt file (during the run), logs (kept after it).")
     cwd: str = Field(description="The user's directory when the plan was made.")
     copy_cwd: bool
-    images: dict[str, str] = Field(description="Image names by role (agent, bundle, base).")
+    images: dict[str, str] = Field(description="Image names by role (agent, bundle) and their bases (base: the "
+                                   "agent's, bundle_base: the bundle's, always the user's own).")
     network: NetworkPlan
     proxy: ProxyPlan
     egress: EgressPlan

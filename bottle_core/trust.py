@@ -3,10 +3,14 @@
 A ``bottle.toml`` can come with any repository a user clones, and it can name
 host variables and files (``from_file = "~/.ssh/id_rsa"``, a git remote's
 ``token_file``), the user's other repositories (a path upstream the agent
-may push to), files of the workspace that are left out by default
-(``workspace.include``, ``include_ignored``) and skill folders of the user's
-own (``~/.claude/skills``). So, as direnv does with ``.envrc``, bottle
-remembers which of these *bindings* the user approved: the manifest's
+may push to, or the project's own repository with a push policy wider than
+the default ``refs/heads/bottle/*``), files of the workspace that are left
+out by default (``workspace.include``, ``include_ignored``), skill folders of
+the user's own (``~/.claude/skills``), an image of the user's engine to run
+the agent on (``image``: its files are the agent's to read) and private
+networks the agent may reach (``egress.allow_private``: the user's LAN, the
+engine's other containers, a cloud's metadata service at 169.254.169.254).
+So, as direnv does with ``.envrc``, bottle remembers which of these *bindings* the user approved: the manifest's
 absolute path and every binding, in plain words, hashed, one file per
 approval under ``$XDG_CONFIG_HOME/bottle/trusted``. Anything else in the
 manifest may change freely; a changed, added or removed binding is a new
@@ -16,7 +20,9 @@ what bottle adds itself (the model key, the user's own repository as
 
 Not bindings, because they take nothing from the host: ``workspace.exclude``
 (it only leaves more out), ``env`` (plain text in the manifest), egress
-entries (the proxy's allow-list, see docs/egress.md).
+entries (the proxy's allow-list of public names, see docs/egress.md; a name
+leading to a private address is refused unless ``allow_private``, a binding,
+opts its range in).
 """
 
 from __future__ import annotations
@@ -66,6 +72,19 @@ def _project_repository(manifest: Manifest) -> Path | None:
     return found.common_dir if found is not None else None
 
 
+#: What the default push policy lets the agent write: its own branches.
+AGENTS_BRANCHES = "refs/heads/bottle/"
+
+
+def _default_push(push) -> bool:
+    """Whether a push policy lets the agent write no more than the default does (its own ``bottle/...`` branches).
+
+    A wider one, even into the project's own repository, could overwrite the user's other branches or
+    tags, or add ``refs/replace/`` refs that make the user's git show other commits in place of theirs.
+    """
+    return all(pattern.startswith(AGENTS_BRANCHES) for pattern in push.allow)
+
+
 def _git_bindings(manifest: Manifest, bottle_name: str, bottle) -> list[Binding]:
     from .hostrepo import find_repository
 
@@ -82,8 +101,8 @@ def _git_bindings(manifest: Manifest, bottle_name: str, bottle) -> list[Binding]
             continue
         path = (manifest.base_dir / Path(remote.url).expanduser()).resolve()
         repo = find_repository(path)
-        if repo is not None and repo.common_dir == _project_repository(manifest):
-            continue  # the project's own repository
+        if repo is not None and repo.common_dir == _project_repository(manifest) and _default_push(remote.push):
+            continue  # the project's own repository, taking the agent's branches (bottle/...) only
         found.append(Binding(where, f"lets the agent fetch the host repository {path} and push to it; {push}"))
     return found
 
@@ -99,10 +118,25 @@ def _workspace_bindings(bottle_name: str, bottle) -> list[Binding]:
     return found
 
 
+def _host_bindings(bottle_name: str, bottle) -> list[Binding]:
+    """The engine's image the agent runs on, and private networks of the host opened to the bottle."""
+    found = []
+    if bottle.image:
+        found.append(Binding(f"bottles.{bottle_name}.image", f"runs the agent on this machine's image {bottle.image} "
+                                                              "(every file in it is the agent's to read and send)"))
+    if bottle.egress.allow_private:
+        found.append(Binding(f"bottles.{bottle_name}.egress.allow_private",
+                             f"lets the agent reach private addresses in {', '.join(bottle.egress.allow_private)} "
+                             "(this machine's networks and LAN: other containers, routers, a cloud's metadata "
+                             "service)"))
+    return found
+
+
 def bindings(manifest: Manifest) -> list[Binding]:
     """Everything the manifest takes from the host or opens to the bottle, in a stable order."""
     found = []
     for bottle_name, bottle in sorted(manifest.bottles.items()):
+        found += _host_bindings(bottle_name, bottle)
         for name, secret in sorted(bottle.secrets.items()):
             found.append(Binding(f"bottles.{bottle_name}.secrets.{name}",
                                  f"sends {_source(manifest, secret.from_env, secret.from_file)} to "

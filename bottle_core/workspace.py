@@ -139,11 +139,17 @@ def history_pathspecs(filter_: WorkspaceFilter) -> list[str]:
     return specs
 
 
-def is_git_config(path: str) -> bool:
-    """A repository's config at any depth (``.git/config``, ``sub/.git/config``, ``.git/modules/m/config``,
-    ``.git/worktrees/w/config.worktree``): where remote URLs and headers keep credentials."""
+def is_git_config(path: str, top) -> bool:
+    """A repository's config at any depth below ``top`` (``.git/config``, ``sub/.git/config``,
+    ``.git/modules/m/config``, ``.git/worktrees/w/config.worktree``, or the config of a git dir of any other
+    name, one ``--separate-git-dir`` made): where remote URLs and headers keep credentials."""
     parts = path.split("/")
-    return parts[-1] in ("config", "config.worktree") and ".git" in parts[:-1]
+    if parts[-1] not in ("config", "config.worktree"):
+        return False
+    if ".git" in parts[:-1]:
+        return True
+    folder = top.joinpath(*parts[:-1])
+    return (folder / "HEAD").is_file() and ((folder / "objects").is_dir() or (folder / "commondir").is_file())
 
 
 def workspace_tar(folder, filter_: WorkspaceFilter, uid: int):
@@ -165,7 +171,7 @@ def workspace_tar(folder, filter_: WorkspaceFilter, uid: int):
     def keep(path: str) -> bool:
         if not keeps(path):
             return False
-        if not is_git_config(path) or not filter_.scrubs(path):
+        if not is_git_config(path, top) or not filter_.scrubs(path):
             return True
         config = top / path
         # Read only inside the folder: a link out (to ~/.kube/config, say) is copied as the link it is.

@@ -325,6 +325,8 @@ def main() -> int:
     # The demo's bottle keeps its state and logs in the demo's own folder: `bottle logs demo` below reads this
     # run's bottle, never another bottle of an agent named demo, and nothing outlives the demo.
     os.environ["XDG_STATE_HOME"] = str(demo.tmp / "state")
+    # Its approval of the manifest too: the user's own approvals are neither read nor added to.
+    os.environ["XDG_CONFIG_HOME"] = str(demo.tmp / "config")
     failed: list[str] = []
     status = 1  # when something failed
     try:
@@ -346,6 +348,14 @@ def main() -> int:
             tool = reply.get("tool_use") if isinstance(reply, dict) else None
             what = f"{tool['name']} {tool['input'].get('command') or tool['input'].get('file_path')}" if tool else reply
             detail(f"  {number}. {what}")
+
+        # Opting the stand-in internet's private range in opens a network of this machine: a binding to approve.
+        detail("$ bottle trust -m bottle.toml")
+        trusted = subprocess.run([BOTTLE, "trust", "-m", str(manifest)], stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=60)
+        shown(trusted.stdout + trusted.stderr)
+        if trusted.returncode != 0:
+            raise DemoFailed(f"bottle trust exited with {trusted.returncode}")
 
         step(4, "bottle run --model-script (the real claude, as the agent user, supervised)")
         env = {"BOTTLE_DOCKER_OUTBOUND_NETWORK": network, "BOTTLE_UPSTREAM_CA_FILE": str(ca_pem)}

@@ -14,11 +14,34 @@ def image_context() -> Path:
     return Path(__file__).resolve().parent / "image"
 
 
+#: Where bottle's own commands as root find their programs, whatever the manifest's env says.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ROOT = ("0", "root")
+
+
 def environment(plan: Plan) -> dict[str, str]:
     """The agent's environment: the proxy, the bundle's CA for every TLS stack, placeholders, the manifest's env.
 
     Computed once from the Plan so every backend gives the agent exactly this.
     """
+    return {**_own_environment(plan), **plan.env}
+
+
+def root_environment(plan: Plan) -> dict[str, str]:
+    """What bottle's own commands as root in the sandbox run with, over the sandbox's environment.
+
+    A backend whose root commands share the agent's environment (a container's, where the manifest's
+    ``env`` is) gives them this: the manifest's env is written by a repository's author, and as root's a
+    ``PATH`` or ``LD_PRELOAD`` into a folder the manifest fills (its skills, the workspace) would run the
+    author's programs as root. Each name it sets gets bottle's own value back, or is emptied (the
+    dynamic loader and shells read an empty variable as unset); ``PATH`` is the system's.
+    """
+    own = _own_environment(plan)
+    return {**{name: own.get(name, "") for name in plan.env}, "PATH": SYSTEM_PATH}
+
+
+def _own_environment(plan: Plan) -> dict[str, str]:
+    """The agent's environment without the manifest's env."""
     proxy = plan.proxy.url
     ca_bundle = plan.guest.ca_bundle
     # Its own loopback, and the bundle's other daemons (git gate, supervisor), are reached without the proxy.
@@ -33,5 +56,4 @@ def environment(plan: Plan) -> dict[str, str]:
     }
     env.update(claude_environment())
     env.update({secret.name: secret.placeholder for secret in plan.secrets})
-    env.update(plan.env)
     return env

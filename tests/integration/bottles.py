@@ -20,7 +20,13 @@ BOTTLE = str(Path(sys.executable).with_name("bottle"))
 
 
 def write_manifest(folder: Path, obj: dict, skills: dict[str, dict[str, str]] | None = None) -> Path:
-    """A manifest (JSON) in ``folder``, with skill folders under ``folder/skills``."""
+    """A manifest (JSON) in ``folder``, with skill folders under ``folder/skills``.
+
+    Its bindings are approved as its author, the user, would approve them with
+    `bottle trust` (``internet_egress`` opts a private range in, a binding), in
+    the user's own config folder: a test of trust itself gives its runs a
+    config folder of their own (``XDG_CONFIG_HOME``), where nothing is approved.
+    """
     for skill, files in (skills or {}).items():
         for rel, text in files.items():
             path = folder / "skills" / skill / rel
@@ -28,7 +34,20 @@ def write_manifest(folder: Path, obj: dict, skills: dict[str, dict[str, str]] | 
             path.write_text(text)
     path = folder / "bottle.json"
     path.write_text(json.dumps(obj))
+    _approve(path)
     return path
+
+
+def _approve(path: Path) -> None:
+    from bottle_core import trust
+    from bottle_core.errors import BottleError
+
+    try:
+        manifest = Manifest.load(path)
+    except BottleError:
+        return  # a manifest written to be refused: nothing to approve
+    if trust.bindings(manifest):
+        trust.approve(manifest)
 
 
 def docker_plugins(backend: str = "docker") -> Plugins:

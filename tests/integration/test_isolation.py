@@ -137,3 +137,27 @@ def listening(bottle, address: str) -> bool:
     check = bottle.exec_bundle(["bash", "-c", f"for i in $(seq 50); do ss -Hltn | grep -qF ' {address} ' && exit 0; "
                                               "sleep 0.1; done; exit 1"])
     return check.returncode == 0
+
+
+#: A program of the manifest's author, named like the shell: it notes who ran it, then runs the real one.
+SHELL_SHIM = "#!/bin/dash\n/usr/bin/id -u > /tmp/shim-ran-by-$(/usr/bin/id -u)\nexec /bin/dash \"$@\"\n"
+
+
+def test_the_manifests_env_never_chooses_what_root_runs(tmp_path, start):
+    # The author's PATH leads into a skill folder of theirs holding an `sh`: bottle's own steps as root (the CA,
+    # the managed settings) must not run it; the agent's own commands do, as the manifest asks.
+    manifest = write_manifest(tmp_path, {
+        "bottles": {"dev": {"env": {"PATH": "/home/agent/.claude/skills/tools:/usr/local/bin:/usr/bin:/bin"}}},
+        "agents": {"probe": {"bottle": "dev", "skills": ["tools"], "supervise": {"mode": "enforce"}}},
+    }, skills={"tools": {"SKILL.md": "---\nname: tools\n---\n", "sh": SHELL_SHIM}})
+    (tmp_path / "skills" / "tools" / "sh").chmod(0o755)
+    with bottle_of(manifest, "probe", start=start) as bottle:
+        ran = bottle.exec(["sh", "-c", "ls /tmp; printenv PATH"])
+        assert ran.returncode == 0, ran.stderr
+        listed = ran.stdout.decode().split()
+        assert "shim-ran-by-1000" in listed, "the agent's own commands take the manifest's PATH"
+        assert "shim-ran-by-0" not in listed, "a step as root ran the manifest's program"
+        assert listed[-1].startswith("/home/agent/.claude/skills/tools:")
+        # The root steps themselves ran: the CA is trusted and the managed settings are in place, root's.
+        settings = bottle.exec(["stat", "-c", "%U", "/etc/claude-code/managed-settings.json"])
+        assert settings.stdout.strip() == b"root", settings.stderr

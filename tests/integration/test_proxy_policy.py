@@ -230,6 +230,42 @@ def test_absolute_form_requests_on_a_plain_connection_are_judged_by_url_and_host
     assert record["path"] == "/x" and record["status"] == 200 and record["bytes_in"] > 0  # no query logged
 
 
+def test_a_request_to_the_proxy_not_naming_its_whole_url_is_refused(bottle, origin):
+    # Origin-form and asterisk-form on the proxy's own connection: relayed as they were, the egress stage took
+    # them as its own (its cache manager listed what the bundle resolved; its pages named the bundle's host).
+    forms = ["GET /squid-internal-mgr/menu HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n",
+             "GET /squid-internal-mgr/ipcache HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n",
+             "GET / HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n",
+             "OPTIONS * HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n"]
+    for form, answer in zip(forms, probes(bottle, forms)):
+        assert answer.startswith("HTTP/1.1 403") and "rule=request-form" in answer, (form, answer)
+        assert "Cache Manager" not in answer and "squid" not in answer.lower(), answer
+    assert last_decision(bottle, rule="request-form")["decision"] == "deny"
+    # The cache manager by a whole URL: the egress stage serves it to no one, in its own fixed words.
+    whole = probe(bottle, "GET http://plain.test/squid-internal-mgr/menu HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n")
+    assert whole.startswith("HTTP/1.1 403") and "Cache Manager" not in whole
+    assert "bottle: the egress stage did not relay this request (ERR_ACCESS_DENIED)" in whole
+    assert origin.requests() == []
+    # The benign forms: a whole URL, and origin-form inside a tunnel, reach the origin.
+    whole, tunnelled = probes(bottle, [
+        "GET http://plain.test/a HTTP/1.1\\r\\nHost: plain.test\\r\\nConnection: close\\r\\n\\r\\n",
+        "CONNECT plain.test:80 HTTP/1.1\\r\\nHost: plain.test:80\\r\\n\\r\\n"
+        "GET /b HTTP/1.1\\r\\nHost: plain.test\\r\\nConnection: close\\r\\n\\r\\n"])
+    assert whole.startswith("HTTP/1.1 200") and "hello from plain.test" in whole
+    assert "200 Connection established" in tunnelled and "hello from plain.test" in tunnelled
+    assert sorted(r["path"] for r in origin.requests()) == ["/a", "/b"]
+
+
+def test_the_egress_stages_own_pages_name_no_host_of_the_bundle(bottle, origin):
+    hostname = bottle.bundle.exec(["cat", "/proc/sys/kernel/hostname"]).stdout.decode().strip()
+    assert hostname
+    too_long = probe(bottle, f"GET http://plain.test/{'a' * 70000} HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n")
+    assert too_long.startswith("HTTP/1.1 414")
+    assert too_long.rstrip().endswith("bottle: the egress stage did not relay this request (ERR_TOO_BIG)"), too_long
+    assert hostname not in too_long and "Generated" not in too_long
+    assert origin.requests() == []
+
+
 def test_tls_to_the_proxy_port_itself_is_refused(bottle, origin):
     proxy = f"https://{bottle.plan.network.bundle_ip}:{bottle.plan.proxy.port}"
     result = bottle.exec(["curl", "-sS", "--max-time", "10", "--proxy", proxy, "--proxy-insecure",

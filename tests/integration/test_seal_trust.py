@@ -171,3 +171,98 @@ def test_left_out_files_are_out_of_the_index_and_named_when_in_history(tmp_path,
     assert out.strip().endswith("0"), "git status shows no trace of the left-out file"
     warning = next(line for line in err.splitlines() if "history" in line)
     assert ".env" in warning and "git filter-repo" in warning and ".env.local" not in warning
+
+
+def test_a_private_range_is_reachable_only_once_approved(tmp_path, user_env, internet, origin):
+    # A range of this machine's networks (here the stand-in internet's; as well the user's LAN, or a cloud's
+    # metadata service at 169.254.169.254) opened by a cloned manifest.
+    manifest = cloned_project(tmp_path, {
+        "bottles": {"dev": {"egress": {"allow": ["http://plain.test"], "allow_private": [internet.subnet]}}},
+        "agents": {"dev": {"bottle": "dev"}}})
+    fetch = ["curl", "-sS", "--max-time", "20", "http://plain.test/"]
+    first = bottle_cli("exec", "-m", str(manifest), "dev", "--", *fetch, cwd=manifest.parent, env=user_env)
+    assert refused(first, manifest, "egress.allow_private", internet.subnet), first.stderr
+    assert origin.requests() == [], "nothing reached the private address before the user approved"
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    ran = bottle_cli("exec", "-m", str(manifest), "dev", "--", *fetch, cwd=manifest.parent, env=user_env)
+    assert ran.returncode == 0 and b"hello from plain.test" in ran.stdout, ran.stdout + ran.stderr
+    # The benign counterpart: names on the allow-list alone are no binding; the private address stays refused.
+    (tmp_path / "public").mkdir()
+    public = cloned_project(tmp_path / "public", {"bottles": {"dev": {"egress": {"allow": ["http://plain.test"]}}},
+                                                  "agents": {"dev": {"bottle": "dev"}}})
+    unasked = bottle_cli("exec", "-m", str(public), "dev", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                         "--max-time", "20", "http://plain.test/", cwd=public.parent, env=user_env)
+    assert unasked.returncode == 0 and unasked.stdout == b"403", unasked.stdout + unasked.stderr
+    assert len(origin.requests()) == 1
+
+
+@pytest.fixture
+def planted_image(tmp_path):
+    """An image of the user's engine holding a file of its own (as a private image may hold credentials)."""
+    tag = f"bottle-test-planted:{secrets.token_hex(4)}"
+    context = tmp_path / "planted"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN echo planted-in-the-image > /etc/planted\n")
+    subprocess.run(["docker", "build", "-q", "--label", "bottle.test=1", "-t", tag, str(context)], check=True,
+                   capture_output=True)
+    try:
+        yield tag
+    finally:  # the image and the agent image built on it: both made by this test
+        built = subprocess.run(["docker", "images", "-q", "--filter", f"label=bottle.base={tag}"],
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["docker", "rmi", "-f", *built, tag], capture_output=True)
+
+
+def test_an_image_of_the_engine_runs_the_agent_once_approved_and_never_the_bundle(tmp_path, user_env, planted_image):
+    manifest = cloned_project(tmp_path, {"bottles": {"dev": {"image": planted_image}},
+                                         "agents": {"dev": {"bottle": "dev"}}})
+    show = ["cat", "/etc/planted"]
+    first = bottle_cli("exec", "-m", str(manifest), "dev", "--", *show, cwd=manifest.parent, env=user_env)
+    assert refused(first, manifest, "bottles.dev.image", planted_image), first.stderr
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    ran = bottle_cli("exec", "-m", str(manifest), "dev", "--", *show, cwd=manifest.parent, env=user_env, timeout=900)
+    assert ran.returncode == 0 and ran.stdout == b"planted-in-the-image\n", ran.stderr
+    # The bundle, which holds the real secrets and the CA's key, is the one a bottle naming no image gets,
+    # built on the user's own base: nothing of the manifest's image is in it.
+    (tmp_path / "plain").mkdir()
+    plain = cloned_project(tmp_path / "plain", {"bottles": {"dev": {}}, "agents": {"dev": {"bottle": "dev"}}})
+    images, own = (json.loads(bottle_cli("plan", "-m", str(m), "dev", cwd=m.parent, env=user_env).stdout)["images"]
+                   for m in (manifest, plain))
+    assert images["bundle"] == own["bundle"] and images["bundle_base"] == own["base"] != planted_image
+    assert images["agent"] != own["agent"] and images["base"] == planted_image
+    inside = subprocess.run(["docker", "run", "--rm", "--entrypoint", "cat", images["bundle"], "/etc/planted"],
+                            capture_output=True)
+    assert inside.returncode != 0 and b"planted" not in inside.stdout
+
+
+def test_a_wider_push_policy_into_the_projects_own_repository_is_asked(tmp_path, user_env):
+    manifest = cloned_project(tmp_path, {"bottles": {"dev": {"git": {"origin": {
+        "url": ".", "push": {"allow": ["refs/*"], "protected": []}}}}}, "agents": {"dev": {"bottle": "dev"}}})
+    # refs/replace/ would make the user's git show the agent's commit in place of their own.
+    push = ["sh", "-c", "cd /workspace && git -c user.name=a -c user.email=a@a.test commit -q --allow-empty -m swap && "
+                        "git push -q origin HEAD:refs/replace/$(git rev-parse HEAD~1) 2>&1"]
+    first = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *push, cwd=manifest.parent,
+                       env=user_env)
+    assert refused(first, manifest, "git.origin", "pushes allowed to refs/*"), first.stderr
+    assert git(manifest.parent, "for-each-ref", "refs/replace") == ""
+    assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *push, cwd=manifest.parent,
+                     env=user_env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert git(manifest.parent, "for-each-ref", "refs/replace") != "", "approved, the push the user allowed lands"
+
+
+def test_a_workspace_link_out_of_the_folder_hands_the_bottle_nothing_it_names(tmp_path, user_env):
+    host = tmp_path / "home" / ".kube"  # a folder of the user's holding a file called config, as ~/.kube does
+    host.mkdir(parents=True)
+    (host / "config").write_text("client-key-data: KUBE-KEY-OF-THE-USER\n")
+    project = tmp_path / "unpacked"  # a project from an archive, not a clone: its .git may be a link
+    project.mkdir()
+    (project / ".git").symlink_to(host)
+    (project / "notes.md").symlink_to(host / "config")
+    (project / "main.py").write_text("print('mine')\n")
+    manifest = write_manifest(project, {"bottles": {"dev": {}}, "agents": {"dev": {"bottle": "dev"}}})
+    show = ["sh", "-c", "cat /workspace/.git/config /workspace/notes.md 2>&1; cat /workspace/main.py"]
+    ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *show, cwd=project, env=user_env)
+    assert b"KUBE-KEY-OF-THE-USER" not in ran.stdout + ran.stderr
+    assert b"print('mine')" in ran.stdout, ran.stdout + ran.stderr  # the project's own files are copied in

@@ -64,3 +64,23 @@ def test_docker_and_smol_give_the_agent_the_same_environment(plan):
     assert docker_env["NODE_EXTRA_CA_CERTS"] == plan.guest.ca_cert
     assert docker_env["TOKEN"].startswith("bottle-placeholder-token-")
     assert docker_env["FOO"] == "bar"
+
+
+def test_roots_commands_run_without_the_manifests_env(plan_factory):
+    plan = plan_factory({
+        "bottles": {"dev": {"env": {"PATH": "/home/agent/.claude/skills/x:/usr/bin", "LD_PRELOAD": "/workspace/x.so",
+                                    "HTTPS_PROXY": "http://elsewhere.test:1", "FOO": "bar"}}},
+        "agents": {"demo": {"bottle": "dev"}},
+    })
+    own = agent.environment(plan)
+    assert own["PATH"].startswith("/home/agent/.claude/skills/x") and own["LD_PRELOAD"] == "/workspace/x.so"
+    undone = agent.root_environment(plan)
+    assert undone == {"PATH": agent.SYSTEM_PATH, "LD_PRELOAD": "", "FOO": "",
+                      "HTTPS_PROXY": f"http://{plan.network.bundle_ip}:8080"}
+    # What docker hands an exec: root's with the manifest's env undone, the agent user's with nothing added.
+    from bottle_docker.container import DockerBottle
+
+    bottle = DockerBottle.__new__(DockerBottle)
+    bottle.plan = plan
+    assert bottle._env("0", {"X": "1"}) == {**undone, "X": "1"} and bottle._env("root", None) == undone
+    assert bottle._env(None, {"X": "1"}) == {"X": "1"} and bottle._env(str(plan.guest.uid), None) == {}

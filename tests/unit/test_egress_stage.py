@@ -74,7 +74,7 @@ def test_squid_refuses_host_addresses_first_then_private_ranges_unless_opted_in(
     assert "http_port 127.0.0.1:3128" in lines
     access = [line for line in lines if line.startswith("http_access")]
     assert access == ["http_access deny refused_always", "http_access deny !proxy_stage",
-                      "http_access deny !opted_in refused_private", "http_access deny preflight",
+                      "http_access deny manager", "http_access deny !opted_in refused_private", "http_access deny preflight",
                       "http_access allow proxy_stage"]
     assert "acl opted_in dst 172.30.0.0/16" in lines and "acl refused_always dst 172.30.0.1/32" in lines
     assert "10.0.0.0/8" in next(line for line in lines if line.startswith("acl refused_private"))
@@ -214,3 +214,24 @@ def test_the_contracts_ports_are_the_tables_bottle_side_rows():
     assert daemons.bottle_side_ports(config()) == [8080, 9418]
     assert daemons.bottle_side_ports(supervised) == [8080, 9418, 9419]
     assert "127.0.0.1" not in {row.address(supervised)[0] for row in daemons.running(supervised) if row.bottle_side}
+
+
+def test_squids_cache_manager_serves_no_one_and_it_names_no_host_of_its_own(tmp_path):
+    lines = egress_stage.squid_config(egress(), tmp_path).splitlines()
+    assert lines.index("http_access deny manager") < lines.index("http_access allow proxy_stage")
+    assert f"visible_hostname {egress_stage.VISIBLE_HOSTNAME}" in lines
+
+
+def test_squids_pages_are_fixed_sentences_and_its_details_catalogue_is_kept(tmp_path, monkeypatch):
+    shipped = tmp_path / "templates"
+    shipped.mkdir()
+    (shipped / "ERR_INVALID_URL").write_text("<p>%U could not be retrieved</p> Generated %T by %h (squid)")
+    (shipped / "generic").write_text("<p>%U by %h</p>")
+    (shipped / egress_stage.DETAILS).write_text("name: SQUID_X509_V_ERR_INFINITE_VALIDATION\n")
+    monkeypatch.setattr(egress_stage, "SQUID_TEMPLATES", shipped)
+    egress_stage.write_error_pages(tmp_path / "errors")
+    pages = {p.name: p.read_text() for p in (tmp_path / "errors").iterdir()}
+    assert pages["ERR_INVALID_URL"] == "bottle: the egress stage did not relay this request (ERR_INVALID_URL)\n"
+    assert pages["generic"] == "bottle: the egress stage did not relay this request (generic)\n"
+    assert pages[egress_stage.DETAILS] == (shipped / egress_stage.DETAILS).read_text()
+    assert not any("%" in text for name, text in pages.items() if name.startswith("ERR_") and "BOTTLE" not in name)

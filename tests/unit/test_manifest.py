@@ -262,3 +262,30 @@ def test_env_beside_secrets_under_other_names_is_kept(manifest_factory):
     manifest = Manifest.load(manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json"))
 
     assert manifest.bottles["dev"].env == {"LANG": "C.UTF-8", "GH_HOST": "github.example"}
+
+
+@pytest.mark.parametrize(("bottle", "field", "says"), [
+    ({"image": "--privileged"}, "bottles.dev.image", "not an image reference"),
+    ({"image": "debian bookworm"}, "bottles.dev.image", "not an image reference"),
+    ({"git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "a:b"}}},
+     "bottles.dev.git.o.token_user", "without spaces or ':'"),
+    ({"git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "a\nHost: b"}}},
+     "bottles.dev.git.o.token_user", "for HTTP basic auth"),
+])
+def test_an_image_or_token_user_an_engine_or_forge_would_misread_names_its_field(manifest_factory, bottle, field, says):
+    with pytest.raises(ManifestError) as caught:
+        Manifest.load(manifest_factory({"bottles": {"dev": bottle}, "agents": {}}, fmt="json"))
+    assert caught.value.field == field and says in caught.value.render()
+    fine = {"image": "registry.example.com:5000/team/app:1.2@sha256:" + "a" * 64,
+            "git": {"o": {"url": "https://git.example/x", "token_env": "GH", "token_user": "oauth2"}}}
+    assert Manifest.load(manifest_factory({"bottles": {"dev": fine}, "agents": {}}, fmt="json"))
+
+
+@pytest.mark.parametrize("name, text", [
+    ("bottle.toml", '[bottles.dev]\n[agents.dev]\nbottle = "dev"\n'),
+    ("bottle.json", '{"bottles": {"dev": {}}, "agents": {"dev": {"bottle": "dev"}}}'),
+])
+def test_a_byte_order_mark_some_editors_write_is_read_past(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert Manifest.load(path).agents["dev"].bottle == "dev"

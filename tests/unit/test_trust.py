@@ -114,6 +114,19 @@ def test_another_repository_as_upstream_is_a_binding_with_its_push_policy(tmp_pa
     assert trust.fingerprint(wider) != trust.fingerprint(manifest)
 
 
+@pytest.mark.parametrize("push", [{"allow": ["refs/*"]}, {"allow": ["refs/replace/*", "refs/heads/bottle/*"]},
+                                  {"allow": ["*"]}, {"allow": ["refs/heads/*"], "protected": ["refs/heads/main"]}])
+def test_the_projects_own_repository_with_a_wider_push_policy_is_a_binding(tmp_path, push):
+    project = tmp_path / "project"
+    git_repo(project)
+    [binding] = trust.bindings(bottle_manifest(project, {"git": {"origin": {"url": ".", "push": push}}}))
+    assert binding.where == "bottles.dev.git.origin" and str(project) in binding.says
+    # Narrower than the default, or only other sizes and protections: the agent writes no more than its branches.
+    for same in ({"allow": ["refs/heads/bottle/fix-*"]}, {"max_size": "10m"}, {"protected": []},
+                 {"protected": ["refs/heads/main", "refs/heads/master", "refs/heads/release"]}):
+        assert trust.bindings(bottle_manifest(project, {"git": {"origin": {"url": ".", "push": same}}})) == []
+
+
 def test_workspace_includes_are_bindings(tmp_path):
     assert trust.bindings(bottle_manifest(tmp_path, {"workspace": {"exclude": ["*.pem"]}})) == []
     manifest = bottle_manifest(tmp_path, {"workspace": {"include": [".env"], "include_ignored": True}})
@@ -135,3 +148,30 @@ def test_the_summary_shows_control_characters_as_escapes(tmp_path):
     manifest = bottle_manifest(tmp_path, {"secrets": {"T": {"from_file": "key\x1b[2K\x1b]0;owned\x07", "hosts": ["a.test"]}}})
     text = trust.summary(manifest)
     assert "\x1b" not in text and "\x07" not in text and "\\x1b[2K" in text
+
+
+def bottle_at(folder, bottle: dict):
+    path = folder / "bottle.json"
+    path.write_text(json.dumps({"bottles": {"web": bottle}, "agents": {"a": {"bottle": "web"}}}))
+    return Manifest.load(path)
+
+
+@pytest.mark.parametrize("bottle, where, words", [
+    ({"image": "mycompany/internal:latest"}, "bottles.web.image", "this machine's image mycompany/internal:latest"),
+    ({"egress": {"allow": ["http://169.254.169.254"], "allow_private": ["169.254.169.254/32"]}},
+     "bottles.web.egress.allow_private", "private addresses in 169.254.169.254/32"),
+    ({"egress": {"allow_private": ["192.168.0.0/16"]}}, "bottles.web.egress.allow_private", "192.168.0.0/16"),
+])
+def test_an_image_of_the_engine_and_a_private_range_are_bindings(tmp_path, bottle, where, words):
+    manifest = bottle_at(tmp_path, bottle)
+    assert [b.where for b in trust.bindings(manifest)] == [where] and words in trust.summary(manifest)
+    with pytest.raises(trust.UntrustedManifest):
+        trust.require_trust(manifest)
+    trust.approve(manifest)
+    assert trust.is_trusted(manifest)
+    wider = {**bottle, "egress": {**bottle.get("egress", {}), "allow_private": ["10.0.0.0/8"]}}
+    assert not trust.is_trusted(bottle_at(tmp_path, wider)), "a changed range asks again"
+
+
+def test_public_names_on_the_allow_list_are_no_binding(tmp_path):
+    assert trust.bindings(bottle_at(tmp_path, {"egress": {"allow": ["example.com", "*.example.org"]}})) == []

@@ -90,6 +90,36 @@ def test_a_repository_config_linking_out_of_the_folder_is_not_read(tmp_path):
         assert tar.getmember("./app/.git/config").issym(), "the link is copied as a link"
 
 
+def test_a_link_out_of_the_folder_is_copied_as_a_link_and_nothing_it_names_is_read(tmp_path):
+    host = tmp_path / "home" / ".kube"  # a host folder holding a file called config, as ~/.kube does
+    host.mkdir(parents=True)
+    (host / "config").write_text("client-key-data: SECRET-KEY-OF-THE-CLUSTER\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".git").symlink_to(host)
+    (project / "notes.md").symlink_to(host / "config")
+    (project / "main.py").write_text("print(1)")
+    stream, left = workspace_tar(project, WorkspaceFilter(), uid=1000)
+    data = stream.read()
+    assert b"SECRET-KEY-OF-THE-CLUSTER" not in data
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        links = {m.name.removeprefix("./"): m.linkname for m in tar.getmembers() if m.issym()}
+        assert links == {".git": str(host), "notes.md": str(host / "config")}
+        assert "./.git/config" not in tar.getnames() and "./main.py" in tar.getnames()
+    # The benign counterpart: a git dir of another name inside the project, linked as .git, is scrubbed too.
+    (project / ".git").unlink()
+    (project / ".realgit" / "objects").mkdir(parents=True)
+    (project / ".realgit" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / ".realgit" / "config").write_text(GIT_CONFIG)
+    (project / ".git").symlink_to(".realgit")
+    stream, left = workspace_tar(project, WorkspaceFilter(), uid=1000)
+    with tarfile.open(fileobj=io.BytesIO(stream.read())) as tar:
+        assert tar.getmember("./.git").issym()
+        assert "github.test/acme/app.git" in tar.extractfile("./.realgit/config").read().decode()
+        assert "ghp_" not in tar.extractfile("./.realgit/config").read().decode()
+    assert left.credentials == 2
+
+
 # -- the clone: excluded files leave the index too; history is named --------------------------------------------
 
 

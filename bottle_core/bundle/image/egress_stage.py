@@ -33,6 +33,10 @@ PREFLIGHT_HEADER = "X-Bottle-Preflight"
 #: The ``X-Squid-Error`` codes of the preflight's two answers.
 REFUSED, WOULD_CONNECT = "ERR_BOTTLE_PRIVATE", "ERR_BOTTLE_WOULD_CONNECT"
 SQUID_TEMPLATES = Path("/usr/share/squid/errors/templates")
+#: The catalogue of error details beside squid's pages (not a page itself).
+DETAILS = "error-details.txt"
+#: The name squid gives itself in what it makes (never the container's host name).
+VISIBLE_HOSTNAME = "bottle-egress"
 
 
 def never_allowed(egress: dict) -> list[str]:
@@ -70,6 +74,8 @@ def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) 
         "via off", "forwarded_for delete", "httpd_suppress_version_string on",
         "reply_header_access X-Cache deny all", "reply_header_access X-Cache-Lookup deny all",
         f"error_directory {error_dir}",
+        # Its own name would be the container's: the pages and headers it makes itself name no host detail.
+        f"visible_hostname {VISIBLE_HOSTNAME}",
         "acl proxy_stage src 127.0.0.1/32",
         f"acl preflight req_header {PREFLIGHT_HEADER} .",
         f"acl refused_private dst {' '.join(refused(egress))}",
@@ -84,6 +90,8 @@ def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) 
         lines.append(f"acl opted_in dst {' '.join(opted_in(egress))}")
     lines += [
         "http_access deny !proxy_stage",
+        # Its cache manager (/squid-internal-mgr/, cache_object://) serves no one: it lists what the bundle resolved.
+        "http_access deny manager",
         # dst matches when any address of the name is in the list: one private address refuses the name.
         "http_access deny !opted_in refused_private" if opted_in(egress) else "http_access deny refused_private",
         "http_access deny preflight",
@@ -95,11 +103,22 @@ def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) 
 
 
 def write_error_pages(error_dir: Path) -> None:
-    """squid's own error pages, plus the two preflight answers (short, they never reach the agent)."""
+    """squid's error pages, each one fixed sentence naming its code, plus the two preflight answers.
+
+    squid's own pages quote the request and name its host (the bundle's
+    container) and the server's address; a page it makes for a plain-HTTP
+    request reaches the agent as the answer, so none of them says more than
+    which error it was. The one file that is not a page (:data:`DETAILS`) is
+    kept as shipped.
+    """
     error_dir.mkdir(parents=True, exist_ok=True)
     if SQUID_TEMPLATES.is_dir():
         for template in SQUID_TEMPLATES.iterdir():
-            shutil.copyfile(template, error_dir / template.name)
+            if template.name == DETAILS:
+                shutil.copyfile(template, error_dir / template.name)
+            else:
+                (error_dir / template.name).write_text(
+                    f"bottle: the egress stage did not relay this request ({template.name})\n")
     (error_dir / REFUSED).write_text("bottle: %H resolves to an address this bottle may not reach\n")
     (error_dir / WOULD_CONNECT).write_text("bottle: %H may be reached\n")
 

@@ -7,7 +7,8 @@ Every way a client can speak to the proxy is judged, nothing is assumed:
 * a CONNECT, by the host and port of its target (the tunnel's content is
   judged again once seen);
 * every HTTP request, inside a tunnel or not, by where mitmproxy would send
-  it (the tunnel's target, or the URL of an absolute-form request) and the
+  it (the tunnel's target, or the URL of an absolute-form request; outside a
+  tunnel only absolute-form is taken, see :func:`proxy_request_form`) and the
   protocol (HTTPS or plain HTTP); its ``Host`` header (and an absolute-form
   target inside a tunnel) must name that same host and port, and the TLS SNI
   the same host (no domain fronting);
@@ -203,6 +204,21 @@ def oversized(flow: http.HTTPFlow) -> Decision | None:
                                                f"reads ({MAX_REQUEST_BODY // (1024 * 1024)} MiB)")
 
 
+def proxy_request_form(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a request on the proxy's own connection that does not name its URL in full; else None.
+
+    A client of a proxy names the whole URL (absolute-form, ``GET http://host/``)
+    or asks for a tunnel (CONNECT); origin-form (``GET /``) and asterisk-form
+    (``OPTIONS *``) belong inside a tunnel. Relayed as they are, the egress
+    stage would take them as addressed to itself: its cache manager
+    (``/squid-internal-mgr/``), its icons and its error pages would answer.
+    """
+    if flow.server_conn.address is not None or flow.request.authority:
+        return None  # inside a tunnel (its target is known), or the URL is whole
+    return Decision(False, "request-form", "a request to the proxy must name its whole URL "
+                                           "('GET http://host/path') or go through a CONNECT tunnel")
+
+
 #: IANA's HTTP Method Registry (RFC 9110 and the WebDAV, versioning and calendar methods it lists).
 REGISTERED_METHODS = frozenset({
     "ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LABEL",
@@ -349,7 +365,7 @@ class Egress:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
-        decision = same_target(flow) or unregistered_method(flow) or self._judge(
+        decision = proxy_request_form(flow) or same_target(flow) or unregistered_method(flow) or self._judge(
             flow.client_conn, request.host, request.port, HTTPS if request.scheme == "https" else HTTP)
         if decision.allowed and websockets.is_upgrade(request.headers) and not bound(
                 self.websockets, request.host, request.port):

@@ -46,14 +46,15 @@ def prepare(spec, stage_dir):
     networks = client.api.networks()  # one look-up serves the subnet's choice and the refused networks
     subnet = pick_subnet(network.engine_subnets(networks) + network.host_routes())
     bottle = spec.manifest.bottles[spec.bottle_name]
-    base = bottle.image or base_image()
+    base, own = bottle.image or base_image(), base_image()  # the bundle's base is the user's, never the manifest's
     slug = new_slug(spec.agent)
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
                             agent_ip=agent_ip(subnet),
                             outbound=network.outbound_name()),
-        images=image_names(base, base_image_id(client, base)),
+        images=image_names(base, base_image_id(client, base), bundle_base=own,
+                           bundle_base_id=base_image_id(client, own)),
     )
     network.refuse_networks(plan, networks)
     return plan

@@ -27,9 +27,15 @@ class DockerBottle(Bottle):
     def _user(self, user: str | None) -> str:
         return user if user is not None else str(self.plan.guest.uid)
 
+    def _env(self, user: str | None, env: Mapping[str, str] | None) -> dict[str, str]:
+        """The exec's own variables: as root, the manifest's env undone first (``root_environment``)."""
+        from bottle_core.agent import ROOT, root_environment
+
+        return {**(root_environment(self.plan) if self._user(user) in ROOT else {}), **(env or {})}
+
     def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
              workdir: str | None = None, stdin: bytes | None = None) -> ExecResult:
-        return exec_in(self.client, self.agent_id, as_argv(command), user=self._user(user), env=env,
+        return exec_in(self.client, self.agent_id, as_argv(command), user=self._user(user), env=self._env(user, env),
                        workdir=workdir or self.plan.guest.workspace, stdin=stdin)
 
     def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
@@ -41,7 +47,7 @@ class DockerBottle(Bottle):
         cmd = [docker_cli, "exec", "-i", "-u", self._user(user), "-w", workdir or self.plan.guest.workspace]
         if tty:
             cmd.append("-t")
-        for key, value in (env or {}).items():
+        for key, value in self._env(user, env).items():
             cmd += ["-e", f"{key}={value}"]
         cmd += [self.agent_id, *argv]
         return subprocess.call(cmd, stdin=None if sys.stdin and not sys.stdin.closed else subprocess.DEVNULL)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bottle_core import claude_binary
 from bottle_core.errors import BottleRuntimeError
-from bottle_core.images import BASE_LABEL, CONTEXTS, LABEL, ROLES, image_names
+from bottle_core.images import BASE_LABEL, CONTEXTS, LABEL, ROLES, bases, image_names
 
 def stderr_progress(role: str) -> Callable[[str], None]:
     """The default progress sink: each build line on stderr, prefixed ``[bottle-<role>]``."""
@@ -43,24 +43,28 @@ def base_image_id(client, base: str) -> str:
         ) from None
 
 
-def ensure_images(client, base: str, *, force: bool = False,
+def ensure_images(client, base: str, *, bundle_base: str | None = None, force: bool = False,
                   progress: Callable[[str, str], None] | None = None) -> dict[str, str]:
-    """Tags of the agent and bundle images for ``base``, building those that are missing (or all, with force).
+    """Tags of the agent image for ``base`` and the bundle image for ``bundle_base`` (default ``base``),
+    building those that are missing (or all, with force).
 
     Returns ``{"agent": "bottle-agent:<hash12>", "bundle": "bottle-bundle:<hash12>"}``.
     An image whose tag already exists is reused without calling the builder.
     ``progress(role, line)`` receives every build output line; by default they
     go to stderr, prefixed ``[bottle-agent]`` or ``[bottle-bundle]``.
     """
-    names = image_names(base, base_image_id(client, base))
+    bundle_base = bundle_base or base
+    names = image_names(base, base_image_id(client, base), bundle_base=bundle_base,
+                        bundle_base_id=base_image_id(client, bundle_base))
+    role_base = bases(names)
     claude = claude_binary.locate() if force or not _present(client, names["agent"]) else None
     tags = {}
     for role in ROLES:
         tag = tags[role] = names[role]
         if force or not _present(client, tag):
             show = (lambda line, r=role: progress(r, line)) if progress else stderr_progress(role)
-            build(client, role, tag, base, show, extra_files={"claude": claude} if role == "agent" else {})
-            prune_older(client, role, base, keep=tag)
+            build(client, role, tag, role_base[role], show, extra_files={"claude": claude} if role == "agent" else {})
+            prune_older(client, role, role_base[role], keep=tag)
     return tags
 
 
@@ -73,7 +77,7 @@ def ensure_planned(client, plan_images: dict[str, str]) -> None:
     """
     if all(_present(client, plan_images[role]) for role in ROLES):
         return
-    built = ensure_images(client, plan_images["base"])
+    built = ensure_images(client, plan_images["base"], bundle_base=bases(plan_images)["bundle"])
     changed = [f"{plan_images[role]} is now {built[role]}" for role in ROLES if built[role] != plan_images[role]]
     if changed:
         raise BottleRuntimeError(f"the images' inputs changed since the plan was made ({'; '.join(changed)})",

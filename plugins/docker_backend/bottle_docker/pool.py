@@ -202,8 +202,8 @@ class ClaimedBottle(DockerBottle):
         self._waiting = False
         if tty:
             return super().run(argv, tty=tty, user=user, env=env, workdir=workdir)
-        return run_attached(self.client.api, self.agent_id, list(argv), user=self._user(user), env=env,
-                            workdir=workdir or self.plan.guest.workspace)
+        return run_attached(self.client.api, self.agent_id, list(argv), user=self._user(user),
+                            env=self._env(user, env), workdir=workdir or self.plan.guest.workspace)
 
 
 def _note(line: str, said: dict[str, list[str]], codes: dict[str, int]) -> None:

@@ -89,6 +89,18 @@ def test_missing_images_are_built_once_then_reused(small_claude):
     assert len(client.builds) == 4
 
 
+def test_a_manifests_image_is_the_agents_base_and_never_the_bundles(small_claude):
+    client = FakeClient({"base:1", "theirs:1"})
+    tags = image_build.ensure_images(client, "theirs:1", bundle_base="base:1", progress=lambda role, line: None)
+    built = {b["labels"][images.LABEL]: b["buildargs"]["BASE"] for b in client.builds}
+    assert built == {"agent": "theirs:1", "bundle": "base:1"}
+    # The bundle is the same image as the user's own base gives, whatever the agent runs on.
+    assert tags["bundle"] == image_build.ensure_images(client, "base:1", progress=lambda role, line: None)["bundle"]
+    names = images.image_names("theirs:1", "sha256:theirs", "claude", bundle_base="base:1", bundle_base_id="sha256:b")
+    assert images.bases(names) == {"agent": "theirs:1", "bundle": "base:1"}
+    assert images.bases({"base": "old:1", "agent": "a", "bundle": "b"}) == {"agent": "old:1", "bundle": "old:1"}
+
+
 def test_default_progress_goes_to_stderr_with_the_image_name(small_claude, capsys):
     image_build.ensure_images(FakeClient({"base:1"}), "base:1")
     err = capsys.readouterr().err

@@ -33,13 +33,14 @@ def prepare_plan(spec, stage_dir) -> Plan:
 
     client = sidecar.client()
     bottle = spec.manifest.bottles[spec.bottle_name]
-    base = bottle.image or sidecar.base_image()
+    base, own = bottle.image or sidecar.base_image(), sidecar.base_image()  # the bundle's: the user's base only
     slug = new_slug(spec.agent)
     plan = base_plan(
         spec, backend="k8s", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=f"{PLACEHOLDER_IP}/32", bundle_ip=PLACEHOLDER_IP,
                             outbound=OUTBOUND),
-        images=image_names(base, base_image_id(client, base)),
+        images=image_names(base, base_image_id(client, base), bundle_base=own,
+                           bundle_base_id=base_image_id(client, own)),
         backend_options={"namespace": settings.namespace()},
         unapplied={"pids": "not applied (pods get the kubelet's own process limit)"},
     )

@@ -33,6 +33,8 @@ def base_image_id(base: str) -> str:
         client.close()
 
 
-def planned_images(base: str) -> dict[str, str]:
-    """``{"base", "agent", "bundle"}``: the names the docker backend builds for ``base``, so both use one image."""
-    return image_names(base, base_image_id(base))
+def planned_images(base: str, bundle_base: str | None = None) -> dict[str, str]:
+    """``{"base", "bundle_base", "agent", "bundle"}``: the names the docker backend builds for the agent's ``base``
+    and the bundle's ``bundle_base`` (default ``base``), so both backends use one image each."""
+    bundle_base = bundle_base or base
+    return image_names(base, base_image_id(base), bundle_base=bundle_base, bundle_base_id=base_image_id(bundle_base))

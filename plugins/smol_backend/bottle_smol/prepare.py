@@ -22,7 +22,8 @@ DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
 def images(spec: BottleSpec) -> dict[str, str]:
     """Image names by role: the content-hash names every backend uses (see :mod:`bottle_core.images`)."""
     bottle = spec.manifest.bottles[spec.bottle_name]
-    return planned_images(bottle.image or settings.current().base_image or DEFAULT_BASE_IMAGE)
+    own = settings.current().base_image or DEFAULT_BASE_IMAGE  # the bundle's base: the user's, never the manifest's
+    return planned_images(bottle.image or own, bundle_base=own)
 
 
 def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:

@@ -30,15 +30,22 @@ class SmolBottle(Bottle):
         self.engine = engine
         self.machine = machine
 
+    def _env(self, user: str | None, env: Mapping[str, str] | None) -> dict[str, str]:
+        """The exec's own variables: as root, the manifest's env undone first (``root_environment``)."""
+        from bottle_core.agent import ROOT as ROOTS, root_environment
+
+        return {**(root_environment(self.plan) if user in ROOTS else {}), **(env or {})}
+
     def exec(self, command: Sequence[str] | str, *, user: str | None = None, env: Mapping[str, str] | None = None,
              workdir: str | None = None, stdin: bytes | BinaryIO | None = None) -> ExecResult:
-        args = self.engine.exec_args(self.machine, as_argv(command), user=user or self.plan.guest.user, env=env,
+        args = self.engine.exec_args(self.machine, as_argv(command), user=user or self.plan.guest.user,
+                                     env=self._env(user, env),
                                      workdir=workdir or self.plan.guest.workspace, interactive=stdin is not None)
         return self.engine.call("exec", args, stdin=stdin, timeout=EXEC_TIMEOUT)
 
     def run(self, argv: Sequence[str], *, tty: bool, user: str | None = None, env: Mapping[str, str] | None = None,
             workdir: str | None = None) -> int:
-        args = self.engine.exec_args(self.machine, argv, user=user or self.plan.guest.user, env=env,
+        args = self.engine.exec_args(self.machine, argv, user=user or self.plan.guest.user, env=self._env(user, env),
                                      workdir=workdir or self.plan.guest.workspace, interactive=True, tty=tty)
         return self.engine.attach("exec", args)
 

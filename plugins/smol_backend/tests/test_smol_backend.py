@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from bottle_core import addressing
+from bottle_core import addressing, agent
 from bottle_core.errors import BottleRuntimeError
 from bottle_core.manifest import Manifest
 from bottle_core.sandbox import Bundle
@@ -198,7 +198,9 @@ def test_copy_in_and_out_are_tar_through_exec(bottle, fake_smolvm, tmp_path):
     bottle.copy_in(buffer.getvalue(), str(dest))
     assert (dest / "hello.txt").read_bytes() == b"hello"
     copy_in = _exec_calls(fake_smolvm)[0]["argv"]
-    assert copy_in[4:] == ["-u", "root", "-w", "/", "-i", "--", "tar", "-x", "-p", "-f", "-", "-C", str(dest)]
+    # As root, with the system's PATH whatever the manifest's env says (bottle_core.agent.root_environment).
+    assert copy_in[4:8] == ["-u", "root", "-w", "/"] and f"PATH={agent.SYSTEM_PATH}" in copy_in
+    assert copy_in[copy_in.index("-i"):] == ["-i", "--", "tar", "-x", "-p", "-f", "-", "-C", str(dest)]
 
     with tarfile.open(fileobj=io.BytesIO(bottle.copy_out(str(dest / "hello.txt")))) as tar:
         assert tar.getnames() == ["hello.txt"]
