@@ -316,9 +316,20 @@ def test_websocket_messages_carrying_a_credential_or_placeholder_never_leave(web
         # The refused message is never echoed, nor anything after it: the connection is closed.
         assert sent["closed"] and not any("echo: " + payload == text or text == "echo: after"
                                           for _, text in sent["frames"]), sent
+    # Split over two messages, each harmless alone: the second is read with the end of the first.
+    half = len(GITHUB_TOKEN) // 2
+    split = websocket(web, "denied.test", f"part one {GITHUB_TOKEN[:half]}", GITHUB_TOKEN[half:] + " part two",
+                      "after")
+    assert split["status"] == 101 and split["closed"], split
+    assert not any(text in ("echo: " + GITHUB_TOKEN[half:] + " part two", "echo: after")
+                   for _, text in split["frames"]), split
+    # Its counterpart: two ordinary messages in a row both arrive.
+    both = websocket(web, "denied.test", "part one of a note", "part two of a note")
+    assert [1, "echo: part one of a note"] in both["frames"] and [1, "echo: part two of a note"] in both["frames"]
     arrived = json.dumps([r for r in origin.requests() if r.get("scheme") == "websocket"])
     assert "first, harmless" in arrived
     assert GITHUB_TOKEN not in arrived and placeholder not in arrived
+    assert GITHUB_TOKEN[half:] not in arrived
     # A ping is a control frame, outside the message hook: one carrying a credential arrives emptied.
     pinged = websocket(web, "denied.test", f"ping:note {GITHUB_TOKEN}", "ping:just a ping", "after the pings")
     assert [1, "echo: after the pings"] in pinged["frames"], pinged

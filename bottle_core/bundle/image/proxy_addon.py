@@ -91,6 +91,8 @@ PREFLIGHT_HEADER = "X-Bottle-Preflight"
 HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 #: Set on a WebSocket flow once a message was refused: it carries nothing more.
 WS_ENDED = "bottle.ws_ended"
+#: The end of what the agent sent over a WebSocket, read again with its next message (a value split in two).
+WS_TAIL = "bottle.ws_tail"
 MODEL_TOOL_RULE = "model-server-tool"
 
 error_pages.install()
@@ -521,7 +523,11 @@ class Egress:
             if clean is not None:
                 message.content = clean
             return
-        finding = self.inspector.inspect(request.host, request.port, "", [], message.content)
+        # Read with the end of the agent's last message, as a raw tunnel's pieces are: a value split over two
+        # messages is whole in what is read. (RAW_CARRY bytes: the longest credential shape is shorter.)
+        seen = flow.metadata.get(WS_TAIL, b"") + message.content
+        flow.metadata[WS_TAIL] = seen[-RAW_CARRY:]
+        finding = self.inspector.inspect(request.host, request.port, "", [], seen)
         if finding is None:
             return
         flow.metadata[WS_ENDED] = True
