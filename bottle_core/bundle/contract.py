@@ -232,9 +232,13 @@ def secret_table(plan: Plan) -> list[dict]:
         if value is None:
             if secret.optional:
                 continue
-            source = f"host variable {secret.from_env}" if secret.from_env else f"file {secret.from_file}"
-            raise BottleRuntimeError(f"secret {secret.name}: {source} has no value",
-                                     hint="set it, or remove the secret from the manifest")
+            from ..errors import ManifestError
+
+            key, said = (("from_env", f"host variable {secret.from_env} is not set") if secret.from_env else
+                         ("from_file", f"file {secret.from_file} cannot be read"))
+            raise ManifestError(plan.manifest, f"secret {secret.name}: {said}, so it has no value",
+                                field=f"bottles.{plan.bottle}.secrets.{secret.name}.{key}",
+                                hint="set it, or remove the secret from the manifest")
         table.append({"name": secret.name, "placeholder": secret.placeholder, "value": value, "hosts": secret.hosts,
                       "swap_in": secret.swap_in})
     return table

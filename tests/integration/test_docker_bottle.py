@@ -269,6 +269,19 @@ def test_missing_image_that_cannot_be_built_is_one_line(tmp_path):
     assert left_after("bottle.agent", agent) == ([], [])
 
 
+def test_a_secret_with_no_value_is_one_line_naming_its_field_and_leaves_nothing(tmp_path):
+    agent = f"nosecret-{uuid.uuid4().hex[:6]}"
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"egress": {"allow": ["allowed.test"]}, "secrets": {"TOK": {
+        "from_file": str(tmp_path / "no-such-token"), "hosts": ["allowed.test"]}}}},
+        "agents": {agent: {"bottle": "dev"}}})
+    result = bottle_cli("exec", "-m", str(manifest), agent, "--", "true")
+    line = result.stderr.decode()
+    assert result.returncode == 2 and line.count("\n") == 1 and "Traceback" not in line, line
+    assert line.startswith(f"bottle: error: {manifest}: bottles.dev.secrets.TOK.from_file: ") and "no-such-token" in line
+    assert left_after("bottle.agent", agent) == ([], [])
+    (tmp_path / "no-such-token").write_text("now-it-has-one\n")  # the counterpart: with a value, it runs
+    assert bottle_cli("exec", "-m", str(manifest), agent, "--", "true").returncode == 0
+
 def test_a_subnet_taken_after_planning_is_replaced_at_launch(manifest):
     """Two bottles launched at once can plan the same free subnet; the second one moves, it does not fail."""
     from bottle_core import session

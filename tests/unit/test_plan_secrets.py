@@ -69,3 +69,20 @@ def test_swap_in_defaults_to_headers_and_reaches_the_bundle(tmp_path, monkeypatc
                                "B": {"from_env": "HOST_B", "hosts": ["a.example"], "swap_in": ["header", "body"]}})
     table = {row["name"]: row for row in secret_table(plan)}
     assert table["A"]["swap_in"] == ["header"] and table["B"]["swap_in"] == ["header", "body"]
+
+
+def test_a_secret_with_no_value_names_the_manifest_and_the_field_that_declares_it(tmp_path, monkeypatch):
+    import pytest
+
+    from bottle_core.bundle.contract import secret_table
+    from bottle_core.errors import ManifestError
+
+    monkeypatch.delenv("HOST_UNSET", raising=False)
+    for source, key, said in (({"from_env": "HOST_UNSET"}, "from_env", "host variable HOST_UNSET is not set"),
+                              ({"from_file": "no-such-file"}, "from_file", "no-such-file cannot be read")):
+        plan = plan_for(tmp_path, {"TOK": {**source, "hosts": ["a.example"]}})
+        with pytest.raises(ManifestError) as refused:
+            secret_table(plan)
+        shown = refused.value.render()
+        assert shown.startswith(f"{tmp_path / 'bottle.json'}: bottles.dev.secrets.TOK.{key}: secret TOK: ")
+        assert said in shown and "remove the secret from the manifest" in shown
