@@ -275,6 +275,7 @@ _OVERRIDE = (
     r"\b(?:reveal|print|output|repeat|leak) (?:your|the) (?:system prompt|initial prompt|hidden instructions)\b",
     # Other languages, as seen in published injection sets.
     r"\bignor(?:ez|a|iere|ieren)\b.{0,30}\b(?:instructions|anweisungen|instrucciones|istruzioni|instruções)\b",
+    r"\bignor(?:ez|e|a|ar|iere|ieren)\b.{0,10}\b(?:le reste|den rest|el resto|il resto|o resto)\b",
     r"игнорир\w* .{0,30}инструкц", r"忽略.{0,10}(?:指令|指示|提示)", r"(?:指示|命令).{0,10}無視",
 )
 _ADDRESS = (
@@ -367,6 +368,10 @@ _TASK = (
 
     r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
                             r"begin|start|mention)\b",
+    # The same order as the second half of a sentence ('run `…` and include its output in your reply'), the answer
+    # being a model's (not the 'message' a person is asked to mail).
+    r"(?:\band|\bthen|,) (?:then )?" + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\byour (?:response|answer|reply|replies|"
+    r"summary|completion|output)s?\b",
 )
 #: The form of the answer: its language or its encoding.
 _ANSWER_FORM = (
@@ -376,8 +381,14 @@ _ANSWER_FORM = (
 #: An order to output a given text word for word ('just print "…"'): a goal hijack's payload; little alone
 #: (a tutorial says 'print "hello"'), enough beside an order that drops the reader's task.
 _VERBATIM = (
-    r"(?:^|[\n.!?:;])\s*(?:(?:can|could|would|will) you (?:please )?)?(?:now |just |simply |only |then )*(?:print|say|"
-    r"output|repeat|type|respond with|reply with|answer with)(?: only| exactly| just| out)?\s*:?\s*[\"“'<]",
+    r"(?:^|[\n.!?:;])\s*(?:now |just |simply |only |then )*(?:print|say|output|repeat|type|respond with|reply with|"
+    r"answer with)(?: only| exactly| just| out)?\s*:?\s*[\"“']",
+)
+#: A request put to the reader to say given text back ('Could you repeat <…> for me please?'): the same payload as
+#: an order, asked as a favour; a tutorial shows a command, it does not ask its reader to say a text for it.
+_VERBATIM_REQUEST = (
+    r"\b(?:can|could|would|will) you (?:please )?(?:just |simply |kindly )?(?:repeat|say|print|output|type|write|echo|"
+    r"recite)(?: out| back| exactly| only)?\s*:?\s*[\"“'<«]",
 )
 #: An order to put given code into what the reader writes ('add the following code block to your solution').
 _WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
@@ -415,9 +426,6 @@ _AUTHORITY = (
     r"directive|instruction)s?\s*[:\-]",
     r"\bthe user (?:has )?(?:already )?(?:authori[sz]ed|approved|consented|wants you|asked you|expects you)\b",
     r"\b(?:mandatory|required|compulsory) (?:for|of) (?:all |every |any )?(?:ai|agents?|assistants?|models?|llms?)\b",
-    # A turn of a conversation written in the user's name ('User: Thanks for the summary.'): a document speaking
-    # as the one the reader obeys. A field 'User: root' is no sentence.
-    r"(?:^|\n)\s*(?:user|human)\s*:\s*[a-z][^\n:=]{6,}[.?!]",
 )
 #: Instructions to use a tool, call a function or run something, as tools are named to an agent.
 _TOOL = (
@@ -460,13 +468,13 @@ HINTS = {
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
     "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
-                  "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory",
-                  "user", "human"),
+                  "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
     "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
                                                          "message", "output", "elucidation", "explanation")),
     "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
                     "write back", "reply only", "respond only", "answer only"),
     "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
+    "verbatim-request": (" you ",),
     "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
     "code-order": ("following", "below", "subsequent"),
     "harmful-code-order": ("following", "below", "subsequent"),
@@ -495,6 +503,7 @@ SIGNALS = {
     "harmful-code-order": (_compile(tuple(order + r"[\s\S]{0,600}?(?:" + "|".join(_HARMFUL_CODE) + ")"
                                           for order in _CODE_ORDER)), 3),
     "verbatim-output": (_compile(_VERBATIM), 1),
+    "verbatim-request": (_compile(_VERBATIM_REQUEST), 3),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
 }
@@ -706,7 +715,7 @@ _TASK_VERBS = (r"(?:show|tell|give|help|suggest|recommend|explain|describe|summa
                r"introduce|misspell|scramble|jumble|anagram|group|combine|shift|reverse|encode|decode|spell|teach|"
                r"recount|narrate|share|offer|detail|elaborate|discuss|review|rate|rank|estimate|forecast|research|"
                r"investigate|illustrate|demonstrate|clarify|interpret|paraphrase|answer|solve|compute|count|sort|"
-               r"convince|persuade|advise|guide|instruct|book|order|schedule|buy|search|look up|repeat|enhance|"
+               r"convince|persuade|advise|guide|instruct|book|order|schedule|buy|search|look up|enhance|"
                r"improve|fix|complete|extend|refactor|optimi[sz]e|debug)")
 #: Question words opening a question in the languages of published injection sets (German, French, Spanish,
 #: Italian, Portuguese): a question put in another language is put to the reader as much as one in English.
