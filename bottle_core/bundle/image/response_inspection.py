@@ -426,6 +426,9 @@ _AUTHORITY = (
     r"directive|instruction)s?\s*[:\-]",
     r"\bthe user (?:has )?(?:already )?(?:authori[sz]ed|approved|consented|wants you|asked you|expects you)\b",
     r"\b(?:mandatory|required|compulsory) (?:for|of) (?:all |every |any )?(?:ai|agents?|assistants?|models?|llms?)\b",
+    # A writer who claims to stand over the reader: 'I'm your developer', 'this is your administrator'.
+    r"\b(?:i am|i'm|this is|we are|we're) your (?:\w+ )?(?:developers?|creators?|administrators?|admins?|owners?|"
+    r"operators?|programmers?|makers?|trainers?|supervisors?)\b",
 )
 #: Instructions to use a tool, call a function or run something, as tools are named to an agent.
 _TOOL = (
@@ -467,7 +470,7 @@ HINTS = {
     "prompt-request": ("your ", "above", "given", "conversation"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
-    "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
+    "authority": (" as ", "this is", "i am", "i'm", "we are", "we're", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
                   "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
     "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
                                                          "message", "output", "elucidation", "explanation")),
