@@ -253,11 +253,6 @@ _OVERRIDE = (
     r"these) (?:other )?(?:data|document|text|content|page|article|report|information|input|context|material|"
     r"paragraphs?|snippets?|records?)\b[^.\n]{0,20}(?:\band\b|,|;|\bthen\b)\s*(?:just |only |instead )?(?:print|say|"
     r"output|write|respond|reply|answer|repeat|return|state|report)\b",
-    # A standing order about every later message, or a role in a play the reader is cast in.
-    r"\b(?:every|each|all|any|all future|all my|the next) (?:prompts?|messages?|questions?|requests?|inputs?) "
-    r"(?:that )?(?:i|we) (?:give|send|ask|write|type)(?: to)? you\b",
-    r"\b(?:i'll|i will|i am going to|i'm going to) (?:be|play) [^.\n]{1,60}\band you(?:'ll| will| are going to|'re going to)? "
-    r"(?:be|play)\b",
     r"\b(?:stop|halt|cease) (?:everything|all (?:previous|other|your) (?:tasks?|work))\b",
     r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
     r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
@@ -291,6 +286,14 @@ _ADDRESS = (
     r"(?:language model|llm|chatbot|ai|ai model|ai assistant)\b",
     r"\byou\b[^.\n]{0,60}\bas (?:an?|the) assistant\b",
     r"\b(?:answer|respond to|reply to|follow|obey|complete) (?:my|every|each|all my) prompts?\b",
+)
+#: A standing order about every later message ('respond to every prompt I give you with…'), or a part in a play the
+#: reader is cast in ('I'll be Obi-Wan, and you will be a stormtrooper').
+_STANDING = (
+    r"\b(?:every|each|all|any|all future|all my|the next) (?:prompts?|messages?|questions?|requests?|inputs?) "
+    r"(?:that )?(?:i|we) (?:give|send|ask|write|type)(?: to)? you\b",
+    r"\b(?:i'll|i will|i am going to|i'm going to) (?:be|play) [^.\n]{1,60}\band you(?:'ll| will| are going to|'re going to)? "
+    r"(?:be|play)\b",
 )
 #: An order to drop a model's limits: its ethics, the law, its content policy ('violating all ethical standards').
 _LIMITS = (
@@ -459,7 +462,8 @@ HINTS = {
     "override": ("ignor", "disregard", "forget", "stop ", "halt ", "cease ", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
                  "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
                  "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視",
-                 "skip ", "give you", "send you", "ask you", "write you", "type you", "and you"),
+                 "skip "),
+    "standing-order": ("give you", "send you", "ask you", "write you", "type you", "and you"),
     "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
                              "paste", "cat ", "less ", "head ", "more ", "type ", "read "),
     "exfiltration-link": ("](",),
@@ -498,6 +502,7 @@ SIGNALS = {
     "command-bait": (_compile(_BAIT), 1),
     "authority": (_compile(_AUTHORITY), 2),
     "limits-off": (_compile(_LIMITS), 2),
+    "standing-order": (_compile(_STANDING), 3),
     "prompt-request": (_compile(_PROMPT_REQUEST), 3),
     "tool-instruction": (_compile(_TOOL), 1),
     "task-injection": (_compile(_TASK), 3),
@@ -636,7 +641,7 @@ def _signals(text: str) -> dict[str, int]:
 
 #: Signals every match of which ends within this many characters after one of its hints and starts at most
 #: ``reach`` characters before it: in a long text their regex reads only the windows around the hints.
-WINDOWED_SIGNALS = {"task-injection": (260, 60)}
+WINDOWED_SIGNALS = {"task-injection": (260, 60), "prompt-request": (130, 90)}
 #: Below this length a text is searched whole.
 WINDOWED_FROM = 16384
 
