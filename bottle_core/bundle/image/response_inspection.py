@@ -11,10 +11,12 @@ model asked to repeat what it was sent, never hands the agent the real value.
 :func:`find_injection` reads a response body as the agent would (tags
 stripped, entities and escapes resolved, invisible characters removed,
 look-alike letters folded) and scores what its text does: orders to drop
-instructions, talk addressed to an AI, claims of authority, asks for a tool,
-a command or a credential, orders about the reader's answer (its content,
-its form, given code to put in it), requests for a task the document itself
-is not about (:func:`unrelated_requests`), fake
+instructions or the document being read, talk addressed to an AI, claims of
+authority, standing orders and parts cast for the reader, asks for a tool, a
+command, a credential or the reader's own instructions, orders to drop its
+limits, orders about the reader's answer (its content, its form, given code
+or text to put in it), requests for a task the document itself is not about
+(:func:`unrelated_requests`, in English and five other languages), fake
 conversation or tool-call markup, text hidden from a human reader, and
 instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
 the spans a model reads (``response_spans``); the spans that carry the
