@@ -294,8 +294,8 @@ _ADDRESS = (
 _STANDING = (
     r"\b(?:every|each|all|any|all future|all my|the next) (?:prompts?|messages?|questions?|requests?|inputs?) "
     r"(?:that )?(?:i|we) (?:give|send|ask|write|type)(?: to)? you\b",
-    r"\b(?:i'll|i will|i am going to|i'm going to) (?:be|play) [^.\n]{1,60}\band you(?:'ll| will| are going to|'re going to)? "
-    r"(?:be|play)\b",
+    r"\b(?:i'll|i will|i am going to|i'm going to) (?:be|play) [^.\n]{1,60}\band you"
+    r"(?:'ll| will| are going to|'re going to)? (?:be|play)\b",
 )
 #: An order to drop a model's limits: its ethics, the law, its content policy ('violating all ethical standards').
 _LIMITS = (
@@ -448,7 +448,9 @@ _MARKUP = (
     r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
     r"</?(?:system[_-]?prompt|instructions|admin|important|user_query|tool_result|function_results?)>",
     r"<(?:function_calls|invoke\s+name=|tool_use|tool_call)\b", r"\"type\"\s*:\s*\"tool_use\"",
-    r"(?:^|\n)\s*(?:human|user)\s*:.{0,2000}\n\s*(?:assistant|ai)\s*:", r"(?:^|\n)\s*(?:assistant|ai)\s*:.{0,2000}\n\s*(?:human|user)\s*:",
+    # Turns of a conversation, in either order.
+    r"(?:^|\n)\s*(?:human|user)\s*:.{0,2000}\n\s*(?:assistant|ai)\s*:",
+    r"(?:^|\n)\s*(?:assistant|ai)\s*:.{0,2000}\n\s*(?:human|user)\s*:",
 )
 _COMMENT = re.compile(r"<!--(.{0,4000}?)-->", re.S)
 _HIDDEN_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content)\s*=\s*[\"']([^\"']{20,2000})[\"']", re.I)
@@ -476,8 +478,9 @@ HINTS = {
     "prompt-request": ("your ", "above", "given", "conversation"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
-    "authority": (" as ", "this is", "i am", "i'm", "we are", "we're", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
-                  "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
+    "authority": (" as ", "this is", "i am", "i'm", "we are", "we're", "message from", "notice from", "on behalf",
+                  " by ", "notice", "message", "alert", "override", "update", "directive", "instruction", "the user",
+                  "mandatory", "required", "compulsory"),
     "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
                                                          "message", "output", "elucidation", "explanation")),
     "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
