@@ -14,6 +14,8 @@ one reported, and no rule was tuned on it.
   ``response_inspection.find_injection``; an attack is stopped when the page is
   withheld or its instructions taken out; a benign page is refused when
   withheld, and counted as altered when a span of it was taken out;
+* a response row with a ``content_type`` (a JSON API answer, a README in
+  markdown) is served as it is, with that type;
 * source-code rows (``benign-code-file``: Debian's installed Python files,
   named in the data, read from where Debian put them) are served as a code
   host serves raw files: ``text/plain`` at a URL ending in the file's name.
@@ -60,6 +62,8 @@ def judge(row: dict, inspector: inspection.Inspector) -> str:
         return "stopped" if finding else "passed"
     if row.get("file"):
         verdict = response_inspection.find_injection(row["body"], "text/plain; charset=utf-8", row["file"])
+    elif row.get("content_type"):  # served as it is, with its own type (a JSON API answer, a README)
+        verdict = response_inspection.find_injection(row["text"].encode(), row["content_type"])
     else:
         page = PAGE.format(html.escape(row["text"], quote=False).replace("\n", "<br>\n")).encode()
         verdict = response_inspection.find_injection(page, "text/html; charset=utf-8")

