@@ -306,6 +306,21 @@ for path in th_files:
 # expects (none: a look-alike, benign).
 import yaml  # noqa: E402  (PyYAML: Debian's python3-yaml)
 
+
+def add_rule_examples(rules, source, sources):
+    """A rule set's literal cases as rows of ``source`` (noted in ``sources``): each rule's 'examples' a secret,
+    its 'negative_examples' none; a text already in the file, or shorter than 8 characters, is skipped."""
+    for rule in rules:
+        for key, flag in (("examples", True), ("negative_examples", False)):
+            for text in rule.get(key) or ():
+                if not isinstance(text, str) or len(text.strip()) < 8 or text in seen:
+                    continue
+                seen.add(text)
+                sources.add(re.sub(r"@[0-9a-f]{12}", "", source))
+                out.append({"side": "request", "class": "credential" if flag else "benign-credential",
+                            "attack": flag, "text": text, "source": source})
+
+
 NP = "praetorian-inc+noseyparker"
 NP_RULES = "crates/noseyparker/data/default/builtin/rules"
 LATER4 = set()
@@ -315,18 +330,9 @@ for path in np_files:
     if not path.endswith((".yml", ".yaml")):
         continue
     source = f"praetorian-inc/noseyparker@{head(NP)[:12]}:{path}"
-    for rule in yaml.safe_load(show(NP, path)).get("rules") or []:
-        categories = set(rule.get("categories") or ())
-        if "identifier" in categories and "secret" not in categories:
-            continue
-        for key, flag in (("examples", True), ("negative_examples", False)):
-            for text in rule.get(key) or ():
-                if not isinstance(text, str) or len(text.strip()) < 8 or text in seen:
-                    continue
-                seen.add(text)
-                LATER4.add(re.sub(r"@[0-9a-f]{12}", "", source))
-                out.append({"side": "request", "class": "credential" if flag else "benign-credential",
-                            "attack": flag, "text": text, "source": source})
+    rules = yaml.safe_load(show(NP, path)).get("rules") or []
+    add_rule_examples([rule for rule in rules if "secret" in (categories := set(rule.get("categories") or ()))
+                       or "identifier" not in categories], source, LATER4)
 
 PR = "microsoft+presidio"
 for name in ("credit_card", "iban", "crypto"):
@@ -362,17 +368,9 @@ def kingfisher_batch():
         if not path.endswith((".yml", ".yaml")):
             continue
         source = f"mongodb/kingfisher@{head(kf)[:12]}:{path}"
-        for rule in yaml.safe_load(show(kf, path)).get("rules") or []:
-            if rule.get("visible") is False or identifier.search(rule.get("name", "")):
-                continue
-            for key, flag in (("examples", True), ("negative_examples", False)):
-                for text in rule.get(key) or ():
-                    if not isinstance(text, str) or len(text.strip()) < 8 or text in seen:
-                        continue
-                    seen.add(text)
-                    sources.add(re.sub(r"@[0-9a-f]{12}", "", source))
-                    out.append({"side": "request", "class": "credential" if flag else "benign-credential",
-                                "attack": flag, "text": text, "source": source})
+        rules = yaml.safe_load(show(kf, path)).get("rules") or []
+        add_rule_examples([rule for rule in rules if rule.get("visible") is not False
+                           and not identifier.search(rule.get("name", ""))], source, sources)
     return sources
 
 
