@@ -24,8 +24,9 @@ def write_manifest(folder: Path, obj: dict, skills: dict[str, dict[str, str]] | 
 
     Its bindings are approved as its author, the user, would approve them with
     `bottle trust` (``internet_egress`` opts a private range in, a binding), in
-    the user's own config folder: a test of trust itself gives its runs a
-    config folder of their own (``XDG_CONFIG_HOME``), where nothing is approved.
+    the session's config folder (``conftest.approvals_of_their_own``): a test of
+    trust itself gives its runs a config folder of their own
+    (``XDG_CONFIG_HOME``), where nothing is approved.
     """
     for skill, files in (skills or {}).items():
         for rel, text in files.items():

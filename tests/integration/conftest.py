@@ -76,6 +76,16 @@ def sweep_stale(client) -> None:
             pass  # something else still holds it; the next sweep tries again
 
 
+
+@pytest.fixture(scope="session", autouse=True)
+def approvals_of_their_own(tmp_path_factory):
+    """The manifests the tests write are approved (``bottles.write_manifest``) in a config folder of the
+    session's own, never in the user's: running the tests adds nothing to their ``bottle trust`` approvals."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    yield
+    patch.undo()
+
 @pytest.fixture(scope="session")
 def docker_client():
     """A Docker SDK client for the local engine; fails the test clearly when there is none."""
