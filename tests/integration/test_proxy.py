@@ -118,8 +118,10 @@ def test_a_declared_secret_without_a_value_fails_before_anything_starts(tmp_path
     env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
     assert bottle_cli("trust", "-m", str(manifest), env=env).returncode == 0
     result = bottle_cli("exec", "-m", str(manifest), agent, "--", "true", env=env)
-    assert result.returncode == 1
-    assert b"secret TOKEN" in result.stderr and b"HOST_TOKEN_MISSING" in result.stderr
+    # A usage error naming the manifest and the field that declares the secret, as a bad field is.
+    assert result.returncode == 2, result.stderr
+    assert f"{manifest}: bottles.web.secrets.TOKEN.from_env: secret TOKEN: host variable HOST_TOKEN_MISSING".encode() \
+        in result.stderr
     assert resources_of("bottle.agent", agent) == ([], [])
 
 
