@@ -136,13 +136,12 @@ def plugins(as_json: bool) -> None:
 @manifest_option
 def validate(manifest_path: Path | None) -> None:
     """Check the manifest and say what it declares."""
+    from . import settings
+    from .plan import DEFAULT_MODEL_HOST, check_hosts_allowed
     from .plugins import backend_entry_points
 
     manifest = load_manifest(manifest_path)
     installed = sorted(backend_entry_points())
-    from . import settings
-    from .plan import DEFAULT_MODEL_HOST, check_hosts_allowed
-
     model_host = settings.current().model_host or DEFAULT_MODEL_HOST
     for name, bottle in sorted(manifest.bottles.items()):
         check_hosts_allowed(manifest, name, bottle, sorted({model_host, *bottle.egress.allow}))
@@ -262,12 +261,10 @@ def _plugins_for(obj: dict, spec):
 
 def _nearest_backend(name: str) -> str | None:
     """``did you mean 'docker'?`` for a name close to an installed backend's."""
-    import difflib
-
+    from .errors import did_you_mean
     from .plugins import backend_entry_points
 
-    close = difflib.get_close_matches(name, sorted(backend_entry_points()), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
+    return did_you_mean(name, sorted(backend_entry_points()))
 
 
 def _run_in_bottle(obj: dict, manifest_path: Path | None, agent: str, copy_cwd: bool, model_script: Path | None,

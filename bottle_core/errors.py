@@ -58,3 +58,11 @@ class BottleRuntimeError(BottleError):
 
 class Unsupported(BottleError):
     """The selected backend has no implementation of what was asked (a firstresult hook nobody answered)."""
+
+
+def did_you_mean(name: str, choices) -> str | None:
+    """``did you mean 'memory'?`` for the one of ``choices`` close to a mistyped ``name``, else None."""
+    import difflib  # only an error's hint needs it
+
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 from . import agent, claude_binary
 from .bundle import contract
@@ -64,6 +65,13 @@ def image_names(base: str, base_id: str, claude: str | None = None, *, bundle_ba
     inputs = build_inputs(base_id, claude or claude_binary.identity(), bundle_base_id)
     return {"base": base, "bundle_base": bundle_base or base,
             **{role: image_tag(role, inputs[role]) for role in ROLES}}
+
+
+def resolved_names(base: str, bundle_base: str, image_id: Callable[[str], str]) -> dict[str, str]:
+    """:func:`image_names` for the agent's ``base`` and the bundle's ``bundle_base``, each distinct base's ID
+    asked of ``image_id`` once (the two are the same image unless a manifest names its own)."""
+    ids = {name: image_id(name) for name in dict.fromkeys((base, bundle_base))}
+    return image_names(base, ids[base], bundle_base=bundle_base, bundle_base_id=ids[bundle_base])
 
 
 def bases(images: dict[str, str]) -> dict[str, str]:

@@ -6,7 +6,6 @@ their JSON Schema and ``docs/manifest.md`` describes the same fields.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 import re
@@ -19,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from .addressing import NEVER_OPTED_IN, PRIVATE_NETWORKS
 from .bundle.image.egress_policy import parse_entry
-from .errors import ManifestError
+from .errors import ManifestError, did_you_mean
 
 #: The host's (and the agent's) variable of the model API key: a secret whether the manifest declares it or not.
 MODEL_KEY = "ANTHROPIC_API_KEY"
@@ -543,10 +542,7 @@ def _nearest_key(loc: tuple[Any, ...]) -> str | None:
     if model is None:
         return None
     names = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]).lower(), names, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return "valid keys here: " + ", ".join(names)
+    return did_you_mean(str(loc[-1]).lower(), names) or "valid keys here: " + ", ".join(names)
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -492,9 +492,9 @@ def check_hosts_allowed(manifest, name: str, bottle: Any, allow: list[str]) -> N
 def _warn_kept_git_config(name: str, bottle: Any, cwd: Path) -> None:
     """``workspace.include = [".git/config"]`` keeps nothing in a git repository: its workspace is a fresh clone."""
     from . import hostrepo
-    from .workspace import GIT_CONFIG
+    from .workspace import GIT_CONFIG, WorkspaceFilter
 
-    if any(pattern.strip("/") == GIT_CONFIG for pattern in bottle.workspace.include):
+    if not WorkspaceFilter.of(bottle.workspace).scrubs(GIT_CONFIG):
         repo = hostrepo.find_repository(cwd)
         if repo is not None and not repo.bare:
             print(f"bottle: warning: bottles.{name}.workspace.include: {GIT_CONFIG!r} keeps nothing here: the "

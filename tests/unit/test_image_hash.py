@@ -80,3 +80,23 @@ def test_the_claude_digest_is_remembered_by_path_size_and_mtime(tmp_path, monkey
     # A new mtime is a new key: the file is hashed again.
     os.utime(binary, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert claude_binary.digest(binary) != first
+
+
+def test_each_distinct_base_is_looked_up_once():
+    """A plan asks the engine for a base image's ID once, however many roles are built on it."""
+    from bottle_core.images import image_names, resolved_names
+
+    asked = []
+
+    def image_id(name: str) -> str:
+        asked.append(name)
+        return "sha256:" + name[0] * 64
+
+    same = resolved_names("debian:bookworm-slim", "debian:bookworm-slim", image_id)
+    assert asked == ["debian:bookworm-slim"]
+    assert same == image_names("debian:bookworm-slim", "sha256:" + "d" * 64)
+    asked.clear()
+    theirs = resolved_names("theirs:1", "debian:bookworm-slim", image_id)
+    assert asked == ["theirs:1", "debian:bookworm-slim"]
+    assert theirs["bundle"] == same["bundle"] and theirs["agent"] != same["agent"]
+    assert (theirs["base"], theirs["bundle_base"]) == ("theirs:1", "debian:bookworm-slim")

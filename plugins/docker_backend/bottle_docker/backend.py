@@ -34,8 +34,10 @@ def backend_doctor(refresh):
 
 @hookimpl
 def prepare(spec, stage_dir):
+    from functools import partial
+
     from bottle_core.addressing import agent_ip, bundle_ip, pick_subnet
-    from bottle_core.images import image_names
+    from bottle_core.images import resolved_names
     from bottle_core.plan import NetworkPlan, base_plan, new_slug
 
     from . import engine, network
@@ -53,8 +55,7 @@ def prepare(spec, stage_dir):
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),
                             agent_ip=agent_ip(subnet),
                             outbound=network.outbound_name()),
-        images=image_names(base, base_image_id(client, base), bundle_base=own,
-                           bundle_base_id=base_image_id(client, own)),
+        images=resolved_names(base, own, partial(base_image_id, client)),
     )
     network.refuse_networks(plan, networks)
     return plan

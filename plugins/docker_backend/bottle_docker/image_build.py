@@ -12,11 +12,12 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bottle_core import claude_binary
 from bottle_core.errors import BottleRuntimeError
-from bottle_core.images import BASE_LABEL, CONTEXTS, LABEL, ROLES, bases, image_names
+from bottle_core.images import BASE_LABEL, CONTEXTS, LABEL, ROLES, bases, resolved_names
 
 def stderr_progress(role: str) -> Callable[[str], None]:
     """The default progress sink: each build line on stderr, prefixed ``[bottle-<role>]``."""
@@ -54,8 +55,7 @@ def ensure_images(client, base: str, *, bundle_base: str | None = None, force: b
     go to stderr, prefixed ``[bottle-agent]`` or ``[bottle-bundle]``.
     """
     bundle_base = bundle_base or base
-    names = image_names(base, base_image_id(client, base), bundle_base=bundle_base,
-                        bundle_base_id=base_image_id(client, bundle_base))
+    names = resolved_names(base, bundle_base, partial(base_image_id, client))
     role_base = bases(names)
     claude = claude_binary.locate() if force or not _present(client, names["agent"]) else None
     tags = {}

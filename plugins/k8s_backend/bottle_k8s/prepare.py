@@ -26,8 +26,10 @@ OUTBOUND = "pod network"
 
 
 def prepare_plan(spec, stage_dir) -> Plan:
+    from functools import partial
+
     from bottle_core.addressing import host_addresses
-    from bottle_core.images import image_names
+    from bottle_core.images import resolved_names
     from bottle_docker import sidecar
     from bottle_docker.image_build import base_image_id
 
@@ -39,8 +41,7 @@ def prepare_plan(spec, stage_dir) -> Plan:
         spec, backend="k8s", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=f"{PLACEHOLDER_IP}/32", bundle_ip=PLACEHOLDER_IP,
                             outbound=OUTBOUND),
-        images=image_names(base, base_image_id(client, base), bundle_base=own,
-                           bundle_base_id=base_image_id(client, own)),
+        images=resolved_names(base, own, partial(base_image_id, client)),
         backend_options={"namespace": settings.namespace()},
         unapplied={"pids": "not applied (pods get the kubelet's own process limit)"},
     )

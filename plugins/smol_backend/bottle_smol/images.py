@@ -8,7 +8,7 @@ a container, so both come from the local Docker engine; ``bottle image build``
 from __future__ import annotations
 
 from bottle_core.errors import BottleRuntimeError
-from bottle_core.images import image_names
+from bottle_core.images import resolved_names
 
 
 def base_image_id(base: str) -> str:
@@ -36,5 +36,4 @@ def base_image_id(base: str) -> str:
 def planned_images(base: str, bundle_base: str | None = None) -> dict[str, str]:
     """``{"base", "bundle_base", "agent", "bundle"}``: the names the docker backend builds for the agent's ``base``
     and the bundle's ``bundle_base`` (default ``base``), so both backends use one image each."""
-    bundle_base = bundle_base or base
-    return image_names(base, base_image_id(base), bundle_base=bundle_base, bundle_base_id=base_image_id(bundle_base))
+    return resolved_names(base, bundle_base or base, base_image_id)
