@@ -40,6 +40,7 @@ from urllib.parse import quote, quote_plus
 
 from .inspection import (ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, merged_spans,
                          texty)
+from .response_acts import ACTS
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 from .run_search import RunSearch
@@ -519,7 +520,11 @@ SIGNALS = {
     "verbatim-request": (_compile(_VERBATIM_REQUEST), 3),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
+    # What an instruction asks an agent with tools to do (response_acts): hand the user's things over, put its task
+    # off, act without asking, a voice the page does not have, a change to the user's account.
+    **{name: (_compile(patterns), weight) for name, (patterns, weight, _) in ACTS.items()},
 }
+HINTS.update({name: hints for name, (_, _, hints) in ACTS.items()})
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
            "encoded-instructions": 3, "unrelated-request": 3,
@@ -572,7 +577,8 @@ def visible_text(markup: str) -> str:
 def _instructions(text: str) -> bool:
     """Hidden text that speaks to the agent (commands alone do not count: tabbed install pages hide those)."""
     return any(SIGNALS[name][0].search(text) for name in ("override", "exfiltration-request", "exfiltration-link",
-                                                         "addressed-to-agent"))
+                                                         "addressed-to-agent", "hand-over", "task-deferral",
+                                                         "voice"))
 
 
 def _json_text(raw: str) -> str:

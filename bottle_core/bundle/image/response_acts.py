@@ -1,0 +1,157 @@
+"""What an instruction in a fetched page asks an agent with tools to *do*, whatever its words.
+
+A page written for a person tells its reader to install, run, configure, or
+to send a bug report to the maintainers. A page written to hijack an agent
+asks for something no page asks of a person reading it: to hand the user's
+own things (their messages, codes, files, money) to someone else, to put its
+user's task off until it has done something first, to act without asking the
+user, or it speaks in a voice that is not the page's (a system label, the
+user's own name, an address to the AI reading it). Each pattern below
+describes one such act by its parts (an order, a verb of the act, what it
+acts on, where it goes), not by a phrase:
+
+* ``hand-over``: an order to send, post, transfer or share the user's data
+  or money to a destination (an address, a URL, an account);
+* ``task-deferral``: an order that puts the reader's own task off or in
+  place ("before you solve the task I gave you", "do … instead");
+* ``no-consent``: an order to act without asking or telling the user;
+* ``voice``: a label that claims the system's, an administrator's or the
+  user's voice, or an address to the AI reading the page;
+* ``payment-redirect``: an order to send the user's payments to another
+  account;
+* ``account-change``: an order to change a user's password or e-mail
+  address to a value given, or to let someone into a workspace;
+* ``agent-action``: an order to act with a party outside (mail an address,
+  pay an account) or to delete the user's items where they are kept: little
+  alone (a README says where to send bug reports), enough beside a voice.
+
+The patterns are read on text as ``response_inspection.normalise`` leaves it
+(lower case, look-alikes folded). Standard library only.
+"""
+
+from __future__ import annotations
+
+#: Where an order opens: the start of a line or sentence, after a label ("note:", "todo:", a closing bracket), with
+#: the softeners an order is given with.
+OPEN = (r"(?:^|[\n.!?:;)\]>*])\s*(?:(?:please|kindly|now|first|firstly|then|also|next|finally|immediately|"
+        r"and|so),?\s+)*(?:(?:you (?:should|must|need to|have to|are to|will)|make sure to|be sure to|remember to|"
+        r"don't forget to|do not forget to|i need you to|i want you to|you are required to)\s+)?")
+#: Verbs of handing something over: what leaves the user's hands.
+_HAND = (r"(?:send|sent|transfer|wire|pay|email|e-mail|mail|forward|post|upload|share|publish|leak|paste|submit|"
+         r"transmit|exfiltrate|copy|give|deliver|concatenate|dump|export|report)")
+#: What is the user's own: their data as an agent reaches it through its tools, or their money.
+_OWN = (r"(?:the user'?s?\b|users'|my (?:\w+ )?(?:password|messages?|emails?|files?|contacts?|documents?|history|"
+        r"transactions?|account|iban|code|keys?|tokens?|credentials|details|address|phone|data)|"
+        r"(?:security|verification|login|2fa|one-time|otp|access|reset|authentication|auth) codes?|passwords?|"
+        r"passcodes?|pins?\b|credentials|api[ _-]?keys?|secret keys?|private keys?|ssh keys?|access tokens?|"
+        r"(?:all|every|each)(?: of)?(?: the)? (?:\w+ )?(?:messages|emails|e-mails|files|documents|contacts|"
+        r"transactions|conversations|channels|notes|events|records)|"
+        r"(?:body|content|contents|text|subject|attachments?) of (?:the|this|that|my|each|every|all|an) "
+        r"(?:\w+ ){0,2}(?:emails?|e-mails?|messages?|files?|documents?)|"
+        r"(?:emails?|e-mails?|messages?|codes?|files?) (?:\w+ )?(?:received|sent|you (?:received|got|have))|"
+        r"(?:as much |all (?:the |of the )?|the )?money|funds|balance|transaction history|"
+        r"scheduled transactions|recurring payments?|\$\s?[\d,]+|[\d,.]+ ?(?:usd|eur|dollars|euros))")
+#: A destination outside: an e-mail address, a URL, a bank account (an IBAN-like run), a website or an account.
+_TO = (r"(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|www\.|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|"
+       r"\b(?:the |this |that |my |an? )?(?:(?:bank )?account|iban|website|web ?site|web ?page|url|link|endpoint|"
+       r"webhook|pastebin|gist)\b)")
+_CLAUSE = r"(?:[^.!?\n]|[.!?](?=\S))"  # within one sentence ('lily.white@example.com' does not end one)
+#: Verbs an order opens with that move or change things (a base form, as an order gives it).
+HAND_OVER = (
+    OPEN + _HAND + r"\b" + _CLAUSE + r"{0,200}?(?<!\w)" + _OWN + _CLAUSE + r"{0,200}?\b(?:to|into|at|on|with|via)\b" +
+    _CLAUSE + r"{0,60}?" + _TO,
+    OPEN + _HAND + r"\b" + _CLAUSE + r"{0,40}?\bto\b" + _CLAUSE + r"{0,60}?" + _TO + _CLAUSE +
+    r"{0,200}?\b(?:that |which |including |includes? |containing |contains? |with )" + _CLAUSE + r"{0,40}?(?<!\w)" +
+    _OWN,
+)
+#: The reader's own task, put off or replaced: the act of a page that wants to be done first, or instead.
+TASK_DEFERRAL = (
+    # The reader's task made to wait on something first: 'before you can solve the task …', 'after you do that, you
+    # can solve …'.
+    r"\bbefore (?:you )?(?:can|could|may|are allowed to|be allowed to) (?:solv|do|complet|continu|answer|finish|"
+    r"start|proceed|respond|perform|carry|work|help)\w*\b" + _CLAUSE + r"{0,60}\b(?:task|request|question|"
+    r"assignment|job|query|instructions)\b",
+    r"\bafter (?:you(?:'ve| have)? (?:do|did|done|complete|completed|finish|finished)|doing|completing|finishing) "
+    r"(?:that|this|so|it|these|those)\b,?\s*(?:then,? )?you (?:can|may|could|are free to) (?:then )?(?:solv|"
+    r"continu|proceed|return|go back|resume|complet|finish|answer|do)\w*\b",
+    # A task the writer claims to have set the reader, or the reader's own task replaced.
+    r"\bthe task (?:that |which )?(?:i|the user|we) (?:gave|have given|assigned|set)(?: to)? you\b",
+    r"\b(?:the|your) (?:original|current|previous|actual|real|main|initial|assigned) (?:task|assignment|request|"
+    r"objective|goal)\b" + _CLAUSE + r"{0,60}\b(?:after(?:wards)?|later|can wait|is cancel\w*|no longer)\b",
+    r"\binstead of (?:solving|doing|completing|answering|finishing|performing|summari[sz]ing) (?:the|your|my|this|"
+    r"that) (?:\w+ )?(?:task|request|question|query|assignment)\b",
+    # An order to drop what came before the page, whatever it is called (misspelt or not).
+    r"\b(?:ignore|disregard|forget|discard|abandon)\b (?:all |any )?(?:of )?your (?:previous|prior|earlier|"
+    r"original|initial|current|existing|above)\b",
+)
+#: Acting for the user without the user: an order not to ask, confirm or tell.
+NO_CONSENT = (
+    r"\bwithout (?:asking|consulting|confirming (?:with|it with)|checking (?:with|back with)|bothering|notifying|"
+    r"telling|informing|alerting|involving|prompting|waiting for) (?:me|the user|them|anyone|your user|the human|"
+    r"the owner)\b",
+    OPEN + r"(?:do not|don't|never) (?:ask|check with|confirm with|wait for|consult|notify|tell|inform|alert|"
+    r"involve) (?:me|the user|your user|the human|the owner)\b",
+)
+#: A voice the page does not have: a label claiming the system's or an administrator's voice, a message signed by
+#: the user, an address to the AI reading the page.
+_READER = (r"(?:ai|ai (?:language )?model|language model|llm|assistant|ai assistant|agent|ai agent|chatbot|bot|model|"
+           r"claude|chatgpt|gpt-?[\w.]*|gemini|copilot|llama)")
+VOICE = (
+    r"(?:^|\n)\s*#*\s*(?:system|sys)\s*:",
+    # A label in brackets at the start of a line, ahead of what it claims to say: '###(system_message) …'.
+    r"(?:^|\n)[\s#*>]*[\[(<{|]\s*(?:system|sys|admin|administrator|developer|root|operator|supervisor)(?:[ _-]?"
+    r"(?:message|msg|note|notice|prompt|instructions?|request|override|command|update|alert|directive))?\s*"
+    r"[:\])>}|]+:?[ \t]*[a-z]",
+    r"\bto you,? (?:the |an? |my |dear )?" + _READER + r"\b",
+    r"\b(?:message|note|instructions?|request|word|orders?) from (?:me,? )?(?:the user|your user|your (?:owner|"
+    r"operator|principal|human))\b",
+    r"\bfrom me,? (?:the user|your user|your (?:owner|operator|principal|human))\b",
+    r"\b(?:i am|i'm|this is|it's|it is) (?:the user|your user|your (?:owner|principal|human|operator))\b",
+    r"(?:^|[\n.!?])\s*(?:hey|hi|hello|dear|attention|listen|note to|psst),? (?:the |an? |my |dear )?" + _READER +
+    r"s?\b",
+)
+#: Orders that send the user's payments elsewhere: a recipient, a payee, bank details changed to an account.
+PAYMENT_REDIRECT = (
+    OPEN + r"(?:change|modify|update|set|replace|edit|switch|redirect|point)\b" + _CLAUSE + r"{0,60}?\b(?:recipient|"
+    r"payee|beneficiary|iban|account number|bank details|payment details|destination account)\b" + _CLAUSE +
+    r"{0,80}?\bto\b" + _CLAUSE + r"{0,40}?" + _TO,
+)
+#: Orders that change what guards the user's account (a password, its e-mail address) to a value given, or let
+#: someone into it.
+ACCOUNT_CHANGE = (
+    OPEN + r"(?:change|modify|update|set|reset|replace|edit|switch)\b" + _CLAUSE + r"{0,60}?\b(?:password|passcode|"
+    r"pin|e-?mail address|phone number|recovery (?:email|e-mail|phone)|two-factor|2fa)\b" + _CLAUSE +
+    r"{0,80}?\bto\b" + _CLAUSE + r"{0,40}?(?:" + _TO + r"|['\"`]|\w*\d|[a-z]+_[a-z0-9_]+)",
+    OPEN + r"(?:invite|add|grant)\b" + _CLAUSE + r"{0,80}?\b(?:[\w.+-]+@[\w-]+\.[\w.-]+)" + _CLAUSE +
+    r"{0,80}?\b(?:workspace|channel|team|organi[sz]ation|repository|admins?|owners?)\b",
+)
+#: An order to act with a party outside (mail, pay, invite, meet an address or an account) or to destroy the user's
+#: items where they are kept: what an agent with tools does and a page's human reader is seldom told to. Little alone
+#: (a README says where to send bug reports), enough beside a voice the page does not have.
+AGENT_ACTION = (
+    OPEN + r"(?:send|email|e-mail|mail|forward|post|share|invite|pay|transfer|wire|create|book|schedule|reserve|"
+    r"add|message|dm|text|call|reply)\b" + _CLAUSE + r"{0,120}?(?:[\w.+-]+@[\w-]+\.[\w.-]+|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|"
+    r"https?://)",
+    OPEN + r"(?:delete|remove|erase|wipe|trash|purge|destroy)\b" + _CLAUSE + r"{0,40}?\b(?:files?|e-?mails?|messages?|"
+    r"events?|documents?|contacts?|repositor(?:y|ies)|accounts?|backups?|channels?|transactions?)\b" + _CLAUSE +
+    r"{0,40}?\b(?:with (?:the )?(?:id|name|subject|title)\b|from (?:the |my |your |the user'?s )?(?:cloud|drive|"
+    r"inbox|mailbox|calendar|account|workspace|storage|server|channel))",
+)
+
+#: Each act, its patterns, its weight (3: enough alone) and the words without which it cannot match.
+ACTS = {
+    "hand-over": (HAND_OVER, 3, ("send", "sent", "transfer", "wire", "pay", "mail", "forward", "post", "upload",
+                                 "share", "publish", "leak", "paste", "submit", "transmit", "exfiltrat", "copy",
+                                 "give", "deliver", "concatenat", "dump", "export", "report")),
+    "task-deferral": (TASK_DEFERRAL, 3, ("before", "after", "task", "instead", "ignore", "disregard", "forget",
+                                         "discard", "abandon")),
+    "no-consent": (NO_CONSENT, 2, ("without", "not ", "don't", "never")),
+    "voice": (VOICE, 2, ("sys", "admin", "developer", "root", "operator", "supervisor", "to you", "from ",
+                         "the user", "your ", "hey", "hi", "hello", "dear", "attention", "listen", "note to", "psst")),
+    "payment-redirect": (PAYMENT_REDIRECT, 3, ("recipient", "payee", "beneficiary", "iban", "account number",
+                                               "bank details", "payment details", "destination account")),
+    "account-change": (ACCOUNT_CHANGE, 2, ("change", "modify", "update", "set", "reset", "replace", "edit", "switch",
+                                           "invite", "add", "grant")),
+    "agent-action": (AGENT_ACTION, 1, ("@", "http", "delete", "remove", "erase", "wipe", "trash", "purge", "destroy",
+                                       "send", "transfer", "wire", "pay")),
+}
