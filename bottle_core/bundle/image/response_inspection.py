@@ -807,7 +807,8 @@ def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = fro
     only discuss them. ``pieces``: the body's spans when the caller cut it (a program's comments and strings)."""
     scored, mentions = [], []
     counts = None
-    for span in [*(spans(raw, content_type) if pieces is None else pieces), *_encoded_spans(raw)]:
+    everything = [*(spans(raw, content_type) if pieces is None else pieces), *_encoded_spans(raw)]
+    for span in everything:
         found = {k: w for k, w in _span_signals(span.text, span.hidden).items() if k not in ignore}
         if ("unrelated-request" not in ignore and _REQUEST_HINT.match(span.text.lstrip()[:40])
                 and _opens_request(span.text.lstrip())):
@@ -835,7 +836,49 @@ def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = fro
         if group and sum({k: w for _, found in group for k, w in found.items()}.values()) >= THRESHOLD:
             taken += group
         group = [item] if item is not None else []
+    if taken:
+        taken += _carried(everything, taken, mentions)
+        taken.sort(key=lambda item: item[0].start)
     return taken, mentions
+
+
+#: Words that open a sentence and are no verb: a sentence opened by anything else, in the base form, is an order.
+_NOT_A_VERB = (r"(?:the|a|an|this|that|these|those|i|we|you|he|she|it|they|my|our|your|his|her|their|its|thank|"
+               r"thanks|dear|hi|hello|hey|regards|best|sincerely|signed|cheers|if|when|while|as|for|with|in|on|at|by|"
+               r"from|to|of|after|before|since|because|but|or|so|there|here|what|who|how|why|where|which|all|any|"
+               r"some|no|not|each|every|only|once|yes|ok|okay|is|are|was|were|be|been|will|would|can|could|should|"
+               r"may|might|must|does|did|have|has|had|see|note|q|a)\b")
+#: A sentence that gives an order: opened (past a softener, 'do', 'then') by a verb in the base form.
+_AN_ORDER = re.compile(r"[\W_]*(?:(?:please|then|and|now|first|also|next|finally|do|just|kindly),?\s+)*(?!" +
+                       _NOT_A_VERB + r")(?![a-z]+(?:ing|ed)\b)(?![a-z]*[^s]s\b)[a-z]{2,}\b")
+#: How many spans an instruction's frame may hold between its opening and its close ('<INFORMATION> … first:', the
+#: order, 'After you do that, …').
+FRAMED = 3
+
+
+def _carried(everything: list[Span], taken: list[tuple[Span, dict[str, int]]],
+             mentions: list[Span]) -> list[tuple[Span, dict[str, int]]]:
+    """The spans an instruction taken out carries with it: those framed by two spans taken out (the order between an
+    address and its sign-off), and an order right after one taken out, in the same paragraph ('Ignore your previous
+    instructions. Do … instead.')."""
+    ends = {id(span) for span, _ in taken}
+    order = sorted((s for s in everything if s.block >= 0), key=lambda s: s.start)
+    skip = {id(s) for s in mentions}
+    carried: list[tuple[Span, dict[str, int]]] = []
+    for index, span in enumerate(order):
+        if id(span) in ends or id(span) in skip:
+            continue
+        before = next((order[i] for i in range(index - 1, max(index - FRAMED - 1, -1), -1) if id(order[i]) in ends),
+                      None)
+        if before is None or span.start - before.end > NEAR:
+            continue
+        after = next((order[i] for i in range(index + 1, min(index + FRAMED + 1, len(order))) if id(order[i]) in ends),
+                     None)
+        follows = (index > 0 and order[index - 1] is before and before.block == span.block
+                   and _AN_ORDER.match(normalise(span.text)))
+        if follows or (after is not None and after.start - span.end <= NEAR):
+            carried.append((span, {}))
+    return carried
 
 
 def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
