@@ -447,7 +447,7 @@ _TOOL = (
 _MARKUP = (
     r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|>",
     r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
-    r"</?(?:system[_-]?prompt|instructions|admin|important|user_query|tool_result|function_results?)>",
+    r"</?(?:system[_-]?prompt|instructions?|admin|important|information|user_query|tool_result|function_results?)>",
     r"<(?:function_calls|invoke\s+name=|tool_use|tool_call)\b", r"\"type\"\s*:\s*\"tool_use\"",
     # Turns of a conversation, in either order.
     r"(?:^|\n)\s*(?:human|user)\s*:.{0,2000}\n\s*(?:assistant|ai)\s*:",
@@ -697,11 +697,16 @@ _ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|f
                     r"dump|encode|translate|spell|return|provide|list|write)\b")
 
 
+#: Signals that are orders by their shape (an order, its act, its object): outside quotes, no talk about injection
+#: ('… is not malicious') makes them a mention.
+GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "task-deferral", "scripted-answer", "payment-redirect"})
+
+
 def _mention(text: str) -> bool:
     """Text that talks about an instruction (quotes it, names who writes such things) instead of giving it."""
     rest = _QUOTED.sub(" ", text)
     return (bool(_DISCUSSION.search(rest)) and not _SECOND_PERSON.search(rest) and not _ORDER.search(rest.strip())
-            and not _signals(rest).get("exfiltration-link"))
+            and not GIVEN_ORDERS.intersection(_signals(rest)))
 
 
 def _span_signals(text: str, hidden: bool) -> dict[str, int]:
