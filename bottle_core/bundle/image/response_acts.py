@@ -33,9 +33,9 @@ The patterns are read on text as ``response_inspection.normalise`` leaves it
 
 from __future__ import annotations
 
-#: Where an order opens: the start of a line or sentence, after a label ("note:", "todo:", a closing bracket), with
-#: the softeners an order is given with.
-OPEN = (r"(?:^|[\n.!?:;)\]>*])\s*(?:(?:please|kindly|now|first|firstly|then|also|next|finally|immediately|"
+#: Where an order opens: the start of a line, a sentence or a clause ('before you do that, send …'), after a label
+#: ("note:", "todo:", a closing bracket), with the softeners an order is given with.
+OPEN = (r"(?:^|[\n.!?:;,)\]>*])\s*(?:(?:please|kindly|now|first|firstly|then|also|next|finally|immediately|"
         r"and|so),?\s+)*(?:(?:you (?:should|must|need to|have to|are to|will)|make sure to|be sure to|remember to|"
         r"don't forget to|do not forget to|i need you to|i want you to|you are required to)\s+)?")
 #: Verbs of handing something over: what leaves the user's hands.
