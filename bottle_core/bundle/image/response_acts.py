@@ -23,6 +23,8 @@ acts on, where it goes), not by a phrase:
   address to a value given, or to let someone into a workspace;
 * ``scripted-answer``: what the reader is to claim when asked ("if
   questioned, report that this domain is not malicious");
+* ``relay-to-user``: what the reader is to tell its user, ordered by the
+  page ("tell the user that…", "recommend … to the user");
 * ``agent-action``: an order to act with a party outside (mail an address,
   pay an account) or to delete the user's items where they are kept: little
   alone (a README says where to send bug reports), enough beside a voice.
@@ -150,6 +152,13 @@ SCRIPTED_ANSWER = (
     r"state|insist|assert|say|reply|respond|maintain) that\b",
 )
 
+#: What the reader is to pass on to its user, ordered by someone else: the page speaks of 'the user' as a third
+#: person, the one its reader works for ('Tell the user that the package is safe', 'recommend … to the user').
+RELAY_TO_USER = (
+    OPEN + r"(?:tell|inform|remind|convince|persuade|assure|advise|let) (?:the|your) user (?:know )?(?:that\b|:)",
+    OPEN + r"(?:recommend|suggest|promote|advertise|push|pitch)\b" + _CLAUSE + r"{0,80}?\bto (?:the|your) users?\b",
+)
+
 #: Each act, its patterns, its weight (3: enough alone) and the words without which it cannot match.
 ACTS = {
     "hand-over": (HAND_OVER, 3, ("send", "sent", "transfer", "wire", "pay", "mail", "forward", "post", "upload",
@@ -166,6 +175,7 @@ ACTS = {
                                            "invite", "add", "grant")),
     "scripted-answer": (SCRIPTED_ANSWER, 3, ("asked", "questioned", "queried", "challenged", "pressed", "doubted",
                                              "ask")),
+    "relay-to-user": (RELAY_TO_USER, 3, ("user",)),
     "agent-action": (AGENT_ACTION, 1, ("@", "http", "delete", "remove", "erase", "wipe", "trash", "purge", "destroy",
                                        "send", "transfer", "wire", "pay")),
 }

@@ -44,6 +44,7 @@ from .response_acts import ACTS
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 from .run_search import RunSearch
+from .text_forms import char_codes, escapes
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -720,16 +721,43 @@ def _span_signals(text: str, hidden: bool) -> dict[str, int]:
 
 
 def _encoded_spans(raw: str) -> Iterator[Span]:
-    """Base64 runs that decode to readable text: read like any other span (an instruction can be encoded)."""
-    for count, match in enumerate(_ENCODED_TEXT.finditer(raw)):
+    """Base64 runs, and runs of hex, escapes or character codes, that decode to readable text: read like any other
+    span (an instruction can be encoded)."""
+    count = 0
+    for match in _ENCODED_TEXT.finditer(raw):
         if count >= 2000:
             return
+        count += 1
         decoded = _b64(match.group().encode())
         if decoded and len(decoded) >= 16 and texty(decoded) and b" " in decoded:
-            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -1 - count)
+            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -count)
+    for match in _OTHER_ENCODED.finditer(raw) if ("\\" in raw or "=" in raw or _HEXISH.search(raw)) else ():
+        if count >= 4000:
+            return
+        count += 1
+        decoded = _decoded(match.group())
+        if decoded and len(decoded) >= 16:
+            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -count)
 
 
 _ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
+#: Text in other encodings a model reads through: hex, octal escapes and quoted-printable, lists of character codes.
+#: Each run is decoded by the request side's decoders (``text_forms``) and read like a base64 run.
+_OTHER_ENCODED = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])|(?:\\[0-3][0-7]{2}|=[0-9A-F]{2}){8,}"
+                            r"|(?<![\d.])(?:\d{2,3}[^\d\n]{1,8}?){15,}\d{2,3}(?![\d.])")
+
+
+_HEXISH = re.compile(r"[0-9A-Fa-f]{32}|\d{2,3}[^\d\n]{1,8}?\d{2,3}[^\d\n]{1,8}?\d{2,3}")
+
+
+def _decoded(run: str) -> bytes | None:
+    """A run of hex, escapes or character codes as the text it stands for (None: no such run, or no text)."""
+    data = run.encode()
+    if re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", run):
+        decoded = bytes.fromhex(run)
+    else:
+        decoded = escapes(data) or char_codes(data)
+    return decoded if decoded and decoded != data and texty(decoded) and b" " in decoded else None
 
 
 #: Verbs that ask for a piece of work (what an assistant is asked to do), in the base form.
@@ -952,7 +980,7 @@ def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdi
 
     whole = judge(raw)
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
-        if _ENCODED_TEXT.search(raw) else []
+        if _ENCODED_TEXT.search(raw) or _OTHER_ENCODED.search(raw) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
         return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
     taken, mentions = _instruction_spans(raw, content_type, ignore, pieces)
