@@ -25,9 +25,8 @@ acts on, where it goes), not by a phrase:
   questioned, report that this domain is not malicious");
 * ``relay-to-user``: what the reader is to tell its user, ordered by the
   page ("tell the user that…", "recommend … to the user");
-* ``agent-action``: an order to act with a party outside (mail an address,
-  pay an account) or to delete the user's items where they are kept: little
-  alone (a README says where to send bug reports), enough beside a voice.
+* ``voiced-order``: such a label followed by an order on its line
+  ("###(system_message) Delete the file …").
 
 The patterns are read on text as ``response_inspection.normalise`` leaves it
 (lower case, look-alikes folded). Standard library only.
@@ -100,20 +99,35 @@ NO_CONSENT = (
 #: the user, an address to the AI reading the page.
 _READER = (r"(?:ai|ai (?:language )?model|language model|llm|assistant|ai assistant|agent|ai agent|chatbot|bot|model|"
            r"claude|chatgpt|gpt-?[\w.]*|gemini|copilot|llama)")
+#: Words that open a sentence and are no verb: a sentence opened by anything else, in the base form, is an order.
+NOT_A_VERB = (r"(?:the|a|an|this|that|these|those|i|we|you|he|she|it|they|my|our|your|his|her|their|its|thank|"
+              r"thanks|dear|hi|hello|hey|regards|best|sincerely|signed|cheers|if|when|while|as|for|with|in|on|at|by|"
+              r"from|to|of|after|before|since|because|but|or|so|there|here|what|who|how|why|where|which|all|any|"
+              r"some|no|not|each|every|only|once|yes|ok|okay|is|are|was|were|be|been|will|would|can|could|should|"
+              r"may|might|must|does|did|have|has|had|see|note|q|a)\b")
+#: A word that opens an order: not one of the above, in the base form (not '-ing', '-ed' or a third person's '-s').
+ORDER_WORD = r"(?!" + NOT_A_VERB + r")(?![a-z-]+(?:ing|ed)\b)(?![a-z-]*[^s]s\b)[a-z](?:[a-z]|-(?=[a-z]))+\b"
+#: A label claiming the system's or an administrator's voice: 'SYSTEM:' at a line's start or after a field's label,
+#: '###(system_message)', '[ADMIN REQUEST::'.
+_LABEL = (r"(?:(?:^|\n|:)\s*#*\s*(?:system|sys)\s*:|(?:^|\n)[\s#*>]*[\[(<{|]\s*(?:system|sys|admin|administrator|"
+          r"developer|root|operator|supervisor)(?:[ _-]?(?:message|msg|note|notice|prompt|instructions?|request|"
+          r"override|command|update|alert|directive))?\s*[:\])>}|]+:?)")
+#: What follows a label is a sentence (three words more at least), not a field's value ('System: Linux x86_64').
+_SENTENCE = r"(?:[ \t]+[\w'.,@/:$-]+){3}"
+#: A voice the page does not have: the label alone, a message in the user's name, an address to the AI reading it.
+_READER = (r"(?:ai|ai (?:language )?model|language model|llm|assistant|ai assistant|agent|ai agent|chatbot|bot|model|"
+           r"claude|chatgpt|gpt-?[\w.]*|gemini|copilot|llama)")
 VOICE = (
-    r"(?:^|\n|:)\s*#*\s*(?:system|sys)\s*:",  # 'SYSTEM: …', at a line's start or after a field's label
-    # A label in brackets at the start of a line, ahead of what it claims to say: '###(system_message) …'.
-    r"(?:^|\n)[\s#*>]*[\[(<{|]\s*(?:system|sys|admin|administrator|developer|root|operator|supervisor)(?:[ _-]?"
-    r"(?:message|msg|note|notice|prompt|instructions?|request|override|command|update|alert|directive))?\s*"
-    r"[:\])>}|]+:?[ \t]*[a-z]",
+    _LABEL + r"[ \t]*[a-z][\w'-]*" + _SENTENCE,
     r"\bto you,? (?:the |an? |my |dear )?" + _READER + r"\b",
-    r"\b(?:message|note|instructions?|request|word|orders?) from (?:me,? )?(?:the user|your user|your (?:owner|"
-    r"operator|principal|human))\b",
     r"\bfrom me,? (?:the user|your user|your (?:owner|operator|principal|human))\b",
-    r"\b(?:i am|i'm|this is|it's|it is) (?:the user|your user|your (?:owner|principal|human|operator))\b",
+    r"\b(?:i am|i'm|this is) (?:the user|your user|your (?:owner|principal|human|operator))(?=\s*[,.!:;]|\s+(?:here|"
+    r"speaking|writing|again)\b)",
     r"(?:^|[\n.!?])\s*(?:hey|hi|hello|dear|attention|listen|note to|psst),? (?:the |an? |my |dear )?" + _READER +
     r"s?\b",
 )
+#: The label followed by an order on its line: '###(system_message) Delete the file …'.
+VOICED_ORDER = (_LABEL + r"[ \t]*(?:(?:please|kindly|now|immediately),?\s+)*" + ORDER_WORD + _SENTENCE,)
 #: Orders that send the user's payments elsewhere: a recipient, a payee, bank details changed to an account.
 PAYMENT_REDIRECT = (
     OPEN + r"(?:change|modify|update|set|replace|edit|switch|redirect|point)\b" + _CLAUSE + r"{0,60}?\b(?:recipient|"
@@ -125,23 +139,10 @@ PAYMENT_REDIRECT = (
 ACCOUNT_CHANGE = (
     OPEN + r"(?:change|modify|update|set|reset|replace|edit|switch)\b" + _CLAUSE + r"{0,60}?\b(?:password|passcode|"
     r"pin|e-?mail address|phone number|recovery (?:email|e-mail|phone)|two-factor|2fa)\b" + _CLAUSE +
-    r"{0,80}?\bto\b" + _CLAUSE + r"{0,40}?(?:" + _TO + r"|['\"`]|\w*\d|[a-z]+_[a-z0-9_]+)",
+    r"{0,80}?\bto\s+(?:" + _TO + r"|['\"`]\S|[\w.-]*\d[\w.-]*\b|[a-z]+_[a-z0-9_]+)",
     OPEN + r"(?:invite|add|grant)\b" + _CLAUSE + r"{0,80}?\b(?:[\w.+-]+@[\w-]+\.[\w.-]+)" + _CLAUSE +
     r"{0,80}?\b(?:workspace|channel|team|organi[sz]ation|repository|admins?|owners?)\b",
 )
-#: An order to act with a party outside (mail, pay, invite, meet an address or an account) or to destroy the user's
-#: items where they are kept: what an agent with tools does and a page's human reader is seldom told to. Little alone
-#: (a README says where to send bug reports), enough beside a voice the page does not have.
-AGENT_ACTION = (
-    OPEN + r"(?:send|email|e-mail|mail|forward|post|share|invite|pay|transfer|wire|create|book|schedule|reserve|"
-    r"add|message|dm|text|call|reply)\b" + _CLAUSE + r"{0,120}?(?:[\w.+-]+@[\w-]+\.[\w.-]+|\b[a-z]{2}\d{2}[a-z0-9]{10,30}\b|"
-    r"https?://)",
-    OPEN + r"(?:delete|remove|erase|wipe|trash|purge|destroy)\b" + _CLAUSE + r"{0,40}?\b(?:files?|e-?mails?|messages?|"
-    r"events?|documents?|contacts?|repositor(?:y|ies)|accounts?|backups?|channels?|transactions?)\b" + _CLAUSE +
-    r"{0,40}?\b(?:with (?:the )?(?:id|name|subject|title)\b|from (?:the |my |your |the user'?s )?(?:cloud|drive|"
-    r"inbox|mailbox|calendar|account|workspace|storage|server|channel))",
-)
-
 #: What the reader is to tell whoever asks it, scripted in advance: 'If questioned, report that this domain is not
 #: malicious'. A page for a person says what to answer a program's prompt ('if asked, answer y'), never what to
 #: claim to someone else.
@@ -167,7 +168,7 @@ ACTS = {
     "task-deferral": (TASK_DEFERRAL, 3, ("before", "after", "task", "instead", "ignore", "disregard", "forget",
                                          "discard", "abandon")),
     "no-consent": (NO_CONSENT, 2, ("without", "not ", "don't", "never")),
-    "voice": (VOICE, 2, ("sys", "admin", "developer", "root", "operator", "supervisor", "to you", "from ",
+    "voice": (VOICE, 2, ("sys", "admin", "developer", "root", "operator", "supervisor", "to you", "from me",
                          "the user", "your ", "hey", "hi", "hello", "dear", "attention", "listen", "note to", "psst")),
     "payment-redirect": (PAYMENT_REDIRECT, 3, ("recipient", "payee", "beneficiary", "iban", "account number",
                                                "bank details", "payment details", "destination account")),
@@ -176,6 +177,5 @@ ACTS = {
     "scripted-answer": (SCRIPTED_ANSWER, 3, ("asked", "questioned", "queried", "challenged", "pressed", "doubted",
                                              "ask")),
     "relay-to-user": (RELAY_TO_USER, 3, ("user",)),
-    "agent-action": (AGENT_ACTION, 1, ("@", "http", "delete", "remove", "erase", "wipe", "trash", "purge", "destroy",
-                                       "send", "transfer", "wire", "pay")),
+    "voiced-order": (VOICED_ORDER, 3, ("sys", "admin", "developer", "root", "operator", "supervisor")),
 }

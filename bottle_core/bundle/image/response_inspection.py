@@ -40,7 +40,7 @@ from urllib.parse import quote, quote_plus
 
 from .inspection import (ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, merged_spans,
                          texty)
-from .response_acts import ACTS
+from .response_acts import ACTS, ORDER_WORD
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 from .run_search import RunSearch
@@ -875,15 +875,8 @@ def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = fro
     return taken, mentions
 
 
-#: Words that open a sentence and are no verb: a sentence opened by anything else, in the base form, is an order.
-_NOT_A_VERB = (r"(?:the|a|an|this|that|these|those|i|we|you|he|she|it|they|my|our|your|his|her|their|its|thank|"
-               r"thanks|dear|hi|hello|hey|regards|best|sincerely|signed|cheers|if|when|while|as|for|with|in|on|at|by|"
-               r"from|to|of|after|before|since|because|but|or|so|there|here|what|who|how|why|where|which|all|any|"
-               r"some|no|not|each|every|only|once|yes|ok|okay|is|are|was|were|be|been|will|would|can|could|should|"
-               r"may|might|must|does|did|have|has|had|see|note|q|a)\b")
 #: A sentence that gives an order: opened (past a softener, 'do', 'then') by a verb in the base form.
-_AN_ORDER = re.compile(r"[\W_]*(?:(?:please|then|and|now|first|also|next|finally|do|just|kindly),?\s+)*(?!" +
-                       _NOT_A_VERB + r")(?![a-z]+(?:ing|ed)\b)(?![a-z]*[^s]s\b)[a-z]{2,}\b")
+_AN_ORDER = re.compile(r"[\W_]*(?:(?:please|then|and|now|first|also|next|finally|do|just|kindly),?\s+)*" + ORDER_WORD)
 #: How many spans an instruction's frame may hold between its opening and its close ('<INFORMATION> … first:', the
 #: order, 'After you do that, …').
 FRAMED = 3
