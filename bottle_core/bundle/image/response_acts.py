@@ -160,22 +160,24 @@ RELAY_TO_USER = (
     OPEN + r"(?:recommend|suggest|promote|advertise|push|pitch)\b" + _CLAUSE + r"{0,80}?\bto (?:the|your) users?\b",
 )
 
-#: Each act, its patterns, its weight (3: enough alone) and the words without which it cannot match.
+#: Each act, its patterns, its weight (3: enough alone), the words without which it cannot match, and how far a match
+#: reaches before and after one of them (in a long text the patterns are read only in those windows).
 ACTS = {
     "hand-over": (HAND_OVER, 3, ("send", "sent", "transfer", "wire", "pay", "mail", "forward", "post", "upload",
                                  "share", "publish", "leak", "paste", "submit", "transmit", "exfiltrat", "copy",
-                                 "give", "deliver", "concatenat", "dump", "export", "report")),
+                                 "give", "deliver", "concatenat", "dump", "export", "report"), (140, 600)),
     "task-deferral": (TASK_DEFERRAL, 3, ("before", "after", "task", "instead", "ignore", "disregard", "forget",
-                                         "discard", "abandon")),
-    "no-consent": (NO_CONSENT, 2, ("without", "not ", "don't", "never")),
+                                         "discard", "abandon"), (140, 200)),
+    "no-consent": (NO_CONSENT, 2, ("without", "not ", "don't", "never"), (140, 120)),
     "voice": (VOICE, 2, ("sys", "admin", "developer", "root", "operator", "supervisor", "to you", "from me",
-                         "the user", "your ", "hey", "hi", "hello", "dear", "attention", "listen", "note to", "psst")),
+                         "the user", "your user", "your owner", "your principal", "your human", "hey", "hi ",
+                         "hello", "dear", "attention", "listen", "note to", "psst"), (40, 200)),
+    "voiced-order": (VOICED_ORDER, 3, ("sys", "admin", "developer", "root", "operator", "supervisor"), (40, 220)),
     "payment-redirect": (PAYMENT_REDIRECT, 3, ("recipient", "payee", "beneficiary", "iban", "account number",
-                                               "bank details", "payment details", "destination account")),
+                                               "bank details", "payment details", "destination account"), (220, 200)),
     "account-change": (ACCOUNT_CHANGE, 2, ("change", "modify", "update", "set", "reset", "replace", "edit", "switch",
-                                           "invite", "add", "grant")),
+                                           "invite", "add", "grant"), (140, 300)),
     "scripted-answer": (SCRIPTED_ANSWER, 3, ("asked", "questioned", "queried", "challenged", "pressed", "doubted",
-                                             "ask")),
-    "relay-to-user": (RELAY_TO_USER, 3, ("user",)),
-    "voiced-order": (VOICED_ORDER, 3, ("sys", "admin", "developer", "root", "operator", "supervisor")),
+                                             "ask"), (60, 140)),
+    "relay-to-user": (RELAY_TO_USER, 3, ("user",), (260, 20)),
 }

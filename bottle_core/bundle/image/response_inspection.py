@@ -523,9 +523,9 @@ SIGNALS = {
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
     # What an instruction asks an agent with tools to do (response_acts): hand the user's things over, put its task
     # off, act without asking, a voice the page does not have, a change to the user's account.
-    **{name: (_compile(patterns), weight) for name, (patterns, weight, _) in ACTS.items()},
+    **{name: (_compile(patterns), weight) for name, (patterns, weight, _, _) in ACTS.items()},
 }
-HINTS.update({name: hints for name, (_, _, hints) in ACTS.items()})
+HINTS.update({name: hints for name, (_, _, hints, _) in ACTS.items()})
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
            "encoded-instructions": 3, "unrelated-request": 3,
@@ -653,7 +653,8 @@ def _signals(text: str) -> dict[str, int]:
 
 #: Signals every match of which ends within this many characters after one of its hints and starts at most
 #: ``reach`` characters before it: in a long text their regex reads only the windows around the hints.
-WINDOWED_SIGNALS = {"task-injection": (260, 60), "prompt-request": (130, 90)}
+WINDOWED_SIGNALS = {"task-injection": (260, 60), "prompt-request": (130, 90),
+                    **{name: window for name, (_, _, _, window) in ACTS.items()}}
 #: Below this length a text is searched whole.
 WINDOWED_FROM = 16384
 
@@ -731,7 +732,7 @@ def _encoded_spans(raw: str) -> Iterator[Span]:
         decoded = _b64(match.group().encode())
         if decoded and len(decoded) >= 16 and texty(decoded) and b" " in decoded:
             yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -count)
-    for match in _OTHER_ENCODED.finditer(raw) if ("\\" in raw or "=" in raw or _HEXISH.search(raw)) else ():
+    for match in _other_encoded(raw):
         if count >= 4000:
             return
         count += 1
@@ -742,22 +743,25 @@ def _encoded_spans(raw: str) -> Iterator[Span]:
 
 _ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 #: Text in other encodings a model reads through: hex, octal escapes and quoted-printable, lists of character codes.
-#: Each run is decoded by the request side's decoders (``text_forms``) and read like a base64 run.
-_OTHER_ENCODED = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){16,}(?![0-9A-Fa-f])|(?:\\[0-3][0-7]{2}|=[0-9A-F]{2}){8,}"
-                            r"|(?<![\d.])(?:\d{2,3}[^\d\n]{1,8}?){15,}\d{2,3}(?![\d.])")
-
-
-_HEXISH = re.compile(r"[0-9A-Fa-f]{32}|\d{2,3}[^\d\n]{1,8}?\d{2,3}[^\d\n]{1,8}?\d{2,3}")
+#: Each run is decoded by the request side's decoders (``text_forms``) and read like a base64 run. (Three searches,
+#: each starting only where its own kind of run can: one alternation would be tried at every character.)
+_OTHER_ENCODED = (re.compile(r"[0-9A-Fa-f]{32,}"), re.compile(r"(?:\\[0-3][0-7]{2}|=[0-9A-F]{2}){8,}"),
+                  re.compile(r"\d{2,3}(?:[^\d\n]{1,8}?\d{2,3}){15,}"))
 
 
 def _decoded(run: str) -> bytes | None:
     """A run of hex, escapes or character codes as the text it stands for (None: no such run, or no text)."""
     data = run.encode()
-    if re.fullmatch(r"(?:[0-9A-Fa-f]{2})+", run):
-        decoded = bytes.fromhex(run)
+    if re.fullmatch(r"[0-9A-Fa-f]+", run):
+        decoded = bytes.fromhex(run[:len(run) // 2 * 2])
     else:
         decoded = escapes(data) or char_codes(data)
     return decoded if decoded and decoded != data and texty(decoded) and b" " in decoded else None
+
+
+def _other_encoded(raw: str) -> list[re.Match]:
+    """The runs of hex, escapes and character codes in ``raw``, in order."""
+    return sorted((m for regex in _OTHER_ENCODED for m in regex.finditer(raw)), key=lambda m: m.start())
 
 
 #: Verbs that ask for a piece of work (what an assistant is asked to do), in the base form.
@@ -973,7 +977,7 @@ def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdi
 
     whole = judge(raw)
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
-        if _ENCODED_TEXT.search(raw) or _OTHER_ENCODED.search(raw) else []
+        if _ENCODED_TEXT.search(raw) or any(regex.search(raw) for regex in _OTHER_ENCODED) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
         return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
     taken, mentions = _instruction_spans(raw, content_type, ignore, pieces)
