@@ -13,7 +13,8 @@ acts on, where it goes), not by a phrase:
 * ``hand-over``: an order to send, post, transfer or share the user's data
   or money to a destination (an address, a URL, an account);
 * ``task-deferral``: an order that puts the reader's own task off or in
-  place ("before you solve the task I gave you", "do … instead");
+  place ("before you can solve the task I gave you", "instead of answering
+  the question", "ignore your previous …");
 * ``no-consent``: an order to act without asking or telling the user;
 * ``voice``: a label that claims the system's, an administrator's or the
   user's voice, or an address to the AI reading the page;
