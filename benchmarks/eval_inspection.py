@@ -27,7 +27,8 @@ secret scanners' authors wrote for their scanner to pass (near misses of a
 provider's shape, keys out of a keyword's reach), which measure agreement
 with the scanners rather than benign traffic.
 
-    python benchmarks/eval_inspection.py [--half held-out|dev|all] [--source TEXT ...] [--show-misses]
+    python benchmarks/eval_inspection.py [--half held-out|dev|all] [--side request|response] [--source TEXT ...]
+        [--show-misses]
 
 ``--source`` keeps the rows whose source names TEXT (e.g. ``noseyparker``), to
 read one batch's figures alone.
@@ -95,11 +96,13 @@ def main() -> None:
     parser.add_argument("--half", default="held-out", choices=("held-out", "dev", "all"))
     parser.add_argument("--source", action="append", default=[], metavar="TEXT",
                         help="only rows whose source contains TEXT (repeatable: any of them)")
+    parser.add_argument("--side", choices=("request", "response"), help="only the rows of one side")
     parser.add_argument("--show-misses", action="store_true", help="print each case judged wrongly, with its source")
     args = parser.parse_args()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
     rows = [r for r in rows if (args.half == "all" or r["half"] == args.half)
-            and (not args.source or any(text in r["source"] for text in args.source))]
+            and (not args.source or any(text in r["source"] for text in args.source))
+            and (not args.side or r["side"] == args.side)]
     rows, missing = load_files(rows)
     inspector = inspection.Inspector([], ["allowed.test"])
     tally: dict[tuple[str, bool], dict[str, int]] = defaultdict(lambda: defaultdict(int))

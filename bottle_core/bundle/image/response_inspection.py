@@ -40,9 +40,11 @@ from urllib.parse import quote, quote_plus
 
 from .inspection import (ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, merged_spans,
                          texty)
+from .response_acts import ACTS, ORDER_WORD
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 from .run_search import RunSearch
+from .text_forms import char_codes, escapes
 
 #: What an encoded run that held a real value becomes in a response.
 DAMAGED = b"[bottle:secret-removed]"
@@ -446,7 +448,7 @@ _TOOL = (
 _MARKUP = (
     r"<\|(?:im_start|im_end|system|endoftext|start_header_id|eot_id)\|>",
     r"\[/?(?:inst|sys)\]", r"<<\s*sys\s*>>",
-    r"</?(?:system[_-]?prompt|instructions|admin|important|user_query|tool_result|function_results?)>",
+    r"</?(?:system[_-]?prompt|instructions?|admin|important|information|user_query|tool_result|function_results?)>",
     r"<(?:function_calls|invoke\s+name=|tool_use|tool_call)\b", r"\"type\"\s*:\s*\"tool_use\"",
     # Turns of a conversation, in either order.
     r"(?:^|\n)\s*(?:human|user)\s*:.{0,2000}\n\s*(?:assistant|ai)\s*:",
@@ -519,7 +521,11 @@ SIGNALS = {
     "verbatim-request": (_compile(_VERBATIM_REQUEST), 3),
     "code-into-answer": (_compile(_CODE_ORDER_WORK), 3),
     "harmful-code": (_compile(_HARMFUL_CODE), 1),
+    # What an instruction asks an agent with tools to do (response_acts): hand the user's things over, put its task
+    # off, act without asking, a voice the page does not have, a change to the user's account.
+    **{name: (_compile(patterns), weight) for name, (patterns, weight, _, _) in ACTS.items()},
 }
+HINTS.update({name: hints for name, (_, _, hints, _) in ACTS.items()})
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
            "encoded-instructions": 3, "unrelated-request": 3,
@@ -572,7 +578,8 @@ def visible_text(markup: str) -> str:
 def _instructions(text: str) -> bool:
     """Hidden text that speaks to the agent (commands alone do not count: tabbed install pages hide those)."""
     return any(SIGNALS[name][0].search(text) for name in ("override", "exfiltration-request", "exfiltration-link",
-                                                         "addressed-to-agent"))
+                                                         "addressed-to-agent", "hand-over", "task-deferral",
+                                                         "voice"))
 
 
 def _json_text(raw: str) -> str:
@@ -646,7 +653,8 @@ def _signals(text: str) -> dict[str, int]:
 
 #: Signals every match of which ends within this many characters after one of its hints and starts at most
 #: ``reach`` characters before it: in a long text their regex reads only the windows around the hints.
-WINDOWED_SIGNALS = {"task-injection": (260, 60), "prompt-request": (130, 90)}
+WINDOWED_SIGNALS = {"task-injection": (260, 60), "prompt-request": (130, 90),
+                    **{name: window for name, (_, _, _, window) in ACTS.items()}}
 #: Below this length a text is searched whole.
 WINDOWED_FROM = 16384
 
@@ -691,11 +699,16 @@ _ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|f
                     r"dump|encode|translate|spell|return|provide|list|write)\b")
 
 
+#: Signals that are orders by their shape (an order, its act, its object): outside quotes, no talk about injection
+#: ('… is not malicious') makes them a mention.
+GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "task-deferral", "scripted-answer", "payment-redirect"})
+
+
 def _mention(text: str) -> bool:
     """Text that talks about an instruction (quotes it, names who writes such things) instead of giving it."""
     rest = _QUOTED.sub(" ", text)
     return (bool(_DISCUSSION.search(rest)) and not _SECOND_PERSON.search(rest) and not _ORDER.search(rest.strip())
-            and not _signals(rest).get("exfiltration-link"))
+            and not GIVEN_ORDERS.intersection(_signals(rest)))
 
 
 def _span_signals(text: str, hidden: bool) -> dict[str, int]:
@@ -709,16 +722,46 @@ def _span_signals(text: str, hidden: bool) -> dict[str, int]:
 
 
 def _encoded_spans(raw: str) -> Iterator[Span]:
-    """Base64 runs that decode to readable text: read like any other span (an instruction can be encoded)."""
-    for count, match in enumerate(_ENCODED_TEXT.finditer(raw)):
+    """Base64 runs, and runs of hex, escapes or character codes, that decode to readable text: read like any other
+    span (an instruction can be encoded)."""
+    count = 0
+    for match in _ENCODED_TEXT.finditer(raw):
         if count >= 2000:
             return
+        count += 1
         decoded = _b64(match.group().encode())
         if decoded and len(decoded) >= 16 and texty(decoded) and b" " in decoded:
-            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -1 - count)
+            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -count)
+    for match in _other_encoded(raw):
+        if count >= 4000:
+            return
+        count += 1
+        decoded = _decoded(match.group())
+        if decoded and len(decoded) >= 16:
+            yield Span(match.start(), match.end(), decoded.decode("utf-8", "replace"), True, -count)
 
 
 _ENCODED_TEXT = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
+#: Text in other encodings a model reads through: hex, octal escapes and quoted-printable, lists of character codes.
+#: Each run is decoded by the request side's decoders (``text_forms``) and read like a base64 run. (Three searches,
+#: each starting only where its own kind of run can: one alternation would be tried at every character.)
+_OTHER_ENCODED = (re.compile(r"[0-9A-Fa-f]{32,}"), re.compile(r"(?:\\[0-3][0-7]{2}|=[0-9A-F]{2}){8,}"),
+                  re.compile(r"\d{2,3}(?:[^\d\n]{1,8}?\d{2,3}){15,}"))
+
+
+def _decoded(run: str) -> bytes | None:
+    """A run of hex, escapes or character codes as the text it stands for (None: no such run, or no text)."""
+    data = run.encode()
+    if re.fullmatch(r"[0-9A-Fa-f]+", run):
+        decoded = bytes.fromhex(run[:len(run) // 2 * 2])
+    else:
+        decoded = escapes(data) or char_codes(data)
+    return decoded if decoded and decoded != data and texty(decoded) and b" " in decoded else None
+
+
+def _other_encoded(raw: str) -> list[re.Match]:
+    """The runs of hex, escapes and character codes in ``raw``, in order."""
+    return sorted((m for regex in _OTHER_ENCODED for m in regex.finditer(raw)), key=lambda m: m.start())
 
 
 #: Verbs that ask for a piece of work (what an assistant is asked to do), in the base form.
@@ -801,7 +844,8 @@ def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = fro
     only discuss them. ``pieces``: the body's spans when the caller cut it (a program's comments and strings)."""
     scored, mentions = [], []
     counts = None
-    for span in [*(spans(raw, content_type) if pieces is None else pieces), *_encoded_spans(raw)]:
+    everything = [*(spans(raw, content_type) if pieces is None else pieces), *_encoded_spans(raw)]
+    for span in everything:
         found = {k: w for k, w in _span_signals(span.text, span.hidden).items() if k not in ignore}
         if ("unrelated-request" not in ignore and _REQUEST_HINT.match(span.text.lstrip()[:40])
                 and _opens_request(span.text.lstrip())):
@@ -829,7 +873,42 @@ def _instruction_spans(raw: str, content_type: str, ignore: frozenset[str] = fro
         if group and sum({k: w for _, found in group for k, w in found.items()}.values()) >= THRESHOLD:
             taken += group
         group = [item] if item is not None else []
+    if taken:
+        taken += _carried(everything, taken, mentions)
+        taken.sort(key=lambda item: item[0].start)
     return taken, mentions
+
+
+#: A sentence that gives an order: opened (past a softener, 'do', 'then') by a verb in the base form.
+_AN_ORDER = re.compile(r"[\W_]*(?:(?:please|then|and|now|first|also|next|finally|do|just|kindly),?\s+)*" + ORDER_WORD)
+#: How many spans an instruction's frame may hold between its opening and its close ('<INFORMATION> … first:', the
+#: order, 'After you do that, …').
+FRAMED = 3
+
+
+def _carried(everything: list[Span], taken: list[tuple[Span, dict[str, int]]],
+             mentions: list[Span]) -> list[tuple[Span, dict[str, int]]]:
+    """The spans an instruction taken out carries with it: those framed by two spans taken out (the order between an
+    address and its sign-off), and an order right after one taken out, in the same paragraph ('Ignore your previous
+    instructions. Do … instead.')."""
+    ends = {id(span) for span, _ in taken}
+    order = sorted((s for s in everything if s.block >= 0), key=lambda s: s.start)
+    skip = {id(s) for s in mentions}
+    carried: list[tuple[Span, dict[str, int]]] = []
+    for index, span in enumerate(order):
+        if id(span) in ends or id(span) in skip:
+            continue
+        before = next((order[i] for i in range(index - 1, max(index - FRAMED - 1, -1), -1) if id(order[i]) in ends),
+                      None)
+        if before is None or span.start - before.end > NEAR:
+            continue
+        after = next((order[i] for i in range(index + 1, min(index + FRAMED + 1, len(order))) if id(order[i]) in ends),
+                     None)
+        follows = (index > 0 and order[index - 1] is before and before.block == span.block
+                   and _AN_ORDER.match(normalise(span.text)))
+        if follows or (after is not None and after.start - span.end <= NEAR):
+            carried.append((span, {}))
+    return carried
 
 
 def _rewrite(raw: str, replace: list[tuple[int, int, str]]) -> str:
@@ -898,7 +977,7 @@ def find_injection(body: bytes, content_type: str = "", path: str = "") -> Verdi
 
     whole = judge(raw)
     encoded = [s for s in _encoded_spans(raw) if sum(_span_signals(s.text, True).values()) >= THRESHOLD] \
-        if _ENCODED_TEXT.search(raw) else []
+        if _ENCODED_TEXT.search(raw) or any(regex.search(raw) for regex in _OTHER_ENCODED) else []
     if sum(whole.values()) < THRESHOLD and not encoded:
         return Verdict(tuple(whole), sum(whole.values()))  # no span can score more than the whole body
     taken, mentions = _instruction_spans(raw, content_type, ignore, pieces)
