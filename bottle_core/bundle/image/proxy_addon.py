@@ -15,6 +15,9 @@ Every way a client can speak to the proxy is judged, nothing is assumed:
 * a tunnel that is not HTTP(S), by its target with the protocol ``raw``:
   allowed only on a port listed explicitly;
 * TLS spoken to the proxy port itself is refused (the connection is closed);
+* no hop of the bundle answers in an origin's place: TRACE, and a CONNECT
+  inside a tunnel, are refused, and ``Max-Forwards`` is taken out of every
+  request;
 * last, every outbound connection mitmproxy is about to open is judged again
   (``server_connect``; through the egress stage, ``http_connect_upstream``:
   the tunnel asked of it), so a path missed above still opens nothing.
