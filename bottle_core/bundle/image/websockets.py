@@ -19,7 +19,8 @@ On a listed host's connection:
   scrubber knows) has them replaced by :data:`HELD`, and a message that
   completes a value begun in the one before is replaced whole by
   :data:`WITHHELD`. So the agent sees at most ``HELD_BEGINNING - 1`` bytes of
-  a value's beginning, at a message's end, and nothing of the rest;
+  the beginning of one of a value's forms (the value's end, for its reversed
+  form), at a message's end, and nothing of the rest;
 * control frames (ping and pong payloads, close reasons), which mitmproxy
   relays without an addon hook, get the same treatment on their way
   (:func:`install` wraps the one method that sends every frame): scrubbed
