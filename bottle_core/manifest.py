@@ -162,7 +162,8 @@ class Egress(Strict):
         description="What happens to a response whose body reads as prompt injection aimed at the agent: "
         "'block' takes out the spans that carry the instructions and delivers the rest, or withholds the body "
         "(a 403 saying why) when it is mostly instructions; 'warn' passes it whole with an X-Bottle-Warning "
-        "header; 'off' does not read it. What 'block' and 'warn' find is logged. A response streamed because it "
+        "header; 'off' does not read it, nor logs anything (a binding the user approves: bottle trust). What "
+        "'block' and 'warn' find is logged. A response streamed because it "
         "is over 1 MiB is cut off instead of getting a 403, and warned about in the log only (its headers left "
         "before its body was read).",
     )
@@ -186,7 +187,8 @@ class Egress(Strict):
         "'web_fetch', 'mcp' (remote MCP servers), 'url_sources' (images and documents given by URL), "
         "'code_execution', or another tool type without its date. These make the provider's servers reach "
         "addresses the request names, around the allow-list; a request declaring one not listed is refused "
-        "(rule model-server-tool). See docs/egress.md.",
+        "(rule model-server-tool). A binding the user approves (bottle trust): it widens the way out. "
+        "See docs/egress.md.",
     )
 
 
@@ -341,8 +343,9 @@ class Supervise(Strict):
 
     mode: Literal["off", "audit", "enforce"] = Field(
         default="audit",
-        description="off: no hooks, no supervisor; audit: record every hook event and what the policy would "
-        "decide, judge nothing; enforce: record and judge every tool call.",
+        description="off: no hooks, no supervisor, no audit log (a binding the user approves: bottle trust); "
+        "audit: record every hook event and what the policy would decide, judge nothing; enforce: record and "
+        "judge every tool call.",
     )
     deny: list[Rule] = Field(default_factory=list, description="Rules whose calls are refused (the model sees why).")
     ask: list[Rule] = Field(

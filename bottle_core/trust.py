@@ -10,6 +10,11 @@ the user's own (``~/.claude/skills``), an image of the user's engine to run
 the agent on (``image``: its files are the agent's to read) and private
 networks the agent may reach (``egress.allow_private``: the user's LAN, the
 engine's other containers, a cloud's metadata service at 169.254.169.254).
+It can also widen the way out or take away the record of what happened:
+server tools of the model API that fetch addresses the request names
+(``egress.model_server_tools``: around the allow-list), responses not read
+for instructions (``egress.responses = "off"``: nothing found, nothing
+logged), or no supervision (``supervise.mode = "off"``: no hook, no audit log).
 So, as direnv does with ``.envrc``, bottle remembers which of these *bindings* the user approved: the manifest's
 absolute path and every binding, in plain words, hashed, one file per
 approval under ``$XDG_CONFIG_HOME/bottle/trusted``. Anything else in the
@@ -51,7 +56,7 @@ class Binding:
 
 
 class UntrustedManifest(UsageError):
-    """The manifest binds host data or repositories and the user has not approved these bindings."""
+    """The manifest binds host data or repositories, or loosens the bottle, and the user has not approved it."""
 
 
 def _source(manifest: Manifest, env: str | None, file: str | None) -> str:
@@ -132,11 +137,39 @@ def _host_bindings(bottle_name: str, bottle) -> list[Binding]:
     return found
 
 
+def _loosening_bindings(bottle_name: str, bottle) -> list[Binding]:
+    """Settings that widen the way out of the bottle, or take away a defence and its record."""
+    found, where = [], f"bottles.{bottle_name}.egress"
+    if bottle.egress.model_server_tools:
+        found.append(Binding(f"{where}.model_server_tools",
+                             f"lets the model provider's servers fetch addresses the agent names, around the "
+                             f"allow-list (server tools: {', '.join(bottle.egress.model_server_tools)})"))
+    if bottle.egress.responses == "off":
+        found.append(Binding(f"{where}.responses", "turns off reading responses for instructions aimed at the "
+                                                   "agent: none is taken out, none is logged"))
+    return found
+
+
+def _agent_bindings(manifest: Manifest, agent_name: str, agent) -> list[Binding]:
+    """Skill folders of the user's own, and supervision turned off."""
+    found = []
+    if agent.supervise.mode == "off":
+        found.append(Binding(f"agents.{agent_name}.supervise.mode", "turns supervision off: no tool call is "
+                                                                    "recorded in the audit log or judged"))
+    for skill in agent.skills:
+        folder = manifest.find_skill(skill)
+        if folder is not None and not folder.resolve().is_relative_to(manifest.base_dir):
+            found.append(Binding(f"agents.{agent_name}.skills", f"copies the host folder {folder.resolve()} "
+                                                                f"into the bottle (skill {skill!r})"))
+    return found
+
+
 def bindings(manifest: Manifest) -> list[Binding]:
     """Everything the manifest takes from the host or opens to the bottle, in a stable order."""
     found = []
     for bottle_name, bottle in sorted(manifest.bottles.items()):
         found += _host_bindings(bottle_name, bottle)
+        found += _loosening_bindings(bottle_name, bottle)
         for name, secret in sorted(bottle.secrets.items()):
             found.append(Binding(f"bottles.{bottle_name}.secrets.{name}",
                                  f"sends {_source(manifest, secret.from_env, secret.from_file)} to "
@@ -144,11 +177,7 @@ def bindings(manifest: Manifest) -> list[Binding]:
         found += _git_bindings(manifest, bottle_name, bottle)
         found += _workspace_bindings(bottle_name, bottle)
     for agent_name, agent in sorted(manifest.agents.items()):
-        for skill in agent.skills:
-            folder = manifest.find_skill(skill)
-            if folder is not None and not folder.resolve().is_relative_to(manifest.base_dir):
-                found.append(Binding(f"agents.{agent_name}.skills", f"copies the host folder {folder.resolve()} "
-                                                                    f"into the bottle (skill {skill!r})"))
+        found += _agent_bindings(manifest, agent_name, agent)
     return found
 
 
@@ -197,7 +226,7 @@ def trust_command(manifest: Manifest) -> str:
 
 def summary(manifest: Manifest) -> str:
     """The bindings as the user reviews them, one per line (control characters made visible)."""
-    lines = [f"{visible(manifest.source)} takes these from this machine or opens them to the bottle:"]
+    lines = [f"{visible(manifest.source)} takes these from this machine, opens them to the bottle, or loosens it:"]
     lines += [binding.describe() for binding in bindings(manifest)]
     return "\n".join(lines)
 
@@ -214,5 +243,5 @@ def require_trust(manifest: Manifest, *, ask=None) -> None:
         approve(manifest)
         return
     names = "; ".join(f"{b.where}: {b.says}" for b in bindings(manifest))
-    raise UntrustedManifest(f"{manifest.source} binds host data or repositories and these bindings are not "
-                            f"approved ({names})", hint=f"review them, then run: {trust_command(manifest)}")
+    raise UntrustedManifest(f"{manifest.source} binds host data or repositories, or loosens the bottle, and these "
+                            f"bindings are not approved ({names})", hint=f"review them, then run: {trust_command(manifest)}")

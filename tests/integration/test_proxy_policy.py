@@ -398,3 +398,111 @@ def test_every_record_has_the_documented_fields(bottle):
     assert all(r["rule"] for r in records)
     assert len({r["id"] for r in records}) == len(records)  # one record per decision
 
+
+
+# -- requests a hop of the bundle would answer itself -----------------------------------------------------------
+
+#: A request written raw inside a TLS tunnel to allowed.test (argv: the request, with \r\n escapes); prints the answer.
+IN_TUNNEL = script(r'''
+sock = tunnel("allowed.test", 443, "http/1.1")
+sock.sendall(sys.argv[1].encode().decode("unicode_escape").encode("latin-1"))
+sock.settimeout(5)
+sys.stdout.write(read_all(sock, until=b"bottle: ").decode("latin-1"))
+''')
+
+
+def in_tunnel(bottle, request: str) -> str:
+    return bottle.exec(["python3", "-c", IN_TUNNEL, request]).stdout.decode("latin-1")
+
+
+def test_no_hop_of_the_bundle_answers_in_the_origins_place(bottle, origin):
+    # TRACE (the request echoed back by whichever hop answers it), plain and inside a tunnel, and a CONNECT
+    # inside a tunnel: each refused by the proxy, with its rule, and nothing reaches the origin.
+    assert curl(bottle, "-X", "TRACE", "-H", "X-Mine: abc", "http://plain.test/") == ("403 000", "deny; rule=method")
+    assert curl(bottle, "-X", "TRACE", "https://allowed.test/") == ("403 200", "deny; rule=method")
+    nested = in_tunnel(bottle, "CONNECT plain.test:80 HTTP/1.1\\r\\nHost: plain.test:80\\r\\n\\r\\n")
+    assert nested.startswith("HTTP/1.1 403 ") and "X-Bottle-Decision: deny; rule=method" in nested, nested
+    assert origin.requests() == []
+    assert last_decision(bottle, method="CONNECT", host="plain.test")["rule"] == "method"
+    # Max-Forwards 0 asks the first proxy on the way to answer OPTIONS itself: the egress stage did. It is taken
+    # out, so the origin answers, plain and inside a tunnel.
+    for url in ("http://plain.test/", "https://allowed.test/"):
+        answered = body(bottle, "-X", "OPTIONS", "-H", "Max-Forwards: 0", url)
+        assert answered.startswith("hello from "), answered
+    # The benign counterpart: a CORS preflight reaches the origin as sent.
+    preflight = body(bottle, "-X", "OPTIONS", "-H", "Origin: https://app.test", "-H",
+                     "Access-Control-Request-Method: PUT", "https://allowed.test/")
+    assert preflight.startswith("hello from allowed.test"), preflight
+    received = origin.requests()
+    assert [r["method"] for r in received] == ["OPTIONS"] * 3
+    assert not any("max-forwards" in r["headers"] for r in received)
+    assert received[-1]["headers"]["access-control-request-method"] == "PUT"
+
+
+# -- forms tried from inside that reach nothing -------------------------------------------------------------------
+
+
+def test_requests_naming_the_bundles_own_daemons_or_ipv6_literals_are_refused(bottle, origin):
+    ip = bottle.plan.network.bundle_ip
+    targets = {f"{ip}:9418": "/x.git/info/refs", f"{ip}:9090": "/hook", "bottle-egress:3128": "/squid-internal-mgr/info",
+               "bottle-egress": "/", "localhost:3128": "/", "[::1]:3128": "/", "[::ffff:127.0.0.1]:3128": "/",
+               "[fe80::1%25eth0]": "/"}
+    requests = [f"GET http://{target}{path} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n" for target, path in targets.items()]
+    requests += [f"CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n"
+                 for target in (f"{ip}:9418", f"{ip}:9090", "[::1]:9090", "bottle-egress:3128")]
+    answers = probes(bottle, requests)
+    assert len(answers) == len(requests)
+    for request, answer in zip(requests, answers):
+        assert answer.startswith("HTTP/1.1 403 ") and "rule=not-allowed" in answer, (request, answer)
+    assert origin.requests() == []
+
+
+def test_limits_and_switches_are_answered_cleanly(bottle, origin):
+    too_long_header = probe(bottle, f"GET http://plain.test/ HTTP/1.1\\r\\nHost: plain.test\\r\\nX-Long: {'a' * 70000}"
+                                    "\\r\\n\\r\\n")
+    switched, h2c = probes(bottle, [
+        "GET http://plain.test/ws HTTP/1.1\\r\\nHost: plain.test\\r\\nConnection: Upgrade\\r\\nUpgrade: websocket\\r\\n"
+        "Sec-WebSocket-Version: 13\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n\\r\\n",
+        "GET http://plain.test/ HTTP/1.1\\r\\nHost: plain.test\\r\\nConnection: Upgrade, HTTP2-Settings\\r\\n"
+        "Upgrade: h2c\\r\\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\\r\\n\\r\\n"])
+    assert too_long_header.startswith("HTTP/1.1 431 ") and "(ERR_TOO_BIG)" in too_long_header, too_long_header
+    assert switched.startswith("HTTP/1.1 403 ") and "rule=websocket" in switched, switched
+    # h2c asked for: the origin's answer is an ordinary one; an origin switching anyway is refused (rule upgrade).
+    assert h2c.startswith("HTTP/1.1 200 ") and "hello from plain.test" in h2c, h2c
+    upgraded = in_tunnel(bottle, "GET /upgrade HTTP/1.1\\r\\nHost: allowed.test\\r\\nConnection: Upgrade\\r\\n"
+                                 "Upgrade: h2c\\r\\n\\r\\n")
+    assert upgraded.startswith("HTTP/1.1 502 ") and "rule=upgrade" in upgraded, upgraded
+    assert [r["path"] for r in origin.requests()] == ["/", "/upgrade"]
+
+
+#: Sends a request's head with ``Expect: 100-continue``, and its body once the proxy says 100; prints every answer.
+EXPECTING = r'''
+import os, socket, sys
+from urllib.parse import urlsplit
+proxy = urlsplit(os.environ["HTTP_PROXY"])
+body = sys.argv[1].encode()
+sock = socket.create_connection((proxy.hostname, proxy.port), timeout=10)
+sock.sendall(b"POST http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nExpect: 100-continue\r\n"
+             b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body))
+out = b""
+while b"\r\n\r\n" not in out:
+    out += sock.recv(1)
+if b" 100 " in out.split(b"\r\n")[0]:
+    sock.sendall(body)
+    while True:
+        chunk = sock.recv(65536)
+        out += chunk
+        if not chunk or b"bottle: " in out or b"hello from" in out:
+            break
+sys.stdout.write(out.decode("latin-1"))
+'''
+
+
+def test_a_body_sent_after_100_continue_is_read_like_any(bottle, origin):
+    token = "ghp_" + "k3J9xQ2mV7bN4cZ8wL1pR6tY0uH5sD3fG9aE"
+    refused = bottle.exec(["python3", "-c", EXPECTING, f"note {token}"]).stdout.decode("latin-1")
+    assert "HTTP/1.1 100 " in refused and "HTTP/1.1 403 " in refused and "rule=credential" in refused, refused
+    assert origin.requests() == []
+    passed = bottle.exec(["python3", "-c", EXPECTING, "an ordinary note"]).stdout.decode("latin-1")
+    assert "hello from plain.test (16 bytes received)" in passed, passed
+    assert [r["body"] for r in origin.requests()] == ["an ordinary note"]

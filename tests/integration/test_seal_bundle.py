@@ -242,7 +242,7 @@ context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
 context.set_alpn_protocols(["http/1.1"])
 sock = context.wrap_socket(raw, server_hostname=host)
 key = base64.b64encode(os.urandom(16)).decode()
-sock.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+sock.sendall((f"GET {os.environ.get('WS_PATH') or '/ws'} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
               + (f"Authorization: Bearer {os.environ['TOKEN']}\r\n" if os.environ.get("WS_AUTH") else "")
               + "\r\n").encode())
@@ -274,7 +274,8 @@ def read_until_data():
             return opcode
 try:
     if result["status"] == 101:
-        read_until_data()          # the server's greeting
+        for _ in range(int(os.environ.get("WS_GREETINGS") or 1)):
+            read_until_data()      # the server's greeting (two messages when it splits it)
         for message in messages:
             if message.startswith("ping:"):
                 send(9, message[5:].encode())  # a control frame: nothing comes back to wait for
@@ -290,8 +291,12 @@ print(json.dumps(result))
 '''
 
 
-def websocket(bottle, host: str, *messages: str, auth: bool = False) -> dict:
-    out = bottle.exec(["env", f"WS_AUTH={'1' if auth else ''}", "python3", "-c", WS_CLIENT, host, *messages])
+def websocket(bottle, host: str, *messages: str, auth: bool = False, split: int | None = None) -> dict:
+    """``split``: the server sends its greeting (quoting the Authorization header) as two messages, cut that many
+    bytes into the header's value (``/ws?split=N``)."""
+    path, greetings = ("/ws", 1) if split is None else (f"/ws?split={split}", 2)
+    out = bottle.exec(["env", f"WS_AUTH={'1' if auth else ''}", f"WS_PATH={path}", f"WS_GREETINGS={greetings}",
+                       "python3", "-c", WS_CLIENT, host, *messages])
     assert out.returncode == 0, out.stderr.decode()
     return json.loads(out.stdout)
 
@@ -351,6 +356,28 @@ def test_websocket_frames_from_the_secrets_host_come_back_scrubbed(fetcher, orig
     assert [9, f"you sent Bearer {placeholder}"] in got["frames"]  # the ping
     assert "echo: hello" in texts
     assert REAL not in json.dumps(got)
+
+
+def test_a_real_value_its_host_splits_over_two_messages_never_arrives_in_pieces(fetcher, origin):
+    placeholder = fetcher.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    for cut in (3, 20, len(REAL) - 1):
+        got = websocket(fetcher, "allowed.test", "hello", "hello again", auth=True, split=cut)
+        assert got["status"] == 101, got
+        first, second = [text for opcode, text in got["frames"] if opcode == 1][:2]
+        seen = json.dumps(got)
+        # At most a short beginning of the value ends the first message; the message completing it is withheld.
+        assert first.startswith("you sent Bearer ") and len(longest_piece(seen, REAL)) < 8, (cut, got)
+        assert second.startswith("bottle: this message was withheld"), (cut, got)
+        # The benign counterpart: ordinary messages after it arrive unchanged, as does the ping quoting the value.
+        assert ["echo: hello", "echo: hello again"] == [text for _, text in got["frames"] if text.startswith("echo")]
+        assert [9, f"you sent Bearer {placeholder}"] in got["frames"]
+    assert REAL not in json.dumps(bundle_records(fetcher))
+
+
+def longest_piece(seen: str, value: str) -> str:
+    """The longest part of ``value`` that ``seen`` holds."""
+    pieces = [value[i:j] for i in range(len(value)) for j in range(i + 1, len(value) + 1) if value[i:j] in seen]
+    return max(pieces, key=len, default="")
 
 
 # -- HTTP/2 trailers ---------------------------------------------------------------------------------
@@ -638,6 +665,58 @@ def test_idle_connections_cannot_starve_the_gate_or_the_supervisor(tmp_path):
     assert result["hook"] == "{}", result
     assert result["still_open"] == 0, result
     assert again.returncode == 0 and b"refs/heads/main" in again.stdout
+
+
+# -- the gate's and the supervisor's own pages ---------------------------------------------------------
+
+#: From the agent: raw requests to a port of the bundle (argv: host, port, then each request with \r\n escapes,
+#: ``{long}`` standing for 70,000 bytes); prints each answer, as JSON.
+RAW_ASKS = r'''
+import json, socket, sys
+host, port, answers = sys.argv[1], int(sys.argv[2]), []
+for request in sys.argv[3:]:
+    data = request.replace("{long}", "m" * 70000).encode().decode("unicode_escape").encode("latin-1")
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(data)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except OSError:
+            pass
+    answers.append(out.decode("latin-1"))
+print(json.dumps(answers))
+'''
+#: Requests http.server cannot take, each carrying the word "marker" where its stock page would quote it.
+UNTAKEN = ["GARBAGE-marker /x\\r\\n\\r\\n", "PUT /marker?q=1 HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n",
+           "GET /marker HTTP/9.9\\r\\n\\r\\n", "GET /marker{long} HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n",
+           "POST /hook HTTP/1.1\\r\\nHost: a\\r\\nX-marker: {long}\\r\\n\\r\\n"]
+
+
+def test_the_gate_and_the_supervisor_quote_nothing_of_a_request_they_cannot_take(tmp_path):
+    home = seed_bare(tmp_path / "home.git", tmp_path, {"main": 1})
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {"git": {"home": {"url": str(home)}}}},
+                                         "agents": {"asker": {"bottle": "dev", "supervise": {"mode": "audit"}}}})
+    with bottle_of(manifest, "asker") as bottle:
+        plan = bottle.plan
+        ip = plan.network.bundle_ip
+        pages = {port: json.loads(bottle.exec(["python3", "-c", RAW_ASKS, ip, str(port), *UNTAKEN]).stdout)
+                 for port in (plan.git_gate.port, plan.supervise.port)}
+        # The benign counterparts: git through the gate, and a hook event, are answered as ever.
+        listed = bottle.exec(["git", "ls-remote", f"http://{ip}:{plan.git_gate.port}/home.git"])
+        hook = bottle.exec(["curl", "-sS", "--noproxy", "*", "-D", "-", "-H", "content-type: application/json",
+                            "--data", '{"message": "still here"}',
+                            f"http://{ip}:{plan.supervise.port}/hook?event=Notification"]).stdout.decode()
+    for port, answers in pages.items():
+        assert len(answers) == len(UNTAKEN)
+        for request, answer in zip(UNTAKEN, answers):
+            assert "the request was not served (HTTP 4" in answer or "the request was not served (HTTP 5" in answer, \
+                (port, request, answer)
+            assert "marker" not in answer.lower() and "GARBAGE" not in answer, (port, request, answer)
+            assert "Python" not in answer and "BaseHTTP" not in answer, (port, request, answer)
+    assert listed.returncode == 0 and b"refs/heads/main" in listed.stdout
+    assert hook.startswith("HTTP/1.1 200 ") and hook.rstrip().endswith("{}"), hook
+    assert "Python" not in hook and "Server: bottle-supervisor\r\n" in hook, hook
 
 
 # -- io_uring --------------------------------------------------------------------------------------

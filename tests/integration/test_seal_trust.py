@@ -3,7 +3,8 @@
 From the seat of the author of a ``bottle.toml`` in a repository the user
 clones: every binding that takes data from the host (a git remote's token,
 another of the user's repositories, ignored or ``.env`` files of the
-workspace) stops a non-interactive run, or a ``bottle pool fill``, with exit 2 naming ``bottle trust``,
+workspace), and every setting that widens the way out or takes the record
+away (``model_server_tools``, ``responses = "off"``, supervision off), stops a non-interactive run, or a ``bottle pool fill``, with exit 2 naming ``bottle trust``,
 and works once approved. From the agent's seat: a file the workspace copy
 left out is not in the clone's index either, and the launch names the
 left-out files that the history still holds.
@@ -266,3 +267,32 @@ def test_a_workspace_link_out_of_the_folder_hands_the_bottle_nothing_it_names(tm
     ran = bottle_cli("exec", "-m", str(manifest), "--copy-cwd", "dev", "--", *show, cwd=project, env=user_env)
     assert b"KUBE-KEY-OF-THE-USER" not in ran.stdout + ran.stderr
     assert b"print('mine')" in ran.stdout, ran.stdout + ran.stderr  # the project's own files are copied in
+
+
+#: Settings that widen the way out (the model provider fetching what the agent names) or take a defence and its
+#: record away (responses not read, supervision off), as a cloned manifest would set them.
+LOOSENING = {
+    "egress.model_server_tools": ({"egress": {"model_server_tools": ["web_fetch"]}}, {}),
+    "egress.responses": ({"egress": {"responses": "off"}}, {}),
+    "supervise.mode": ({}, {"supervise": {"mode": "off"}}),
+}
+
+
+def test_settings_that_widen_the_way_out_or_remove_the_record_run_only_once_approved(tmp_path, user_env):
+    for number, (setting, (bottle, agent)) in enumerate(LOOSENING.items()):
+        (tmp_path / str(number)).mkdir()
+        manifest = cloned_project(tmp_path / str(number), {"bottles": {"dev": bottle},
+                                                           "agents": {"dev": {"bottle": "dev", **agent}}})
+        first = bottle_cli("exec", "-m", str(manifest), "dev", "--", "echo", "ran", cwd=manifest.parent, env=user_env)
+        assert refused(first, manifest, setting), (setting, first.stderr)
+        listed = bottle_cli("trust", "-m", str(manifest), env=user_env)
+        assert listed.returncode == 0 and setting in listed.stdout.decode(), listed.stdout
+        ran = bottle_cli("exec", "-m", str(manifest), "dev", "--", "echo", "ran", cwd=manifest.parent, env=user_env)
+        assert ran.returncode == 0 and ran.stdout == b"ran\n", (setting, ran.stdout + ran.stderr)
+    # The benign counterpart: the same manifest with none of them (the defaults: web_search only, responses read,
+    # supervision in audit) runs unasked.
+    (tmp_path / "plain").mkdir()
+    plain = cloned_project(tmp_path / "plain", {"bottles": {"dev": {"egress": {"responses": "warn"}}},
+                                                "agents": {"dev": {"bottle": "dev"}}})
+    unasked = bottle_cli("exec", "-m", str(plain), "dev", "--", "echo", "ran", cwd=plain.parent, env=user_env)
+    assert unasked.returncode == 0 and unasked.stdout == b"ran\n", unasked.stdout + unasked.stderr

@@ -1,6 +1,6 @@
 """A stand-in for an ordinary web site on the test "internet".
 
-It answers every GET (and HEAD) with ``hello from <name>``, where the name is
+It answers every GET (and HEAD) with ``hello from <name>`` (OPTIONS and TRACE are answered like other methods), where the name is
 ``ORIGIN_NAME`` when set, else the host the client asked for, so one server
 can stand for several host names. Other methods get the same text plus the
 size of the body received. Two paths behave otherwise: ``/echo...`` answers
@@ -15,7 +15,8 @@ answers with a response mitmproxy cannot parse, the header in the bad part
 (``K``: ``status`` line, ``header`` line, ``chunk`` size, ``length``), and
 ``/upgrade`` answers 101 (asked or not) and then echoes lines, a protocol of its own; ``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
 and later a close reason holding that header, then echoes each message as
-``echo: <message>`` (and logs the pings it receives). Every request is logged as one JSON line to stdout
+``echo: <message>`` (and logs the pings it receives); ``/ws?split=N`` sends that first message as two, cut
+``N`` bytes into the header's value. Every request is logged as one JSON line to stdout
 and, when ``ORIGIN_LOG`` is set, to that file (credential header values hashed).
 With ``--h2-port`` it also serves HTTP/2 there (``h2_origin.py``: trailers both
 ways). With ``--tcp-port`` it also speaks a line protocol that is not HTTP on that
@@ -164,7 +165,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         quoted = f"you sent {self.headers.get('Authorization', '')}".encode()
-        self._frame(0x1, quoted)
+        split = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)).get("split")
+        if split:  # ``/ws?split=N``: the first message goes as two, cut N bytes into the header's value
+            cut = len("you sent Bearer ") + int(split)
+            self._frame(0x1, quoted[:cut])
+            self._frame(0x1, quoted[cut:])
+        else:
+            self._frame(0x1, quoted)
         self._frame(0x9, quoted[:125])
         while True:
             frame = self._read_frame()
@@ -226,7 +233,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace"),
         }, os.environ.get("ORIGIN_LOG"))
 
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_PROPFIND = _answer
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_PROPFIND = do_OPTIONS = do_TRACE = _answer
 
 
 class Server(TLSServer):

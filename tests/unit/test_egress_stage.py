@@ -74,7 +74,7 @@ def test_squid_refuses_host_addresses_first_then_private_ranges_unless_opted_in(
     assert "http_port 127.0.0.1:3128" in lines
     access = [line for line in lines if line.startswith("http_access")]
     assert access == ["http_access deny refused_always", "http_access deny !proxy_stage",
-                      "http_access deny manager", "http_access deny !opted_in refused_private", "http_access deny preflight",
+                      "http_access deny echoes", "http_access deny hop_answered", "http_access deny manager", "http_access deny !opted_in refused_private", "http_access deny preflight",
                       "http_access allow proxy_stage"]
     assert "acl opted_in dst 172.30.0.0/16" in lines and "acl refused_always dst 172.30.0.1/32" in lines
     assert "10.0.0.0/8" in next(line for line in lines if line.startswith("acl refused_private"))
@@ -235,3 +235,10 @@ def test_squids_pages_are_fixed_sentences_and_its_details_catalogue_is_kept(tmp_
     assert pages["generic"] == "bottle: the egress stage did not relay this request (generic)\n"
     assert pages[egress_stage.DETAILS] == (shipped / egress_stage.DETAILS).read_text()
     assert not any("%" in text for name, text in pages.items() if name.startswith("ERR_") and "BOTTLE" not in name)
+
+
+def test_squid_answers_no_request_in_the_origins_place(tmp_path):
+    lines = egress_stage.squid_config(egress(), tmp_path).splitlines()
+    assert {"acl echoes method TRACE", "acl hop_answered req_header Max-Forwards ."} <= set(lines)
+    for refusal in ("http_access deny echoes", "http_access deny hop_answered"):
+        assert lines.index(refusal) < lines.index("http_access allow proxy_stage")

@@ -175,3 +175,32 @@ def test_an_image_of_the_engine_and_a_private_range_are_bindings(tmp_path, bottl
 
 def test_public_names_on_the_allow_list_are_no_binding(tmp_path):
     assert trust.bindings(bottle_at(tmp_path, {"egress": {"allow": ["example.com", "*.example.org"]}})) == []
+
+
+@pytest.mark.parametrize("bottle, agent, where, words", [
+    ({"egress": {"model_server_tools": ["web_fetch", "mcp"]}}, {}, "bottles.web.egress.model_server_tools",
+     "around the allow-list (server tools: web_fetch, mcp)"),
+    ({"egress": {"responses": "off"}}, {}, "bottles.web.egress.responses", "none is logged"),
+    ({}, {"supervise": {"mode": "off"}}, "agents.a.supervise.mode", "no tool call is recorded"),
+])
+def test_settings_that_widen_the_way_out_or_remove_the_record_are_bindings(tmp_path, bottle, agent, where, words):
+    path = tmp_path / "bottle.json"
+    path.write_text(json.dumps({"bottles": {"web": bottle}, "agents": {"a": {"bottle": "web", **agent}}}))
+    manifest = Manifest.load(path)
+    assert [b.where for b in trust.bindings(manifest)] == [where] and words in trust.summary(manifest)
+    with pytest.raises(trust.UntrustedManifest) as refused:
+        trust.require_trust(manifest)
+    assert where in refused.value.render()
+    trust.approve(manifest)
+    assert trust.is_trusted(manifest)
+
+
+@pytest.mark.parametrize("bottle, agent", [
+    ({"egress": {"responses": "warn", "websockets": ["example.com"], "allow": ["example.com"]}}, {}),
+    ({}, {"supervise": {"mode": "audit"}}),
+    ({}, {"supervise": {"mode": "enforce", "deny": ["Bash(rm:*)"]}}),
+])
+def test_the_defaults_and_tighter_settings_are_no_binding(tmp_path, bottle, agent):
+    path = tmp_path / "bottle.json"
+    path.write_text(json.dumps({"bottles": {"web": bottle}, "agents": {"a": {"bottle": "web", **agent}}}))
+    assert trust.bindings(Manifest.load(path)) == []

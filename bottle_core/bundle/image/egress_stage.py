@@ -90,6 +90,10 @@ def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) 
         lines.append(f"acl opted_in dst {' '.join(opted_in(egress))}")
     lines += [
         "http_access deny !proxy_stage",
+        # No request the stage would answer itself in the origin's place (the proxy takes these out first):
+        # TRACE echoes the request, and OPTIONS or TRACE with Max-Forwards 0 is a proxy's to answer.
+        "acl echoes method TRACE", "http_access deny echoes",
+        "acl hop_answered req_header Max-Forwards .", "http_access deny hop_answered",
         # Its cache manager (/squid-internal-mgr/, cache_object://) serves no one: it lists what the bundle resolved.
         "http_access deny manager",
         # dst matches when any address of the name is in the list: one private address refuses the name.

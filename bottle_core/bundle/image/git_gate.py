@@ -33,7 +33,6 @@ for that upstream replaced in every form (:func:`scrubber`).
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import os
 import re
@@ -46,6 +45,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from . import readiness
+from .error_pages import FixedErrors
 from .held_connections import HeldConnectionsServer
 
 ROOT = Path(os.environ.get("BOTTLE_GATE_ROOT", "/tmp/bottle-git"))
@@ -215,8 +215,12 @@ def pushed_commands(head: bytes) -> list[dict]:
     return commands
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """Smart-HTTP only: ``info/refs`` and the two service endpoints of a known remote; everything else 404."""
+class Handler(FixedErrors):
+    """Smart-HTTP only: ``info/refs`` and the two service endpoints of a known remote; everything else 404.
+
+    A request ``http.server`` cannot take gets a fixed page quoting nothing of it (``FixedErrors``), and
+    the gate's own refusals name the remotes, never the path asked for.
+    """
 
     protocol_version = "HTTP/1.0"
     server_version = "bottle-git-gate"
@@ -245,7 +249,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         match = SMART.fullmatch(url.path)
         remotes = self.config["git_gate"]["remotes"]
         if not match or match[1] not in remotes:
-            return self.refuse(404, f"no such repository {url.path!r} (remotes: {', '.join(sorted(remotes))})")
+            return self.refuse(404, f"no such repository (remotes: {', '.join(sorted(remotes))})")
         name, endpoint = match[1], match[2]
         service = parse_qs(url.query).get("service", [""])[0] if endpoint == "info/refs" else endpoint
         if service not in SERVICES or self.command != ("GET" if endpoint == "info/refs" else "POST"):

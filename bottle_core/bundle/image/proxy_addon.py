@@ -15,6 +15,9 @@ Every way a client can speak to the proxy is judged, nothing is assumed:
 * a tunnel that is not HTTP(S), by its target with the protocol ``raw``:
   allowed only on a port listed explicitly;
 * TLS spoken to the proxy port itself is refused (the connection is closed);
+* no hop of the bundle answers in an origin's place: TRACE, and a CONNECT
+  inside a tunnel, are refused, and ``Max-Forwards`` is taken out of every
+  request;
 * last, every outbound connection mitmproxy is about to open is judged again
   (``server_connect``; through the egress stage, ``http_connect_upstream``:
   the tunnel asked of it), so a path missed above still opens nothing.
@@ -93,6 +96,8 @@ HTTP_START = re.compile(rb"[A-Z]{1,16}( |$)")
 WS_ENDED = "bottle.ws_ended"
 #: The end of what the agent sent over a WebSocket, read again with its next message (a value split in two).
 WS_TAIL = "bottle.ws_tail"
+#: The end of what the server sent over a WebSocket, as sent: a real value it begins may end in the next message.
+WS_SERVER_TAIL = "bottle.ws_server_tail"
 MODEL_TOOL_RULE = "model-server-tool"
 
 error_pages.install()
@@ -229,11 +234,39 @@ REGISTERED_METHODS = frozenset({
     "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE", "UPDATEREDIRECTREF", "VERSION-CONTROL"})
 
 
-def unregistered_method(flow: http.HTTPFlow) -> Decision | None:
-    """A refusal for a method outside the registry: a method of the agent's own making is a channel for data."""
-    if flow.request.method.upper() in REGISTERED_METHODS:
+def refused_method(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a method outside the registry (a method of the agent's own making is a channel for data),
+    and for TRACE: whichever hop answers it echoes the request back, and no daemon of the bundle may answer in
+    an origin's place (nor hand the agent the headers of a request as it left the bundle)."""
+    method = flow.request.method.upper()
+    if method == "TRACE":
+        return Decision(False, "method", "TRACE is refused: it makes a hop echo the request back")
+    if method in REGISTERED_METHODS:
         return None
     return Decision(False, "method", "the request's method is not a registered HTTP method")
+
+
+def connect_in_a_tunnel(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a CONNECT that mitmproxy read inside a tunnel (and refused itself, before any hook)."""
+    if flow.request.method.upper() != "CONNECT" or flow.metadata.get(LOGGED):
+        return None  # a CONNECT to the proxy itself was judged (and recorded) in http_connect
+    return Decision(False, "method", "CONNECT is for the proxy itself, never inside a tunnel")
+
+
+#: Request headers taken out before a request leaves: ``Max-Forwards`` asks a proxy on the way to answer
+#: OPTIONS (or TRACE) itself when it reaches 0, and the egress stage would, in the origin's place.
+HOP_ANSWERED = ("max-forwards",)
+
+
+def carried(flow: http.HTTPFlow | tcp.TCPFlow, key: str, content: bytes, size: int) -> bytes:
+    """The last ``size`` bytes that came before ``content`` in one direction of ``flow`` (kept under ``key``).
+
+    ``content``'s own end is kept for the next piece, so a value split at a boundary (between two pieces
+    of a raw tunnel, two WebSocket messages) is read whole.
+    """
+    before = flow.metadata.get(key, b"")
+    flow.metadata[key] = content[-size:] if len(content) >= size else (before + content)[-size:]
+    return before
 
 
 # -- raw tunnels ------------------------------------------------------------------
@@ -287,6 +320,10 @@ class Egress:
         self.websockets = config["egress"].get("websockets") or []
         self.model_server_tools = config["egress"].get("model_server_tools") or []
         websockets.install(self._control_frame_may_go, lambda payload: self.scrubber.scrub(payload)[0])
+        # Every form of every real value the scrubber knows literally; a server's WebSocket message is scrubbed
+        # with as much of the one before as the longest of them (less one byte) could reach back.
+        self.value_forms = [real for real, _ in self.scrubber.pairs] + [core for core, _, _ in self.scrubber.cores]
+        self.ws_server_carry = max([RAW_CARRY, *map(len, self.value_forms)])
         self.api_host = normal_host(config["proxy"].get("model_host") or "")  # its replies: scrubbed, not read
         # The git gate's https upstreams: reachable for the gate (a client on the bundle's own address) only.
         self.bundle_ip = config["proxy"]["listen_host"]
@@ -367,7 +404,7 @@ class Egress:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
-        decision = proxy_request_form(flow) or same_target(flow) or unregistered_method(flow) or self._judge(
+        decision = proxy_request_form(flow) or same_target(flow) or refused_method(flow) or self._judge(
             flow.client_conn, request.host, request.port, HTTPS if request.scheme == "https" else HTTP)
         if decision.allowed and websockets.is_upgrade(request.headers) and not bound(
                 self.websockets, request.host, request.port):
@@ -379,6 +416,8 @@ class Egress:
             return
         if decision.allowed:
             flow.metadata[ALLOWED_BY] = decision
+            for name in HOP_ANSWERED:
+                request.headers.pop(name, None)
         else:
             refuse(flow, decision)
 
@@ -429,6 +468,9 @@ class Egress:
                     response.headers["transfer-encoding"] = "chunked"
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if ALLOWED_BY not in flow.metadata and (nested := connect_in_a_tunnel(flow)):
+            refuse(flow, nested)  # in place of mitmproxy's own 502 for it
+            return
         if ALLOWED_BY not in flow.metadata and flow.response.status_code >= 400 \
                 and DECISION_HEADER not in flow.response.headers:
             flow.response = error_pages.page(flow.response.status_code)  # made by mitmproxy: its words go
@@ -519,14 +561,16 @@ class Egress:
             return
         request = flow.request
         if not message.from_client:
-            clean = self._scrubbed(flow, message.content)
-            if clean is not None:
+            # Scrubbed with the end of the server's last message: a value it began there is withheld here.
+            before = carried(flow, WS_SERVER_TAIL, message.content, self.ws_server_carry)
+            clean, count = websockets.scrub_from_server(self.scrubber, self.value_forms, before, message.content)
+            if count:
                 message.content = clean
+                flow.metadata[SCRUBBED] = flow.metadata.get(SCRUBBED, 0) + count
             return
         # Read with the end of the agent's last message, as a raw tunnel's pieces are: a value split over two
         # messages is whole in what is read. (RAW_CARRY bytes: the longest credential shape is shorter.)
-        seen = flow.metadata.get(WS_TAIL, b"") + message.content
-        flow.metadata[WS_TAIL] = seen[-RAW_CARRY:]
+        seen = carried(flow, WS_TAIL, message.content, RAW_CARRY) + message.content
         finding = self.inspector.inspect(request.host, request.port, "", [], seen)
         if finding is None:
             return
@@ -618,8 +662,7 @@ class Egress:
                 flow.metadata[SCRUBBED] = stream.scrubbed
             return
         host, port = flow.server_conn.address or ("", 0)
-        seen = flow.metadata.get(RAW_TAIL, b"") + message.content
-        flow.metadata[RAW_TAIL] = seen[-RAW_CARRY:]
+        seen = carried(flow, RAW_TAIL, message.content, RAW_CARRY) + message.content
         finding = self.inspector.inspect(host, port, "", [], seen)
         if finding is None:
             return

@@ -40,7 +40,6 @@ and requests run in a bounded pool.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socketserver
@@ -53,6 +52,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from . import readiness
+from .error_pages import FixedErrors
 from .held_connections import HeldConnectionsServer
 from .policy import Policy, Where
 from .rate_limit import RateLimit
@@ -256,15 +256,16 @@ class Supervisor:
         return None
 
 
-class HookHandler(http.server.BaseHTTPRequestHandler):
+class HookHandler(FixedErrors):
     """``POST /hook?event=NAME`` from Claude Code's http hooks; nothing else is served.
 
     Every refusal here that is not a deny in Claude Code's own words is a status other than 2xx, which
     blocks a PreToolUse or UserPromptSubmit (``onFailure: "block"``) and never passes for an answer.
+    A request ``http.server`` cannot take gets a fixed page quoting nothing of it (``FixedErrors``).
     """
 
     protocol_version = "HTTP/1.1"
-    server_version = "bottle-supervisor/2"
+    server_version = "bottle-supervisor"
     # Claude Code keeps its connection: without this, each answer's body waits out the peer's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
 
