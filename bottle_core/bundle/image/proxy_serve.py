@@ -86,6 +86,7 @@ class Serve:
             sys.exit(1)  # as mitmdump's own error check ends it: out of the event loop, non-zero
         handler = ctx.master.addons.get("proxyserver").handle_tcp_connection
         self.server = await asyncio.start_server(handler, sock=self.listener)
+        print("bottle-proxy: serving", file=sys.stderr, flush=True)  # the bundle's log: when its clients were served
 
     def done(self) -> None:
         if self.server is not None:
