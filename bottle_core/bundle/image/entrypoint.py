@@ -113,7 +113,8 @@ class Daemon:
         self.listener = listener
 
     def said_ready(self) -> bool:
-        """Whether it said it listens (one started on first use listens from the start: here, then itself)."""
+        """Whether it said it listens (the proxy: that its CA is written; one started on first use listens from
+        the start: here, then itself)."""
         if self.on_first_connection:
             return True
         return (NOTIFY_READY if self.says == SD_NOTIFY else readiness.READY) in self.said
