@@ -146,6 +146,27 @@ def test_a_bundle_that_stops_before_it_is_ready_never_lets_it_serve(proxy_like, 
         socket.create_connection(proxy_like.address, timeout=BOUND)
 
 
+def test_it_is_not_told_to_serve_while_its_upstream_does_not_listen(proxy_like, children, capsys):
+    """Its upstream (here squid-like: it never says ``READY=1``) not listening: the bundle is not ready, the daemon
+    is never told to serve, and the bundle's end leaves the waiting client unanswered."""
+    upstream = entrypoint.Daemon("squid-like", [sys.executable, "-c", "import time; time.sleep(120)"],
+                                 ("127.0.0.1", free_port()), says=daemons.SD_NOTIFY)
+    proxy_like.listen()
+    proxy_like.start()
+    upstream.start()
+    try:
+        with socket.create_connection(proxy_like.address, timeout=BOUND) as client:
+            client.sendall(b"early\n")
+            assert not entrypoint.Loop([proxy_like, upstream], children).announce_ready(1.0)
+            assert "never listened: squid-like" in capsys.readouterr().err
+            assert proxy_like.serve is not None, "told to serve before its upstream listened"
+            entrypoint.stop_all([proxy_like])
+            assert unanswered(client)
+    finally:
+        upstream.process.kill()
+        upstream.process.wait()
+
+
 def test_the_proxy_is_handed_its_socket_at_once_and_is_ready_with_its_ca():
     config = {"proxy": {"listen_host": "10.0.0.2", "port": 8080}, "egress": {"port": 3128, "allow": []},
               "git_gate": {"port": 9418}}
