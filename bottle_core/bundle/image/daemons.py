@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import egress_stage
+from . import egress_stage, proxy_start
 
 #: The image's users the daemons run as (the Dockerfile makes them).
 PROXY_USER, EGRESS_USER, GATE_USER = "bundle", "egress", "gate"
 #: Written by the proxy's policy addon once it is loaded: mitmproxy runs on without an addon that failed to
-#: load, so the proxy counts as ready only when this file exists too (a broken policy fails closed).
+#: load, so the proxy serves its socket only once this file exists (``proxy_serve``: a broken policy fails closed).
 POLICY_LOADED = Path("/var/lib/bottle/proxy-policy-loaded")
 #: The egress stage's configuration file, written by the entry point as root before it starts.
 EGRESS_DIR = Path("/run/bottle/egress")
@@ -78,9 +78,18 @@ class Daemon:
     says: str = PIPE
     #: In a pooled bundle, started before the claim (it reads nothing of the run's until the claim's go).
     ahead: bool = False
-    #: Started only when its first client connects: the entry point listens on its address from the start and
-    #: hands the listening socket over (``readiness.server``), so it costs nothing until used.
+    #: The entry point listens on its address from the start and hands the listening socket over
+    #: (``readiness.LISTEN_FD``): a client that connects before the daemon accepts waits in the kernel's backlog,
+    #: so the address listens as soon as the bundle starts. Started at once, such a daemon is told when the whole
+    #: bundle is ready (``readiness.SERVE_FD``) and accepts nothing before: what it relays to listens by then.
+    handed_socket: bool = False
+    #: Started only when its first client connects (its socket handed over then, ``readiness.server``), so it
+    #: costs nothing until used.
     on_first_connection: bool = False
+
+    def __post_init__(self) -> None:
+        if self.on_first_connection and not self.handed_socket:
+            raise ValueError(f"daemon {self.name}: started on first connection, so its socket must be handed over")
 
 
 def _gate_user(config: Config) -> str | tuple[int, int]:
@@ -106,20 +115,23 @@ def _model_script_argv(config: Config) -> list[str]:
 
 
 TABLE: tuple[Daemon, ...] = (
-    # The proxy first: it makes the CA, which the launch waits for.
+    # The proxy first: it makes the CA, which the launch waits for (and which is all its readiness is: its
+    # socket is the entry point's, listening from the start; mitmproxy's own start is not waited for).
     Daemon("proxy", user=lambda c: PROXY_USER, argv=lambda c: module("proxy_start"),
            address=lambda c: (c["proxy"]["listen_host"], int(c["proxy"]["port"])), bottle_side=True,
-           reaches=lambda c: [("127.0.0.1", int(c["egress"]["port"]))], ready_file=POLICY_LOADED, ahead=True),
+           reaches=lambda c: [("127.0.0.1", int(c["egress"]["port"]))], ready_file=proxy_start.CA_CERT,
+           ahead=True, handed_socket=True),
     Daemon("egress", user=lambda c: EGRESS_USER,
            argv=lambda c: egress_stage.argv(SQUID_CONF),
            address=lambda c: ("127.0.0.1", int(c["egress"]["port"])),
            reaches=_egress_reaches, connects_out=True, says=SD_NOTIFY),
     Daemon("git gate", user=_gate_user, argv=lambda c: served("git_gate"),
            address=lambda c: (c["proxy"]["listen_host"], int(c["git_gate"]["port"])), bottle_side=True,
-           reaches=_gate_reaches, on_first_connection=True),
+           reaches=_gate_reaches, handed_socket=True, on_first_connection=True),
     Daemon("supervisor", user=lambda c: PROXY_USER, argv=lambda c: served("supervisor"),
            address=lambda c: (c["supervise"]["listen_host"], int(c["supervise"]["port"])), bottle_side=True,
-           enabled=lambda c: (c.get("supervise") or {}).get("mode", "off") != "off", on_first_connection=True),
+           enabled=lambda c: (c.get("supervise") or {}).get("mode", "off") != "off", handed_socket=True,
+           on_first_connection=True),
     Daemon("model-script", user=lambda c: PROXY_USER, argv=_model_script_argv,
            address=lambda c: ("127.0.0.1", int(c["scripted_model"]["port"])),
            enabled=lambda c: bool(c.get("scripted_model"))),

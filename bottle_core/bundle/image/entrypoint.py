@@ -15,21 +15,29 @@ it pushes to, so nothing on the host changes owner or mode, or as ``gate``
 when it has none).
 
 The proxy starts first (it makes the CA the launch waits for), the egress
-stage beside it, each telling the entry point when it listens: the proxy and
-the scripted model on a pipe of their own (``readiness.py``), squid by its
-own ``READY=1`` (systemd's notify protocol) on a socket of its own. The git
-gate and the supervisor are started on their first connection: the entry
-point listens on their addresses from the start and, when a client first
-connects, starts the daemon with the listening socket handed over, so a
-bottle whose agent never pushes or is not supervised pays nothing for them.
-One ``select`` loop (:class:`Loop`) hears all of it, and each daemon's end
-(SIGCHLD). ``bottle-bundle: ready`` is printed once on stdout when every
-daemon listens on its address, and when any of them exits the others are
-stopped and the bundle exits non-zero, so the bottle fails visibly instead
-of limping on: a gate or supervisor that cannot start refuses the
-connection that woke it (its port closes with it), and the bundle ends. A
-bundle started for a warm pool starts its proxy ahead of the claim, waiting
-for it (``pooled.py``).
+stage beside it. The entry point binds the proxy's address itself and hands
+the listening socket to the proxy as it starts it, so the proxy's address
+listens from the start: a client that connects while mitmproxy imports and
+loads its addons (about a second, the longest part of a bundle's start)
+waits in the kernel's backlog, and is served once the policy is in force;
+the proxy tells the entry point on a pipe of its own (``readiness.py``) as
+soon as its CA is written. The scripted model says on such a pipe when it
+listens, squid by its own ``READY=1`` (systemd's notify protocol) on a socket
+of its own. The git gate and the supervisor are started on their first
+connection: the entry point listens on their addresses from the start and,
+when a client first connects, starts the daemon with the listening socket
+handed over, so a bottle whose agent never pushes or is not supervised pays
+nothing for them. One ``select`` loop (:class:`Loop`) hears all of it, and
+each daemon's end (SIGCHLD). ``bottle-bundle: ready`` is printed once on
+stdout when every daemon's address listens (the proxy's: its CA written
+too; squid's: its word heard and its port seen), and the proxy is then
+told it may serve (``readiness.SERVE``: its upstream, squid, listens). When
+any daemon exits the others are stopped and the bundle exits non-zero, so
+the bottle fails visibly instead of limping on: a daemon handed its socket
+that cannot start, or whose start fails, refuses the connections waiting for
+it (its port closes with it), and the bundle ends. A bundle started for a
+warm pool starts its proxy ahead of the claim, waiting for it
+(``pooled.py``).
 
 The daemons: the proxy, in upstream mode: every server connection it opens
 goes through the egress stage, which resolves the name and refuses private
@@ -86,16 +94,18 @@ class Daemon:
     process: subprocess.Popen | None = None
     ready_file: Path | None = None  # when set, the daemon is ready only once this file exists too
     says: str = PIPE  # how it says it listens (daemons.PIPE or daemons.SD_NOTIFY)
+    handed_socket: bool = False  # its address bound here, the listening socket handed over as it starts
     on_first_connection: bool = False  # started when its listening socket (held here until then) is first readable
     said: bytes = b""  # what it said so far
     channel: int | None = None  # where it says it: the read end of its readiness pipe, or its notify socket
     go: int | None = None  # the write end of its go pipe, when started ahead of a claim
+    serve: int | None = None  # the write end of its serve pipe: started at once with its socket, told when to serve
     listener: socket.socket | None = None  # its listening socket, held here until it starts
     notify: socket.socket | None = None  # its notify socket (squid's)
     gone: bool = False  # its pipe closed: it ended, or is ending
 
     def listen(self) -> None:
-        """Listen on its address now, for it: it starts on the first connection (:meth:`start` hands it over)."""
+        """Listen on its address now, for it: :meth:`start` hands the socket over (at once, or on first use)."""
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver's HTTP servers do
         listener.bind(self.address)
@@ -103,16 +113,22 @@ class Daemon:
         self.listener = listener
 
     def said_ready(self) -> bool:
-        """Whether it said it listens (one started on first use listens from the start: here, then itself)."""
+        """Whether it said it listens (the proxy: that its CA is written; one started on first use listens from
+        the start: here, then itself)."""
         if self.on_first_connection:
             return True
         return (NOTIFY_READY if self.says == SD_NOTIFY else readiness.READY) in self.said
 
     def ready(self) -> bool:
-        """Said so, and seen: its socket in the kernel's socket table, and its ready file there when it has one."""
+        """Seen listening: its socket bound here (handed over), or said so and seen in the kernel's socket table;
+        and its ready file there when it has one (the proxy's CA, which it says it wrote)."""
         if self.on_first_connection:
             return self.listener is not None or self.process is not None
-        return self.said_ready() and listening(self.address) and (self.ready_file is None or self.ready_file.exists())
+        if self.handed_socket:
+            listens = self.listener is not None or self.process is not None
+        else:
+            listens = self.said_ready() and listening(self.address)
+        return listens and (self.ready_file is None or self.ready_file.exists())
 
     def ended(self) -> bool:
         """Whether it exited (reaped here: only the entry point's loop asks)."""
@@ -132,10 +148,14 @@ class Daemon:
             self.notify.bind(f"\0{name}")
             self.channel = self.notify.fileno()
             env["NOTIFY_SOCKET"] = f"@{name}"
-        if self.says == PIPE and self.listener is None or ahead:
+        if self.says == PIPE and not self.on_first_connection or ahead:
             self.channel, ready_write = os.pipe()
             env[readiness.READY_FD] = str(ready_write)
             passed.append(ready_write)
+        if self.listener is not None and not self.on_first_connection:  # clients may wait before the bundle is ready
+            serve_read, self.serve = os.pipe()
+            env[readiness.SERVE_FD] = str(serve_read)
+            passed.append(serve_read)
         if ahead:
             go_read, self.go = os.pipe()
             env[readiness.GO_FD] = str(go_read)
@@ -164,6 +184,19 @@ class Daemon:
             os.close(self.channel)
         self.channel, self.notify = None, None
 
+    def let_serve(self, serve: bool) -> None:
+        """Started at once with its socket: tell it the bundle is ready (``serve``), or close its pipe unwritten
+        (the bundle stops: it ends without serving)."""
+        if self.serve is not None:
+            try:
+                if serve:
+                    os.write(self.serve, readiness.SERVE)
+            except BrokenPipeError:
+                pass  # it ended meanwhile: its exit ends the bundle, reported as any daemon's
+            finally:
+                os.close(self.serve)
+                self.serve = None
+
     def release(self, go: bool) -> None:
         """Started ahead: let it read the run's configuration and serve (``go``), or end unread."""
         if self.go is not None:
@@ -182,7 +215,8 @@ def daemons(config: dict) -> list[Daemon]:
     rows = daemon_table.running(config)
     uids(config, rows)  # two daemons of different users never share a uid
     return [Daemon(row.name, row.argv(config), row.address(config), account(row.user(config)),
-                   ready_file=row.ready_file, says=row.says, on_first_connection=row.on_first_connection)
+                   ready_file=row.ready_file, says=row.says, handed_socket=row.handed_socket,
+                   on_first_connection=row.on_first_connection)
             for row in rows]
 
 
@@ -291,6 +325,7 @@ class Loop:
             return False  # never ready: its end is reported, and ends the bundle
         for daemon in self.running:
             daemon.stop_hearing()  # each said what mattered; its end is heard as SIGCHLD
+            daemon.let_serve(True)  # what it relays to listens now
         print(READY_LINE, flush=True)
         return True
 
@@ -311,6 +346,7 @@ def stop_all(running: list[Daemon]) -> None:
     of those never started, so that their clients are refused at once."""
     for daemon in running:
         daemon.release(go=False)
+        daemon.let_serve(False)
         if daemon.listener is not None:
             daemon.listener.close()
             daemon.listener = None
@@ -350,6 +386,8 @@ def start_ahead(config: dict) -> list[Daemon]:
     wake = pooled.listen_for_claim()
     ahead = [d for d, row in zip(daemons(config), daemon_table.running(config)) if row.ahead]
     for daemon in ahead:
+        if daemon.handed_socket:
+            listen_for(daemon)
         daemon.start(ahead=True)
     stop_on_term(ahead)
     watched = {d.channel: d.name for d in ahead}
@@ -386,7 +424,7 @@ def take_over(ahead: list[Daemon], before: dict, after: dict) -> dict[str, Daemo
 
 
 def listen_for(daemon: Daemon) -> None:
-    """Listen on the address of a daemon started on first use, or stop the bundle saying why not."""
+    """Listen on the address of a daemon handed its socket, or stop the bundle saying why not."""
     try:
         daemon.listen()
     except OSError as exc:
@@ -409,9 +447,11 @@ def main() -> None:
     prepare_egress_stage(config)
     stop_on_term(running)
     for daemon in running:
-        if daemon.on_first_connection:
+        if daemon.process is not None:
+            continue  # started ahead of the claim
+        if daemon.handed_socket:
             listen_for(daemon)
-        elif daemon.process is None:
+        if not daemon.on_first_connection:
             daemon.start()
     loop = Loop(running, children)
     loop.announce_ready()

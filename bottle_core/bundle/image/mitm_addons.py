@@ -17,7 +17,7 @@ large_reads.install()
 hook_dispatch.install()
 pooled.wait_in_proxy()  # a pooled bundle: nothing below reads the configuration before a run has claimed it
 
-from bottle_core.bundle.image import egress_preflight, proxy_addon  # noqa: E402
+from bottle_core.bundle.image import egress_preflight, proxy_addon, proxy_serve  # noqa: E402
 
-# Last: says the proxy is ready once every addon before it runs (the policy in force) and it listens.
-addons = [*proxy_addon.addons, *egress_preflight.addons, readiness.Ready()]
+# Last: serves the entry point's listening socket once every addon before it runs (the policy in force).
+addons = [*proxy_addon.addons, *egress_preflight.addons, proxy_serve.Serve()]

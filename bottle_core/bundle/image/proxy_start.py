@@ -5,9 +5,13 @@ anything else is imported (``cryptography`` alone): an ECDSA P-256 key,
 generated in milliseconds where mitmproxy's RSA-2048 default costs ~0.3 s.
 It runs as the proxy's user, who owns the key; the private key never leaves
 the bundle, and the certificate alone, readable by anyone, is
-``/var/lib/bottle/mitmproxy/mitmproxy-ca-cert.pem``. Then the process becomes
-mitmdump (``os.execvp``) with the bundle's addons, in upstream mode through
-the egress stage.
+:data:`CA_CERT`. Once it is written the process tells the entry point
+(``readiness.READY``): the proxy's address listens already (the entry
+point's socket, handed over), so that is all the bundle's readiness waits
+for. Then the process becomes mitmdump (``os.execvp``) with the bundle's
+addons, in upstream mode through the egress stage; given the entry point's
+socket, mitmdump opens no listener of its own and its last addon serves that
+socket (``proxy_serve.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 from pathlib import Path
 
 CONFDIR = Path("/var/lib/bottle/mitmproxy")
+#: The CA's certificate alone, which the launch copies into the agent (the key stays beside it, the user's alone).
+CA_CERT = CONFDIR / "mitmproxy-ca-cert.pem"
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
@@ -54,7 +60,7 @@ def make_ca(confdir: Path) -> None:
     # Written whole, then renamed: the launch code copies it out as soon as it appears.
     staged = confdir / ".mitmproxy-ca-cert.pem"
     staged.write_bytes(cert_pem)
-    staged.rename(confdir / "mitmproxy-ca-cert.pem")
+    staged.rename(confdir / CA_CERT.name)
 
 
 def upstream_trust(extra: str | None) -> list[str]:
@@ -67,8 +73,8 @@ def upstream_trust(extra: str | None) -> list[str]:
     return ["--set", f"ssl_verify_upstream_trusted_ca={combined}"]
 
 
-def mitmdump_argv(config: dict) -> list[str]:
-    """mitmdump's command line for the bundle's configuration."""
+def mitmdump_argv(config: dict, handed: bool = False) -> list[str]:
+    """mitmdump's command line for the bundle's configuration; ``handed``: serving the entry point's socket."""
     import shutil
 
     from .daemons import POLICY_LOADED
@@ -87,17 +93,22 @@ def mitmdump_argv(config: dict) -> list[str]:
         "-s", str(Path(__file__).resolve().with_name("mitm_addons.py")),
         "--set", f"bottle_policy_loaded={POLICY_LOADED}",
         *upstream_trust(config.get("upstream_ca")),
+        # Its address is the entry point's socket, served by the last addon (proxy_serve), not bound again.
+        *(["--set", "server=false"] if handed else []),
     ]
 
 
 def main() -> None:
     make_ca(CONFDIR)  # before any other import: the launch is waiting for it
+    from . import readiness
+
+    readiness.tell(readiness.READY)  # the CA written; its address listens already (the entry point's socket)
     import json
 
     from .daemons import POLICY_LOADED
 
     config = json.loads(Path(os.environ["BOTTLE_BUNDLE_CONFIG"]).read_text(encoding="utf-8"))
-    argv = mitmdump_argv(config)
+    argv = mitmdump_argv(config, handed=readiness.LISTEN_FD in os.environ)
     POLICY_LOADED.unlink(missing_ok=True)
     os.execvp(argv[0], argv)
 

@@ -17,12 +17,21 @@ once a client connects, handing over the listening socket (its number in
 :data:`LISTEN_FD`; :func:`server` serves on it), so the waiting connection
 and every later one are the daemon's.
 
+The proxy, too, is handed its listening socket, but at once: the entry
+point binds its address before starting it, so a client that connects while
+mitmproxy starts waits in the kernel's backlog. It says :data:`READY` as
+soon as its CA is written (all the bundle's readiness needs of it: its
+address listens already), and gets the read end of a third pipe
+(:data:`SERVE_FD`), on which the entry point writes :data:`SERVE` once the
+whole bundle is ready, the egress stage the proxy relays through among it;
+the proxy accepts no connection before that (``proxy_serve.py``).
+
 A Python daemon of the bundle is run by this module
 (``python -m bottle_core.bundle.image.readiness bottle_core.bundle.image.MODULE [ARGS]``): its module
 is imported first (the slow part of its start: ``http.server`` and the
 rest), then, in a pooled bundle, the claim is awaited, then its ``main()``
 runs and says :data:`READY` as soon as its TCP server listens.
-The proxy (mitmdump, not started here) says it from its addons instead.
+The proxy (mitmdump, not started here) is started by ``proxy_start.py``.
 """
 
 from __future__ import annotations
@@ -32,8 +41,8 @@ import os
 import socket
 import sys
 
-READY_FD, GO_FD, LISTEN_FD = "BOTTLE_READY_FD", "BOTTLE_GO_FD", "BOTTLE_LISTEN_FD"
-WAITING, READY, GO = b"w", b"r", b"g"
+READY_FD, GO_FD, LISTEN_FD, SERVE_FD = "BOTTLE_READY_FD", "BOTTLE_GO_FD", "BOTTLE_LISTEN_FD", "BOTTLE_SERVE_FD"
+WAITING, READY, GO, SERVE = b"w", b"r", b"g", b"s"
 
 
 def tell(what: bytes) -> None:
@@ -61,26 +70,29 @@ def wait_for_go() -> None:
         os._exit(0)  # not wanted by the run (or the bundle stops): nothing was read, nothing to undo
 
 
+def handed_socket() -> socket.socket | None:
+    """The listening socket the entry point handed over (:data:`LISTEN_FD`), or ``None`` when it handed none."""
+    fd = os.environ.pop(LISTEN_FD, None)
+    if fd is None:
+        return None
+    listener = socket.socket(fileno=int(fd))  # bound and listening already
+    listener.set_inheritable(False)  # this daemon's alone: a process it starts must not keep its port open
+    return listener
+
+
 def server(cls, address: tuple[str, int], handler):
     """A ``socketserver`` server of class ``cls`` serving on the listening socket the entry point handed
     over (:data:`LISTEN_FD`), or, when none was (run by hand, or a test), bound and listening on ``address``."""
-    fd = os.environ.pop(LISTEN_FD, None)
-    if fd is None:
+    listener = handed_socket()
+    if listener is None:
         return cls(address, handler)
     served = cls(address, handler, bind_and_activate=False)
     served.socket.close()
-    served.socket = socket.socket(fileno=int(fd))  # bound and listening already: no bind, no listen here
+    served.socket = listener  # bound and listening already: no bind, no listen here
     served.server_address = served.socket.getsockname()
     # What http.server's server_bind would set, without its reverse lookup of the address (refused here anyway).
     served.server_name, served.server_port = served.server_address[:2]
     return served
-
-
-class Ready:
-    """A mitmproxy addon, last of the proxy's: says :data:`READY` once every addon runs and the proxy listens."""
-
-    def running(self) -> None:
-        tell(READY)
 
 
 def _say_ready_on_listen() -> None:
