@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import settings
 from .addressing import PRIVATE_NETWORKS
+from .errors import BottleRuntimeError
 from .manifest import MODEL_KEY, memory_bytes
 from .spec import BottleSpec
 
@@ -359,9 +360,19 @@ def placeholder(name: str) -> str:
     return f"bottle-placeholder-{name.lower().replace('_', '-')}-{secrets.token_hex(12)}"
 
 
-def new_slug(agent: str) -> str:
-    """A unique, engine-safe name for one run of ``agent``."""
-    return f"{agent[:24]}-{secrets.token_hex(3)}"
+#: Tries at a slug no earlier run's state folder holds (each a 32-bit draw: a second try is already rare).
+SLUG_TRIES = 8
+
+
+def new_slug(agent: str, stage_dir: str | Path | None = None) -> str:
+    """A unique, engine-safe name for one run of ``agent``, not taken by a state folder in ``stage_dir``
+    (the folders of earlier runs stay for ``bottle logs``)."""
+    for _ in range(SLUG_TRIES):
+        slug = f"{agent[:24]}-{secrets.token_hex(4)}"
+        if stage_dir is None or not (Path(stage_dir) / slug).exists():
+            return slug
+    raise BottleRuntimeError(f"no free name for a run of {agent} in {stage_dir} after {SLUG_TRIES} tries",
+                             hint="remove old runs' folders there (they hold only their logs)")
 
 
 def model_secret(model_host: str) -> SecretPlan:
@@ -398,7 +409,7 @@ def base_plan(spec: BottleSpec, *, backend: str, stage_dir: Path, network: Netwo
     warn_unapplied(agent.bottle, bottle, backend, unapplied or {})
     if spec.copy_cwd:
         _warn_kept_git_config(agent.bottle, bottle, Path(spec.cwd))
-    slug = slug or new_slug(spec.agent)
+    slug = slug or new_slug(spec.agent, stage_dir)
     state_dir = Path(stage_dir) / slug
 
     config = settings.current()

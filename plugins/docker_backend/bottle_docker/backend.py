@@ -49,7 +49,7 @@ def prepare(spec, stage_dir):
     subnet = pick_subnet(network.engine_subnets(networks) + network.host_routes())
     bottle = spec.manifest.bottles[spec.bottle_name]
     base, own = bottle.image or base_image(), base_image()  # the bundle's base is the user's, never the manifest's
-    slug = new_slug(spec.agent)
+    slug = new_slug(spec.agent, stage_dir)
     plan = base_plan(
         spec, backend="docker", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip(subnet),

@@ -36,7 +36,7 @@ def prepare_plan(spec, stage_dir) -> Plan:
     client = sidecar.client()
     bottle = spec.manifest.bottles[spec.bottle_name]
     base, own = bottle.image or sidecar.base_image(), sidecar.base_image()  # the bundle's: the user's base only
-    slug = new_slug(spec.agent)
+    slug = new_slug(spec.agent, stage_dir)
     plan = base_plan(
         spec, backend="k8s", stage_dir=Path(stage_dir), slug=slug,
         network=NetworkPlan(name=f"bottle-{slug}", subnet=f"{PLACEHOLDER_IP}/32", bundle_ip=PLACEHOLDER_IP,

@@ -34,7 +34,7 @@ def prepare_plan(spec: BottleSpec, stage_dir: Path) -> Plan:
     networks = network.engine_networks()
     subnet = addressing.pick_subnet(network.engine_subnets(networks) + addressing.host_routes())
     bundle_ip = addressing.bundle_ip(subnet)
-    slug = new_slug(spec.agent)
+    slug = new_slug(spec.agent, stage_dir)
     net = NetworkPlan(name=f"bottle-{slug}", subnet=str(subnet), bundle_ip=bundle_ip, outbound=outbound_name())
     binary = find()
     resources = resources_of(spec.manifest.bottles[spec.bottle_name])
