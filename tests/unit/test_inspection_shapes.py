@@ -92,7 +92,7 @@ SHAPES = {
     "onfido-token": (["api_live.Zq4r8Tn2xVb.Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV",
                       "api_live_us.Zq4r8Tn2xVb.Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV"], ["api_live.docs.onfido.com"]),
     "flyio-token": (["FLY_API_TOKEN='FlyV1 fm2_" + "lJPECAAAAAAAAMx8xBD" * 5 + "'"], ["FlyV1 fm2_<token>"]),
-    "newrelic-key": (["admin_access:NRAA-4780f48c47df5882dbec3fd82c7", "eu01xxaa7460e1ea3abdfbbbd36e85c10cd0NRAL",
+    "newrelic-key": (["admin:NRAA-4780f48c47df5882dbec3fd82c7", "eu01xxaa7460e1ea3abdfbbbd36e85c10cd0NRAL",
                       "72322bc2443d330cf29cde9f24fca5ff3d1aNRAL"],
                      ["NRAA-short", "72322bc2443d330cf29cde9f24fca5FFFFNRAL"]),
     "azure-devops-token": (["aQwErTy123456789AbCdEf0123456789AbCdEf0123456789AbCdEf0123456789AbCdEf012345AZDOabc1"],

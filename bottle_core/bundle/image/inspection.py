@@ -582,8 +582,8 @@ class NamedCredential:
     shapes."""
 
     name: str = "credential-assignment"
-    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p",
-                                "/p:")
+    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "access",
+                                "private", "</", "-p", "/p:")
 
     def search(self, text: str, lowered: str) -> str | None:
         if any(anchor in lowered for anchor in self.anchors):
