@@ -583,7 +583,7 @@ class NamedCredential:
 
     name: str = "credential-assignment"
     anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "access",
-                                "private", "</", "-p", "/p:")
+                                "private", "pat", "</", "-p", "/p:")
 
     def search(self, text: str, lowered: str) -> str | None:
         if any(anchor in lowered for anchor in self.anchors):

@@ -44,7 +44,7 @@ MIN_SHORT = 8
 
 #: The last word of a credential's name (names split at case changes, '_', '-', '.'), and of a password's.
 _PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "passcode", "pwd", "pass"})
-_LAST_WORDS = _PASSWORD_WORDS | {"key", "token", "secret", "credential", "credentials", "auth", "bearer"}
+_LAST_WORDS = _PASSWORD_WORDS | {"key", "token", "secret", "credential", "credentials", "auth", "bearer", "pat"}
 #: A credential's word glued to another ('apikey', 'authtoken', Duo's 'skey'; also 'monkey', whose value must
 #: still look like a credential's).
 _GLUED = re.compile(r"(?:key|token|secret|password|passwd|pass|access|private)$")
@@ -69,15 +69,16 @@ mypassword yourpassword mysecret yoursecret password123 password1 admin123 secre
 #: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``. The name's own start is found by
 #: looking back from its last word (a leading character run in the regex would make it quadratic).
 ASSIGNMENT = re.compile(
-    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass|access|private)"
+    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass|access|private|pat)"
     r"(?P<number>\d{0,2})(?P<close>\\{0,7}[\"']\]?|\]|)"
-    r"(?P<sep>[ \t]*(?:::=|:=|=>|->|===?|!==?|[:=]|[ \t]-[ \t]|[,\n][ \t-]*[\"']?value[\"']?:|,|[ \t]value[ \t]*=)[ \t]*"
+    r"(?P<sep>[ \t]*(?:::=|:=|=>|->|===?|!==?|[:=]|[ \t]-[ \t]|[,\n][ \t-]*[\"']?value[\"']?:|,|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
     r"|[ \t]+is[ \t]+(?=[\"'])|[-.](?=[A-Za-z0-9])|[ \t]+)"
     r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
 #: Separators that take a quoted value only: a comparison in code (``password == '…'``), prose (``the password is
-#: '…'``), a pair of strings (``.Add("AccountKey", "…")``, ``<add key="ApiKey" value="…"/>``: after a quoted name).
-_QUOTED_ONLY = frozenset({"==", "!=", "===", "!==", "is", ",", "value=", "value ="})
-_PAIRED = frozenset({",", "value=", "value ="})
+#: '…'``), a pair of strings after a quoted name (``.Add("AccountKey", "…")``, ``<add key="ApiKey" value="…"/>``,
+#: Terraform's ``variable "api_token" { default = "…" }``).
+_QUOTED_ONLY = frozenset({"==", "!=", "===", "!==", "is", ",", "value=", "{default="})
+_PAIRED = frozenset({",", "value=", "{default="})
 #: The shortest value glued to its name by one '-' or '.', and the data in it (:func:`_data`): a slug's or a pod's
 #: name ('my-secret-7f9c8b6d5-x2k4p') has less.
 _GLUED_VALUE = 16
@@ -294,7 +295,7 @@ def find(text: str, lowered: str | None = None) -> str | None:
         pos = match.end("close")  # after a name that is passed over, its value may hold one ('Auth-Service-Key = …')
         start, at = match.start(), match.start("value")
         close, opening = text[match.end("number"):match.end("close")], match.group("open")
-        sep = match.group("sep").strip()
+        sep = "".join(match.group("sep").split())
         if sep in _QUOTED_ONLY and not (opening and (sep not in _PAIRED or close.strip("\\]"))):
             continue  # a comparison, prose, a pair of strings: the value is the quoted literal after a quoted name
         option = text[max(0, start - 64):start].rsplit(" ", 1)[-1].startswith("-")
