@@ -258,7 +258,7 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
         value = urllib.parse.unquote(value)
     shortest = MIN_PASSWORD if password else MIN_SHORT if strong else MIN_TOKEN
     if len(value) < shortest or placeholder(value) or code(value) or "://" in value \
-            or (TIME_UUID.match(value) and not strong):
+            or (TIME_UUID.match(value) and not strong) or (value.isdigit() and not password and not strong):
         return False
     if not password and len(value) < MIN_TOKEN:  # short: one run of letters and digits mixed through it
         return value.isalnum() and value.isascii() and not _plain(value) and len(set(value.lower())) >= 6 \
