@@ -38,6 +38,8 @@ from .hosts import entropy
 #: Shortest value read as a token or key, and as a password or passphrase.
 MIN_TOKEN = 12
 MIN_PASSWORD = 8
+#: A number alone under a key's name, shorter than this, is an id (a 64-bit integer has 20 digits at most).
+MAX_ID = 20
 #: Shortest token under a name that says token, secret or auth outright (not 'key', which also names a hash or a
 #: lookup): letters and digits mixed through the whole value ('mlm9iqkm').
 MIN_SHORT = 8
@@ -66,12 +68,14 @@ mypassword yourpassword mysecret yoursecret password123 password1 admin123 secre
 """.split())
 
 #: A name that says credential, the separator after it, and the value: ``name = value``, ``"name": "value"``,
-#: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``. The name's own start is found by
+#: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``, ``password == '…'``, ``"name", "value"``,
+#: ``name: NAME`` then ``value: …`` (Kubernetes' env lists), ``nameSECRET-value``. The name's own start is found by
 #: looking back from its last word (a leading character run in the regex would make it quadratic).
 ASSIGNMENT = re.compile(
     r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass|access|private|pat)"
     r"(?P<number>\d{0,2})(?P<close>\\{0,7}[\"']\]?|\]|)"
-    r"(?P<sep>[ \t]*(?:::=|:=|=>|->|===?|!==?|[:=]|[ \t]-[ \t]|[,\n][ \t-]*[\"']?value[\"']?:|,|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
+    r"(?P<sep>[ \t]*(?:::=|:=|=>|->|===?|!==?|[:=]|[ \t]-[ \t]|(?:[,\n]|\\n)[ \t-]*[\"']?value[\"']?:|,"
+    r"|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
     r"|[ \t]+is[ \t]+(?=[\"'])|[-.](?=[A-Za-z0-9])|[ \t]+)"
     r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
 #: Separators that take a quoted value only: a comparison in code (``password == '…'``), prose (``the password is
@@ -258,8 +262,10 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
         value = urllib.parse.unquote(value)
     shortest = MIN_PASSWORD if password else MIN_SHORT if strong else MIN_TOKEN
     if len(value) < shortest or placeholder(value) or code(value) or "://" in value \
-            or (TIME_UUID.match(value) and not strong) or (value.isdigit() and not password and not strong):
+            or (TIME_UUID.match(value) and not strong):
         return False
+    if value.isdigit() and len(value) < MAX_ID and not password and not strong:
+        return False  # under a key's name, a number is an id (an app's, an account's), a 64-bit one at most
     if not password and len(value) < MIN_TOKEN:  # short: one run of letters and digits mixed through it
         return value.isalnum() and value.isascii() and not _plain(value) and len(set(value.lower())) >= 6 \
             and bool(re.search(r"[A-Za-z][0-9]+[A-Za-z]|[0-9][A-Za-z]+[0-9]", value))  # not 'sdlfkj452'
