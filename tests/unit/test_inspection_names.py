@@ -230,6 +230,18 @@ CLASSES = {
          '["token", "refresh_token"]', "- name: API_KEY\n  valueFrom:\n    secretKeyRef: {name: acme, key: api}",
          'variable "api_token" {\n  default = ""\n}', "headers = ('X-Api-Key', api_key)",
          "api_key, " + RANDOM]),
+    # Code that keeps a value under a credential's name over a line's end, in a brace initialiser, as the default a
+    # reference falls back to, returned by a getter named for it, or after a header's name in one string.
+    "code-forms": (
+        ['static const std::string AccountKey{\n    "' + RANDOM + '"};',
+         'public static final String ACCOUNT_KEY\n        = "' + RANDOM + '";',
+         'export const key =\n  process.env.ACCOUNT_KEY ||\n  "' + RANDOM + '";',
+         "token = config.token ?? '" + RANDOM + "'",
+         'func getServiceToken() string { return "' + RANDOM + '" }',
+         'def get_api_key(self) -> str:\n    return "' + RANDOM + '"', 'auth_token: "X-Authorization ' + RANDOM + '"'],
+        ['const key = process.env.API_KEY || ""', 'token = process.env.TOKEN || "changeme"',
+         "def get_token(self):\n    return self._token", "Token\n=====\nThe token is read from the environment.",
+         'struct Key{\n  "name"}', 'api_key: "See the docs"', 'api_key: "Bearer ${API_TOKEN}"']),
     # A password compared with a literal in code, or stated in prose in quotes.
     "compared-or-stated": (
         ['if password == "123P4ssW0rd@@":', "if (user.password === 'Tr0ub4dor3xyz')", 'the password is "Tr0ub4dor3x"'],

@@ -76,12 +76,14 @@ ASSIGNMENT = re.compile(
     r"(?P<number>\d{0,2})(?P<close>\\{0,7}[\"']\]?|\]|)"
     r"(?P<sep>[ \t]*(?:::=|:=|=>|->|===?|!==?|[:=]|[ \t]-[ \t]|(?:[,\n]|\\n)[ \t-]*[\"']?value[\"']?:|,"
     r"|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
+    r"|[ \t]*\n\s*=(?![=>])\s*|[ \t]*=[ \t]*\n\s*|\{\s*(?=[\"'])|\([^()\n]{0,24}\)[^{}:\n]{0,24}[{:]\s*return[ \t]+"
     r"|[ \t]+is[ \t]+(?=[\"'])|[-.](?=[A-Za-z0-9])|[ \t]+)"
     r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
 #: Separators that take a quoted value only: a comparison in code (``password == '…'``), prose (``the password is
 #: '…'``), a pair of strings after a quoted name (``.Add("AccountKey", "…")``, ``<add key="ApiKey" value="…"/>``,
-#: Terraform's ``variable "api_token" { default = "…" }``).
-_QUOTED_ONLY = frozenset({"==", "!=", "===", "!==", "is", ",", "value=", "{default="})
+#: Terraform's ``variable "api_token" { default = "…" }``), a brace initialiser (``AccountKey{"…"}``), a getter
+#: that returns a literal (``getApiToken() string { return "…" }``).
+_QUOTED_ONLY = frozenset({"==", "!=", "===", "!==", "is", ",", "value=", "{default=", "{"})
 _PAIRED = frozenset({",", "value=", "{default="})
 #: The shortest value glued to its name by one '-' or '.', and the data in it (:func:`_data`): a slug's or a pod's
 #: name ('my-secret-7f9c8b6d5-x2k4p') has less.
@@ -93,6 +95,10 @@ _ASSIGNMENT_LOWER = re.compile(ASSIGNMENT.pattern.replace("(?i:", "(?:", 1))
 _SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD|ACCESS|PRIVATE))\b",
                      re.I)
 _SCHEME = re.compile(r"^(?:bearer|basic|token)[ \t]+", re.I)
+#: A header's or a scheme's name before the token in a quoted value ('"X-Authorization pk_…"'): the token is judged.
+_ANY_SCHEME = re.compile(r"^[A-Za-z][\w\-]{0,30}[ \t]+(?=\S+$)")
+#: The default a reference falls back to: ``process.env.API_KEY || "…"``, ``config.token ?? '…'``.
+_FALLBACK = re.compile(r"\s*(?:\|\||\?\?)\s*([\"'])([^\"'\n]{6,512})\1")
 #: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
 ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
 #: Command lines that take a password, for any program, by the option's name: sshpass's ``-p PASS``, MySQL's and
@@ -329,12 +335,17 @@ def find(text: str, lowered: str | None = None) -> str | None:
             end = text.find(opening, at, at + 513)
             value = text[at:end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
             value = _SCHEME.sub("", value)  # '"Bearer eyJ…"': the scheme, then the credential
+        elif placeholder(value) or code(value):  # a reference: the literal it falls back to, if any, is the value
+            fallback = _FALLBACK.match(text, match.end("value"))
+            value, opening = (fallback.group(2), fallback.group(1)) if fallback else (value, opening)
         name = (spelled.group(1) + "_" if spelled else head.group()) + text[start:match.end("number")] + close
         name = re.sub(r"\d+$", "", name.strip("\"'[]\\"))  # 'token1', 'secret_key2': numbered names
         is_name, password = credential_name(name)
         if not is_name or value.isdigit() and _CAMEL.findall(name)[-1].lower() in _QUALIFIERS:
             continue  # 'last_access = 1700000000000': a time, a count
         password = password or name.lower() == "_auth"  # npm's '_auth': a user's password, often words
+        if opening and not password:
+            value = _ANY_SCHEME.sub("", value)
         # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
         bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and not (start and text[start - 1] in "?&")
         if credential_value(value, password, hex_alone=not bare_key, strong=strong_name(name), quoted=bool(opening)):
