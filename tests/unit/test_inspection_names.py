@@ -229,7 +229,7 @@ CLASSES = {
         ['os.environ.get("API_KEY", "default-value")', '<add key="ApiKey" value="$(ApiKey)"/>',
          '["token", "refresh_token"]', "- name: API_KEY\n  valueFrom:\n    secretKeyRef: {name: acme, key: api}",
          'variable "api_token" {\n  default = ""\n}', "headers = ('X-Api-Key', api_key)",
-         "api_key, " + RANDOM]),
+         "api_key, " + RANDOM, '"cache_mem", "cachemgr_passwd", "cache_peer"', "'test_fail', 'test_pass', 'test_summary'"]),
     # Code that keeps a value under a credential's name over a line's end, in a brace initialiser, as the default a
     # reference falls back to, returned by a getter named for it, or after a header's name in one string.
     "code-forms": (

@@ -344,6 +344,8 @@ def find(text: str, lowered: str | None = None) -> str | None:
         if not is_name or value.isdigit() and _CAMEL.findall(name)[-1].lower() in _QUALIFIERS:
             continue  # 'last_access = 1700000000000': a time, a count
         password = password or name.lower() == "_auth"  # npm's '_auth': a user's password, often words
+        if sep == ",":
+            password = False  # '"cachemgr_passwd", "cache_peer"': a list of names, judged as a token, not words
         if opening and not password:
             value = _ANY_SCHEME.sub("", value)
         # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
