@@ -555,6 +555,39 @@ def test_credentials_no_shape_names_are_refused_by_class_and_their_counterparts_
         == len(attacks), denied
 
 
+def pair_cases() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """A credential kept beside its name in the forms configs and code write pairs (a Kubernetes env list, .NET's
+    appSettings, a header set in code), or glued to a name that qualifies it; one case each (curl arguments), and a
+    benign counterpart each: a reference in the same form."""
+    url = "https://denied.test"
+    token = "q7Vx2Lp9Rk4Tz8Wm3Nc6Hb1Js5"
+
+    def body(text: str) -> list[str]:
+        return ["--data-binary", text, url]
+
+    attacks = {
+        "env-list": body(f"env:\n  - name: PAYMENTS_API_KEY\n    value: {token}\n"),
+        "app-settings": body(f'<appSettings>\n  <add key="ServiceApiKey" value="{token}"/>\n</appSettings>\n'),
+        "header-in-code": body(f'req.Header.Set("X-Acme-Api-Key", "{token}")\n'),
+        "qualified-name": body(f"acme ACCESS {token}\n"),
+    }
+    benign = {
+        "env-reference": body("env:\n  - name: PAYMENTS_API_KEY\n    valueFrom:\n      secretKeyRef: {name: pay}\n"),
+        "app-settings-reference": body('<appSettings>\n  <add key="ServiceApiKey" value="$(ServiceApiKey)"/>\n'
+                                       '</appSettings>\n'),
+        "header-variable": body('req.Header.Set("X-Acme-Api-Key", apiKey)\n'),
+        "access-setting": body("acme ACCESS granted; public_access: enabled\n"),
+    }
+    return attacks, benign
+
+
+def test_a_credential_beside_its_name_in_a_pair_or_qualified_is_refused_and_references_arrive(manifest, origin):
+    attacks, benign = pair_cases()
+    denied = refusals_of(manifest, origin, attacks, benign)
+    assert [(r.get("rule"), r.get("name")) for r in denied] \
+        == [("credential", "credential-assignment")] * len(attacks), denied
+
+
 def more_class_cases() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """A password on a command line, an Authorization header written in text and a password's hash, one case per
     class (curl arguments), and a benign counterpart each."""

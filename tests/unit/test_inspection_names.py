@@ -202,6 +202,60 @@ CLASSES = {
         ["echo $1$2 and costs $5 or $6", "hash = '$2b$12$" + "." * 53 + "'", "PS1='$5$ '",
          "root:*:19000:0:99999:7:::", "daemon:!:19000::::::", "awk '{print $1$2$3}' file.txt",
          "crypt(3) formats start $1$, $5$, $6$, $2b$ or $y$"]),
+    # 'ACCESS' and 'PRIVATE' qualify a credential after another word (a provider's, the key's) or in capitals.
+    "qualified-name": (
+        ["tyntec ACCESS " + RANDOM, "hellosignACCESS = " + RANDOM, "logzPrivateAccess=" + RANDOM,
+         "nimble PRIVATE " + RANDOM, "shortcut_access: " + RANDOM],
+        ["access: public", "private = true", "last_access = 1700000000000", "read_access = rw-r--r--",
+         "ACCESS DENIED for user alice", "public_access: enabled", "the private repository is here"]),
+    # One '-' or '.' glues a value to a name of two words, or to a word glued to its credential's word.
+    "glued-to-its-name": (
+        ["cloudplanSECRET-" + RANDOM, "acme-secret-" + RANDOM, "scrapingant123TOKEN." + RANDOM,
+         "codakey-4f0e2f7a-2b1c-4d3e-9f8a-7b6c5d4e3f21", "hellosign-PRIVATE-key-" + RANDOM],
+        ["my-app-secret-7f9c8b6d5-x2k4p", "/v1/secret-versions/7f3a9c2e4b1d8f6a", "the secret-manager docs",
+         "config.api_key.get_secret_value()", "acme-secret-rotation-policy-2024", "token-" + RANDOM]),
+    # A name of two words or more is an identifier: blanks alone may separate its value.
+    "compound-name-then-blanks": (
+        ["extractorapi_key " + RANDOM, "hellosign-PRIVATE-key " + RANDOM, "protocolsACCESSkey " + RANDOM],
+        ["the api_key parameter is required", "set the API_KEY variable first",
+         "api_key and api_secret are read from the environment", "pass the access_token along"]),
+    # A name and its value as a pair of strings: a call's arguments, a dictionary's entry, .NET's appSettings,
+    # Kubernetes' and ECS's name/value lists, Terraform's variable default.
+    "pair-of-strings": (
+        ['req.Header.Set("X-Acme-Api-Key", "' + RANDOM + '")', '{ "AccountKey", "' + RANDOM + '" }',
+         '<add key="ApiKey" value="' + RANDOM + '"/>', "- name: API_KEY\n  value: " + RANDOM,
+         '{"name": "DB_PASSWORD", "value": "Tr0ub4dor3xyz"}', 'variable "api_token" {\n  default = "' + RANDOM
+         + '"\n}', "assert.equal(settings['AccountKey'], '" + RANDOM + "')"],
+        ['os.environ.get("API_KEY", "default-value")', '<add key="ApiKey" value="$(ApiKey)"/>',
+         '["token", "refresh_token"]', "- name: API_KEY\n  valueFrom:\n    secretKeyRef: {name: acme, key: api}",
+         'variable "api_token" {\n  default = ""\n}', "headers = ('X-Api-Key', api_key)",
+         "api_key, " + RANDOM, '"cache_mem", "cachemgr_passwd", "cache_peer"', "'test_fail', 'test_pass', 'test_summary'"]),
+    # Code that keeps a value under a credential's name over a line's end, in a brace initialiser, as the default a
+    # reference falls back to, returned by a getter named for it, or after a header's name in one string.
+    "code-forms": (
+        ['static const std::string AccountKey{\n    "' + RANDOM + '"};',
+         'public static final String ACCOUNT_KEY\n        = "' + RANDOM + '";',
+         'export const key =\n  process.env.ACCOUNT_KEY ||\n  "' + RANDOM + '";',
+         "token = config.token ?? '" + RANDOM + "'",
+         'func getServiceToken() string { return "' + RANDOM + '" }',
+         'def get_api_key(self) -> str:\n    return "' + RANDOM + '"', 'auth_token: "X-Authorization ' + RANDOM + '"'],
+        ['const key = process.env.API_KEY || ""', 'token = process.env.TOKEN || "changeme"',
+         "def get_token(self):\n    return self._token", "Token\n=====\nThe token is read from the environment.",
+         'struct Key{\n  "name"}', 'api_key: "See the docs"', 'api_key: "Bearer ${API_TOKEN}"']),
+    # A password compared with a literal in code, or stated in prose in quotes.
+    "compared-or-stated": (
+        ['if password == "123P4ssW0rd@@":', "if (user.password === 'Tr0ub4dor3xyz')", 'the password is "Tr0ub4dor3x"'],
+        ["if password == other_password:", "if password == '':", 'the password is "changeme"',
+         "password != confirm_password", "the password is required"]),
+    # 'pat', a personal access token, as a name's last word (not inside one: 'compat', 'path').
+    "pat-name": (
+        ['ado_pat = "' + RANDOM + '"', "GITHUB_PAT=" + RANDOM],
+        ["path = /home/user/x7f3a9c2e4b1d8f6a", "compat = 'py3'", "pattern = '[A-Za-z0-9]{32}'"]),
+    # A number alone under a key's name is an id (an app's, an account's; Cloudinary's API key is public); under a
+    # token's, a secret's or a password's name it is still one.
+    "number-under-a-name": (
+        ["db_password=2187324972341", "auth_token = 218873249723411", "client_secret: '218873249723411'"],
+        ["apiKey=218873249723411", "app_key: 123456789012345", "cache_key = 20240101123456"]),
 }
 
 

@@ -92,7 +92,7 @@ SHAPES = {
     "onfido-token": (["api_live.Zq4r8Tn2xVb.Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV",
                       "api_live_us.Zq4r8Tn2xVb.Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xV"], ["api_live.docs.onfido.com"]),
     "flyio-token": (["FLY_API_TOKEN='FlyV1 fm2_" + "lJPECAAAAAAAAMx8xBD" * 5 + "'"], ["FlyV1 fm2_<token>"]),
-    "newrelic-key": (["admin_access:NRAA-4780f48c47df5882dbec3fd82c7", "eu01xxaa7460e1ea3abdfbbbd36e85c10cd0NRAL",
+    "newrelic-key": (["admin:NRAA-4780f48c47df5882dbec3fd82c7", "eu01xxaa7460e1ea3abdfbbbd36e85c10cd0NRAL",
                       "72322bc2443d330cf29cde9f24fca5ff3d1aNRAL"],
                      ["NRAA-short", "72322bc2443d330cf29cde9f24fca5FFFFNRAL"]),
     "azure-devops-token": (["aQwErTy123456789AbCdEf0123456789AbCdEf0123456789AbCdEf0123456789AbCdEf012345AZDOabc1"],
@@ -102,6 +102,17 @@ SHAPES = {
                                    ["see config.maxretriesforever", "v1.2.3 release.20240101abcdefgh.tar"]),
     "mailchimp-api-key": (["0f1e2d3c4b5a69788796a5b4c3d2e1f0-us2", "0f1e2d3c4b5a69788796a5b4c3d2e1f0-us21"],
                           ["0f1e2d3c4b5a69788796a5b4c3d2e1f0-use", "0f1e2d3c4b5a6978-us2"]),
+    "ionic-token": (["ion_" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2)[:42]], ["ion_" + "Zq4r8Tn2xVbHk3Lm9Pq2Wd", "ion_channel"]),
+    "fleetbase-key": (["flb_live_Zq4r8Tn2xVbHk3Lm9Pq2"], ["flb_live_<your key>", "flb_live_Zq4r8Tn2x"]),
+    "pagarme-key": (["ak_live_" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2)[:30]], ["ak_live_key", "ak_live_Zq4r8Tn2x"]),
+    "flexport-token": (["shltm_" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2)[:40]], ["shltm_token"]),
+    "telnyx-key": (["KEY" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3)[:55]],
+                   ["KEY_" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3)[:55], "MONKEY" + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 3)[:55]]),
+    "dfuse-key": (["web_3f1a9c7b2e8d2e4f6a1b3c5d7e9f0a1b"], ["web_server_config", "web_3f1a9c7b2e8d2e4f"]),
+    "dropbox-token": (["sl." + ("Zq4r8Tn2xVbHk3Lm9Pq2Wd-_" * 7)[:138]], ["sl.Zq4r8Tn2xVbHk3Lm9Pq2Wd", "see sl.md"]),
+    "salesforce-token": (["00D5e000000IZ3Z!AQ0AQDpEDKYsn7ioKug2aSmgCjgrPjG9eRLza8jXWoW7uA90V39rvQaIy1FGxjFHN.ZOkVVbi"
+                          "1zJCJZY9a6TxtzQpSBsrMiZ"],
+                         ["00D5e000000IZ3Z", "00D5e000000IZ3Z!short"]),  # the organisation's id alone is no secret
     "discord-token": (["ATg4OTI1Mzk1OTA1OiBb9S4W.Xy7_Ab.Zq0rS9tU8vW7xY6zA5bC4dE3fG2hI1j",
                        "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"],
                       ["ATg4OTI1Mzk1OTA1OiBb9S4W.Xy7_A.Zq0rS9tU8vW7xY6zA5bC4dE3fG2hI1j",  # a timestamp of five

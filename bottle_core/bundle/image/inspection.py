@@ -582,8 +582,8 @@ class NamedCredential:
     shapes."""
 
     name: str = "credential-assignment"
-    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "</", "-p",
-                                "/p:")
+    anchors: tuple[str, ...] = ("key", "token", "secret", "pass", "pwd", "auth", "bearer", "credential", "access",
+                                "private", "pat", "</", "-p", "/p:")
 
     def search(self, text: str, lowered: str) -> str | None:
         if any(anchor in lowered for anchor in self.anchors):
@@ -680,6 +680,17 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      ("api_live", "api_sandbox")),
     ("flyio-token", r"FlyV1 fm[12][ar]?_", r"[A-Za-z0-9+/=,_\-]{64,}", ("flyv1 fm",)),
     ("newrelic-key", r"NRAA-", r"[a-f0-9]{27}" + _E, ("nraa-",)),
+    # More services' documented key prefixes: Ionic's personal access tokens, Fleetbase's and Pagar.me's live and
+    # test keys, Flexport's API tokens, Telnyx's API v2 keys, dfuse's API keys, Dropbox's short-lived access tokens,
+    # and Salesforce's session ids and access tokens (the organisation's id, '!', the session's secret).
+    ("ionic-token", r"ion_", r"[A-Za-z0-9]{42}" + _E, ("ion_",)),
+    ("fleetbase-key", r"flb_(?:live|test)_", r"[A-Za-z0-9]{20}" + _E, ("flb_live_", "flb_test_")),
+    ("pagarme-key", r"ak_(?:live|test)_", r"[A-Za-z0-9]{30}" + _E, ("ak_live_", "ak_test_")),
+    ("flexport-token", r"shltm_", r"[A-Za-z0-9_\-]{40}" + _E, ("shltm_",)),
+    ("telnyx-key", r"KEY", r"[0-9A-Za-z_\-]{55}" + _E, ("key",)),
+    ("dfuse-key", r"web_", r"[0-9a-f]{32}" + _E, ("web_",)),
+    ("dropbox-token", r"sl\.(?:u\.)?", r"[A-Za-z0-9_\-=]{130,1200}" + _E, ("sl.",)),
+    ("salesforce-token", r"00D", r"[A-Za-z0-9]{12,15}![A-Za-z0-9._]{80,}" + _E, ("00d",)),
 )
 
 

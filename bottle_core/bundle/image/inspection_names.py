@@ -38,20 +38,26 @@ from .hosts import entropy
 #: Shortest value read as a token or key, and as a password or passphrase.
 MIN_TOKEN = 12
 MIN_PASSWORD = 8
+#: A number alone under a key's name, shorter than this, is an id (a 64-bit integer has 20 digits at most).
+MAX_ID = 20
 #: Shortest token under a name that says token, secret or auth outright (not 'key', which also names a hash or a
 #: lookup): letters and digits mixed through the whole value ('mlm9iqkm').
 MIN_SHORT = 8
 
 #: The last word of a credential's name (names split at case changes, '_', '-', '.'), and of a password's.
 _PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "passcode", "pwd", "pass"})
-_LAST_WORDS = _PASSWORD_WORDS | {"key", "token", "secret", "credential", "credentials", "auth", "bearer"}
+_LAST_WORDS = _PASSWORD_WORDS | {"key", "token", "secret", "credential", "credentials", "auth", "bearer", "pat"}
 #: A credential's word glued to another ('apikey', 'authtoken', Duo's 'skey'; also 'monkey', whose value must
 #: still look like a credential's).
-_GLUED = re.compile(r"(?:key|token|secret|password|passwd|pass)$")
+_GLUED = re.compile(r"(?:key|token|secret|password|passwd|pass|access|private)$")
+#: Words that say credential only as a qualifier after another word, the provider's or the key's (``hellosignACCESS``,
+#: ``logzPrivateAccess``, ``shortcutaccess``), or in capitals after one (``tyntec ACCESS …``): alone, 'access' and
+#: 'private' name a permission or a visibility as often.
+_QUALIFIERS = frozenset({"access", "private"})
 _GLUED_PASS = frozenset({"dbpass", "userpass", "adminpass", "apipass", "rootpass", "smtppass", "mailpass"})
 #: A word before the last that says the value is no credential: a page's or a form's token, a public key, a count.
 _NOT_CREDENTIAL = frozenset("""csrf xsrf page next prev continuation cursor sync public publishable cache sort
-partition primary foreign idempotency dedup max num count total min limit""".split())
+partition primary foreign idempotency dedup max num count total min limit placeholder""".split())
 
 #: Published default and stand-in passwords (vendors' manuals, the values documentation uses): no secret.
 DEFAULTS = frozenset("""
@@ -62,18 +68,37 @@ mypassword yourpassword mysecret yoursecret password123 password1 admin123 secre
 """.split())
 
 #: A name that says credential, the separator after it, and the value: ``name = value``, ``"name": "value"``,
-#: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``. The name's own start is found by
+#: ``name: value``, ``name value``, ``name - 'value'``, ``name := value``, ``password == '…'``, ``"name", "value"``,
+#: ``name: NAME`` then ``value: …`` (Kubernetes' env lists), ``nameSECRET-value``. The name's own start is found by
 #: looking back from its last word (a leading character run in the regex would make it quadratic).
 ASSIGNMENT = re.compile(
-    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass)(?P<number>\d{0,2})"
-    r"(?P<close>\\{0,7}[\"']|\]|)(?P<sep>[ \t]*(?:::=|:=|=>|->|[:=]|[ \t]-[ \t])[ \t]*|[ \t]+)"
+    r"(?i:key|token|secret|credentials?|auth|bearer|passw(?:or)?d|passphrase|passcode|pwd|pass|access|private|pat)"
+    r"(?P<number>\d{0,2})(?P<close>\\{0,7}[\"']\]?|\]|)"
+    r"(?P<sep>[ \t]*(?:::=|:=|=>|->|===?|!==?|[:=]|[ \t]-[ \t]|(?:[,\n]|\\n)[ \t-]*[\"']?value[\"']?:|,"
+    r"|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
+    r"|[ \t]*\n\s*=(?![=>])\s*|[ \t]*=[ \t]*\n\s*|\{\s*(?=[\"'])|\([^()\n]{0,24}\)[^{}:\n]{0,24}[{:]\s*return[ \t]+"
+    r"|[ \t]+is[ \t]+(?=[\"'])|[-.](?=[A-Za-z0-9])|[ \t]+)"
     r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
+#: Separators that take a quoted value only: a comparison in code (``password == '…'``), prose (``the password is
+#: '…'``), a pair of strings after a quoted name (``.Add("AccountKey", "…")``, ``<add key="ApiKey" value="…"/>``,
+#: Terraform's ``variable "api_token" { default = "…" }``), a brace initialiser (``AccountKey{"…"}``), a getter
+#: that returns a literal (``getApiToken() string { return "…" }``).
+_QUOTED_ONLY = frozenset({"==", "!=", "===", "!==", "is", ",", "value=", "{default=", "{"})
+_PAIRED = frozenset({",", "value=", "{default="})
+#: The shortest value glued to its name by one '-' or '.', and the data in it (:func:`_data`): a slug's or a pod's
+#: name ('my-secret-7f9c8b6d5-x2k4p') has less.
+_GLUED_VALUE = 16
 #: The same, read in lower-cased text (three to five times faster than a case-blind regex).
 _ASSIGNMENT_LOWER = re.compile(ASSIGNMENT.pattern.replace("(?i:", "(?:", 1))
 #: Names that take their value after blanks alone (a .netrc's 'password', 'Bearer', 'APIKEY'), not 'pass' or 'key'
 #: in prose.
-_SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD))\b", re.I)
+_SPACED = re.compile(r"(?:password|passwd|token|secret|bearer|(?-i:KEY|TOKEN|SECRET|PASSWORD|PWD|ACCESS|PRIVATE))\b",
+                     re.I)
 _SCHEME = re.compile(r"^(?:bearer|basic|token)[ \t]+", re.I)
+#: A header's or a scheme's name before the token in a quoted value ('"X-Authorization pk_…"'): the token is judged.
+_ANY_SCHEME = re.compile(r"^[A-Za-z][\w\-]{0,30}[ \t]+(?=\S+$)")
+#: The default a reference falls back to: ``process.env.API_KEY || "…"``, ``config.token ?? '…'``.
+_FALLBACK = re.compile(r"\s*(?:\|\||\?\?)\s*([\"'])([^\"'\n]{6,512})\1")
 #: An XML element named as a credential (``<password>…</password>``, ``<secret>{…}</secret>``).
 ELEMENT = re.compile(r"<(?P<tag>[A-Za-z][\w.\-:]{0,60})>(?P<value>[^<>\n]{6,512})</(?P=tag)>")
 #: Command lines that take a password, for any program, by the option's name: sshpass's ``-p PASS``, MySQL's and
@@ -126,10 +151,12 @@ def credential_name(name: str) -> tuple[bool, bool]:
     if not words:
         return False, False
     last = words[-1]
-    glued = _GLUED.search(last) if last not in _LAST_WORDS else None
+    if last in _QUALIFIERS and len(words) == 1 and not name.strip("\"'[]\\_-.").isupper():
+        return False, False  # 'access: public', 'private = true'; 'ACCESS …' after a provider's name counts
+    glued = _GLUED.search(last) if last not in _LAST_WORDS | _QUALIFIERS else None
     if glued and glued.group() == "pass" and last not in _GLUED_PASS:
         glued = None  # 'bypass', 'compass'
-    if last not in _LAST_WORDS and not (glued and _word(last[:glued.start()])):
+    if last not in _LAST_WORDS | _QUALIFIERS and not (glued and _word(last[:glued.start()])):
         return False, False
     stem = name[:len(name) - len(last)] + (last[:glued.start()] if glued else "")
     if _NOT_CREDENTIAL.intersection(words[:-1]) or not all(run.isalpha() or _plain(run)
@@ -243,6 +270,8 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
     if len(value) < shortest or placeholder(value) or code(value) or "://" in value \
             or (TIME_UUID.match(value) and not strong):
         return False
+    if value.isdigit() and len(value) < MAX_ID and not password and not strong:
+        return False  # under a key's name, a number is an id (an app's, an account's), a 64-bit one at most
     if not password and len(value) < MIN_TOKEN:  # short: one run of letters and digits mixed through it
         return value.isalnum() and value.isascii() and not _plain(value) and len(set(value.lower())) >= 6 \
             and bool(re.search(r"[A-Za-z][0-9]+[A-Za-z]|[0-9][A-Za-z]+[0-9]", value))  # not 'sdlfkj452'
@@ -252,13 +281,18 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
         return False  # filler: 'xxxxxxxx', '00000000'
     if not hex_alone and re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*", value):
         return False
-    data = sum(len(run) for run in re.findall(r"[A-Za-z0-9]+", value) if not _plain(run))
+    data = _data(value)
     if password:
         if value.startswith(("/", "./", "~/")):
             return False  # a path: 'PWD: /home/user'
         return data >= 4 or passphrase(value, quoted)
     # Letters and digits mixed through the value, or letters that are no words: data. Entropy breaks a tie.
     return data >= 12 or (data >= 8 and entropy(value) >= 3.0)
+
+
+def _data(value: str) -> int:
+    """Characters of ``value`` in runs that are not words or small numbers (:func:`_plain`)."""
+    return sum(len(run) for run in re.findall(r"[A-Za-z0-9]+", value) if not _plain(run))
 
 
 def find(text: str, lowered: str | None = None) -> str | None:
@@ -268,29 +302,52 @@ def find(text: str, lowered: str | None = None) -> str | None:
         lowered = text.lower()
     if len(lowered) != len(text):  # a character whose lower case is longer ('İ'): positions would not agree
         lowered = text
-    for match in _ASSIGNMENT_LOWER.finditer(lowered) if lowered is not text else ASSIGNMENT.finditer(text):
+    pattern, source, pos = (_ASSIGNMENT_LOWER, lowered, 0) if lowered is not text else (ASSIGNMENT, text, 0)
+    while match := pattern.search(source, pos):
+        pos = match.end("close")  # after a name that is passed over, its value may hold one ('Auth-Service-Key = …')
         start, at = match.start(), match.start("value")
         close, opening = text[match.end("number"):match.end("close")], match.group("open")
+        sep = "".join(match.group("sep").split())
+        if sep in _QUOTED_ONLY and not (opening and (sep not in _PAIRED or close.strip("\\]"))):
+            continue  # a comparison, prose, a pair of strings: the value is the quoted literal after a quoted name
         option = text[max(0, start - 64):start].rsplit(" ", 1)[-1].startswith("-")
         # A name written as words ('access key', 'API key', 'client secret'): the word before joins the name.
         spelled = start and text[start - 1] in " \t" and _SPELLED.search(text, max(0, start - 24), start)
-        if match.group("sep").strip() == "" and not match.group("close") and not option and not spelled \
-                and not _SPACED.match(text, start):
-            continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
         head = _NAME_CHARS.search(text, max(0, start - 64), start)
         if head.group()[:1] in ("n", "r", "t") and text[head.start() - 1:head.start()] == "\\":
             head = _NAME_CHARS.search(text, head.start() + 1, start)  # '\npage_token': an escape, then the name
+        # A name of two words or more ('extractorapi_key', 'hellosign-PRIVATE-key'): an identifier, not prose, so
+        # blanks alone may separate it from its value; one '-' or '.' may glue a value to it, or to a word glued to
+        # its credential's word ('codakey-…'; not a word alone: 'secret-manager', '/token-exchange/…').
+        words = _CAMEL.findall(head.group() + text[start:match.end("number")])
+        if sep == "" and not match.group("close") and not option and not spelled \
+                and not _SPACED.match(text, start) and len(words) < 2:
+            continue  # 'pass the value', 'the secret ingredient': prose, not an assignment (nor '--api-key VALUE')
+        glued = match.group("sep") in ("-", ".")  # not ' - ', a separator of its own
+        if glued and not (len(words) >= 2 or words and words[-1].lower() not in _LAST_WORDS | _QUALIFIERS):
+            continue
         value = text[at:match.end("value")]
+        if glued:  # 'cloudplanSECRET-ABCD…', 'codakey-<uuid>': the value is one token, a long one
+            value = re.match(r"[A-Za-z0-9_\-.+=]*", value).group()
+            if len(value) < _GLUED_VALUE or _data(value) < _GLUED_VALUE:
+                continue
         if opening:  # a quoted value is the whole string: 'abc()def' is not 'abc'
             end = text.find(opening, at, at + 513)
             value = text[at:end].rstrip("\\") if end >= 0 else value  # '\"' closes it too
             value = _SCHEME.sub("", value)  # '"Bearer eyJ…"': the scheme, then the credential
+        elif placeholder(value) or code(value):  # a reference: the literal it falls back to, if any, is the value
+            fallback = _FALLBACK.match(text, match.end("value"))
+            value, opening = (fallback.group(2), fallback.group(1)) if fallback else (value, opening)
         name = (spelled.group(1) + "_" if spelled else head.group()) + text[start:match.end("number")] + close
         name = re.sub(r"\d+$", "", name.strip("\"'[]\\"))  # 'token1', 'secret_key2': numbered names
         is_name, password = credential_name(name)
-        if not is_name:
-            continue
+        if not is_name or value.isdigit() and _CAMEL.findall(name)[-1].lower() in _QUALIFIERS:
+            continue  # 'last_access = 1700000000000': a time, a count
         password = password or name.lower() == "_auth"  # npm's '_auth': a user's password, often words
+        if sep == ",":
+            password = False  # '"cachemgr_passwd", "cache_peer"': a list of names, judged as a token, not words
+        if opening and not password:
+            value = _ANY_SCHEME.sub("", value)
         # A bare 'key' may name a hash; in a URL's query ('?key=…') it names an API key.
         bare_key = re.sub(r"[^a-z]", "", name.lower()) == "key" and not (start and text[start - 1] in "?&")
         if credential_value(value, password, hex_alone=not bare_key, strong=strong_name(name), quoted=bool(opening)):
