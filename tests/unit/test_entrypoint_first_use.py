@@ -8,13 +8,14 @@ the supervisor are.
 
 from __future__ import annotations
 
-import signal
 import socket
 import sys
 
 import pytest
 
 from bottle_core.bundle.image import entrypoint
+
+from .daemon_helpers import children, free_port  # noqa: F401 (children: a fixture)
 
 BOUND = 60.0  # a bound on each wait, not a budget
 
@@ -30,21 +31,6 @@ class Echo(socketserver.StreamRequestHandler):
 
 readiness.server(socketserver.ThreadingTCPServer, ("127.0.0.1", 1), Echo).serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def children():
-    """The entry point's wake-up on SIGCHLD, undone afterwards."""
-    fd = entrypoint.watch_children()
-    yield fd
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -10,13 +10,14 @@ no engine. The daemon here stands in for the proxy with the same pipes: it write
 
 from __future__ import annotations
 
-import signal
 import socket
 import sys
 
 import pytest
 
 from bottle_core.bundle.image import daemons, entrypoint, proxy_start
+
+from .daemon_helpers import children, free_port  # noqa: F401 (children: a fixture)
 
 BOUND = 60.0  # a bound on each wait, not a budget
 
@@ -42,21 +43,6 @@ while True:
     with client:
         client.sendall(b"%d %s" % (os.getpid(), client.makefile("rb").readline()))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def children():
-    """The entry point's wake-up on SIGCHLD, undone afterwards."""
-    fd = entrypoint.watch_children()
-    yield fd
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 @pytest.fixture

@@ -187,27 +187,23 @@ class Daemon:
     def let_serve(self, serve: bool) -> None:
         """Started at once with its socket: tell it the bundle is ready (``serve``), or close its pipe unwritten
         (the bundle stops: it ends without serving)."""
-        if self.serve is not None:
-            try:
-                if serve:
-                    os.write(self.serve, readiness.SERVE)
-            except BrokenPipeError:
-                pass  # it ended meanwhile: its exit ends the bundle, reported as any daemon's
-            finally:
-                os.close(self.serve)
-                self.serve = None
+        self.serve = _last_word(self.serve, readiness.SERVE if serve else None)
 
     def release(self, go: bool) -> None:
         """Started ahead: let it read the run's configuration and serve (``go``), or end unread."""
-        if self.go is not None:
-            try:
-                if go:
-                    os.write(self.go, readiness.GO)
-            except BrokenPipeError:
-                pass  # it ended meanwhile: its exit ends the bundle, reported as any daemon's
-            finally:
-                os.close(self.go)
-                self.go = None
+        self.go = _last_word(self.go, readiness.GO if go else None)
+
+
+def _last_word(pipe: int | None, word: bytes | None) -> None:
+    """Write ``word`` (None: nothing) on a daemon's pipe, then close it; its end is ``None`` from then on."""
+    if pipe is not None:
+        try:
+            if word is not None:
+                os.write(pipe, word)
+        except BrokenPipeError:
+            pass  # it ended meanwhile: its exit ends the bundle, reported as any daemon's
+        finally:
+            os.close(pipe)
 
 
 def daemons(config: dict) -> list[Daemon]:

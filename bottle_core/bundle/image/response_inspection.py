@@ -80,6 +80,20 @@ TEXT_TYPES = ("text/", "json", "xml", "javascript", "markdown", "yaml", "x-www-f
 # --- scrubbing real values ---------------------------------------------------------------------------
 
 
+def beginning(data: bytes, forms: list[bytes]) -> int:
+    """How many bytes at the end of ``data`` are the beginning of one of ``forms`` (not a whole one)."""
+    longest = 0
+    for form in forms:
+        tail = data[-(len(form) - 1):] if len(form) > 1 else b""
+        start = tail.find(form[:1])
+        while start != -1 and len(tail) - start > longest:
+            if form.startswith(tail[start:]):
+                longest = len(tail) - start
+                break
+            start = tail.find(form[:1], start + 1)
+    return longest
+
+
 @dataclass
 class Scrubber:
     """Replaces each real secret value (and its encoded forms) by that secret's placeholder."""
@@ -172,15 +186,7 @@ class Scrubber:
         A stream holds those back until more data says whether they are one
         (see ``response_stream``).
         """
-        longest = 0
-        for pattern in [real for real, _ in self.pairs] + [core for core, _, _ in self.cores]:
-            tail = data[-(len(pattern) - 1):] if len(pattern) > 1 else b""
-            start = tail.find(pattern[:1])
-            while start != -1 and len(tail) - start > longest:
-                if pattern.startswith(tail[start:]):
-                    longest = len(tail) - start
-                    break
-                start = tail.find(pattern[:1], start + 1)
+        longest = beginning(data, [real for real, _ in self.pairs] + [core for core, _, _ in self.cores])
         if self.known:  # an encoded run still open at the end may hold a value once it is complete
             trailing = _TRAILING_RUNS.search_tail(data[-OPEN_RUN:])
             if trailing and len(trailing.group()) < OPEN_RUN:

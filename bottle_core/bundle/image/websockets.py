@@ -37,6 +37,8 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Callable
 
+from .response_inspection import beginning
+
 if TYPE_CHECKING:  # mitmproxy and wsproto are the bundle's: imported where used, so the host can read this module
     from mitmproxy import connection
 
@@ -57,20 +59,6 @@ _ENDING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def is_upgrade(headers) -> bool:
     """Whether a request asks to become a WebSocket connection."""
     return "websocket" in headers.get("upgrade", "").lower()
-
-
-def beginning(data: bytes, forms: list[bytes]) -> int:
-    """How many bytes at the end of ``data`` are the beginning of one of ``forms`` (not a whole one)."""
-    longest = 0
-    for form in forms:
-        tail = data[-(len(form) - 1):] if len(form) > 1 else b""
-        start = tail.find(form[:1])
-        while start != -1 and len(tail) - start > longest:
-            if form.startswith(tail[start:]):
-                longest = len(tail) - start
-                break
-            start = tail.find(form[:1], start + 1)
-    return longest
 
 
 def completes(before: bytes, content: bytes, forms: list[bytes]) -> bool:
