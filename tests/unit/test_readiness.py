@@ -107,11 +107,26 @@ def test_a_daemon_that_speaks_systemds_notify_protocol_is_heard_on_its_socket(ca
         daemon.process.wait()
 
 
-def test_a_notify_daemon_that_never_says_is_not_announced(capsys):
-    """Listening is not enough: squid's own word is what counts (a bound deadline, no claim of readiness)."""
+def test_a_notify_daemon_whose_word_is_late_is_found_listening(capsys):
+    """Squid's READY=1 has come minutes after its port listened, with many bundles starting at once: its port
+    in the socket table is enough, looked for every QUIET_LOOK seconds."""
     port = free_port()
     server = [sys.executable, "-c", "import socket, time; s = socket.socket(); "
               f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"]
+    daemon = entrypoint.Daemon("mute", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
+    daemon.start()
+    try:
+        assert entrypoint.announce_ready([daemon], timeout=BOUND)
+        assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
+    finally:
+        daemon.process.kill()
+        daemon.process.wait()
+
+
+def test_a_notify_daemon_that_neither_says_nor_listens_is_not_announced(capsys):
+    """No word and no port: a bound deadline, no claim of readiness."""
+    port = free_port()
+    server = [sys.executable, "-c", "import time; time.sleep(60)"]
     daemon = entrypoint.Daemon("mute", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
     daemon.start()
     try:
@@ -157,3 +172,21 @@ def test_a_daemon_that_turns_ready_between_two_looks_is_not_waited_for_until_the
     assert entrypoint.announce_ready([daemon], timeout=BOUND)
     assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
     assert all(wait is not None and wait <= entrypoint.LOOK for wait in waits), waits
+
+
+def test_a_daemon_ready_with_no_word_said_is_found_within_a_quiet_look(monkeypatch, capsys):
+    """A wake-up missed (ready, with nothing said on any channel) costs a look, never the deadline: every wait of
+    the loop is bounded by QUIET_LOOK."""
+    daemon = entrypoint.Daemon("silent", ["true"], ("127.0.0.1", free_port()))
+    looks = iter([False, False, True])  # ready at the third look, without a word
+    monkeypatch.setattr(daemon, "ready", lambda: next(looks, True))
+    waits: list[float | None] = []
+
+    def select_recorded(read, write, error, timeout=None):
+        waits.append(timeout)
+        return [], [], []
+
+    monkeypatch.setattr(entrypoint.select, "select", select_recorded)
+    assert entrypoint.announce_ready([daemon], timeout=BOUND)
+    assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
+    assert waits and all(wait is not None and wait <= entrypoint.QUIET_LOOK for wait in waits), waits

@@ -74,7 +74,7 @@ class Daemon:
     #: Ready only once this file exists too.
     ready_file: Path | None = None
     #: How it says it listens: on its readiness pipe (:data:`PIPE`, see ``readiness``), or by systemd's
-    #: notify protocol (:data:`SD_NOTIFY`: squid's own ``READY=1``, sent once its port listens).
+    #: notify protocol (:data:`SD_NOTIFY`: squid's own ``READY=1``; its port in the socket table counts too).
     says: str = PIPE
     #: In a pooled bundle, started before the claim (it reads nothing of the run's until the claim's go).
     ahead: bool = False

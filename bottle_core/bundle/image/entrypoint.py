@@ -23,7 +23,8 @@ waits in the kernel's backlog, and is served once the policy is in force;
 the proxy tells the entry point on a pipe of its own (``readiness.py``) as
 soon as its CA is written. The scripted model says on such a pipe when it
 listens, squid by its own ``READY=1`` (systemd's notify protocol) on a socket
-of its own. The git gate and the supervisor are started on their first
+of its own, or by its port in the kernel's socket table, looked at every
+quarter of a second while nothing is said. The git gate and the supervisor are started on their first
 connection: the entry point listens on their addresses from the start and,
 when a client first connects, starts the daemon with the listening socket
 handed over, so a bottle whose agent never pushes or is not supervised pays
@@ -77,6 +78,8 @@ TCP_LISTEN = "0A"  # a socket's state in /proc/net/tcp
 READY_TIMEOUT = 150.0
 #: How often a daemon that said it listens, but is not in the socket table yet, is looked for again.
 LOOK = 0.02
+#: How often the daemons are looked at again while none has said anything new.
+QUIET_LOOK = 0.25
 #: Connections a daemon started on first use may have waiting while it starts.
 BACKLOG = 64
 #: What squid says on its notify socket once its port listens (systemd's notify protocol).
@@ -126,6 +129,10 @@ class Daemon:
             return self.listener is not None or self.process is not None
         if self.handed_socket:
             listens = self.listener is not None or self.process is not None
+        elif self.says == SD_NOTIFY:
+            # Its READY=1 wakes the loop; its port in the socket table is enough (with many bundles starting at
+            # once a bundle has waited 150 s with squid's port listening and no word from it).
+            listens = listening(self.address)
         else:
             listens = self.said_ready() and listening(self.address)
         return listens and (self.ready_file is None or self.ready_file.exists())
@@ -310,7 +317,9 @@ class Loop:
             if not waiting or self.ended is not None or any(d.gone for d in waiting) or left <= 0:
                 break
             look_again = any(d.said_ready() for d in waiting)
-            self.step(min(left, LOOK) if look_again else left)
+            # Never a long wait on a word alone: a wake-up missed (a word, or a port that shows up later) costs
+            # at most a quarter of a second, not the deadline.
+            self.step(min(left, LOOK if look_again else QUIET_LOOK))
         waiting = self.waiting()
         if waiting:
             names = ", ".join(f"{d.name} on {d.address[0]}:{d.address[1]}"
