@@ -15,7 +15,7 @@ import pytest
 
 from bottle_core.bundle.image import entrypoint
 
-from .daemon_helpers import children, free_port  # noqa: F401 (children: a fixture)
+from .daemon_helpers import children, free_port, step_until, stopped  # noqa: F401 (children: a fixture)
 
 BOUND = 60.0  # a bound on each wait, not a budget
 
@@ -38,18 +38,7 @@ def first_use():
     """A daemon of first use on a free loopback port (``argv`` filled in by each test), stopped afterwards."""
     daemon = entrypoint.Daemon("gate-like", [], ("127.0.0.1", free_port()), on_first_connection=True)
     yield daemon
-    if daemon.process and daemon.process.poll() is None:
-        daemon.process.kill()
-        daemon.process.wait()
-    entrypoint.stop_all([daemon])
-
-
-def step_until(loop: entrypoint.Loop, done) -> None:
-    for _ in range(100):
-        if done():
-            return
-        assert loop.step(BOUND), "nothing happened within the bound"
-    raise AssertionError("never happened")
+    stopped(daemon)
 
 
 def test_it_is_ready_at_once_starts_on_the_first_connection_and_serves_that_client(first_use, children, capsys):

@@ -17,7 +17,7 @@ import pytest
 
 from bottle_core.bundle.image import daemons, entrypoint, proxy_start
 
-from .daemon_helpers import children, free_port  # noqa: F401 (children: a fixture)
+from .daemon_helpers import children, free_port, step_until, stopped  # noqa: F401 (children: a fixture)
 
 BOUND = 60.0  # a bound on each wait, not a budget
 
@@ -52,18 +52,7 @@ def proxy_like(tmp_path):
     daemon = entrypoint.Daemon("proxy-like", [sys.executable, "-c", PROXY_LIKE, str(ca)], ("127.0.0.1", free_port()),
                                ready_file=ca, handed_socket=True)
     yield daemon
-    if daemon.process and daemon.process.poll() is None:
-        daemon.process.kill()
-        daemon.process.wait()
-    entrypoint.stop_all([daemon])
-
-
-def step_until(loop: entrypoint.Loop, done) -> None:
-    for _ in range(100):
-        if done():
-            return
-        assert loop.step(BOUND), "nothing happened within the bound"
-    raise AssertionError("never happened")
+    stopped(daemon)
 
 
 def unanswered(client: socket.socket) -> bool:

@@ -155,38 +155,38 @@ def test_without_pipes_a_daemon_neither_says_nor_waits(tmp_path):
         process.wait()
 
 
-def test_a_daemon_that_turns_ready_between_two_looks_is_not_waited_for_until_the_deadline(monkeypatch, capsys):
+@pytest.fixture
+def waits(monkeypatch) -> list[float | None]:
+    """The timeout of every ``select`` the loop makes (each returns at once, nothing ready)."""
+    recorded: list[float | None] = []
+
+    def select_recorded(read, write, error, timeout=None):
+        recorded.append(timeout)
+        return [], [], []
+
+    monkeypatch.setattr(entrypoint.select, "select", select_recorded)
+    return recorded
+
+
+def test_a_daemon_that_turns_ready_between_two_looks_is_not_waited_for_until_the_deadline(monkeypatch, capsys,
+                                                                                          waits):
     """A daemon that has said it listens and whose socket shows up a moment later (squid says READY=1 first):
     the loop looks again every LOOK seconds, and never waits longer once every daemon has said so."""
     daemon = entrypoint.Daemon("squid-like", ["true"], ("127.0.0.1", free_port()), says=daemons.SD_NOTIFY)
     daemon.said = entrypoint.NOTIFY_READY
     looks = iter([False, True])  # not ready at the first look, ready from the next one on
     monkeypatch.setattr(daemon, "ready", lambda: next(looks, True))
-    waits: list[float | None] = []
-
-    def select_recorded(read, write, error, timeout=None):
-        waits.append(timeout)
-        return [], [], []
-
-    monkeypatch.setattr(entrypoint.select, "select", select_recorded)
     assert entrypoint.announce_ready([daemon], timeout=BOUND)
     assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
     assert all(wait is not None and wait <= entrypoint.LOOK for wait in waits), waits
 
 
-def test_a_daemon_ready_with_no_word_said_is_found_within_a_quiet_look(monkeypatch, capsys):
+def test_a_daemon_ready_with_no_word_said_is_found_within_a_quiet_look(monkeypatch, capsys, waits):
     """A wake-up missed (ready, with nothing said on any channel) costs a look, never the deadline: every wait of
     the loop is bounded by QUIET_LOOK."""
     daemon = entrypoint.Daemon("silent", ["true"], ("127.0.0.1", free_port()))
     looks = iter([False, False, True])  # ready at the third look, without a word
     monkeypatch.setattr(daemon, "ready", lambda: next(looks, True))
-    waits: list[float | None] = []
-
-    def select_recorded(read, write, error, timeout=None):
-        waits.append(timeout)
-        return [], [], []
-
-    monkeypatch.setattr(entrypoint.select, "select", select_recorded)
     assert entrypoint.announce_ready([daemon], timeout=BOUND)
     assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
     assert waits and all(wait is not None and wait <= entrypoint.QUIET_LOOK for wait in waits), waits
