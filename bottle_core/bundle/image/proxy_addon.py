@@ -60,13 +60,14 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from . import error_pages, model_tools, websockets
+from . import error_pages, head_limit, model_tools, websockets
 from .egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
 from .hosts import bound
 from .inspection import Inspector
 from .response_inspection import Scrubber, find_injection, read_as_text
 from .response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
+from mitmproxy.net.http import http1
 from mitmproxy.net.server_spec import parse_with_mode
 from mitmproxy.net.tls import is_tls_record_magic
 from mitmproxy.proxy import commands, events, layer
@@ -162,6 +163,27 @@ def refusal(decision: Decision, status: int = 403) -> http.Response:
 def refuse(flow: http.HTTPFlow, decision: Decision, **extra) -> None:
     flow.response = refusal(decision)
     log_flow(flow, decision, **extra)
+
+
+#: A request head past ``head_limit.MAX_HEAD``, and a response head past it.
+HEAD_TOO_LONG = Decision(False, head_limit.RULE, f"the request's head (its request line and headers) is over "
+                                                 f"{head_limit.MAX_HEAD // 1024} KiB")
+RESPONSE_HEAD_TOO_LONG = Decision(False, head_limit.RULE, head_limit.RESPONSE_ERROR)
+
+
+def head_refused(context, start: bytes) -> bytes:
+    """A request head past the bound, before any flow exists: recorded, and answered with a 431 (then closed).
+
+    The record names the tunnel's target when there is one, and the method when it is a registered one;
+    nothing else of the head (it may be what would have been refused).
+    """
+    host, port = context.server.address or ("", None)
+    method = start.lstrip(b"\r\n").split(b" ", 1)[0].decode("ascii", "replace").upper()
+    emit(decision_record(id=context.client.id, method=method if method in REGISTERED_METHODS else "",
+                         host=host, port=port, path="", decision=HEAD_TOO_LONG, status=431, stage="head"))
+    response = refusal(HEAD_TOO_LONG, 431)
+    response.headers["connection"] = "close"
+    return http1.assemble_response(response)
 
 
 # -- checks that are not the allow-list ------------------------------------------
@@ -632,7 +654,9 @@ class Egress:
                 else verdict.rule()
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if ALLOWED_BY in flow.metadata:
+        if ALLOWED_BY in flow.metadata and flow.error and flow.error.msg == head_limit.RESPONSE_ERROR:
+            log_flow(flow, RESPONSE_HEAD_TOO_LONG, status=502, **self._swapped(flow))
+        elif ALLOWED_BY in flow.metadata:
             log_flow(flow, flow.metadata[ALLOWED_BY], error=flow.error.msg if flow.error else None,
                      **self._swapped(flow))
 
@@ -767,4 +791,5 @@ def bound_to(secret: dict, host: str, port: int) -> bool:
     return bound(secret["hosts"], host, port)
 
 
+head_limit.install(head_refused)  # before the first connection: every HTTP/1 head the proxy reads is bounded
 addons = [Egress()]
