@@ -719,6 +719,36 @@ def test_the_gate_and_the_supervisor_quote_nothing_of_a_request_they_cannot_take
     assert "Python" not in hook and "Server: bottle-supervisor\r\n" in hook, hook
 
 
+#: From the agent in a rehearsal, through the proxy to the scripted model: a method it has no handler for, a path
+#: it does not serve, each carrying "marker" where a stock page would quote it; then an ordinary Messages call.
+MODEL_ASKS = """
+for ask in "-X PROPFIND https://api.anthropic.com/v1/marker" "https://api.anthropic.com/v1/marker?q=marker" \\
+           "-H content-type:application/json --data {\\"model\\":\\"m\\",\\"max_tokens\\":8,\\"messages\\":[]} \\
+            https://api.anthropic.com/v1/messages"; do
+  curl -sS --max-time 20 -D - $ask; echo; echo "--- end of answer ---"
+done
+"""
+
+
+def test_the_scripted_models_own_pages_quote_nothing_and_name_no_version(tmp_path, outbound_env, monkeypatch):
+    for key, value in {**outbound_env, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+        monkeypatch.setenv(key, value)
+    script_file = tmp_path / "script.json"
+    script_file.write_text(json.dumps(["scripted answer"]))
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {"rehearser": {"bottle": "dev"}}})
+    with bottle_of(manifest, "rehearser", model_script=script_file) as bottle:
+        out = bottle.exec(["sh", "-c", MODEL_ASKS]).stdout.decode("latin-1")
+    unhandled, unserved, answered, _ = out.split("--- end of answer ---")
+    assert "HTTP/1.1 501 " in unhandled or "HTTP/2 501" in unhandled, unhandled
+    assert "bottle-model-script: the request was not served (HTTP 501 Not Implemented)." in unhandled, unhandled
+    assert '"message": "not found"' in unserved and " 404" in unserved, unserved
+    for page in (unhandled, unserved):
+        assert "marker" not in page.lower() and "PROPFIND" not in page, page
+        assert "Python" not in page and "BaseHTTP" not in page, page
+    # The benign counterpart: the script's answer, from a server naming itself and no version.
+    assert "scripted answer" in answered and "server: bottle-model-script\r\n" in answered.lower(), answered
+
+
 # -- io_uring --------------------------------------------------------------------------------------
 
 IO_URING = r'''
