@@ -560,6 +560,52 @@ def test_a_response_head_of_megabytes_gets_the_agent_a_fixed_page(bottle, origin
     assert [r["path"] for r in origin.requests()] == ["/bighead?size=4000000"] * 2
 
 
+# -- request smuggling ------------------------------------------------------------------------------------------
+
+#: Header bytes a server on the way could read as a line's end, each hiding a Host the policy never judged. mitmproxy
+#: relayed each as it came; Python's own header parser (the test origin's) took the bare CR as a line's end.
+HIDDEN_HOST = {"a bare CR": "X-A: a\\rHost: denied.test", "a NUL": "X-A: a\\x00Host: denied.test",
+               "a folded line": "X-A: a\\r\\n Host: denied.test"}
+#: Framing a server could read otherwise than the proxy: refused by mitmproxy itself (its own 400 page).
+MIXED_FRAMING = {
+    "Content-Length with Transfer-Encoding": "Content-Length: 5\\r\\nTransfer-Encoding: chunked",
+    "two Content-Lengths": "Content-Length: 5\\r\\nContent-Length: 6",
+    "chunked, then identity": "Transfer-Encoding: chunked, identity",
+    "a space before the colon": "Transfer-Encoding : chunked",
+}
+
+
+def test_header_bytes_a_server_could_read_as_a_line_end_are_refused(bottle, origin):
+    for name, header in HIDDEN_HOST.items():
+        answer = in_tunnel(bottle, f"GET /echo HTTP/1.1\\r\\nHost: allowed.test\\r\\n{header}\\r\\n"
+                                   "Connection: close\\r\\n\\r\\n")
+        assert answer.startswith("HTTP/1.1 400 ") and "X-Bottle-Decision: deny; rule=header-syntax" in answer, \
+            (name, answer)
+    plain, nul_target = probes(bottle, [
+        "GET http://plain.test/echo HTTP/1.1\\r\\nHost: plain.test\\r\\nX-A: a\\rHost: denied.test\\r\\n\\r\\n",
+        "GET http://plain.test/echo\\x00x HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n"])
+    for answer in (plain, nul_target):
+        assert answer.startswith("HTTP/1.1 400 ") and "rule=header-syntax" in answer, answer
+    for name, framing in MIXED_FRAMING.items():
+        answer = in_tunnel(bottle, f"POST /echo HTTP/1.1\\r\\nHost: allowed.test\\r\\n{framing}\\r\\n"
+                                   "Connection: close\\r\\n\\r\\n0\\r\\n\\r\\n")
+        assert answer.startswith("HTTP/1.1 400 ") and "bottle: the proxy could not read this request" in answer, \
+            (name, answer)
+    assert origin.requests() == []
+    record = last_decision(bottle, rule="header-syntax", host="plain.test")
+    assert record["decision"] == "deny" and record["status"] == 400 and record["bytes_out"] == 0, record
+
+
+def test_headers_with_tabs_utf8_and_bare_line_feeds_still_pass(bottle, origin):
+    answer = in_tunnel(bottle, "GET /echo HTTP/1.1\\nHost: allowed.test\\nX-Note: a\\tb \u00fcber 'q' (c)\\n"
+                               "Connection: close\\n\\n")
+    assert answer.startswith("HTTP/1.1 200 "), answer
+    plain = probe(bottle, "GET http://plain.test/echo HTTP/1.1\\r\\nHost: plain.test\\r\\nX-Note: a\\tb\\r\\n\\r\\n")
+    assert plain.startswith("HTTP/1.1 200 "), plain
+    notes = [r["headers"]["x-note"] for r in origin.requests()]
+    assert notes == ["a\tb \u00c3\u00bcber 'q' (c)", "a\tb"], notes  # the UTF-8 bytes, read as Latin-1
+
+
 #: Sends a request's head with ``Expect: 100-continue``, and its body once the proxy says 100; prints every answer.
 EXPECTING = r'''
 import os, socket, sys

@@ -460,6 +460,62 @@ def test_http2_request_trailers_are_inspected_like_headers(web, origin, h2_clien
     assert [r["rule"] for r in denied] == ["credential"] and GITHUB_TOKEN not in json.dumps(denied), denied
 
 
+#: One HTTP/2 request with the header list given as JSON (argv[2], pseudo-headers included, sent unchecked by the
+#: client's library) through a tunnel to allowed.test:argv[1]; prints the status, the body and how the stream ended.
+H2_RAW = script(r"""
+import json
+import h2.config, h2.connection, h2.events
+port, headers = int(sys.argv[1]), [tuple(pair) for pair in json.loads(sys.argv[2])]
+sock = tunnel("allowed.test", port, "h2")
+connection = h2.connection.H2Connection(h2.config.H2Configuration(validate_outbound_headers=False,
+                                                                  normalize_outbound_headers=False))
+connection.initiate_connection()
+connection.send_headers(1, headers, end_stream=True)
+sock.sendall(connection.data_to_send())
+result = {"status": None, "body": "", "ended": None}
+while result["ended"] is None:
+    data = sock.recv(65536)
+    if not data:
+        result["ended"] = "closed"
+    for event in connection.receive_data(data):
+        if isinstance(event, h2.events.ResponseReceived):
+            result["status"] = int(dict(event.headers)[b":status"])
+        elif isinstance(event, h2.events.DataReceived):
+            result["body"] += event.data.decode("utf-8", "replace")
+            connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+            result["ended"] = type(event).__name__
+    sock.sendall(connection.data_to_send())
+print(json.dumps(result))
+""")
+
+
+def h2_raw(bottle, libs: str, port: int, headers: list[tuple[str, str]]) -> dict:
+    out = bottle.exec(["env", f"PYTHONPATH={libs}", "python3", "-c", H2_RAW, str(port), json.dumps(headers)])
+    assert out.returncode == 0, out.stderr.decode()
+    return json.loads(out.stdout)
+
+
+def test_http2_requests_naming_another_host_or_hiding_a_header_are_refused(web, origin, h2_client):
+    get = [(":method", "GET"), (":scheme", "https"), (":authority", "allowed.test"), (":path", "/echo")]
+    # A CR LF inside a header's value: the request goes on to the origin as HTTP/1.1, where it would be a line of
+    # its own (a Host the policy never judged). Refused, with the rule named.
+    hidden = h2_raw(web, h2_client, 443, [*get, ("x-a", "a\r\nHost: denied.test")])
+    assert hidden["status"] == 400 and "rule header-syntax" in hidden["body"], hidden
+    # An :authority naming another host than the tunnel's, a Host header beside an :authority, and an extended
+    # CONNECT (:protocol): refused by rule, or the connection ended by the proxy as a protocol error.
+    fronted = h2_raw(web, h2_client, 443, [*get[:2], (":authority", "denied.test"), get[3]])
+    assert fronted["status"] == 403 and "rule host-mismatch" in fronted["body"], fronted
+    for headers in ([*get, ("host", "denied.test")],
+                    [(":method", "CONNECT"), (":protocol", "websocket"), *get[1:3], (":path", "/ws")]):
+        ended = h2_raw(web, h2_client, 443, headers)
+        assert ended["status"] is None and ended["ended"] == "ConnectionTerminated", (headers, ended)
+    assert origin.requests() == []
+    # The benign counterpart: an ordinary HTTP/2 request, a tab and UTF-8 in a value, reaches the origin as sent.
+    fine = h2_raw(web, h2_client, 443, [*get, ("x-note", "a\tb \u00fcber")])
+    assert fine["status"] == 200 and json.loads(fine["body"])["headers"]["x-note"] == "a\tb \u00c3\u00bcber", fine
+
+
 #: An HTTP/1.1 chunked POST to allowed.test with one trailer (argv[1]); prints the raw answer.
 H1_TRAILER_CLIENT = script(r"""
 sock = tunnel("allowed.test", 443, "http/1.1")

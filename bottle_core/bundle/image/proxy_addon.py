@@ -160,8 +160,8 @@ def refusal(decision: Decision, status: int = 403) -> http.Response:
     )
 
 
-def refuse(flow: http.HTTPFlow, decision: Decision, **extra) -> None:
-    flow.response = refusal(decision)
+def refuse(flow: http.HTTPFlow, decision: Decision, status: int = 403, **extra) -> None:
+    flow.response = refusal(decision, status)
     log_flow(flow, decision, **extra)
 
 
@@ -216,6 +216,33 @@ def same_target(flow: http.HTTPFlow) -> Decision | None:
     sni = flow.client_conn.sni
     if sni and flow.client_conn.tls_established and normal_host(sni) != target[0]:
         return Decision(False, "sni-mismatch", f"the TLS server name does not name {request.host}")
+    return None
+
+
+#: What a header's value may hold (RFC 9110's field-value: visible characters, obs-text, space and tab), and a
+#: header's name (a token), and a request target (visible characters, no space).
+FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+TARGET_TEXT = re.compile(rb"[\x21-\x7e\x80-\xff]*")
+
+
+def field_syntax(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a request whose headers, trailers or target hold a control character; else None.
+
+    mitmproxy relays such bytes as they came: a bare CR or a NUL inside an
+    HTTP/1 header's value, a folded line (obs-fold), a CR LF inside an HTTP/2
+    header's value (written out as a line of its own when the request goes on
+    as HTTP/1), a space or NUL in an HTTP/2 path. A server on the way may read
+    them as a line's end, so as a header (a ``Host``, a ``Content-Length``) or
+    a request the policy never judged.
+    """
+    request = flow.request
+    fields = [*request.headers.fields, *(request.trailers.fields if request.trailers else ())]
+    if any(not FIELD_NAME.fullmatch(name) or not FIELD_VALUE.fullmatch(value) for name, value in fields):
+        return Decision(False, "header-syntax", "a header holds a control character or a folded line, which a "
+                                                "server could read as a header of its own")
+    if not TARGET_TEXT.fullmatch(request.data.path):
+        return Decision(False, "header-syntax", "the request target holds a space or a control character")
     return None
 
 
@@ -426,6 +453,9 @@ class Egress:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
+        if (malformed := field_syntax(flow)) is not None:
+            refuse(flow, malformed, 400)
+            return
         decision = proxy_request_form(flow) or same_target(flow) or refused_method(flow) or self._judge(
             flow.client_conn, request.host, request.port, HTTPS if request.scheme == "https" else HTTP)
         if decision.allowed and websockets.is_upgrade(request.headers) and not bound(
@@ -444,6 +474,10 @@ class Egress:
             refuse(flow, decision)
 
     def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and ALLOWED_BY in flow.metadata and flow.request.trailers \
+                and (malformed := field_syntax(flow)) is not None:  # HTTP/2 trailers come after the headers' hook
+            refuse(flow, malformed, 400)
+            return
         if flow.response is None and ALLOWED_BY in flow.metadata and self._inspect(flow):
             return
         if flow.response is None and ALLOWED_BY in flow.metadata and self._model_fetches(flow):
