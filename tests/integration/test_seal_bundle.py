@@ -14,6 +14,7 @@ k8s (``module_seat``); the rest, each with a bottle of its own, on docker.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shlex
 
@@ -104,6 +105,32 @@ def test_a_reason_phrase_quoting_the_secret_comes_back_scrubbed(web, origin):
     status_line = out.removeprefix("HTTP/1.1 200 Connection established\r\n\r\n").split("\r\n", 1)[0]
     assert status_line == f"HTTP/1.1 200 you sent Bearer {placeholder}", out
     assert REAL not in out
+
+
+def test_a_redirect_quoting_the_secret_comes_back_scrubbed_and_never_carries_it_to_another_host(web, origin):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    # The bound host's redirect quotes the real value (swapped in on the way out) in Location, Refresh, Link and
+    # Set-Cookie: each reaches the agent with the placeholder in its place.
+    head = web.exec(["sh", "-c", "curl -sS --max-time 10 -o /dev/null -D - -H \"Authorization: Bearer $TOKEN\" "
+                                 "'https://allowed.test/bounce?to=https://denied.test/echo'"]).stdout.decode()
+    quoted = {line.split(":", 1)[0].lower() for line in head.splitlines() if placeholder in line}
+    assert {"location", "refresh", "link", "set-cookie"} <= quoted and REAL not in head, head
+    # Followed with the credential (curl's --location-trusted): the placeholder (in the URL and the header) never
+    # goes to the other host (a 403 naming the secret), so neither does the value; the other host receives nothing.
+    followed = web.exec(["sh", "-c", "curl -sS --max-time 10 -L --location-trusted -H \"Authorization: Bearer $TOKEN\" "
+                                     "'https://allowed.test/bounce?to=https://denied.test/echo'"]).stdout.decode()
+    assert followed.startswith("bottle: refused (rule secret-") and "secret TOKEN" in followed, followed
+    assert REAL not in followed
+    # The benign counterpart: a redirect to the bound host itself is followed with the value swapped in again.
+    back = web.exec(["sh", "-c", "curl -sS --max-time 10 -L -H \"Authorization: Bearer $TOKEN\" "
+                                 "'https://allowed.test/bounce?to=https://allowed.test/echo'"]).stdout.decode()
+    assert json.loads(back)["path"] == f"/echo?t={placeholder}" and REAL not in back, back
+    received = origin.requests()
+    assert [(r["headers"]["host"], r["path"].split("?")[0]) for r in received] == [
+        ("allowed.test", "/bounce"), ("allowed.test", "/bounce"), ("allowed.test", "/bounce"),
+        ("allowed.test", "/echo")], received
+    assert {r["headers"]["authorization"] for r in received} == {
+        "sha256:" + hashlib.sha256(f"Bearer {REAL}".encode()).hexdigest()}
 
 
 def test_a_credential_in_a_header_name_and_a_method_of_the_agents_making_are_refused(web, origin):
