@@ -543,6 +543,18 @@ def test_http2_requests_naming_another_host_or_hiding_a_header_are_refused(web, 
     assert fine["status"] == 200 and json.loads(fine["body"])["headers"]["x-note"] == "a\tb \u00c3\u00bcber", fine
 
 
+def test_http2_request_heads_are_bounded_too(web, origin, h2_client):
+    get = [(":method", "GET"), (":scheme", "https"), (":authority", "allowed.test"), (":path", "/echo")]
+    # Past 64 KiB of headers (one long one, or many): the h2 library's bound ends the connection; nothing relayed.
+    for extra in ([("x-a", "a" * 100_000)], [(f"x-{i}", "a" * 1000) for i in range(80)]):
+        ended = h2_raw(web, h2_client, 443, [*get, *extra])
+        assert ended["status"] is None and ended["ended"] == "ConnectionTerminated", ended
+    assert origin.requests() == []
+    # 16 KiB of cookies pass.
+    fine = h2_raw(web, h2_client, 443, [*get, ("cookie", "pref=" + "c" * 16_379)])
+    assert fine["status"] == 200 and len(json.loads(fine["body"])["headers"]["cookie"]) == 16_384, fine
+
+
 #: An HTTP/1.1 chunked POST to allowed.test with one trailer (argv[1]); prints the raw answer.
 H1_TRAILER_CLIENT = script(r"""
 sock = tunnel("allowed.test", 443, "http/1.1")
