@@ -550,6 +550,7 @@ def test_a_response_head_of_megabytes_gets_the_agent_a_fixed_page(bottle, origin
                           "https://allowed.test/bighead?size=4000000"]).stdout.decode("latin-1")
     assert re.search(r"^HTTP/[\d.]+ 502 ", answer, re.M) and "b" * 1000 not in answer, answer[:500]
     assert "bottle: the server's answer could not be relayed (HTTP 502)" in answer, answer[:500]
+    assert "server: bottle\r\n" in answer.lower() and "mitmproxy" not in answer.lower(), answer[:500]  # no release
     record = last_decision(bottle, rule="head-limit", path="/bighead")
     assert record["decision"] == "deny" and record["status"] == 502 and record["host"] == "allowed.test", record
     # Over plain HTTP the egress stage reads the answer first, and its own bound (64 KiB) answers: its fixed page.
@@ -591,6 +592,7 @@ def test_header_bytes_a_server_could_read_as_a_line_end_are_refused(bottle, orig
                                    "Connection: close\\r\\n\\r\\n0\\r\\n\\r\\n")
         assert answer.startswith("HTTP/1.1 400 ") and "bottle: the proxy could not read this request" in answer, \
             (name, answer)
+        assert "mitmproxy" not in answer.lower(), (name, answer)
     assert origin.requests() == []
     record = last_decision(bottle, rule="header-syntax", host="plain.test")
     assert record["decision"] == "deny" and record["status"] == 400 and record["bytes_out"] == 0, record
