@@ -18,6 +18,10 @@ Every way a client can speak to the proxy is judged, nothing is assumed:
 * no hop of the bundle answers in an origin's place: TRACE, and a CONNECT
   inside a tunnel, are refused, and ``Max-Forwards`` is taken out of every
   request;
+* a head's bytes: a header, trailer or target holding a byte a server could
+  read as a line's end is refused (``header_syntax``, rule ``header-syntax``);
+  an HTTP/1 head past 64 KiB, the agent's or a server's, is not read further
+  (``head_limit``, rule ``head-limit``);
 * last, every outbound connection mitmproxy is about to open is judged again
   (``server_connect``; through the egress stage, ``http_connect_upstream``:
   the tunnel asked of it), so a path missed above still opens nothing.
@@ -60,7 +64,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from . import error_pages, head_limit, model_tools, websockets
+from . import error_pages, head_limit, header_syntax, model_tools, websockets
 from .egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
 from .hosts import bound
 from .inspection import Inspector
@@ -219,31 +223,13 @@ def same_target(flow: http.HTTPFlow) -> Decision | None:
     return None
 
 
-#: What a header's value may hold (RFC 9110's field-value: visible characters, obs-text, space and tab), and a
-#: header's name (a token), and a request target (visible characters, no space).
-FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-FIELD_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-TARGET_TEXT = re.compile(rb"[\x21-\x7e\x80-\xff]*")
-
-
 def field_syntax(flow: http.HTTPFlow) -> Decision | None:
-    """A refusal for a request whose headers, trailers or target hold a control character; else None.
-
-    mitmproxy relays such bytes as they came: a bare CR or a NUL inside an
-    HTTP/1 header's value, a folded line (obs-fold), a CR LF inside an HTTP/2
-    header's value (written out as a line of its own when the request goes on
-    as HTTP/1), a space or NUL in an HTTP/2 path. A server on the way may read
-    them as a line's end, so as a header (a ``Host``, a ``Content-Length``) or
-    a request the policy never judged.
-    """
+    """A refusal for a request whose headers, trailers or target hold a byte a server could read as a line's end
+    (``header_syntax``); else None."""
     request = flow.request
     fields = [*request.headers.fields, *(request.trailers.fields if request.trailers else ())]
-    if any(not FIELD_NAME.fullmatch(name) or not FIELD_VALUE.fullmatch(value) for name, value in fields):
-        return Decision(False, "header-syntax", "a header holds a control character or a folded line, which a "
-                                                "server could read as a header of its own")
-    if not TARGET_TEXT.fullmatch(request.data.path):
-        return Decision(False, "header-syntax", "the request target holds a space or a control character")
-    return None
+    reason = header_syntax.fault(fields, request.data.path)
+    return Decision(False, "header-syntax", reason) if reason else None
 
 
 #: A request body declared larger than this is refused before it is read: inspection could not read it within its
