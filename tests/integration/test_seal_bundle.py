@@ -488,16 +488,21 @@ def test_http2_request_trailers_are_inspected_like_headers(web, origin, h2_clien
 
 
 #: One HTTP/2 request with the header list given as JSON (argv[2], pseudo-headers included, sent unchecked by the
-#: client's library) through a tunnel to allowed.test:argv[1]; prints the status, the body and how the stream ended.
+#: client's library) through a tunnel to allowed.test:argv[1], and with a body and trailers (argv[3], JSON) when
+#: given; prints the status, the body and how the stream ended.
 H2_RAW = script(r"""
 import json
 import h2.config, h2.connection, h2.events
 port, headers = int(sys.argv[1]), [tuple(pair) for pair in json.loads(sys.argv[2])]
+trailers = [tuple(pair) for pair in json.loads(sys.argv[3])] if len(sys.argv) > 3 else []
 sock = tunnel("allowed.test", port, "h2")
 connection = h2.connection.H2Connection(h2.config.H2Configuration(validate_outbound_headers=False,
                                                                   normalize_outbound_headers=False))
 connection.initiate_connection()
-connection.send_headers(1, headers, end_stream=True)
+connection.send_headers(1, headers, end_stream=not trailers)
+if trailers:
+    connection.send_data(1, b"the body")
+    connection.send_headers(1, trailers, end_stream=True)
 sock.sendall(connection.data_to_send())
 result = {"status": None, "body": "", "ended": None}
 while result["ended"] is None:
@@ -517,8 +522,10 @@ print(json.dumps(result))
 """)
 
 
-def h2_raw(bottle, libs: str, port: int, headers: list[tuple[str, str]]) -> dict:
-    out = bottle.exec(["env", f"PYTHONPATH={libs}", "python3", "-c", H2_RAW, str(port), json.dumps(headers)])
+def h2_raw(bottle, libs: str, port: int, headers: list[tuple[str, str]],
+           trailers: list[tuple[str, str]] | None = None) -> dict:
+    out = bottle.exec(["env", f"PYTHONPATH={libs}", "python3", "-c", H2_RAW, str(port), json.dumps(headers),
+                       *([json.dumps(trailers)] if trailers else [])])
     assert out.returncode == 0, out.stderr.decode()
     return json.loads(out.stdout)
 
@@ -529,6 +536,8 @@ def test_http2_requests_naming_another_host_or_hiding_a_header_are_refused(web, 
     # its own (a Host the policy never judged). Refused, with the rule named.
     hidden = h2_raw(web, h2_client, 443, [*get, ("x-a", "a\r\nHost: denied.test")])
     assert hidden["status"] == 400 and "rule header-syntax" in hidden["body"], hidden
+    in_trailer = h2_raw(web, h2_client, 443, [(":method", "POST"), *get[1:]], [("x-t", "a\r\nHost: denied.test")])
+    assert in_trailer["status"] == 400 and "rule header-syntax" in in_trailer["body"], in_trailer
     # An :authority naming another host than the tunnel's, a Host header beside an :authority, and an extended
     # CONNECT (:protocol): refused by rule, or the connection ended by the proxy as a protocol error.
     fronted = h2_raw(web, h2_client, 443, [*get[:2], (":authority", "denied.test"), get[3]])
