@@ -598,6 +598,29 @@ def test_header_bytes_a_server_could_read_as_a_line_end_are_refused(bottle, orig
     assert record["decision"] == "deny" and record["status"] == 400 and record["bytes_out"] == 0, record
 
 
+#: A second request, to a host off the list, carried as a body: any hop that lost the body's framing would relay it.
+SMUGGLED = "GET http://denied.test/smuggled HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n"
+
+
+def test_framing_headers_named_hop_by_hop_still_frame_the_body(bottle, origin):
+    # Connection naming Content-Length or Transfer-Encoding asks each hop to drop it: a hop that did would read
+    # the body as the next request. The egress stage (plain HTTP) and the origin get the body as a body.
+    size = len(SMUGGLED.encode().decode("unicode_escape"))
+    chunked = f"{size:x}\\r\\n{SMUGGLED}\\r\\n0\\r\\n\\r\\n"
+    answers = probes(bottle, [
+        f"POST http://plain.test/a HTTP/1.1\\r\\nHost: plain.test\\r\\nContent-Length: {size}\\r\\n"
+        f"Connection: Content-Length\\r\\n\\r\\n{SMUGGLED}",
+        "POST http://plain.test/b HTTP/1.1\\r\\nHost: plain.test\\r\\nTransfer-Encoding: chunked\\r\\n"
+        f"Connection: Transfer-Encoding\\r\\n\\r\\n{chunked}"])
+    answers.append(in_tunnel(bottle, f"POST /c HTTP/1.1\\r\\nHost: allowed.test\\r\\nContent-Length: {size}\\r\\n"
+                                     f"Connection: Content-Length\\r\\n\\r\\n{SMUGGLED}"))
+    for answer in answers:
+        assert answer.startswith("HTTP/1.1 200 ") and f"({size} bytes received)" in answer, answer
+    received = origin.requests()
+    assert [r["path"] for r in received] == ["/a", "/b", "/c"], received
+    assert all(r["body"].startswith("GET http://denied.test/smuggled ") for r in received), received
+
+
 def test_headers_with_tabs_utf8_and_bare_line_feeds_still_pass(bottle, origin):
     answer = in_tunnel(bottle, "GET /echo HTTP/1.1\\nHost: allowed.test\\nX-Note: a\\tb \u00fcber 'q' (c)\\n"
                                "Connection: close\\n\\n")
