@@ -587,6 +587,8 @@ def test_header_bytes_a_server_could_read_as_a_line_end_are_refused(bottle, orig
         "GET http://plain.test/echo\\x00x HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n"])
     for answer in (plain, nul_target):
         assert answer.startswith("HTTP/1.1 400 ") and "rule=header-syntax" in answer, answer
+    two_hosts = in_tunnel(bottle, "GET /echo HTTP/1.1\\r\\nHost: allowed.test\\r\\nHost: denied.test\\r\\n\\r\\n")
+    assert two_hosts.startswith("HTTP/1.1 403 ") and "rule=host-mismatch" in two_hosts, two_hosts
     for name, framing in MIXED_FRAMING.items():
         answer = in_tunnel(bottle, f"POST /echo HTTP/1.1\\r\\nHost: allowed.test\\r\\n{framing}\\r\\n"
                                    "Connection: close\\r\\n\\r\\n0\\r\\n\\r\\n")
