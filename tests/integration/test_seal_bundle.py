@@ -14,6 +14,7 @@ k8s (``module_seat``); the rest, each with a bottle of its own, on docker.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shlex
 
@@ -104,6 +105,32 @@ def test_a_reason_phrase_quoting_the_secret_comes_back_scrubbed(web, origin):
     status_line = out.removeprefix("HTTP/1.1 200 Connection established\r\n\r\n").split("\r\n", 1)[0]
     assert status_line == f"HTTP/1.1 200 you sent Bearer {placeholder}", out
     assert REAL not in out
+
+
+def test_a_redirect_quoting_the_secret_comes_back_scrubbed_and_never_carries_it_to_another_host(web, origin):
+    placeholder = web.exec(["printenv", "TOKEN"]).stdout.decode().strip()
+    # The bound host's redirect quotes the real value (swapped in on the way out) in Location, Refresh, Link and
+    # Set-Cookie: each reaches the agent with the placeholder in its place.
+    head = web.exec(["sh", "-c", "curl -sS --max-time 10 -o /dev/null -D - -H \"Authorization: Bearer $TOKEN\" "
+                                 "'https://allowed.test/bounce?to=https://denied.test/echo'"]).stdout.decode()
+    quoted = {line.split(":", 1)[0].lower() for line in head.splitlines() if placeholder in line}
+    assert {"location", "refresh", "link", "set-cookie"} <= quoted and REAL not in head, head
+    # Followed with the credential (curl's --location-trusted): the placeholder (in the URL and the header) never
+    # goes to the other host (a 403 naming the secret), so neither does the value; the other host receives nothing.
+    followed = web.exec(["sh", "-c", "curl -sS --max-time 10 -L --location-trusted -H \"Authorization: Bearer $TOKEN\" "
+                                     "'https://allowed.test/bounce?to=https://denied.test/echo'"]).stdout.decode()
+    assert followed.startswith("bottle: refused (rule secret-") and "secret TOKEN" in followed, followed
+    assert REAL not in followed
+    # The benign counterpart: a redirect to the bound host itself is followed with the value swapped in again.
+    back = web.exec(["sh", "-c", "curl -sS --max-time 10 -L -H \"Authorization: Bearer $TOKEN\" "
+                                 "'https://allowed.test/bounce?to=https://allowed.test/echo'"]).stdout.decode()
+    assert json.loads(back)["path"] == f"/echo?t={placeholder}" and REAL not in back, back
+    received = origin.requests()
+    assert [(r["headers"]["host"], r["path"].split("?")[0]) for r in received] == [
+        ("allowed.test", "/bounce"), ("allowed.test", "/bounce"), ("allowed.test", "/bounce"),
+        ("allowed.test", "/echo")], received
+    assert {r["headers"]["authorization"] for r in received} == {
+        "sha256:" + hashlib.sha256(f"Bearer {REAL}".encode()).hexdigest()}
 
 
 def test_a_credential_in_a_header_name_and_a_method_of_the_agents_making_are_refused(web, origin):
@@ -460,6 +487,83 @@ def test_http2_request_trailers_are_inspected_like_headers(web, origin, h2_clien
     assert [r["rule"] for r in denied] == ["credential"] and GITHUB_TOKEN not in json.dumps(denied), denied
 
 
+#: One HTTP/2 request with the header list given as JSON (argv[2], pseudo-headers included, sent unchecked by the
+#: client's library) through a tunnel to allowed.test:argv[1], and with a body and trailers (argv[3], JSON) when
+#: given; prints the status, the body and how the stream ended.
+H2_RAW = script(r"""
+import json
+import h2.config, h2.connection, h2.events
+port, headers = int(sys.argv[1]), [tuple(pair) for pair in json.loads(sys.argv[2])]
+trailers = [tuple(pair) for pair in json.loads(sys.argv[3])] if len(sys.argv) > 3 else []
+sock = tunnel("allowed.test", port, "h2")
+connection = h2.connection.H2Connection(h2.config.H2Configuration(validate_outbound_headers=False,
+                                                                  normalize_outbound_headers=False))
+connection.initiate_connection()
+connection.send_headers(1, headers, end_stream=not trailers)
+if trailers:
+    connection.send_data(1, b"the body")
+    connection.send_headers(1, trailers, end_stream=True)
+sock.sendall(connection.data_to_send())
+result = {"status": None, "body": "", "ended": None}
+while result["ended"] is None:
+    data = sock.recv(65536)
+    if not data:
+        result["ended"] = "closed"
+    for event in connection.receive_data(data):
+        if isinstance(event, h2.events.ResponseReceived):
+            result["status"] = int(dict(event.headers)[b":status"])
+        elif isinstance(event, h2.events.DataReceived):
+            result["body"] += event.data.decode("utf-8", "replace")
+            connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset, h2.events.ConnectionTerminated)):
+            result["ended"] = type(event).__name__
+    sock.sendall(connection.data_to_send())
+print(json.dumps(result))
+""")
+
+
+def h2_raw(bottle, libs: str, port: int, headers: list[tuple[str, str]],
+           trailers: list[tuple[str, str]] | None = None) -> dict:
+    out = bottle.exec(["env", f"PYTHONPATH={libs}", "python3", "-c", H2_RAW, str(port), json.dumps(headers),
+                       *([json.dumps(trailers)] if trailers else [])])
+    assert out.returncode == 0, out.stderr.decode()
+    return json.loads(out.stdout)
+
+
+def test_http2_requests_naming_another_host_or_hiding_a_header_are_refused(web, origin, h2_client):
+    get = [(":method", "GET"), (":scheme", "https"), (":authority", "allowed.test"), (":path", "/echo")]
+    # A CR LF inside a header's value: the request goes on to the origin as HTTP/1.1, where it would be a line of
+    # its own (a Host the policy never judged). Refused, with the rule named.
+    hidden = h2_raw(web, h2_client, 443, [*get, ("x-a", "a\r\nHost: denied.test")])
+    assert hidden["status"] == 400 and "rule header-syntax" in hidden["body"], hidden
+    in_trailer = h2_raw(web, h2_client, 443, [(":method", "POST"), *get[1:]], [("x-t", "a\r\nHost: denied.test")])
+    assert in_trailer["status"] == 400 and "rule header-syntax" in in_trailer["body"], in_trailer
+    # An :authority naming another host than the tunnel's, a Host header beside an :authority, and an extended
+    # CONNECT (:protocol): refused by rule, or the connection ended by the proxy as a protocol error.
+    fronted = h2_raw(web, h2_client, 443, [*get[:2], (":authority", "denied.test"), get[3]])
+    assert fronted["status"] == 403 and "rule host-mismatch" in fronted["body"], fronted
+    for headers in ([*get, ("host", "denied.test")],
+                    [(":method", "CONNECT"), (":protocol", "websocket"), *get[1:3], (":path", "/ws")]):
+        ended = h2_raw(web, h2_client, 443, headers)
+        assert ended["status"] is None and ended["ended"] == "ConnectionTerminated", (headers, ended)
+    assert origin.requests() == []
+    # The benign counterpart: an ordinary HTTP/2 request, a tab and UTF-8 in a value, reaches the origin as sent.
+    fine = h2_raw(web, h2_client, 443, [*get, ("x-note", "a\tb \u00fcber")])
+    assert fine["status"] == 200 and json.loads(fine["body"])["headers"]["x-note"] == "a\tb \u00c3\u00bcber", fine
+
+
+def test_http2_request_heads_are_bounded_too(web, origin, h2_client):
+    get = [(":method", "GET"), (":scheme", "https"), (":authority", "allowed.test"), (":path", "/echo")]
+    # Past 64 KiB of headers (one long one, or many): the h2 library's bound ends the connection; nothing relayed.
+    for extra in ([("x-a", "a" * 100_000)], [(f"x-{i}", "a" * 1000) for i in range(80)]):
+        ended = h2_raw(web, h2_client, 443, [*get, *extra])
+        assert ended["status"] is None and ended["ended"] == "ConnectionTerminated", ended
+    assert origin.requests() == []
+    # 16 KiB of cookies pass.
+    fine = h2_raw(web, h2_client, 443, [*get, ("cookie", "pref=" + "c" * 16_379)])
+    assert fine["status"] == 200 and len(json.loads(fine["body"])["headers"]["cookie"]) == 16_384, fine
+
+
 #: An HTTP/1.1 chunked POST to allowed.test with one trailer (argv[1]); prints the raw answer.
 H1_TRAILER_CLIENT = script(r"""
 sock = tunnel("allowed.test", 443, "http/1.1")
@@ -717,6 +821,36 @@ def test_the_gate_and_the_supervisor_quote_nothing_of_a_request_they_cannot_take
     assert listed.returncode == 0 and b"refs/heads/main" in listed.stdout
     assert hook.startswith("HTTP/1.1 200 ") and hook.rstrip().endswith("{}"), hook
     assert "Python" not in hook and "Server: bottle-supervisor\r\n" in hook, hook
+
+
+#: From the agent in a rehearsal, through the proxy to the scripted model: a method it has no handler for, a path
+#: it does not serve, each carrying "marker" where a stock page would quote it; then an ordinary Messages call.
+MODEL_ASKS = """
+for ask in "-X PROPFIND https://api.anthropic.com/v1/marker" "https://api.anthropic.com/v1/marker?q=marker" \\
+           "-H content-type:application/json --data {\\"model\\":\\"m\\",\\"max_tokens\\":8,\\"messages\\":[]} \\
+            https://api.anthropic.com/v1/messages"; do
+  curl -sS --max-time 20 -D - $ask; echo; echo "--- end of answer ---"
+done
+"""
+
+
+def test_the_scripted_models_own_pages_quote_nothing_and_name_no_version(tmp_path, outbound_env, monkeypatch):
+    for key, value in {**outbound_env, "ANTHROPIC_API_KEY": MODEL_KEY}.items():
+        monkeypatch.setenv(key, value)
+    script_file = tmp_path / "script.json"
+    script_file.write_text(json.dumps(["scripted answer"]))
+    manifest = write_manifest(tmp_path, {"bottles": {"dev": {}}, "agents": {"rehearser": {"bottle": "dev"}}})
+    with bottle_of(manifest, "rehearser", model_script=script_file) as bottle:
+        out = bottle.exec(["sh", "-c", MODEL_ASKS]).stdout.decode("latin-1")
+    unhandled, unserved, answered, _ = out.split("--- end of answer ---")
+    assert "HTTP/1.1 501 " in unhandled or "HTTP/2 501" in unhandled, unhandled
+    assert "bottle-model-script: the request was not served (HTTP 501 Not Implemented)." in unhandled, unhandled
+    assert '"message": "not found"' in unserved and " 404" in unserved, unserved
+    for page in (unhandled, unserved):
+        assert "marker" not in page.lower() and "PROPFIND" not in page, page
+        assert "Python" not in page and "BaseHTTP" not in page, page
+    # The benign counterpart: the script's answer, from a server naming itself and no version.
+    assert "scripted answer" in answered and "server: bottle-model-script\r\n" in answered.lower(), answered
 
 
 # -- io_uring --------------------------------------------------------------------------------------

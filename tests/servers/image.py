@@ -10,6 +10,8 @@ from pathlib import Path
 SERVERS_DIR = Path(__file__).resolve().parent
 #: The scripted model server is the one ``--model-script`` runs in the bundle: one copy, shipped with bottle-core.
 MODEL_SERVER = SERVERS_DIR.parent.parent / "bottle_core" / "bundle" / "image" / "model_server.py"
+#: The bundle's module the model server takes its error pages from, copied beside it.
+ERROR_PAGES = MODEL_SERVER.with_name("error_pages.py")
 IMAGE_REPO = "bottle-test-server"
 LABEL = "bottle.test"
 
@@ -27,9 +29,10 @@ def server_image_tag() -> str:
 
 
 def context_files() -> list[Path]:
-    """The image's build context: this folder's Dockerfile and scripts, and the bundle's model server."""
+    """The image's build context: this folder's Dockerfile and scripts, and the bundle's model server (with its
+    error pages)."""
     own = [p for p in SERVERS_DIR.iterdir() if p.is_file() and (p.name == "Dockerfile" or p.suffix == ".py")]
-    return sorted([*own, MODEL_SERVER], key=lambda p: p.name)
+    return sorted([*own, MODEL_SERVER, ERROR_PAGES], key=lambda p: p.name)
 
 
 def ensure_server_image(client, *, timeout: int = 600) -> tuple[str, bool]:

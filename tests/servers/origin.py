@@ -13,7 +13,10 @@ echo a credential: one of :data:`ENCODINGS`). Hostile behaviours, each quoting t
 ``Authorization`` header back (as a careless server would): ``/malformed?kind=K``
 answers with a response mitmproxy cannot parse, the header in the bad part
 (``K``: ``status`` line, ``header`` line, ``chunk`` size, ``length``), and
-``/upgrade`` answers 101 (asked or not) and then echoes lines, a protocol of its own; ``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
+``/bounce?to=URL`` redirects to URL with the
+Authorization header's credential quoted in ``Location``, ``Refresh``, ``Link``
+and ``Set-Cookie`` (as a careless login flow would); ``/bighead?size=N`` answers with a header ``X-Big`` of N bytes (a response head
+of megabytes, or an ordinary large one); ``/upgrade`` answers 101 (asked or not) and then echoes lines, a protocol of its own; ``/ws`` is a WebSocket server (RFC 6455) that first sends a message, a ping
 and later a close reason holding that header, then echoes each message as
 ``echo: <message>`` (and logs the pings it receives); ``/ws?split=N`` sends that first message as two, cut
 ``N`` bytes into the header's value. Every request is logged as one JSON line to stdout
@@ -97,6 +100,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._websocket()
         if self.path.startswith("/upgrade"):
             return self._upgrade()
+        if self.path.startswith("/bighead?"):
+            return self._big_head(body)
+        if self.path.startswith("/bounce?"):
+            return self._bounce(body)
         text = f"hello from {self._name()}"
         if self.command not in ("GET", "HEAD"):
             text += f" ({len(body)} bytes received)"
@@ -138,6 +145,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(heads[kind])
         self.wfile.flush()
         self.close_connection = True
+
+    def _bounce(self, body: bytes) -> None:
+        self._record(body)
+        to = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)).get("to", "/")
+        target = f"{to}?t={self.headers.get('Authorization', '').split(' ')[-1]}"
+        self.send_response(302)
+        for key, value in {"Location": target, "Refresh": f"0; url={target}", "Link": f"<{target}>; rel=next",
+                           "Set-Cookie": f"t={target.rpartition('=')[2]}; Path=/", "Content-Length": "0"}.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _big_head(self, body: bytes) -> None:
+        self._record(body)
+        size = int(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)).get("size", "0"))
+        self.close_connection = True
+        try:
+            self._send(b"big head\n", "text/plain", {"X-Big": "b" * size})
+        except OSError:
+            pass  # a proxy that stops reading a head past its bound closes the connection meanwhile
 
     def _upgrade(self) -> None:
         """Switch to a line protocol of its own (asked or not): 101, then each line logged and echoed."""

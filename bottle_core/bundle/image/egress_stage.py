@@ -35,6 +35,9 @@ REFUSED, WOULD_CONNECT = "ERR_BOTTLE_PRIVATE", "ERR_BOTTLE_WOULD_CONNECT"
 SQUID_TEMPLATES = Path("/usr/share/squid/errors/templates")
 #: The catalogue of error details beside squid's pages (not a page itself).
 DETAILS = "error-details.txt"
+#: squid's bound on a request's head: above the proxy's (64 KiB, ``head_limit``), so the proxy's is the one a client
+#: meets, with its rule named; a head the proxy relays may come out a little longer than it came in.
+HEAD_MAX_KB = 96
 #: The name squid gives itself in what it makes (never the container's host name).
 VISIBLE_HOSTNAME = "bottle-egress"
 
@@ -72,6 +75,9 @@ def squid_config(egress: dict, error_dir: Path, script_port: int | None = None) 
         "cache_log stdio:/dev/null", "access_log none", "pinger_enable off", "shutdown_lifetime 0 seconds",
         # Nothing about the bundle reaches the origin or the agent.
         "via off", "forwarded_for delete", "httpd_suppress_version_string on",
+        # Past the proxy's own bound on a request's head (head_limit.MAX_HEAD), which answers first; still bounded
+        # here. A reply's head squid reads up to 64 KiB, its own bound, and answers a longer one with a 502.
+        f"request_header_max_size {HEAD_MAX_KB} KB",
         "reply_header_access X-Cache deny all", "reply_header_access X-Cache-Lookup deny all",
         f"error_directory {error_dir}",
         # Its own name would be the container's: the pages and headers it makes itself name no host detail.

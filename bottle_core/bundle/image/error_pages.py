@@ -9,7 +9,7 @@ would hand the agent the real secret swapped into that request, on a page
 the response scrubber never sees. Every such page is built by one function
 per protocol (``make_error_response`` for HTTP/1, ``format_error`` for
 HTTP/2); :func:`install` replaces both, so each page is a fixed text chosen
-by its status code alone. Responses mitmproxy makes as flows (an invalid
+by its status code alone, and its ``Server`` header names no release. Responses mitmproxy makes as flows (an invalid
 request scheme) reach the addon's ``response`` hook, which uses :func:`page`
 too. The error itself goes to the egress log, scrubbed like every record.
 
@@ -51,12 +51,15 @@ def page(code: int):
     return http.Response.make(code, text(code), {"content-type": "text/plain; charset=utf-8", HEADER[0]: HEADER[1]})
 
 
+#: The ``Server`` header of the proxy's own pages: its name, never mitmproxy's release.
+SERVER = "bottle"
+
+
 def _http1_page(status_code: int, message: str = "") -> bytes:
-    from mitmproxy import version
     from mitmproxy.net.http import http1
 
     response = page(status_code)
-    response.headers["server"] = version.MITMPROXY
+    response.headers["server"] = SERVER
     response.headers["connection"] = "close"
     return http1.assemble_response(response)
 
@@ -67,12 +70,17 @@ def _http2_body(status_code: int, message: str) -> bytes:
 
 def install() -> None:
     """Replace mitmproxy's error pages with :func:`text` (once; a mitmproxy without them stops the proxy)."""
+    import types
+
     from mitmproxy.proxy.layers.http import _http1, _http2
 
-    if not callable(getattr(_http1, "make_error_response", None)) or not callable(getattr(_http2, "format_error", None)):
+    if not callable(getattr(_http1, "make_error_response", None)) or not callable(getattr(_http2, "format_error", None)) \
+            or not isinstance(getattr(getattr(_http2, "version", None), "MITMPROXY", None), str):
         raise RuntimeError("this mitmproxy builds its error pages elsewhere: bottle cannot replace them")
     _http1.make_error_response = _http1_page
     _http2.format_error = _http2_body
+    # The HTTP/2 page's Server header is the one use of the release the HTTP/2 layer makes: it names bottle instead.
+    _http2.version = types.SimpleNamespace(MITMPROXY=SERVER)
 
 
 # -- the bundle's own http.server daemons ------------------------------------------------------------------

@@ -4,7 +4,7 @@
 proxy sends every request for the model host here, so the real ``claude``
 runs against the script and the real model host is never contacted. The
 integration tests run the same server over HTTPS as ``api.anthropic.com`` on
-their stand-in internet. Standard library only.
+their stand-in internet. Standard library only (and ``error_pages``, beside it, which is too).
 
 Usage::
 
@@ -22,6 +22,12 @@ path, headers with credential values hashed, the JSON body, the reply served)
 ``--log`` when given. ``POST /v1/messages/count_tokens`` gets a token count,
 ``GET``/``HEAD`` of ``/`` and ``/api/hello`` get 200, anything else a 404 in
 the API's error shape (Claude Code takes that as "no settings, no policy").
+
+In a rehearsal it answers the agent (through the proxy) as a daemon of the
+bundle, so like the git gate and the supervisor it quotes nothing of a
+request in what it makes itself: a request it cannot take gets
+``error_pages.FixedErrors``' fixed sentence, its 404s a fixed message, and
+its ``Server`` header names no Python release.
 
 For tests of subscription logins: with ``--auth FILE`` (a JSON file
 ``{"accept": ["sha256:<hex>", ...]}``), while it lists anything a
@@ -44,6 +50,11 @@ import sys
 import threading
 import time
 import uuid
+
+try:
+    from .error_pages import FixedErrors
+except ImportError:  # run as a file (the tests' stand-in internet), with error_pages.py beside it
+    from error_pages import FixedErrors
 
 #: Paths answered 200 to GET/HEAD: connectivity checks (Claude Code sends ``HEAD /api/hello``).
 HEALTH_PATHS = {"/", "/api/hello"}
@@ -171,19 +182,25 @@ def accepted_credentials(auth_path: str | None) -> set[str]:
         return set()
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+#: The error body of every 404, quoting nothing of the request.
+NOT_FOUND = {"type": "error", "error": {"type": "not_found_error", "message": "not found"}}
+
+
+class Handler(FixedErrors):
     """Answers the Messages API and anything else Claude Code may ask, logging every request."""
 
     protocol_version = "HTTP/1.1"
-    server_version = "bottle-model-script/1"
+    server_version = "bottle-model-script"
     timeout = 300  # idle keep-alive connections end eventually
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass  # every request is logged as JSON instead
 
     def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit():
+            raise ValueError("Content-Length is not a number")
+        raw = self.rfile.read(int(length)) if int(length) else b""
         if not raw:
             return None
         try:
@@ -222,7 +239,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def do_POST(self):  # noqa: N802 - http.server's naming
-        body = self._body()
+        try:
+            body = self._body()
+        except ValueError:
+            return self.send_error(400)
         path = self.path.split("?", 1)[0]
         if path == "/v1/messages/count_tokens":
             self._record(body)
@@ -235,7 +255,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                                      "message": "invalid credentials"}})
         if path != "/v1/messages":
             self._record(body, status=404)
-            return self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
+            return self._send_json(404, NOT_FOUND)
         reply = self.server.script.next_reply()
         self._record(body, reply=reply)
         request = body if isinstance(body, dict) else {}
@@ -271,13 +291,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # Claude Code's settings, policy and bootstrap look-ups: a 404 reads as "nothing configured
         # here" and is asked once, where a 200 with an unexpected body makes it ask again.
         self._record(None, status=404)
-        self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+        self._send_json(404, NOT_FOUND)
 
     do_HEAD = do_GET
 
     def do_PUT(self):  # noqa: N802
-        self._record(self._body(), status=404)
-        self._send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}})
+        try:
+            body = self._body()
+        except ValueError:
+            return self.send_error(400)
+        self._record(body, status=404)
+        self._send_json(404, NOT_FOUND)
 
     do_DELETE = do_PATCH = do_PUT
 

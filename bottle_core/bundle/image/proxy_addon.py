@@ -18,6 +18,10 @@ Every way a client can speak to the proxy is judged, nothing is assumed:
 * no hop of the bundle answers in an origin's place: TRACE, and a CONNECT
   inside a tunnel, are refused, and ``Max-Forwards`` is taken out of every
   request;
+* a head's bytes: a header, trailer or target holding a byte a server could
+  read as a line's end is refused (``header_syntax``, rule ``header-syntax``);
+  an HTTP/1 head past 64 KiB, the agent's or a server's, is not read further
+  (``head_limit``, rule ``head-limit``);
 * last, every outbound connection mitmproxy is about to open is judged again
   (``server_connect``; through the egress stage, ``http_connect_upstream``:
   the tunnel asked of it), so a path missed above still opens nothing.
@@ -60,13 +64,14 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from . import error_pages, model_tools, websockets
+from . import error_pages, head_limit, header_syntax, model_tools, websockets
 from .egress_policy import HTTP, HTTPS, RAW, TUNNEL, Decision, Policy, normal_host
 from .hosts import bound
 from .inspection import Inspector
 from .response_inspection import Scrubber, find_injection, read_as_text
 from .response_stream import ResponseStream, streamed
 from mitmproxy import connection, ctx, http, tcp
+from mitmproxy.net.http import http1
 from mitmproxy.net.server_spec import parse_with_mode
 from mitmproxy.net.tls import is_tls_record_magic
 from mitmproxy.proxy import commands, events, layer
@@ -159,9 +164,30 @@ def refusal(decision: Decision, status: int = 403) -> http.Response:
     )
 
 
-def refuse(flow: http.HTTPFlow, decision: Decision, **extra) -> None:
-    flow.response = refusal(decision)
+def refuse(flow: http.HTTPFlow, decision: Decision, status: int = 403, **extra) -> None:
+    flow.response = refusal(decision, status)
     log_flow(flow, decision, **extra)
+
+
+#: A request head past ``head_limit.MAX_HEAD``, and a response head past it.
+HEAD_TOO_LONG = Decision(False, head_limit.RULE, f"the request's head (its request line and headers) is over "
+                                                 f"{head_limit.MAX_HEAD // 1024} KiB")
+RESPONSE_HEAD_TOO_LONG = Decision(False, head_limit.RULE, head_limit.RESPONSE_ERROR)
+
+
+def head_refused(context, start: bytes) -> bytes:
+    """A request head past the bound, before any flow exists: recorded, and answered with a 431 (then closed).
+
+    The record names the tunnel's target when there is one, and the method when it is a registered one;
+    nothing else of the head (it may be what would have been refused).
+    """
+    host, port = context.server.address or ("", None)
+    method = start.lstrip(b"\r\n").split(b" ", 1)[0].decode("ascii", "replace").upper()
+    emit(decision_record(id=context.client.id, method=method if method in REGISTERED_METHODS else "",
+                         host=host, port=port, path="", decision=HEAD_TOO_LONG, status=431, stage="head"))
+    response = refusal(HEAD_TOO_LONG, 431)
+    response.headers["connection"] = "close"
+    return http1.assemble_response(response)
 
 
 # -- checks that are not the allow-list ------------------------------------------
@@ -195,6 +221,15 @@ def same_target(flow: http.HTTPFlow) -> Decision | None:
     if sni and flow.client_conn.tls_established and normal_host(sni) != target[0]:
         return Decision(False, "sni-mismatch", f"the TLS server name does not name {request.host}")
     return None
+
+
+def field_syntax(flow: http.HTTPFlow) -> Decision | None:
+    """A refusal for a request whose headers, trailers or target hold a byte a server could read as a line's end
+    (``header_syntax``); else None."""
+    request = flow.request
+    fields = [*request.headers.fields, *(request.trailers.fields if request.trailers else ())]
+    reason = header_syntax.fault(fields, request.data.path)
+    return Decision(False, "header-syntax", reason) if reason else None
 
 
 #: A request body declared larger than this is refused before it is read: inspection could not read it within its
@@ -404,6 +439,9 @@ class Egress:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         flow.metadata[PATH] = request.path.split("?", 1)[0]  # before any secret is swapped into it
+        if (malformed := field_syntax(flow)) is not None:
+            refuse(flow, malformed, 400)
+            return
         decision = proxy_request_form(flow) or same_target(flow) or refused_method(flow) or self._judge(
             flow.client_conn, request.host, request.port, HTTPS if request.scheme == "https" else HTTP)
         if decision.allowed and websockets.is_upgrade(request.headers) and not bound(
@@ -422,6 +460,10 @@ class Egress:
             refuse(flow, decision)
 
     def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and ALLOWED_BY in flow.metadata and flow.request.trailers \
+                and (malformed := field_syntax(flow)) is not None:  # HTTP/2 trailers come after the headers' hook
+            refuse(flow, malformed, 400)
+            return
         if flow.response is None and ALLOWED_BY in flow.metadata and self._inspect(flow):
             return
         if flow.response is None and ALLOWED_BY in flow.metadata and self._model_fetches(flow):
@@ -632,7 +674,9 @@ class Egress:
                 else verdict.rule()
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if ALLOWED_BY in flow.metadata:
+        if ALLOWED_BY in flow.metadata and flow.error and flow.error.msg == head_limit.RESPONSE_ERROR:
+            log_flow(flow, RESPONSE_HEAD_TOO_LONG, status=502, **self._swapped(flow))
+        elif ALLOWED_BY in flow.metadata:
             log_flow(flow, flow.metadata[ALLOWED_BY], error=flow.error.msg if flow.error else None,
                      **self._swapped(flow))
 
@@ -767,4 +811,5 @@ def bound_to(secret: dict, host: str, port: int) -> bool:
     return bound(secret["hosts"], host, port)
 
 
+head_limit.install(head_refused)  # before the first connection: every HTTP/1 head the proxy reads is bounded
 addons = [Egress()]
