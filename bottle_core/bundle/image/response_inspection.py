@@ -250,11 +250,30 @@ _TAG_STRIP = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[A-Za-z/!?][^>]{0,
 _BLOCK_TAG = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|dl|dt|dd|tr|td|th|table|section|article|header|footer|"
                         r"blockquote|pre|hr|title|body|head|html|main|nav|aside|form|figure|figcaption)\b", re.I)
 
+#: What a reader was told before the page: its instructions, whatever they are called.
+_TOLD = (r"(?:instructions?|prompts?|directions?|directives?|rules|guidelines|guidance|guardrails|context|programming|"
+         r"policies|constraints|restrictions|orders|commands|briefing)")
 _OVERRIDE = (
-    r"\b(?:ignore|disregard|forget|override|bypass|overrule|abandon)\b[\w\s,'\-]{0,30}?"
-    r"\b(?:previous|prior|above|earlier|preceding|initial|original|system|developer|your|safety)\b[\w\s,'\-]{0,30}?"
-    r"\b(?:instructions?|prompts?|directions?|directives?|rules|guidelines|guardrails|context|programming|"
-    r"policies|constraints|restrictions|orders)\b",
+    r"\b(?:ignore|disregard|forget|override|bypass|overrule|abandon|set aside|put aside|discard|drop|throw out|"
+    r"cancel)\b[\w\s,'\-]{0,30}?"
+    r"\b(?:previous|prior|above|earlier|preceding|initial|original|system|developer|your|its|safety)\b"
+    r"[\w\s,'\-]{0,30}?\b" + _TOLD + r"\b",
+    # What the reader was told, dropped by any verb: 'disregard everything you were told', 'ignore what you were told
+    # earlier'.
+    r"\b(?:ignore|disregard|forget|override|set aside|put aside|discard|drop|abandon)\b (?:about )?(?:all |everything |"
+    r"anything |what |whatever )(?:else )?(?:that )?you(?:'ve| have)? (?:were|have been|'ve been|got|received|been) "
+    r"(?:told|given|instructed|asked|programmed)\b",
+    # The reader's instructions declared void: 'your prior directions no longer apply', 'the instructions you received
+    # earlier are void', 'earlier guidance given to the model must be discarded'.
+    r"\b(?:your|(?:all )?(?:the )?(?:previous|prior|earlier|above|preceding|initial|original) )(?:\w+ )?" + _TOLD +
+    r"(?: (?:you (?:were|have been|received|got)|given to (?:you|the (?:model|assistant|agent|ai)))(?: \w+)?)? "
+    r"(?:(?:are|is|have been|has been) (?:now )?(?:cancel+ed|void|revoked|null(?:ified)?|overridden|superseded|"
+    r"obsolete|invalid|withdrawn)|(?:no longer|do not|don't) (?:apply|count|matter|stand)|(?:must|should|are to|can) "
+    r"(?:now )?be (?:ignored|disregarded|forgotten|discarded|dropped|overridden))\b",
+    r"\b(?:" + _TOLD + r") (?:you (?:were|have been) given|you (?:received|got)|given to (?:you|the (?:model|"
+    r"assistant|agent|ai)))"
+    r"(?: \w+)? (?:are|is|have been|must be|should be|are to be) (?:now )?(?:void|cancel+ed|revoked|ignored|"
+    r"disregarded|forgotten|discarded|overridden|superseded)\b",
     r"\b(?:ignore|disregard|forget)\b (?:all|any|every) (?:of )?(?:the |your |my )?(?:instructions?|prompts?|directives?|"
     r"guidelines|rules you)",
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
@@ -272,14 +291,17 @@ _OVERRIDE = (
     r"(?:ai|model|assistant|chatbot|character)\b",
     r"\b(?:stay|remain) in character\b", r"\bimmerse yourself (?:into|in) the role\b",
     r"\bfrom now on,? (?:you are|you will|you must|the assistant|the agent|claude)\b",
-    r"\b(?:your|the) (?:real|true|actual|new|updated) (?:instructions?|task|objective|purpose) (?:is|are)\b",
+    r"\b(?:your|the) (?:real|true|actual|new|updated) (?:instructions?|task|objective|purpose|job|mission|goal|"
+    r"priority|role)(?: now| from now on)? (?:is|are)\b",
+    r"\byour (?:next|further|new|real|updated) (?:instructions|orders|task|directives|commands)\b",
     r"\b(?:do not|don't|never) (?:tell|inform|alert|notify|mention (?:this |it )?to|reveal (?:this )?to) the user\b",
     r"\bwithout (?:telling|informing|asking|alerting|notifying) the user\b",
     r"\b(?:enter|enable|activate) (?:dan|god|jailbreak|unrestricted) mode\b",
     r"\bact as (?:an? )?(?:unrestricted|unfiltered|jailbroken|dan)\b",
     r"\b(?:reveal|print|output|repeat|leak) (?:your|the) (?:system prompt|initial prompt|hidden instructions)\b",
     # Other languages, as seen in published injection sets.
-    r"\bignor(?:ez|a|iere|ieren)\b.{0,30}\b(?:instructions|anweisungen|instrucciones|istruzioni|instruções)\b",
+    r"\b(?:ignor(?:ez|a|iere|ieren)|oubli\w*|vergiss\w*|olvid\w*|dimentic\w*|esque[cç]\w*)\b.{0,30}"
+    r"\b(?:instructions|anweisungen|instrucciones|istruzioni|instruções|instrucoes)\b",
     r"\bignor(?:ez|e|a|ar|iere|ieren)\b.{0,10}\b(?:le reste|den rest|el resto|il resto|o resto)\b",
     r"игнорир\w* .{0,30}инструкц", r"忽略.{0,10}(?:指令|指示|提示)", r"(?:指示|命令).{0,10}無視",
 )
@@ -325,6 +347,11 @@ _PROMPT_REQUEST = (
     r"\b(?:" + _OUT_VERB + r"|paste|copy|send|post|put)\b" + r"(?:[^.!?\n]|[.!?](?=[^\s])){0,80}\b" + _OWN,
     r"\b" + _OUT_VERB + r"\b(?:[^.!?\n]|[.!?](?=[^\s])){0,40}\b(?:the )?(?:words|text|everything|initiali[sz]ation|"
     r"instructions|prompt) (?:above|you (?:were|have been|got) given|given to you)",
+    # What came before the page in the reader's context: 'output everything written before this message'.
+    r"\b" + _OUT_VERB + r"\b(?:[^.!?\n]|[.!?](?=[^\s])){0,40}\b(?:everything|all|whatever|the (?:text|words|"
+    r"messages?))(?: that)?(?: (?:was|is|has been|were))? (?:written|said|typed|given|sent|stated|provided|shown)? ?"
+    r"(?:before|above|prior to|ahead of) (?:this|my|the present|the current) (?:message|line|point|sentence|prompt|"
+    r"request|page)\b",
     r"\b(?:repeat|recite|print|output|reveal|dump|encode|translate)\b(?:[^.!?\n]){0,40}\b(?:this|the) (?:entire |whole |"
     r"full |complete )?conversation\b",
     r"\b(?:what|which) (?:are|is|were|was) " + _OWN,
@@ -379,8 +406,18 @@ _TASK = (
     r"(?:^|[\n.!?:;])\s*(?:in|within|throughout|at the (?:end|start|beginning) of) your " + _OUTPUT +
     r"s?,? (?:please )?(?!" + _NOT_AN_ORDER + r")[a-z]+\b",
 
-    r"\byour " + _OUTPUT + r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:be|contain|include|end|"
-                            r"begin|start|mention)\b",
+    r"\b(?:your|(?:the )?(?:assistant|model|ai|agent|bot|llm)'s?) (?:\w+ )?" + _OUTPUT +
+    r"(?:'s|s)? (?:must|should|shall|needs? to|has to|have to) (?:always )?(?:be|contain|include|end|begin|start|"
+    r"mention)\b",
+    # The reader's answers named by what they are rather than as 'yours': 'make sure every answer you give ends with
+    # …', 'in whatever you write back, recommend …', 'when you respond to the user, say that …'.
+    r"\b(?:make sure|ensure|see to it)(?: that)? (?:every|each|any|all|the) " + _OUTPUT + r"s? (?:you (?:give|write|"
+    r"produce|send|return|generate|make))\b",
+    r"(?:^|[\n.!?:;])\s*(?:in|within|throughout|at the end of|at the start of) (?:whatever|everything|anything|every "
+    r"(?:" + _OUTPUT + r")) you (?:write back|reply|respond|answer|output|return|generate|say|give|write)\w*,? "
+    r"(?:please )?" + _ORDER_WORD,
+    r"(?:^|[\n.!?:;])\s*when(?:ever)? you (?:respond|reply|answer|write back|talk)\w* to (?:the|your) user\b"
+    r"[^,.\n]{0,40},? (?:please )?" + _ORDER_WORD,
     # The same order as the second half of a sentence ('run `…` and include its output in your reply'), the answer
     # being a model's (not the 'message' a person is asked to mail).
     r"(?:\band|\bthen|,) (?:then )?" + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\byour (?:response|answer|reply|replies|"
@@ -472,6 +509,9 @@ def _compile(patterns: tuple[str, ...]) -> re.Pattern:
 #: Words without which a signal's regex cannot match: a cheap test before the regex.
 HINTS = {
     "override": ("ignor", "disregard", "forget", "stop ", "halt ", "cease ", "overrid", "bypass", "overrule", "abandon", "new ", "no longer",
+                 "aside", "discard", "drop", "throw out", "cancel", "void", "revoked", "null", "supersed", "obsolete",
+                 "invalid", "withdrawn", "don't apply", "not apply", "your next", "your further", "your real",
+                 "oubli", "vergiss", "olvid", "dimentic", "esque", "job", "mission", "goal", "priority", "role",
                  "going to", "about to", "pretend", " act ", "behave", "character", "immerse",
                  "from now on", "instruction", "the user", " mode", "act as", "prompt", "игнорир", "忽略", "無視",
                  "skip "),
@@ -483,14 +523,17 @@ HINTS = {
                            "prompt"),
     "limits-off": ("ethic", "moral", "legality", "polic", "censor", "safety", "unfiltered", "uncensored",
                    "unrestricted", "unlimited", "unethical"),
-    "prompt-request": ("your ", "above", "given", "conversation"),
+    "prompt-request": ("your ", "above", "given", "conversation", "before this", "prior to this", "ahead of this"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
     "authority": (" as ", "this is", "i am", "i'm", "we are", "we're", "message from", "notice from", "on behalf",
                   " by ", "notice", "message", "alert", "override", "update", "directive", "instruction", "the user",
                   "mandatory", "required", "compulsory"),
     "task-injection": tuple(f"your {noun}" for noun in ("response", "answer", "repl", "summar", "completion",
-                                                         "message", "output", "elucidation", "explanation")),
+                                                         "message", "output", "elucidation", "explanation")) +
+    ("'s response", "'s answer", "'s repl", "'s output", "' response", "' answer", " you give", " you write",
+     " you produce", " you send", " you return", " you generate", "whatever you", "everything you", "anything you",
+     "when you", "whenever you", "s you "),
     "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
                     "write back", "reply only", "respond only", "answer only"),
     "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
@@ -534,7 +577,7 @@ SIGNALS = {
 HINTS.update({name: hints for name, (_, _, hints, _) in ACTS.items()})
 MARKUP = _compile(_MARKUP)
 WEIGHTS = {"chat-markup": 1, "hidden-instructions": 3, "tag-characters": 3, "invisible-characters": 1,
-           "encoded-instructions": 3, "unrelated-request": 3,
+           "encoded-instructions": 3, "unrelated-request": 3, "assembled-link": 3,
            **{name: weight for name, (_, weight) in SIGNALS.items()}}
 
 
@@ -653,8 +696,29 @@ def _signals(text: str) -> dict[str, int]:
     views = [" " + text.replace("\n", " \n ")]
     if _LEETISH.search(text):
         views.append(" " + text.translate(_LEET))
-    return {name: weight for name, (regex, weight) in SIGNALS.items()
-            if any(any(map(view.__contains__, HINTS[name])) and _search(name, regex, view) for view in views)}
+    found = {name: weight for name, (regex, weight) in SIGNALS.items()
+             if any(any(map(view.__contains__, HINTS[name])) and _search(name, regex, view) for view in views)}
+    if '","' in text and assembled_link(text):
+        found["assembled-link"] = WEIGHTS["assembled-link"]
+    return found
+
+
+#: A run of short quoted pieces, comma after comma ('"![t","](htt","ps",":/"'): text handed over in parts to be
+#: joined.
+_PIECES = re.compile(r'(?:"[^"\n]{0,24}"\s*,\s*){3,}"?[^"\n]{0,24}"?')
+#: What the joined pieces must hold for the join to be the point: an address.
+_JOINED_LINK = re.compile(r"(?:https?|ftp)://[^\s)\]]+|\b[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}/[^\s)\]]*[?=]")
+
+
+def assembled_link(text: str) -> bool:
+    """An address cut into quoted pieces that no piece holds whole: a page asking its
+    reader to put a link together from parts, so that no filter sees it. (A list of whole URLs is no such thing.)"""
+    for run in _PIECES.finditer(text):
+        pieces = re.findall(r'"([^"\n]*)"', run.group())
+        link = _JOINED_LINK.search("".join(pieces))
+        if link and not any(link.group() in piece for piece in pieces):
+            return True
+    return False
 
 
 #: Signals every match of which ends within this many characters after one of its hints and starts at most
@@ -707,12 +771,16 @@ _ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|f
 
 #: Signals that are orders by their shape (an order, its act, its object): outside quotes, no talk about injection
 #: ('… is not malicious') makes them a mention.
-GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "task-deferral", "scripted-answer", "payment-redirect"})
+GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "task-deferral", "scripted-answer", "payment-redirect",
+                          "render-exfiltration", "addressed-order"})
+#: Addresses (URLs, host names, e-mail addresses) say nothing about what a sentence talks of: 'evil.example' is no
+#: example of injection.
+_ADDRESSES = re.compile(r"\S*(?:://|@|www\.)\S*|\b[\w-]+(?:\.[\w-]+)*\.(?:example|test|invalid|com|net|org|io)\b\S*")
 
 
 def _mention(text: str) -> bool:
     """Text that talks about an instruction (quotes it, names who writes such things) instead of giving it."""
-    rest = _QUOTED.sub(" ", text)
+    rest = _ADDRESSES.sub(" ", _QUOTED.sub(" ", text))
     return (bool(_DISCUSSION.search(rest)) and not _SECOND_PERSON.search(rest) and not _ORDER.search(rest.strip())
             and not GIVEN_ORDERS.intersection(_signals(rest)))
 
