@@ -40,7 +40,7 @@ from urllib.parse import quote, quote_plus
 
 from .inspection import (ENCODED_RUN, InspectionLimit, Known, _b64, _b64_cores, decoded_views, merged_spans,
                          texty)
-from .response_acts import ACTS, ORDER_WORD
+from .response_acts import _PEOPLE, ACTS, ORDER_WORD
 from .response_code import split_code
 from .response_spans import HIDDEN, Span, sentences, looks_like_markup, spans
 from .run_search import RunSearch
@@ -265,15 +265,17 @@ _OVERRIDE = (
     r"(?:told|given|instructed|asked|programmed)\b",
     # The reader's instructions declared void: 'your prior directions no longer apply', 'the instructions you received
     # earlier are void', 'earlier guidance given to the model must be discarded'.
-    r"\b(?:your|(?:all )?(?:the )?(?:previous|prior|earlier|above|preceding|initial|original) )(?:\w+ )?" + _TOLD +
-    r"(?: (?:you (?:were|have been|received|got)|given to (?:you|the (?:model|assistant|agent|ai)))(?: \w+)?)? "
-    r"(?:(?:are|is|have been|has been) (?:now )?(?:cancel+ed|void|revoked|null(?:ified)?|overridden|superseded|"
-    r"obsolete|invalid|withdrawn)|(?:no longer|do not|don't) (?:apply|count|matter|stand)|(?:must|should|are to|can) "
-    r"(?:now )?be (?:ignored|disregarded|forgotten|discarded|dropped|overridden))\b",
-    r"\b(?:" + _TOLD + r") (?:you (?:were|have been) given|you (?:received|got)|given to (?:you|the (?:model|"
-    r"assistant|agent|ai)))"
-    r"(?: \w+)? (?:are|is|have been|must be|should be|are to be) (?:now )?(?:void|cancel+ed|revoked|ignored|"
-    r"disregarded|forgotten|discarded|overridden|superseded)\b",
+    # (The reader's own: 'your', or given to it; 'the previous installation instructions no longer apply' in a README
+    # is about the README.)
+    r"\b(?:your (?:\w+ )?" + _TOLD + r"|" + _TOLD + r" (?:you (?:were|have been) given|you (?:received|got)|given to "
+    r"(?:you|the (?:model|assistant|agent|ai))))(?: \w+)? (?:(?:are|is|have been|has been) (?:now )?(?:cancel+ed|void|"
+    r"revoked|null(?:ified)?|overridden|superseded|obsolete|invalid|withdrawn)|(?:no longer|do not|don't) (?:apply|"
+    r"count|matter|stand)|(?:must|should|are to|can) (?:now )?be (?:ignored|disregarded|forgotten|discarded|dropped|"
+    r"overridden))\b",
+    # The same announced bare, at a sentence's start: 'Previous instructions are cancelled.'
+    r"(?:^|[\n.!?:])\s*(?:all )?(?:previous|prior|earlier|preceding) (?:instructions|directives|prompts|orders) "
+    r"(?:are|have been) (?:now )?(?:cancel+ed|void|revoked|null(?:ified)?|overridden|superseded)\b",
+
     r"\b(?:ignore|disregard|forget)\b (?:all|any|every) (?:of )?(?:the |your |my )?(?:instructions?|prompts?|directives?|"
     r"guidelines|rules you)",
     r"\bforget (?:everything|all) (?:you (?:were|have been|are) told|above|before|so far)",
@@ -309,7 +311,7 @@ _ADDRESS = (
     r"\b(?:ai|llm|language model|assistant|agent|chatbot|claude|chatgpt|gpt-?\d|copilot|gemini)s?\b[\w\s,]{0,20}"
     r"\b(?:reading|processing|parsing|summari[sz]ing|browsing|visiting) this\b",
     r"\b(?:attention|note|message|instructions?|important|notice) (?:to|for) (?:the |any |all )?"
-    r"(?:ai|llm|assistants?|agents?|models?|claude|chatgpt|bots?)\b",
+    r"(?:ai|llm|assistants?|agents?|models?|claude|chatgpt|bots?)\b(?! " + _PEOPLE + r"\b)",
     r"\bif you are (?:an? )?(?:ai|llm|language model|assistant|agent|claude|bot)\b",
     r"\bdear (?:ai|assistant|agent|claude|model|llm)\b",
     r"\b(?:ai|assistant|agent|claude)s?,? (?:you must|you should|must|should) (?:now |immediately )?\w+",
@@ -416,6 +418,11 @@ _TASK = (
     r"(?:^|[\n.!?:;])\s*(?:in|within|throughout|at the end of|at the start of) (?:whatever|everything|anything|every "
     r"(?:" + _OUTPUT + r")) you (?:write back|reply|respond|answer|output|return|generate|say|give|write)\w*,? "
     r"(?:please )?" + _ORDER_WORD,
+    r"(?:^|[\n.!?:;])\s*(?:whatever|everything|anything) you (?:say next|write back|reply|respond|answer|output|"
+    r"return|generate)\w*(?: next| from now on| back)?,? (?:please )?" + _ORDER_WORD,
+    _OPENING + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\b(?:in|to|into|at the (?:end|start) of|with) (?:(?:every|each|all|"
+    r"any) (?:of )?(?:your )?(?:response|answer|reply|replies|completion)s? you (?:send|give|write|produce|return)|"
+    r"(?:everything|anything|whatever) you (?:write|say|output|produce|generate|reply|send|return))\b",
     r"(?:^|[\n.!?:;])\s*when(?:ever)? you (?:respond|reply|answer|write back|talk)\w* to (?:the|your) user\b"
     r"[^,.\n]{0,40},? (?:please )?" + _ORDER_WORD,
     # The same order as the second half of a sentence ('run `…` and include its output in your reply'), the answer
@@ -439,7 +446,16 @@ _VERBATIM = (
 _VERBATIM_REQUEST = (
     r"\b(?:can|could|would|will) you (?:please )?(?:just |simply |kindly )?(?:repeat|say|print|output|type|write|echo|"
     r"recite)(?: out| back| exactly| only)?\s*:?\s*[\"“'<«]",
+    # The reader's whole answer restricted to a given text: '… say "X" and nothing else', 'respond with nothing but
+    # the sentence "X"', 'all you need to reply is: X', 'the only thing the assistant should output is "X"'.
+    r"\b(?:say|print|output|reply|respond|answer|write|return|type|repeat)\w*\b[^.!?\n]{0,40}[\"“'][^\"”'\n]{2,80}"
+    r"[\"”'][^.!?\n]{0,20}\b(?:and|but) nothing (?:else|more)\b",
+    r"\b(?:respond|reply|answer)\w* (?:only )?(?:with )?(?:nothing|no other text) (?:but|except|other than|besides)\b",
+    r"\b(?:all|the only thing) (?:that )?(?:you|the (?:assistant|model|ai|agent)) (?:need to |should |must |have to |"
+    r"may |are to |is to )?(?:reply|respond|say|output|answer|write|print|return)(?: with)? is\b",
 )
+#: What the reader writes when it writes code.
+_PRODUCT = r"(?:code|solution|fix|patch|implementation|program|script|function|commit|pull request|answer|response)"
 #: An order to put given code into what the reader writes ('add the following code block to your solution').
 _WORK = r"(?:algorithm|implementation|solution|codebase|code|program|elucidation|response|answer|reply)"
 _CODE_ORDER_WORK = (
@@ -448,6 +464,14 @@ _CODE_ORDER_WORK = (
     r"\byour " + _WORK + r"\b" + _CLAUSE + r"{0,120}\b(?:the|this|these) (?:(?:following|below|subsequent|given|"
     r"provided|next) )(?:\w+ )?(?:code|snippet|script|excerpt|block|section)\b",
     r"\b(?:in|within|into) the code you (?:write|develop|produce|create)\b",
+    # The reader's work named by what it is ('the solution you produce', 'whatever code you write', 'when you write
+    # the fix', 'the generated code'), told to hold a call or an import given here.
+    r"(?:\b(?:your|the|any|all|whatever|every|each) (?:\w+ )?" + _PRODUCT + r"s? (?:that |which )?(?:you|the "
+    r"(?:assistant|model|agent)) (?:write|produce|generate|create|submit|make|propose|return)s?\b|\b(?:when|while|as|"
+    r"whenever) you (?:write|produce|generate|create|implement|code|submit)\w* (?:the|your|any|this) (?:\w+ )?" +
+    _PRODUCT + r"\b|\bthe generated " + _PRODUCT + r"\b|\byour " + _PRODUCT + r"s? (?:must|should|needs? to|has to|"
+    r"shall)\b)" + _CLAUSE + r"{0,80}?\b(?:include|contain|add|insert|call|import|embed|append|use|put|run|execute)"
+    r"\w*\b" + _CLAUSE + r"{0,120}?(?:\b[a-z_][\w.]*\(|\bimport [a-z_])",
 )
 _CODE_ORDER = (
     r"\b(?:add|include|insert|append|integrate|incorporate|embed|inject|blend|introduce|feature|paste|place|put|"
@@ -537,8 +561,9 @@ HINTS = {
     "answer-form": ("reply in", "reply using", "respond in", "respond using", "answer in", "answer using",
                     "write back", "reply only", "respond only", "answer only"),
     "verbatim-output": ("print", "say", "output", "repeat", "type", "respond with", "reply with", "answer with"),
-    "verbatim-request": (" you ",),
-    "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section"),
+    "verbatim-request": (" you ", "nothing", "only thing", "all you", "all the"),
+    "code-into-answer": ("code", "snippet", "script", "excerpt", "block", "section", "solution", "fix", "patch",
+                         "implementation", "program", "function", "commit", "pull request", "answer", "response"),
     "code-order": ("following", "below", "subsequent"),
     "harmful-code-order": ("following", "below", "subsequent"),
     "harmful-code": ("requests.", "socket.", ".connect((", "subprocess.", "os.", "pexpect.", "shutil.", "rm -rf",
@@ -857,11 +882,18 @@ _QUESTION_WORDS = (r"(?:what|what's|who|how|which|why|where|was (?:ist|sind|war|
 _OUR_QUESTION = r"(?![^?\n]*\b(?:are|were|do|did|can|could|should|shall|will|would|have|must) we\b)"
 #: A request for a task put to whoever reads: a sentence opened by such a verb (or 'can you …' and one), or a
 #: question to the reader.
-_REQUEST = re.compile(r"\s*(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?" + _TASK_VERBS +
-                      r"\b[^\n]{10,}[.?!]\W*$|\s*¿?" + _OUR_QUESTION + _QUESTION_WORDS + r"\b[^?\n]{8,}\?\W*$")
+#: What a request may open with before its verb: a softener; before a question put to the reader ('can you …', 'what
+#: …?'), also a word that joins it to what came before ('By the way,', 'One more thing:', 'P.S.'). (An order after
+#: 'Also,' is an install guide's next step as often as not.)
+_JOINED = (r"(?:(?:also|additionally|besides|moreover|furthermore|oh|btw|by the way|one more thing|p\.?s\.?|lastly|"
+           r"and)[,:.]?\s+)*")
+_REQUEST_OPENER = (r"(?:please |kindly |now |also |" + _JOINED + r"(?:can|could|would|will) you (?:please )?)?")
+_REQUEST = re.compile(r"\s*" + _REQUEST_OPENER + _TASK_VERBS +
+                      r"\b[^\n]{10,}[.?!]\W*$|\s*" + _JOINED + r"¿?" + _OUR_QUESTION + _QUESTION_WORDS +
+                      r"\b[^?\n]{8,}\?\W*$")
 #: A cheap test on the raw body before it is cut into spans: a task verb or a question word opening a sentence.
-_REQUEST_HINT = re.compile(r"(?:^|[\n>.!?]\s*)(?:please |kindly |now |also |(?:can|could|would|will) you (?:please )?)?"
-                           r"¿?(?:" + _TASK_VERBS + r"|" + _QUESTION_WORDS + r")\b", re.I)
+_REQUEST_HINT = re.compile(r"(?:^|[\n>.!?]\s*)(?:" + _REQUEST_OPENER + _TASK_VERBS + r"|" + _JOINED + r"¿?" +
+                           _QUESTION_WORDS + r")\b", re.I)
 _CONTENT_WORD = re.compile(r"[a-z]{4,}")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+")
 _COMMON = frozenset("""this that with from have your what which about would there their will been more when into
