@@ -274,7 +274,12 @@ RELAY_TO_USER = (
 ACTS = {
     "hand-over": (HAND_OVER, 3, ("send", "sent", "transfer", "wire", "pay", "mail", "forward", "post", "upload",
                                  "share", "publish", "leak", "paste", "submit", "transmit", "exfiltrat", "copy",
-                                 "give", "deliver", "concatenat", "dump", "export", "report"), (140, 600)),
+                                 "give", "deliver", "concatenat", "dump", "export", "report", "relay", "passed",
+                                 "request", "query", "payload", "webhook", "parameter", "end up", "ends up",
+                                 "arrive", "goes", "lands", "envoy", "transf", "sende", "schick", "leite",
+                                 "weiterleit", "berweis", "envía", "envia", "manda", "invia", "inoltra",
+                                 "trasferisc", "encaminh", "transfir"),
+                   (140, 600)),
     "task-deferral": (TASK_DEFERRAL, 3, ("before", "after", "task", "instead", "ignore", "disregard", "forget",
                                          "discard", "abandon", "rather", "once", "when", "drop", "skip", "never mind",
                                          "aside"), (140, 200)),
