@@ -173,6 +173,8 @@ def test_an_address_handed_over_in_pieces_to_be_joined_is_taken_out_and_a_list_o
     # Addresses with a query, as API documentation gives them.
     "![build](https://ci.example.test/badge.svg?branch=main) shows the state of the main branch.",
     "Use urlencode() to build the query string: https://api.example.test/search?q= followed by the encoded term.",
+    "The search endpoint takes the term in its query: https://api.example.test/v1/search?q= followed by the "
+    "URL-encoded term.",
     "Admin: Jane Doe, Release Manager",
 ])
 def test_a_person_told_the_same_kind_of_thing_reads_the_page_whole(line):

@@ -239,14 +239,15 @@ SCRIPTED_ANSWER = (
 )
 
 #: What only the reader holds: the conversation, the user's messages, a summary of the page read, secrets found on
-#: it; or the same put in a form for a URL (encoded, its spaces escaped).
+#: it.
 _HELD = (r"(?:(?:(?:the|this|our|whole|entire) )?(?:conversation|chat|dialog(?:ue)?|discussion|session|thread)\b|"
          r"\bprevious (?:messages?|prompts?|answers?|replies|questions?|turns?)\b|\b(?:messages?|everything) "
          r"(?:so far|above)\b|\bsummary of (?:the |this |our |that )?(?:page|conversation|chat|discussion|"
          r"document|email|e-mail|messages?)\b|\bthe user'?s? (?:\w+ )?(?:messages?|data|details|e-?mails?|questions?|"
          r"input|name|address)\b|\b(?:passwords?|secrets?|keys?|tokens?)\b[^.!?\n]{0,20}\b(?:on|in|from) (?:the|this)"
-         r" (?:page|document|conversation|chat)\b|\b(?:base64|url|quoted-printable|mime|hex|percent)[ -]?encod\w*|"
-         r"\bescape (?:all )?(?:the )?spaces\b)")
+         r" (?:page|document|conversation|chat)\b)")
+#: A value put in a form for a URL (encoded, its spaces escaped): what a placeholder in a link is to be filled in.
+_URL_FORM = r"(?:\b(?:base64|url|quoted-printable|mime|hex|percent)[ -]?encod\w*|\bescape (?:all )?(?:the )?spaces\b)"
 #: An address with a query (or a path) left open for a value.
 _URL_QUERY = r"(?:https?://|www\.|\b[\w-]+(?:\.[\w-]+)+/)[^\s)\]\"']*[?&=]"
 RENDER_EXFILTRATION = (
@@ -259,7 +260,7 @@ RENDER_EXFILTRATION = (
     # A markdown image or link whose query holds a placeholder the reader is told to fill, in a form for a URL.
     r"\]\(\s*(?:https?://|www\.)[^\s)]*[?&=]\[(\w+)\]" + _CLAUSE + r"{0,240}?(?:\b(?:replac\w*|fill\w*|"
     r"substitut\w*)\s+(?:the\s+)?\[\1\]|\b(?:whereas|where) \[\1\] (?:is|are|stands for))" + _CLAUSE +
-    r"{0,120}?(?:" + _HELD + r")",
+    r"{0,120}?(?:" + _HELD + r"|" + _URL_FORM + r")",
 )
 
 #: What the reader is to pass on to its user, ordered by someone else: the page speaks of 'the user' as a third
