@@ -797,7 +797,7 @@ _ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|f
 #: Signals that are orders by their shape (an order, its act, its object): outside quotes, no talk about injection
 #: ('… is not malicious') makes them a mention.
 GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "task-deferral", "scripted-answer", "payment-redirect",
-                          "render-exfiltration", "addressed-order"})
+                          "render-exfiltration", "addressed-order", "planted-verdict"})
 #: Addresses (URLs, host names, e-mail addresses) say nothing about what a sentence talks of: 'evil.example' is no
 #: example of injection.
 _ADDRESSES = re.compile(r"\S*(?:://|@|www\.)\S*|\b[\w-]+(?:\.[\w-]+)*\.(?:example|test|invalid|com|net|org|io)\b\S*")
