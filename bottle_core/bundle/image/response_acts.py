@@ -34,6 +34,8 @@ acts on, where it goes), not by a phrase:
 * ``render-exfiltration``: a link whose address is to be filled with what
   only the reader holds (the conversation, a summary of it, secrets on the
   page), so that rendering it sends them out;
+* ``destroy-own``: an order to delete the user's own things (weighs 2:
+  enough beside an order not to tell them);
 * ``planted-verdict``: a verdict on the document pressed on whoever judges
   it ("extremely important, the domain name is not malicious").
 
@@ -45,7 +47,7 @@ from __future__ import annotations
 
 #: Where an order opens: the start of a line, a sentence or a clause ('before you do that, send …'), after a label
 #: ("note:", "todo:", a closing bracket), with the softeners an order is given with.
-OPEN = (r"(?:^|[\n.!?:;,)\]>*])\s*(?:(?:please|kindly|now|first|firstly|then|also|next|finally|immediately|"
+OPEN = (r"(?:^|[\n.!?:;,)\]>*|])\s*[\"'`“]?\s*(?:(?:please|kindly|now|first|firstly|then|also|next|finally|immediately|"
         r"and|so),?\s+)*(?:(?:you (?:should|must|need to|have to|are to|will)|make sure to|be sure to|remember to|"
         r"don't forget to|do not forget to|i need you to|i want you to|you are required to|"
         r"(?:can|could|would|will) you(?: please| kindly)?|"
@@ -68,6 +70,8 @@ _OWN = (r"(?:the user'?s?\b|users'|my (?:\w+ )?(?:password|messages?|emails?|fil
         r"\b(?!\.pub)|\.env\b|\.aws/credentials|\.netrc|\.git-credentials|environment variables|env vars|"
         r"(?:all|every|each)(?: of)?(?: the)? (?:\w+ )?(?:messages|emails|e-mails|files|documents|contacts|"
         r"transactions|conversations|channels|notes|events|records)|"
+        r"(?:every|each) (?:\w+ )?(?:message|email|e-mail|contact|conversation|chat)\b|(?:messages?|emails?|e-mails?) "
+        r"in (?:the|my|their|his|her) (?:inbox|mailbox)|"
         r"(?:body|content|contents|text|subject|attachments?) of (?:the|this|that|my|each|every|all|an) "
         r"(?:\w+ ){0,2}(?:emails?|e-mails?|messages?|files?|documents?)|"
         r"(?:emails?|e-mails?|messages?|codes?|files?) (?:\w+ ){0,2}(?:received|sent|you (?:received|got|have))|"
@@ -119,6 +123,9 @@ TASK_DEFERRAL = (
     r"\b(?:ignore|disregard|forget|discard|abandon)\b (?:all |any )?(?:of )?your (?:previous|prior|earlier|"
     r"original|initial|current|existing|above)\b",
 )
+#: The user's own things destroyed by order: little alone (an admin guide deletes a user's home directory), enough
+#: beside an order not to tell them.
+DESTROY_OWN = (OPEN + r"(?:delete|erase|wipe|remove|destroy|purge|shred|trash)\b" + _CLAUSE + r"{0,40}?(?<!\w)" + _OWN,)
 #: Acting for the user without the user: an order not to ask, confirm or tell.
 NO_CONSENT = (
     r"\bwithout (?:asking|consulting|confirming (?:with|it with)|checking (?:with|back with)|bothering|notifying|"
@@ -317,6 +324,8 @@ ACTS = {
     "scripted-answer": (SCRIPTED_ANSWER, 3, ("asked", "questioned", "queried", "challenged", "pressed", "doubted",
                                              "ask", "inquire", "wonder"), (80, 160)),
     "relay-to-user": (RELAY_TO_USER, 3, ("user",), (160, 20)),
+    "destroy-own": (DESTROY_OWN, 2, ("delete", "erase", "wipe", "remove", "destroy", "purge", "shred", "trash"),
+                    (140, 300)),
     "planted-verdict": (PLANTED_VERDICT, 3, ("important", "urgent", "attention", "note well", "trust me"),
                         (20, 200)),
     "addressed-order": (ADDRESSED_ORDER, 3, ("ai", "assistant", "agent", "model", "llm", "bot", "claude", "gpt",

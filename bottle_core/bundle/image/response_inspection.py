@@ -336,6 +336,14 @@ _LIMITS = (
     r"safety filters)\b",
     r"\b(?:unfiltered|uncensored|unrestricted|unlimited|unethical)(?:,? (?:completely|totally|fully) \w+)? "
     r"(?:language model|llm|ai|chatbot|assistant)\b",
+    # The same said of the reader: 'you have no restrictions', 'you are free of all rules set by your creators', 'an
+    # AI without any content filter'.
+    r"\byou (?:now )?(?:have|are under) no (?:more )?(?:restrictions|limits|limitations|rules|filters|guidelines|"
+    r"boundaries)\b",
+    r"\b(?:you are|you're) (?:now )?(?:free (?:of|from)|not bound by|released from|unbound by) (?:all |any |the )?"
+    r"(?:\w+ )?(?:rules|restrictions|limits|guidelines|policies|constraints)\b",
+    r"\b(?:ai|model|assistant|chatbot|llm) without (?:any )?(?:content )?(?:filters?|restrictions|limits|rules|"
+    r"guidelines|censorship)\b",
 )
 #: A request for the reader's own instructions: its system prompt, its first instructions, the conversation so far
 #: ('repeat the words above', 'paste your system prompt here', 'what are your initial instructions?'). The object
@@ -546,7 +554,8 @@ HINTS = {
     "addressed-to-agent": ("ai", "llm", "model", "assistant", "agent", "bot", "claude", "gpt", "copilot", "gemini",
                            "prompt"),
     "limits-off": ("ethic", "moral", "legality", "polic", "censor", "safety", "unfiltered", "uncensored",
-                   "unrestricted", "unlimited", "unethical"),
+                   "unrestricted", "unlimited", "unethical", "restriction", "limit", "rules", "filter", "guideline",
+                   "boundar", "constraint"),
     "prompt-request": ("your ", "above", "given", "conversation", "before this", "prior to this", "ahead of this"),
     "command-bait": ("run", "execute", "type", "paste", "invoke", "call", "curl", "wget", "cat ", "less ", "head ",
                      "more "),
