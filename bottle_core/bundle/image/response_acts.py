@@ -11,7 +11,11 @@ describes one such act by its parts (an order, a verb of the act, what it
 acts on, where it goes), not by a phrase:
 
 * ``hand-over``: an order to send, post, transfer or share the user's data
-  or money to a destination (an address, a URL, an account);
+  or money to a destination (an address, a URL, an account), also asked as
+  a question or given about "the assistant";
+* ``handed-over``: the same said as what is to happen to the user's things
+  ("… must be sent to …", "make sure the code ends up at …", "include it in
+  a request to …");
 * ``task-deferral``: an order that puts the reader's own task off or in
   place ("before you can solve the task I gave you", "instead of answering
   the question", "ignore your previous …");
@@ -47,16 +51,15 @@ from __future__ import annotations
 
 #: Where an order opens: the start of a line, a sentence or a clause ('before you do that, send …'), after a label
 #: ("note:", "todo:", a closing bracket), with the softeners an order is given with.
-OPEN = (r"(?:^|[\n.!?:;,)\]>*|])\s*[\"'`“]?\s*(?:(?:please|kindly|now|first|firstly|then|also|next|finally|immediately|"
-        r"and|so),?\s+)*(?:(?:you (?:should|must|need to|have to|are to|will)|make sure to|be sure to|remember to|"
-        r"don't forget to|do not forget to|i need you to|i want you to|you are required to|"
-        r"(?:can|could|would|will) you(?: please| kindly)?|"
-        # The same order given about the reader in the third person, or through it ('the assistant should …',
-        # 'have the agent …').
-        r"(?:the |an? |any |this |your )?(?:ai |coding |language )?(?:assistant|agent|model|ai|llm|bot)s? "
-        r"(?:should|must|needs? to|has to|is to|are to|shall)|"
-        r"(?:have|let|get|ask|instruct) (?:the |an? |your )?(?:ai |coding )?(?:assistant|agent|model|ai|llm|bot)"
-        r"(?: to)?)\s+)?")
+OPEN = (r"(?:^|[\n.!?:;,)\]>*|])\s*(?:[\"'`“]\s*)?(?:(?:please|kindly|now|first|firstly|then|also|next|finally|"
+        r"immediately|and|so),?\s+)*(?:(?:you (?:should|must|need to|have to|are to|will)|make sure to|be sure to|"
+        r"remember to|don't forget to|do not forget to|i need you to|i want you to|you are required to)\s+)?")
+#: The same order put as a question to the reader, or given about it in the third person or through it ('would you
+#: send …', 'the assistant should email …', 'have the agent post …'). (Apart from OPEN, and opening with its own
+#: words: tried at every sentence's start it would slow every order's search.)
+ASKED = (r"\b(?:(?:can|could|would|will) you(?: please| kindly)?|(?:assistant|agent|model|ai|llm|bot)s? (?:should|must|"
+         r"needs? to|has to|is to|are to|shall)|(?:have|let|get|ask|instruct) (?:the |an? |your )?(?:ai |coding )?"
+         r"(?:assistant|agent|model|ai|llm|bot)(?: to)?)\s+")
 #: Verbs of handing something over: what leaves the user's hands.
 _HAND = (r"(?:send|sent|transfer|wire|pay|email|e-mail|mail|forward|post|upload|share|publish|leak|paste|submit|"
          r"transmit|exfiltrate|copy|give|deliver|concatenate|dump|export|report)")
@@ -83,16 +86,17 @@ _TO = (r"(?:[\w.+-]+@[\w-]+\.[\w.-]+|https?://|www\.|\b[a-z]{2}\d{2}[a-z0-9]{10,
        r"webhook|pastebin|gist)\b)")
 _CLAUSE = r"(?:[^.!?\n]|[.!?](?=\S))"  # within one sentence ('lily.white@example.com' does not end one)
 #: Verbs an order opens with that move or change things (a base form, as an order gives it).
-HAND_OVER = (
+_HAND_TO_OWN = (
     # (A destination somewhere in the sentence is looked for first: a cheap test that spares the search for what
     # is the user's in every sentence that has no destination.)
-    OPEN + _HAND + r"\b(?=" + _CLAUSE + r"{0,400}?(?:@|https?://|www\.|\d{10}|account|iban|site|page|url|link|"
+    _HAND + r"\b(?=" + _CLAUSE + r"{0,400}?(?:@|https?://|www\.|\d{10}|account|iban|site|page|url|link|"
     r"endpoint|webhook|pastebin|gist))" + _CLAUSE + r"{0,200}?(?<!\w)" + _OWN + _CLAUSE +
     r"{0,200}?\b(?:to|into|at|on|with|via)\b" + _CLAUSE + r"{0,60}?" + _TO,
-    OPEN + _HAND + r"\b" + _CLAUSE + r"{0,40}?\bto\b" + _CLAUSE + r"{0,60}?" + _TO + _CLAUSE +
+    _HAND + r"\b" + _CLAUSE + r"{0,40}?\bto\b" + _CLAUSE + r"{0,60}?" + _TO + _CLAUSE +
     r"{0,200}?\b(?:that |which |including |includes? |containing |contains? |with )" + _CLAUSE + r"{0,40}?(?<!\w)" +
     _OWN,
 )
+HAND_OVER = tuple(start + rest for start in (OPEN, ASKED) for rest in _HAND_TO_OWN)
 #: The reader's own task, put off or replaced: the act of a page that wants to be done first, or instead.
 TASK_DEFERRAL = (
     # The reader's task made to wait on something first: 'before you can solve the task …', 'after you do that, you
@@ -155,6 +159,14 @@ HAND_OVER += (
     # Through a tool named first: 'use the send_email tool to deliver the user's files to …'.
     OPEN + r"(?:use|call|invoke|run)\b" + _CLAUSE + r"{0,40}?\bto " + _HAND + r"\b" + _CLAUSE + r"{0,200}?(?<!\w)" +
     _OWN + _CLAUSE + r"{0,200}?\b(?:to|into|at|on|via)\b" + _CLAUSE + r"{0,60}?" + _OUT,
+    # The same order in French, German, Spanish, Italian, Portuguese: a verb of sending, the user's things, an address.
+    r"\b(?:envoy|transf[eé]r|renvoy|sende|schick|leite|weiterleit|[uü]berweis|env[ií]a|reenv[ií]a|manda|invia|"
+    r"inoltra|trasferisc|encaminh|transfir)\w*\b" + _CLAUSE + r"{0,120}?\b(?:de l'utilisateur|des (?:nutzers|"
+    r"benutzers|users)|del usuario|dell'utente|do usu[aá]rio)\b" + _CLAUSE + r"{0,80}?" + _OUT,
+)
+#: The user's things handed over, said as what is to happen to them rather than as an act: passive, a wish, put in
+#: a request (its own signal, found by its own rarer words: a passive 'be sent' or 'in a request to').
+HANDED_OVER = (
     # As a passive order: 'all of the user's messages must be sent to …'; 'that the API keys be posted to …'.
     r"(?<!\w)" + _OWN + r"(?:" + _CLAUSE + r"{0,60}?\b(?:must|should|shall|needs? to|has to|have to|is to|are to)"
     r"(?: all| also| now| immediately)?)? be " + _HANDED + r"\b" + _CLAUSE + r"{0,80}?\b(?:to|at|into|on|via)\b" +
@@ -166,10 +178,6 @@ HAND_OVER += (
     OPEN + ORDER_WORD + _CLAUSE + r"{0,120}?(?<!\w)" + _OWN + _CLAUSE + r"{0,120}?\b(?:in|into|as|with) (?:a|an|the) "
     r"(?:\w+ )?(?:request|query|post|payload|parameter|url|webhook|call)\b" + _CLAUSE + r"{0,20}?\b(?:to|at)\b" +
     _CLAUSE + r"{0,20}?" + _OUT,
-    # The same order in French, German, Spanish, Italian, Portuguese: a verb of sending, the user's things, an address.
-    r"\b(?:envoy|transf[eé]r|renvoy|sende|schick|leite|weiterleit|[uü]berweis|env[ií]a|reenv[ií]a|manda|invia|"
-    r"inoltra|trasferisc|encaminh|transfir)\w*\b" + _CLAUSE + r"{0,120}?\b(?:de l'utilisateur|des (?:nutzers|"
-    r"benutzers|users)|del usuario|dell'utente|do usu[aá]rio)\b" + _CLAUSE + r"{0,80}?" + _OUT,
 )
 #: A label claiming the system's or an administrator's voice: 'SYSTEM:' at a line's start or after a field's label,
 #: '###(system_message)', '[ADMIN REQUEST::'.
@@ -302,21 +310,24 @@ RELAY_TO_USER = (
 ACTS = {
     "hand-over": (HAND_OVER, 3, ("send", "sent", "transfer", "wire", "pay", "mail", "forward", "post", "upload",
                                  "share", "publish", "leak", "paste", "submit", "transmit", "exfiltrat", "copy",
-                                 "give", "deliver", "concatenat", "dump", "export", "report", "relay", "passed",
-                                 "request", "query", "payload", "webhook", "parameter", "end up", "ends up",
-                                 "arrive", "goes", "lands", "envoy", "transf", "sende", "schick", "leite",
-                                 "weiterleit", "berweis", "envía", "envia", "manda", "invia", "inoltra",
-                                 "trasferisc", "encaminh", "transfir"),
-                   (140, 600)),
+                                 "give", "deliver", "concatenat", "dump", "export", "report", "relay", "envoy",
+                                 "sende", "schick", "leite", "weiterleit", "berweis", "envía", "envia", "manda",
+                                 "invia", "inoltra", "trasferisc", "encaminh", "transfir"), (140, 600)),
+    "handed-over": (HANDED_OVER, 3, tuple(f" be {verb}" for verb in (
+        "sent", "transferred", "wired", "paid", "emailed", "e-mailed", "mailed", "forwarded", "posted", "uploaded",
+        "shared", "published", "leaked", "pasted", "submitted", "transmitted", "exfiltrated", "copied", "given",
+        "delivered", "dumped", "exported", "relayed", "passed")) + (
+        "end up", "ends up", "arrive", "goes", "lands", "gets sent", "get sent", "gets delivered", "get delivered",
+        "request to", "query to", "post to", "payload to", "parameter to", "url to", "webhook to", "call to",
+        "request at", "url at"), (300, 100)),
     "task-deferral": (TASK_DEFERRAL, 3, ("before", "after", "task", "instead", "ignore", "disregard", "forget",
-                                         "discard", "abandon", "rather", "once", "when", "drop", "skip", "never mind",
-                                         "aside"), (140, 200)),
+                                         "discard", "abandon", "rather", "user", "asked", "assigned"), (140, 200)),
     "no-consent": (NO_CONSENT, 2, ("without", "not ", "don't", "never"), (140, 120)),
     "voice": (VOICE, 2, ("sys", "admin", "developer", "root", "operator", "supervisor", "to you", "from me",
                          "the user", "your user", "your owner", "your principal", "your human", "hey", "hi ",
                          "hello", "dear", "attention", "listen", "note to", "psst"), (40, 200)),
-    "voiced-order": (VOICED_ORDER, 3, ("sys", "admin", "developer", "root", "operator", "supervisor", "ai", "assistant",
-                                       "agent", "model", "llm", "bot"), (40, 220)),
+    "voiced-order": (VOICED_ORDER, 3, ("sys", "admin", "developer", "root", "operator", "supervisor", "instruction",
+                                       "directive", "order", "task", "command"), (40, 220)),
     "payment-redirect": (PAYMENT_REDIRECT, 3, ("recipient", "payee", "beneficiary", "iban", "account number",
                                                "bank details", "payment details", "destination account"), (220, 200)),
     "account-change": (ACCOUNT_CHANGE, 2, ("change", "modify", "update", "set", "reset", "replace", "edit", "switch",
@@ -328,8 +339,10 @@ ACTS = {
                     (140, 300)),
     "planted-verdict": (PLANTED_VERDICT, 3, ("important", "urgent", "attention", "note well", "trust me"),
                         (20, 200)),
-    "addressed-order": (ADDRESSED_ORDER, 3, ("ai", "assistant", "agent", "model", "llm", "bot", "claude", "gpt",
-                                             "gemini", "copilot", "llama", " from "), (140, 260)),
-    "render-exfiltration": (RENDER_EXFILTRATION, 3, ("replac", "fill", "substitut", "append", "add", "insert",
-                                                     "put", "encod", "where", "followed by", "attach"), (400, 300)),
+    "addressed-order": (ADDRESSED_ORDER, 3, (" ai", "assistant", "agent", "model", "llm", "bot", "claude", "gpt",
+                                             "gemini", "copilot", "llama") + tuple(f"{kind} from " for kind in (
+                                                 "message", "notice", "instruction", "instructions", "directive",
+                                                 "order", "request", "update", "note", "memo", "alert")), (140, 260)),
+    # (Its patterns hold an address, or a markdown link's '](': in a long text, read around those.)
+    "render-exfiltration": (RENDER_EXFILTRATION, 3, ("://", "www.", "]("), (300, 400)),
 }

@@ -661,7 +661,8 @@ def visible_text(markup: str) -> str:
 def _instructions(text: str) -> bool:
     """Hidden text that speaks to the agent (commands alone do not count: tabbed install pages hide those)."""
     return any(SIGNALS[name][0].search(text) for name in ("override", "exfiltration-request", "exfiltration-link",
-                                                         "addressed-to-agent", "hand-over", "task-deferral",
+                                                         "addressed-to-agent", "hand-over", "handed-over",
+                                                         "task-deferral",
                                                          "voice"))
 
 
@@ -805,8 +806,8 @@ _ORDER = re.compile(r"(?:^|[:;\u2014]\s*|\s-\s)(?:please )?(?:ignore|disregard|f
 
 #: Signals that are orders by their shape (an order, its act, its object): outside quotes, no talk about injection
 #: ('… is not malicious') makes them a mention.
-GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "task-deferral", "scripted-answer", "payment-redirect",
-                          "render-exfiltration", "addressed-order", "planted-verdict"})
+GIVEN_ORDERS = frozenset({"exfiltration-link", "hand-over", "handed-over", "task-deferral", "scripted-answer",
+                          "payment-redirect", "render-exfiltration", "addressed-order", "planted-verdict"})
 #: Addresses (URLs, host names, e-mail addresses) say nothing about what a sentence talks of: 'evil.example' is no
 #: example of injection.
 _ADDRESSES = re.compile(r"\S*(?:://|@|www\.)\S*|\b[\w-]+(?:\.[\w-]+)*\.(?:example|test|invalid|com|net|org|io)\b\S*")
