@@ -895,7 +895,8 @@ def test_a_page_asking_for_a_link_that_carries_the_conversation_out_arrives_with
         records = bundle_records(bottle)
     # The order to write the link is gone, and with it the address it would have filled; the README arrives.
     assert MARK in got["render"] and README_HOST in got["render"], got["render"]
-    assert "pixel.collect.test" not in got["render"] and "summary of this conversation" not in got["render"], got["render"]
+    assert "pixel.collect.test" not in got["render"], got["render"]
+    assert "summary of this conversation" not in got["render"], got["render"]
     # The same act as a passive order: taken out, the product's description delivered.
     assert MARK in got["passive"] and PRODUCT in got["passive"] and "archive-desk" not in got["passive"]
     # API documentation with addresses that take a query, a badge and a bug address arrives as served.

@@ -17,8 +17,11 @@ command, a credential or the reader's own instructions, orders to drop its
 limits, orders about the reader's answer (its content, its form, given code
 or text to put in it), requests for a task the document itself is not about
 (:func:`unrelated_requests`, in English and five other languages), fake
-conversation or tool-call markup, text hidden from a human reader, and
-instructions in base64. A body scoring :data:`THRESHOLD` or more is cut into
+conversation or tool-call markup, text hidden from a human reader,
+instructions in base64, and addresses handed over in quoted pieces to be
+joined (:func:`assembled_link`). What an instruction asks an agent with
+tools to do (hand the user's things over, fill a link with the
+conversation, …) is read by ``response_acts``. A body scoring :data:`THRESHOLD` or more is cut into
 the spans a model reads (``response_spans``); the spans that carry the
 instructions are taken out and the rest delivered, unless the body is mostly
 instructions. Text that discusses injection (quotes an example, names who
@@ -428,8 +431,9 @@ _TASK = (
     r"(?:please )?" + _ORDER_WORD,
     r"(?:^|[\n.!?:;])\s*(?:whatever|everything|anything) you (?:say next|write back|reply|respond|answer|output|"
     r"return|generate)\w*(?: next| from now on| back)?,? (?:please )?" + _ORDER_WORD,
-    _OPENING + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\b(?:in|to|into|at the (?:end|start) of|with) (?:(?:every|each|all|"
-    r"any) (?:of )?(?:your )?(?:response|answer|reply|replies|completion)s? you (?:send|give|write|produce|return)|"
+    _OPENING + _SHAPING + r"\b" + _CLAUSE + r"{0,160}\b(?:in|to|into|at the (?:end|start) of|with) "
+    r"(?:(?:every|each|all|any) (?:of )?(?:your )?(?:response|answer|reply|replies|completion)s? you (?:send|give|"
+    r"write|produce|return)|"
     r"(?:everything|anything|whatever) you (?:write|say|output|produce|generate|reply|send|return))\b",
     r"(?:^|[\n.!?:;])\s*when(?:ever)? you (?:respond|reply|answer|write back|talk)\w* to (?:the|your) user\b"
     r"[^,.\n]{0,40},? (?:please )?" + _ORDER_WORD,
