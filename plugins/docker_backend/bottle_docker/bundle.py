@@ -1,4 +1,4 @@
-"""The bundle's container: created with its files in, started with its packet filter, its readiness and CA awaited.
+"""The bundle's container: created with its files in, its packet filter's one-shot, its readiness and CA awaited.
 
 What goes in and how readiness is announced is the backend-independent
 contract of :mod:`bottle_core.bundle.contract`; this module only does it with
@@ -74,9 +74,8 @@ def create_netfilter(client, plan: Plan, bundle: str, image: str, created: list[
     return netfilter
 
 
-def start_with_filter(client, bundle: str, netfilter: str) -> None:
-    """Start the bundle, then set its packet filter (which needs the bundle's namespace to exist)."""
-    client.api.start(bundle)
+def set_filter(client, netfilter: str) -> None:
+    """Set the started bundle's packet filter (the one-shot joins the bundle's namespace, which must exist)."""
     run_one_shot(client, netfilter, "set the bundle's packet filter")
 
 

@@ -120,7 +120,7 @@ class Sidecar:
         self._netfilter: str | None = None
 
     def create(self, secrets: list[dict]) -> Plan:
-        """Create (not start) the network, the bundle and its packet filter's one-shot; returns the Plan used.
+        """Create (not start) the network and the bundle; returns the Plan used.
 
         A subnet another bottle took since ``prepare`` gives a new Plan (saved
         again); the one handed over stays as it was.
@@ -137,7 +137,6 @@ class Sidecar:
             image = plan.images["bundle"]
             files = contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)
             bundle_id = container.create_bundle(self.client, plan, image, files, self.containers)
-            self._netfilter = container.create_netfilter(self.client, plan, bundle_id, image, self.containers)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
         except APIError as exc:
@@ -147,12 +146,44 @@ class Sidecar:
         return plan
 
     def start(self) -> ContainerBundle:
-        """Start the bundle, set its packet filter, and file its output in the state dir."""
-        assert self.bundle is not None and self._netfilter is not None, "create() first"
-        container.start_with_filter(self.client, self.bundle.container_id, self._netfilter)
+        """Start the bundle and set its packet filter; its output is filed in the state dir."""
+        self.start_bundle()
+        self.set_filter()
+        return self.bundle
+
+    def start_bundle(self) -> ContainerBundle:
+        """Start the bundle, its packet filter's one-shot created meanwhile (the filter is not set yet:
+        :meth:`set_filter`, before anything is handed over); its output is filed in the state dir."""
+        assert self.bundle is not None, "create() first"
+        from concurrent.futures import ThreadPoolExecutor
+
+        from docker.errors import APIError
+
+        bundle_id, image = self.bundle.container_id, self.plan.images["bundle"]
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # The one-shot names the bundle's namespace, which the engine needs only at the one-shot's start.
+                netfilter = pool.submit(container.create_netfilter, self.client, self.plan, bundle_id, image,
+                                        self.containers)
+                self.client.api.start(bundle_id)
+                self._netfilter = netfilter.result()
+        except APIError as exc:
+            raise BottleRuntimeError(f"the engine refused to start bottle {self.plan.slug}'s bundle: "
+                                     f"{exc.explanation or exc}") from None
         if not self.pooled:
             self.bundle.file_logs(self.plan.state_dir)
         return self.bundle
+
+    def set_filter(self) -> None:
+        """Set the started bundle's packet filter (its one-shot run to its end); raises if it could not be set."""
+        assert self._netfilter is not None, "start_bundle() first"
+        from docker.errors import APIError
+
+        try:
+            container.set_filter(self.client, self._netfilter)
+        except APIError as exc:
+            raise BottleRuntimeError(f"the engine refused to set bottle {self.plan.slug}'s packet filter: "
+                                     f"{exc.explanation or exc}") from None
 
     def remove(self, *, also: Sequence[str] = ()) -> None:
         """File the bundle's last lines, then remove ``also`` (containers of the caller's) and everything made here."""
