@@ -102,25 +102,15 @@ def wait_for_bundle(client, bundle: str, slug: str, timeout: float = contract.RE
     _poll(client, bundle, slug, said.is_set, "become ready", timeout, pause=0.25, wake=said)
 
 
-def bundle_ca(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> bytes:
-    """The bundle's CA certificate, as soon as the bundle has made it (the key stays in the bundle).
+def bundle_ca(client, bundle: str) -> bytes:
+    """The bundle's CA certificate (the key stays in the bundle), read once: call it once the bundle is ready.
 
-    The bundle writes it before its proxy starts, so the agent can be taught
-    to trust it while the proxy is still starting up.
+    A ready bundle has written it (the proxy is ready only once its CA is, see ``contract``): one engine call,
+    where asking for the file until it appears cost a crowd of bundles starting at once hundreds of calls each.
     """
-    found: list[bytes] = []
-
-    def fetched() -> bool:
-        try:
-            archive = read_archive(client, bundle, contract.CA_CERT)
-        except BottleRuntimeError:
-            return False
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            found.append(tar.extractfile(tar.getmembers()[0]).read())  # type: ignore[union-attr]
-        return True
-
-    _poll(client, bundle, slug, fetched, "make its CA", timeout)
-    return found[0]
+    archive = read_archive(client, bundle, contract.CA_CERT)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return tar.extractfile(tar.getmembers()[0]).read()  # type: ignore[union-attr]
 
 
 def _poll(client, bundle: str, slug: str, done, what: str, timeout: float, pause: float = 0.02,

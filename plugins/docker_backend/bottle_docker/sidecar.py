@@ -75,7 +75,11 @@ class ContainerBundle(Bundle):
         container.wait_for_bundle(self.client, self.container_id, self.slug)
 
     def ca_certificate(self) -> bytes:
-        return container.bundle_ca(self.client, self.container_id, self.slug)
+        """Once the bundle says it is ready (its output followed, no engine call meanwhile), which it says only
+        once its CA is written; a bundle's readiness comes just after its CA (its daemons' ports are bound from
+        its start)."""
+        self.ready()
+        return container.bundle_ca(self.client, self.container_id)
 
     def exec(self, argv: Sequence[str], *, user: str = "bundle") -> ExecResult:
         return exec_in(self.client, self.container_id, list(argv), user=user, env=None, workdir="/", stdin=None)
