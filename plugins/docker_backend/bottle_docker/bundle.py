@@ -25,14 +25,15 @@ ENGINE_LOG = {"max-size": "32m", "max-file": "2"}
 
 
 def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
-    """Create (not start) the bundle on the bottle network at its pinned IP and on the outbound network.
+    """Create (not start) the bundle on the outbound network, its files in; :func:`join_bottle_network` next.
 
-    The container's ID is appended to ``created`` as soon as it exists, so a
-    failure further on still removes it.
+    It needs no bottle network yet, so it is made while that network is: the engine joins a container's
+    networks in its own order at the start, whichever was named first. The container's ID is appended to
+    ``created`` as soon as it exists, so a failure further on still removes it.
     """
     from docker.types import LogConfig
 
-    net, api = plan.network, client.api
+    api = client.api
     bundle = api.create_container(
         image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
         labels=labels.for_bottle(plan, "bundle"), detach=True,
@@ -44,15 +45,22 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
             binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
                    for m in contract.bundle_mounts(plan)},
         ),
-        networking_config=api.create_networking_config(
-            {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
-        ),
+        networking_config=api.create_networking_config({plan.network.outbound: api.create_endpoint_config()}),
     )["Id"]
     created.append(bundle)
-    api.connect_container_to_network(bundle, net.outbound)
-    # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
-    api.put_archive(bundle, "/", files_tar(files))
+    put_files(client, bundle, files)
     return bundle
+
+
+def join_bottle_network(client, plan: Plan, bundle: str) -> None:
+    """Put the created bundle on the plan's bottle network, at its pinned IP."""
+    client.api.connect_container_to_network(bundle, plan.network.name, ipv4_address=plan.network.bundle_ip)
+
+
+def put_files(client, bundle: str, files: dict[str, bytes]) -> None:
+    """Place ``files`` in the bundle. Copied in before it starts, never passed as environment (which
+    `docker inspect` shows)."""
+    client.api.put_archive(bundle, "/", files_tar(files))
 
 
 def create_netfilter(client, plan: Plan, bundle: str, image: str, created: list[str]) -> str:

@@ -131,16 +131,26 @@ class Sidecar:
         """
         from docker.errors import APIError, ImageNotFound
 
-        plan = self.plan
+        from concurrent.futures import ThreadPoolExecutor
+
+        planned = plan = self.plan
+        files = lambda plan: contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)  # noqa: E731
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(self.client)
-            plan = self.plan = network.create_for(self.client, plan, labels.for_bottle(plan, "network"),
-                                                  host_address=self.host_address)
-            self.networks.append(plan.network.name)
-            image = plan.images["bundle"]
-            files = contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)
-            bundle_id = container.create_bundle(self.client, plan, image, files, self.containers)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # The bottle network and the bundle (on the outbound network, its files in) made at once.
+                made = pool.submit(network.create_for, self.client, plan, labels.for_bottle(plan, "network"),
+                                   host_address=self.host_address)
+                try:
+                    bundle_id = container.create_bundle(self.client, plan, plan.images["bundle"], files(plan),
+                                                        self.containers)
+                finally:
+                    plan = self.plan = made.result()
+                    self.networks.append(plan.network.name)
+            if plan is not planned:  # moved to a free subnet meanwhile: the bundle's files say its new address
+                container.put_files(self.client, bundle_id, files(plan))
+            container.join_bottle_network(self.client, plan, bundle_id)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
         except APIError as exc:
