@@ -129,12 +129,14 @@ class Sidecar:
         A subnet another bottle took since ``prepare`` gives a new Plan (saved
         again); the one handed over stays as it was.
         """
-        from docker.errors import APIError, ImageNotFound
-
         from concurrent.futures import ThreadPoolExecutor
 
+        from docker.errors import APIError, ImageNotFound
+
+        def files(plan: Plan) -> dict[str, bytes]:
+            return contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)
+
         planned = plan = self.plan
-        files = lambda plan: contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)  # noqa: E731
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(self.client)
