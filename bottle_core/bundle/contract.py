@@ -16,7 +16,8 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 * once it runs, :data:`NETFILTER_COMMAND` runs once in its network namespace,
   from the bundle image but outside the bundle (root with
   :data:`NETFILTER_CAPABILITIES` alone, :data:`CONFIG` given as to the
-  bundle), and must exit 0 before the agent is handed over: the packet
+  bundle), and must exit 0 before any command runs in the agent (files may
+  be placed meanwhile): the packet
   filter that lets only the egress stage connect out, never to private or
   host addresses (see ``image/netfilter.py``);
 * it prints :data:`READY_LINE` once on stdout when every daemon listens on
