@@ -16,13 +16,15 @@ A backend runs the bundle image (``bottle_core/bundle/image``) as follows:
 * once it runs, :data:`NETFILTER_COMMAND` runs once in its network namespace,
   from the bundle image but outside the bundle (root with
   :data:`NETFILTER_CAPABILITIES` alone, :data:`CONFIG` given as to the
-  bundle), and must exit 0 before the agent is handed over: the packet
+  bundle), and must exit 0 before any command runs in the agent (files may
+  be placed meanwhile): the packet
   filter that lets only the egress stage connect out, never to private or
   host addresses (see ``image/netfilter.py``);
 * it prints :data:`READY_LINE` once on stdout when every daemon listens on
   its address, and exits non-zero (so the bottle fails visibly) if one dies;
-* its CA certificate appears at :data:`CA_CERT` before the proxy accepts, so
-  the agent can learn to trust it meanwhile; the private key never leaves;
+* its CA certificate appears at :data:`CA_CERT` before it prints
+  :data:`READY_LINE` and before the proxy serves, so the agent can learn to
+  trust it meanwhile; the private key never leaves;
 * every line it prints on stdout goes to :class:`bottle_core.bundle.logs.LogSink`,
   which files the structured records by kind in the bottle's state dir;
 * on SIGTERM it prints :data:`STOPPED_LINE` first, then stops: what it printed

@@ -1,4 +1,4 @@
-"""The bundle's container: created with its files in, started with its packet filter, its readiness and CA awaited.
+"""The bundle's container: created with its files in, its packet filter's one-shot, its readiness and CA awaited.
 
 What goes in and how readiness is announced is the backend-independent
 contract of :mod:`bottle_core.bundle.contract`; this module only does it with
@@ -25,14 +25,15 @@ ENGINE_LOG = {"max-size": "32m", "max-file": "2"}
 
 
 def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], created: list[str]) -> str:
-    """Create (not start) the bundle on the bottle network at its pinned IP and on the outbound network.
+    """Create (not start) the bundle on the outbound network, its files in; :func:`join_bottle_network` next.
 
-    The container's ID is appended to ``created`` as soon as it exists, so a
-    failure further on still removes it.
+    It needs no bottle network yet, so it is made while that network is: the engine joins a container's
+    networks in its own order at the start, whichever was named first. The container's ID is appended to
+    ``created`` as soon as it exists, so a failure further on still removes it.
     """
     from docker.types import LogConfig
 
-    net, api = plan.network, client.api
+    api = client.api
     bundle = api.create_container(
         image, name=f"bottle-{plan.slug}-bundle", environment=contract.bundle_environment(),
         labels=labels.for_bottle(plan, "bundle"), detach=True,
@@ -44,15 +45,22 @@ def create_bundle(client, plan: Plan, image: str, files: dict[str, bytes], creat
             binds={m.host_path: {"bind": m.bundle_path, "mode": "ro" if m.read_only else "rw"}
                    for m in contract.bundle_mounts(plan)},
         ),
-        networking_config=api.create_networking_config(
-            {net.name: api.create_endpoint_config(ipv4_address=net.bundle_ip)}
-        ),
+        networking_config=api.create_networking_config({plan.network.outbound: api.create_endpoint_config()}),
     )["Id"]
     created.append(bundle)
-    api.connect_container_to_network(bundle, net.outbound)
-    # Copied in before the bundle starts, never passed as environment (which `docker inspect` shows).
-    api.put_archive(bundle, "/", files_tar(files))
+    put_files(client, bundle, files)
     return bundle
+
+
+def join_bottle_network(client, plan: Plan, bundle: str) -> None:
+    """Put the created bundle on the plan's bottle network, at its pinned IP."""
+    client.api.connect_container_to_network(bundle, plan.network.name, ipv4_address=plan.network.bundle_ip)
+
+
+def put_files(client, bundle: str, files: dict[str, bytes]) -> None:
+    """Place ``files`` in the bundle. Copied in before it starts, never passed as environment (which
+    `docker inspect` shows)."""
+    client.api.put_archive(bundle, "/", files_tar(files))
 
 
 def create_netfilter(client, plan: Plan, bundle: str, image: str, created: list[str]) -> str:
@@ -74,9 +82,8 @@ def create_netfilter(client, plan: Plan, bundle: str, image: str, created: list[
     return netfilter
 
 
-def start_with_filter(client, bundle: str, netfilter: str) -> None:
-    """Start the bundle, then set its packet filter (which needs the bundle's namespace to exist)."""
-    client.api.start(bundle)
+def set_filter(client, netfilter: str) -> None:
+    """Set the started bundle's packet filter (the one-shot joins the bundle's namespace, which must exist)."""
     run_one_shot(client, netfilter, "set the bundle's packet filter")
 
 
@@ -103,25 +110,15 @@ def wait_for_bundle(client, bundle: str, slug: str, timeout: float = contract.RE
     _poll(client, bundle, slug, said.is_set, "become ready", timeout, pause=0.25, wake=said)
 
 
-def bundle_ca(client, bundle: str, slug: str, timeout: float = contract.READY_TIMEOUT) -> bytes:
-    """The bundle's CA certificate, as soon as the bundle has made it (the key stays in the bundle).
+def bundle_ca(client, bundle: str) -> bytes:
+    """The bundle's CA certificate (the key stays in the bundle), read once: call it once the bundle is ready.
 
-    The bundle writes it before its proxy starts, so the agent can be taught
-    to trust it while the proxy is still starting up.
+    A ready bundle has written it (the proxy is ready only once its CA is, see ``contract``): one engine call,
+    where asking for the file until it appears cost a crowd of bundles starting at once hundreds of calls each.
     """
-    found: list[bytes] = []
-
-    def fetched() -> bool:
-        try:
-            archive = read_archive(client, bundle, contract.CA_CERT)
-        except BottleRuntimeError:
-            return False
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            found.append(tar.extractfile(tar.getmembers()[0]).read())  # type: ignore[union-attr]
-        return True
-
-    _poll(client, bundle, slug, fetched, "make its CA", timeout)
-    return found[0]
+    archive = read_archive(client, bundle, contract.CA_CERT)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return tar.extractfile(tar.getmembers()[0]).read()  # type: ignore[union-attr]
 
 
 def _poll(client, bundle: str, slug: str, done, what: str, timeout: float, pause: float = 0.02,

@@ -112,9 +112,15 @@ def ensure_shared_outbound(client) -> None:
     """
     from docker.errors import APIError
 
+    def exists() -> bool:
+        return any(n["Name"] == SHARED_OUTBOUND for n in client.api.networks(names=[SHARED_OUTBOUND]))
+
+    # Made once and kept: a crowd of launches finds it without queueing on the lock.
+    if exists():
+        return
     # Two launches at once must not both create it (the engine may allow duplicate names).
     with host_lock("outbound"):
-        if any(n["Name"] == SHARED_OUTBOUND for n in client.api.networks(names=[SHARED_OUTBOUND])):
+        if exists():
             return
         try:
             client.networks.create(SHARED_OUTBOUND, driver="bridge", check_duplicate=True,

@@ -75,7 +75,11 @@ class ContainerBundle(Bundle):
         container.wait_for_bundle(self.client, self.container_id, self.slug)
 
     def ca_certificate(self) -> bytes:
-        return container.bundle_ca(self.client, self.container_id, self.slug)
+        """Once the bundle says it is ready (its output followed, no engine call meanwhile), which it says only
+        once its CA is written; a bundle's readiness comes just after its CA (its daemons' ports are bound from
+        its start)."""
+        self.ready()
+        return container.bundle_ca(self.client, self.container_id)
 
     def exec(self, argv: Sequence[str], *, user: str = "bundle") -> ExecResult:
         return exec_in(self.client, self.container_id, list(argv), user=user, env=None, workdir="/", stdin=None)
@@ -120,24 +124,35 @@ class Sidecar:
         self._netfilter: str | None = None
 
     def create(self, secrets: list[dict]) -> Plan:
-        """Create (not start) the network, the bundle and its packet filter's one-shot; returns the Plan used.
+        """Create (not start) the network and the bundle; returns the Plan used.
 
         A subnet another bottle took since ``prepare`` gives a new Plan (saved
         again); the one handed over stays as it was.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from docker.errors import APIError, ImageNotFound
 
-        plan = self.plan
+        def files(plan: Plan) -> dict[str, bytes]:
+            return contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)
+
+        planned = plan = self.plan
         try:
             if plan.network.outbound == network.SHARED_OUTBOUND:
                 network.ensure_shared_outbound(self.client)
-            plan = self.plan = network.create_for(self.client, plan, labels.for_bottle(plan, "network"),
-                                                  host_address=self.host_address)
-            self.networks.append(plan.network.name)
-            image = plan.images["bundle"]
-            files = contract.pooled_files(plan) if self.pooled else contract.bundle_files(plan, secrets)
-            bundle_id = container.create_bundle(self.client, plan, image, files, self.containers)
-            self._netfilter = container.create_netfilter(self.client, plan, bundle_id, image, self.containers)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # The bottle network and the bundle (on the outbound network, its files in) made at once.
+                made = pool.submit(network.create_for, self.client, plan, labels.for_bottle(plan, "network"),
+                                   host_address=self.host_address)
+                try:
+                    bundle_id = container.create_bundle(self.client, plan, plan.images["bundle"], files(plan),
+                                                        self.containers)
+                finally:
+                    plan = self.plan = made.result()
+                    self.networks.append(plan.network.name)
+            if plan is not planned:  # moved to a free subnet meanwhile: the bundle's files say its new address
+                container.put_files(self.client, bundle_id, files(plan))
+            container.join_bottle_network(self.client, plan, bundle_id)
         except ImageNotFound as exc:
             raise BottleRuntimeError(f"image missing: {exc.explanation}", hint="run `bottle image build`") from None
         except APIError as exc:
@@ -147,12 +162,44 @@ class Sidecar:
         return plan
 
     def start(self) -> ContainerBundle:
-        """Start the bundle, set its packet filter, and file its output in the state dir."""
-        assert self.bundle is not None and self._netfilter is not None, "create() first"
-        container.start_with_filter(self.client, self.bundle.container_id, self._netfilter)
+        """Start the bundle and set its packet filter; its output is filed in the state dir."""
+        self.start_bundle()
+        self.set_filter()
+        return self.bundle
+
+    def start_bundle(self) -> ContainerBundle:
+        """Start the bundle, its packet filter's one-shot created meanwhile (the filter is not set yet:
+        :meth:`set_filter`, before anything is handed over); its output is filed in the state dir."""
+        assert self.bundle is not None, "create() first"
+        from concurrent.futures import ThreadPoolExecutor
+
+        from docker.errors import APIError
+
+        bundle_id, image = self.bundle.container_id, self.plan.images["bundle"]
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # The one-shot names the bundle's namespace, which the engine needs only at the one-shot's start.
+                netfilter = pool.submit(container.create_netfilter, self.client, self.plan, bundle_id, image,
+                                        self.containers)
+                self.client.api.start(bundle_id)
+                self._netfilter = netfilter.result()
+        except APIError as exc:
+            raise BottleRuntimeError(f"the engine refused to start bottle {self.plan.slug}'s bundle: "
+                                     f"{exc.explanation or exc}") from None
         if not self.pooled:
             self.bundle.file_logs(self.plan.state_dir)
         return self.bundle
+
+    def set_filter(self) -> None:
+        """Set the started bundle's packet filter (its one-shot run to its end); raises if it could not be set."""
+        assert self._netfilter is not None, "start_bundle() first"
+        from docker.errors import APIError
+
+        try:
+            container.set_filter(self.client, self._netfilter)
+        except APIError as exc:
+            raise BottleRuntimeError(f"the engine refused to set bottle {self.plan.slug}'s packet filter: "
+                                     f"{exc.explanation or exc}") from None
 
     def remove(self, *, also: Sequence[str] = ()) -> None:
         """File the bundle's last lines, then remove ``also`` (containers of the caller's) and everything made here."""
