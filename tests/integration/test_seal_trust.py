@@ -199,11 +199,14 @@ def test_a_private_range_is_reachable_only_once_approved(tmp_path, user_env, int
 
 @pytest.fixture
 def planted_image(tmp_path):
-    """An image of the user's engine holding a file of its own (as a private image may hold credentials)."""
+    """An image of the user's engine holding a file of its own (as a private image may hold credentials), and an
+    entry point of its own that would run before anything of bottle's."""
     tag = f"bottle-test-planted:{secrets.token_hex(4)}"
     context = tmp_path / "planted"
     context.mkdir()
-    (context / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN echo planted-in-the-image > /etc/planted\n")
+    (context / "Dockerfile").write_text(
+        "FROM debian:bookworm-slim\nRUN echo planted-in-the-image > /etc/planted\n"
+        'ENTRYPOINT ["sh", "-c", "echo ran > /tmp/image-entrypoint-ran; exec \\"$@\\"", "--"]\n')
     subprocess.run(["docker", "build", "-q", "--label", "bottle.test=1", "-t", tag, str(context)], check=True,
                    capture_output=True)
     try:
@@ -217,7 +220,8 @@ def planted_image(tmp_path):
 def test_an_image_of_the_engine_runs_the_agent_once_approved_and_never_the_bundle(tmp_path, user_env, planted_image):
     manifest = cloned_project(tmp_path, {"bottles": {"dev": {"image": planted_image}},
                                          "agents": {"dev": {"bottle": "dev"}}})
-    show = ["cat", "/etc/planted"]
+    # The image's own entry point never runs: nothing of the image starts before the bottle is sealed.
+    show = ["sh", "-c", "cat /etc/planted; ls /tmp/image-entrypoint-ran 2>/dev/null; true"]
     first = bottle_cli("exec", "-m", str(manifest), "dev", "--", *show, cwd=manifest.parent, env=user_env)
     assert refused(first, manifest, "bottles.dev.image", planted_image), first.stderr
     assert bottle_cli("trust", "-m", str(manifest), env=user_env).returncode == 0

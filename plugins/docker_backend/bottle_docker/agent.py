@@ -28,7 +28,8 @@ def create_agent(client, plan: Plan, image: str, created: list[str], *, pooled: 
     api, res = client.api, plan.resources
     main = ([POOLED_AGENT, "main"], "0:0") if pooled else (["sleep", "infinity"], f"{plan.guest.uid}:{plan.guest.uid}")
     agent = api.create_container(
-        image, command=main[0], name=f"bottle-{plan.slug}-agent",
+        # entrypoint=[]: an image's own entry point (a manifest may name the image) never runs in a bottle.
+        image, command=main[0], entrypoint=[], name=f"bottle-{plan.slug}-agent",
         user=main[1], working_dir=plan.guest.workspace,
         environment=agent_sandbox.environment(plan), labels=labels.for_bottle(plan, "agent"), detach=True,
         host_config=api.create_host_config(
