@@ -114,6 +114,25 @@ def test_a_jwt_with_a_json_header_is_refused(inspector):
     assert refused(inspector, f"{header}.{claims}.{_random(ALNUM, 43)}").name == "jwt"
 
 
+def test_a_token_whose_payload_is_not_json_is_refused_by_its_header(inspector):
+    # RFC 7515 lets a signed token's payload be any bytes, and an encrypted token (RFC 7516, five parts) has an
+    # opaque one: a header that names its algorithm, then two parts or more, is a token.
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256"}').decode().rstrip("=")
+    assert refused(inspector, f"token = {header}.{_random(ALNUM, 120)}.{_random(ALNUM, 43)}").name == "jwt"
+    jwe = base64.urlsafe_b64encode(b'{"alg":"RSA-OAEP","enc":"A256GCM"}').decode().rstrip("=")
+    parts = ".".join(_random(ALNUM, n) for n in (342, 22, 80, 22))
+    assert refused(inspector, f"{jwe}.{parts}").name == "jwt"
+
+
+@pytest.mark.parametrize("text", [
+    # A JSON object encoded, then parts that are no signature: a cursor, a cache key, a file's name.
+    base64.urlsafe_b64encode(b'{"page":2,"size":50}').decode().rstrip("=") + ".nextpagecursorvalue.moreresultshere",
+    base64.urlsafe_b64encode(b'{"alg":"HS256"}').decode().rstrip("=") + ".short.json",
+])
+def test_an_encoded_object_without_a_token_shape_passes(inspector, text):
+    assert refused(inspector, text) is None, text
+
+
 def test_a_host_bound_to_a_declared_catalogue_shape_may_take_it():
     key = _random(HEX, 32) + "-us14"
     inspector = inspection.Inspector([{"name": "MC", "value": key, "placeholder": "bottle-placeholder-x",

@@ -472,11 +472,14 @@ def filler(token: str) -> bool:
 
 
 def _jwt_header(match: re.Match) -> bool:
-    """A JSON Web Token's header decodes to a JSON object (a run that only starts like one is not a token)."""
+    """A JSON Web Token's header decodes to a JSON object (a run that only starts like one is not a token). A token
+    whose payload is not JSON (RFC 7515 lets it be any bytes; an encrypted token's parts are opaque) needs a header
+    that names its algorithm, ``alg``, and a signature or ciphertext after the payload."""
     try:
-        return isinstance(json.loads(base64.urlsafe_b64decode(match.group(1) + "=" * (-len(match.group(1)) % 4))), dict)
+        header = json.loads(base64.urlsafe_b64decode(match.group(1) + "=" * (-len(match.group(1)) % 4)))
     except (ValueError, binascii.Error):
         return False
+    return isinstance(header, dict) and (match.group(2) is None or "alg" in header)
 
 
 def _generic_secret(token: str) -> bool:
@@ -551,7 +554,9 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("stripe-key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|" + _B + r"whsec_[0-9A-Za-z]{24,}"),
             ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), starts_token=False),
     Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
-    Pattern("jwt", re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{10,})\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",),
+    # A signed or encrypted token: its header, then a JSON payload, or an opaque one and at least one part more.
+    Pattern("jwt", re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{10,})\.(?:eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"
+                              r"|(?!eyJ)([A-Za-z0-9_\-]{16,}(?:\.[A-Za-z0-9_\-]*)?\.[A-Za-z0-9_\-]{16,}))"), ("eyj",),
             _jwt_header),
     Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-])[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\."
                                         r"[A-Za-z0-9_\-]{27,}"), (), gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),

@@ -192,13 +192,28 @@ def _word(piece: str) -> bool:
 _FORMAT = re.compile(r"%(?:\(\w+\))?[-+ #0]*\d*(?:\.\d*)?[sdifeEgGxXrc]")
 #: A percent-escape ('%3D'): a URL-encoded value, judged as what it decodes to.
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def url_decoded(value: str) -> str:
+    """``value`` percent-decoded when it is URL-encoded: every '%' starts an escape and the bytes are UTF-8 text.
+    Otherwise the '%' is one of its characters (a token's alphabet with '%' in it: ``…RF%tjHN…%E4UY…``), and
+    decoding would turn it into other characters than the ones sent."""
+    if _STRAY_PERCENT.search(value):
+        return value
+    try:
+        return urllib.parse.unquote_to_bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 def placeholder(value: str) -> bool:
     """A template, reference or redaction: it stands for a credential and carries none."""
     lowered = value.lower()
-    if value[:1] in "$%@&" or "${" in value or "{{" in value or _FORMAT.search(value):
+    if value[:1] in "$%@&" or "${" in value or "{{" in value:
         return True
+    if _FORMAT.search(value) and _data(_FORMAT.sub(" ", value)) < MIN_TOKEN:
+        return True  # a format ('Bearer %s', 'key-%d'); a '%E' inside a long random run is a character of a token
     if "***" in value or "…" in value or "..." in value or "•" in value or "xxxx" in lowered:
         return True
     return lowered in DEFAULTS or lowered.startswith(("env.", "process.env", "os.environ", "getenv", "secrets."))
@@ -239,6 +254,21 @@ def passphrase(value: str, quoted: bool = False) -> bool:
     return bool(symbol) or sum(p.isalpha() and len(p) >= 3 for p in pieces) >= (2 if quoted else 3)
 
 
+#: Shortest value judged by :func:`filled` (a shorter one is judged by its set of characters alone).
+MIN_FILLED = 12
+
+
+def filled(value: str) -> bool:
+    """``value`` is nearly all one character said again: four of five of its letters and digits repeat the one
+    before (``aaaa…aaaend``, ``0000…00001``), a stand-in padded to a length with a word at its end. A random
+    token of any alphabet is far from it. Sequences (``abcdef123456``) are not judged here: the scanners' own
+    tests label them secrets by the hundred, and they count as data."""
+    chars = [c for c in value.lower() if c.isalnum()]
+    if len(chars) < MIN_FILLED:
+        return False
+    return sum(a == b for a, b in zip(chars, chars[1:])) >= 0.8 * (len(chars) - 1)
+
+
 #: A regular expression's marks (a class with a range, a counted repeat): a value's pattern, not a value.
 _PATTERN = re.compile(r"\[[^\]]*\w-\w[^\]]*\]|\{\d+(?:,\d*)?\}|\(\?[:=!<]")
 
@@ -265,7 +295,7 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
     it decodes to (``secret%3Dpassword`` is words)."""
     value = value.strip()
     if _ESCAPE.search(value):
-        value = urllib.parse.unquote(value)
+        value = url_decoded(value)
     shortest = MIN_PASSWORD if password else MIN_SHORT if strong else MIN_TOKEN
     if len(value) < shortest or placeholder(value) or code(value) or "://" in value \
             or (TIME_UUID.match(value) and not strong):
@@ -277,8 +307,8 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
             and bool(re.search(r"[A-Za-z][0-9]+[A-Za-z]|[0-9][A-Za-z]+[0-9]", value))  # not 'sdlfkj452'
     if not password and not _TOKEN_ALPHABET.match(value):
         return quoted and _punctuated(value)  # its symbols, spread through it, are its data
-    if len(set(value.lower())) <= 2:
-        return False  # filler: 'xxxxxxxx', '00000000'
+    if len(set(value.lower())) <= 2 or filled(value):
+        return False  # filler: 'xxxxxxxx', '00000000', 'aaaa…aaaend'
     if not hex_alone and re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*", value):
         return False
     data = _data(value)
