@@ -78,6 +78,8 @@ def test_example_allow_lists_are_dropped_and_template_allow_lists_kept():
     "shippo_live_" + _random(HEX, 40),                                        # a shape only the catalogue knows
     "postgres://app:" + _random(ALNUM, 20) + "@db.internal:5432/app",         # URL userinfo with a password
     "https://deploy:" + _random(ALNUM, 12) + "@git.example.test/repo.git",
+    "postgres://app:sunshine42@db.internal:5432/app",                         # words and digits a person chose
+    "https://admin:TqGlXzWk_PASSWORD@api.example.test",                       # a credential's word, and data
     "example" + "glpat-" + _random(ALNUM, 20) + "EXAMPLE",                   # dressed as an example
 ])
 def test_catalogue_classes_are_refused(inspector, text):
@@ -88,6 +90,9 @@ def test_catalogue_classes_are_refused(inspector, text):
 @pytest.mark.parametrize("text", [
     "https://user:password@example.test/",                                    # gitleaks' own stand-in pairs
     "https://<user>:<password>@example.test/", "https://$USER:$PASS@example.test/",
+    # A password's place named rather than filled, or a published default: no password.
+    "https://YOUR_USERNAME:YOUR_PASSWORD@api.example.test", "https://username:REPLACE_WITH_PASSWORD@example.test",
+    "https://username:mypassword@example.test/endpoint",
     "https://url:8000 @something else",
     # A time-based UUID under a name that may name a lookup (an object's key): an id, no secret (under a name that
     # says token it is one: test_inspection_names).

@@ -238,6 +238,20 @@ def strong_name(name: str) -> bool:
     return bool(words) and not words[-1].lower().endswith(("key", "bearer"))
 
 
+#: A credential's own words: a value made of words with one of them in it names a credential.
+_NAMING_WORDS = _PASSWORD_WORDS | {"secret", "token", "credential", "credentials", "apikey"}
+
+
+def names_a_credential(value: str) -> bool:
+    """Words that name a credential in its place, letters only with one of a credential's own words among them:
+    an environment variable's or a template's name (``YOUR_PASSWORD``, ``REPLACE_WITH_PASSWORD``,
+    ``dbSecret``), not a password (``Tr0ub4dor``, ``sunshine42``, ``correcthorse`` have none, or digits)."""
+    if not re.fullmatch(r"[A-Za-z]+(?:[_\-.][A-Za-z]+)*", value) or not all(map(_plain, value.replace("-", "_")
+                                                                                  .replace(".", "_").split("_"))):
+        return False  # letters that make no words ('TqGlXzWk_PASSWORD') are data beside the word
+    return bool(_NAMING_WORDS.intersection(p.lower() for p in _CAMEL.findall(value)))
+
+
 def passphrase(value: str, quoted: bool = False) -> bool:
     """Words a person chose as a password: joined without blanks, two or more in quotes (``'open_sesame'``) and
     three or more bare (``CorrectHorseBatteryStaple``: two bare words are as likely a variable, ``index_info``),
