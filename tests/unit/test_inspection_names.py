@@ -270,6 +270,15 @@ CLASSES = {
          "api_secret=" + RANDOM[:16] + "%zz" + RANDOM[16:]],
         ["auth_token = 'Bearer %s'", "api_key = 'key-%d-%s'", "secret=correct%20horse%20battery%20staple",
          "token = '%(token)s'", "password=%E4%BD%A0%E5%A5%BD"]),
+    # A quoted value is the whole string up to its closing quote, a quote of the other kind inside it included (a
+    # generated secret with punctuation in its alphabet); a short or worded string is still no secret.
+    "quote-of-the-other-kind-inside": (
+        ['jwtsecret: "7`D\'}/vYR)T;W5]EBrf;_&k>qX??]G&3CF=;@vyrVBp"', "api_secret = '7`D\"}/vYR)T;W5]EBrf;_&k>qX??'"],
+        ['secret: "it\'s a secret"', "token = 'the \"token\" is read from the environment'", 'password: "a\'b"']),
+    # A value in an element has a sentence's or a statement's punctuation at its ends, which is not part of it.
+    "element-with-punctuation-at-its-ends": (
+        ["<secret>{AQAAABAAA ." + RANDOM + ";}</secret>", "<password>(" + RANDOM + ".)</password>"],
+        ["<secret>{AQAAABAAA .ok;}</secret>", "<token>(see the docs.)</token>"]),
 }
 
 

@@ -630,7 +630,6 @@ class NamedCredential:
 #: provider's name alone; words that name no provider (a rule for any text, for curl, for JWTs) left out.
 PROVIDER_NAMES = frozenset(row[0].split("-")[0] for row in catalogue.RULES) - {
     "age", "curl", "defined", "generic", "jwt", "new", "private"}
-PATTERNS += (NamedCredential(),)
 
 
 #: More providers' documented token prefixes, as data: name, the prefix, the token's body after it, and the
@@ -750,6 +749,8 @@ PROVIDER_SHAPES = frozenset({"anthropic-key", "openai-key", "aws-access-key", "g
                              "azure-storage-key"})
 PATTERNS = tuple(dataclasses.replace(p, stand_ins=False) if p.name in PROVIDER_SHAPES else p for p in PATTERNS)
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
+# A value under a credential's name: after the providers' prefixes, so a prefixed token is refused by its own name.
+PATTERNS += (NamedCredential(),)
 PATTERNS += (
     # Webhook URLs that carry their own secret: whoever holds one may post as the integration (Discord's, Microsoft
     # Teams' and Outlook's connectors, Tines', Zapier's; Slack's are a shape above).

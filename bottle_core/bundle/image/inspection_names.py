@@ -78,7 +78,7 @@ ASSIGNMENT = re.compile(
     r"|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
     r"|[ \t]*\n\s*=(?![=>])\s*|[ \t]*=[ \t]*\n\s*|\{\s*(?=[\"'])|\([^()\n]{0,24}\)[^{}:\n]{0,24}[{:]\s*return[ \t]+"
     r"|[ \t]+is[ \t]+(?=[\"'])|[-.](?=[A-Za-z0-9])|[ \t]+)"
-    r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
+    r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{1,512})")
 #: Separators that take a quoted value only: a comparison in code (``password == '…'``), prose (``the password is
 #: '…'``), a pair of strings after a quoted name (``.Add("AccountKey", "…")``, ``<add key="ApiKey" value="…"/>``,
 #: Terraform's ``variable "api_token" { default = "…" }``), a brace initialiser (``AccountKey{"…"}``), a getter
@@ -371,6 +371,8 @@ def find(text: str, lowered: str | None = None) -> str | None:
         if glued and not (len(words) >= 2 or words and words[-1].lower() not in _LAST_WORDS | _QUALIFIERS):
             continue
         value = text[at:match.end("value")]
+        if len(value) < 6 and not opening:
+            continue  # too short for a credential; in quotes the string may go on past a quote of the other kind
         if glued:  # 'cloudplanSECRET-ABCD…', 'codakey-<uuid>': the value is one token, a long one
             value = re.match(r"[A-Za-z0-9_\-.+=]*", value).group()
             if len(value) < _GLUED_VALUE or _data(value) < _GLUED_VALUE:
@@ -399,7 +401,7 @@ def find(text: str, lowered: str | None = None) -> str | None:
     if "</" in text:
         for match in ELEMENT.finditer(text):
             is_name, password = credential_name(match.group("tag").rsplit(":", 1)[-1])
-            if is_name and any(credential_value(piece.strip("{}"), password)
+            if is_name and any(credential_value(piece.strip("{}()[].,;:"), password)  # a sentence's or statement's end
                                for piece in match.group("value").split()):
                 return "element"
     if "-p" in lowered or "/p" in lowered:  # every form has one: '-p', '--password', '-Password', '/p:', '/passwd:'
