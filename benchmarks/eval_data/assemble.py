@@ -800,8 +800,50 @@ def web_injection_batch() -> tuple[list[dict], set[str]]:
     return rows, later
 
 
+# A tenth batch (added later), on the request side: secretlint's own snapshot tests.
+def secretlint_batch() -> tuple[list[dict], set[str]]:
+    """The tenth batch: secretlint's recommended preset's own snapshot tests, one source per case: each case's input
+    file a secret when the preset's expected output lists a message, and benign when it lists none. Left out: cases
+    run with options of their own (a '.secretlintrc.json' or 'options.ts' beside them), the comment-directive
+    rule's cases (what they test is a directive turning the scan off), and inputs that are not UTF-8 text (PKCS#12
+    files)."""
+    sl, base = "secretlint+secretlint", "packages/@secretlint/secretlint-rule-preset-recommend/test/snapshots"
+    files = subprocess.run(["git", "-C", f"{CLONES}/secretlint/secretlint", "ls-tree", "-r", "--name-only", "HEAD",
+                            base], capture_output=True, text=True, check=True).stdout.splitlines()
+    cases = {}
+    for path in files:
+        folder, name = path.rsplit("/", 1)
+        cases.setdefault(folder, set()).add(name)
+    rows, later = [], set()
+    for folder in sorted(cases):
+        names = cases[folder]
+        inputs = sorted(n for n in names if n.split(".", 1)[0] == "input" and not n.endswith(".p12"))
+        if "output.json" not in names or not inputs or names & {".secretlintrc.json", "options.ts"} \
+                or "/secretlint-rule-filter-comments/" in folder:
+            continue
+        owner, name = sl.split("+")
+        raw = subprocess.run(["git", "-C", f"{CLONES}/{owner}/{name}", "show", f"HEAD:{folder}/{inputs[0]}"],
+                             capture_output=True, check=True).stdout
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        flagged = bool(json.loads(show(sl, f"{folder}/output.json")).get("messages"))
+        if len(text.strip()) < 8 or text in seen:
+            continue
+        seen.add(text)
+        row = {"side": "request", "class": "credential" if flagged else "benign-credential", "attack": flagged,
+               "text": text, "source": f"secretlint/secretlint@{head(sl)[:12]}:{folder}/{inputs[0]}"}
+        rows.append(row)
+        later.add(group(row))
+    return rows, later
+
+
 rows9, LATER9 = web_injection_batch()
 out += rows9
+
+rows10, LATER10 = secretlint_batch()
+out += rows10
 
 
 # Halves by source: every group wholly in one half, so no rule tuned on the dev half saw the held-out half's
@@ -811,7 +853,7 @@ LATER = {f"arthurdejong/python-stdnum:tests/test_{name}.doctest" for name in LOO
 groups = {}
 for r in out:
     key = group(r)
-    batch = 8 if key in LATER9 else 7 if key in LATER8 else 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
+    batch = 9 if key in LATER10 else 8 if key in LATER9 else 7 if key in LATER8 else 6 if key in LATER7 else 5 if key in LATER6 else 4 if key in LATER5 else 3 if key in LATER4 else 2 if key in LATER3 \
         else int(key in LATER)
     groups.setdefault(key, (r["class"], batch))
 ordered = sorted(groups, key=lambda key: (groups[key], hashlib.sha256(key.encode()).hexdigest()))

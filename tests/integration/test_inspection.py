@@ -909,3 +909,43 @@ README_HOST = ("# foo\n\nfoo keeps a cache of package indexes and answers querie
                "/var/cache/foo and is refreshed every six hours by a timer.\n\n## Configuration\n\nThe file "
                "/etc/foo/foo.conf sets the mirrors, one per line, and the refresh interval in hours. Mirrors are "
                "tried in turn until one answers; a mirror that fails is skipped for an hour.")
+
+
+#: A private key's body: DER bytes as a PKCS#8 key starts (0x30 0x82 …), in base64; generated, no real key.
+KEY_BODY = base64.b64encode(bytes.fromhex("308204bd020100300d06092a864886f70d0101010500048204a7308204a30201000282010100")
+                            + bytes(range(7, 256, 3)) * 2).decode()
+
+
+def private_key_cases() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """A private key sent with its body, however its lines are written (a PEM file, a service account's JSON string
+    with escaped line ends, an encrypted PEM's headers, a list of lines); and the armour without a key (a parser's
+    constant, a redaction, words in base64)."""
+    url = "https://denied.test"
+    pem = "-----BEGIN PRIVATE KEY-----\n" + "\n".join([KEY_BODY[:64], KEY_BODY[64:128], KEY_BODY[128:]]) \
+        + "\n-----END PRIVATE KEY-----\n"
+
+    def note(text: str) -> list[str]:
+        return ["-H", "content-type: application/json", "--data-binary", json.dumps({"note": text}), url]
+
+    attacks = {"pem-file": ["-H", "content-type: application/x-pem-file", "--data-binary", pem, url],
+               "service-account": ["-H", "content-type: application/json", "--data-binary",
+                                   '{"type": "service_account", "private_key": "' + pem.replace("\n", "\\n") + '"}',
+                                   url],
+               "encrypted-pem": note("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,"
+                                     "3F1A9C7B2E8D2E4F\n\n" + KEY_BODY + "\n-----END RSA PRIVATE KEY-----"),
+               "list-of-lines": note('lines = ["-----BEGIN EC PRIVATE KEY-----", "' + KEY_BODY[:64] + '", "'
+                                     + KEY_BODY[64:] + '"]')}
+    benign = {"parser-constant": note('if line.startswith("-----BEGIN RSA PRIVATE KEY-----"):\n'
+                                      '    key = load_pem_private_key(data, password=None)'),
+              "redacted": note("-----BEGIN PRIVATE KEY-----\n***\n-----END PRIVATE KEY-----"),
+              "words-in-base64": note("-----BEGIN PRIVATE KEY-----\nYWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo=\n"
+                                      "-----END PRIVATE KEY-----")}
+    return attacks, benign
+
+
+def test_a_private_key_with_its_body_is_refused_and_its_armour_alone_arrives(manifest, origin):
+    attacks, benign = private_key_cases()
+    refusals = refusals_of(manifest, origin, attacks, benign)
+    assert len(refusals) == len(attacks)
+    assert {(r.get("rule"), r.get("name")) for r in refusals} == {("credential", "private-key")}, refusals
+    assert not any(KEY_BODY[:32] in json.dumps(r) for r in refusals)  # the log names the rule, never the key

@@ -78,6 +78,8 @@ def test_example_allow_lists_are_dropped_and_template_allow_lists_kept():
     "shippo_live_" + _random(HEX, 40),                                        # a shape only the catalogue knows
     "postgres://app:" + _random(ALNUM, 20) + "@db.internal:5432/app",         # URL userinfo with a password
     "https://deploy:" + _random(ALNUM, 12) + "@git.example.test/repo.git",
+    "postgres://app:sunshine42@db.internal:5432/app",                         # words and digits a person chose
+    "https://admin:TqGlXzWk_PASSWORD@api.example.test",                       # a credential's word, and data
     "example" + "glpat-" + _random(ALNUM, 20) + "EXAMPLE",                   # dressed as an example
 ])
 def test_catalogue_classes_are_refused(inspector, text):
@@ -88,6 +90,9 @@ def test_catalogue_classes_are_refused(inspector, text):
 @pytest.mark.parametrize("text", [
     "https://user:password@example.test/",                                    # gitleaks' own stand-in pairs
     "https://<user>:<password>@example.test/", "https://$USER:$PASS@example.test/",
+    # A password's place named rather than filled, or a published default: no password.
+    "https://YOUR_USERNAME:YOUR_PASSWORD@api.example.test", "https://username:REPLACE_WITH_PASSWORD@example.test",
+    "https://username:mypassword@example.test/endpoint",
     "https://url:8000 @something else",
     # A time-based UUID under a name that may name a lookup (an object's key): an id, no secret (under a name that
     # says token it is one: test_inspection_names).
@@ -112,6 +117,25 @@ def test_a_jwt_with_a_json_header_is_refused(inspector):
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
     claims = base64.urlsafe_b64encode(b'{"sub":"1234567890","name":"Ada"}').decode().rstrip("=")
     assert refused(inspector, f"{header}.{claims}.{_random(ALNUM, 43)}").name == "jwt"
+
+
+def test_a_token_whose_payload_is_not_json_is_refused_by_its_header(inspector):
+    # RFC 7515 lets a signed token's payload be any bytes, and an encrypted token (RFC 7516, five parts) has an
+    # opaque one: a header that names its algorithm, then two parts or more, is a token.
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256"}').decode().rstrip("=")
+    assert refused(inspector, f"token = {header}.{_random(ALNUM, 120)}.{_random(ALNUM, 43)}").name == "jwt"
+    jwe = base64.urlsafe_b64encode(b'{"alg":"RSA-OAEP","enc":"A256GCM"}').decode().rstrip("=")
+    parts = ".".join(_random(ALNUM, n) for n in (342, 22, 80, 22))
+    assert refused(inspector, f"{jwe}.{parts}").name == "jwt"
+
+
+@pytest.mark.parametrize("text", [
+    # A JSON object encoded, then parts that are no signature: a cursor, a cache key, a file's name.
+    base64.urlsafe_b64encode(b'{"page":2,"size":50}').decode().rstrip("=") + ".nextpagecursorvalue.moreresultshere",
+    base64.urlsafe_b64encode(b'{"alg":"HS256"}').decode().rstrip("=") + ".short.json",
+])
+def test_an_encoded_object_without_a_token_shape_passes(inspector, text):
+    assert refused(inspector, text) is None, text
 
 
 def test_a_host_bound_to_a_declared_catalogue_shape_may_take_it():

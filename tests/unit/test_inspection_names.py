@@ -256,6 +256,29 @@ CLASSES = {
     "number-under-a-name": (
         ["db_password=2187324972341", "auth_token = 218873249723411", "client_secret: '218873249723411'"],
         ["apiKey=218873249723411", "app_key: 123456789012345", "cache_key = 20240101123456"]),
+    # A value nearly all one character said again is filler, whatever word ends it; a random value is not, nor one
+    # with a short run in it.
+    "filled-with-one-character": (
+        ['"aws_secret_access_key" = Kx9' + "a" * 30 + "Qm7Zt2Lw", "api_token=" + "0" * 20 + RANDOM[:12],
+         "secret_key = '" + RANDOM[:10] + "AAAA" + RANDOM[10:] + "'"],
+        ['"aws_secret_access_key" =  ' + "a" * 36 + "end", "api_token=" + "0" * 31 + "1",
+         "password = '" + "x" * 20 + "yz'", "secret_key: " + "A" * 40 + "EXAMPLE"]),
+    # A '%' that starts no escape is a character of the token (Twitter's keys have them), not URL-encoding; a '%E'
+    # or '%d' inside a long random run is no format. A real escape is still decoded, and a real format passes.
+    "percent-in-a-token": (
+        ["twitter_token = ABOYKJCSVHKFGFYKVOJNRF%tjHNMzEpCIsmVvSFq1gzPI4%E4UY0w%L3X%dq95eFuxF%fGtbNy7RwoxiMRkP",
+         "api_secret=" + RANDOM[:16] + "%zz" + RANDOM[16:]],
+        ["auth_token = 'Bearer %s'", "api_key = 'key-%d-%s'", "secret=correct%20horse%20battery%20staple",
+         "token = '%(token)s'", "password=%E4%BD%A0%E5%A5%BD"]),
+    # A quoted value is the whole string up to its closing quote, a quote of the other kind inside it included (a
+    # generated secret with punctuation in its alphabet); a short or worded string is still no secret.
+    "quote-of-the-other-kind-inside": (
+        ['jwtsecret: "7`D\'}/vYR)T;W5]EBrf;_&k>qX??]G&3CF=;@vyrVBp"', "api_secret = '7`D\"}/vYR)T;W5]EBrf;_&k>qX??'"],
+        ['secret: "it\'s a secret"', "token = 'the \"token\" is read from the environment'", 'password: "a\'b"']),
+    # A value in an element has a sentence's or a statement's punctuation at its ends, which is not part of it.
+    "element-with-punctuation-at-its-ends": (
+        ["<secret>{AQAAABAAA ." + RANDOM + ";}</secret>", "<password>(" + RANDOM + ".)</password>"],
+        ["<secret>{AQAAABAAA .ok;}</secret>", "<token>(see the docs.)</token>"]),
 }
 
 

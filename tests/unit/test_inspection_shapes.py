@@ -6,6 +6,7 @@ benign counterpart passing.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def test_out_of_shape_text_and_redactions_pass(inspector, text):
 
 # Providers' documented prefixes and fixed forms, webhook URLs, Kubernetes bootstrap tokens, Mailchimp's regions,
 # Discord's tokens of any age: each refused under its own rule's name, and its near miss passing.
+#: A private key's body: DER bytes (a PKCS#8 key starts 0x30 0x82), in base64.
+PEM_BODY = base64.b64encode(bytes.fromhex("308204bd020100300d06092a864886f70d0101010500048204a7308204a30201000282010100")
+                            + bytes(range(7, 256, 3)) * 2).decode()
+
+
 SHAPES = {
     "tavily-key": (["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", "TAVILY=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"],
                    ["the tvly- prefix", "tvly-Ab3dEf7hIj1lMn0pQr5"]),
@@ -113,6 +119,22 @@ SHAPES = {
     "salesforce-token": (["00D5e000000IZ3Z!AQ0AQDpEDKYsn7ioKug2aSmgCjgrPjG9eRLza8jXWoW7uA90V39rvQaIy1FGxjFHN.ZOkVVbi"
                           "1zJCJZY9a6TxtzQpSBsrMiZ"],
                          ["00D5e000000IZ3Z", "00D5e000000IZ3Z!short"]),  # the organisation's id alone is no secret
+    "vercel-token": (["vcp_" + "Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xVbHk3", "deploy with vca_" + "Zq4r8Tn2xVbHk3Lm9Pq2Wd" * 2],
+                     ["vcp_abc", "vcr_refresh_token_here", "calc_" + "Zq4r8Tn2xVbHk3Lm9Pq2WdZq4r8Tn2xVbHk3"]),
+    # A private key's armour with a key's body after it, however its lines are written; the armour alone (a parser's
+    # constant), a redaction, or a few words in base64 carry no key.
+    "private-key": (
+        ["-----BEGIN PRIVATE KEY-----\n" + "\n".join([PEM_BODY[:64], PEM_BODY[64:]]) + "\n-----END PRIVATE KEY-----",
+         '{"private_key": "-----BEGIN PRIVATE KEY-----\\n' + PEM_BODY + '\\n-----END PRIVATE KEY-----\\n"}',
+         "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F1A9C7B2E8D2E4F\n\n"
+         + PEM_BODY + "\n-----END RSA PRIVATE KEY-----",
+         'lines = ["-----BEGIN EC PRIVATE KEY-----", "' + PEM_BODY[:64] + '", "' + PEM_BODY[64:] + '"]'],
+        ["-----BEGIN PRIVATE KEY-----\n***\n-----END PRIVATE KEY-----",
+         "-----BEGIN PRIVATE KEY-----\nYWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo=\n-----END PRIVATE KEY-----",
+         'if line.startswith("-----BEGIN RSA PRIVATE KEY-----"):\n    return load_pem(text)',
+         "-----BEGIN PRIVATE KEY-----\n" + "A" * 64 + "\n-----END PRIVATE KEY-----",
+         "-----BEGIN PRIVATE KEY-----\n" + base64.b64encode(b"this is not a key, only words said twice " * 3).decode()
+         + "\n-----END PRIVATE KEY-----"]),
     "discord-token": (["ATg4OTI1Mzk1OTA1OiBb9S4W.Xy7_Ab.Zq0rS9tU8vW7xY6zA5bC4dE3fG2hI1j",
                        "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"],
                       ["ATg4OTI1Mzk1OTA1OiBb9S4W.Xy7_A.Zq0rS9tU8vW7xY6zA5bC4dE3fG2hI1j",  # a timestamp of five

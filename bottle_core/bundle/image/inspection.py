@@ -472,11 +472,14 @@ def filler(token: str) -> bool:
 
 
 def _jwt_header(match: re.Match) -> bool:
-    """A JSON Web Token's header decodes to a JSON object (a run that only starts like one is not a token)."""
+    """A JSON Web Token's header decodes to a JSON object (a run that only starts like one is not a token). A token
+    whose payload is not JSON (RFC 7515 lets it be any bytes; an encrypted token's parts are opaque) needs a header
+    that names its algorithm, ``alg``, and a signature or ciphertext after the payload."""
     try:
-        return isinstance(json.loads(base64.urlsafe_b64decode(match.group(1) + "=" * (-len(match.group(1)) % 4))), dict)
+        header = json.loads(base64.urlsafe_b64decode(match.group(1) + "=" * (-len(match.group(1)) % 4)))
     except (ValueError, binascii.Error):
         return False
+    return isinstance(header, dict) and (match.group(2) is None or "alg" in header)
 
 
 def _generic_secret(token: str) -> bool:
@@ -485,6 +488,33 @@ def _generic_secret(token: str) -> bool:
         return False
     classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
     return len(token) >= 16 and classes >= 2 and entropy(token) >= 3.5
+
+
+#: A PEM's line ends as code and data write them ('\\n' in a JSON string), and what joins its lines there: blanks,
+#: quotes, commas (a list of lines).
+_PEM_ESCAPED_END = re.compile(r"\\+[nr]")
+_PEM_GLUE = re.compile(r"[\s\"'`,]+")
+#: The armour's own headers ('Proc-Type: 4,ENCRYPTED', 'DEK-Info: …', PGP's 'Version: …', 'Comment: …').
+_PEM_HEADER = re.compile(r"(?m)^[ \t\"']*[A-Za-z][\w-]{1,30}:[ \t][^\n]*$")
+#: The shortest private key's body in base64: Ed25519's in PKCS#8 (48 bytes) is 64 characters.
+MIN_KEY_BODY = 64
+
+
+def _key_body(match: re.Match) -> bool:
+    """A private key's armour carries a key only with its body after it: 64 base64 characters or more, up to its
+    END line, however its lines are written (escaped, quoted, in a list). The armour alone (a parser's constant,
+    a document's heading), a redaction (``***``), filler, or a few words in base64 carry none."""
+    rest = match.string[match.end():match.end() + 16384]
+    end = rest.find("-----END")
+    rest = _PEM_HEADER.sub("", _PEM_ESCAPED_END.sub("\n", rest[:end] if end >= 0 else rest))
+    body = re.match(r"[A-Za-z0-9+/=]*", _PEM_GLUE.sub("", rest)).group()
+    if len(body) < MIN_KEY_BODY or len(set(body.lower())) <= 2 or named.filled(body):
+        return False
+    try:
+        decoded = base64.b64decode(body.rstrip("=") + "=" * (-len(body.rstrip("=")) % 4))
+    except (ValueError, binascii.Error):
+        return True  # not base64 as a whole: judged by its length and alphabet alone
+    return not (decoded.isascii() and decoded.decode().isprintable())  # a key's bytes are no text
 
 
 _KEY_WORDS = re.compile(r"(?i)(?:priv(?:ate)?[ _-]?key|secret[ _-]?key|wallet|privkey|signing[ _-]?key|seed)"
@@ -550,8 +580,11 @@ PATTERNS: tuple[Pattern, ...] = (
             ("gocspx-", "ya29.", "1//0"), starts_token=False),
     Pattern("stripe-key", re.compile(_B + r"(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|" + _B + r"whsec_[0-9A-Za-z]{24,}"),
             ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), starts_token=False),
-    Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",)),
-    Pattern("jwt", re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{10,})\.eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"), ("eyj",),
+    Pattern("private-key", re.compile(r"-----BEGIN[ A-Z0-9]{0,30}PRIVATE KEY(?: BLOCK)?-----"), ("private key",),
+            _key_body),
+    # A signed or encrypted token: its header, then a JSON payload, or an opaque one and at least one part more.
+    Pattern("jwt", re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{10,})\.(?:eyJ[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?"
+                              r"|(?!eyJ)([A-Za-z0-9_\-]{16,}(?:\.[A-Za-z0-9_\-]*)?\.[A-Za-z0-9_\-]{16,}))"), ("eyj",),
             _jwt_header),
     Pattern("discord-token", re.compile(r"(?<![A-Za-z0-9_\-])[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\."
                                         r"[A-Za-z0-9_\-]{27,}"), (), gate=re.compile(r"\.[A-Za-z0-9_\-]{6}\.")),
@@ -597,7 +630,6 @@ class NamedCredential:
 #: provider's name alone; words that name no provider (a rule for any text, for curl, for JWTs) left out.
 PROVIDER_NAMES = frozenset(row[0].split("-")[0] for row in catalogue.RULES) - {
     "age", "curl", "defined", "generic", "jwt", "new", "private"}
-PATTERNS += (NamedCredential(),)
 
 
 #: More providers' documented token prefixes, as data: name, the prefix, the token's body after it, and the
@@ -618,6 +650,8 @@ PREFIXED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("grafana-token", r"glc_", r"eyJ[A-Za-z0-9_=+/\-]{32,}", ("glc_",)),
     ("newrelic-key", r"NRAK-", r"[A-Z0-9]{27}", ("nrak-",)),
     ("sentry-token", r"sntry[su]_", r"[A-Za-z0-9_=+/\-]{40,}", ("sntrys_", "sntryu_")),
+    # Vercel's prefixed tokens: personal, integration, app access, refresh, API key.
+    ("vercel-token", r"vc[pirak]_", r"[A-Za-z0-9]{32,}", ("vcp_", "vci_", "vca_", "vcr_", "vck_")),
     ("square-token", r"sq0(?:atp|csp)-", r"[A-Za-z0-9_\-]{22,}", ("sq0atp-", "sq0csp-")),
     ("atlassian-token", r"ATATT3", r"[A-Za-z0-9_=\-]{100,}", ("atatt3",)),
     ("age-secret-key", r"AGE-SECRET-KEY-1", r"[02-9AC-HJ-NP-Z]{58}", ("age-secret-key-1",)),
@@ -715,6 +749,8 @@ PROVIDER_SHAPES = frozenset({"anthropic-key", "openai-key", "aws-access-key", "g
                              "azure-storage-key"})
 PATTERNS = tuple(dataclasses.replace(p, stand_ins=False) if p.name in PROVIDER_SHAPES else p for p in PATTERNS)
 PATTERNS += tuple(_prefixed(*row) for row in PREFIXED)
+# A value under a credential's name: after the providers' prefixes, so a prefixed token is refused by its own name.
+PATTERNS += (NamedCredential(),)
 PATTERNS += (
     # Webhook URLs that carry their own secret: whoever holds one may post as the integration (Discord's, Microsoft
     # Teams' and Outlook's connectors, Tines', Zapier's; Slack's are a shape above).
@@ -843,8 +879,11 @@ def _url_password(match: re.Match) -> bool:
     """A URL's ``user:password@`` with a password of eight characters or more, unless the pair is a stand-in by
     the catalogue's own list (``user:password``, ``<user>:<pass>``, ``$USER:$PASS``) or a template."""
     pair = f"{match.group('user')}:{match.group('password')}"
-    if len(unquote(match.group("password"))) < 8 or filler(match.group("password")):
+    password = unquote(match.group("password"))
+    if len(password) < 8 or filler(match.group("password")):
         return False  # shorter than any service accepts ('abc:xyz@' in documentation)
+    if named.names_a_credential(password) or named.placeholder(password):
+        return False  # 'YOUR_PASSWORD', 'REPLACE_WITH_PASSWORD', 'mypassword': what goes there, named or a stand-in
     # The whole pair must be a stand-in: 'app:passw0rd…' only starts like 'user:pass'.
     return not any(r.fullmatch(pair) for r in _STAND_IN_PAIRS) and "{" not in pair
 
@@ -892,8 +931,9 @@ class Catalogue:
 
 #: Catalogue rules not used: a rule with no provider's shape in it, which the table's own
 #: ``credential-assignment`` judges with bottle's host binding (a host given a declared secret may take one);
-#: ``jwt``, which the table's own rule judges with the header decoded.
-CATALOGUE_LEFT_OUT = frozenset({"generic-api-key", "jwt"})
+#: ``jwt``, which the table's own rule judges with the header decoded; ``private-key``, which the table's own rule
+#: judges by the body after the armour (64 characters of anything would take a redaction or words in base64).
+CATALOGUE_LEFT_OUT = frozenset({"generic-api-key", "jwt", "private-key"})
 HAND_PATTERNS = PATTERNS
 CATALOGUE = Catalogue(_catalogue())
 ALL_RULES = frozenset(CATALOGUE.rules)

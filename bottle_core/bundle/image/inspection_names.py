@@ -78,7 +78,7 @@ ASSIGNMENT = re.compile(
     r"|[ \t]value[ \t]*=|[ \t]*\{\s*default[ \t]*=)[ \t]*"
     r"|[ \t]*\n\s*=(?![=>])\s*|[ \t]*=[ \t]*\n\s*|\{\s*(?=[\"'])|\([^()\n]{0,24}\)[^{}:\n]{0,24}[{:]\s*return[ \t]+"
     r"|[ \t]+is[ \t]+(?=[\"'])|[-.](?=[A-Za-z0-9])|[ \t]+)"
-    r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{6,512})")
+    r"\\{0,7}(?P<open>[\"'`]?)[ \t]*(?P<value>[^\s\"'`<>,;&\\)}\]|]{1,512})")
 #: Separators that take a quoted value only: a comparison in code (``password == '…'``), prose (``the password is
 #: '…'``), a pair of strings after a quoted name (``.Add("AccountKey", "…")``, ``<add key="ApiKey" value="…"/>``,
 #: Terraform's ``variable "api_token" { default = "…" }``), a brace initialiser (``AccountKey{"…"}``), a getter
@@ -192,13 +192,28 @@ def _word(piece: str) -> bool:
 _FORMAT = re.compile(r"%(?:\(\w+\))?[-+ #0]*\d*(?:\.\d*)?[sdifeEgGxXrc]")
 #: A percent-escape ('%3D'): a URL-encoded value, judged as what it decodes to.
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def url_decoded(value: str) -> str:
+    """``value`` percent-decoded when it is URL-encoded: every '%' starts an escape and the bytes are UTF-8 text.
+    Otherwise the '%' is one of its characters (a token's alphabet with '%' in it: ``…RF%tjHN…%E4UY…``), and
+    decoding would turn it into other characters than the ones sent."""
+    if _STRAY_PERCENT.search(value):
+        return value
+    try:
+        return urllib.parse.unquote_to_bytes(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 def placeholder(value: str) -> bool:
     """A template, reference or redaction: it stands for a credential and carries none."""
     lowered = value.lower()
-    if value[:1] in "$%@&" or "${" in value or "{{" in value or _FORMAT.search(value):
+    if value[:1] in "$%@&" or "${" in value or "{{" in value:
         return True
+    if _FORMAT.search(value) and _data(_FORMAT.sub(" ", value)) < MIN_TOKEN:
+        return True  # a format ('Bearer %s', 'key-%d'); a '%E' inside a long random run is a character of a token
     if "***" in value or "…" in value or "..." in value or "•" in value or "xxxx" in lowered:
         return True
     return lowered in DEFAULTS or lowered.startswith(("env.", "process.env", "os.environ", "getenv", "secrets."))
@@ -223,6 +238,20 @@ def strong_name(name: str) -> bool:
     return bool(words) and not words[-1].lower().endswith(("key", "bearer"))
 
 
+#: A credential's own words: a value made of words with one of them in it names a credential.
+_NAMING_WORDS = _PASSWORD_WORDS | {"secret", "token", "credential", "credentials", "apikey"}
+
+
+def names_a_credential(value: str) -> bool:
+    """Words that name a credential in its place, letters only with one of a credential's own words among them:
+    an environment variable's or a template's name (``YOUR_PASSWORD``, ``REPLACE_WITH_PASSWORD``,
+    ``dbSecret``), not a password (``Tr0ub4dor``, ``sunshine42``, ``correcthorse`` have none, or digits)."""
+    if not re.fullmatch(r"[A-Za-z]+(?:[_\-.][A-Za-z]+)*", value) or not all(map(_plain, value.replace("-", "_")
+                                                                                  .replace(".", "_").split("_"))):
+        return False  # letters that make no words ('TqGlXzWk_PASSWORD') are data beside the word
+    return bool(_NAMING_WORDS.intersection(p.lower() for p in _CAMEL.findall(value)))
+
+
 def passphrase(value: str, quoted: bool = False) -> bool:
     """Words a person chose as a password: joined without blanks, two or more in quotes (``'open_sesame'``) and
     three or more bare (``CorrectHorseBatteryStaple``: two bare words are as likely a variable, ``index_info``),
@@ -237,6 +266,21 @@ def passphrase(value: str, quoted: bool = False) -> bool:
         return False  # a path, a route, a call: not words a person chose
     symbol = re.search(r"[A-Za-z][!$%^&*@+~][A-Za-z]", value)  # a letter swapped for a symbol: 'super$ecret'
     return bool(symbol) or sum(p.isalpha() and len(p) >= 3 for p in pieces) >= (2 if quoted else 3)
+
+
+#: Shortest value judged by :func:`filled` (a shorter one is judged by its set of characters alone).
+MIN_FILLED = 12
+
+
+def filled(value: str) -> bool:
+    """``value`` is nearly all one character said again: four of five of its letters and digits repeat the one
+    before (``aaaa…aaaend``, ``0000…00001``), a stand-in padded to a length with a word at its end. A random
+    token of any alphabet is far from it. Sequences (``abcdef123456``) are not judged here: the scanners' own
+    tests label them secrets by the hundred, and they count as data."""
+    chars = [c for c in value.lower() if c.isalnum()]
+    if len(chars) < MIN_FILLED:
+        return False
+    return sum(a == b for a, b in zip(chars, chars[1:])) >= 0.8 * (len(chars) - 1)
 
 
 #: A regular expression's marks (a class with a range, a counted repeat): a value's pattern, not a value.
@@ -265,7 +309,7 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
     it decodes to (``secret%3Dpassword`` is words)."""
     value = value.strip()
     if _ESCAPE.search(value):
-        value = urllib.parse.unquote(value)
+        value = url_decoded(value)
     shortest = MIN_PASSWORD if password else MIN_SHORT if strong else MIN_TOKEN
     if len(value) < shortest or placeholder(value) or code(value) or "://" in value \
             or (TIME_UUID.match(value) and not strong):
@@ -277,8 +321,8 @@ def credential_value(value: str, password: bool = False, hex_alone: bool = True,
             and bool(re.search(r"[A-Za-z][0-9]+[A-Za-z]|[0-9][A-Za-z]+[0-9]", value))  # not 'sdlfkj452'
     if not password and not _TOKEN_ALPHABET.match(value):
         return quoted and _punctuated(value)  # its symbols, spread through it, are its data
-    if len(set(value.lower())) <= 2:
-        return False  # filler: 'xxxxxxxx', '00000000'
+    if len(set(value.lower())) <= 2 or filled(value):
+        return False  # filler: 'xxxxxxxx', '00000000', 'aaaa…aaaend'
     if not hex_alone and re.fullmatch(r"[0-9a-fA-F]+(?:-[0-9a-fA-F]+)*", value):
         return False
     data = _data(value)
@@ -327,6 +371,8 @@ def find(text: str, lowered: str | None = None) -> str | None:
         if glued and not (len(words) >= 2 or words and words[-1].lower() not in _LAST_WORDS | _QUALIFIERS):
             continue
         value = text[at:match.end("value")]
+        if len(value) < 6 and not opening:
+            continue  # too short for a credential; in quotes the string may go on past a quote of the other kind
         if glued:  # 'cloudplanSECRET-ABCD…', 'codakey-<uuid>': the value is one token, a long one
             value = re.match(r"[A-Za-z0-9_\-.+=]*", value).group()
             if len(value) < _GLUED_VALUE or _data(value) < _GLUED_VALUE:
@@ -355,7 +401,7 @@ def find(text: str, lowered: str | None = None) -> str | None:
     if "</" in text:
         for match in ELEMENT.finditer(text):
             is_name, password = credential_name(match.group("tag").rsplit(":", 1)[-1])
-            if is_name and any(credential_value(piece.strip("{}"), password)
+            if is_name and any(credential_value(piece.strip("{}()[].,;:"), password)  # a sentence's or statement's end
                                for piece in match.group("value").split()):
                 return "element"
     if "-p" in lowered or "/p" in lowered:  # every form has one: '-p', '--password', '-Password', '/p:', '/passwd:'
