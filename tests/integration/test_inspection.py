@@ -460,16 +460,23 @@ EXAMPLE_KEYS = ("<html><body><h1>Configure credentials</h1><pre>[default]\naws_a
 MARK = "[bottle: instructions to the agent removed]"
 
 
+def pages_served(bottle, served: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Each page of ``served`` (name: (body, content type)) as the agent gets it back from the origin's ``/serve``.
+
+    The agent sends each page enciphered and the origin deciphers it, so only the response side reads it as a page
+    (a page quoting keys must not be something the agent itself sends out readably: that would be refused).
+    """
+    return {name: bottle.exec(["sh", "-c", "curl -s --max-time 10 --data-binary @- 'https://denied.test/serve?"
+                               + urllib.parse.urlencode({"type": kind, "encode": "xor"}) + "'"],
+                              stdin=enciphered(body)).stdout.decode() for name, (body, kind) in served.items()}
+
+
 def test_instructions_are_taken_out_of_a_page_and_pages_about_injection_stay_whole(manifest, origin):
     served = {"authority": (AUTHORITY, "text/html"), "tool-json": (TOOL_JSON, "application/json"),
               "encoded": (ENCODED, "text/html"), "article": (ARTICLE, "text/html"),
               "example-keys": (EXAMPLE_KEYS, "text/html")}
     with bottle_of(manifest, "user") as bottle:
-        # The agent sends each page enciphered and the origin deciphers it: the page quoting keys must not be
-        # something the agent itself sends out readably (that would be refused, as it should).
-        got = {name: bottle.exec(["sh", "-c", "curl -s --max-time 10 --data-binary @- 'https://denied.test/serve?"
-                                  + urllib.parse.urlencode({"type": kind, "encode": "xor"}) + "'"],
-                                 stdin=enciphered(body)).stdout.decode() for name, (body, kind) in served.items()}
+        got = pages_served(bottle, served)
         records = bundle_records(bottle)
     # The instruction is gone, its place marked; the rest of the page is as served.
     assert MARK in got["authority"] and "aws/credentials" not in got["authority"] and ORDINARY in got["authority"]
@@ -888,10 +895,7 @@ def test_a_page_asking_for_a_link_that_carries_the_conversation_out_arrives_with
               "passive": (_email_page(PRODUCT, HANDED_PASSIVE, PRODUCT), "text/html"),
               "api-doc": (API_DOC, "text/markdown")}
     with bottle_of(manifest, "user") as bottle:
-        # Sent enciphered and deciphered by the origin, as above: only the response side reads them as pages.
-        got = {name: bottle.exec(["sh", "-c", "curl -s --max-time 10 --data-binary @- 'https://denied.test/serve?"
-                                  + urllib.parse.urlencode({"type": kind, "encode": "xor"}) + "'"],
-                                 stdin=enciphered(body)).stdout.decode() for name, (body, kind) in served.items()}
+        got = pages_served(bottle, served)
         records = bundle_records(bottle)
     # The order to write the link is gone, and with it the address it would have filled; the README arrives.
     assert MARK in got["render"] and README_HOST in got["render"], got["render"]
