@@ -16,13 +16,7 @@ import pytest
 
 from bottle_core.bundle.image import daemons, entrypoint, readiness
 
-BOUND = 60.0  # a bound on each wait, not a budget
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from .daemon_helpers import BOUND, free_port, stopped
 
 
 @pytest.fixture
@@ -91,50 +85,49 @@ def test_a_daemon_that_ends_before_it_listens_is_reported_not_waited_out(capsys)
     assert "never listened: broken on 127.0.0.1" in captured.err
 
 
+def notify_daemon(name: str, code: str) -> entrypoint.Daemon:
+    """A started Daemon that says it listens as squid does (systemd's notify protocol), on a free loopback port:
+    a Python process running ``code``, with ``PORT`` in it standing for that port."""
+    port = free_port()
+    daemon = entrypoint.Daemon(name, [sys.executable, "-c", code.replace("PORT", str(port))], ("127.0.0.1", port),
+                               says=daemons.SD_NOTIFY)
+    daemon.start()
+    return daemon
+
+
 def test_a_daemon_that_speaks_systemds_notify_protocol_is_heard_on_its_socket(capsys):
     """As squid says it listens: ``READY=1`` on the abstract socket named by ``NOTIFY_SOCKET``."""
-    port = free_port()
-    server = [sys.executable, "-c", "import os, socket, time; s = socket.socket(); "
-              f"s.bind(('127.0.0.1', {port})); s.listen(); n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
-              "n.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'].replace('@', chr(0), 1)); time.sleep(60)"]
-    daemon = entrypoint.Daemon("squid-like", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
-    daemon.start()
+    daemon = notify_daemon("squid-like", "import os, socket, time; s = socket.socket(); "
+                           "s.bind(('127.0.0.1', PORT)); s.listen(); "
+                           "n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+                           "n.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'].replace('@', chr(0), 1)); time.sleep(60)")
     try:
         assert entrypoint.announce_ready([daemon], timeout=BOUND)
         assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
     finally:
-        daemon.process.kill()
-        daemon.process.wait()
+        stopped(daemon)
 
 
 def test_a_notify_daemon_whose_word_is_late_is_found_listening(capsys):
     """Squid's READY=1 has come minutes after its port listened, with many bundles starting at once: its port
     in the socket table is enough, looked for every QUIET_LOOK seconds."""
-    port = free_port()
-    server = [sys.executable, "-c", "import socket, time; s = socket.socket(); "
-              f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)"]
-    daemon = entrypoint.Daemon("mute", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
-    daemon.start()
+    daemon = notify_daemon("mute", "import socket, time; s = socket.socket(); "
+                                   "s.bind(('127.0.0.1', PORT)); s.listen(); time.sleep(60)")
     try:
         assert entrypoint.announce_ready([daemon], timeout=BOUND)
         assert capsys.readouterr().out == f"{entrypoint.READY_LINE}\n"
     finally:
-        daemon.process.kill()
-        daemon.process.wait()
+        stopped(daemon)
 
 
 def test_a_notify_daemon_that_neither_says_nor_listens_is_not_announced(capsys):
     """No word and no port: a bound deadline, no claim of readiness."""
-    port = free_port()
-    server = [sys.executable, "-c", "import time; time.sleep(60)"]
-    daemon = entrypoint.Daemon("mute", server, ("127.0.0.1", port), says=daemons.SD_NOTIFY)
-    daemon.start()
+    daemon = notify_daemon("mute", "import time; time.sleep(60)")
     try:
         assert not entrypoint.announce_ready([daemon], timeout=1.0)
         assert "never listened: mute on 127.0.0.1" in capsys.readouterr().err
     finally:
-        daemon.process.kill()
-        daemon.process.wait()
+        stopped(daemon)
 
 
 def test_without_pipes_a_daemon_neither_says_nor_waits(tmp_path):
